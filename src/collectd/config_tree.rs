@@ -1,0 +1,82 @@
+//! collectd's parsed configuration (`oconfig_item_t`), copied into an owned
+//! tree so the config module can validate it without touching C memory.
+
+use super::sys;
+use std::ffi::CStr;
+use std::fmt;
+
+/// One value of a config line: `Key "string" 1.5 true`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigValue {
+    String(String),
+    Number(f64),
+    Boolean(bool),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::String(s) => write!(f, "{s:?}"),
+            ConfigValue::Number(n) => write!(f, "{n}"),
+            ConfigValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// A config line or block: `Key values...` or `<Key values...> children </Key>`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ConfigItem {
+    pub key: String,
+    pub values: Vec<ConfigValue>,
+    pub children: Vec<ConfigItem>,
+}
+
+impl ConfigItem {
+    /// # Safety
+    /// `ci` must point to a well-formed config item tree (as collectd passes
+    /// to complex-config callbacks), valid for the duration of the call.
+    pub(super) unsafe fn from_raw(ci: &sys::oconfig_item_t) -> ConfigItem {
+        // SAFETY: per the contract, `key` is null or a C string, and
+        // `values`/`children` point to `values_num`/`children_num` elements.
+        unsafe {
+            let key = if ci.key.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(ci.key).to_string_lossy().into_owned()
+            };
+            let values = slice(ci.values, ci.values_num)
+                .iter()
+                .map(|v| match v.type_ as u32 {
+                    sys::OCONFIG_TYPE_NUMBER => ConfigValue::Number(v.value.number),
+                    sys::OCONFIG_TYPE_BOOLEAN => ConfigValue::Boolean(v.value.boolean != 0),
+                    _ if v.value.string.is_null() => ConfigValue::String(String::new()),
+                    _ => ConfigValue::String(
+                        CStr::from_ptr(v.value.string)
+                            .to_string_lossy()
+                            .into_owned(),
+                    ),
+                })
+                .collect();
+            let children = slice(ci.children, ci.children_num)
+                .iter()
+                .map(|c| ConfigItem::from_raw(c))
+                .collect();
+            ConfigItem {
+                key,
+                values,
+                children,
+            }
+        }
+    }
+}
+
+/// # Safety
+/// `ptr` must point to `len` valid elements when `len > 0`.
+unsafe fn slice<'a, T>(ptr: *const T, len: i32) -> &'a [T] {
+    if ptr.is_null() || len <= 0 {
+        &[]
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { std::slice::from_raw_parts(ptr, len as usize) }
+    }
+}

@@ -1,0 +1,347 @@
+//! Value lists: collectd's `value_list_t` + `data_set_t`, borrowed
+//! ([`ValueListRef`], free to inspect on the write path) or owned ([`Metric`],
+//! what crosses threads and processes).
+
+use super::sys;
+use super::time::cdtime_to_secs;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::os::raw::c_char;
+
+/// The four collectd data source types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsType {
+    Counter,
+    Gauge,
+    Derive,
+    Absolute,
+}
+
+impl DsType {
+    fn from_raw(t: i32) -> Option<DsType> {
+        match t as u32 {
+            sys::DS_TYPE_COUNTER => Some(DsType::Counter),
+            sys::DS_TYPE_GAUGE => Some(DsType::Gauge),
+            sys::DS_TYPE_DERIVE => Some(DsType::Derive),
+            sys::DS_TYPE_ABSOLUTE => Some(DsType::Absolute),
+            _ => None,
+        }
+    }
+
+    /// The name collectd and the rule API use (`"gauge"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DsType::Counter => "counter",
+            DsType::Gauge => "gauge",
+            DsType::Derive => "derive",
+            DsType::Absolute => "absolute",
+        }
+    }
+}
+
+/// One data source value. Gauges are floats, the others integers: rules tell
+/// them apart (`math.type`), as with collectd's lua plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Gauge(f64),
+    Derive(i64),
+    Counter(u64),
+    Absolute(u64),
+}
+
+impl Value {
+    /// The type this value was read as.
+    pub fn ds_type(&self) -> DsType {
+        match self {
+            Value::Gauge(_) => DsType::Gauge,
+            Value::Derive(_) => DsType::Derive,
+            Value::Counter(_) => DsType::Counter,
+            Value::Absolute(_) => DsType::Absolute,
+        }
+    }
+}
+
+/// An owned value list: everything a rule may look at, with no pointer into
+/// collectd, so it can be queued and handled after the write callback returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub host: String,
+    pub plugin: String,
+    pub plugin_instance: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub type_instance: String,
+    /// Seconds since the epoch.
+    pub time: f64,
+    /// Seconds.
+    pub interval: f64,
+    pub values: Vec<Value>,
+    pub dsnames: Vec<String>,
+    pub dstypes: Vec<DsType>,
+}
+
+/// Why a value list handed to us could not be read. collectd checks these
+/// itself before calling writers, so seeing one means a bug elsewhere; we
+/// report it instead of trusting the data.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValueListError {
+    #[error("null value list or data set")]
+    Null,
+    #[error("value list has {values} values but data set `{ds}` has {sources} sources")]
+    LengthMismatch {
+        ds: String,
+        values: usize,
+        sources: usize,
+    },
+    #[error("data set `{ds}` has unknown data source type {ty}")]
+    UnknownType { ds: String, ty: i32 },
+}
+
+/// A value list as collectd passed it to our write callback, valid only for
+/// the duration of that callback. Reading identity fields costs no
+/// allocation, so cheap filters can run before [`ValueListRef::to_metric`].
+pub struct ValueListRef<'a> {
+    ds: &'a sys::data_set_t,
+    vl: &'a sys::value_list_t,
+}
+
+impl<'a> ValueListRef<'a> {
+    /// # Safety
+    /// `ds` and `vl` must be null or point to a data set and a value list that
+    /// stay valid and unmodified for `'a`, with `vl.values` pointing to
+    /// `vl.values_len` values and `ds.ds` to `ds.ds_num` sources (as collectd
+    /// guarantees inside a write callback).
+    pub(super) unsafe fn from_raw(
+        ds: *const sys::data_set_t,
+        vl: *const sys::value_list_t,
+    ) -> Result<Self, ValueListError> {
+        // SAFETY: the caller guarantees validity for 'a when non-null.
+        let (ds, vl) = unsafe {
+            match (ds.as_ref(), vl.as_ref()) {
+                (Some(ds), Some(vl)) => (ds, vl),
+                _ => return Err(ValueListError::Null),
+            }
+        };
+        let this = ValueListRef { ds, vl };
+        if vl.values_len != ds.ds_num
+            || (vl.values_len > 0 && (vl.values.is_null() || ds.ds.is_null()))
+        {
+            return Err(ValueListError::LengthMismatch {
+                ds: this.ds_name().into_owned(),
+                values: vl.values_len,
+                sources: ds.ds_num,
+            });
+        }
+        for source in this.sources() {
+            if DsType::from_raw(source.type_).is_none() {
+                return Err(ValueListError::UnknownType {
+                    ds: this.ds_name().into_owned(),
+                    ty: source.type_,
+                });
+            }
+        }
+        Ok(this)
+    }
+
+    pub fn host(&self) -> Cow<'a, str> {
+        fixed_str(&self.vl.host)
+    }
+    pub fn plugin(&self) -> Cow<'a, str> {
+        fixed_str(&self.vl.plugin)
+    }
+    pub fn plugin_instance(&self) -> Cow<'a, str> {
+        fixed_str(&self.vl.plugin_instance)
+    }
+    pub fn type_(&self) -> Cow<'a, str> {
+        fixed_str(&self.vl.type_)
+    }
+    pub fn type_instance(&self) -> Cow<'a, str> {
+        fixed_str(&self.vl.type_instance)
+    }
+
+    fn ds_name(&self) -> Cow<'a, str> {
+        fixed_str(&self.ds.type_)
+    }
+
+    fn sources(&self) -> &'a [sys::data_source_t] {
+        if self.ds.ds_num == 0 || self.ds.ds.is_null() {
+            return &[];
+        }
+        // SAFETY: from_raw's contract: `ds.ds` points to `ds_num` sources
+        // valid for 'a.
+        unsafe { std::slice::from_raw_parts(self.ds.ds, self.ds.ds_num) }
+    }
+
+    fn raw_values(&self) -> &'a [sys::value_t] {
+        if self.vl.values_len == 0 || self.vl.values.is_null() {
+            return &[];
+        }
+        // SAFETY: from_raw's contract: `vl.values` points to `values_len`
+        // values valid for 'a (checked non-null and equal to ds_num above).
+        unsafe { std::slice::from_raw_parts(self.vl.values, self.vl.values_len) }
+    }
+
+    /// Copies everything into an owned [`Metric`].
+    pub fn to_metric(&self) -> Metric {
+        let sources = self.sources();
+        let mut values = Vec::with_capacity(sources.len());
+        let mut dsnames = Vec::with_capacity(sources.len());
+        let mut dstypes = Vec::with_capacity(sources.len());
+        for (source, raw) in sources.iter().zip(self.raw_values()) {
+            let ty = DsType::from_raw(source.type_).unwrap_or(DsType::Gauge);
+            // SAFETY: the union member read is the one the data source type
+            // names, which is how collectd itself writes it; every bit
+            // pattern is valid for these plain integer and float members.
+            let value = unsafe {
+                match ty {
+                    DsType::Gauge => Value::Gauge(raw.gauge),
+                    DsType::Derive => Value::Derive(raw.derive),
+                    DsType::Counter => Value::Counter(raw.counter),
+                    DsType::Absolute => Value::Absolute(raw.absolute),
+                }
+            };
+            values.push(value);
+            dsnames.push(fixed_str(&source.name).into_owned());
+            dstypes.push(ty);
+        }
+        Metric {
+            host: self.host().into_owned(),
+            plugin: self.plugin().into_owned(),
+            plugin_instance: self.plugin_instance().into_owned(),
+            type_: self.type_().into_owned(),
+            type_instance: self.type_instance().into_owned(),
+            time: cdtime_to_secs(self.vl.time),
+            interval: cdtime_to_secs(self.vl.interval),
+            values,
+            dsnames,
+            dstypes,
+        }
+    }
+}
+
+/// Reads a fixed-size C char array up to its first NUL (or its end, if a
+/// buggy writer left none), replacing invalid UTF-8.
+pub(super) fn fixed_str(field: &[c_char]) -> Cow<'_, str> {
+    // SAFETY: c_char and u8 have the same size and alignment, and every bit
+    // pattern is valid for both; the slice covers exactly the same memory.
+    let bytes: &[u8] = unsafe { std::slice::from_raw_parts(field.as_ptr().cast(), field.len()) };
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> [c_char; 128] {
+        let mut out = [0 as c_char; 128];
+        for (dst, src) in out.iter_mut().zip(s.bytes()) {
+            *dst = src as c_char;
+        }
+        out
+    }
+
+    fn source(n: &str, ty: u32) -> sys::data_source_t {
+        sys::data_source_t {
+            name: name(n),
+            type_: ty as i32,
+            min: 0.0,
+            max: f64::NAN,
+        }
+    }
+
+    #[test]
+    fn converts_every_field_and_type() {
+        let mut sources = [
+            source("a", sys::DS_TYPE_GAUGE),
+            source("b", sys::DS_TYPE_DERIVE),
+            source("c", sys::DS_TYPE_COUNTER),
+            source("d", sys::DS_TYPE_ABSOLUTE),
+        ];
+        let ds = sys::data_set_t {
+            type_: name("test"),
+            ds_num: 4,
+            ds: sources.as_mut_ptr(),
+        };
+        let mut values = [
+            sys::value_t { gauge: 1.5 },
+            sys::value_t { derive: -7 },
+            sys::value_t { counter: 8 },
+            sys::value_t { absolute: 9 },
+        ];
+        let vl = sys::value_list_t {
+            values: values.as_mut_ptr(),
+            values_len: 4,
+            time: 3 << 30,
+            interval: 10 << 30,
+            host: name("h"),
+            plugin: name("p"),
+            plugin_instance: name("pi"),
+            type_: name("test"),
+            type_instance: name("ti"),
+            meta: std::ptr::null_mut(),
+        };
+        // SAFETY: all pointers refer to the locals above, alive for the test.
+        let r = unsafe { ValueListRef::from_raw(&ds, &vl) }.unwrap();
+        assert_eq!(r.plugin(), "p");
+        let m = r.to_metric();
+        assert_eq!(
+            m.values,
+            vec![
+                Value::Gauge(1.5),
+                Value::Derive(-7),
+                Value::Counter(8),
+                Value::Absolute(9)
+            ]
+        );
+        assert_eq!(m.dsnames, vec!["a", "b", "c", "d"]);
+        assert_eq!(m.time, 3.0);
+        assert_eq!(m.interval, 10.0);
+        assert_eq!(
+            (
+                m.host.as_str(),
+                m.plugin_instance.as_str(),
+                m.type_.as_str(),
+                m.type_instance.as_str()
+            ),
+            ("h", "pi", "test", "ti")
+        );
+    }
+
+    #[test]
+    fn rejects_mismatched_lengths_and_nulls() {
+        let ds = sys::data_set_t {
+            type_: name("x"),
+            ds_num: 2,
+            ds: std::ptr::null_mut(),
+        };
+        let vl = sys::value_list_t {
+            values_len: 1,
+            ..Default::default()
+        };
+        // SAFETY: pointers to live locals; the null inner pointers are what
+        // the check under test must catch.
+        let err = unsafe { ValueListRef::from_raw(&ds, &vl) }.err().unwrap();
+        assert!(matches!(
+            err,
+            ValueListError::LengthMismatch {
+                values: 1,
+                sources: 2,
+                ..
+            }
+        ));
+        // SAFETY: null is explicitly allowed by the contract.
+        let err = unsafe { ValueListRef::from_raw(std::ptr::null(), &vl) }
+            .err()
+            .unwrap();
+        assert_eq!(err, ValueListError::Null);
+    }
+
+    #[test]
+    fn unterminated_fields_are_bounded() {
+        let field = [b'x' as c_char; 128];
+        assert_eq!(fixed_str(&field).len(), 128);
+    }
+}

@@ -1,0 +1,27 @@
+//! The collectd boundary: the only module of the crate that contains `unsafe`.
+//!
+//! Everything collectd hands us (config tree, value lists, notifications) is
+//! turned into owned or borrow-checked Rust values here, and everything we
+//! hand to collectd (log lines, notifications) goes out through safe
+//! functions here. The rest of the crate never sees a raw pointer, so it can
+//! be unit-tested without a collectd process.
+
+mod config_tree;
+mod globals;
+mod log;
+mod metric;
+mod notification;
+mod register;
+mod sys;
+mod time;
+
+pub use config_tree::{ConfigItem, ConfigValue};
+pub use globals::hostname;
+pub use log::{LogLevel, plugin_log};
+pub use metric::{DsType, Metric, Value, ValueListRef};
+pub use notification::{
+    MESSAGE_MAX_BYTES, MetaValue, NAME_MAX_BYTES, Notification, Severity, dispatch_notification,
+    truncate_utf8,
+};
+pub use register::Plugin;
+pub use time::{cdtime_to_secs, secs_to_cdtime};

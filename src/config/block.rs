@@ -1,0 +1,229 @@
+//! The `<Plugin monitor>` block of collectd.conf, turned into the same JSON
+//! shape as config.json so one schema validates both:
+//!
+//! ```text
+//! <Plugin monitor>
+//!   MonitorConfigPath "/etc/collectd/monitor/config.json"
+//!   LocalMonitorConfigDir "/etc/collectd/monitor/local"
+//!   QoS 1
+//!   <Service "hello">
+//!     Command "exec" "/bin/echo 'Hello World!'"
+//!   </Service>
+//! </Plugin>
+//! ```
+
+use super::schema::{SERVICE_KEYS, TOP_LEVEL_KEYS};
+use crate::collectd::{ConfigItem, ConfigValue};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// A block's content: where config.json is, and the settings written inline.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PluginBlock {
+    pub monitor_config_path: Option<PathBuf>,
+    /// Inline settings in config.json's shape, validated later by the schema.
+    pub settings: Map<String, Value>,
+}
+
+/// A block that cannot even be mapped (wrong arity, duplicate keys).
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("<Plugin monitor> in collectd.conf: {0}")]
+pub struct BlockError(pub String);
+
+impl PluginBlock {
+    /// Maps the children of one or more `<Plugin monitor>` blocks.
+    pub fn from_items(items: &[ConfigItem]) -> Result<PluginBlock, BlockError> {
+        let mut block = PluginBlock::default();
+        for item in items {
+            if item.key.eq_ignore_ascii_case("MonitorConfigPath") {
+                let path = single_string(item)?;
+                if block.monitor_config_path.replace(path.into()).is_some() {
+                    return Err(duplicate(&item.key));
+                }
+            } else if item.key.eq_ignore_ascii_case("Service") {
+                block.add_service(item)?;
+            } else {
+                let key = canonical(&item.key, TOP_LEVEL_KEYS);
+                let value = single_value(item)?;
+                if block.settings.insert(key.clone(), value).is_some() {
+                    return Err(duplicate(&key));
+                }
+            }
+        }
+        Ok(block)
+    }
+
+    fn add_service(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
+        let name = match item.values.as_slice() {
+            [ConfigValue::String(name)] if !name.is_empty() => name.clone(),
+            _ => {
+                return Err(BlockError(
+                    "<Service> needs exactly one argument, the service name: <Service \"nginx\">"
+                        .into(),
+                ));
+            }
+        };
+        let services = self
+            .settings
+            .entry("Services")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .ok_or_else(|| BlockError("`Services` given twice".into()))?;
+        if services.contains_key(&name) {
+            return Err(BlockError(format!("<Service \"{name}\"> given twice")));
+        }
+        let mut service = Map::new();
+        let mut commands = Map::new();
+        for child in &item.children {
+            if child.key.eq_ignore_ascii_case("Command") {
+                match child.values.as_slice() {
+                    [ConfigValue::String(cmd), ConfigValue::String(line)]
+                        if child.children.is_empty() =>
+                    {
+                        if commands
+                            .insert(cmd.clone(), Value::String(line.clone()))
+                            .is_some()
+                        {
+                            return Err(BlockError(format!(
+                                "<Service \"{name}\">: Command \"{cmd}\" given twice"
+                            )));
+                        }
+                    }
+                    _ => {
+                        return Err(BlockError(format!(
+                            "<Service \"{name}\">: Command takes two strings, a name and a command line: Command \"restart\" \"systemctl restart {name}\""
+                        )));
+                    }
+                }
+            } else {
+                let key = canonical(&child.key, SERVICE_KEYS);
+                let value = single_value(child)
+                    .map_err(|e| BlockError(format!("<Service \"{name}\">: {}", e.0)))?;
+                if service.insert(key.clone(), value).is_some() {
+                    return Err(BlockError(format!(
+                        "<Service \"{name}\">: `{key}` given twice"
+                    )));
+                }
+            }
+        }
+        service.insert("commands".into(), Value::Object(commands));
+        services.insert(name, Value::Object(service));
+        Ok(())
+    }
+}
+
+/// collectd's keys are case-insensitive; the schema's are not. Unknown keys
+/// keep their spelling so the schema's error names them as written.
+fn canonical(key: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(key))
+        .map_or_else(|| key.to_string(), |k| k.to_string())
+}
+
+fn duplicate(key: &str) -> BlockError {
+    BlockError(format!("`{key}` given twice"))
+}
+
+fn single_value(item: &ConfigItem) -> Result<Value, BlockError> {
+    if !item.children.is_empty() {
+        return Err(BlockError(format!("`{}` is not a block", item.key)));
+    }
+    match item.values.as_slice() {
+        [ConfigValue::String(s)] => Ok(Value::String(s.clone())),
+        [ConfigValue::Boolean(b)] => Ok(Value::Bool(*b)),
+        // Integral numbers become JSON integers so integer fields accept them.
+        [ConfigValue::Number(n)] if n.fract() == 0.0 && *n >= 0.0 && *n < 2f64.powi(53) => {
+            Ok(Value::from(*n as u64))
+        }
+        [ConfigValue::Number(n)] => Ok(serde_json::Number::from_f64(*n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        values => Err(BlockError(format!(
+            "`{}` takes exactly one value, got {}",
+            item.key,
+            values.len()
+        ))),
+    }
+}
+
+fn single_string(item: &ConfigItem) -> Result<String, BlockError> {
+    match single_value(item)? {
+        Value::String(s) => Ok(s),
+        other => Err(BlockError(format!(
+            "`{}` takes a string, got {other}",
+            item.key
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(key: &str, values: Vec<ConfigValue>) -> ConfigItem {
+        ConfigItem {
+            key: key.into(),
+            values,
+            children: vec![],
+        }
+    }
+    fn s(v: &str) -> ConfigValue {
+        ConfigValue::String(v.into())
+    }
+
+    #[test]
+    fn maps_keys_case_insensitively_and_services() {
+        let items = vec![
+            line("monitorconfigpath", vec![s("/etc/x.json")]),
+            line("qos", vec![ConfigValue::Number(1.0)]),
+            line("Secure", vec![ConfigValue::Boolean(true)]),
+            ConfigItem {
+                key: "Service".into(),
+                values: vec![s("hello")],
+                children: vec![
+                    line("Command", vec![s("exec"), s("/bin/echo hi")]),
+                    line("pidpath", vec![s("/run/x.pid")]),
+                ],
+            },
+        ];
+        let b = PluginBlock::from_items(&items).unwrap();
+        assert_eq!(b.monitor_config_path, Some("/etc/x.json".into()));
+        assert_eq!(
+            Value::Object(b.settings),
+            serde_json::json!({
+                "QoS": 1, "Secure": true,
+                "Services": {"hello": {"commands": {"exec": "/bin/echo hi"}, "PIDPath": "/run/x.pid"}}
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_arity_and_duplicates() {
+        let two = vec![line("Host", vec![s("a"), s("b")])];
+        assert!(
+            PluginBlock::from_items(&two)
+                .unwrap_err()
+                .0
+                .contains("exactly one value")
+        );
+        let dup = vec![line("Host", vec![s("a")]), line("host", vec![s("b")])];
+        assert!(
+            PluginBlock::from_items(&dup)
+                .unwrap_err()
+                .0
+                .contains("`Host` given twice")
+        );
+        let bad_cmd = vec![ConfigItem {
+            key: "Service".into(),
+            values: vec![s("x")],
+            children: vec![line("Command", vec![s("only-name")])],
+        }];
+        assert!(
+            PluginBlock::from_items(&bad_cmd)
+                .unwrap_err()
+                .0
+                .contains("two strings")
+        );
+    }
+}

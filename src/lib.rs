@@ -1,0 +1,12 @@
+//! collectd-monitor: automatic fault recovery for collectd hosts.
+//!
+//! The library is both the collectd plugin (`monitor.so`, a cdylib) and the
+//! code the `collectd-monitor` command line shares with it. Data flows one
+//! way: [`collectd`] (the only `unsafe`) -> [`plugin`] wiring -> [`events`]
+//! queue -> engine thread; [`config`] and [`logging`] serve them all.
+
+pub mod collectd;
+pub mod config;
+pub mod events;
+pub mod logging;
+mod plugin;

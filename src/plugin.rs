@@ -1,0 +1,154 @@
+//! What the plugin does when collectd calls it, in one page: read the
+//! configuration at init, turn every value list and notification into an
+//! owned [`Event`] on a bounded queue, and let our own thread consume them.
+//!
+//! collectd -> `collectd` wrappers -> here -> [`EventQueue`] -> engine thread.
+
+use crate::collectd::{
+    self, ConfigItem, Notification, Plugin, Severity, ValueListRef, dispatch_notification,
+};
+use crate::config::{self, ConfigError, Loaded, PluginBlock};
+use crate::events::{self, Event, EventQueue, EventReceiver};
+use crate::logging;
+use std::sync::{Mutex, OnceLock};
+use std::thread::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+/// How many events may wait for the engine before new ones are dropped.
+const QUEUE_CAPACITY: usize = 65_536;
+
+/// Builds the plugin object `module_register` registers.
+pub(crate) fn create() -> Box<dyn Plugin> {
+    logging::install_plugin_logger();
+    Box::new(Monitor::default())
+}
+
+#[derive(Default)]
+struct Monitor {
+    /// Children of every `<Plugin monitor>` block, in order, until init.
+    blocks: Mutex<Vec<ConfigItem>>,
+    /// Set once init succeeded; absent means disabled.
+    running: OnceLock<Running>,
+}
+
+struct Running {
+    queue: EventQueue,
+    engine: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Plugin for Monitor {
+    fn config(&self, block: ConfigItem) {
+        if let Ok(mut blocks) = self.blocks.lock() {
+            blocks.extend(block.children);
+        }
+    }
+
+    fn init(&self) -> Result<(), String> {
+        let items = self
+            .blocks
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        let loaded = match PluginBlock::from_items(&items)
+            .map_err(ConfigError::from)
+            .and_then(|block| config::load(&block))
+        {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                report_disabled(&e);
+                // Returning an error would make collectd unload us; staying
+                // registered but idle keeps collectd's own behaviour intact.
+                return Ok(());
+            }
+        };
+        logging::configure(loaded.settings.log_device, loaded.settings.log_level);
+        for warning in &loaded.warnings {
+            warn!("{warning}");
+        }
+        let (queue, receiver) = events::bounded(QUEUE_CAPACITY);
+        let engine = std::thread::Builder::new()
+            .name("monitor-engine".into())
+            .spawn(move || run_engine(receiver))
+            .map_err(|e| format!("cannot start the engine thread: {e}"))?;
+        let _ = self.running.set(Running {
+            queue,
+            engine: Mutex::new(Some(engine)),
+        });
+        announce(&loaded);
+        Ok(())
+    }
+
+    fn write(&self, values: &ValueListRef<'_>) {
+        if let Some(running) = self.running.get() {
+            running.queue.offer(Event::Metric(values.to_metric()));
+        }
+    }
+
+    fn notification(&self, notification: Notification) {
+        if let Some(running) = self.running.get() {
+            running.queue.offer(Event::Notification(notification));
+        }
+    }
+
+    fn shutdown(&self) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        running.queue.close();
+        if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
+            let _ = engine.join();
+        }
+        info!(
+            "stopped: {} events handled, {} dropped because the engine was behind",
+            running.queue.accepted(),
+            running.queue.dropped()
+        );
+    }
+}
+
+/// The engine thread. Until the rule engine is wired in, it traces each
+/// event at debug level, which is also how the tests observe the write path.
+fn run_engine(receiver: EventReceiver) {
+    while let Some(event) = receiver.recv() {
+        debug!(
+            "event {}",
+            serde_json::to_string(&event).unwrap_or_else(|e| format!("<unserializable: {e}>"))
+        );
+    }
+}
+
+fn announce(loaded: &Loaded) {
+    let s = &loaded.settings;
+    let commands: usize = s.services.values().map(|svc| svc.commands.len()).sum();
+    info!(
+        "collectd-monitor {} ready: config {}, {} services with {} recovery commands",
+        env!("CARGO_PKG_VERSION"),
+        loaded.config_path.as_ref().map_or_else(
+            || "from collectd.conf only".to_string(),
+            |p| p.display().to_string()
+        ),
+        s.services.len(),
+        commands
+    );
+}
+
+/// A broken configuration is logged and also sent as a FAILURE notification,
+/// so it is visible wherever the host's notifications are collected.
+fn report_disabled(e: &ConfigError) {
+    let message = format!("configuration error, plugin disabled until fixed: {e}");
+    error!("{message}");
+    let notification = Notification {
+        severity: Severity::Failure,
+        time: 0.0,
+        message,
+        host: collectd::hostname().unwrap_or_default(),
+        plugin: "monitor".into(),
+        plugin_instance: String::new(),
+        type_: "config".into(),
+        type_instance: String::new(),
+        meta: vec![],
+    };
+    if let Err(status) = dispatch_notification(&notification) {
+        error!("could not dispatch the configuration-error notification (status {status})");
+    }
+}

@@ -1,0 +1,175 @@
+//! collectd loads monitor.so, reads its configuration and stops cleanly.
+
+mod common;
+use common::{Collectd, CollectdSpec};
+
+const HELLO: &str =
+    r#"{"Services": {"hello": {"commands": {"exec": "/bin/echo \"Hello World!\""}}}}"#;
+
+fn spec(block: &str, json: Option<(&str, u32)>) -> CollectdSpec {
+    CollectdSpec {
+        monitor_block: block.into(),
+        config_json: json.map(|(t, m)| (t.to_string(), m)),
+        ..Default::default()
+    }
+}
+
+/// Lines our plugin logged at warning or error level.
+fn our_complaints(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("monitor:") && (l.contains("[warning]") || l.contains("[error]")))
+        .collect()
+}
+
+#[test]
+fn loads_runs_and_stops_cleanly_on_sigterm() {
+    let mut c = Collectd::start(spec(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some((HELLO, 0o600)),
+    ));
+    assert!(
+        c.log_text()
+            .contains("plugin \"monitor\" successfully loaded")
+    );
+    let ready = c.wait_for_log("monitor: collectd-monitor");
+    assert!(
+        ready.contains("1 services with 1 recovery commands"),
+        "{ready}"
+    );
+    let status = c.stop();
+    assert!(status.success(), "collectd exit status {status}");
+    let log = c.log_text();
+    assert!(log.contains("monitor: stopped: "), "{log}");
+    assert!(log.contains("Exiting normally"), "{log}");
+    assert_eq!(our_complaints(&log), Vec::<&str>::new());
+}
+
+#[test]
+fn loads_without_any_plugin_block() {
+    let mut c = Collectd::start(CollectdSpec::default());
+    let ready = c.wait_for_log("monitor: collectd-monitor");
+    assert!(
+        ready.contains("from collectd.conf only") && ready.contains("0 services"),
+        "{ready}"
+    );
+    assert!(c.stop().success());
+}
+
+#[test]
+fn config_json_wins_over_the_block_key_by_key() {
+    // The block alone would silence info; config.json's LogLevel wins and
+    // its Services replace the block's.
+    let block = r#"MonitorConfigPath "@CONFIG_JSON@"
+  LogLevel "error"
+  <Service "a">
+    Command "x" "true"
+  </Service>"#;
+    let json = r#"{"LogLevel": "info", "Services": {"b": {"commands": {"y": "true", "z": "false"}}, "c": {}}}"#;
+    let mut c = Collectd::start(spec(block, Some((json, 0o600))));
+    let ready = c.wait_for_log("monitor: collectd-monitor");
+    assert!(
+        ready.contains("2 services with 2 recovery commands"),
+        "{ready}"
+    );
+}
+
+#[test]
+fn block_settings_apply_when_config_json_is_silent() {
+    // The same block LogLevel, with no config.json: the info line must not appear.
+    let block = "LogLevel \"error\"\n<Service \"a\">\n  Command \"x\" \"true\"\n</Service>";
+    let mut c = Collectd::start(spec(block, None));
+    c.putval("testhost/memory/memory-free N:1");
+    assert!(c.stop().success());
+    let log = c.log_text();
+    assert!(!log.contains("monitor: collectd-monitor"), "{log}");
+    assert!(!log.contains("monitor: stopped"), "{log}");
+}
+
+/// A broken configuration is logged with file and key, reported as a
+/// FAILURE notification (which collectd's logfile shows), and collectd
+/// keeps running and accepting values.
+fn assert_disabled_with(block: &str, json: Option<(&str, u32)>, expected: &[&str]) {
+    let mut c = Collectd::start(spec(block, json));
+    let error = c.wait_for_log("monitor: configuration error, plugin disabled until fixed");
+    for e in expected {
+        assert!(error.contains(e), "{error:?} lacks {e:?}");
+    }
+    assert!(error.contains("[error]"), "{error}");
+    let notification = c.wait_for_log("Notification: severity = FAILURE");
+    assert!(
+        notification.contains("host = testhost, plugin = monitor, type = config")
+            && notification.contains("configuration error"),
+        "{notification}"
+    );
+    c.putval("testhost/memory/memory-free N:1");
+    assert!(!c.log_text().contains("monitor: collectd-monitor"));
+    assert!(c.stop().success());
+}
+
+#[test]
+fn unknown_key_in_config_json_disables_the_plugin_not_collectd() {
+    assert_disabled_with(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some((r#"{"Hots": "broker"}"#, 0o600)),
+        &["config.json", "unknown field `Hots`"],
+    );
+}
+
+#[test]
+fn wrong_type_in_config_json_names_the_key() {
+    assert_disabled_with(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some((r#"{"CleanSession": "no"}"#, 0o600)),
+        &["config.json", "key `CleanSession`", "expected a boolean"],
+    );
+}
+
+#[test]
+fn wrong_type_in_the_block_names_the_block_and_key() {
+    assert_disabled_with(
+        "QoS \"two\"",
+        None,
+        &["<Plugin monitor> block of collectd.conf", "key `QoS`"],
+    );
+}
+
+#[test]
+fn unknown_key_in_the_block_is_an_error() {
+    assert_disabled_with(
+        "Hots \"broker\"",
+        None,
+        &["<Plugin monitor>", "unknown field `Hots`"],
+    );
+}
+
+#[test]
+fn missing_config_json_is_an_error() {
+    assert_disabled_with(
+        "MonitorConfigPath \"/nonexistent/config.json\"",
+        None,
+        &["/nonexistent/config.json: cannot read"],
+    );
+}
+
+#[test]
+fn malformed_config_json_reports_the_position() {
+    assert_disabled_with(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some(("{\n \"QoS\": 1,\n}", 0o600)),
+        &["config.json: not valid JSON", "line 3"],
+    );
+}
+
+#[test]
+fn world_readable_config_json_is_warned_about() {
+    let mut c = Collectd::start(spec(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some((HELLO, 0o644)),
+    ));
+    let warning = c.wait_for_log("is readable by group or others");
+    assert!(
+        warning.contains("[warning]") && warning.contains("chmod 600"),
+        "{warning}"
+    );
+    c.wait_for_log("monitor: collectd-monitor");
+}
