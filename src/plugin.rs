@@ -130,6 +130,17 @@ fn announce(loaded: &Loaded) {
         s.services.len(),
         commands
     );
+    // Until the rule engine and the MQTT remote land, say plainly that these
+    // settings are accepted but not acted on.
+    if let Some(dir) = &s.local_monitor_config_dir {
+        info!(
+            "LocalMonitorConfigDir {}: rule evaluation is not part of this build yet; events are only traced at debug level",
+            dir.display()
+        );
+    }
+    if let Some(host) = &s.host {
+        info!("Host {host}: remote commands over MQTT are not part of this build yet");
+    }
 }
 
 /// A broken configuration is logged and also sent as a FAILURE notification,

@@ -95,7 +95,8 @@ impl Default for CollectdSpec {
 pub struct Collectd {
     child: Option<Child>,
     pub dir: TempDir,
-    pub log: PathBuf,
+    /// collectd's log file; `None` when logfile writes to stdout.
+    pub log: Option<PathBuf>,
     pub socket: PathBuf,
     pub config_json: PathBuf,
     stdout: Arc<Mutex<String>>,
@@ -158,15 +159,15 @@ LoadPlugin unixsock
         );
         let conf_path = root.join("collectd.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        Self::spawn(dir, &conf_path, log, socket, config_json)
+        Self::spawn(dir, &conf_path, Some(log), socket, config_json)
     }
 
-    /// Starts collectd on an existing config file that logs to `log` and
-    /// listens on `socket`.
+    /// Starts collectd on an existing config file that logs to `log` (or
+    /// stdout when `None`) and listens on `socket`.
     pub fn spawn(
         dir: TempDir,
         conf: &Path,
-        log: PathBuf,
+        log: Option<PathBuf>,
         socket: PathBuf,
         config_json: PathBuf,
     ) -> Collectd {
@@ -195,7 +196,10 @@ LoadPlugin unixsock
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        match &self.log {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => self.stdout_text(),
+        }
     }
 
     pub fn stdout_text(&self) -> String {
@@ -305,6 +309,8 @@ pub struct Mosquitto {
     child: Child,
     pub port: u16,
     pub dir: TempDir,
+    log: PathBuf,
+    /// stderr, where mosquitto reports start-up failures.
     output: Arc<Mutex<String>>,
 }
 
@@ -325,8 +331,11 @@ impl Mosquitto {
     pub fn start_with(spec: MosquittoSpec) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let log = dir.path().join("mosquitto.log");
+        // A log file, not stdout: mosquitto block-buffers a piped stdout.
         let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest stdout\nlog_type all\nallow_anonymous {}\n",
+            "listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest file {}\nlog_type all\nallow_anonymous {}\n",
+            log.display(),
             spec.users.is_empty()
         );
         if !spec.users.is_empty() {
@@ -354,16 +363,16 @@ impl Mosquitto {
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start /usr/sbin/mosquitto (Debian package mosquitto)");
-        let output = capture(child.stdout.take().unwrap());
-        let _stderr = capture(child.stderr.take().unwrap());
+        let output = capture(child.stderr.take().unwrap());
         let mut broker = Mosquitto {
             child,
             port,
             dir,
+            log,
             output,
         };
         wait_for("mosquitto to listen", || {
@@ -380,7 +389,7 @@ impl Mosquitto {
 
     /// Everything the broker logged so far.
     pub fn log_text(&self) -> String {
-        self.output.lock().unwrap().clone()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

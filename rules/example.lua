@@ -1,0 +1,33 @@
+-- The example rules of lua-collectd-monitor, rewritten: the same three
+-- handlers with the same behaviour. Each returns the recovery command to
+-- run, or nil to do nothing.
+local TEN_GB = 10 * 1000 * 1000 * 1000
+
+local function is_memory_free(metric)
+  return metric.plugin == "memory" and metric.type_instance == "free"
+end
+
+local metric_handlers = {
+  memory_free_is_under_10GB = function(metric)
+    if is_memory_free(metric) and metric.values[1] <= TEN_GB then
+      return { service = "hello", command = "exec" }
+    end
+  end,
+  -- The complement of the handler above, so one of the two fires on every
+  -- memory/free value: a demonstration of why flap control matters.
+  memory_free_is_over_10GB = function(metric)
+    if is_memory_free(metric) and metric.values[1] > TEN_GB then
+      return { service = "hello", command = "exec" }
+    end
+  end,
+}
+
+local notification_handlers = {
+  fail_example = function(notification)
+    if notification.severity == NOTIF_FAILURE then
+      return { service = "hello", command = "exec" }
+    end
+  end,
+}
+
+return metric_handlers, notification_handlers

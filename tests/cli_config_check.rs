@@ -1,0 +1,66 @@
+//! `collectd-monitor config check` validates config.json exactly as the
+//! plugin does.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn check(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["config", "check"])
+        .arg(path)
+        .output()
+        .expect("run collectd-monitor")
+}
+
+#[test]
+fn the_shipped_examples_pass_and_are_summarised() {
+    for (file, expect) in [
+        ("conf/config.json", "service nginx: restart"),
+        (
+            "conf/config-remote.json",
+            "MQTT broker: mqtt.example.net:8883 (QoS 2)",
+        ),
+    ] {
+        let out = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(": OK") && stdout.contains(expect),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn errors_exit_non_zero_with_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        r#"{"Services": {"web": {"commands": {"restart": ["systemctl"]}}}}"#,
+    )
+    .unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&path.display().to_string())
+            && stderr.contains("key `Services.web.commands.restart`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn group_readable_files_get_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, "{}").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let out = check(&path);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: "));
+}

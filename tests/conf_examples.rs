@@ -1,0 +1,119 @@
+//! The files under conf/ and rules/ keep working: the README demo starts
+//! under a real collectd, and each collectd.conf snippet loads cleanly.
+
+mod common;
+use common::{Collectd, plugin_library};
+use std::path::Path;
+use std::process::Command;
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Lines our plugin logged at warning or error level.
+fn our_complaints(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("monitor:") && (l.contains("[warning]") || l.contains("[error]")))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn readme_demo_starts_logs_and_stops_without_complaints() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("demo");
+    let out = Command::new(repo("scripts/install-demo"))
+        .arg(&prefix)
+        .arg(plugin_library())
+        .output()
+        .expect("run scripts/install-demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = String::from_utf8(out.stdout).unwrap();
+    let conf = Path::new(conf.trim());
+    assert!(prefix.join("lib/monitor.so").is_file());
+    assert!(prefix.join("etc/monitor/local/example.lua").is_file());
+
+    let socket = prefix.join("var/collectd-unixsock");
+    let json = prefix.join("etc/monitor/config.json");
+    let mut c = Collectd::spawn(dir, conf, None, socket, json);
+    let ready = c.wait_for_log("monitor: collectd-monitor");
+    assert!(
+        ready.contains("2 services with 2 recovery commands"),
+        "{ready}"
+    );
+    c.putval("demo/memory/memory-free N:5000000000");
+    let status = c.stop();
+    assert!(status.success(), "{status}");
+    let log = c.log_text();
+    assert!(log.contains("monitor: stopped: "), "{log}");
+    assert_eq!(our_complaints(&log), Vec::<String>::new());
+}
+
+/// Installs a snippet and the config.json files it names under a temp
+/// directory and runs collectd on it.
+fn run_snippet(snippet: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let etc = root.join("monitor");
+    std::fs::create_dir_all(etc.join("local")).unwrap();
+    let relocate = |text: String| text.replace("/etc/collectd/monitor", &etc.display().to_string());
+    for json in ["config.json", "config-remote.json"] {
+        let text = std::fs::read_to_string(repo(&format!("conf/{json}"))).unwrap();
+        let path = etc.join(json);
+        std::fs::write(&path, relocate(text)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    let plugins = root.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(plugin_library(), plugins.join("monitor.so")).unwrap();
+    let log = root.join("collectd.log");
+    let socket = root.join("sock");
+    let conf = root.join("collectd.conf");
+    let snippet_text = relocate(std::fs::read_to_string(repo(snippet)).unwrap());
+    std::fs::write(
+        &conf,
+        format!(
+            "FQDNLookup false\nHostname \"h\"\nBaseDir \"{r}\"\nPIDFile \"{r}/pid\"\nTypesDB \"/usr/share/collectd/types.db\"\n\
+             LoadPlugin logfile\n<Plugin logfile>\n  LogLevel info\n  File \"{log}\"\n  PrintSeverity true\n</Plugin>\n\
+             LoadPlugin unixsock\n<Plugin unixsock>\n  SocketFile \"{sock}\"\n</Plugin>\n\
+             PluginDir \"{plugins}\"\n{snippet_text}\n",
+            r = root.display(),
+            log = log.display(),
+            sock = socket.display(),
+            plugins = plugins.display(),
+        ),
+    )
+    .unwrap();
+    let json = etc.join("config.json");
+    let mut c = Collectd::spawn(dir, &conf, Some(log), socket, json);
+    let ready = c.wait_for_log("monitor: collectd-monitor");
+    assert!(c.stop().success());
+    let log = c.log_text();
+    assert_eq!(our_complaints(&log), Vec::<String>::new(), "{log}");
+    ready
+}
+
+#[test]
+fn local_snippet_loads_cleanly() {
+    let ready = run_snippet("conf/monitor-local.conf");
+    assert!(
+        ready.contains("monitor/config.json") && ready.contains("2 services"),
+        "{ready}"
+    );
+}
+
+#[test]
+fn remote_snippet_loads_cleanly_and_config_json_replaces_its_services() {
+    let ready = run_snippet("conf/monitor-remote.conf");
+    // config-remote.json's Services (hello, collectd) win over the block's.
+    assert!(
+        ready.contains("config-remote.json")
+            && ready.contains("2 services with 3 recovery commands"),
+        "{ready}"
+    );
+}
