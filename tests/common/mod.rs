@@ -19,14 +19,15 @@ use tempfile::TempDir;
 /// failing instead of hanging, not a performance limit.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The plugin as cargo built it for this test run.
+/// The plugin as cargo built it for this test run. `cargo test` compiles the
+/// library (cdylib included) into `target/<profile>/deps` next to the test
+/// executable; only `cargo build` copies it one level up, so that copy may
+/// be stale and is never used.
 pub fn plugin_library() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/libcollectd_monitor.so
     let lib = exe
         .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
+        .expect("deps dir")
         .join("libcollectd_monitor.so");
     assert!(lib.exists(), "{} not built", lib.display());
     lib
