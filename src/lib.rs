@@ -5,8 +5,10 @@
 //! way: [`collectd`] (the only `unsafe`) -> [`plugin`] wiring -> [`events`]
 //! queue -> engine thread; [`config`] and [`logging`] serve them all.
 
+pub mod actions;
 pub mod collectd;
 pub mod config;
 pub mod events;
 pub mod logging;
 mod plugin;
+pub mod task;

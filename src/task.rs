@@ -1,0 +1,56 @@
+//! What every executed (or refused) task reports back, wherever it came from:
+//! a rule, an MQTT command or a config push. One shape and one table of
+//! codes, so local notifications, MQTT replies and the config helper agree.
+
+use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
+/// Result codes beside a command's own exit status (COMPAT.md §4, §5), and
+/// the ones this project adds (documented in the README).
+pub mod code {
+    /// No services configured, or the configuration is unreadable.
+    pub const NO_SERVICES: i64 = 0x1001;
+    /// The requested service is not configured.
+    pub const UNKNOWN_SERVICE: i64 = 0x1002;
+    /// The service has no command of that name.
+    pub const UNKNOWN_COMMAND: i64 = 0x1003;
+    /// The command ran longer than its timeout and was killed.
+    pub const TIMED_OUT: i64 = 0x1004;
+    /// The command could not be started at all.
+    pub const SPAWN_FAILED: i64 = 0x1005;
+    /// The message's timestamp is outside the accepted window.
+    pub const STALE: i64 = 0x1006;
+    /// The same service/command is already running.
+    pub const ALREADY_RUNNING: i64 = 0x1007;
+    /// Too many commands are running; try again later.
+    pub const BUSY: i64 = 0x1008;
+    /// A task with this id is running or already ran.
+    pub const DUPLICATE_TASK: i64 = 0x1100;
+}
+
+/// The result message of COMPAT.md §4: `{task_id, timestamp, message, code}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task_id: u64,
+    /// ISO-8601 UTC, seconds precision, as the old project sent it.
+    pub timestamp: String,
+    pub message: String,
+    pub code: i64,
+}
+
+impl TaskResult {
+    /// A result stamped with the current time.
+    pub fn now(task_id: u64, code: i64, message: impl Into<String>) -> TaskResult {
+        TaskResult {
+            task_id,
+            timestamp: iso8601(SystemTime::now()),
+            message: message.into(),
+            code,
+        }
+    }
+}
+
+/// `2020-11-26T00:41:19Z`.
+pub fn iso8601(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
