@@ -11,4 +11,5 @@ pub mod config;
 pub mod events;
 pub mod logging;
 mod plugin;
+pub mod remote;
 pub mod task;

@@ -4,14 +4,17 @@
 //!
 //! collectd -> `collectd` wrappers -> here -> [`EventQueue`] -> engine thread.
 
+use crate::actions::{Runner, RunnerLimits};
 use crate::collectd::{
     self, ConfigItem, Notification, Plugin, Severity, ValueListRef, dispatch_notification,
 };
-use crate::config::{self, ConfigError, Loaded, PluginBlock};
+use crate::config::{self, Loaded, PluginBlock, Settings};
 use crate::events::{self, Event, EventQueue, EventReceiver};
 use crate::logging;
-use std::sync::{Mutex, OnceLock};
+use crate::remote::{Remote, RemoteSettings};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 /// How many events may wait for the engine before new ones are dropped.
@@ -34,6 +37,7 @@ struct Monitor {
 struct Running {
     queue: EventQueue,
     engine: Mutex<Option<JoinHandle<()>>>,
+    remote: Mutex<Option<Remote>>,
 }
 
 impl Plugin for Monitor {
@@ -50,12 +54,14 @@ impl Plugin for Monitor {
             .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default();
         let loaded = match PluginBlock::from_items(&items)
-            .map_err(ConfigError::from)
+            .map_err(config::ConfigError::from)
             .and_then(|block| config::load(&block))
         {
             Ok(loaded) => loaded,
             Err(e) => {
-                report_disabled(&e);
+                report_config_error(&format!(
+                    "configuration error, plugin disabled until fixed: {e}"
+                ));
                 // Returning an error would make collectd unload us; staying
                 // registered but idle keeps collectd's own behaviour intact.
                 return Ok(());
@@ -70,11 +76,14 @@ impl Plugin for Monitor {
             .name("monitor-engine".into())
             .spawn(move || run_engine(receiver))
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
+        announce(&loaded);
+        let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
+        let remote = start_remote(&loaded.settings, runner);
         let _ = self.running.set(Running {
             queue,
             engine: Mutex::new(Some(engine)),
+            remote: Mutex::new(remote),
         });
-        announce(&loaded);
         Ok(())
     }
 
@@ -94,6 +103,9 @@ impl Plugin for Monitor {
         let Some(running) = self.running.get() else {
             return;
         };
+        if let Some(mut remote) = running.remote.lock().ok().and_then(|mut r| r.take()) {
+            remote.stop();
+        }
         running.queue.close();
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
             let _ = engine.join();
@@ -138,20 +150,39 @@ fn announce(loaded: &Loaded) {
             dir.display()
         );
     }
-    if let Some(host) = &s.host {
-        info!("Host {host}: remote commands over MQTT are not part of this build yet");
+}
+
+fn runner_limits(s: &Settings) -> RunnerLimits {
+    RunnerLimits {
+        max_concurrent: usize::try_from(s.max_concurrent_commands).unwrap_or(usize::MAX),
+        timeout: Duration::from_secs(s.command_timeout),
+        output_cap: usize::try_from(s.command_output_limit).unwrap_or(usize::MAX),
+        capture_stderr: false,
     }
+}
+
+/// Starts the MQTT thread when `Host` is set. A remote configuration error
+/// disables remote commands only, loudly; local monitoring goes on.
+fn start_remote(s: &Settings, runner: Arc<Runner>) -> Option<Remote> {
+    let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
+    let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
+        Some(remote) => Remote::start(remote, Arc::new(s.services.clone()), runner).map(Some),
+        None => Ok(None),
+    });
+    started.unwrap_or_else(|e| {
+        report_config_error(&format!("remote commands disabled: {e}"));
+        None
+    })
 }
 
 /// A broken configuration is logged and also sent as a FAILURE notification,
 /// so it is visible wherever the host's notifications are collected.
-fn report_disabled(e: &ConfigError) {
-    let message = format!("configuration error, plugin disabled until fixed: {e}");
+fn report_config_error(message: &str) {
     error!("{message}");
     let notification = Notification {
         severity: Severity::Failure,
         time: 0.0,
-        message,
+        message: message.to_string(),
         host: collectd::hostname().unwrap_or_default(),
         plugin: "monitor".into(),
         plugin_instance: String::new(),

@@ -24,8 +24,34 @@ pub mod code {
     pub const ALREADY_RUNNING: i64 = 0x1007;
     /// Too many commands are running; try again later.
     pub const BUSY: i64 = 0x1008;
+    /// The plugin stopped while the command ran; it is not run again.
+    pub const INTERRUPTED: i64 = 0x1009;
+    /// The request kind is not supported by this build.
+    pub const UNSUPPORTED: i64 = 0x100A;
+    /// The message has a task id but is otherwise malformed.
+    pub const INVALID_REQUEST: i64 = 0x100B;
     /// A task with this id is running or already ran.
     pub const DUPLICATE_TASK: i64 = 0x1100;
+}
+
+/// A short name for a code of this table, for people reading results.
+pub fn code_name(c: i64) -> Option<&'static str> {
+    Some(match c {
+        0 => "success",
+        code::NO_SERVICES => "no services configured",
+        code::UNKNOWN_SERVICE => "unknown service",
+        code::UNKNOWN_COMMAND => "unknown command",
+        code::TIMED_OUT => "timed out",
+        code::SPAWN_FAILED => "could not start",
+        code::STALE => "stale or future timestamp",
+        code::ALREADY_RUNNING => "already running",
+        code::BUSY => "too many commands running",
+        code::INTERRUPTED => "interrupted by a restart",
+        code::UNSUPPORTED => "unsupported request",
+        code::INVALID_REQUEST => "invalid request",
+        code::DUPLICATE_TASK => "duplicate task id",
+        _ => return None,
+    })
 }
 
 /// The result message of COMPAT.md §4: `{task_id, timestamp, message, code}`.

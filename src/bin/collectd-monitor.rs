@@ -2,10 +2,14 @@
 //! around the plugin. Thin by design: every subcommand calls library code
 //! that the plugin runs too, so what the tool accepts, collectd accepts.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use collectd_monitor::config;
+use collectd_monitor::remote::sender::{self, SendOptions};
+use collectd_monitor::remote::{Connection, TlsSettings, parse_host};
+use collectd_monitor::task::{TaskResult, code_name};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +27,18 @@ enum Command {
     /// Work with the plugin's config.json.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Ask a host's plugin to run a predefined command, and print its result.
+    ///
+    /// Exits 0 when the remote code is 0, 1 for any other code, 3 when no
+    /// result arrived (broker unreachable, refused, or timeout).
+    SendCommand {
+        /// Service name in the host's config.json.
+        service: String,
+        /// Command name of that service.
+        command: String,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -34,9 +50,138 @@ enum ConfigCommand {
     },
 }
 
+/// How to reach the broker, and the host's topics.
+#[derive(Args)]
+struct BrokerArgs {
+    /// Broker, `host` or `host:port` (1883 by default, 8883 with --tls).
+    #[arg(long)]
+    host: String,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    /// Use TLS, verifying the broker against the system's CAs or --ca.
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (implies --tls).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// PEM client certificate (implies --tls; needs --key).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM key of --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Do not verify the broker's certificate (insecure).
+    #[arg(long)]
+    insecure: bool,
+    /// The host's CommandTopic.
+    #[arg(long)]
+    topic: String,
+    /// The host's CommandResultTopic.
+    #[arg(long)]
+    result_topic: String,
+    /// MQTT QoS for the request and the result subscription.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    qos: u8,
+    /// Seconds to wait for the result.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Print the raw result message instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BrokerArgs {
+    fn options(&self) -> Result<SendOptions, String> {
+        let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
+        let (host, port) = parse_host(&self.host, tls)?;
+        let qos = match self.qos {
+            0 => rumqttc::QoS::AtMostOnce,
+            1 => rumqttc::QoS::AtLeastOnce,
+            _ => rumqttc::QoS::ExactlyOnce,
+        };
+        Ok(SendOptions {
+            connection: Connection {
+                host,
+                port,
+                client_id: format!(
+                    "collectd-monitor-send-{}-{}",
+                    std::process::id(),
+                    fastrand::u32(..)
+                ),
+                credentials: self
+                    .user
+                    .clone()
+                    .map(|u| (u, self.password.clone().unwrap_or_default())),
+                tls: tls.then(|| TlsSettings {
+                    ca_file: self.ca.clone(),
+                    client_auth: self.cert.clone().zip(self.key.clone()),
+                    skip_verify: self.insecure,
+                }),
+                keep_alive: Duration::from_secs(30),
+                clean_session: true,
+                manual_acks: false,
+            },
+            topic: self.topic.clone(),
+            result_topic: self.result_topic.clone(),
+            qos,
+            timeout: Duration::from_secs_f64(self.timeout.max(0.1)),
+        })
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Command::SendCommand {
+            service,
+            command,
+            broker,
+        } => {
+            let task_id = sender::new_task_id();
+            let payload = sender::command_message(task_id, &service, &command);
+            send(&broker, task_id, payload)
+        }
+    }
+}
+
+fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> ExitCode {
+    let outcome = broker.options().and_then(|options| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(sender::send(&options, task_id, payload))
+    });
+    match outcome {
+        Ok(result) => {
+            print_result(&result, broker.json);
+            if result.code == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn print_result(result: &TaskResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(result).unwrap_or_default());
+        return;
+    }
+    let name = code_name(result.code).map_or_else(String::new, |n| format!(", {n}"));
+    println!(
+        "task {} finished at {}: code {} ({:#x}{name})",
+        result.task_id, result.timestamp, result.code, result.code
+    );
+    if !result.message.is_empty() {
+        println!("{}", result.message);
     }
 }
 

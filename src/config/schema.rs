@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// Every key of config.json (COMPAT.md §3). Unknown keys are errors, so a
 /// typo such as `Hots` is reported instead of silently ignored.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// MQTT broker, `host` or `host:port`.
@@ -41,6 +41,80 @@ pub struct Settings {
     /// Recovery commands by service name.
     #[serde(rename = "Services", default)]
     pub services: BTreeMap<String, Service>,
+
+    // --- Beyond lua-collectd-monitor ---
+    /// MQTT client id; default `collectd-monitor-<collectd hostname>`, stable
+    /// across restarts so a persistent session resumes.
+    #[serde(rename = "ClientId")]
+    pub client_id: Option<String>,
+    /// MQTT keep-alive, seconds.
+    #[serde(rename = "KeepAlive", default = "default_keep_alive")]
+    pub keep_alive: u64,
+    /// PEM file of the CA(s) that signed the broker's certificate; default:
+    /// the system's trust store.
+    #[serde(rename = "CACert")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate for brokers that require one.
+    #[serde(rename = "CertificateFile")]
+    pub certificate_file: Option<PathBuf>,
+    /// PEM private key of `CertificateFile`.
+    #[serde(rename = "CertificateKeyFile")]
+    pub certificate_key_file: Option<PathBuf>,
+    /// Verify the broker's certificate and name. Turning it off is logged
+    /// as a warning at every start.
+    #[serde(rename = "VerifyPeer", default = "default_true")]
+    pub verify_peer: bool,
+    /// Requests stamped more than this many seconds before (or after) our
+    /// clock are refused with code 0x1006.
+    #[serde(rename = "CommandMaxAge", default = "default_max_age")]
+    pub command_max_age: u64,
+    /// Larger MQTT payloads are dropped unread.
+    #[serde(rename = "MaxPayloadBytes", default = "default_max_payload")]
+    pub max_payload_bytes: u64,
+    /// Where the task journal lives; relative paths are under collectd's
+    /// `BaseDir`.
+    #[serde(rename = "StateDir", default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Seconds a recovery command may run before it is killed.
+    #[serde(rename = "CommandTimeout", default = "default_command_timeout")]
+    pub command_timeout: u64,
+    /// Recovery commands allowed to run at the same time.
+    #[serde(rename = "MaxConcurrentCommands", default = "default_max_concurrent")]
+    pub max_concurrent_commands: u64,
+    /// Bytes of a command's output kept for its result.
+    #[serde(rename = "CommandOutputLimit", default = "default_output_limit")]
+    pub command_output_limit: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_keep_alive() -> u64 {
+    30
+}
+fn default_max_age() -> u64 {
+    300
+}
+fn default_max_payload() -> u64 {
+    1024 * 1024
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("monitor")
+}
+fn default_command_timeout() -> u64 {
+    60
+}
+fn default_max_concurrent() -> u64 {
+    4
+}
+fn default_output_limit() -> u64 {
+    64 * 1024
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("every key has a default")
+    }
 }
 
 /// Names accepted at the top level, for case-insensitive matching of
@@ -59,6 +133,18 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "LogLevel",
     "LocalMonitorConfigDir",
     "Services",
+    "ClientId",
+    "KeepAlive",
+    "CACert",
+    "CertificateFile",
+    "CertificateKeyFile",
+    "VerifyPeer",
+    "CommandMaxAge",
+    "MaxPayloadBytes",
+    "StateDir",
+    "CommandTimeout",
+    "MaxConcurrentCommands",
+    "CommandOutputLimit",
 ];
 
 /// One service: named recovery commands, plus the paths the collectd.conf
@@ -133,4 +219,40 @@ pub enum LogLevelName {
     #[default]
     Info,
     Debug,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The case-insensitive collectd.conf mapping relies on these lists
+    /// naming exactly what the structs accept.
+    #[test]
+    fn key_lists_match_the_schema() {
+        for key in TOP_LEVEL_KEYS {
+            let json = format!("{{\"{key}\": null}}");
+            let err = serde_json::from_str::<Settings>(&json)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("unknown field"), "{key}: {err}");
+        }
+        for key in SERVICE_KEYS {
+            let json = format!("{{\"{key}\": null}}");
+            assert!(serde_json::from_str::<Service>(&json).is_ok(), "{key}");
+        }
+        let all = TOP_LEVEL_KEYS
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>();
+        let err = serde_json::from_str::<Settings>(r#"{"NoSuchKey": 1}"#)
+            .unwrap_err()
+            .to_string();
+        for k in all {
+            assert!(
+                err.contains(&k),
+                "{k} missing from the schema's field list: {err}"
+            );
+        }
+    }
 }

@@ -1,0 +1,87 @@
+//! How to reach the broker, shared by the plugin's session and the
+//! `send-command` tool so both speak to the broker the same way.
+
+use super::tls::{TlsSettings, client_config};
+use rumqttc::{MqttOptions, Transport};
+use std::time::Duration;
+
+/// MQTT's own maximum packet size. rumqttc treats a larger incoming packet
+/// as a connection error, which with a persistent session would loop on
+/// the same message forever; our own, smaller payload limit is applied
+/// after receipt instead.
+const MQTT_MAX_PACKET: usize = 256 * 1024 * 1024;
+
+/// Everything needed to open an MQTT connection.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub credentials: Option<(String, String)>,
+    pub tls: Option<TlsSettings>,
+    pub keep_alive: Duration,
+    pub clean_session: bool,
+    /// Acknowledge incoming messages only when told to (`AsyncClient::ack`),
+    /// so a command is acknowledged after it is journaled, not on receipt.
+    pub manual_acks: bool,
+}
+
+impl Connection {
+    /// rumqttc options for this connection; fails when TLS files are unusable.
+    pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
+        let mut o = MqttOptions::new(&self.client_id, &self.host, self.port);
+        o.set_keep_alive(self.keep_alive.max(Duration::from_secs(5)))
+            .set_clean_session(self.clean_session)
+            .set_manual_acks(self.manual_acks)
+            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+        if let Some((user, password)) = &self.credentials {
+            o.set_credentials(user, password);
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(client_config(tls)?));
+        }
+        Ok(o)
+    }
+}
+
+/// Splits `host`, `host:port` or `[v6]:port`; the port defaults to 1883, or
+/// 8883 with TLS.
+pub fn parse_host(text: &str, tls: bool) -> Result<(String, u16), String> {
+    let default_port = if tls { 8883 } else { 1883 };
+    let bad = || format!("Host {text:?} is not `host` or `host:port`");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        return match after.strip_prefix(':') {
+            Some(port) => Ok((host.to_string(), port.parse().map_err(|_| bad())?)),
+            None if after.is_empty() => Ok((host.to_string(), default_port)),
+            None => Err(bad()),
+        };
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && !host.is_empty() => {
+            Ok((host.to_string(), port.parse().map_err(|_| bad())?))
+        }
+        Some(_) => Err(bad()),
+        None => Ok((text.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_default_ports() {
+        assert_eq!(parse_host("broker", false), Ok(("broker".into(), 1883)));
+        assert_eq!(parse_host("broker", true), Ok(("broker".into(), 8883)));
+        assert_eq!(parse_host("broker:1999", true), Ok(("broker".into(), 1999)));
+        assert_eq!(parse_host("[::1]:1999", false), Ok(("::1".into(), 1999)));
+        assert_eq!(parse_host("[::1]", false), Ok(("::1".into(), 1883)));
+        assert!(parse_host("broker:port", false).is_err());
+        assert!(parse_host("", false).is_err());
+        assert!(parse_host("a:b:c", false).is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! What to do with a parsed request: a pure function of the request, the
+//! journal's memory of its task id, the configured services and the clock.
+
+use super::journal::Phase;
+use super::message::Request;
+use crate::config::Service;
+use crate::task::{TaskResult, code, iso8601};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// The context a decision depends on.
+pub struct Policy<'a> {
+    pub services: &'a BTreeMap<String, Service>,
+    /// Requests stamped further than this from `now` (either way) are refused.
+    pub max_age: Duration,
+    pub now: SystemTime,
+}
+
+/// The verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Run the configured command line.
+    Run {
+        task_id: u64,
+        service: String,
+        command: String,
+        line: String,
+    },
+    /// Do not run; answer with this result.
+    Reply(TaskResult),
+    /// Do not run and do not answer (the broker redelivered a task we
+    /// already handled); the reason is logged.
+    Ignore(String),
+}
+
+/// Decides what `request` leads to. `redelivered` is the MQTT DUP flag;
+/// `seen` is what the journal knows of the task id.
+pub fn decide(
+    request: &Request,
+    redelivered: bool,
+    seen: Option<Phase>,
+    policy: &Policy<'_>,
+) -> Decision {
+    let task_id = request.task_id();
+    let reply = |code: i64, message: String| {
+        Decision::Reply(TaskResult {
+            task_id,
+            timestamp: iso8601(policy.now),
+            message,
+            code,
+        })
+    };
+    match seen {
+        // Accepted before a restart but never started: run it now.
+        None | Some(Phase::Received) => {}
+        Some(_) if redelivered => {
+            return Decision::Ignore(format!(
+                "task {task_id}: redelivered by the broker, already handled"
+            ));
+        }
+        Some(_) => {
+            return reply(
+                code::DUPLICATE_TASK,
+                format!("task {task_id} already ran or is running; not run again"),
+            );
+        }
+    }
+    let stamp = request.timestamp();
+    let max = policy.max_age.as_secs();
+    if let Ok(age) = policy.now.duration_since(stamp) {
+        if age > policy.max_age {
+            return reply(
+                code::STALE,
+                format!(
+                    "timestamp {} is {} s old, more than CommandMaxAge ({max} s); not run",
+                    iso8601(stamp),
+                    age.as_secs()
+                ),
+            );
+        }
+    } else if let Ok(ahead) = stamp.duration_since(policy.now) {
+        if ahead > policy.max_age {
+            return reply(
+                code::STALE,
+                format!(
+                    "timestamp {} is {} s in the future, more than CommandMaxAge ({max} s); check the clocks; not run",
+                    iso8601(stamp),
+                    ahead.as_secs()
+                ),
+            );
+        }
+    }
+    let (service, command) = match request {
+        Request::Command {
+            service, command, ..
+        } => (service, command),
+        Request::Config { .. } => {
+            return reply(
+                code::UNSUPPORTED,
+                "collectd.conf replacement is not supported by this version of collectd-monitor"
+                    .into(),
+            );
+        }
+    };
+    if policy.services.is_empty() {
+        return reply(code::NO_SERVICES, "no services are configured".into());
+    }
+    let Some(svc) = policy.services.get(service) else {
+        return reply(
+            code::UNKNOWN_SERVICE,
+            format!("unknown service {service:?}"),
+        );
+    };
+    let Some(line) = svc.commands.get(command) else {
+        return reply(
+            code::UNKNOWN_COMMAND,
+            format!("service {service:?} has no command {command:?}"),
+        );
+    };
+    Decision::Run {
+        task_id,
+        service: service.clone(),
+        command: command.clone(),
+        line: line.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services() -> BTreeMap<String, Service> {
+        let mut hello = Service::default();
+        hello.commands.insert("exec".into(), "/bin/echo hi".into());
+        BTreeMap::from([("hello".to_string(), hello)])
+    }
+
+    fn command(service: &str, cmd: &str, age_secs: i64) -> Request {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let timestamp = if age_secs >= 0 {
+            now - Duration::from_secs(age_secs as u64)
+        } else {
+            now + Duration::from_secs((-age_secs) as u64)
+        };
+        Request::Command {
+            task_id: 9,
+            timestamp,
+            service: service.into(),
+            command: cmd.into(),
+        }
+    }
+
+    fn decide_now(r: &Request, dup: bool, seen: Option<Phase>) -> Decision {
+        let services = services();
+        let policy = Policy {
+            services: &services,
+            max_age: Duration::from_secs(300),
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+        };
+        decide(r, dup, seen, &policy)
+    }
+
+    fn code_of(d: Decision) -> i64 {
+        match d {
+            Decision::Reply(r) => r.code,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn runs_only_configured_commands() {
+        assert_eq!(
+            decide_now(&command("hello", "exec", 10), false, None),
+            Decision::Run {
+                task_id: 9,
+                service: "hello".into(),
+                command: "exec".into(),
+                line: "/bin/echo hi".into()
+            }
+        );
+        assert_eq!(
+            code_of(decide_now(&command("nginx", "exec", 10), false, None)),
+            code::UNKNOWN_SERVICE
+        );
+        assert_eq!(
+            code_of(decide_now(&command("hello", "rm", 10), false, None)),
+            code::UNKNOWN_COMMAND
+        );
+        let empty = BTreeMap::new();
+        let policy = Policy {
+            services: &empty,
+            max_age: Duration::from_secs(300),
+            now: SystemTime::now(),
+        };
+        let r = Request::Command {
+            task_id: 1,
+            timestamp: SystemTime::now(),
+            service: "a".into(),
+            command: "b".into(),
+        };
+        assert_eq!(code_of(decide(&r, false, None, &policy)), code::NO_SERVICES);
+    }
+
+    #[test]
+    fn refuses_stale_and_future_timestamps() {
+        assert_eq!(
+            code_of(decide_now(&command("hello", "exec", 301), false, None)),
+            code::STALE
+        );
+        assert_eq!(
+            code_of(decide_now(&command("hello", "exec", -301), false, None)),
+            code::STALE
+        );
+        assert!(matches!(
+            decide_now(&command("hello", "exec", -299), false, None),
+            Decision::Run { .. }
+        ));
+    }
+
+    #[test]
+    fn duplicates_are_answered_redeliveries_ignored_unstarted_tasks_run() {
+        let r = command("hello", "exec", 1);
+        for phase in [Phase::Running, Phase::Done, Phase::Published] {
+            assert_eq!(
+                code_of(decide_now(&r, false, Some(phase))),
+                code::DUPLICATE_TASK
+            );
+            assert!(matches!(
+                decide_now(&r, true, Some(phase)),
+                Decision::Ignore(_)
+            ));
+        }
+        assert!(matches!(
+            decide_now(&r, true, Some(Phase::Received)),
+            Decision::Run { .. }
+        ));
+    }
+}

@@ -1,0 +1,275 @@
+//! The task journal: a small append-only file that makes "at most once"
+//! survive crashes and restarts. A command is acknowledged to the broker
+//! only after its `received` line is on disk; a task found `running` at
+//! start-up is never run again; a `done` result not yet `published` is sent
+//! again after a restart.
+
+use crate::task::TaskResult;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Received,
+    Running,
+    Done,
+    Published,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    id: u64,
+    phase: Phase,
+    /// Seconds since the epoch when the task was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<TaskResult>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    phase: Phase,
+    at: u64,
+    result: Option<TaskResult>,
+}
+
+/// The journal file and its folded state.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    entries: HashMap<u64, Entry>,
+    /// Lines that could not be read when opening (a torn last write).
+    pub skipped_lines: usize,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal, forgets tasks received more than
+    /// `retention_secs` before `now` (their timestamps are refused as stale
+    /// anyway), and rewrites the file compactly.
+    pub fn open(path: &Path, now: u64, retention_secs: u64) -> std::io::Result<Journal> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut entries: HashMap<u64, Entry> = HashMap::new();
+        let mut skipped_lines = 0;
+        if let Ok(existing) = File::open(path) {
+            for line in BufReader::new(existing).lines() {
+                let Ok(line) = line else {
+                    skipped_lines += 1;
+                    continue;
+                };
+                match serde_json::from_str::<Line>(&line) {
+                    Ok(l) => fold(&mut entries, l),
+                    Err(_) => skipped_lines += 1,
+                }
+            }
+        }
+        entries.retain(|_, e| e.at.saturating_add(retention_secs) >= now);
+        // Compact: write the folded state to a new file, then swap it in.
+        let tmp = path.with_extension("tmp");
+        {
+            let mut out = File::create(&tmp)?;
+            for (id, e) in &entries {
+                write_line(
+                    &mut out,
+                    &Line {
+                        id: *id,
+                        phase: Phase::Received,
+                        at: Some(e.at),
+                        result: None,
+                    },
+                )?;
+                if e.phase != Phase::Received {
+                    write_line(
+                        &mut out,
+                        &Line {
+                            id: *id,
+                            phase: e.phase,
+                            at: None,
+                            result: e.result.clone(),
+                        },
+                    )?;
+                }
+            }
+            out.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            entries,
+            skipped_lines,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn phase(&self, id: u64) -> Option<Phase> {
+        self.entries.get(&id).map(|e| e.phase)
+    }
+
+    /// Durably records a newly accepted task (fsync before returning).
+    pub fn received(&mut self, id: u64, now: u64) -> std::io::Result<()> {
+        self.append(Line {
+            id,
+            phase: Phase::Received,
+            at: Some(now),
+            result: None,
+        })
+    }
+
+    pub fn running(&mut self, id: u64) -> std::io::Result<()> {
+        self.append(Line {
+            id,
+            phase: Phase::Running,
+            at: None,
+            result: None,
+        })
+    }
+
+    pub fn done(&mut self, result: &TaskResult) -> std::io::Result<()> {
+        self.append(Line {
+            id: result.task_id,
+            phase: Phase::Done,
+            at: None,
+            result: Some(result.clone()),
+        })
+    }
+
+    pub fn published(&mut self, id: u64) -> std::io::Result<()> {
+        self.append(Line {
+            id,
+            phase: Phase::Published,
+            at: None,
+            result: None,
+        })
+    }
+
+    /// Tasks that were running when the plugin last stopped.
+    pub fn interrupted(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.phase == Phase::Running)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Results computed but not known to have reached the broker.
+    pub fn unpublished(&self) -> Vec<TaskResult> {
+        let mut results: Vec<TaskResult> = self
+            .entries
+            .values()
+            .filter(|e| e.phase == Phase::Done)
+            .filter_map(|e| e.result.clone())
+            .collect();
+        results.sort_by_key(|r| r.task_id);
+        results
+    }
+
+    fn append(&mut self, line: Line) -> std::io::Result<()> {
+        write_line(&mut self.file, &line)?;
+        self.file.sync_data()?;
+        fold(&mut self.entries, line);
+        Ok(())
+    }
+}
+
+fn write_line(out: &mut File, line: &Line) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+    text.push('\n');
+    out.write_all(text.as_bytes())
+}
+
+fn fold(entries: &mut HashMap<u64, Entry>, line: Line) {
+    match line.phase {
+        Phase::Received => {
+            entries.entry(line.id).or_insert(Entry {
+                phase: Phase::Received,
+                at: line.at.unwrap_or(0),
+                result: None,
+            });
+        }
+        phase => {
+            if let Some(e) = entries.get_mut(&line.id) {
+                e.phase = phase;
+                if line.result.is_some() {
+                    e.result = line.result;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: u64) -> TaskResult {
+        TaskResult {
+            task_id: id,
+            timestamp: "2020-11-26T00:41:19Z".into(),
+            message: "ok".into(),
+            code: 0,
+        }
+    }
+
+    #[test]
+    fn survives_reopening_and_reports_unfinished_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/tasks.journal");
+        {
+            let mut j = Journal::open(&path, 1000, 600).unwrap();
+            j.received(1, 1000).unwrap();
+            j.running(1).unwrap();
+            j.received(2, 1000).unwrap();
+            j.running(2).unwrap();
+            j.done(&result(2)).unwrap();
+            j.received(3, 1000).unwrap();
+            j.running(3).unwrap();
+            j.done(&result(3)).unwrap();
+            j.published(3).unwrap();
+            j.received(4, 1000).unwrap();
+        }
+        // A torn last line, as after a crash mid-write.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"id\":5,\"ph")
+            .unwrap();
+        let j = Journal::open(&path, 1100, 600).unwrap();
+        assert_eq!(j.skipped_lines, 1);
+        assert_eq!(j.interrupted(), vec![1]);
+        assert_eq!(j.unpublished(), vec![result(2)]);
+        assert_eq!(j.phase(3), Some(Phase::Published));
+        assert_eq!(j.phase(4), Some(Phase::Received));
+        assert_eq!(j.phase(5), None);
+    }
+
+    #[test]
+    fn forgets_tasks_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.journal");
+        {
+            let mut j = Journal::open(&path, 1000, 600).unwrap();
+            j.received(1, 1000).unwrap();
+            j.received(2, 1500).unwrap();
+        }
+        let j = Journal::open(&path, 1700, 600).unwrap();
+        assert_eq!((j.phase(1), j.phase(2)), (None, Some(Phase::Received)));
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines, 1, "the rewrite keeps only live tasks");
+    }
+}

@@ -1,0 +1,174 @@
+//! The messages a controller publishes on `CommandTopic` (COMPAT.md §4, §5),
+//! parsed strictly: a task id must be a JSON integer, a timestamp ISO-8601
+//! UTC, and nothing else may hide in the message.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::SystemTime;
+
+/// A well-formed request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Run `Services.<service>.commands.<command>`.
+    Command {
+        task_id: u64,
+        timestamp: SystemTime,
+        service: String,
+        command: String,
+    },
+    /// Replace collectd.conf with `config`.
+    Config {
+        task_id: u64,
+        timestamp: SystemTime,
+        config: String,
+    },
+}
+
+impl Request {
+    pub fn task_id(&self) -> u64 {
+        match self {
+            Request::Command { task_id, .. } | Request::Config { task_id, .. } => *task_id,
+        }
+    }
+
+    pub fn timestamp(&self) -> SystemTime {
+        match self {
+            Request::Command { timestamp, .. } | Request::Config { timestamp, .. } => *timestamp,
+        }
+    }
+}
+
+/// Why a message is not a request.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Malformed {
+    /// Nothing to answer: there is no task id to address a result to.
+    #[error("dropped, no task_id to answer: {0}")]
+    Unanswerable(String),
+    /// Has a task id, so the sender gets this reason back.
+    #[error("task {task_id}: {reason}")]
+    Invalid { task_id: u64, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommandFields {
+    task_id: u64,
+    timestamp: String,
+    service: String,
+    command: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFields {
+    task_id: u64,
+    timestamp: String,
+    config: String,
+}
+
+/// Parses one payload.
+pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| Malformed::Unanswerable(format!("not JSON: {e}")))?;
+    let Value::Object(map) = &value else {
+        return Err(Malformed::Unanswerable("not a JSON object".into()));
+    };
+    let task_id = match map.get("task_id") {
+        None => return Err(Malformed::Unanswerable("no task_id".into())),
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
+        Some(other) => {
+            return Err(Malformed::Unanswerable(format!(
+                "task_id must be a non-negative JSON integer, got {other}"
+            )));
+        }
+    };
+    let invalid = |reason: String| Malformed::Invalid { task_id, reason };
+    if map.contains_key("config") {
+        let f: ConfigFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        Ok(Request::Config {
+            task_id: f.task_id,
+            timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
+            config: f.config,
+        })
+    } else {
+        let f: CommandFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        Ok(Request::Command {
+            task_id: f.task_id,
+            timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
+            service: f.service,
+            command: f.command,
+        })
+    }
+}
+
+fn parse_timestamp(text: &str) -> Result<SystemTime, String> {
+    humantime::parse_rfc3339(text)
+        .map_err(|e| format!("timestamp {text:?} is not ISO-8601 UTC (2020-11-26T00:41:19Z): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_formats() {
+        let r = parse(br#"{"task_id": 3126260400, "timestamp": "2020-11-26T00:41:19Z", "service": "hello", "command": "exec"}"#)
+            .unwrap();
+        assert_eq!(r.task_id(), 3126260400);
+        assert!(
+            matches!(r, Request::Command { ref service, ref command, .. } if service == "hello" && command == "exec")
+        );
+        let r = parse(
+            br#"{"task_id": 1, "timestamp": "2021-01-03T04:45:09Z", "config": "LoadPlugin cpu\n"}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::Config { ref config, .. } if config == "LoadPlugin cpu\n"));
+    }
+
+    #[test]
+    fn messages_without_a_usable_task_id_are_unanswerable() {
+        for payload in [
+            &b"garbage"[..],
+            b"[1,2]",
+            b"\"text\"",
+            br#"{"timestamp": "2020-11-26T00:41:19Z", "service": "a", "command": "b"}"#,
+            br#"{"task_id": "12", "service": "a", "command": "b"}"#,
+            br#"{"task_id": 1.5, "service": "a", "command": "b"}"#,
+            br#"{"task_id": -1, "service": "a", "command": "b"}"#,
+        ] {
+            assert!(
+                matches!(parse(payload), Err(Malformed::Unanswerable(_))),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_answered_with_the_reason() {
+        let e =
+            parse(br#"{"task_id": 7, "timestamp": "yesterday", "service": "a", "command": "b"}"#)
+                .unwrap_err();
+        assert!(
+            matches!(e, Malformed::Invalid { task_id: 7, ref reason } if reason.contains("ISO-8601")),
+            "{e}"
+        );
+        let e = parse(br#"{"task_id": 7, "timestamp": "2020-11-26T00:41:19Z", "service": "a"}"#)
+            .unwrap_err();
+        assert!(
+            matches!(e, Malformed::Invalid { ref reason, .. } if reason.contains("missing field `command`")),
+            "{e}"
+        );
+        let e = parse(br#"{"task_id": 7, "timestamp": "2020-11-26T00:41:19Z", "service": "a", "command": "b", "shell": "rm -rf /"}"#)
+            .unwrap_err();
+        assert!(
+            matches!(e, Malformed::Invalid { ref reason, .. } if reason.contains("unknown field `shell`")),
+            "{e}"
+        );
+        let e = parse(
+            br#"{"task_id": 7, "timestamp": "2020-11-26T00:41:19Z", "service": 1, "command": "b"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, Malformed::Invalid { .. }), "{e}");
+    }
+}

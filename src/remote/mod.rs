@@ -1,0 +1,195 @@
+//! Remote commands over MQTT (COMPAT.md §4): a controller publishes
+//! `{task_id, timestamp, service, command}`, we run the predefined command
+//! and publish `{task_id, timestamp, message, code}`.
+//!
+//! Everything runs on one dedicated thread with its own single-threaded
+//! tokio runtime; collectd's threads never wait for the network.
+
+mod backoff;
+mod connection;
+mod decide;
+mod journal;
+mod message;
+pub mod sender;
+mod session;
+mod tls;
+
+pub use connection::{Connection, parse_host};
+pub use decide::{Decision, Policy, decide};
+pub use journal::{Journal, Phase};
+pub use message::{Malformed, Request, parse};
+pub use tls::TlsSettings;
+
+use crate::actions::Runner;
+use crate::config::{Service, Settings};
+use rumqttc::QoS;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// The remote part of the settings, checked and with defaults applied.
+#[derive(Clone, Debug)]
+pub struct RemoteSettings {
+    pub connection: Connection,
+    pub qos: QoS,
+    pub command_topic: String,
+    pub result_topic: String,
+    pub reconnect: Duration,
+    pub max_payload: u64,
+    pub max_age: Duration,
+    pub journal_path: PathBuf,
+}
+
+impl RemoteSettings {
+    /// `None` when no `Host` is configured (remote commands off).
+    /// `hostname` is collectd's, for the default client id and `%{hostname}`
+    /// in topics.
+    pub fn from_settings(s: &Settings, hostname: &str) -> Result<Option<RemoteSettings>, String> {
+        let Some(host) = &s.host else {
+            return Ok(None);
+        };
+        let (host, port) = parse_host(host, s.secure)?;
+        let topic = |value: &Option<String>, key: &str| {
+            value
+                .as_ref()
+                .filter(|t| !t.is_empty())
+                .map(|t| t.replace("%{hostname}", hostname))
+                .ok_or_else(|| {
+                    format!(
+                        "Host is set but {key} is not; both topics are needed for remote commands"
+                    )
+                })
+        };
+        let command_topic = topic(&s.command_topic, "CommandTopic")?;
+        let result_topic = topic(&s.command_result_topic, "CommandResultTopic")?;
+        let credentials = match (&s.user, &s.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (Some(u), None) => Some((u.clone(), String::new())),
+            (None, Some(_)) => return Err("Password is set without User".into()),
+            (None, None) => None,
+        };
+        let tls = s.secure.then(|| TlsSettings {
+            ca_file: s.ca_cert.clone(),
+            client_auth: s
+                .certificate_file
+                .clone()
+                .zip(s.certificate_key_file.clone()),
+            skip_verify: !s.verify_peer,
+        });
+        if s.certificate_file.is_some() != s.certificate_key_file.is_some() {
+            return Err("CertificateFile and CertificateKeyFile go together".into());
+        }
+        if s.command_max_age == 0 {
+            return Err("CommandMaxAge must be at least 1 second".into());
+        }
+        let qos = match s.qos.level() {
+            0 => QoS::AtMostOnce,
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        Ok(Some(RemoteSettings {
+            connection: Connection {
+                host,
+                port,
+                client_id: s
+                    .client_id
+                    .clone()
+                    .unwrap_or_else(|| format!("collectd-monitor-{hostname}")),
+                credentials,
+                tls,
+                keep_alive: Duration::from_secs(s.keep_alive),
+                clean_session: s.clean_session,
+                manual_acks: true,
+            },
+            qos,
+            command_topic,
+            result_topic,
+            reconnect: Duration::from_secs(s.reconnect_interval.unwrap_or(5).max(1)),
+            max_payload: s.max_payload_bytes,
+            max_age: Duration::from_secs(s.command_max_age),
+            journal_path: s.state_dir.join("tasks.journal"),
+        }))
+    }
+}
+
+/// The running remote thread.
+pub struct Remote {
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Remote {
+    /// Opens the journal and starts the session thread. Fails (and nothing
+    /// runs) when the journal cannot be opened: without it, "at most once"
+    /// could not be kept.
+    pub fn start(
+        settings: RemoteSettings,
+        services: Arc<BTreeMap<String, Service>>,
+        runner: Arc<Runner>,
+    ) -> Result<Remote, String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Tasks older than the accepted window are refused as stale anyway.
+        let retention = settings
+            .max_age
+            .as_secs()
+            .saturating_mul(2)
+            .saturating_add(3600);
+        let journal = Journal::open(&settings.journal_path, now, retention)
+            .map_err(|e| format!("task journal {}: {e}", settings.journal_path.display()))?;
+        if journal.skipped_lines > 0 {
+            tracing::warn!(
+                "remote: task journal {}: skipped {} unreadable line(s) (torn write after a crash?)",
+                settings.journal_path.display(),
+                journal.skipped_lines
+            );
+        }
+        if settings
+            .connection
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.skip_verify)
+        {
+            tracing::warn!(
+                "remote: VerifyPeer is false: the broker's certificate is NOT checked; anyone on the path can impersonate it"
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("monitor-mqtt-cmd")
+            .build()
+            .map_err(|e| format!("cannot start the MQTT runtime: {e}"))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("monitor-mqtt".into())
+            .spawn(move || {
+                runtime.block_on(session::run(settings, services, runner, journal, stop_rx));
+                // Commands still running are left to finish on their own;
+                // the journal reports them as interrupted at the next start.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(|e| format!("cannot start the MQTT thread: {e}"))?;
+        Ok(Remote {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Disconnects and joins the thread.
+    pub fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,111 @@
+//! The controller's side, for `collectd-monitor send-command`: publish a
+//! request with a fresh task id and wait for the result carrying the same
+//! id, ignoring every other result on the topic.
+
+use super::connection::Connection;
+use crate::task::{TaskResult, iso8601};
+use rumqttc::{AsyncClient, ConnectionError, Event, Packet, QoS, SubscribeReasonCode};
+use std::time::{Duration, SystemTime};
+
+/// Where to send and how long to wait.
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    pub connection: Connection,
+    pub topic: String,
+    pub result_topic: String,
+    pub qos: QoS,
+    pub timeout: Duration,
+}
+
+/// A task id unlikely to collide with any other sender's, and exact in a
+/// JSON double (below 2^53) for controllers written in JavaScript.
+pub fn new_task_id() -> u64 {
+    fastrand::u64(1..(1u64 << 53))
+}
+
+/// The command message of COMPAT.md §4, stamped now.
+pub fn command_message(task_id: u64, service: &str, command: &str) -> Vec<u8> {
+    serde_json::json!({
+        "task_id": task_id,
+        "timestamp": iso8601(SystemTime::now()),
+        "service": service,
+        "command": command,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Publishes `payload` once subscribed to the result topic, and returns the
+/// result whose task id is `task_id`.
+pub async fn send(
+    options: &SendOptions,
+    task_id: u64,
+    payload: Vec<u8>,
+) -> Result<TaskResult, String> {
+    let (client, mut eventloop) = AsyncClient::new(options.connection.mqtt_options()?, 16);
+    let broker = format!("{}:{}", options.connection.host, options.connection.port);
+    let exchange = async {
+        let mut payload = Some(payload);
+        loop {
+            let event = eventloop.poll().await.map_err(|e| describe(&broker, &e))?;
+            match event {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    client
+                        .try_subscribe(&options.result_topic, options.qos)
+                        .map_err(|e| format!("subscribe: {e}"))?;
+                }
+                Event::Incoming(Packet::SubAck(ack)) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                    {
+                        return Err(format!(
+                            "the broker refused the subscription to {}",
+                            options.result_topic
+                        ));
+                    }
+                    if let Some(p) = payload.take() {
+                        client
+                            .try_publish(&options.topic, options.qos, false, p)
+                            .map_err(|e| format!("publish: {e}"))?;
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) if p.topic == options.result_topic => {
+                    match serde_json::from_slice::<TaskResult>(&p.payload) {
+                        Ok(result) if result.task_id == task_id => return Ok(result),
+                        _ => {} // someone else's result, or not a result
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    let outcome = match tokio::time::timeout(options.timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "no result for task {task_id} on {} within {} s",
+            options.result_topic,
+            options.timeout.as_secs_f64()
+        )),
+    };
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    outcome
+}
+
+fn describe(broker: &str, e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            format!("broker {broker} refused the connection: {code:?}")
+        }
+        other => format!("broker {broker}: {other}"),
+    }
+}

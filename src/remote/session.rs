@@ -1,0 +1,440 @@
+//! The MQTT session on our own thread: connect, subscribe on every ConnAck,
+//! turn each command message into a journaled decision, run commands on the
+//! shared runner, publish results. Decisions are made in `decide`; this file
+//! is the I/O around them.
+//!
+//! The event loop is polled by one task that never waits on rumqttc's
+//! request channel (it uses the `try_` calls), because that channel is
+//! drained by the very loop that would be waiting. Results are published
+//! from a second task that may wait.
+
+use super::RemoteSettings;
+use super::backoff::Backoff;
+use super::decide::{Decision, Policy, decide};
+use super::journal::Journal;
+use super::message::{Malformed, parse};
+use crate::actions::{Ending, Refusal, Runner};
+use crate::config::Service;
+use crate::task::{TaskResult, code};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
+
+/// Capacity of rumqttc's request channel.
+const REQUEST_CAPACITY: usize = 1024;
+/// Longest wait for the DISCONNECT to go out at shutdown.
+const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+
+type Services = Arc<BTreeMap<String, Service>>;
+
+/// Runs the session until `stop` turns true.
+pub(super) async fn run(
+    settings: RemoteSettings,
+    services: Services,
+    runner: Arc<Runner>,
+    journal: Journal,
+    mut stop: watch::Receiver<bool>,
+) {
+    let options = match settings.connection.mqtt_options() {
+        Ok(o) => o,
+        Err(e) => {
+            error!("remote commands disabled: {e}");
+            return;
+        }
+    };
+    let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
+    let journal = Arc::new(Mutex::new(journal));
+    let (results, results_rx) = mpsc::unbounded_channel();
+    replay_unfinished(&journal, &results);
+
+    let publisher = tokio::spawn(publish_results(
+        client.clone(),
+        settings.result_topic.clone(),
+        settings.qos,
+        Arc::clone(&journal),
+        results_rx,
+    ));
+    let mut session = Session {
+        backoff: Backoff::new(
+            settings.reconnect,
+            Duration::from_secs(60).max(settings.reconnect),
+        ),
+        settings,
+        services,
+        runner,
+        journal,
+        results,
+        client: client.clone(),
+        last_problem: None,
+        unsolicited_in_a_row: 0,
+    };
+    let mut eventloop = eventloop;
+    tokio::select! {
+        _ = session.poll_forever(&mut eventloop) => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    publisher.abort();
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    info!("remote: disconnected from the broker");
+}
+
+/// Tasks left unfinished by the previous run: results to send again, and
+/// commands that were running (never run again; reported as interrupted).
+fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<TaskResult>) {
+    let Ok(j) = journal.lock() else { return };
+    for result in j.unpublished() {
+        info!(
+            "remote: sending the result of task {} again (not confirmed sent before the restart)",
+            result.task_id
+        );
+        let _ = results.send(result);
+    }
+    for task_id in j.interrupted() {
+        warn!("remote: task {task_id} was running when collectd stopped; it is not run again");
+        let _ = results.send(TaskResult::now(
+            task_id,
+            code::INTERRUPTED,
+            "the command was running when collectd stopped; it was not run again",
+        ));
+    }
+}
+
+async fn publish_results(
+    client: AsyncClient,
+    topic: String,
+    qos: QoS,
+    journal: Arc<Mutex<Journal>>,
+    mut results: mpsc::UnboundedReceiver<TaskResult>,
+) {
+    while let Some(result) = results.recv().await {
+        let payload = match serde_json::to_vec(&result) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(
+                    "remote: cannot serialise the result of task {}: {e}",
+                    result.task_id
+                );
+                continue;
+            }
+        };
+        if let Ok(mut j) = journal.lock() {
+            if let Err(e) = j.done(&result) {
+                error!("remote: task journal {}: {e}", j.path().display());
+            }
+        }
+        // Waits while the broker is away: rumqttc keeps the request and sends
+        // it once reconnected.
+        if client.publish(&topic, qos, false, payload).await.is_err() {
+            return; // the event loop is gone: shutting down
+        }
+        debug!(
+            "remote: result of task {} (code {}) queued for {topic}",
+            result.task_id, result.code
+        );
+        if let Ok(mut j) = journal.lock() {
+            if let Err(e) = j.published(result.task_id) {
+                error!("remote: task journal {}: {e}", j.path().display());
+            }
+        }
+    }
+}
+
+struct Session {
+    settings: RemoteSettings,
+    services: Services,
+    runner: Arc<Runner>,
+    journal: Arc<Mutex<Journal>>,
+    results: mpsc::UnboundedSender<TaskResult>,
+    client: AsyncClient,
+    backoff: Backoff,
+    /// The last connection problem logged, so a broker that stays away
+    /// produces one warning per incident, not one per attempt.
+    last_problem: Option<String>,
+    /// Consecutive "unsolicited acknowledgement" errors: the broker's stored
+    /// session disagrees with ours (e.g. a QoS 2 PUBREL for a message
+    /// received before a restart) and rumqttc would fail on it forever.
+    unsolicited_in_a_row: u32,
+}
+
+/// After this many unsolicited-ack failures in a row, the broker's session
+/// is discarded with one clean-session connection.
+const UNSOLICITED_LIMIT: u32 = 3;
+
+impl Session {
+    async fn poll_forever(&mut self, eventloop: &mut EventLoop) {
+        loop {
+            match eventloop.poll().await {
+                Ok(event) => {
+                    if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
+                        // Back to the configured session mode after a reset.
+                        eventloop
+                            .mqtt_options
+                            .set_clean_session(self.settings.connection.clean_session);
+                    }
+                    self.on_event(event)
+                }
+                Err(e) => {
+                    let delay = self.backoff.next_delay(fastrand::f64());
+                    self.on_connection_error(&e, delay);
+                    self.break_poisoned_session(&e, eventloop);
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    fn break_poisoned_session(&mut self, e: &ConnectionError, eventloop: &mut EventLoop) {
+        if !matches!(
+            e,
+            ConnectionError::MqttState(rumqttc::StateError::Unsolicited(_))
+        ) {
+            self.unsolicited_in_a_row = 0;
+            return;
+        }
+        self.unsolicited_in_a_row += 1;
+        if self.unsolicited_in_a_row >= UNSOLICITED_LIMIT {
+            error!(
+                "remote: the broker's stored session for client id {} does not match ours ({e}); discarding it with a clean-session connection (messages queued in it are lost)",
+                self.settings.connection.client_id
+            );
+            eventloop.mqtt_options.set_clean_session(true);
+            self.unsolicited_in_a_row = 0;
+        }
+    }
+
+    fn broker(&self) -> String {
+        format!(
+            "{}:{}",
+            self.settings.connection.host, self.settings.connection.port
+        )
+    }
+
+    fn on_connection_error(&mut self, e: &ConnectionError, delay: Duration) {
+        let problem = match e {
+            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
+                "the broker refused the login: bad user name or password (User/Password)"
+                    .to_string()
+            }
+            ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
+                "the broker refused the connection: not authorized".to_string()
+            }
+            ConnectionError::ConnectionRefused(other) => {
+                format!("the broker refused the connection: {other:?}")
+            }
+            ConnectionError::Tls(e) => format!("TLS handshake failed: {e}"),
+            other => other.to_string(),
+        };
+        let line = format!(
+            "remote: broker {}: {problem}; retrying in {:.1} s",
+            self.broker(),
+            delay.as_secs_f64()
+        );
+        if self.last_problem.as_deref() == Some(problem.as_str()) {
+            debug!("{line}");
+        } else {
+            match e {
+                ConnectionError::ConnectionRefused(_) | ConnectionError::Tls(_) => error!("{line}"),
+                _ => warn!("{line}"),
+            }
+            self.last_problem = Some(problem);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                self.backoff.reset();
+                let was_down = self.last_problem.take().is_some();
+                info!(
+                    "remote: {} broker {} as {} (session present: {})",
+                    if was_down {
+                        "reconnected to"
+                    } else {
+                        "connected to"
+                    },
+                    self.broker(),
+                    self.settings.connection.client_id,
+                    ack.session_present
+                );
+                // rumqttc does not restore subscriptions; a clean session
+                // has none: subscribe on every ConnAck. Commands arrive at
+                // QoS 1 at most: the journal makes execution exactly-once
+                // across restarts, which QoS 2 state in the client cannot.
+                let qos = if self.settings.qos == QoS::AtMostOnce {
+                    QoS::AtMostOnce
+                } else {
+                    QoS::AtLeastOnce
+                };
+                if let Err(e) = self.client.try_subscribe(&self.settings.command_topic, qos) {
+                    error!(
+                        "remote: cannot subscribe to {}: {e}",
+                        self.settings.command_topic
+                    );
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                let topic = &self.settings.command_topic;
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    error!(
+                        "remote: the broker refused the subscription to {topic} (check its ACL); no commands will arrive"
+                    );
+                } else {
+                    info!("remote: listening for commands on {topic}");
+                }
+            }
+            Event::Incoming(Packet::Publish(p)) => self.on_publish(p),
+            _ => {}
+        }
+    }
+
+    fn ack(&self, p: &Publish) {
+        if let Err(e) = self.client.try_ack(p) {
+            error!("remote: cannot acknowledge a message: {e}");
+        }
+    }
+
+    fn reply(&self, result: TaskResult) {
+        let _ = self.results.send(result);
+    }
+
+    fn on_publish(&mut self, p: Publish) {
+        let topic = p.topic.clone();
+        if p.retain {
+            warn!(
+                "remote: ignoring a retained message on {topic}: retained messages are never executed, they would run again at every reconnect (clear it with: mosquitto_pub -r -n -t '{topic}')"
+            );
+            return self.ack(&p);
+        }
+        if p.payload.len() as u64 > self.settings.max_payload {
+            warn!(
+                "remote: dropping a {}-byte message on {topic}: larger than MaxPayloadBytes ({})",
+                p.payload.len(),
+                self.settings.max_payload
+            );
+            return self.ack(&p);
+        }
+        let request = match parse(&p.payload) {
+            Ok(r) => r,
+            Err(Malformed::Unanswerable(why)) => {
+                warn!("remote: dropping a message on {topic}: {why}");
+                return self.ack(&p);
+            }
+            Err(Malformed::Invalid { task_id, reason }) => {
+                warn!("remote: refusing task {task_id}: {reason}");
+                self.reply(TaskResult::now(task_id, code::INVALID_REQUEST, reason));
+                return self.ack(&p);
+            }
+        };
+        let task_id = request.task_id();
+        let now = SystemTime::now();
+        let decision = {
+            let Ok(journal) = self.journal.lock() else {
+                return;
+            };
+            let policy = Policy {
+                services: &self.services,
+                max_age: self.settings.max_age,
+                now,
+            };
+            decide(&request, p.dup, journal.phase(task_id), &policy)
+        };
+        match decision {
+            Decision::Ignore(why) => {
+                info!("remote: {why}");
+                self.ack(&p);
+            }
+            Decision::Reply(result) => {
+                warn!(
+                    "remote: task {task_id} refused (code {:#x}): {}",
+                    result.code, result.message
+                );
+                self.reply(result);
+                self.ack(&p);
+            }
+            Decision::Run {
+                task_id,
+                service,
+                command,
+                line,
+            } => {
+                let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let recorded = self
+                    .journal
+                    .lock()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut j| {
+                        j.received(task_id, unix_now)
+                            .and_then(|()| j.running(task_id))
+                            .map_err(|e| format!("{}: {e}", j.path().display()))
+                    });
+                if let Err(e) = recorded {
+                    // Not acknowledged: the broker delivers it again later.
+                    error!(
+                        "remote: task {task_id} not accepted, the task journal cannot be written: {e}"
+                    );
+                    return;
+                }
+                self.ack(&p);
+                info!("remote: task {task_id}: running {service}/{command}");
+                let runner = Arc::clone(&self.runner);
+                let results = self.results.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = execute(&runner, task_id, &service, &command, &line);
+                    info!(
+                        "remote: task {task_id}: {service}/{command} finished with code {}",
+                        result.code
+                    );
+                    let _ = results.send(result);
+                });
+            }
+        }
+    }
+}
+
+/// Runs one accepted command and turns its outcome into the result message.
+fn execute(runner: &Runner, task_id: u64, service: &str, command: &str, line: &str) -> TaskResult {
+    match runner.run(service, command, line) {
+        Ok(outcome) => {
+            let mut message = match outcome.ending {
+                Ending::Exited(_) => outcome.output.clone(),
+                _ => format!(
+                    "{service}/{command} {}. Output: {}",
+                    outcome.describe(),
+                    outcome.output
+                ),
+            };
+            if outcome.truncated {
+                message.push_str(" [output truncated]");
+            }
+            TaskResult::now(task_id, outcome.code(), message)
+        }
+        Err(Refusal::AlreadyRunning) => TaskResult::now(
+            task_id,
+            code::ALREADY_RUNNING,
+            format!("{service}/{command} is already running; not started twice"),
+        ),
+        Err(Refusal::Busy { max }) => TaskResult::now(
+            task_id,
+            code::BUSY,
+            format!("{max} commands are already running (MaxConcurrentCommands); try again later"),
+        ),
+    }
+}
