@@ -1,85 +1,20 @@
 //! The broker harness the MQTT tests stand on: a real mosquitto on a free
-//! loopback port, with optional users and ACLs, reached by real clients.
+//! loopback port, with optional users, ACLs and TLS, reached by real clients.
 
 mod common;
-use common::{Mosquitto, MosquittoSpec, wait_for};
-use std::process::{Command, Stdio};
-
-fn publish(
-    port: u16,
-    auth: Option<(&str, &str)>,
-    topic: &str,
-    message: &str,
-) -> std::process::Output {
-    let mut cmd = Command::new("mosquitto_pub");
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        message,
-    ]);
-    if let Some((user, password)) = auth {
-        cmd.args(["-u", user, "-P", password]);
-    }
-    cmd.output()
-        .expect("run mosquitto_pub (Debian package mosquitto-clients)")
-}
-
-/// Subscribes with mosquitto_sub, waits until the broker has the
-/// subscription, publishes, and returns what the subscriber received.
-fn round_trip(broker: &Mosquitto, auth: Option<(&str, &str)>, topic: &str) -> String {
-    let mut cmd = Command::new("mosquitto_sub");
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &broker.port.to_string(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-C",
-        "1",
-        "-W",
-        "30",
-    ]);
-    cmd.args(["-i", "harness-sub"]);
-    if let Some((user, password)) = auth {
-        cmd.args(["-u", user, "-P", password]);
-    }
-    let sub = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mosquitto_sub");
-    wait_for("the subscription to reach the broker", || {
-        broker.log_text().contains("harness-sub 1 ").then_some(())
-    });
-    let out = publish(broker.port, auth, topic, "ping");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = sub.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use common::{Mosquitto, MosquittoSpec};
 
 #[test]
 fn anonymous_broker_delivers_messages() {
     let broker = Mosquitto::start();
-    assert_eq!(round_trip(&broker, None, "test/topic"), "ping");
+    let sub = broker.subscribe("test/topic", 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish("test/topic", "ping", &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(sub.messages(), vec!["ping"]);
 }
 
 #[test]
@@ -87,19 +22,51 @@ fn users_and_acls_are_enforced() {
     let broker = Mosquitto::start_with(MosquittoSpec {
         users: vec![("alice".into(), "secret".into())],
         acl: Some("user alice\ntopic readwrite allowed/#\n".into()),
+        ..Default::default()
     });
-    assert_eq!(
-        round_trip(&broker, Some(("alice", "secret")), "allowed/x"),
-        "ping"
-    );
-    let refused = publish(broker.port, Some(("alice", "wrong")), "allowed/x", "m");
+    let alice = ["-u", "alice", "-P", "secret"];
+    let sub = broker.subscribe("allowed/x", 1, &alice);
+    assert!(broker.publish("allowed/x", "ping", &alice).status.success());
+    assert_eq!(sub.messages(), vec!["ping"]);
+    let refused = broker.publish("allowed/x", "m", &["-u", "alice", "-P", "wrong"]);
     assert!(
         !refused.status.success(),
         "a wrong password must be refused"
     );
-    let anonymous = publish(broker.port, None, "allowed/x", "m");
+    let anonymous = broker.publish("allowed/x", "m", &[]);
     assert!(
         !anonymous.status.success(),
         "anonymous access must be refused"
     );
+}
+
+#[test]
+fn tls_listener_serves_the_test_ca_and_survives_a_restart() {
+    let mut broker = Mosquitto::start_with(MosquittoSpec {
+        tls: true,
+        persistent: true,
+        ..Default::default()
+    });
+    let sub = broker.subscribe("t", 1, &[]);
+    assert!(broker.publish("t", "secure", &[]).status.success());
+    assert_eq!(sub.messages(), vec!["secure"]);
+    let plain = std::process::Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            "t",
+            "-m",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success(),
+        "a plain-text client must not get through a TLS listener"
+    );
+    broker.restart();
+    assert!(broker.publish("t", "again", &[]).status.success());
 }

@@ -230,7 +230,8 @@ impl Session {
                     .to_string()
             }
             ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
-                "the broker refused the connection: not authorized".to_string()
+                "the broker refused the login: not authorized (check User/Password and the broker's access rules)"
+                    .to_string()
             }
             ConnectionError::ConnectionRefused(other) => {
                 format!("the broker refused the connection: {other:?}")

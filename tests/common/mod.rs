@@ -96,8 +96,11 @@ impl Default for CollectdSpec {
 pub struct Collectd {
     child: Option<Child>,
     pub dir: TempDir,
+    conf: PathBuf,
     /// collectd's log file; `None` when logfile writes to stdout.
     pub log: Option<PathBuf>,
+    /// Length of the log when the current run started.
+    log_mark: usize,
     pub socket: PathBuf,
     pub config_json: PathBuf,
     stdout: Arc<Mutex<String>>,
@@ -172,28 +175,51 @@ LoadPlugin unixsock
         socket: PathBuf,
         config_json: PathBuf,
     ) -> Collectd {
+        let mut c = Collectd {
+            child: None,
+            dir,
+            conf: conf.to_path_buf(),
+            log,
+            log_mark: 0,
+            socket,
+            config_json,
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+        };
+        c.launch();
+        c
+    }
+
+    /// Starts the daemon and waits until every plugin is initialised. Log
+    /// lines from an earlier run are not looked at any more.
+    fn launch(&mut self) {
+        self.log_mark = self.log_text().len();
         let mut child = Command::new("/usr/sbin/collectd")
             .arg("-f")
             .arg("-C")
-            .arg(conf)
+            .arg(&self.conf)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start /usr/sbin/collectd (Debian package collectd-core)");
-        let stdout = capture(child.stdout.take().unwrap());
-        let stderr = capture(child.stderr.take().unwrap());
-        let mut c = Collectd {
-            child: Some(child),
-            dir,
-            log,
-            socket,
-            config_json,
-            stdout,
-            stderr,
-        };
-        c.wait_for_log("Initialization complete");
-        c
+        self.stdout = capture(child.stdout.take().unwrap());
+        self.stderr = capture(child.stderr.take().unwrap());
+        self.child = Some(child);
+        self.wait_for_log("Initialization complete");
+    }
+
+    /// Stops collectd (SIGTERM) and starts it again on the same files.
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "collectd exit status {status}");
+        self.launch();
+    }
+
+    /// Starts collectd again after [`Collectd::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "collectd is still running");
+        self.launch();
     }
 
     pub fn log_text(&self) -> String {
@@ -218,7 +244,12 @@ LoadPlugin unixsock
 
     /// Waits for a log line containing `needle` and returns that line.
     pub fn wait_for_log(&mut self, needle: &str) -> String {
-        self.wait_in(needle, |c| c.log_text())
+        self.wait_in(needle, |c| {
+            c.log_text()
+                .get(c.log_mark..)
+                .unwrap_or_default()
+                .to_string()
+        })
     }
 
     /// Waits for a line containing `needle` on collectd's stdout (where our
@@ -307,12 +338,15 @@ impl Drop for Collectd {
 
 /// A running mosquitto on a free loopback port.
 pub struct Mosquitto {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
     pub dir: TempDir,
+    conf: PathBuf,
     log: PathBuf,
     /// stderr, where mosquitto reports start-up failures.
     output: Arc<Mutex<String>>,
+    /// The test CA, when the listener speaks TLS.
+    pub tls: Option<TestCa>,
 }
 
 /// Broker options a test may need.
@@ -322,6 +356,97 @@ pub struct MosquittoSpec {
     pub users: Vec<(String, String)>,
     /// Content of an ACL file (`user NAME` / `topic readwrite T` lines).
     pub acl: Option<String>,
+    /// Keep sessions and queued messages across a restart.
+    pub persistent: bool,
+    /// Serve TLS with a certificate from a fresh test CA.
+    pub tls: bool,
+    /// Users of mosquitto's dynamic-security plugin, created with no role:
+    /// they may connect but every subscription is refused in the SUBACK
+    /// (an `acl_file` never refuses a subscription, it only withholds
+    /// messages, which no client can observe).
+    pub dynsec_users: Vec<(String, String)>,
+}
+
+/// A throw-away CA and a broker certificate for 127.0.0.1 it signed.
+pub struct TestCa {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn create(dir: &Path) -> TestCa {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=collectd-monitor test CA",
+        ]);
+        run(&ca);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        run(&csr);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        TestCa {
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
 }
 
 impl Mosquitto {
@@ -335,10 +460,18 @@ impl Mosquitto {
         let log = dir.path().join("mosquitto.log");
         // A log file, not stdout: mosquitto block-buffers a piped stdout.
         let mut conf = format!(
-            "listener {port} 127.0.0.1\npersistence false\nuser root\nlog_dest file {}\nlog_type all\nallow_anonymous {}\n",
+            "listener {port} 127.0.0.1\nuser root\nlog_dest file {}\nlog_type all\nallow_anonymous {}\n",
             log.display(),
             spec.users.is_empty()
         );
+        if spec.persistent {
+            conf.push_str(&format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.path().display()
+            ));
+        } else {
+            conf.push_str("persistence false\n");
+        }
         if !spec.users.is_empty() {
             let passwd = dir.path().join("passwd");
             std::fs::write(&passwd, "").unwrap();
@@ -358,45 +491,211 @@ impl Mosquitto {
             std::fs::write(&path, acl).unwrap();
             conf.push_str(&format!("acl_file {}\n", path.display()));
         }
+        let dynsec = dir.path().join("dynsec.json");
+        if !spec.dynsec_users.is_empty() {
+            let out = Command::new("mosquitto_ctrl")
+                .args([
+                    "dynsec",
+                    "init",
+                    dynsec.to_str().unwrap(),
+                    "admin",
+                    "admin-pw",
+                ])
+                .output()
+                .expect("run mosquitto_ctrl");
+            assert!(
+                out.status.success(),
+                "dynsec init: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            conf.push_str(&format!(
+                "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\nplugin_opt_config_file {}\n",
+                dynsec.display()
+            ));
+            conf = conf.replace("allow_anonymous true", "allow_anonymous false");
+        }
+        let tls = spec.tls.then(|| TestCa::create(dir.path()));
+        if let Some(ca) = &tls {
+            conf.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                ca.ca_cert.display(),
+                ca.server_cert.display(),
+                ca.server_key.display()
+            ));
+        }
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).unwrap();
+        let mut broker = Mosquitto {
+            child: None,
+            port,
+            dir,
+            conf: conf_path,
+            log,
+            output: Arc::default(),
+            tls,
+        };
+        broker.launch();
+        for (user, password) in &spec.dynsec_users {
+            let out = Command::new("mosquitto_ctrl")
+                .args(broker.client_args())
+                .args([
+                    "-u",
+                    "admin",
+                    "-P",
+                    "admin-pw",
+                    "dynsec",
+                    "createClient",
+                    user,
+                    "-p",
+                    password,
+                ])
+                .output()
+                .expect("run mosquitto_ctrl");
+            assert!(
+                out.status.success(),
+                "createClient: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        broker
+    }
+
+    fn launch(&mut self) {
         let mut child = Command::new("/usr/sbin/mosquitto")
             .arg("-c")
-            .arg(&conf_path)
+            .arg(&self.conf)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start /usr/sbin/mosquitto (Debian package mosquitto)");
-        let output = capture(child.stderr.take().unwrap());
-        let mut broker = Mosquitto {
-            child,
-            port,
-            dir,
-            log,
-            output,
-        };
+        self.output = capture(child.stderr.take().unwrap());
+        self.child = Some(child);
+        let port = self.port;
         wait_for("mosquitto to listen", || {
-            if let Ok(Some(status)) = broker.child.try_wait() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!(
-                    "mosquitto exited ({status}):\n{}",
-                    broker.output.lock().unwrap()
+                    "mosquitto exited ({status}):\n{}{}",
+                    self.output.lock().unwrap(),
+                    self.log_text()
                 );
             }
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        broker
+    }
+
+    /// Stops the broker gracefully (it saves its sessions when persistent).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM mosquitto");
+            child.wait().expect("wait for mosquitto");
+        }
+    }
+
+    /// Stops and starts the broker on the same port and files.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
     }
 
     /// Everything the broker logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Common arguments for mosquitto_pub / mosquitto_sub.
+    pub fn client_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-h".to_string(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.port.to_string(),
+        ];
+        if let Some(ca) = &self.tls {
+            args.extend(["--cafile".into(), ca.ca_cert.display().to_string()]);
+        }
+        args
+    }
+
+    /// Publishes with mosquitto_pub; `extra` may add `-q 1`, `-r`, `-u`...
+    pub fn publish(&self, topic: &str, message: &str, extra: &[&str]) -> std::process::Output {
+        Command::new("mosquitto_pub")
+            .args(self.client_args())
+            .args(["-t", topic, "-m", message])
+            .args(extra)
+            .output()
+            .expect("run mosquitto_pub (Debian package mosquitto-clients)")
+    }
+
+    /// Starts mosquitto_sub for `count` messages on `topic` and waits until
+    /// the broker has its subscription.
+    pub fn subscribe(&self, topic: &str, count: usize, extra: &[&str]) -> Subscriber {
+        let id = format!("test-sub-{}", fastrand_id());
+        let child = Command::new("mosquitto_sub")
+            .args(self.client_args())
+            .args(["-t", topic, "-C", &count.to_string(), "-W", "60", "-i", &id])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mosquitto_sub (Debian package mosquitto-clients)");
+        // mosquitto logs "<client id> <qos> <topic>" once subscribed.
+        wait_for("the subscription to reach the broker", || {
+            let log = self.log_text();
+            log.lines()
+                .any(|l| l.contains(&format!("{id} ")) && l.ends_with(topic))
+                .then_some(())
+        });
+        Subscriber { child: Some(child) }
+    }
+}
+
+fn fastrand_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A mosquitto_sub waiting for a number of messages.
+pub struct Subscriber {
+    child: Option<Child>,
+}
+
+impl Subscriber {
+    /// Waits for mosquitto_sub to exit and returns the messages it printed.
+    pub fn messages(mut self) -> Vec<String> {
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "mosquitto_sub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

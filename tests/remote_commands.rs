@@ -1,0 +1,478 @@
+//! Remote commands end to end: real mosquitto, real collectd running the
+//! plugin, real clients (`collectd-monitor send-command`, mosquitto_pub/sub).
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto, MosquittoSpec, wait_for};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+const COMMANDS: &str = "cmd/testhost";
+const RESULTS: &str = "res/testhost";
+
+/// Files a test's commands write, outside collectd's own directory.
+struct Work {
+    dir: TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn ran_log(&self) -> PathBuf {
+        self.dir.path().join("ran.log")
+    }
+    /// How many times the `append` command ran.
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(self.ran_log()).map_or(0, |t| t.lines().count())
+    }
+}
+
+/// config.json for a plugin talking to `broker`, merged with `extra`.
+fn remote_config(broker: &Mosquitto, work: &Work, extra: Value) -> String {
+    let mut config = json!({
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "cmd/%{hostname}",
+        "CommandResultTopic": "res/%{hostname}",
+        "ReconnectInterval": 1,
+        "StateDir": work.dir.path().join("state"),
+        "Services": {
+            "hello": {"commands": {
+                "exec": "/bin/echo \"Hello World!\"",
+                "fail": "echo failing; exit 3",
+                "append": format!("echo ran >> {}", work.ran_log().display()),
+                "slow": "sleep 2; echo slept"
+            }}
+        }
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config.to_string()
+}
+
+fn start_collectd(broker: &Mosquitto, work: &Work, extra: Value) -> Collectd {
+    let mut c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((remote_config(broker, work, extra), 0o600)),
+        ..Default::default()
+    });
+    c.wait_for_log(&format!("remote: listening for commands on {COMMANDS}"));
+    c
+}
+
+fn send_command(broker: &Mosquitto, service: &str, command: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["send-command", service, command])
+        .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+        .args([
+            "--topic",
+            COMMANDS,
+            "--result-topic",
+            RESULTS,
+            "--timeout",
+            "30",
+        ])
+        .args(extra)
+        .output()
+        .expect("run collectd-monitor send-command")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn command_message(task_id: u64, command: &str) -> String {
+    json!({"task_id": task_id, "timestamp": now(), "service": "hello", "command": command})
+        .to_string()
+}
+
+/// Parses result messages printed by mosquitto_sub.
+fn codes(messages: &[String]) -> Vec<(u64, i64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(m).unwrap_or_else(|e| panic!("{m}: {e}"));
+            (v["task_id"].as_u64().unwrap(), v["code"].as_i64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn send_command_runs_hello_exec_and_prints_its_output() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let _collectd = start_collectd(&broker, &work, json!({}));
+    let out = send_command(&broker, "hello", "exec", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("code 0") && stdout.lines().any(|l| l == "Hello World!"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_exit_status_is_reported_from_inside_collectd() {
+    // collectd ignores SIGCHLD; the status must still come through.
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let _collectd = start_collectd(&broker, &work, json!({}));
+    let out = send_command(&broker, "hello", "fail", &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (result["code"].as_i64(), result["message"].as_str()),
+        (Some(3), Some("failing"))
+    );
+}
+
+#[test]
+fn unknown_services_and_commands_get_their_codes() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let _collectd = start_collectd(&broker, &work, json!({}));
+    for (service, command, code) in [("nginx", "restart", 0x1002), ("hello", "rm", 0x1003)] {
+        let out = send_command(&broker, service, command, &["--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["code"].as_i64(), Some(code), "{result}");
+    }
+}
+
+#[test]
+fn malformed_and_huge_messages_change_nothing() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let mut collectd = start_collectd(&broker, &work, json!({}));
+    let results = broker.subscribe(RESULTS, 1, &[]);
+    for garbage in [
+        "garbage".to_string(),
+        "[1,2,3]".into(),
+        json!({"task_id": "12", "timestamp": now(), "service": "hello", "command": "append"})
+            .to_string(),
+        json!({"timestamp": now(), "service": "hello", "command": "append"}).to_string(),
+    ] {
+        assert!(
+            broker
+                .publish(COMMANDS, &garbage, &["-q", "1"])
+                .status
+                .success()
+        );
+    }
+    let huge = work.dir.path().join("huge");
+    let mut big = command_message(1, "append");
+    big.push_str(&" ".repeat(10 * 1024 * 1024));
+    std::fs::write(&huge, big).unwrap();
+    let out = Command::new("mosquitto_pub")
+        .args(broker.client_args())
+        .args(["-t", COMMANDS, "-q", "1", "-f", huge.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A message with a task id but a missing field is answered.
+    let incomplete = json!({"task_id": 77, "timestamp": now(), "service": "hello"}).to_string();
+    assert!(
+        broker
+            .publish(COMMANDS, &incomplete, &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&results.messages()), vec![(77, 0x100B)]);
+
+    collectd.wait_for_log("dropping a message on cmd/testhost: not JSON");
+    collectd.wait_for_log("dropping a message on cmd/testhost: not a JSON object");
+    collectd.wait_for_log("task_id must be a non-negative JSON integer");
+    collectd.wait_for_log("dropping a message on cmd/testhost: no task_id");
+    collectd.wait_for_log("larger than MaxPayloadBytes");
+    assert_eq!(work.runs(), 0, "nothing may run");
+    let out = send_command(&broker, "hello", "exec", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "collectd's plugin must still answer: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_task_id_runs_once_also_after_a_restart() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let mut collectd = start_collectd(&broker, &work, json!({}));
+    let message = command_message(4242, "append");
+    let results = broker.subscribe(RESULTS, 2, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &message, &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_for_log("task 4242: hello/append finished");
+    assert!(
+        broker
+            .publish(COMMANDS, &message, &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&results.messages()), vec![(4242, 0), (4242, 0x1100)]);
+    assert_eq!(work.runs(), 1);
+
+    collectd.restart();
+    collectd.wait_for_log("remote: listening for commands");
+    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &message, &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&results.messages()), vec![(4242, 0x1100)]);
+    assert_eq!(work.runs(), 1);
+}
+
+#[test]
+fn stale_and_future_timestamps_are_refused() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let _collectd = start_collectd(&broker, &work, json!({"CommandMaxAge": 60}));
+    let results = broker.subscribe(RESULTS, 2, &[]);
+    for (id, stamp) in [(1, "2020-11-26T00:41:19Z"), (2, "2999-01-01T00:00:00Z")] {
+        let m = json!({"task_id": id, "timestamp": stamp, "service": "hello", "command": "append"})
+            .to_string();
+        assert!(broker.publish(COMMANDS, &m, &[]).status.success());
+    }
+    let mut got = codes(&results.messages());
+    got.sort();
+    assert_eq!(got, vec![(1, 0x1006), (2, 0x1006)]);
+    assert_eq!(work.runs(), 0);
+}
+
+#[test]
+fn retained_messages_are_never_executed() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(5, "append"), &["-r", "-q", "1"])
+            .status
+            .success()
+    );
+    let mut collectd = start_collectd(&broker, &work, json!({}));
+    collectd.wait_for_log("ignoring a retained message on cmd/testhost");
+    let out = send_command(&broker, "hello", "exec", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(work.runs(), 0);
+}
+
+#[test]
+fn commands_sent_while_collectd_is_down_run_once_when_it_returns() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "persistent-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    assert!(collectd.stop().success());
+    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(900, "append"), &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.start_again();
+    collectd.wait_for_log("session present: true");
+    assert_eq!(codes(&results.messages()), vec![(900, 0)]);
+    assert_eq!(work.runs(), 1);
+}
+
+#[test]
+fn a_broker_restart_during_a_command_loses_no_result() {
+    let mut broker = Mosquitto::start_with(MosquittoSpec {
+        persistent: true,
+        ..Default::default()
+    });
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "restart-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    // A persistent subscriber session that queues results while it is away.
+    let session = ["-q", "1", "-c", "-i", "result-reader"];
+    let first = Command::new("mosquitto_sub")
+        .args(broker.client_args())
+        .args(["-t", RESULTS, "-C", "1", "-W", "1"])
+        .args(session)
+        .output()
+        .unwrap();
+    assert!(
+        !first.status.success() || first.stdout.is_empty(),
+        "no result may exist yet"
+    );
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(31, "slow"), &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_for_log("task 31: running hello/slow");
+    broker.restart();
+    collectd.wait_for_log("reconnected to broker");
+    collectd.wait_for_log("task 31: hello/slow finished");
+    let out = Command::new("mosquitto_sub")
+        .args(broker.client_args())
+        .args(["-t", RESULTS, "-C", "1", "-W", "30"])
+        .args(session)
+        .output()
+        .unwrap();
+    let messages: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(codes(&messages), vec![(31, 0)], "{}", text(&out.stderr));
+    assert!(messages[0].contains("slept"));
+}
+
+#[test]
+fn tls_is_verified_against_the_configured_ca() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        tls: true,
+        ..Default::default()
+    });
+    let ca = broker.tls.as_ref().unwrap().ca_cert.clone();
+    let work = Work::new();
+    let _collectd = start_collectd(&broker, &work, json!({"Secure": true, "CACert": ca}));
+    let out = send_command(&broker, "hello", "exec", &["--ca", ca.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Hello World!"));
+
+    let out = send_command(&broker, "hello", "exec", &["--tls"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("certificate"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_untrusted_broker_certificate_is_refused_and_logged() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        tls: true,
+        ..Default::default()
+    });
+    let work = Work::new();
+    let other_ca = tempfile::tempdir().unwrap();
+    let other = common::TestCa::create(other_ca.path());
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((
+            remote_config(
+                &broker,
+                &work,
+                json!({"Secure": true, "CACert": other.ca_cert}),
+            ),
+            0o600,
+        )),
+        ..Default::default()
+    });
+    let line = collectd.wait_for_log("TLS handshake failed");
+    assert!(
+        line.contains("[error]") && line.contains("retrying"),
+        "{line}"
+    );
+}
+
+/// Connection attempts the broker has seen so far.
+fn attempts(broker: &Mosquitto) -> usize {
+    broker
+        .log_text()
+        .matches("New connection from 127.0.0.1")
+        .count()
+}
+
+#[test]
+fn a_wrong_password_is_logged_and_retried_with_backoff() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        users: vec![("collectd".into(), "right".into())],
+        ..Default::default()
+    });
+    let work = Work::new();
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((
+            remote_config(
+                &broker,
+                &work,
+                json!({"User": "collectd", "Password": "wrong"}),
+            ),
+            0o600,
+        )),
+        ..Default::default()
+    });
+    let line = collectd.wait_for_log("the broker refused the login");
+    assert!(
+        line.contains("[error]") && line.contains("User/Password"),
+        "{line}"
+    );
+    // Backoff doubles from 1 s: by the 4th attempt about 7 s have passed. A
+    // busy loop would have made thousands of attempts by then.
+    wait_for("four connection attempts", || {
+        (attempts(&broker) >= 4).then_some(())
+    });
+    let attempts_now = attempts(&broker);
+    assert!(
+        attempts_now <= 5,
+        "{attempts_now} attempts: reconnection is not backing off"
+    );
+    let log = collectd.log_text();
+    assert_eq!(
+        log.matches("refused the login").count(),
+        1,
+        "one error per incident:\n{log}"
+    );
+}
+
+#[test]
+fn an_acl_refusal_of_the_command_topic_is_logged() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        dynsec_users: vec![("collectd".into(), "pw".into())],
+        ..Default::default()
+    });
+    let work = Work::new();
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((
+            remote_config(
+                &broker,
+                &work,
+                json!({"User": "collectd", "Password": "pw"}),
+            ),
+            0o600,
+        )),
+        ..Default::default()
+    });
+    let line = collectd.wait_for_log("refused the subscription to cmd/testhost");
+    assert!(line.contains("[error]"), "{line}");
+}
+
+#[test]
+fn an_incomplete_remote_configuration_disables_remote_commands_only() {
+    let work = Work::new();
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "Host \"127.0.0.1:1\"\nLogDevice \"stdout\"\nLogLevel \"debug\"".into(),
+        ..Default::default()
+    });
+    // LogDevice "stdout": our own lines go to collectd's stdout.
+    collectd.wait_for_stdout(
+        "[error] monitor: remote commands disabled: Host is set but CommandTopic is not",
+    );
+    collectd.wait_for_log(
+        "Notification: severity = FAILURE, host = testhost, plugin = monitor, type = config",
+    );
+    // The rest of the plugin still works: values still reach the engine.
+    collectd.putval("testhost/memory/memory-free N:1");
+    collectd.wait_for_stdout(r#""plugin":"memory""#);
+    drop(work);
+}
