@@ -44,7 +44,9 @@ fn remote_config(broker: &Mosquitto, work: &Work, extra: Value) -> String {
                 "exec": "/bin/echo \"Hello World!\"",
                 "fail": "echo failing; exit 3",
                 "append": format!("echo ran >> {}", work.ran_log().display()),
-                "slow": "sleep 2; echo slept"
+                "slow": "sleep 2; echo slept",
+                "slow_append": format!("sleep 2; echo ran >> {}", work.ran_log().display()),
+                "slow_append": format!("sleep 2; echo ran >> {}", work.ran_log().display())
             }}
         }
     });
@@ -272,24 +274,94 @@ fn retained_messages_are_never_executed() {
     assert_eq!(work.runs(), 0);
 }
 
-#[test]
-fn commands_sent_while_collectd_is_down_run_once_when_it_returns() {
+fn commands_sent_while_down_run_once(qos: u8) {
     let broker = Mosquitto::start();
     let work = Work::new();
-    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "persistent-test"});
+    let persistent = json!({"CleanSession": false, "QoS": qos, "ClientId": "persistent-test"});
     let mut collectd = start_collectd(&broker, &work, persistent);
     assert!(collectd.stop().success());
-    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
-    assert!(
-        broker
-            .publish(COMMANDS, &command_message(900, "append"), &["-q", "1"])
-            .status
-            .success()
-    );
+    let qos = qos.to_string();
+    let results = broker.subscribe(RESULTS, 1, &["-q", &qos]);
+    let sent = broker.publish(COMMANDS, &command_message(900, "append"), &["-q", &qos]);
+    assert!(sent.status.success());
     collectd.start_again();
     collectd.wait_for_log("session present: true");
     assert_eq!(codes(&results.messages()), vec![(900, 0)]);
     assert_eq!(work.runs(), 1);
+}
+
+#[test]
+fn commands_sent_while_collectd_is_down_run_once_when_it_returns_qos1() {
+    commands_sent_while_down_run_once(1);
+}
+
+#[test]
+fn commands_sent_while_collectd_is_down_run_once_when_it_returns_qos2() {
+    commands_sent_while_down_run_once(2);
+}
+
+#[test]
+fn a_command_interrupted_by_a_crash_is_reported_and_not_run_again() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "crash-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    let message =
+        json!({"task_id": 66, "timestamp": now(), "service": "hello", "command": "slow_append"});
+    let message = message.to_string();
+    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &message, &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_for_log("task 66: running hello/slow_append");
+    collectd.crash();
+    collectd.start_again();
+    let result = results.messages();
+    assert_eq!(codes(&result), vec![(66, 0x1009)], "{result:?}");
+    // The orphaned command finishes on its own; nothing starts it again.
+    wait_for("the interrupted command to finish", || {
+        (work.runs() == 1).then_some(())
+    });
+    assert!(
+        broker
+            .publish(COMMANDS, &message, &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_for_log("task 66 refused (code 0x1100)");
+    assert_eq!(work.runs(), 1);
+}
+
+#[test]
+fn a_broker_that_is_down_at_start_is_reached_when_it_comes_up() {
+    let port = common::free_port();
+    let work = Work::new();
+    let absent = Mosquitto::start_with(MosquittoSpec {
+        port: Some(port),
+        ..Default::default()
+    });
+    let config = remote_config(&absent, &work, json!({}));
+    drop(absent);
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config, 0o600)),
+        ..Default::default()
+    });
+    let line = collectd.wait_for_log("retrying in");
+    assert!(
+        line.contains("[warning]") && line.contains(&port.to_string()),
+        "{line}"
+    );
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        port: Some(port),
+        ..Default::default()
+    });
+    collectd.wait_for_log(&format!("listening for commands on {COMMANDS}"));
+    let out = send_command(&broker, "hello", "exec", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]

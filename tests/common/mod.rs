@@ -216,7 +216,14 @@ LoadPlugin unixsock
         self.launch();
     }
 
-    /// Starts collectd again after [`Collectd::stop`].
+    /// SIGKILL, as in a crash: no shutdown callback runs.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("collectd running");
+        child.kill().expect("SIGKILL collectd");
+        child.wait().expect("reap collectd");
+    }
+
+    /// Starts collectd again after [`Collectd::stop`] or [`Collectd::crash`].
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "collectd is still running");
         self.launch();
@@ -365,6 +372,8 @@ pub struct MosquittoSpec {
     /// (an `acl_file` never refuses a subscription, it only withholds
     /// messages, which no client can observe).
     pub dynsec_users: Vec<(String, String)>,
+    /// Listen on this port instead of a free one.
+    pub port: Option<u16>,
 }
 
 /// A throw-away CA and a broker certificate for 127.0.0.1 it signed.
@@ -456,7 +465,7 @@ impl Mosquitto {
 
     pub fn start_with(spec: MosquittoSpec) -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        let port = spec.port.unwrap_or_else(free_port);
         let log = dir.path().join("mosquitto.log");
         // A log file, not stdout: mosquitto block-buffers a piped stdout.
         let mut conf = format!(
