@@ -18,7 +18,7 @@ fn the_shipped_examples_pass_and_are_summarised() {
         ("conf/config.json", "service nginx: restart"),
         (
             "conf/config-remote.json",
-            "MQTT broker: mqtt.example.net:8883 (QoS 2)",
+            "MQTT broker: mqtt.example.net:8883 (TLS, QoS 2",
         ),
     ] {
         let out = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
@@ -63,4 +63,21 @@ fn group_readable_files_get_a_warning() {
     let out = check(&path);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: "));
+}
+
+#[test]
+fn incomplete_remote_settings_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, r#"{"Host": "broker", "CommandTopic": "c"}"#).unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("CommandResultTopic"), "{stderr}");
+
+    std::fs::write(&path, r#"{"Host": "broker", "CommandTopic": "c", "CommandResultTopic": "r", "Secure": true, "CACert": "/nonexistent/ca.pem"}"#).unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
 }

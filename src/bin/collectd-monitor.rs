@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use collectd_monitor::config;
 use collectd_monitor::remote::sender::{self, SendOptions};
-use collectd_monitor::remote::{Connection, TlsSettings, parse_host};
+use collectd_monitor::remote::{Connection, RemoteSettings, TlsSettings, parse_host};
 use collectd_monitor::task::{TaskResult, code_name};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -192,9 +192,42 @@ fn config_check(file: &std::path::Path) -> ExitCode {
                 eprintln!("warning: {warning}");
             }
             let s = &loaded.settings;
+            // The same checks the plugin makes before connecting, with a
+            // placeholder for collectd's hostname.
+            let remote = RemoteSettings::from_settings(s, "%{hostname}").and_then(|r| match r {
+                Some(r) => r.connection.mqtt_options().map(|_| Some(r)),
+                None => Ok(None),
+            });
+            let remote = match remote {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {}: remote commands: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
             println!("{}: OK", file.display());
-            match &s.host {
-                Some(host) => println!("  MQTT broker: {host} (QoS {})", s.qos.level()),
+            match remote {
+                Some(r) => {
+                    let c = &r.connection;
+                    let tls = match &c.tls {
+                        Some(t) if t.skip_verify => {
+                            "TLS without certificate verification (insecure)"
+                        }
+                        Some(_) => "TLS",
+                        None => "plain TCP",
+                    };
+                    println!(
+                        "  MQTT broker: {}:{} ({tls}, QoS {}, client id {})",
+                        c.host,
+                        c.port,
+                        s.qos.level(),
+                        c.client_id
+                    );
+                    println!(
+                        "  commands on {}, results on {}",
+                        r.command_topic, r.result_topic
+                    );
+                }
                 None => println!("  MQTT broker: none (remote commands off)"),
             }
             if let Some(dir) = &s.local_monitor_config_dir {
