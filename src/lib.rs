@@ -11,5 +11,6 @@ pub mod config;
 pub mod events;
 pub mod logging;
 mod plugin;
+pub mod reconfig;
 pub mod remote;
 pub mod task;

@@ -11,6 +11,7 @@ use crate::collectd::{
 use crate::config::{self, Loaded, PluginBlock, Settings};
 use crate::events::{self, Event, EventQueue, EventReceiver};
 use crate::logging;
+use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -23,11 +24,17 @@ const QUEUE_CAPACITY: usize = 65_536;
 /// Builds the plugin object `module_register` registers.
 pub(crate) fn create() -> Box<dyn Plugin> {
     logging::install_plugin_logger();
-    Box::new(Monitor::default())
+    Box::new(Monitor {
+        // Now, before collectd changes to its BaseDir.
+        invocation: Invocation::of_this_process(),
+        ..Monitor::default()
+    })
 }
 
 #[derive(Default)]
 struct Monitor {
+    /// How collectd was started, for restarting it after a config push.
+    invocation: Option<Invocation>,
     /// Children of every `<Plugin monitor>` block, in order, until init.
     blocks: Mutex<Vec<ConfigItem>>,
     /// Set once init succeeded; absent means disabled.
@@ -78,7 +85,7 @@ impl Plugin for Monitor {
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
         announce(&loaded);
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
-        let remote = start_remote(&loaded.settings, runner);
+        let remote = start_remote(&loaded.settings, runner, self.invocation.clone());
         let _ = self.running.set(Running {
             queue,
             engine: Mutex::new(Some(engine)),
@@ -163,10 +170,18 @@ fn runner_limits(s: &Settings) -> RunnerLimits {
 
 /// Starts the MQTT thread when `Host` is set. A remote configuration error
 /// disables remote commands only, loudly; local monitoring goes on.
-fn start_remote(s: &Settings, runner: Arc<Runner>) -> Option<Remote> {
+fn start_remote(
+    s: &Settings,
+    runner: Arc<Runner>,
+    invocation: Option<Invocation>,
+) -> Option<Remote> {
     let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
-        Some(remote) => Remote::start(remote, Arc::new(s.services.clone()), runner).map(Some),
+        Some(mut remote) => {
+            remote.replace.invocation = invocation;
+            remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
+            Remote::start(remote, Arc::new(s.services.clone()), runner).map(Some)
+        }
         None => Ok(None),
     });
     started.unwrap_or_else(|e| {

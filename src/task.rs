@@ -32,6 +32,27 @@ pub mod code {
     pub const INVALID_REQUEST: i64 = 0x100B;
     /// A task with this id is running or already ran.
     pub const DUPLICATE_TASK: i64 = 0x1100;
+
+    /// collectd.conf replacement (COMPAT.md §5): another one is running.
+    pub const REPLACE_BUSY: i64 = 0x2000;
+    /// The new config could not be written.
+    pub const REPLACE_WRITE_FAILED: i64 = 0x2001;
+    /// The new config is broken.
+    pub const REPLACE_INVALID: i64 = 0x2002;
+    /// collectd could not be stopped.
+    pub const REPLACE_STOP_FAILED: i64 = 0x2003;
+    /// collectd's PID file was not removed.
+    pub const REPLACE_PIDFILE_LEFT: i64 = 0x2004;
+    /// The old collectd.conf could not be backed up.
+    pub const REPLACE_BACKUP_FAILED: i64 = 0x2005;
+    /// collectd.conf could not be replaced.
+    pub const REPLACE_SWAP_FAILED: i64 = 0x2006;
+    /// The restart failed; collectd runs the old config again.
+    pub const REPLACE_ROLLED_BACK: i64 = 0x2007;
+    /// The restart failed, and so did the recovery with the old config.
+    pub const REPLACE_ROLLBACK_FAILED: i64 = 0x2008;
+    /// collectd was started but its new PID could not be read.
+    pub const REPLACE_NO_PID: i64 = 0x2009;
 }
 
 /// A short name for a code of this table, for people reading results.
@@ -50,6 +71,16 @@ pub fn code_name(c: i64) -> Option<&'static str> {
         code::UNSUPPORTED => "unsupported request",
         code::INVALID_REQUEST => "invalid request",
         code::DUPLICATE_TASK => "duplicate task id",
+        code::REPLACE_BUSY => "another replacement is running",
+        code::REPLACE_WRITE_FAILED => "cannot write the new config",
+        code::REPLACE_INVALID => "the new config is broken",
+        code::REPLACE_STOP_FAILED => "cannot stop collectd",
+        code::REPLACE_PIDFILE_LEFT => "collectd's PID file was not removed",
+        code::REPLACE_BACKUP_FAILED => "cannot back up collectd.conf",
+        code::REPLACE_SWAP_FAILED => "cannot replace collectd.conf",
+        code::REPLACE_ROLLED_BACK => "restart failed, old config restored",
+        code::REPLACE_ROLLBACK_FAILED => "restart and recovery failed",
+        code::REPLACE_NO_PID => "cannot get the new PID",
         _ => return None,
     })
 }

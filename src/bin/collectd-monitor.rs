@@ -39,6 +39,24 @@ enum Command {
         #[command(flatten)]
         broker: Box<BrokerArgs>,
     },
+    /// Push a new collectd.conf to a host, and print the result.
+    ///
+    /// The host validates it with collectd's own parser, backs up the old
+    /// file, restarts collectd and rolls back if it does not come up. Exits
+    /// like send-command.
+    SendConfig {
+        /// The new collectd.conf.
+        file: PathBuf,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+    },
+    /// Carry out a collectd.conf replacement (started by the plugin).
+    #[command(hide = true)]
+    ReplaceConfig {
+        /// The job file the plugin wrote.
+        #[arg(long)]
+        job: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -142,6 +160,19 @@ fn main() -> ExitCode {
             let task_id = sender::new_task_id();
             let payload = sender::command_message(task_id, &service, &command);
             send(&broker, task_id, payload)
+        }
+        Command::SendConfig { file, broker } => match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let task_id = sender::new_task_id();
+                send(&broker, task_id, sender::config_message(task_id, &text))
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::ReplaceConfig { job } => {
+            ExitCode::from(u8::try_from(collectd_monitor::reconfig::run_helper(&job)).unwrap_or(1))
         }
     }
 }

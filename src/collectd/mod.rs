@@ -6,15 +6,18 @@
 //! functions here. The rest of the crate never sees a raw pointer, so it can
 //! be unit-tested without a collectd process.
 
+mod config_file;
 mod config_tree;
 mod globals;
 mod log;
 mod metric;
 mod notification;
+mod process;
 mod register;
 mod sys;
 mod time;
 
+pub use config_file::{global_option, parse_config_file};
 pub use config_tree::{ConfigItem, ConfigValue};
 pub use globals::hostname;
 pub use log::{LogLevel, plugin_log};
@@ -23,5 +26,6 @@ pub use notification::{
     MESSAGE_MAX_BYTES, MetaValue, NAME_MAX_BYTES, Notification, Severity, dispatch_notification,
     truncate_utf8,
 };
+pub use process::{close_inherited_fds, restore_default_sigchld};
 pub use register::Plugin;
 pub use time::{cdtime_to_secs, secs_to_cdtime};

@@ -84,6 +84,14 @@ pub struct Settings {
     /// Bytes of a command's output kept for its result.
     #[serde(rename = "CommandOutputLimit", default = "default_output_limit")]
     pub command_output_limit: u64,
+    /// The `collectd-monitor` program, which carries out collectd.conf
+    /// replacements from outside collectd.
+    #[serde(rename = "HelperPath", default = "default_helper")]
+    pub helper_path: PathBuf,
+}
+
+fn default_helper() -> PathBuf {
+    PathBuf::from("collectd-monitor")
 }
 
 fn default_true() -> bool {
@@ -145,6 +153,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "CommandTimeout",
     "MaxConcurrentCommands",
     "CommandOutputLimit",
+    "HelperPath",
 ];
 
 /// One service: named recovery commands, plus the paths the collectd.conf

@@ -11,8 +11,9 @@ use std::time::Duration;
 /// after receipt instead.
 const MQTT_MAX_PACKET: usize = 256 * 1024 * 1024;
 
-/// Everything needed to open an MQTT connection.
-#[derive(Clone, Debug)]
+/// Everything needed to open an MQTT connection. Serializable so the
+/// config-replacement helper reaches the broker exactly as the plugin does.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Connection {
     pub host: String,
     pub port: u16,

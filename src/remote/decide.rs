@@ -28,6 +28,8 @@ pub enum Decision {
     },
     /// Do not run; answer with this result.
     Reply(TaskResult),
+    /// Replace collectd.conf with `config`.
+    Replace { task_id: u64, config: String },
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
     Ignore(String),
@@ -94,12 +96,11 @@ pub fn decide(
         Request::Command {
             service, command, ..
         } => (service, command),
-        Request::Config { .. } => {
-            return reply(
-                code::UNSUPPORTED,
-                "collectd.conf replacement is not supported by this version of collectd-monitor"
-                    .into(),
-            );
+        Request::Config { config, .. } => {
+            return Decision::Replace {
+                task_id,
+                config: config.clone(),
+            };
         }
     };
     if policy.services.is_empty() {

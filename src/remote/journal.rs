@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 pub enum Phase {
     Received,
     Running,
+    /// Handed to the config-replacement helper, which reports by itself.
+    Delegated,
     Done,
     Published,
 }
@@ -131,6 +133,15 @@ impl Journal {
         self.append(Line {
             id,
             phase: Phase::Running,
+            at: None,
+            result: None,
+        })
+    }
+
+    pub fn delegated(&mut self, id: u64) -> std::io::Result<()> {
+        self.append(Line {
+            id,
+            phase: Phase::Delegated,
             at: None,
             result: None,
         })

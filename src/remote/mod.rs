@@ -22,6 +22,7 @@ pub use tls::TlsSettings;
 
 use crate::actions::Runner;
 use crate::config::{Service, Settings};
+use crate::reconfig::ReplaceContext;
 use rumqttc::QoS;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub struct RemoteSettings {
     pub max_payload: u64,
     pub max_age: Duration,
     pub journal_path: PathBuf,
+    /// For collectd.conf replacement; the plugin adds what only collectd
+    /// knows (its command line, its PID file).
+    pub replace: ReplaceContext,
 }
 
 impl RemoteSettings {
@@ -90,20 +94,32 @@ impl RemoteSettings {
             1 => QoS::AtLeastOnce,
             _ => QoS::ExactlyOnce,
         };
+        let connection = Connection {
+            host,
+            port,
+            client_id: s
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("collectd-monitor-{hostname}")),
+            credentials,
+            tls,
+            keep_alive: Duration::from_secs(s.keep_alive),
+            clean_session: s.clean_session,
+            manual_acks: true,
+        };
         Ok(Some(RemoteSettings {
-            connection: Connection {
-                host,
-                port,
-                client_id: s
-                    .client_id
-                    .clone()
-                    .unwrap_or_else(|| format!("collectd-monitor-{hostname}")),
-                credentials,
-                tls,
-                keep_alive: Duration::from_secs(s.keep_alive),
-                clean_session: s.clean_session,
-                manual_acks: true,
+            replace: ReplaceContext {
+                invocation: None,
+                service: s.services.get("collectd").cloned(),
+                pid_file: None,
+                helper: s.helper_path.clone(),
+                state_dir: s.state_dir.clone(),
+                timeout_secs: s.command_timeout,
+                connection: connection.clone(),
+                result_topic: result_topic.clone(),
+                qos: s.qos.level(),
             },
+            connection,
             qos,
             command_topic,
             result_topic,

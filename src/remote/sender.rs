@@ -35,6 +35,17 @@ pub fn command_message(task_id: u64, service: &str, command: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The config message of COMPAT.md §5, stamped now.
+pub fn config_message(task_id: u64, config: &str) -> Vec<u8> {
+    serde_json::json!({
+        "task_id": task_id,
+        "timestamp": iso8601(SystemTime::now()),
+        "config": config,
+    })
+    .to_string()
+    .into_bytes()
+}
+
 /// Publishes `payload` once subscribed to the result topic, and returns the
 /// result whose task id is `task_id`.
 pub async fn send(
@@ -108,4 +119,57 @@ fn describe(broker: &str, e: &ConnectionError) -> String {
         }
         other => format!("broker {broker}: {other}"),
     }
+}
+
+/// Publishes one message and waits until the broker has it (PUBACK or
+/// PUBCOMP for QoS 1 and 2, the write for QoS 0). Used by the
+/// config-replacement helper, which must report even when the new config
+/// no longer loads the plugin.
+pub async fn publish_confirmed(
+    connection: &Connection,
+    topic: &str,
+    qos: QoS,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (client, mut eventloop) = AsyncClient::new(connection.mqtt_options()?, 16);
+    let broker = format!("{}:{}", connection.host, connection.port);
+    let exchange = async {
+        let mut payload = Some(payload);
+        loop {
+            match eventloop.poll().await.map_err(|e| describe(&broker, &e))? {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    if let Some(p) = payload.take() {
+                        client
+                            .try_publish(topic, qos, false, p)
+                            .map_err(|e| format!("publish: {e}"))?;
+                    }
+                }
+                Event::Outgoing(rumqttc::Outgoing::Publish(_)) if qos == QoS::AtMostOnce => {
+                    return Ok(());
+                }
+                Event::Incoming(Packet::PubAck(_)) if qos == QoS::AtLeastOnce => return Ok(()),
+                Event::Incoming(Packet::PubComp(_)) if qos == QoS::ExactlyOnce => return Ok(()),
+                _ => {}
+            }
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "broker {broker}: no acknowledgement within {} s",
+                timeout.as_secs()
+            ))
+        });
+    let _ = client.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = eventloop.poll().await {
+            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
+    outcome
 }

@@ -15,6 +15,7 @@ use super::journal::Journal;
 use super::message::{Malformed, parse};
 use crate::actions::{Ending, Refusal, Runner};
 use crate::config::Service;
+use crate::reconfig;
 use crate::task::{TaskResult, code};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
@@ -59,6 +60,10 @@ pub(super) async fn run(
         Arc::clone(&journal),
         results_rx,
     ));
+    let reports = tokio::spawn(forward_reports(
+        settings.replace.state_dir.clone(),
+        results.clone(),
+    ));
     let mut session = Session {
         backoff: Backoff::new(
             settings.reconnect,
@@ -79,6 +84,7 @@ pub(super) async fn run(
         _ = stop.wait_for(|s| *s) => {}
     }
     publisher.abort();
+    reports.abort();
     if client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
             while let Ok(ev) = eventloop.poll().await {
@@ -110,6 +116,29 @@ fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<T
             code::INTERRUPTED,
             "the command was running when collectd stopped; it was not run again",
         ));
+    }
+}
+
+/// How often to look for results left by a replacement helper that could
+/// not reach the broker.
+const REPORT_SCAN: Duration = Duration::from_secs(5);
+
+async fn forward_reports(
+    state_dir: std::path::PathBuf,
+    results: mpsc::UnboundedSender<TaskResult>,
+) {
+    let mut tick = tokio::time::interval(REPORT_SCAN);
+    loop {
+        tick.tick().await;
+        for (path, result) in reconfig::pending_reports(&state_dir) {
+            info!(
+                "remote: publishing the result of replacement task {} left by its helper",
+                result.task_id
+            );
+            if std::fs::remove_file(&path).is_ok() {
+                let _ = results.send(result);
+            }
+        }
     }
 }
 
@@ -370,6 +399,9 @@ impl Session {
                 self.reply(result);
                 self.ack(&p);
             }
+            Decision::Replace { task_id, config } => {
+                self.start_replacement(&p, task_id, &config, now)
+            }
             Decision::Run {
                 task_id,
                 service,
@@ -405,6 +437,50 @@ impl Session {
                     );
                     let _ = results.send(result);
                 });
+            }
+        }
+    }
+}
+
+impl Session {
+    /// A collectd.conf push: validated here, carried out by the helper,
+    /// which publishes the result itself.
+    fn start_replacement(&mut self, p: &Publish, task_id: u64, config: &str, now: SystemTime) {
+        let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let recorded = self
+            .journal
+            .lock()
+            .map_err(|e| e.to_string())
+            .and_then(|mut j| {
+                j.received(task_id, unix_now)
+                    .map_err(|e| format!("{}: {e}", j.path().display()))
+            });
+        if let Err(e) = recorded {
+            error!("remote: task {task_id} not accepted, the task journal cannot be written: {e}");
+            return;
+        }
+        self.ack(p);
+        info!(
+            "remote: task {task_id}: collectd.conf replacement requested ({} bytes)",
+            config.len()
+        );
+        match reconfig::launch(&self.settings.replace, task_id, config) {
+            Ok(()) => {
+                info!(
+                    "remote: task {task_id}: the new config is valid; the replacement helper takes over"
+                );
+                if let Ok(mut j) = self.journal.lock() {
+                    if let Err(e) = j.delegated(task_id) {
+                        error!("remote: task journal {}: {e}", j.path().display());
+                    }
+                }
+            }
+            Err(result) => {
+                warn!(
+                    "remote: task {task_id}: replacement refused (code {:#x}): {}",
+                    result.code, result.message
+                );
+                self.reply(result);
             }
         }
     }

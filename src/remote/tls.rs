@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// TLS choices from the configuration or the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TlsSettings {
     /// CA bundle; `None` means the system's trust store.
     pub ca_file: Option<PathBuf>,

@@ -1,0 +1,96 @@
+//! collectd's own configuration parser and global options, for checking a
+//! collectd.conf pushed over MQTT exactly as collectd will read it, without
+//! starting anything (`collectd -t` checks nothing in Debian's build and
+//! `collectd -T` runs every plugin).
+
+use super::config_tree::ConfigItem;
+use super::sys;
+use std::ffi::{CStr, CString};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// collectd's parser keeps global state and prints its errors on stderr:
+/// one parse at a time.
+static PARSER: Mutex<()> = Mutex::new(());
+
+/// Parses `path` with collectd's `oconfig_parse_file`. On failure, the
+/// parser's own message (which it prints on stderr) is the error.
+pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| format!("{}: path contains a NUL byte", path.display()))?;
+    let _one_at_a_time = PARSER
+        .lock()
+        .map_err(|_| "config parser lock poisoned".to_string())?;
+    let (tree, stderr) = capture_stderr(|| {
+        // SAFETY: `c_path` is a valid C string for the call. The returned
+        // tree is owned by us, read by `from_raw` and freed exactly once
+        // with `oconfig_free`, its matching deallocator.
+        unsafe {
+            let root = sys::oconfig_parse_file(c_path.as_ptr());
+            if root.is_null() {
+                return None;
+            }
+            let tree = ConfigItem::from_raw(&*root);
+            sys::oconfig_free(root);
+            Some(tree)
+        }
+    });
+    tree.ok_or_else(|| {
+        let message = stderr.trim();
+        if message.is_empty() {
+            format!("{}: collectd's parser rejected the file", path.display())
+        } else {
+            message.to_string()
+        }
+    })
+}
+
+/// Runs `f` with file descriptor 2 pointing into a pipe, and returns what
+/// was written there. Anything else collectd prints on stderr meanwhile is
+/// captured too; the parse takes microseconds.
+fn capture_stderr<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let setup = (|| {
+        let saved = nix::unistd::dup(std::io::stderr()).ok()?;
+        let (reader, writer) = nix::unistd::pipe().ok()?;
+        Some((saved, reader, writer))
+    })();
+    let Some((saved, reader, writer)) = setup else {
+        return (f(), String::new());
+    };
+    let drain = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::fs::File::from(reader)
+            .take(64 * 1024)
+            .read_to_string(&mut text);
+        text
+    });
+    let redirected = nix::unistd::dup2_stderr(&writer).is_ok();
+    drop(writer);
+    let value = f();
+    let _ = nix::unistd::dup2_stderr(&saved);
+    let text = if redirected {
+        drain.join().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (value, text)
+}
+
+/// A collectd global option (`PIDFile`, `BaseDir`, `Hostname`, ...) as
+/// collectd resolved it from its command line and configuration.
+pub fn global_option(name: &str) -> Option<String> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: `c_name` is a valid C string; collectd returns a pointer into
+    // its own option table (or null), valid while collectd runs, which we
+    // copy at once.
+    unsafe {
+        let value = sys::global_option_get(c_name.as_ptr());
+        if value.is_null() {
+            None
+        } else {
+            Some(CStr::from_ptr(value).to_string_lossy().into_owned())
+        }
+    }
+}

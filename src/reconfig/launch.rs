@@ -1,0 +1,191 @@
+//! The plugin's half of a config push: check the new collectd.conf with
+//! collectd's own parser, take the lock, and hand the job to a detached
+//! helper process. Everything here runs inside collectd, on the MQTT thread.
+
+use super::invocation::Invocation;
+use super::job::Job;
+use super::lock::{self, Busy};
+use super::validate::{DEFAULT_PLUGIN_DIR, validate};
+use crate::collectd::parse_config_file;
+use crate::config::Service;
+use crate::remote::Connection;
+use crate::task::{TaskResult, code};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What the plugin knows that a replacement needs.
+#[derive(Clone, Debug)]
+pub struct ReplaceContext {
+    /// How this collectd was started (None if /proc was unreadable).
+    pub invocation: Option<Invocation>,
+    /// `Services.collectd` from the configuration.
+    pub service: Option<Service>,
+    /// collectd's `PIDFile` global option.
+    pub pid_file: Option<PathBuf>,
+    pub helper: PathBuf,
+    pub state_dir: PathBuf,
+    pub timeout_secs: u64,
+    pub connection: Connection,
+    pub result_topic: String,
+    pub qos: u8,
+}
+
+/// Starts a replacement, or says why not with the result to send.
+pub fn launch(ctx: &ReplaceContext, task_id: u64, config: &str) -> Result<(), TaskResult> {
+    let fail = |code: i64, message: String| TaskResult::now(task_id, code, message);
+    let Some(invocation) = ctx.invocation.clone() else {
+        return Err(fail(
+            code::REPLACE_WRITE_FAILED,
+            "collectd's command line is unreadable; cannot restart it".into(),
+        ));
+    };
+    let service = ctx.service.clone().unwrap_or_default();
+    let config_path = service
+        .config_path
+        .clone()
+        .unwrap_or_else(|| invocation.config.clone());
+    std::fs::create_dir_all(&ctx.state_dir).map_err(|e| {
+        fail(
+            code::REPLACE_WRITE_FAILED,
+            format!("{}: {e}", ctx.state_dir.display()),
+        )
+    })?;
+
+    let checked =
+        check(&ctx.state_dir, task_id, config).map_err(|e| fail(code::REPLACE_INVALID, e))?;
+
+    let lock_path = ctx.state_dir.join("replace.lock");
+    match lock::acquire(&lock_path, task_id) {
+        Ok(Some(note)) => tracing::warn!("remote: task {task_id}: {note}"),
+        Ok(None) => {}
+        Err(Busy::Running { task_id: other }) => {
+            return Err(fail(
+                code::REPLACE_BUSY,
+                format!("another replacement (task {other}) is running"),
+            ));
+        }
+        Err(Busy::Broken(e)) => {
+            return Err(fail(
+                code::REPLACE_WRITE_FAILED,
+                format!("replacement lock: {e}"),
+            ));
+        }
+    }
+    let mut invocation = invocation;
+    if let (Some(cmd), Some(argv0)) = (&service.command_path, invocation.argv.first_mut()) {
+        *argv0 = cmd.display().to_string();
+    }
+    let job = Job {
+        task_id,
+        new_config: config.to_string(),
+        config_path,
+        pid_file: service
+            .pid_path
+            .clone()
+            .or_else(|| ctx.pid_file.clone())
+            .or(invocation.pid_file.clone()),
+        old_pid: std::process::id(),
+        invocation,
+        start_command: service.commands.get("start").cloned(),
+        stop_command: service.commands.get("stop").cloned(),
+        timeout_secs: ctx.timeout_secs,
+        connection: ctx.connection.clone(),
+        result_topic: ctx.result_topic.clone(),
+        qos: ctx.qos,
+        report_path: report_path(&ctx.state_dir, task_id),
+        lock_path: lock_path.clone(),
+        warnings: checked,
+    };
+    let job_path = ctx.state_dir.join(format!("replace-{task_id}.job"));
+    let started = job
+        .write(&job_path)
+        .and_then(|()| spawn_helper(ctx, task_id, &job_path));
+    if let Err(e) = started {
+        lock::release(&lock_path, task_id);
+        let _ = std::fs::remove_file(&job_path);
+        return Err(fail(
+            code::SPAWN_FAILED,
+            format!("cannot start the replacement helper: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where a helper that could not publish leaves its result.
+pub fn report_path(state_dir: &Path, task_id: u64) -> PathBuf {
+    state_dir.join(format!("replace-report-{task_id}.json"))
+}
+
+/// Results helpers left behind: `(path, result)` pairs to publish and remove.
+pub fn pending_reports(state_dir: &Path) -> Vec<(PathBuf, TaskResult)> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("replace-report-") && n.ends_with(".json"))
+        })
+        .filter_map(|p| {
+            let result = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
+            Some((p, result))
+        })
+        .collect()
+}
+
+/// Parses the text with collectd's parser and validates the tree; returns
+/// the warnings for the result message.
+fn check(state_dir: &Path, task_id: u64, config: &str) -> Result<Vec<String>, String> {
+    let path = state_dir.join(format!("incoming-{task_id}.conf"));
+    std::fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
+    let parsed = parse_config_file(&path);
+    let _ = std::fs::remove_file(&path);
+    let tree = parsed.map_err(|e| {
+        format!(
+            "collectd's parser: {}",
+            e.replace(&path.display().to_string(), "<new config>")
+        )
+    })?;
+    validate(&tree, Path::new(DEFAULT_PLUGIN_DIR), &|p: &Path| p.exists()).map(|c| c.warnings)
+}
+
+fn spawn_helper(ctx: &ReplaceContext, task_id: u64, job_path: &Path) -> Result<(), String> {
+    let log_path = ctx.state_dir.join(format!("replace-{task_id}.log"));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    // Under systemd, stopping collectd kills its whole control group, this
+    // helper included: start the helper as a unit of its own instead.
+    let mut command = if Path::new("/run/systemd/system").is_dir() {
+        let mut c = Command::new("systemd-run");
+        c.args([
+            "--quiet",
+            "--collect",
+            "--unit",
+            &format!("collectd-monitor-replace-{task_id}"),
+            "--",
+        ]);
+        c.arg(&ctx.helper);
+        c
+    } else {
+        Command::new(&ctx.helper)
+    };
+    command
+        .arg("replace-config")
+        .arg("--job")
+        .arg(job_path)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e} (set HelperPath)", ctx.helper.display()))
+}

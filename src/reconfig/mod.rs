@@ -1,0 +1,19 @@
+//! Remote collectd.conf replacement (COMPAT.md §5): validate the pushed
+//! config inside the plugin, then let a detached helper process stop
+//! collectd, swap the file, start collectd, roll back when it does not come
+//! up, and publish exactly one result.
+
+mod helper;
+mod host;
+mod invocation;
+mod job;
+mod launch;
+mod lock;
+mod procedure;
+mod validate;
+
+pub use helper::run_helper;
+pub use invocation::Invocation;
+pub use launch::{ReplaceContext, launch, pending_reports};
+pub use procedure::{Host, Outcome, Started, replace};
+pub use validate::{Checked, DEFAULT_PLUGIN_DIR, validate};
