@@ -19,11 +19,11 @@ use std::time::Duration;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    action: Action,
 }
 
 #[derive(Subcommand)]
-enum Command {
+enum Action {
     /// Work with the plugin's config.json.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -150,9 +150,9 @@ impl BrokerArgs {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Config(ConfigCommand::Check { file }) => config_check(&file),
-        Command::SendCommand {
+    match Cli::parse().action {
+        Action::Config(ConfigCommand::Check { file }) => config_check(&file),
+        Action::SendCommand {
             service,
             command,
             broker,
@@ -161,7 +161,7 @@ fn main() -> ExitCode {
             let payload = sender::command_message(task_id, &service, &command);
             send(&broker, task_id, payload)
         }
-        Command::SendConfig { file, broker } => match std::fs::read_to_string(&file) {
+        Action::SendConfig { file, broker } => match std::fs::read_to_string(&file) {
             Ok(text) => {
                 let task_id = sender::new_task_id();
                 send(&broker, task_id, sender::config_message(task_id, &text))
@@ -171,7 +171,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::ReplaceConfig { job } => {
+        Action::ReplaceConfig { job } => {
             ExitCode::from(u8::try_from(collectd_monitor::reconfig::run_helper(&job)).unwrap_or(1))
         }
     }

@@ -15,6 +15,13 @@ use std::sync::Mutex;
 /// one parse at a time.
 static PARSER: Mutex<()> = Mutex::new(());
 
+unsafe extern "C" {
+    /// The line counter of collectd's flex scanner. `oconfig_parse_file`
+    /// does not reset it, so without help a parse error in a new file is
+    /// reported at the line count of collectd.conf plus the real line.
+    static mut yylineno: std::os::raw::c_int;
+}
+
 /// Parses `path` with collectd's `oconfig_parse_file`. On failure, the
 /// parser's own message (which it prints on stderr) is the error.
 pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
@@ -24,10 +31,14 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
         .lock()
         .map_err(|_| "config parser lock poisoned".to_string())?;
     let (tree, stderr) = capture_stderr(|| {
-        // SAFETY: `c_path` is a valid C string for the call. The returned
+        // SAFETY: `yylineno` is a plain int exported by collectd's scanner;
+        // the PARSER lock held here makes us its only user at runtime
+        // (collectd itself parses only at start-up). `c_path` is a valid C
+        // string for the call. The returned
         // tree is owned by us, read by `from_raw` and freed exactly once
         // with `oconfig_free`, its matching deallocator.
         unsafe {
+            std::ptr::addr_of_mut!(yylineno).write(1);
             let root = sys::oconfig_parse_file(c_path.as_ptr());
             if root.is_null() {
                 return None;
