@@ -28,6 +28,8 @@ use tracing::{debug, error, info, warn};
 
 /// Capacity of rumqttc's request channel.
 const REQUEST_CAPACITY: usize = 1024;
+/// Longest wait at shutdown for decided results to be sent.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Longest wait for the DISCONNECT to go out at shutdown.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 
@@ -83,8 +85,26 @@ pub(super) async fn run(
         _ = session.poll_forever(&mut eventloop) => {}
         _ = stop.wait_for(|s| *s) => {}
     }
-    publisher.abort();
     reports.abort();
+    // Results already decided go out before we disconnect: a refusal
+    // answered just before collectd stops must not be lost. The publisher
+    // ends once every sender is gone (commands still running keep theirs,
+    // hence the time limit).
+    drop(session);
+    // The event loop is never cancelled in the middle of a poll here (that
+    // can drop a request it already took): poll until the publisher is done
+    // and the broker has acknowledged everything in flight.
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        while !(publisher.is_finished() && eventloop.state.inflight() == 0) {
+            if eventloop.poll().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        publisher.abort();
+    }
     if client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
             while let Ok(ev) = eventloop.poll().await {

@@ -47,6 +47,17 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// True when a process with this pid exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 /// A loopback TCP port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -78,6 +89,9 @@ pub struct CollectdSpec {
     pub config_json: Option<(String, u32)>,
     pub extra_conf: String,
     pub load_monitor: bool,
+    /// Start collectd as a daemon (no `-f`), tracked through its PID file,
+    /// as a config replacement restarts it.
+    pub daemonize: bool,
 }
 
 impl Default for CollectdSpec {
@@ -88,12 +102,15 @@ impl Default for CollectdSpec {
             config_json: None,
             extra_conf: String::new(),
             load_monitor: true,
+            daemonize: false,
         }
     }
 }
 
 /// A running `collectd -f` with our plugin, logfile and unixsock.
 pub struct Collectd {
+    /// Started without `-f`; `child` is then unused.
+    daemon: bool,
     child: Option<Child>,
     pub dir: TempDir,
     conf: PathBuf,
@@ -163,7 +180,10 @@ LoadPlugin unixsock
         );
         let conf_path = root.join("collectd.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        Self::spawn(dir, &conf_path, Some(log), socket, config_json)
+        let mut c = Self::new(dir, &conf_path, Some(log), socket, config_json);
+        c.daemon = spec.daemonize;
+        c.launch();
+        c
     }
 
     /// Starts collectd on an existing config file that logs to `log` (or
@@ -175,7 +195,20 @@ LoadPlugin unixsock
         socket: PathBuf,
         config_json: PathBuf,
     ) -> Collectd {
-        let mut c = Collectd {
+        let mut c = Self::new(dir, conf, log, socket, config_json);
+        c.launch();
+        c
+    }
+
+    fn new(
+        dir: TempDir,
+        conf: &Path,
+        log: Option<PathBuf>,
+        socket: PathBuf,
+        config_json: PathBuf,
+    ) -> Collectd {
+        Collectd {
+            daemon: false,
             child: None,
             dir,
             conf: conf.to_path_buf(),
@@ -185,15 +218,29 @@ LoadPlugin unixsock
             config_json,
             stdout: Arc::default(),
             stderr: Arc::default(),
-        };
-        c.launch();
-        c
+        }
     }
 
     /// Starts the daemon and waits until every plugin is initialised. Log
     /// lines from an earlier run are not looked at any more.
     fn launch(&mut self) {
         self.log_mark = self.log_text().len();
+        if self.daemon {
+            let out = Command::new("/usr/sbin/collectd")
+                .arg("-C")
+                .arg(&self.conf)
+                .stdin(Stdio::null())
+                .output()
+                .expect("start /usr/sbin/collectd (Debian package collectd-core)");
+            assert!(
+                out.status.success(),
+                "collectd did not daemonize: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            wait_for("collectd's PID file", || self.daemon_pid());
+            self.wait_for_log("Initialization complete");
+            return;
+        }
         let mut child = Command::new("/usr/sbin/collectd")
             .arg("-f")
             .arg("-C")
@@ -247,6 +294,21 @@ LoadPlugin unixsock
             self.stdout_text(),
             self.stderr.lock().unwrap()
         )
+    }
+
+    /// Polls `probe` until it returns Some; on timeout the panic shows
+    /// collectd's log.
+    pub fn wait_until<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}\n{}", self.diagnostics());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for a log line containing `needle` and returns that line.
@@ -310,11 +372,38 @@ LoadPlugin unixsock
     }
 
     pub fn pid(&self) -> u32 {
+        if self.daemon {
+            return self.daemon_pid().expect("collectd's PID file");
+        }
         self.child.as_ref().expect("running").id()
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("collectd.pid")
+    }
+
+    /// The live process named by the PID file, if any.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        alive(pid).then_some(pid)
+    }
+
+    pub fn conf_path(&self) -> &Path {
+        &self.conf
     }
 
     /// SIGTERM, then waits for collectd to exit and returns its status.
     pub fn stop(&mut self) -> ExitStatus {
+        if self.daemon {
+            let pid = self.pid();
+            kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM collectd");
+            wait_for("collectd to exit", || (!alive(pid)).then_some(()));
+            return std::os::unix::process::ExitStatusExt::from_raw(0);
+        }
         let mut child = self.child.take().expect("collectd running");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM collectd");
         let deadline = Instant::now() + PATIENCE;
@@ -336,6 +425,9 @@ LoadPlugin unixsock
 
 impl Drop for Collectd {
     fn drop(&mut self) {
+        if let Some(pid) = self.daemon.then(|| self.daemon_pid()).flatten() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -1,0 +1,381 @@
+//! collectd.conf replacement end to end: real mosquitto, collectd started
+//! as a daemon with a PID file, `collectd-monitor send-config`, and the
+//! helper process restarting collectd for real.
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto, alive, wait_for};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tempfile::TempDir;
+
+const COMMANDS: &str = "cmd/testhost";
+const RESULTS: &str = "res/testhost";
+
+struct Setup {
+    broker: Mosquitto,
+    collectd: Collectd,
+    work: TempDir,
+}
+
+impl Setup {
+    /// A daemonized collectd whose plugin takes commands from a fresh broker.
+    /// `collectd_service` is `Services.collectd` (or null).
+    fn start(collectd_service: Value, extra: Value) -> Setup {
+        let broker = Mosquitto::start();
+        // csv refuses directories whose name starts with a dot (".tmpXYZ").
+        let work = tempfile::Builder::new()
+            .prefix("cm-work")
+            .tempdir()
+            .unwrap();
+        let mut config = json!({
+            "Host": format!("127.0.0.1:{}", broker.port),
+            "CommandTopic": "cmd/%{hostname}",
+            "CommandResultTopic": "res/%{hostname}",
+            "ReconnectInterval": 1,
+            "StateDir": work.path().join("state"),
+            "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+            "CommandTimeout": 20,
+            "Services": {"hello": {"commands": {"exec": "echo hi"}}}
+        });
+        if !collectd_service.is_null() {
+            config["Services"]["collectd"] = collectd_service;
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let mut collectd = Collectd::start(CollectdSpec {
+            monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+            config_json: Some((config.to_string(), 0o600)),
+            daemonize: true,
+            ..Default::default()
+        });
+        collectd.wait_for_log(&format!("listening for commands on {COMMANDS}"));
+        Setup {
+            broker,
+            collectd,
+            work,
+        }
+    }
+
+    fn conf_text(&self) -> String {
+        std::fs::read_to_string(self.collectd.conf_path()).unwrap()
+    }
+
+    /// The running config plus a csv writer into the work directory.
+    fn good_config(&self) -> String {
+        format!(
+            "LoadPlugin csv\n<Plugin csv>\n  DataDir \"{}\"\n</Plugin>\n<LoadPlugin load>\n  Interval 1\n</LoadPlugin>\n{}",
+            self.csv_dir().display(),
+            self.conf_text()
+        )
+    }
+
+    fn csv_dir(&self) -> PathBuf {
+        self.work.path().join("csv")
+    }
+
+    fn push(&self, config: &str, extra: &[&str]) -> Output {
+        let file = self
+            .work
+            .path()
+            .join(format!("push-{}.conf", fastrand_name()));
+        std::fs::write(&file, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .arg("send-config")
+            .arg(&file)
+            .args(["--host", &format!("127.0.0.1:{}", self.broker.port)])
+            .args([
+                "--topic",
+                COMMANDS,
+                "--result-topic",
+                RESULTS,
+                "--timeout",
+                "90",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .expect("run collectd-monitor send-config")
+    }
+
+    /// Pushes and returns (code, message).
+    fn push_code(&self, config: &str) -> (i64, String) {
+        let out = self.push(config, &[]);
+        let result: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+        let code = result["code"].as_i64().unwrap();
+        assert_eq!(out.status.code(), Some(if code == 0 { 0 } else { 1 }));
+        (code, result["message"].as_str().unwrap().to_string())
+    }
+}
+
+fn fastrand_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+#[test]
+fn a_good_config_is_applied_and_runs() {
+    let s = Setup::start(Value::Null, json!({}));
+    let old_pid = s.collectd.pid();
+    let old = s.conf_text();
+    let new = s.good_config();
+    let (code, message) = s.push_code(&new);
+    assert_eq!(code, 0, "{message}");
+    assert!(message.contains("Succeeded to replace config"), "{message}");
+    assert_eq!(s.conf_text(), new);
+    assert_eq!(
+        std::fs::read_to_string(with_suffix(s.collectd.conf_path(), ".orig")).unwrap(),
+        old
+    );
+    let pid = s.collectd.pid();
+    assert_ne!(pid, old_pid);
+    assert!(!alive(old_pid));
+    // Only the new config loads csv: its files prove collectd runs it.
+    s.collectd.wait_until("csv output of the new config", || {
+        std::fs::read_dir(s.csv_dir())
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|_| ())
+    });
+}
+
+#[test]
+fn broken_configs_are_refused_and_nothing_changes() {
+    let s = Setup::start(Value::Null, json!({}));
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    let (code, message) = s.push_code("<Plugin csv\n");
+    assert_eq!(code, 0x2002);
+    assert!(
+        message.contains("Parse error") && message.contains("line"),
+        "{message}"
+    );
+    let (code, message) = s.push_code("LoadPlugin no_such_plugin\n");
+    assert_eq!(code, 0x2002);
+    assert!(message.contains("no_such_plugin.so"), "{message}");
+    let bad_block = s
+        .conf_text()
+        .replace("MonitorConfigPath", "Hots \"x\"\n  MonitorConfigPath");
+    let (code, message) = s.push_code(&bad_block);
+    assert_eq!(code, 0x2002);
+    assert!(message.contains("unknown field `Hots`"), "{message}");
+    assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old));
+}
+
+#[test]
+fn a_config_collectd_refuses_is_rolled_back() {
+    let s = Setup::start(Value::Null, json!({}));
+    let old = s.conf_text();
+    let refused = format!("LoadPlugin csv\n<Plugin csv>\n  BogusOption 1\n</Plugin>\n{old}");
+    let (code, message) = s.push_code(&refused);
+    assert_eq!(code, 0x2007, "{message}");
+    assert!(
+        message.contains("BogusOption") && message.contains("runs the old config again"),
+        "{message}"
+    );
+    assert_eq!(s.conf_text(), old);
+    assert!(s.collectd.daemon_pid().is_some(), "collectd must run again");
+}
+
+#[test]
+fn a_failing_stop_command_leaves_collectd_running() {
+    let s = Setup::start(
+        json!({"commands": {"stop": "echo cannot stop; exit 1"}}),
+        json!({}),
+    );
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2003, "{message}");
+    assert!(message.contains("cannot stop"), "{message}");
+    assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old));
+    assert!(!with_suffix(s.collectd.conf_path(), ".new").exists());
+}
+
+#[test]
+fn write_and_backup_failures_keep_the_old_config_running() {
+    let s = Setup::start(Value::Null, json!({}));
+    let old = s.conf_text();
+    let pid = s.collectd.pid();
+    // A directory where the new file must go: the write fails.
+    let new_path = with_suffix(s.collectd.conf_path(), ".new");
+    std::fs::create_dir(&new_path).unwrap();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2001, "{message}");
+    assert_eq!(s.collectd.pid(), pid, "collectd is not touched");
+    std::fs::remove_dir(&new_path).unwrap();
+
+    // A directory where the backup must go: collectd is started again.
+    std::fs::create_dir(with_suffix(s.collectd.conf_path(), ".orig")).unwrap();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2005, "{message}");
+    assert!(message.contains("runs the old config again"), "{message}");
+    assert_eq!(s.conf_text(), old);
+    assert!(s.collectd.daemon_pid().is_some());
+}
+
+#[test]
+fn a_pid_file_left_behind_is_reported_and_collectd_restarted() {
+    let s_pid = "@PID@";
+    let stop = format!(
+        "kill $(cat {s_pid}); while kill -0 $(cat {s_pid}) 2>/dev/null; do sleep 0.1; done; echo 1 > {s_pid}"
+    );
+    let start = "/usr/sbin/collectd -C @CONF@";
+    // The paths are known once collectd runs: write the service afterwards.
+    let s = Setup::start(Value::Null, json!({}));
+    let pid_file = s.collectd.pid_file().display().to_string();
+    let conf = s.collectd.conf_path().display().to_string();
+    let json_path = s.collectd.config_json.clone();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    config["Services"]["collectd"] = json!({"commands": {
+        "stop": stop.replace(s_pid, &pid_file),
+        "start": start.replace("@CONF@", &conf),
+    }});
+    std::fs::write(&json_path, config.to_string()).unwrap();
+    let mut s = s;
+    s.collectd.restart();
+    s.collectd.wait_for_log("listening for commands");
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2004, "{message}");
+    assert!(message.contains("runs the old config again"), "{message}");
+    assert!(s.collectd.daemon_pid().is_some());
+}
+
+#[test]
+fn failed_restart_and_failed_recovery_say_collectd_is_stopped() {
+    let s = Setup::start(
+        json!({"commands": {"start": "echo no way; exit 1"}}),
+        json!({}),
+    );
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2008, "{message}");
+    assert!(
+        message.contains("STOPPED") && message.contains("no way"),
+        "{message}"
+    );
+    assert!(s.collectd.daemon_pid().is_none());
+}
+
+#[test]
+fn an_unreadable_new_pid_is_reported() {
+    let s = Setup::start(Value::Null, json!({"CommandTimeout": 3}));
+    let conf = s.collectd.conf_path().display().to_string();
+    let json_path = s.collectd.config_json.clone();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    config["Services"]["collectd"] = json!({
+        "PIDPath": s.work.path().join("never-written.pid"),
+        "commands": {"start": format!("/usr/sbin/collectd -C {conf}")}
+    });
+    std::fs::write(&json_path, config.to_string()).unwrap();
+    let mut s = s;
+    s.collectd.restart();
+    s.collectd.wait_for_log("listening for commands");
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2009, "{message}");
+    assert!(message.contains("never-written.pid"), "{message}");
+    assert!(
+        s.collectd.daemon_pid().is_some(),
+        "collectd runs, only its PID was not found"
+    );
+}
+
+#[test]
+fn two_pushes_at_once_get_one_busy_answer() {
+    let s = Setup::start(Value::Null, json!({}));
+    let results = s.broker.subscribe(RESULTS, 2, &["-q", "1"]);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    for id in [501, 502] {
+        let m = json!({"task_id": id, "timestamp": now, "config": s.good_config()}).to_string();
+        assert!(
+            s.broker
+                .publish(COMMANDS, &m, &["-q", "1"])
+                .status
+                .success()
+        );
+    }
+    let mut codes: Vec<(u64, i64)> = results
+        .messages()
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_str(m).unwrap();
+            (v["task_id"].as_u64().unwrap(), v["code"].as_i64().unwrap())
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec![(501, 0), (502, 0x2000)]);
+}
+
+#[test]
+fn a_killed_helper_does_not_block_the_next_push() {
+    let s = Setup::start(Value::Null, json!({}));
+    let marker = s.work.path().join("hang");
+    std::fs::write(&marker, "").unwrap();
+    let json_path = s.collectd.config_json.clone();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let pid_file = s.collectd.pid_file().display().to_string();
+    config["Services"]["collectd"] = json!({"commands": {
+        "stop": format!("while [ -e {} ]; do sleep 0.1; done; kill $(cat {pid_file})", marker.display()),
+    }});
+    std::fs::write(&json_path, config.to_string()).unwrap();
+    let mut s = s;
+    s.collectd.restart();
+    s.collectd.wait_for_log("listening for commands");
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let m = json!({"task_id": 601, "timestamp": now, "config": s.good_config()}).to_string();
+    assert!(
+        s.broker
+            .publish(COMMANDS, &m, &["-q", "1"])
+            .status
+            .success()
+    );
+    let lock = s.work.path().join("state/replace.lock");
+    let helper = wait_for("the helper to claim the lock", || {
+        let l: Value = serde_json::from_str(&std::fs::read_to_string(&lock).ok()?).ok()?;
+        l["helper_pid"].as_u64()
+    });
+    Command::new("kill")
+        .args(["-9", &helper.to_string()])
+        .status()
+        .unwrap();
+    wait_for("the helper to die", || {
+        (!alive(helper as u32)).then_some(())
+    });
+    std::fs::remove_file(&marker).unwrap();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0, "{message}");
+    s.collectd
+        .wait_for_log("took over the stale lock of task 601");
+}
+
+#[test]
+fn send_config_waits_for_its_own_result() {
+    let s = Setup::start(Value::Null, json!({}));
+    // Someone else's result, retained, arrives first.
+    let other = json!({"task_id": 1, "timestamp": "2020-01-01T00:00:00Z", "message": "not ours", "code": 0});
+    assert!(
+        s.broker
+            .publish(RESULTS, &other.to_string(), &["-r", "-q", "1"])
+            .status
+            .success()
+    );
+    let out = s.push("<Plugin csv\n", &[]);
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["code"].as_i64(), Some(0x2002), "{result}");
+    assert_ne!(result["task_id"].as_u64(), Some(1));
+}
