@@ -379,3 +379,54 @@ fn send_config_waits_for_its_own_result() {
     assert_eq!(result["code"].as_i64(), Some(0x2002), "{result}");
     assert_ne!(result["task_id"].as_u64(), Some(1));
 }
+
+#[test]
+fn a_config_without_this_plugin_is_applied_and_still_answered() {
+    let s = Setup::start(Value::Null, json!({}));
+    let conf = s.conf_text();
+    let cut = conf
+        .find("PluginDir")
+        .expect("the harness loads the plugin after PluginDir");
+    let without_monitor = format!(
+        "LoadPlugin csv\n<Plugin csv>\n  DataDir \"{}\"\n</Plugin>\n{}",
+        s.csv_dir().display(),
+        &conf[..cut]
+    );
+    let (code, message) = s.push_code(&without_monitor);
+    assert_eq!(code, 0, "{message}");
+    assert!(
+        message.contains("Warning: the new config does not load the monitor plugin"),
+        "{message}"
+    );
+    assert_eq!(s.conf_text(), without_monitor);
+}
+
+#[test]
+fn a_result_the_helper_cannot_publish_is_published_by_the_restarted_plugin() {
+    let mut s = Setup::start(Value::Null, json!({"CommandTimeout": 3}));
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let m = json!({"task_id": 777, "timestamp": now, "config": s.good_config()}).to_string();
+    assert!(
+        s.broker
+            .publish(COMMANDS, &m, &["-q", "1"])
+            .status
+            .success()
+    );
+    s.collectd.wait_for_log("task 777: the new config is valid");
+    // The broker goes away while the helper works.
+    s.broker.stop();
+    let report = s.work.path().join("state/replace-report-777.json");
+    s.collectd
+        .wait_until("the helper's report file", || report.exists().then_some(()));
+    s.broker.restart();
+    let results = s.broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    let got: Value = serde_json::from_str(&results.messages()[0]).unwrap();
+    assert_eq!(
+        (got["task_id"].as_u64(), got["code"].as_i64()),
+        (Some(777), Some(0)),
+        "{got}"
+    );
+    s.collectd
+        .wait_for_log("publishing the result of replacement task 777 left by its helper");
+    assert!(!report.exists());
+}

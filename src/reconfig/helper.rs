@@ -14,9 +14,6 @@ use rumqttc::QoS;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long the helper keeps trying to publish before leaving a report.
-const PUBLISH_PATIENCE: Duration = Duration::from_secs(60);
-
 /// Runs one replacement; returns the process exit status.
 pub fn run_helper(job_path: &Path) -> i32 {
     close_inherited_fds();
@@ -92,7 +89,7 @@ fn deliver(job: &Job, result: &TaskResult) {
             return write_report(job, result);
         }
     };
-    let deadline = Instant::now() + PUBLISH_PATIENCE;
+    let deadline = Instant::now() + Duration::from_secs(job.publish_patience_secs);
     loop {
         let attempt = runtime.block_on(publish_confirmed(
             &connection,

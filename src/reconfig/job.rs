@@ -33,6 +33,8 @@ pub struct Job {
     pub qos: u8,
     /// Written when the result cannot be published; the plugin publishes it.
     pub report_path: PathBuf,
+    /// Seconds to keep trying to publish before writing the report.
+    pub publish_patience_secs: u64,
     /// Held while the replacement runs.
     pub lock_path: PathBuf,
     /// Appended to a successful result's message.

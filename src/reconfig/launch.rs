@@ -95,6 +95,7 @@ pub fn launch(ctx: &ReplaceContext, task_id: u64, config: &str) -> Result<(), Ta
         result_topic: ctx.result_topic.clone(),
         qos: ctx.qos,
         report_path: report_path(&ctx.state_dir, task_id),
+        publish_patience_secs: ctx.timeout_secs.saturating_mul(3).clamp(10, 120),
         lock_path: lock_path.clone(),
         warnings: checked,
     };
