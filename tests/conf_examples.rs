@@ -2,7 +2,7 @@
 //! under a real collectd, and each collectd.conf snippet loads cleanly.
 
 mod common;
-use common::{Collectd, plugin_library};
+use common::{Collectd, Mosquitto, plugin_library};
 use std::path::Path;
 use std::process::Command;
 
@@ -19,12 +19,15 @@ fn our_complaints(log: &str) -> Vec<String> {
 }
 
 #[test]
-fn readme_demo_starts_logs_and_stops_without_complaints() {
+fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
+    let broker = Mosquitto::start();
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("demo");
     let out = Command::new(repo("scripts/install-demo"))
         .arg(&prefix)
         .arg(plugin_library())
+        .arg(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .arg(broker.port.to_string())
         .output()
         .expect("run scripts/install-demo");
     assert!(
@@ -36,6 +39,7 @@ fn readme_demo_starts_logs_and_stops_without_complaints() {
     let conf = Path::new(conf.trim());
     assert!(prefix.join("lib/monitor.so").is_file());
     assert!(prefix.join("etc/monitor/local/example.lua").is_file());
+    assert!(prefix.join("etc/mosquitto.conf").is_file());
 
     let socket = prefix.join("var/collectd-unixsock");
     let json = prefix.join("etc/monitor/config.json");
@@ -44,6 +48,31 @@ fn readme_demo_starts_logs_and_stops_without_complaints() {
     assert!(
         ready.contains("2 services with 2 recovery commands"),
         "{ready}"
+    );
+    c.wait_for_log("remote: listening for commands on collectd/");
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    let host = host.trim();
+    let sent = Command::new(prefix.join("bin/collectd-monitor"))
+        .args([
+            "send-command",
+            "hello",
+            "exec",
+            "--host",
+            &format!("127.0.0.1:{}", broker.port),
+        ])
+        .args(["--topic", &format!("collectd/{host}/command")])
+        .args([
+            "--result-topic",
+            &format!("collectd/{host}/result"),
+            "--timeout",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&sent.stdout).contains("Hello World!"),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
     );
     c.putval("demo/memory/memory-free N:5000000000");
     let status = c.stop();
@@ -94,7 +123,13 @@ fn run_snippet(snippet: &str) -> String {
     let ready = c.wait_for_log("monitor: collectd-monitor");
     assert!(c.stop().success());
     let log = c.log_text();
-    assert_eq!(our_complaints(&log), Vec::<String>::new(), "{log}");
+    // The remote example names a broker that does not exist here; its
+    // connection attempts are expected to complain.
+    let complaints: Vec<String> = our_complaints(&log)
+        .into_iter()
+        .filter(|l| !l.contains("remote: broker mqtt.example.net:8883"))
+        .collect();
+    assert_eq!(complaints, Vec::<String>::new(), "{log}");
     ready
 }
 
