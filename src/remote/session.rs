@@ -21,6 +21,7 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
 };
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -55,12 +56,14 @@ pub(super) async fn run(
     let (results, results_rx) = mpsc::unbounded_channel();
     replay_unfinished(&journal, &results);
 
+    let progress = Arc::new(Progress::default());
     let publisher = tokio::spawn(publish_results(
         client.clone(),
         settings.result_topic.clone(),
         settings.qos,
         Arc::clone(&journal),
         results_rx,
+        Arc::clone(&progress),
     ));
     let reports = tokio::spawn(forward_reports(
         settings.replace.state_dir.clone(),
@@ -79,6 +82,7 @@ pub(super) async fn run(
         client: client.clone(),
         last_problem: None,
         unsolicited_in_a_row: 0,
+        progress: Arc::clone(&progress),
     };
     let mut eventloop = eventloop;
     tokio::select! {
@@ -91,13 +95,20 @@ pub(super) async fn run(
     // ends once every sender is gone (commands still running keep theirs,
     // hence the time limit).
     drop(session);
-    // The event loop is never cancelled in the middle of a poll here (that
-    // can drop a request it already took): poll until the publisher is done
-    // and the broker has acknowledged everything in flight.
+    // Then the event loop sends what was queued; it is never cancelled in
+    // the middle of a poll here (that can drop a request it already took).
+    let mut publisher = publisher;
     let drained = tokio::time::timeout(DRAIN_GRACE, async {
-        while !(publisher.is_finished() && eventloop.state.inflight() == 0) {
-            if eventloop.poll().await.is_err() {
-                break;
+        let _ = (&mut publisher).await;
+        while progress.sent.load(Ordering::Relaxed) < progress.queued.load(Ordering::Relaxed)
+            || eventloop.state.inflight() > 0
+        {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
+                    progress.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
     })
@@ -162,12 +173,21 @@ async fn forward_reports(
     }
 }
 
+/// Results handed to rumqttc versus written to the broker, so shutdown
+/// knows when everything decided has gone out.
+#[derive(Default)]
+struct Progress {
+    queued: AtomicU64,
+    sent: AtomicU64,
+}
+
 async fn publish_results(
     client: AsyncClient,
     topic: String,
     qos: QoS,
     journal: Arc<Mutex<Journal>>,
     mut results: mpsc::UnboundedReceiver<TaskResult>,
+    progress: Arc<Progress>,
 ) {
     while let Some(result) = results.recv().await {
         let payload = match serde_json::to_vec(&result) {
@@ -190,6 +210,7 @@ async fn publish_results(
         if client.publish(&topic, qos, false, payload).await.is_err() {
             return; // the event loop is gone: shutting down
         }
+        progress.queued.fetch_add(1, Ordering::Relaxed);
         debug!(
             "remote: result of task {} (code {}) queued for {topic}",
             result.task_id, result.code
@@ -213,6 +234,7 @@ struct Session {
     /// The last connection problem logged, so a broker that stays away
     /// produces one warning per incident, not one per attempt.
     last_problem: Option<String>,
+    progress: Arc<Progress>,
     /// Consecutive "unsolicited acknowledgement" errors: the broker's stored
     /// session disagrees with ours (e.g. a QoS 2 PUBREL for a message
     /// received before a restart) and rumqttc would fail on it forever.
@@ -351,6 +373,9 @@ impl Session {
                 }
             }
             Event::Incoming(Packet::Publish(p)) => self.on_publish(p),
+            Event::Outgoing(rumqttc::Outgoing::Publish(_)) => {
+                self.progress.sent.fetch_add(1, Ordering::Relaxed);
+            }
             _ => {}
         }
     }
