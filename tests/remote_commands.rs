@@ -56,12 +56,18 @@ fn remote_config(broker: &Mosquitto, work: &Work, extra: Value) -> String {
     config.to_string()
 }
 
-fn start_collectd(broker: &Mosquitto, work: &Work, extra: Value) -> Collectd {
-    let mut c = Collectd::start(CollectdSpec {
+/// collectd with the plugin configured for `broker`, not yet connected.
+fn launch_collectd(broker: &Mosquitto, work: &Work, extra: Value) -> Collectd {
+    Collectd::start(CollectdSpec {
         monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
         config_json: Some((remote_config(broker, work, extra), 0o600)),
         ..Default::default()
-    });
+    })
+}
+
+/// collectd with the plugin subscribed to the command topic.
+fn start_collectd(broker: &Mosquitto, work: &Work, extra: Value) -> Collectd {
+    let mut c = launch_collectd(broker, work, extra);
     c.wait_for_log(&format!("remote: listening for commands on {COMMANDS}"));
     c
 }
@@ -437,18 +443,11 @@ fn an_untrusted_broker_certificate_is_refused_and_logged() {
     let work = Work::new();
     let other_ca = tempfile::tempdir().unwrap();
     let other = common::TestCa::create(other_ca.path());
-    let mut collectd = Collectd::start(CollectdSpec {
-        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
-        config_json: Some((
-            remote_config(
-                &broker,
-                &work,
-                json!({"Secure": true, "CACert": other.ca_cert}),
-            ),
-            0o600,
-        )),
-        ..Default::default()
-    });
+    let mut collectd = launch_collectd(
+        &broker,
+        &work,
+        json!({"Secure": true, "CACert": other.ca_cert}),
+    );
     let line = collectd.wait_for_log("TLS handshake failed");
     assert!(
         line.contains("[error]") && line.contains("retrying"),
@@ -471,18 +470,11 @@ fn a_wrong_password_is_logged_and_retried_with_backoff() {
         ..Default::default()
     });
     let work = Work::new();
-    let mut collectd = Collectd::start(CollectdSpec {
-        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
-        config_json: Some((
-            remote_config(
-                &broker,
-                &work,
-                json!({"User": "collectd", "Password": "wrong"}),
-            ),
-            0o600,
-        )),
-        ..Default::default()
-    });
+    let mut collectd = launch_collectd(
+        &broker,
+        &work,
+        json!({"User": "collectd", "Password": "wrong"}),
+    );
     let line = collectd.wait_for_log("the broker refused the login");
     assert!(
         line.contains("[error]") && line.contains("User/Password"),
@@ -513,25 +505,17 @@ fn an_acl_refusal_of_the_command_topic_is_logged() {
         ..Default::default()
     });
     let work = Work::new();
-    let mut collectd = Collectd::start(CollectdSpec {
-        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
-        config_json: Some((
-            remote_config(
-                &broker,
-                &work,
-                json!({"User": "collectd", "Password": "pw"}),
-            ),
-            0o600,
-        )),
-        ..Default::default()
-    });
+    let mut collectd = launch_collectd(
+        &broker,
+        &work,
+        json!({"User": "collectd", "Password": "pw"}),
+    );
     let line = collectd.wait_for_log("refused the subscription to cmd/testhost");
     assert!(line.contains("[error]"), "{line}");
 }
 
 #[test]
 fn an_incomplete_remote_configuration_disables_remote_commands_only() {
-    let work = Work::new();
     let mut collectd = Collectd::start(CollectdSpec {
         monitor_block: "Host \"127.0.0.1:1\"\nLogDevice \"stdout\"\nLogLevel \"debug\"".into(),
         ..Default::default()
@@ -546,5 +530,4 @@ fn an_incomplete_remote_configuration_disables_remote_commands_only() {
     // The rest of the plugin still works: values still reach the engine.
     collectd.putval("testhost/memory/memory-free N:1");
     collectd.wait_for_stdout(r#""plugin":"memory""#);
-    drop(work);
 }

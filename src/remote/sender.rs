@@ -4,7 +4,7 @@
 
 use super::connection::Connection;
 use crate::task::{TaskResult, iso8601};
-use rumqttc::{AsyncClient, ConnectionError, Event, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Packet, QoS, SubscribeReasonCode};
 use std::time::{Duration, SystemTime};
 
 /// Where to send and how long to wait.
@@ -100,15 +100,7 @@ pub async fn send(
             options.timeout.as_secs_f64()
         )),
     };
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
+    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     outcome
 }
 
@@ -162,8 +154,16 @@ pub async fn publish_confirmed(
                 timeout.as_secs()
             ))
         });
-    let _ = client.try_disconnect();
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
+    outcome
+}
+
+/// Sends DISCONNECT and polls until it is written, at most `grace`.
+pub(super) async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop, grace: Duration) {
+    if client.try_disconnect().is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(grace, async {
         while let Ok(ev) = eventloop.poll().await {
             if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                 break;
@@ -171,5 +171,4 @@ pub async fn publish_confirmed(
         }
     })
     .await;
-    outcome
 }

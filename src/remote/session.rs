@@ -116,16 +116,7 @@ pub(super) async fn run(
     if drained.is_err() {
         publisher.abort();
     }
-    if client.try_disconnect().is_ok() {
-        let _ = tokio::time::timeout(DISCONNECT_GRACE, async {
-            while let Ok(ev) = eventloop.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
-    }
+    super::sender::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
     info!("remote: disconnected from the broker");
 }
 
@@ -454,19 +445,14 @@ impl Session {
                 line,
             } => {
                 let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let recorded = self
-                    .journal
-                    .lock()
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut j| {
-                        j.received(task_id, unix_now)
-                            .and_then(|()| j.running(task_id))
-                            .map_err(|e| format!("{}: {e}", j.path().display()))
-                    });
+                let recorded = self.record(|j| {
+                    j.received(task_id, unix_now)
+                        .and_then(|()| j.running(task_id))
+                });
                 if let Err(e) = recorded {
                     // Not acknowledged: the broker delivers it again later.
                     error!(
-                        "remote: task {task_id} not accepted, the task journal cannot be written: {e}"
+                        "remote: task {task_id} not accepted (the broker will deliver it again): {e}"
                     );
                     return;
                 }
@@ -485,23 +471,23 @@ impl Session {
             }
         }
     }
-}
 
-impl Session {
+    /// Writes to the task journal; the error names the file.
+    fn record(
+        &self,
+        write: impl FnOnce(&mut Journal) -> std::io::Result<()>,
+    ) -> Result<(), String> {
+        let mut journal = self.journal.lock().map_err(|e| e.to_string())?;
+        write(&mut journal).map_err(|e| format!("task journal {}: {e}", journal.path().display()))
+    }
+
     /// A collectd.conf push: validated here, carried out by the helper,
     /// which publishes the result itself.
     fn start_replacement(&mut self, p: &Publish, task_id: u64, config: &str, now: SystemTime) {
         let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let recorded = self
-            .journal
-            .lock()
-            .map_err(|e| e.to_string())
-            .and_then(|mut j| {
-                j.received(task_id, unix_now)
-                    .map_err(|e| format!("{}: {e}", j.path().display()))
-            });
+        let recorded = self.record(|j| j.received(task_id, unix_now));
         if let Err(e) = recorded {
-            error!("remote: task {task_id} not accepted, the task journal cannot be written: {e}");
+            error!("remote: task {task_id} not accepted (the broker will deliver it again): {e}");
             return;
         }
         self.ack(p);
@@ -514,10 +500,8 @@ impl Session {
                 info!(
                     "remote: task {task_id}: the new config is valid; the replacement helper takes over"
                 );
-                if let Ok(mut j) = self.journal.lock() {
-                    if let Err(e) = j.delegated(task_id) {
-                        error!("remote: task journal {}: {e}", j.path().display());
-                    }
+                if let Err(e) = self.record(|j| j.delegated(task_id)) {
+                    error!("remote: {e}");
                 }
             }
             Err(result) => {
