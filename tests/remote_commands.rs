@@ -531,3 +531,39 @@ fn an_incomplete_remote_configuration_disables_remote_commands_only() {
     collectd.putval("testhost/memory/memory-free N:1");
     collectd.wait_for_stdout(r#""plugin":"memory""#);
 }
+
+#[test]
+fn a_broker_requiring_client_certificates_is_reached_with_one() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        tls: true,
+        require_client_cert: true,
+        ..Default::default()
+    });
+    let ca = broker.tls.as_ref().unwrap();
+    let (ca_file, cert, key) = (
+        ca.ca_cert.clone(),
+        ca.client_cert.clone(),
+        ca.client_key.clone(),
+    );
+    let work = Work::new();
+    // "CAFile" is accepted as another name of CACert.
+    let tls = json!({"Secure": true, "CAFile": ca_file, "CertificateFile": cert, "CertificateKeyFile": key});
+    let _collectd = start_collectd(&broker, &work, tls);
+    let ca_arg = ca_file.to_str().unwrap();
+    let with_cert = [
+        "--ca",
+        ca_arg,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let out = send_command(&broker, "hello", "exec", &with_cert);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = send_command(&broker, "hello", "exec", &["--ca", ca_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a client without a certificate must be refused"
+    );
+}

@@ -430,3 +430,32 @@ fn a_result_the_helper_cannot_publish_is_published_by_the_restarted_plugin() {
         .wait_for_log("publishing the result of replacement task 777 left by its helper");
     assert!(!report.exists());
 }
+
+#[test]
+fn a_failed_rename_restarts_collectd_with_the_old_config() {
+    // The stop command swaps the new file for a directory, so the rename
+    // over collectd.conf fails (root ignores read-only permissions).
+    let s = Setup::start(Value::Null, json!({}));
+    let conf = s.collectd.conf_path().display().to_string();
+    let pid_file = s.collectd.pid_file().display().to_string();
+    let json_path = s.collectd.config_json.clone();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    config["Services"]["collectd"] = json!({
+        "ConfigPath": conf,
+        "commands": {
+            "stop": format!("kill $(cat {pid_file}); rm -f {conf}.new; mkdir {conf}.new"),
+            "start": format!("/usr/sbin/collectd -C {conf}"),
+        }
+    });
+    std::fs::write(&json_path, config.to_string()).unwrap();
+    let mut s = s;
+    s.collectd.restart();
+    s.collectd.wait_for_log("listening for commands");
+    let old = s.conf_text();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x2006, "{message}");
+    assert!(message.contains("runs the old config again"), "{message}");
+    assert_eq!(s.conf_text(), old);
+    assert!(s.collectd.daemon_pid().is_some());
+}

@@ -52,7 +52,7 @@ pub struct Settings {
     pub keep_alive: u64,
     /// PEM file of the CA(s) that signed the broker's certificate; default:
     /// the system's trust store.
-    #[serde(rename = "CACert")]
+    #[serde(rename = "CACert", alias = "CAFile")]
     pub ca_cert: Option<PathBuf>,
     /// PEM client certificate for brokers that require one.
     #[serde(rename = "CertificateFile")]

@@ -466,13 +466,18 @@ pub struct MosquittoSpec {
     pub dynsec_users: Vec<(String, String)>,
     /// Listen on this port instead of a free one.
     pub port: Option<u16>,
+    /// With `tls`: clients must present a certificate from the test CA.
+    pub require_client_cert: bool,
 }
 
-/// A throw-away CA and a broker certificate for 127.0.0.1 it signed.
+/// A throw-away CA and the certificates it signed: the broker's, for
+/// 127.0.0.1, and a client's.
 pub struct TestCa {
     pub ca_cert: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl TestCa {
@@ -542,10 +547,46 @@ impl TestCa {
             "-extfile",
             "san.ext",
         ]);
+        let mut client = vec!["req"];
+        client.extend(ec);
+        client.extend([
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=collectd",
+        ]);
+        run(&client);
+        // Extensions make it an X.509 v3 certificate, which rustls requires.
+        std::fs::write(
+            dir.join("client.ext"),
+            "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+        ]);
         TestCa {
             ca_cert: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
         }
     }
 }
@@ -618,10 +659,11 @@ impl Mosquitto {
         let tls = spec.tls.then(|| TestCa::create(dir.path()));
         if let Some(ca) = &tls {
             conf.push_str(&format!(
-                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}\n",
                 ca.ca_cert.display(),
                 ca.server_cert.display(),
-                ca.server_key.display()
+                ca.server_key.display(),
+                spec.require_client_cert
             ));
         }
         let conf_path = dir.path().join("mosquitto.conf");
@@ -714,6 +756,8 @@ impl Mosquitto {
         ];
         if let Some(ca) = &self.tls {
             args.extend(["--cafile".into(), ca.ca_cert.display().to_string()]);
+            args.extend(["--cert".into(), ca.client_cert.display().to_string()]);
+            args.extend(["--key".into(), ca.client_key.display().to_string()]);
         }
         args
     }
