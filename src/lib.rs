@@ -10,6 +10,7 @@ pub mod collectd;
 pub mod config;
 pub mod events;
 pub mod logging;
+pub mod lua;
 mod plugin;
 pub mod reconfig;
 pub mod remote;

@@ -1,0 +1,214 @@
+//! The global environment of a rule file: piccolo's core library (base,
+//! coroutine, math, string, table), the rule API's constants, and our
+//! replacements for what must not reach the host.
+
+use piccolo::{Callback, CallbackReturn, Context, Table, Value};
+use std::cell::RefCell;
+
+thread_local! {
+    /// Lines printed by the code running on this thread, collected for the
+    /// caller to route (collectd's log in the plugin, stdout in the CLI).
+    static PRINTED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes the lines printed since the last call.
+pub(super) fn take_printed() -> Vec<String> {
+    PRINTED.with(|p| std::mem::take(&mut *p.borrow_mut()))
+}
+
+/// Lua's `tostring` for the values `print` shows.
+pub(super) fn display(value: Value<'_>) -> String {
+    match value {
+        Value::Nil => "nil".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) => format_number(n),
+        Value::String(s) => s.to_str_lossy().into_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Floats as Lua 5.4 prints them: `50.0`, `1e+20`, `inf`, `nan`.
+pub fn format_number(n: f64) -> String {
+    if n.is_nan() {
+        return if n.is_sign_negative() {
+            "-nan".into()
+        } else {
+            "nan".into()
+        };
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // %.14g, then ".0" when the result looks like an integer.
+    let text = format_g14(n);
+    if text.contains(['.', 'e', 'n', 'i']) {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
+/// C's `%.14g`.
+fn format_g14(n: f64) -> String {
+    if n == 0.0 {
+        return if n.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let exponent = n.abs().log10().floor() as i32;
+    if !(-4..14).contains(&exponent) {
+        let mantissa = format!("{:.13e}", n);
+        let (digits, exp) = mantissa.split_once('e').unwrap_or((&mantissa, "0"));
+        let digits = trim_fraction(digits);
+        let exp: i32 = exp.parse().unwrap_or(0);
+        format!(
+            "{digits}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    } else {
+        let decimals = (13 - exponent).max(0) as usize;
+        trim_fraction(&format!("{n:.decimals$}")).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Installs the rule environment into a fresh VM's globals.
+pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
+    piccolo::stdlib::load_base(ctx);
+    piccolo::stdlib::load_coroutine(ctx);
+    piccolo::stdlib::load_math(ctx);
+    piccolo::stdlib::load_string(ctx);
+    piccolo::stdlib::load_table(ctx);
+    let g = ctx.globals();
+    g.set(ctx, "NOTIF_FAILURE", 1)?;
+    g.set(ctx, "NOTIF_WARNING", 2)?;
+    g.set(ctx, "NOTIF_OKAY", 4)?;
+    // Closed world: nothing that loads code from files or inspects the VM.
+    for name in [
+        "dofile", "loadfile", "require", "load", "debug", "io", "package",
+    ] {
+        g.set(ctx, name, Value::Nil)?;
+    }
+    g.set(
+        ctx,
+        "print",
+        Callback::from_fn(&ctx, |_, _, stack| {
+            let line = (0..stack.len())
+                .map(|i| display(stack.get(i)))
+                .collect::<Vec<_>>()
+                .join("\t");
+            PRINTED.with(|p| p.borrow_mut().push(line));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    g.set(
+        ctx,
+        "tonumber",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let value = stack.get(0);
+            let result = match value {
+                Value::Integer(_) | Value::Number(_) => value,
+                Value::String(s) => parse_number(&s.to_str_lossy()).unwrap_or(Value::Nil),
+                _ => Value::Nil,
+            };
+            stack.replace(ctx, result);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    g.set(ctx, "os", os_table(ctx)?)?;
+    Ok(())
+}
+
+/// A Lua numeral: integer when it is one, float otherwise.
+fn parse_number<'gc>(text: &str) -> Option<Value<'gc>> {
+    let t = text.trim();
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).ok().map(Value::Integer);
+    }
+    if let Ok(i) = t.parse::<i64>() {
+        return Some(Value::Integer(i));
+    }
+    let lower = t.to_ascii_lowercase();
+    if lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    t.parse::<f64>().ok().map(Value::Number)
+}
+
+/// `os.time`, `os.clock` and `os.difftime` only: rules may read clocks,
+/// never run programs, touch files or read the environment.
+fn os_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    let os = Table::new(&ctx);
+    os.set(
+        ctx,
+        "time",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            stack.replace(ctx, now);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    os.set(
+        ctx,
+        "clock",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            thread_local! {
+                static START: std::time::Instant = std::time::Instant::now();
+            }
+            let secs = START.with(|s| s.elapsed().as_secs_f64());
+            stack.replace(ctx, secs);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    os.set(
+        ctx,
+        "difftime",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let number = |v: Value| match v {
+                Value::Integer(i) => i as f64,
+                Value::Number(n) => n,
+                _ => 0.0,
+            };
+            let diff = number(stack.get(0)) - number(stack.get(1));
+            stack.replace(ctx, diff);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    Ok(os)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_like_lua_5_4() {
+        for (n, text) in [
+            (50.0, "50.0"),
+            (0.1, "0.1"),
+            (1e20, "1e+20"),
+            (1e15, "1e+15"),
+            (123456789012345.0, "1.2345678901234e+14"),
+            (-2.5, "-2.5"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (f64::INFINITY, "inf"),
+            (std::f64::consts::PI, "3.1415926535898"),
+        ] {
+            assert_eq!(format_number(n), text, "{n}");
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! One Lua instance: load a chunk, call its functions on a fuel budget, and
+//! bring results out as owned values.
+
+use super::env;
+use piccolo::{
+    Closure, Context, Executor, ExecutorMode, Fuel, Function, Lua, StashedExecutor,
+    StashedFunction, StashedTable, Table, Value, Variadic,
+};
+use std::collections::BTreeMap;
+
+/// Fuel per slice between garbage collections (piccolo collects between
+/// slices, never during one).
+const SLICE: i32 = 4096;
+
+/// Per-call bounds.
+#[derive(Clone, Copy, Debug)]
+pub struct VmLimits {
+    /// VM fuel one call may burn (a simple handler uses a few dozen).
+    pub fuel: u64,
+}
+
+impl Default for VmLimits {
+    fn default() -> Self {
+        VmLimits { fuel: 10_000_000 }
+    }
+}
+
+/// Why a load or a call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Runtime(String),
+    #[error("CPU limit: stopped after {0} units of fuel")]
+    CpuLimit(u64),
+}
+
+/// A value brought out of the VM. Tables come out one level deep with
+/// their string and integer keys; functions and tables also keep a handle
+/// for calling or reading them later.
+#[derive(Debug, Clone)]
+pub enum LuaValue {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Num(f64),
+    Str(String),
+    Function(StashedFunction),
+    Table(StashedTable, BTreeMap<String, LuaValue>),
+    /// Something else (thread, userdata): its type name.
+    Other(&'static str),
+}
+
+impl LuaValue {
+    /// Lua's `type()` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            LuaValue::Nil => "nil",
+            LuaValue::Bool(_) => "boolean",
+            LuaValue::Int(_) | LuaValue::Num(_) => "number",
+            LuaValue::Str(_) => "string",
+            LuaValue::Function(_) => "function",
+            LuaValue::Table(..) => "table",
+            LuaValue::Other(t) => t,
+        }
+    }
+}
+
+fn owned<'gc>(ctx: Context<'gc>, value: Value<'gc>, depth: u8) -> LuaValue {
+    match value {
+        Value::Nil => LuaValue::Nil,
+        Value::Boolean(b) => LuaValue::Bool(b),
+        Value::Integer(i) => LuaValue::Int(i),
+        Value::Number(n) => LuaValue::Num(n),
+        Value::String(s) => LuaValue::Str(s.to_str_lossy().into_owned()),
+        Value::Function(f) => LuaValue::Function(ctx.stash(f)),
+        Value::Table(t) => {
+            let mut fields = BTreeMap::new();
+            if depth > 0 {
+                for (k, v) in t.iter() {
+                    let key = match k {
+                        Value::String(s) => s.to_str_lossy().into_owned(),
+                        Value::Integer(i) => i.to_string(),
+                        _ => continue,
+                    };
+                    fields.insert(key, owned(ctx, v, depth - 1));
+                }
+            }
+            LuaValue::Table(ctx.stash(t), fields)
+        }
+        Value::Thread(_) => LuaValue::Other("thread"),
+        Value::UserData(_) => LuaValue::Other("userdata"),
+    }
+}
+
+/// A Lua instance with the rule environment.
+pub struct Vm {
+    lua: Lua,
+    executor: StashedExecutor,
+    limits: VmLimits,
+}
+
+impl Vm {
+    pub fn new(limits: VmLimits) -> Result<Vm, CallError> {
+        let mut lua = Lua::empty();
+        lua.try_enter(env::install)
+            .map_err(|e| CallError::Runtime(e.to_string()))?;
+        let executor = lua.enter(|ctx| ctx.stash(Executor::new(ctx)));
+        Ok(Vm {
+            lua,
+            executor,
+            limits,
+        })
+    }
+
+    /// Runs a chunk and returns what it returned.
+    pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
+        self.lua
+            .try_enter(|ctx| {
+                let closure = Closure::load(ctx, Some(name), source)?;
+                ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
+                Ok(())
+            })
+            .map_err(|e| CallError::Syntax(e.to_string()))?;
+        self.finish()
+    }
+
+    /// Calls `function` with the arguments `args` builds inside the VM.
+    pub fn call(
+        &mut self,
+        function: &StashedFunction,
+        args: impl for<'gc> FnOnce(Context<'gc>) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
+    ) -> Result<Vec<LuaValue>, CallError> {
+        self.lua
+            .try_enter(|ctx| {
+                let f: Function = ctx.fetch(function);
+                let args = args(ctx)?;
+                ctx.fetch(&self.executor).restart(ctx, f, Variadic(args));
+                Ok(())
+            })
+            .map_err(|e| CallError::Runtime(e.to_string()))?;
+        self.finish()
+    }
+
+    /// Builds a value inside the VM and reads it back, for tests and tools.
+    pub fn with_table<T>(
+        &mut self,
+        table: &StashedTable,
+        read: impl for<'gc> FnOnce(Context<'gc>, Table<'gc>) -> T,
+    ) -> T {
+        self.lua.enter(|ctx| read(ctx, ctx.fetch(table)))
+    }
+
+    /// Lines `print` produced since the last call.
+    pub fn take_printed(&mut self) -> Vec<String> {
+        env::take_printed()
+    }
+
+    fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
+        let mut burned: u64 = 0;
+        loop {
+            let mut fuel = Fuel::with(SLICE);
+            let done = self
+                .lua
+                .enter(|ctx| ctx.fetch(&self.executor).step(ctx, &mut fuel));
+            burned += (SLICE - fuel.remaining()).max(0) as u64;
+            if done {
+                break;
+            }
+            if burned > self.limits.fuel {
+                self.lua.enter(|ctx| ctx.fetch(&self.executor).stop(&ctx));
+                return Err(CallError::CpuLimit(burned));
+            }
+        }
+        self.lua.enter(|ctx| {
+            let executor = ctx.fetch(&self.executor);
+            if executor.mode() != ExecutorMode::Result {
+                return Err(CallError::Runtime(format!(
+                    "the VM stopped in mode {:?}",
+                    executor.mode()
+                )));
+            }
+            match executor.take_result::<Variadic<Vec<Value>>>(ctx) {
+                Ok(Ok(Variadic(values))) => {
+                    Ok(values.into_iter().map(|v| owned(ctx, v, 2)).collect())
+                }
+                Ok(Err(e)) => Err(CallError::Runtime(e.to_string())),
+                Err(e) => Err(CallError::Runtime(e.to_string())),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm() -> Vm {
+        Vm::new(VmLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn runs_chunks_and_brings_values_out() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk("t", b"return 1, 2.5, 'x', {a = 1, [1] = true}, nil")
+            .unwrap();
+        assert!(matches!(out[0], LuaValue::Int(1)));
+        assert!(matches!(out[1], LuaValue::Num(n) if n == 2.5));
+        assert!(matches!(&out[2], LuaValue::Str(s) if s == "x"));
+        let LuaValue::Table(_, fields) = &out[3] else {
+            panic!("{:?}", out[3])
+        };
+        assert!(
+            matches!(fields["a"], LuaValue::Int(1)) && matches!(fields["1"], LuaValue::Bool(true))
+        );
+    }
+
+    #[test]
+    fn calls_keep_state_in_upvalues() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk(
+                "t",
+                b"local n = 0 return function(x) n = n + x return n end",
+            )
+            .unwrap();
+        let LuaValue::Function(f) = &out[0] else {
+            panic!()
+        };
+        for expected in [5, 10] {
+            let r = vm.call(f, |_| Ok(vec![Value::Integer(5)])).unwrap();
+            assert!(matches!(r[0], LuaValue::Int(n) if n == expected));
+        }
+    }
+
+    #[test]
+    fn runaway_loops_hit_the_cpu_limit_and_the_vm_stays_usable() {
+        let mut vm = Vm::new(VmLimits { fuel: 100_000 }).unwrap();
+        let out = vm
+            .run_chunk(
+                "t",
+                b"return function() while true do end end, function() return 7 end",
+            )
+            .unwrap();
+        let (LuaValue::Function(spin), LuaValue::Function(seven)) = (&out[0], &out[1]) else {
+            panic!()
+        };
+        assert!(matches!(
+            vm.call(spin, |_| Ok(vec![])),
+            Err(CallError::CpuLimit(_))
+        ));
+        assert!(matches!(
+            vm.call(seven, |_| Ok(vec![])).unwrap()[0],
+            LuaValue::Int(7)
+        ));
+    }
+
+    #[test]
+    fn errors_and_syntax_errors_are_reported() {
+        let mut vm = vm();
+        assert!(matches!(
+            vm.run_chunk("t", b"return +"),
+            Err(CallError::Syntax(_))
+        ));
+        let e = vm.run_chunk("t", b"error('boom')").unwrap_err();
+        assert!(e.to_string().contains("boom"), "{e}");
+    }
+
+    #[test]
+    fn the_closed_world_has_no_files_processes_or_loaders() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk("t", b"return io, os.execute, os.remove, os.getenv, require, dofile, loadfile, load, debug, package")
+            .unwrap();
+        assert_eq!(out.len(), 10);
+        assert!(out.iter().all(|v| matches!(v, LuaValue::Nil)), "{out:?}");
+        let out = vm.run_chunk("t", b"print('a', 1, 2.0, nil, true) return NOTIF_FAILURE, NOTIF_WARNING, NOTIF_OKAY, tonumber('0x10'), tonumber('2.5'), tonumber('x')").unwrap();
+        assert_eq!(vm.take_printed(), vec!["a\t1\t2.0\tnil\ttrue"]);
+        let ints: Vec<i64> = out[..4]
+            .iter()
+            .map(|v| if let LuaValue::Int(i) = v { *i } else { -1 })
+            .collect();
+        assert_eq!(ints, vec![1, 2, 4, 16]);
+        assert!(matches!(out[4], LuaValue::Num(n) if n == 2.5) && matches!(out[5], LuaValue::Nil));
+    }
+}
