@@ -14,4 +14,5 @@ pub mod lua;
 mod plugin;
 pub mod reconfig;
 pub mod remote;
+pub mod rules;
 pub mod task;

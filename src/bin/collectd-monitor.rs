@@ -4,8 +4,11 @@
 
 use clap::{Args, Parser, Subcommand};
 use collectd_monitor::config;
+use collectd_monitor::events::Event;
+use collectd_monitor::lua::{Vm, VmLimits};
 use collectd_monitor::remote::sender::{self, SendOptions};
 use collectd_monitor::remote::{Connection, RemoteSettings, TlsSettings, parse_host};
+use collectd_monitor::rules::{HandlerKind, RuleSet, lua_files, parse_input_line};
 use collectd_monitor::task::{TaskResult, code_name};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,12 +53,43 @@ enum Action {
         #[command(flatten)]
         broker: Box<BrokerArgs>,
     },
+    /// Run a Lua script in exactly the environment rule files get (same
+    /// library, same limits); `print` writes to stdout.
+    Lua {
+        /// The script.
+        file: PathBuf,
+    },
+    /// Check and try out rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Carry out a collectd.conf replacement (started by the plugin).
     #[command(hide = true)]
     ReplaceConfig {
         /// The job file the plugin wrote.
         #[arg(long)]
         job: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rule files (or every *.lua of a directory) and list their
+    /// handlers; exits 1 if any file fails to load.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Feed sample events (JSON lines with the handler-table fields) to rule
+    /// files and print which handlers fire. Runs nothing.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The events, one JSON object per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// A config.json whose Services the decisions are checked against.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -171,6 +205,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Action::Lua { file } => run_lua(&file),
+        Action::Rules(RulesCommand::Check { paths }) => rules_check(&paths),
+        Action::Rules(RulesCommand::Test {
+            paths,
+            input,
+            config,
+        }) => rules_test(&paths, &input, config.as_deref()),
         Action::ReplaceConfig { job } => {
             ExitCode::from(u8::try_from(collectd_monitor::reconfig::run_helper(&job)).unwrap_or(1))
         }
@@ -274,5 +315,155 @@ fn config_check(file: &std::path::Path) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_lua(file: &std::path::Path) -> ExitCode {
+    let source = match std::fs::read(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = Vm::new(VmLimits::default()).and_then(|mut vm| {
+        let result = vm.run_chunk(&file.display().to_string(), &source);
+        for line in vm.take_printed() {
+            println!("{line}");
+        }
+        result
+    });
+    match outcome {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.located(&file.display().to_string()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rule files named on the command line: files as given, directories
+/// expanded to their *.lua files.
+fn rule_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            out.extend(lua_files(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn load_rules(paths: &[PathBuf]) -> Result<(RuleSet, Vec<String>), String> {
+    Ok(RuleSet::load_files(
+        &rule_paths(paths)?,
+        VmLimits::default(),
+    ))
+}
+
+fn rules_check(paths: &[PathBuf]) -> ExitCode {
+    let (set, errors) = match load_rules(paths) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for file in set.files() {
+        println!("{}: OK", file.path().display());
+        for kind in [HandlerKind::Metric, HandlerKind::Notification] {
+            for name in file.handler_names(kind) {
+                println!("  {name}");
+            }
+        }
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn rules_test(
+    paths: &[PathBuf],
+    input: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> ExitCode {
+    let services = match config.map(config::load_json_file).transpose() {
+        Ok(loaded) => loaded.map(|l| l.settings.services),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut set, errors) = match load_rules(paths) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match std::fs::read_to_string(input) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = !errors.is_empty();
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let n = i + 1;
+        let evaluation = match parse_input_line(line) {
+            Ok(Event::Metric(m)) => set.on_metric(&m),
+            Ok(Event::Notification(notification)) => set.on_notification(&notification),
+            Err(e) => {
+                eprintln!("line {n}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        for (file, printed) in &evaluation.printed {
+            println!("line {n}: {}: print: {printed}", file.display());
+        }
+        for f in &evaluation.fired {
+            let known = services.as_ref().map(|s| {
+                s.get(&f.service)
+                    .map(|svc| svc.commands.contains_key(&f.command))
+            });
+            let note = match known {
+                Some(None) => " (config.json has no such service)",
+                Some(Some(false)) => " (config.json has no such command)",
+                _ => "",
+            };
+            failed |= !note.is_empty();
+            println!(
+                "line {n}: {} -> {}/{}{note}",
+                f.handler, f.service, f.command
+            );
+        }
+        for e in &evaluation.errors {
+            failed = true;
+            println!("line {n}: {}: error: {}", e.handler, e.reason);
+        }
+        if evaluation.fired.is_empty() && evaluation.errors.is_empty() {
+            println!("line {n}: nothing fired");
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

@@ -28,8 +28,8 @@ impl Default for VmLimits {
 /// Why a load or a call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CallError {
-    #[error("syntax error: {0}")]
-    Syntax(String),
+    #[error("{}syntax error: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Syntax { line: Option<u32>, message: String },
     #[error("{0}")]
     Runtime(String),
     #[error("CPU limit: stopped after {0} units of fuel")]
@@ -122,7 +122,7 @@ impl Vm {
                 ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
                 Ok(())
             })
-            .map_err(|e| CallError::Syntax(e.to_string()))?;
+            .map_err(|e| syntax_error(&e.to_string()))?;
         self.finish()
     }
 
@@ -189,6 +189,38 @@ impl Vm {
                 Err(e) => Err(CallError::Runtime(e.to_string())),
             }
         })
+    }
+}
+
+impl CallError {
+    /// The message in the `file:line: message` form rule authors know.
+    pub fn located(&self, file: &str) -> String {
+        match self {
+            CallError::Syntax {
+                line: Some(line),
+                message,
+            } => format!("{file}:{line}: {message}"),
+            other => format!("{file}: {other}"),
+        }
+    }
+}
+
+/// piccolo says "runtime error: parse error at line 2: unexpected ...".
+fn syntax_error(raw: &str) -> CallError {
+    let text = raw.strip_prefix("runtime error: ").unwrap_or(raw);
+    let parsed = text
+        .strip_prefix("parse error at line ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(line, message)| Some((line.parse().ok()?, message)));
+    match parsed {
+        Some((line, message)) => CallError::Syntax {
+            line: Some(line),
+            message: message.to_string(),
+        },
+        None => CallError::Syntax {
+            line: None,
+            message: text.to_string(),
+        },
     }
 }
 
@@ -260,10 +292,8 @@ mod tests {
     #[test]
     fn errors_and_syntax_errors_are_reported() {
         let mut vm = vm();
-        assert!(matches!(
-            vm.run_chunk("t", b"return +"),
-            Err(CallError::Syntax(_))
-        ));
+        let e = vm.run_chunk("t.lua", b"local x = 1\nreturn +").unwrap_err();
+        assert!(e.located("t.lua").starts_with("t.lua:2: "), "{e:?}");
         let e = vm.run_chunk("t", b"error('boom')").unwrap_err();
         assert!(e.to_string().contains("boom"), "{e}");
     }

@@ -1,0 +1,14 @@
+//! Rule files (COMPAT.md §1): each `*.lua` file of `LocalMonitorConfigDir`
+//! returns metric handlers and notification handlers; a handler that
+//! returns `{service = ..., command = ...}` asks for a recovery command.
+//! This module loads files into their own VMs, offers them events and
+//! interprets what the handlers return. It runs nothing itself.
+
+mod file;
+mod input;
+mod set;
+mod tables;
+
+pub use file::{Fired, HandlerError, HandlerKind, RuleFile};
+pub use input::{InputError, parse_input_line};
+pub use set::{Evaluation, RuleSet, lua_files};

@@ -1,0 +1,77 @@
+//! The tables handlers receive, field for field as collectd's lua plugin
+//! built them (COMPAT.md §1), including its quirk of `dsnames`/`dstypes`
+//! indexed from 0.
+
+use crate::collectd::{MetaValue, Metric, Notification, Value as DsValue};
+use piccolo::{Context, Table, Value};
+
+pub(super) fn metric_table<'gc>(
+    ctx: Context<'gc>,
+    m: &Metric,
+) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    let t = Table::new(&ctx);
+    t.set(ctx, "host", text(ctx, &m.host))?;
+    t.set(ctx, "plugin", text(ctx, &m.plugin))?;
+    t.set(ctx, "plugin_instance", text(ctx, &m.plugin_instance))?;
+    t.set(ctx, "type", text(ctx, &m.type_))?;
+    t.set(ctx, "type_instance", text(ctx, &m.type_instance))?;
+    t.set(ctx, "time", m.time)?;
+    t.set(ctx, "interval", m.interval)?;
+    let values = Table::new(&ctx);
+    for (i, v) in m.values.iter().enumerate() {
+        let v: Value = match *v {
+            DsValue::Gauge(g) => Value::Number(g),
+            DsValue::Derive(d) => Value::Integer(d),
+            // Lua integers are signed 64-bit: counters above 2^63 wrap, as
+            // they did in collectd's lua plugin.
+            DsValue::Counter(c) | DsValue::Absolute(c) => Value::Integer(c as i64),
+        };
+        values.set(ctx, i as i64 + 1, v)?;
+    }
+    t.set(ctx, "values", values)?;
+    let dsnames = Table::new(&ctx);
+    let dstypes = Table::new(&ctx);
+    for (i, (name, ty)) in m.dsnames.iter().zip(&m.dstypes).enumerate() {
+        dsnames.set(ctx, i as i64, text(ctx, name))?;
+        dstypes.set(ctx, i as i64, ty.as_str())?;
+    }
+    t.set(ctx, "dsnames", dsnames)?;
+    t.set(ctx, "dstypes", dstypes)?;
+    Ok(t)
+}
+
+pub(super) fn notification_table<'gc>(
+    ctx: Context<'gc>,
+    n: &Notification,
+) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    let t = Table::new(&ctx);
+    t.set(ctx, "severity", n.severity as i64)?;
+    t.set(ctx, "time", n.time)?;
+    t.set(ctx, "message", text(ctx, &n.message))?;
+    t.set(ctx, "host", text(ctx, &n.host))?;
+    t.set(ctx, "plugin", text(ctx, &n.plugin))?;
+    t.set(ctx, "plugin_instance", text(ctx, &n.plugin_instance))?;
+    t.set(ctx, "type", text(ctx, &n.type_))?;
+    t.set(ctx, "type_instance", text(ctx, &n.type_instance))?;
+    if !n.meta.is_empty() {
+        let meta = Table::new(&ctx);
+        for (key, value) in &n.meta {
+            let v: Value = match value {
+                MetaValue::String(s) => Value::String(ctx.intern(s.as_bytes())),
+                MetaValue::Signed(i) => Value::Integer(*i),
+                MetaValue::Unsigned(u) => Value::Integer(*u as i64),
+                MetaValue::Double(d) => Value::Number(*d),
+                MetaValue::Boolean(b) => Value::Boolean(*b),
+            };
+            meta.set(ctx, text(ctx, key), v)?;
+        }
+        t.set(ctx, "meta", meta)?;
+    }
+    Ok(t)
+}
+
+/// A Lua string for borrowed text (piccolo takes only `'static` `&str`s as
+/// values directly).
+fn text<'gc>(ctx: Context<'gc>, s: &str) -> Value<'gc> {
+    Value::String(ctx.intern(s.as_bytes()))
+}

@@ -1,0 +1,223 @@
+//! `collectd-monitor lua`, `rules check` and `rules test` on real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(args)
+        .output()
+        .expect("run collectd-monitor")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn lua_runs_a_script_in_the_rule_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.lua");
+    std::fs::write(
+        &script,
+        "print('sum', 1 + 2, 2.0 * 25, NOTIF_FAILURE, io == nil, os.execute == nil)",
+    )
+    .unwrap();
+    let out = run(&["lua", script.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "sum\t3\t50.0\t1\ttrue\ttrue\n");
+
+    std::fs::write(&script, "error('boom')").unwrap();
+    let out = run(&["lua", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("boom"), "{}", text(&out.stderr));
+
+    std::fs::write(&script, "while true do end").unwrap();
+    let out = run(&["lua", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("CPU limit"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rules_check_lists_handlers_and_reports_broken_files() {
+    let out = run(&["rules", "check", repo("rules").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("example.lua: OK"), "{stdout}");
+    assert!(
+        stdout.contains("example.lua::metric::memory_free_is_under_10GB"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("example.lua::notification::fail_example"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a_good.lua"), "return function(m) end").unwrap();
+    std::fs::write(
+        dir.path().join("b_syntax.lua"),
+        "return function(m) end end",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c_shape.lua"), "return 42").unwrap();
+    std::fs::write(dir.path().join("d_field.lua"), "return {x = 1}").unwrap();
+    std::fs::write(dir.path().join("ignored.txt"), "not lua").unwrap();
+    let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("a_good.lua: OK") && stdout.contains("a_good.lua::metric"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("b_syntax.lua:1: "), "{stderr}");
+    assert!(
+        stderr.contains("c_shape.lua: the first (metric handlers) return value must be"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("d_field.lua: the first (metric handlers) return value has `x` = a number"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("ignored.txt") && !stderr.contains("ignored.txt"));
+}
+
+#[test]
+fn rules_test_shows_which_handlers_fire_on_sample_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(
+        &input,
+        [
+            r#"{"plugin": "memory", "type": "memory", "type_instance": "free", "values": [5000000000]}"#,
+            r#"{"plugin": "memory", "type": "memory", "type_instance": "free", "values": [20000000000]}"#,
+            r#"{"plugin": "cpu", "type": "cpu", "type_instance": "idle", "values": [42], "dstypes": ["derive"]}"#,
+            r#"{"severity": 1, "plugin": "nginx", "message": "down"}"#,
+            r#"{"severity": 4, "message": "fine"}"#,
+            r#"not json"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = run(&[
+        "rules",
+        "test",
+        repo("rules/example.lua").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    // The input has a broken line: non-zero exit, but every line is reported.
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("line 1: ")
+            && lines[0].ends_with("::metric::memory_free_is_under_10GB -> hello/exec"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("::metric::memory_free_is_over_10GB -> hello/exec"),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "line 3: nothing fired");
+    assert!(
+        lines[3].ends_with("::notification::fail_example -> hello/exec"),
+        "{stdout}"
+    );
+    assert_eq!(lines[4], "line 5: nothing fired");
+    assert!(
+        text(&out.stderr).contains("line 6: not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rules_test_sees_the_exact_tables_and_keeps_state_between_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("load.lua");
+    // Fires on the third consecutive high load: state lives in a file local.
+    std::fs::write(
+        &rule,
+        r#"
+local high = 0
+return {
+  load_high_3_times = function(m)
+    if m.plugin ~= "load" then return nil end
+    assert(m.dsnames[0] == "shortterm" and m.dstypes[0] == "gauge", "0-indexed dsnames/dstypes")
+    assert(math.type(m.values[1]) == "float" and #m.values == 3)
+    if m.values[1] > 4 then high = high + 1 else high = 0 end
+    print("high", high)
+    if high >= 3 then return {service = "web", command = "restart"} end
+  end,
+}
+"#,
+    )
+    .unwrap();
+    let input = dir.path().join("in.jsonl");
+    let load = |v: f64| {
+        format!(
+            r#"{{"plugin":"load","type":"load","values":[{v},1,1],"dsnames":["shortterm","midterm","longterm"]}}"#
+        )
+    };
+    std::fs::write(&input, [load(5.0), load(6.0), load(7.0)].join("\n")).unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"Services": {"web": {"commands": {"restart": "true"}}}}"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "rules",
+        "test",
+        rule.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("line 3: ")
+            && stdout.contains("::metric::load_high_3_times -> web/restart"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("web/restart").count(),
+        1,
+        "fires on the third value only: {stdout}"
+    );
+    assert!(stdout.contains("print: high\t3"), "{stdout}");
+
+    // A handler returning garbage, or naming a command config.json lacks,
+    // is reported and fails the run.
+    std::fs::write(&rule, "return { garbage = function(m) return 42 end, typo = function(m) return {service = 'web', command = 'reboot'} end }").unwrap();
+    let out = run(&[
+        "rules",
+        "test",
+        rule.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("::metric::garbage: error: returned a number"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-> web/reboot (config.json has no such command)"),
+        "{stdout}"
+    );
+}
