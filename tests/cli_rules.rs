@@ -36,6 +36,15 @@ fn lua_runs_a_script_in_the_rule_environment() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("boom"), "{}", text(&out.stderr));
 
+    std::fs::write(&script, "local s = string.rep('x', 2^40)").unwrap();
+    let out = run(&["lua", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("more than the 16777216"),
+        "{}",
+        text(&out.stderr)
+    );
+
     std::fs::write(&script, "while true do end").unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -127,6 +127,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         }),
     )?;
     g.set(ctx, "os", os_table(ctx)?)?;
+    super::library::install(ctx)?;
     Ok(())
 }
 

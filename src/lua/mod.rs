@@ -7,6 +7,7 @@
 //! process); this module only bounds CPU.
 
 mod env;
+mod library;
 mod vm;
 
 pub use vm::{CallError, LuaValue, Vm, VmLimits};

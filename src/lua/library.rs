@@ -1,0 +1,247 @@
+//! Library functions piccolo 0.3.3 lacks that rule authors rely on, with
+//! Lua 5.4's behaviour and messages (checked against PUC Lua by
+//! tests/lua_oracle.rs). Each charges fuel for the work it does, so a big
+//! table or string counts against the call's CPU budget like Lua code.
+
+use super::env::format_number;
+use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
+
+/// The longest string `string.rep` may build; larger would only exhaust
+/// memory (and `string.rep('x', 2^40)` is a classic rule bomb).
+pub const MAX_BUILT_STRING: usize = 16 * 1024 * 1024;
+
+fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
+    Value::String(ctx.intern(message.as_bytes())).into()
+}
+
+/// Argument `n` (1-based) of a call, `None` when absent (Lua's "no value").
+fn arg<'gc>(stack: &piccolo::Stack<'gc, '_>, n: usize) -> Option<Value<'gc>> {
+    (n <= stack.len()).then(|| stack.get(n - 1))
+}
+
+fn type_of(v: Option<Value<'_>>) -> &'static str {
+    v.map_or("no value", |v| v.type_name())
+}
+
+fn table_arg<'gc>(
+    ctx: Context<'gc>,
+    v: Option<Value<'gc>>,
+    n: usize,
+    f: &str,
+) -> Result<Table<'gc>, Error<'gc>> {
+    match v {
+        Some(Value::Table(t)) => Ok(t),
+        other => Err(error(
+            ctx,
+            format!(
+                "bad argument #{n} to '{f}' (table expected, got {})",
+                type_of(other)
+            ),
+        )),
+    }
+}
+
+fn int_arg<'gc>(
+    ctx: Context<'gc>,
+    v: Option<Value<'gc>>,
+    n: usize,
+    f: &str,
+) -> Result<i64, Error<'gc>> {
+    match v {
+        Some(Value::Integer(i)) => Ok(i),
+        Some(Value::Number(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => Ok(x as i64),
+        Some(Value::Number(_)) => Err(error(
+            ctx,
+            format!("bad argument #{n} to '{f}' (number has no integer representation)"),
+        )),
+        other => Err(error(
+            ctx,
+            format!(
+                "bad argument #{n} to '{f}' (number expected, got {})",
+                type_of(other)
+            ),
+        )),
+    }
+}
+
+/// A string argument (numbers convert, as in Lua).
+fn bytes_arg<'gc>(
+    ctx: Context<'gc>,
+    v: Option<Value<'gc>>,
+    n: usize,
+    f: &str,
+) -> Result<Vec<u8>, Error<'gc>> {
+    match v {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(Value::Integer(i)) => Ok(i.to_string().into_bytes()),
+        Some(Value::Number(x)) => Ok(format_number(x).into_bytes()),
+        other => Err(error(
+            ctx,
+            format!(
+                "bad argument #{n} to '{f}' (string expected, got {})",
+                type_of(other)
+            ),
+        )),
+    }
+}
+
+/// Adds `table.insert`, `table.remove`, `table.concat` and `string.rep`.
+pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
+    let table = match ctx.get_global("table") {
+        Value::Table(t) => t,
+        _ => return Ok(()),
+    };
+    table.set(
+        ctx,
+        "insert",
+        Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+            let t = table_arg(ctx, arg(&stack, 1), 1, "table.insert")?;
+            let len = t.length();
+            match stack.len() {
+                2 => {
+                    t.set(ctx, len + 1, stack.get(1))?;
+                }
+                3 => {
+                    let pos = int_arg(ctx, arg(&stack, 2), 2, "table.insert")?;
+                    if pos < 1 || pos > len + 1 {
+                        return Err(error(
+                            ctx,
+                            "bad argument #2 to 'table.insert' (position out of bounds)".into(),
+                        ));
+                    }
+                    exec.fuel()
+                        .consume((len - pos + 1).clamp(0, i32::MAX as i64) as i32);
+                    for i in (pos..=len).rev() {
+                        t.set(ctx, i + 1, t.get(ctx, i))?;
+                    }
+                    t.set(ctx, pos, stack.get(2))?;
+                }
+                _ => return Err(error(ctx, "wrong number of arguments to 'insert'".into())),
+            }
+            stack.clear();
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    table.set(
+        ctx,
+        "remove",
+        Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+            let t = table_arg(ctx, arg(&stack, 1), 1, "table.remove")?;
+            let len = t.length();
+            let pos = if stack.len() > 1 {
+                int_arg(ctx, arg(&stack, 2), 2, "table.remove")?
+            } else {
+                len
+            };
+            if stack.len() > 1
+                && len + 1 != pos
+                && (pos < 1 || pos > len + 1)
+                && !(len == 0 && pos == 0)
+            {
+                return Err(error(
+                    ctx,
+                    "bad argument #2 to 'table.remove' (position out of bounds)".into(),
+                ));
+            }
+            let removed = t.get(ctx, pos);
+            exec.fuel()
+                .consume((len - pos).clamp(0, i32::MAX as i64) as i32);
+            let mut i = pos;
+            while i < len {
+                t.set(ctx, i, t.get(ctx, i + 1))?;
+                i += 1;
+            }
+            if i <= len {
+                t.set(ctx, i, Value::Nil)?;
+            }
+            stack.replace(ctx, removed);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    table.set(
+        ctx,
+        "concat",
+        Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+            let t = table_arg(ctx, arg(&stack, 1), 1, "table.concat")?;
+            let sep = match arg(&stack, 2) {
+                None | Some(Value::Nil) => Vec::new(),
+                other => bytes_arg(ctx, other, 2, "table.concat")?,
+            };
+            let first = if stack.get(2).is_nil() {
+                1
+            } else {
+                int_arg(ctx, arg(&stack, 3), 3, "table.concat")?
+            };
+            let last = if stack.get(3).is_nil() {
+                t.length()
+            } else {
+                int_arg(ctx, arg(&stack, 4), 4, "table.concat")?
+            };
+            let mut out: Vec<u8> = Vec::new();
+            let mut i = first;
+            while i <= last {
+                match t.get(ctx, i) {
+                    Value::String(s) => out.extend_from_slice(s.as_bytes()),
+                    Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                    Value::Number(n) => out.extend_from_slice(format_number(n).as_bytes()),
+                    other => {
+                        return Err(error(
+                            ctx,
+                            format!(
+                                "invalid value ({}) at index {i} in table for 'concat'",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                }
+                if i < last {
+                    out.extend_from_slice(&sep);
+                }
+                if out.len() > MAX_BUILT_STRING {
+                    return Err(error(
+                        ctx,
+                        format!("table.concat: result larger than {MAX_BUILT_STRING} bytes"),
+                    ));
+                }
+                exec.fuel().consume(1);
+                i += 1;
+            }
+            exec.fuel().consume((out.len() / 64) as i32);
+            stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    if let Value::Table(string) = ctx.get_global("string") {
+        string.set(
+            ctx,
+            "rep",
+            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+                let s = bytes_arg(ctx, arg(&stack, 1), 1, "string.rep")?;
+                let n = int_arg(ctx, arg(&stack, 2), 2, "string.rep")?;
+                let sep = match arg(&stack, 3) {
+                    None | Some(Value::Nil) => Vec::new(),
+                    other => bytes_arg(ctx, other, 3, "string.rep")?,
+                };
+                let count = n.max(0) as u128;
+                let size = count * s.len() as u128 + count.saturating_sub(1) * sep.len() as u128;
+                if size > MAX_BUILT_STRING as u128 {
+                    return Err(error(
+                        ctx,
+                        format!("string.rep: the result would be {size} bytes, more than the {MAX_BUILT_STRING} a rule may build"),
+                    ));
+                }
+                exec.fuel().consume((size / 64) as i32);
+                let mut out = Vec::with_capacity(size as usize);
+                for i in 0..count {
+                    if i > 0 {
+                        out.extend_from_slice(&sep);
+                    }
+                    out.extend_from_slice(&s);
+                }
+                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
+    }
+    Ok(())
+}

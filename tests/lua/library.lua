@@ -1,0 +1,17 @@
+-- Library functions compared with PUC Lua 5.4 by tests/lua_oracle.rs.
+local t = {}
+table.insert(t, "a")
+table.insert(t, "c")
+table.insert(t, 2, "b")
+print(#t, table.concat(t, ","))
+print(table.remove(t), #t, table.remove(t, 1), table.concat(t))
+print(table.concat({1, 2.5, "x", 3.0}, "-"))
+print(table.concat({}, ","), table.concat({"a", "b", "c"}, ", ", 2, 3))
+print(string.rep("ab", 3), string.rep("x", 3, ","), string.rep("x", 0), string.rep("x", -1))
+print(pcall(table.concat, {1, {}, 3}))
+print(pcall(table.insert, {}, 5, "x"))
+print(pcall(string.rep))
+print(1, 2.5, 10 // 3, 7 / 2, 2^10, 1e20, -0.0, 1/0, 100 * 1.0, 0.1, 1e-5)
+print(math.type(1), math.type(1.0), math.type("1"))
+print(tonumber("0x10"), tonumber("  12  "), tonumber("1e2"), tonumber("abc"), tonumber(7), tonumber(2.5))
+print(NOTIF_FAILURE == nil or NOTIF_FAILURE == 1)
