@@ -25,6 +25,10 @@ impl Work {
     fn ran_log(&self) -> PathBuf {
         self.dir.path().join("ran.log")
     }
+    /// Touched by `slow_append` as it starts.
+    fn started_marker(&self) -> PathBuf {
+        self.dir.path().join("started")
+    }
     /// How many times the `append` command ran.
     fn runs(&self) -> usize {
         std::fs::read_to_string(self.ran_log()).map_or(0, |t| t.lines().count())
@@ -45,8 +49,11 @@ fn remote_config(broker: &Mosquitto, work: &Work, extra: Value) -> String {
                 "fail": "echo failing; exit 3",
                 "append": format!("echo ran >> {}", work.ran_log().display()),
                 "slow": "sleep 2; echo slept",
-                "slow_append": format!("sleep 2; echo ran >> {}", work.ran_log().display()),
-                "slow_append": format!("sleep 2; echo ran >> {}", work.ran_log().display())
+                "slow_append": format!(
+                    "touch {}; sleep 2; echo ran >> {}",
+                    work.started_marker().display(),
+                    work.ran_log().display()
+                )
             }}
         }
     });
@@ -322,7 +329,10 @@ fn a_command_interrupted_by_a_crash_is_reported_and_not_run_again() {
             .status
             .success()
     );
-    collectd.wait_for_log("task 66: running hello/slow_append");
+    // Crash only once the command really runs (the log line comes first).
+    collectd.wait_until("the command to start", || {
+        work.started_marker().exists().then_some(())
+    });
     collectd.crash();
     collectd.start_again();
     let result = results.messages();
