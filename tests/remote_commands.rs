@@ -2,7 +2,7 @@
 //! plugin, real clients (`collectd-monitor send-command`, mosquitto_pub/sub).
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto, MosquittoSpec, wait_for};
+use common::{Collectd, CollectdSpec, Mosquitto, MosquittoSpec, result_codes as codes, wait_for};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -107,17 +107,6 @@ fn now() -> String {
 fn command_message(task_id: u64, command: &str) -> String {
     json!({"task_id": task_id, "timestamp": now(), "service": "hello", "command": command})
         .to_string()
-}
-
-/// Parses result messages printed by mosquitto_sub.
-fn codes(messages: &[String]) -> Vec<(u64, i64)> {
-    messages
-        .iter()
-        .map(|m| {
-            let v: Value = serde_json::from_str(m).unwrap_or_else(|e| panic!("{m}: {e}"));
-            (v["task_id"].as_u64().unwrap(), v["code"].as_i64().unwrap())
-        })
-        .collect()
 }
 
 #[test]

@@ -308,14 +308,7 @@ fn two_pushes_at_once_get_one_busy_answer() {
                 .success()
         );
     }
-    let mut codes: Vec<(u64, i64)> = results
-        .messages()
-        .iter()
-        .map(|m| {
-            let v: Value = serde_json::from_str(m).unwrap();
-            (v["task_id"].as_u64().unwrap(), v["code"].as_i64().unwrap())
-        })
-        .collect();
+    let mut codes = common::result_codes(&results.messages());
     codes.sort();
     assert_eq!(codes, vec![(501, 0), (502, 0x2000)]);
 }

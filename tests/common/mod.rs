@@ -47,6 +47,18 @@ pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `(task_id, code)` of each result message mosquitto_sub printed.
+pub fn result_codes(messages: &[String]) -> Vec<(u64, i64)> {
+    messages
+        .iter()
+        .map(|m| {
+            let v: serde_json::Value =
+                serde_json::from_str(m).unwrap_or_else(|e| panic!("{m}: {e}"));
+            (v["task_id"].as_u64().unwrap(), v["code"].as_i64().unwrap())
+        })
+        .collect()
+}
+
 /// True when a process with this pid exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
