@@ -127,8 +127,72 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         }),
     )?;
     g.set(ctx, "os", os_table(ctx)?)?;
+    g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
     super::library::install(ctx)?;
     Ok(())
+}
+
+/// `__method(obj, name, ...)`: what `obj:name(...)` is rewritten into.
+/// Strings find their methods in the `string` table; tables follow
+/// `__index` tables. The method is then tail-called with `obj, ...`.
+fn method_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let object = stack.get(0);
+        let name = stack.get(1);
+        let method = match object {
+            Value::String(_) => match ctx.get_global("string") {
+                Value::Table(string) => string.get_value(name),
+                _ => Value::Nil,
+            },
+            Value::Table(t) => lookup(ctx, t, name)?,
+            _ => {
+                let message = format!(
+                    "attempt to index a {} value (calling method '{}')",
+                    object.type_name(),
+                    display(name)
+                );
+                return Err(Value::String(ctx.intern(message.as_bytes())).into());
+            }
+        };
+        if method.is_nil() {
+            let message = format!("attempt to call a nil value (method '{}')", display(name));
+            return Err(Value::String(ctx.intern(message.as_bytes())).into());
+        }
+        let function = piccolo::meta_ops::call(ctx, method)?;
+        // Drop the name: the method gets `object, args...`.
+        stack.drain(1..2);
+        Ok(CallbackReturn::Call {
+            function,
+            then: None,
+        })
+    })
+}
+
+/// `t[name]`, following `__index` tables (not functions) as Lua does.
+fn lookup<'gc>(
+    ctx: Context<'gc>,
+    mut t: Table<'gc>,
+    name: Value<'gc>,
+) -> Result<Value<'gc>, piccolo::Error<'gc>> {
+    for _ in 0..100 {
+        let v = t.get_value(name);
+        if !v.is_nil() {
+            return Ok(v);
+        }
+        let next = t.metatable().map(|m| m.get(ctx, "__index"));
+        match next {
+            Some(Value::Table(parent)) => t = parent,
+            Some(Value::Nil) | None => return Ok(Value::Nil),
+            Some(_) => {
+                let message = format!(
+                    "method '{}': __index functions are not supported for method calls; use an __index table",
+                    display(name)
+                );
+                return Err(Value::String(ctx.intern(message.as_bytes())).into());
+            }
+        }
+    }
+    Err(Value::String(ctx.intern(b"'__index' chain too long")).into())
 }
 
 /// A Lua numeral: integer when it is one, float otherwise.

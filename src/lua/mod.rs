@@ -7,6 +7,7 @@
 //! process); this module only bounds CPU.
 
 mod env;
+mod front;
 mod library;
 mod vm;
 

@@ -2,6 +2,7 @@
 //! bring results out as owned values.
 
 use super::env;
+use super::front::rewrite_method_calls;
 use piccolo::{
     Closure, Context, Executor, ExecutorMode, Fuel, Function, Lua, StashedExecutor,
     StashedFunction, StashedTable, Table, Value, Variadic,
@@ -118,7 +119,11 @@ impl Vm {
     pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
         self.lua
             .try_enter(|ctx| {
-                let closure = Closure::load(ctx, Some(name), source)?;
+                let rewritten = std::str::from_utf8(source)
+                    .ok()
+                    .and_then(rewrite_method_calls);
+                let code = rewritten.as_deref().map_or(source, str::as_bytes);
+                let closure = Closure::load(ctx, Some(name), code)?;
                 ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
                 Ok(())
             })
