@@ -3,7 +3,8 @@
 //! tests/lua_oracle.rs). Each charges fuel for the work it does, so a big
 //! table or string counts against the call's CPU budget like Lua code.
 
-use super::env::format_number;
+use super::env::{display, format_number};
+use super::format::{Arg, format};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// The longest string `string.rep` may build; larger would only exhaust
@@ -212,6 +213,25 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
         }),
     )?;
     if let Value::Table(string) = ctx.get_global("string") {
+        string.set(
+            ctx,
+            "format",
+            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+                let fmt = bytes_arg(ctx, arg(&stack, 1), 1, "string.format")?;
+                let args: Vec<Arg> = (1..stack.len())
+                    .map(|i| match stack.get(i) {
+                        Value::String(s) => Arg::Str(s.as_bytes()),
+                        Value::Integer(n) => Arg::Int(n),
+                        Value::Number(x) => Arg::Num(x),
+                        other => Arg::Other(display(other)),
+                    })
+                    .collect();
+                let out = format(&fmt, &args).map_err(|e| error(ctx, e))?;
+                exec.fuel().consume((out.len() / 64) as i32 + 1);
+                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
         string.set(
             ctx,
             "rep",

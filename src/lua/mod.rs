@@ -7,6 +7,7 @@
 //! process); this module only bounds CPU.
 
 mod env;
+mod format;
 mod front;
 mod library;
 mod vm;
