@@ -45,6 +45,20 @@ fn lua_runs_a_script_in_the_rule_environment() {
         text(&out.stderr)
     );
 
+    // Catastrophic backtracking ends with an error, not hours of CPU.
+    std::fs::write(
+        &script,
+        "string.find(string.rep('a', 3000), '.-.-.-.-.-.-b')",
+    )
+    .unwrap();
+    let out = run(&["lua", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pattern too expensive"),
+        "{}",
+        text(&out.stderr)
+    );
+
     std::fs::write(&script, "while true do end").unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

@@ -10,6 +10,8 @@ mod env;
 mod format;
 mod front;
 mod library;
+mod pattern;
+mod strlib;
 mod vm;
 
 pub use vm::{CallError, LuaValue, Vm, VmLimits};

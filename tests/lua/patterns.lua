@@ -1,0 +1,20 @@
+-- string.find/match/gmatch/gsub compared with PUC Lua 5.4.
+print(string.find("hello world", "o w"), string.find("hello", "l+"), string.find("a.b", ".", 1, true))
+print(string.find("hello", "xyz"), string.find("hello", ""), string.find("hello", "", 10), string.find("abc", "b", -1))
+print(string.match("key = value", "(%w+)%s*=%s*(%w+)"))
+print(string.match("2024-01-15", "(%d+)-(%d+)-(%d+)"))
+print(string.match("hello", "()ll()"), string.match("  trim  ", "^%s*(.-)%s*$") .. "|")
+print(string.match("THE (quick) fox", "%f[%a]%a+"), string.match("x(a(b)c)y", "%b()"))
+print(string.match("sda1", "^sd%a%d$"), string.match("/dev/sda1", "[^/]+$"), string.match("abc", "^(a)(b)(c)$"))
+for k, v in string.gmatch("a=1, b=2, c=3", "(%w+)=(%w+)") do print(k, v) end
+for w in ("one two  three"):gmatch("%a+") do print(w) end
+local n = 0 for _ in string.gmatch("abc", "") do n = n + 1 end print("empty matches", n)
+print(string.gsub("hello world", "o", "0"))
+print(string.gsub("hello world", "(%w+)", "<%1>"))
+print(string.gsub("hello", "", "-"))
+print(string.gsub("abc", "%w", "%0%0", 2))
+print(string.gsub("$name is $age", "%$(%w+)", {name = "bob", age = 42}))
+print(string.gsub("abc", "^a", "X"), ("x y z"):gsub("%s", "_"))
+print(pcall(string.find, "abc", "[a"), pcall(string.gsub, "abc", "(a", "x"))
+print(pcall(string.gsub, "abc", "a", "%2"))
+print(string.format("%s", ("CPU Load"):lower():gsub(" ", "_")))
