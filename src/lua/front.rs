@@ -9,7 +9,8 @@ use full_moon::LuaVersion;
 use full_moon::ast::punctuated::{Pair, Punctuated};
 use full_moon::ast::span::ContainedSpan;
 use full_moon::ast::{
-    Call, Expression, FunctionArgs, FunctionCall, Prefix, Suffix, Var, VarExpression,
+    Assignment, Block, Call, Do, Expression, FunctionArgs, FunctionBody, FunctionCall,
+    LocalAssignment, Parameter, Prefix, Stmt, Suffix, Var, VarExpression,
 };
 use full_moon::tokenizer::{StringLiteralQuoteType, Token, TokenReference, TokenType};
 use full_moon::visitors::VisitorMut;
@@ -19,19 +20,69 @@ pub const METHOD_HELPER: &str = "__method";
 
 /// The rewritten source, or `None` when full_moon cannot parse it (the VM's
 /// own parser then reports the syntax error).
-pub fn rewrite_method_calls(source: &str) -> Option<String> {
-    if !source.contains(':') {
-        return None;
-    }
+///
+/// Two rewrites: method calls (above), and parameters: piccolo 0.3.3 leaves
+/// stale stack values in parameters a caller did not pass (piccolo issue
+/// #145), so `function(a, b)` becomes `function(...) local a, b = ...;`,
+/// which gives missing arguments their `nil` as Lua requires. And multiple
+/// assignment: piccolo 0.3.3 gets `a, b = b, a` wrong (both become the
+/// same value), so it becomes `do local __a1, __a2 = b, a; a = __a1; b =
+/// __a2 end`, which evaluates every right-hand side first, as Lua does.
+pub fn rewrite_source(source: &str) -> Option<String> {
     let ast = full_moon::parse_fallible(source, LuaVersion::lua54())
         .into_result()
         .ok()?;
-    Some(MethodCalls.visit_ast(ast).to_string())
+    Some(Rewrites.visit_ast(ast).to_string())
 }
 
-struct MethodCalls;
+struct Rewrites;
 
-impl VisitorMut for MethodCalls {
+impl VisitorMut for Rewrites {
+    fn visit_stmt_end(&mut self, stmt: Stmt) -> Stmt {
+        match stmt {
+            Stmt::Assignment(a) if a.variables().len() > 1 => {
+                Stmt::Do(Box::new(split_assignment(a)))
+            }
+            other => other,
+        }
+    }
+
+    fn visit_function_body_end(&mut self, body: FunctionBody) -> FunctionBody {
+        let params: Vec<Parameter> = body.parameters().iter().cloned().collect();
+        if params.is_empty() || params.iter().any(|p| matches!(p, Parameter::Ellipsis(_))) {
+            return body;
+        }
+        let newlines = body.parameters().to_string().matches('\n').count();
+        let mut names = Punctuated::new();
+        let last = params.len() - 1;
+        for (i, p) in params.iter().enumerate() {
+            let Parameter::Name(name) = p else {
+                return body;
+            };
+            let name = identifier(&name.token().to_string());
+            names.push(if i == last {
+                Pair::End(name)
+            } else {
+                Pair::Punctuated(name, symbol(", "))
+            });
+        }
+        let mut varargs = Punctuated::new();
+        varargs.push(Pair::End(Expression::Symbol(symbol("..."))));
+        let unpack = LocalAssignment::new(names)
+            .with_local_token(symbol("local "))
+            .with_equal_token(Some(symbol(" = ")))
+            .with_expressions(varargs);
+        let mut stmts = vec![(Stmt::LocalAssignment(unpack), Some(symbol("; ")))];
+        stmts.extend(body.block().stmts_with_semicolon().cloned());
+        let block = body.block().clone().with_stmts(stmts);
+        let mut ellipsis = Punctuated::new();
+        ellipsis.push(Pair::End(Parameter::Ellipsis(with_trailing_newlines(
+            &symbol("..."),
+            newlines,
+        ))));
+        body.with_parameters(ellipsis).with_block(block)
+    }
+
     fn visit_function_call_end(&mut self, call: FunctionCall) -> FunctionCall {
         let (prefix, suffixes) =
             rewrite_chain(call.prefix().clone(), call.suffixes().cloned().collect());
@@ -49,6 +100,39 @@ impl VisitorMut for MethodCalls {
             rewrite_chain(var.prefix().clone(), var.suffixes().cloned().collect());
         VarExpression::new(prefix).with_suffixes(suffixes)
     }
+}
+
+fn split_assignment(a: Assignment) -> Do {
+    let vars: Vec<Var> = a.variables().iter().cloned().collect();
+    let temps: Vec<String> = (1..=vars.len()).map(|i| format!("__a{i}")).collect();
+    let mut names = Punctuated::new();
+    for (i, t) in temps.iter().enumerate() {
+        let name = identifier(t);
+        names.push(if i + 1 == temps.len() {
+            Pair::End(name)
+        } else {
+            Pair::Punctuated(name, symbol(", "))
+        });
+    }
+    let evaluate = LocalAssignment::new(names)
+        .with_local_token(symbol(" local "))
+        .with_equal_token(Some(symbol(" = ")))
+        .with_expressions(a.expressions().clone());
+    let mut stmts = vec![(Stmt::LocalAssignment(evaluate), Some(symbol("; ")))];
+    for (var, temp) in vars.into_iter().zip(&temps) {
+        let mut target = Punctuated::new();
+        target.push(Pair::End(var));
+        let mut value = Punctuated::new();
+        value.push(Pair::End(Expression::Var(Var::Name(identifier(temp)))));
+        stmts.push((
+            Stmt::Assignment(Assignment::new(target, value).with_equal_token(symbol(" = "))),
+            Some(symbol("; ")),
+        ));
+    }
+    Do::new()
+        .with_do_token(symbol("do"))
+        .with_block(Block::new().with_stmts(stmts))
+        .with_end_token(symbol(" end "))
 }
 
 /// Replaces every method-call suffix of a chain by a `__method` call whose
@@ -176,7 +260,7 @@ mod tests {
     use super::*;
 
     fn rw(s: &str) -> String {
-        rewrite_method_calls(s).unwrap_or_else(|| s.to_string())
+        rewrite_source(s).unwrap_or_else(|| s.to_string())
     }
 
     #[test]
@@ -204,6 +288,49 @@ mod tests {
     }
 
     #[test]
+    fn multiple_assignments_evaluate_every_value_first() {
+        // (Tokens keep their own spacing: `b ` before `=` stays `b `.)
+        assert_eq!(
+            rw("a, b = b, a"),
+            "do local __a1, __a2 = b, a; a = __a1; b  = __a2;  end "
+        );
+        let out = rw("local x = 1\nt[i], t[j] = t[j], t[i]\n");
+        assert!(
+            out.starts_with("local x = 1\ndo local __a1, __a2 = t[j], t[i]"),
+            "{out}"
+        );
+        assert_eq!(out.matches('\n').count(), 2);
+        assert_eq!(
+            rw("if c then a, b = b, a end"),
+            "if c then do local __a1, __a2 = b, a ; a = __a1; b  = __a2;  end end"
+        );
+        assert_eq!(rw("a = 1"), "a = 1");
+    }
+
+    #[test]
+    fn parameters_are_unpacked_from_varargs() {
+        assert_eq!(
+            rw("local function f(a, b) return b end"),
+            "local function f(...) local a, b = ...; return b end"
+        );
+        assert_eq!(
+            rw("return function(m) end"),
+            "return function(...) local m = ...; end"
+        );
+        assert_eq!(
+            rw("function t:m(x) end"),
+            "function t:m(...) local x = ...; end"
+        );
+        assert_eq!(
+            rw("local function g(a, ...) end"),
+            "local function g(a, ...) end"
+        );
+        assert_eq!(rw("local function h() end"), "local function h() end");
+        let multi = "local function f(a,\n  b)\n  error('x')\nend";
+        assert_eq!(rw(multi).matches('\n').count(), 3, "{}", rw(multi));
+    }
+
+    #[test]
     fn keeps_line_numbers_and_leaves_other_code_alone() {
         let src = "local a = s\n  :upper()\nerror('x')\n";
         let out = rw(src);
@@ -216,6 +343,6 @@ mod tests {
             rw("local t = {a = 1} goto x ::x::"),
             "local t = {a = 1} goto x ::x::"
         );
-        assert_eq!(rewrite_method_calls("return +"), None);
+        assert_eq!(rewrite_source("return +"), None);
     }
 }

@@ -228,59 +228,105 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                 Value::Table(_) => None,
                 other => Some(string_arg(ctx, other, 3, "string.gsub")?),
             };
-            let anchored = pat.first() == Some(&b'^');
-            let body = if anchored { &pat[1..] } else { &pat[..] };
-            let mut out = Vec::with_capacity(src.len());
             let mut budget = STEP_BUDGET;
-            let mut pos = 0usize;
-            let mut last_end = None;
-            let mut count = 0i64;
-            while count < max {
-                let found = match_at(&src, body, pos, &mut budget).map_err(|e| pattern_error(ctx, e))?;
-                match found {
-                    Some(m) if Some(m.end) != last_end => {
-                        count += 1;
-                        match &repl_text {
-                            Some(text) => expand(ctx, text, &src, &m, &mut out)?,
-                            None => {
-                                let Value::Table(t) = repl else { unreachable!() };
-                                let key = capture_value(ctx, &src, m.get(0))?;
-                                match t.get_value(key) {
-                                    Value::Nil | Value::Boolean(false) => out.extend_from_slice(&src[m.start..m.end]),
-                                    Value::String(s) => out.extend_from_slice(s.as_bytes()),
-                                    Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
-                                    Value::Number(x) => out.extend_from_slice(super::env::format_number(x).as_bytes()),
-                                    other => {
-                                        return Err(error(ctx, format!("invalid replacement value (a {})", other.type_name())));
-                                    }
-                                }
+            let matches = gsub_matches(&src, &pat, max, &mut budget).map_err(|e| pattern_error(ctx, e))?;
+            let mut out = Vec::with_capacity(src.len());
+            let mut last = 0;
+            for m in &matches {
+                out.extend_from_slice(&src[last..m.start]);
+                match &repl_text {
+                    Some(text) => expand(ctx, text, &src, m, &mut out)?,
+                    None => {
+                        let Value::Table(t) = repl else { unreachable!() };
+                        let key = capture_value(ctx, &src, m.get(0))?;
+                        match t.get_value(key) {
+                            Value::Nil | Value::Boolean(false) => out.extend_from_slice(&src[m.start..m.end]),
+                            Value::String(s) => out.extend_from_slice(s.as_bytes()),
+                            Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                            Value::Number(x) => out.extend_from_slice(super::env::format_number(x).as_bytes()),
+                            other => {
+                                return Err(error(ctx, format!("invalid replacement value (a {})", other.type_name())));
                             }
                         }
-                        pos = m.end;
-                        last_end = Some(m.end);
                     }
-                    _ if pos < src.len() => {
-                        out.push(src[pos]);
-                        pos += 1;
-                    }
-                    _ => break,
                 }
-                if anchored {
-                    break;
-                }
+                last = m.end;
                 if out.len() > super::library::MAX_BUILT_STRING {
                     return Err(error(ctx, "string.gsub: result too large".into()));
                 }
             }
-            if pos < src.len() {
-                out.extend_from_slice(&src[pos..]);
-            }
+            out.extend_from_slice(&src[last..]);
+            let count = matches.len() as i64;
             charge(&mut exec, (STEP_BUDGET - budget) + out.len() as u64 / 16);
             stack.replace(ctx, (Value::String(piccolo::String::from_slice(&ctx, out)), Value::Integer(count)));
             Ok(CallbackReturn::Return)
         }),
     )?;
     Ok(())
+}
+
+/// The matches `gsub` replaces, in order: after a match the search goes on
+/// at its end, an empty match right where the previous one ended does not
+/// count, and `^` allows one attempt at the start.
+fn gsub_matches(
+    src: &[u8],
+    pat: &[u8],
+    max: i64,
+    budget: &mut u64,
+) -> Result<Vec<Match>, PatternError> {
+    let anchored = pat.first() == Some(&b'^');
+    let body = if anchored { &pat[1..] } else { pat };
+    let mut found = Vec::new();
+    let mut pos = 0usize;
+    let mut last_end = None;
+    while (found.len() as i64) < max {
+        match match_at(src, body, pos, budget)? {
+            Some(m) if Some(m.end) != last_end => {
+                pos = m.end;
+                last_end = Some(m.end);
+                found.push(m);
+            }
+            _ if pos < src.len() => pos += 1,
+            _ => break,
+        }
+        if anchored {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// `__gsub_matches(s, pattern, n)` for the Lua half of `string.gsub` with
+/// a function replacement: rows `{start, end, captures..., n = count}`
+/// (1-based, inclusive).
+pub(super) fn gsub_matches_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+        let src = string_arg(ctx, stack.get(0), 1, "string.gsub")?;
+        let pat = string_arg(ctx, stack.get(1), 2, "string.gsub")?;
+        let max = match stack.get(2) {
+            Value::Integer(i) => i,
+            Value::Number(x) => x as i64,
+            _ => i64::MAX,
+        };
+        let mut budget = STEP_BUDGET;
+        let matches =
+            gsub_matches(&src, &pat, max, &mut budget).map_err(|e| pattern_error(ctx, e))?;
+        charge(&mut exec, STEP_BUDGET - budget);
+        let rows = Table::new(&ctx);
+        for (i, m) in matches.iter().enumerate() {
+            let row = Table::new(&ctx);
+            row.set(ctx, 1, m.start as i64 + 1)?;
+            row.set(ctx, 2, m.end as i64)?;
+            let caps = captures(ctx, &src, m)?;
+            row.set(ctx, "n", caps.len() as i64 + 2)?;
+            for (k, v) in caps.into_iter().enumerate() {
+                row.set(ctx, k as i64 + 3, v)?;
+            }
+            rows.set(ctx, i as i64 + 1, row)?;
+        }
+        stack.replace(ctx, rows);
+        Ok(CallbackReturn::Return)
+    })
 }
 
 /// Appends a replacement string, expanding `%0`..`%9` and `%%`.

@@ -2,12 +2,15 @@
 //! bring results out as owned values.
 
 use super::env;
-use super::front::rewrite_method_calls;
+use super::front::rewrite_source;
 use piccolo::{
     Closure, Context, Executor, ExecutorMode, Fuel, Function, Lua, StashedExecutor,
     StashedFunction, StashedTable, Table, Value, Variadic,
 };
 use std::collections::BTreeMap;
+
+/// Library functions written in Lua.
+const PRELUDE: &str = include_str!("prelude.lua");
 
 /// Fuel per slice between garbage collections (piccolo collects between
 /// slices, never during one).
@@ -108,20 +111,35 @@ impl Vm {
         lua.try_enter(env::install)
             .map_err(|e| CallError::Runtime(e.to_string()))?;
         let executor = lua.enter(|ctx| ctx.stash(Executor::new(ctx)));
-        Ok(Vm {
+        let mut vm = Vm {
             lua,
             executor,
             limits,
-        })
+        };
+        vm.run_prelude()?;
+        Ok(vm)
+    }
+
+    /// The part of the library written in Lua (`prelude.lua`).
+    fn run_prelude(&mut self) -> Result<(), CallError> {
+        self.lua
+            .try_enter(|ctx| {
+                let prelude = rewrite_source(PRELUDE).unwrap_or_else(|| PRELUDE.to_string());
+                let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
+                let helper = super::strlib::gsub_matches_callback(ctx);
+                ctx.fetch(&self.executor)
+                    .restart(ctx, closure.into(), helper);
+                Ok(())
+            })
+            .map_err(|e| CallError::Runtime(format!("prelude: {e}")))?;
+        self.finish().map(|_| ())
     }
 
     /// Runs a chunk and returns what it returned.
     pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
         self.lua
             .try_enter(|ctx| {
-                let rewritten = std::str::from_utf8(source)
-                    .ok()
-                    .and_then(rewrite_method_calls);
+                let rewritten = std::str::from_utf8(source).ok().and_then(rewrite_source);
                 let code = rewritten.as_deref().map_or(source, str::as_bytes);
                 let closure = Closure::load(ctx, Some(name), code)?;
                 ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
