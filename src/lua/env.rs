@@ -128,6 +128,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     )?;
     g.set(ctx, "os", os_table(ctx)?)?;
     g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
+    g.set(ctx, super::front::CONCAT_HELPER, concat_callback(ctx))?;
+    g.set(ctx, "tostring", tostring_callback(ctx))?;
     super::library::install(ctx)?;
     Ok(())
 }
@@ -165,6 +167,72 @@ fn method_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
             function,
             then: None,
         })
+    })
+}
+
+/// `a .. b`: numbers formatted as Lua prints them, `__concat` honoured.
+fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+        let (a, b) = (stack.get(0), stack.get(1));
+        let piece = |v: Value<'gc>| -> Option<Vec<u8>> {
+            match v {
+                Value::String(s) => Some(s.as_bytes().to_vec()),
+                Value::Integer(i) => Some(i.to_string().into_bytes()),
+                Value::Number(n) => Some(format_number(n).into_bytes()),
+                _ => None,
+            }
+        };
+        if let (Some(mut left), Some(right)) = (piece(a), piece(b)) {
+            if left.len() + right.len() > super::library::MAX_BUILT_STRING {
+                return Err(Value::String(ctx.intern(b"string length overflow")).into());
+            }
+            exec.fuel()
+                .consume(((left.len() + right.len()) / 64) as i32);
+            left.extend_from_slice(&right);
+            stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, left)));
+            return Ok(CallbackReturn::Return);
+        }
+        let handler = [a, b].into_iter().find_map(|v| match v {
+            Value::Table(t) => t
+                .metatable()
+                .map(|m| m.get(ctx, "__concat"))
+                .filter(|h| !h.is_nil()),
+            _ => None,
+        });
+        match handler {
+            Some(h) => Ok(CallbackReturn::Call {
+                function: piccolo::meta_ops::call(ctx, h)?,
+                then: None,
+            }),
+            None => {
+                let bad = if piece(a).is_none() { a } else { b };
+                let message = format!("attempt to concatenate a {} value", bad.type_name());
+                Err(Value::String(ctx.intern(message.as_bytes())).into())
+            }
+        }
+    })
+}
+
+/// `tostring` as Lua 5.4 shows values, `__tostring` honoured.
+fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let v = stack.get(0);
+        if let Value::Table(t) = v {
+            if let Some(h) = t
+                .metatable()
+                .map(|m| m.get(ctx, "__tostring"))
+                .filter(|h| !h.is_nil())
+            {
+                stack.replace(ctx, v);
+                return Ok(CallbackReturn::Call {
+                    function: piccolo::meta_ops::call(ctx, h)?,
+                    then: None,
+                });
+            }
+        }
+        let text = display(v);
+        stack.replace(ctx, Value::String(ctx.intern(text.as_bytes())));
+        Ok(CallbackReturn::Return)
     })
 }
 

@@ -9,7 +9,7 @@ use full_moon::LuaVersion;
 use full_moon::ast::punctuated::{Pair, Punctuated};
 use full_moon::ast::span::ContainedSpan;
 use full_moon::ast::{
-    Assignment, Block, Call, Do, Expression, FunctionArgs, FunctionBody, FunctionCall,
+    Assignment, BinOp, Block, Call, Do, Expression, FunctionArgs, FunctionBody, FunctionCall,
     LocalAssignment, Parameter, Prefix, Stmt, Suffix, Var, VarExpression,
 };
 use full_moon::tokenizer::{StringLiteralQuoteType, Token, TokenReference, TokenType};
@@ -17,6 +17,9 @@ use full_moon::visitors::VisitorMut;
 
 /// The global the rewritten calls go through.
 pub const METHOD_HELPER: &str = "__method";
+/// The global `a .. b` is rewritten into: piccolo formats floats unlike
+/// Lua (`2.0 .. ""` gives "2") and ignores `__concat`.
+pub const CONCAT_HELPER: &str = "__concat";
 
 /// The rewritten source, or `None` when full_moon cannot parse it (the VM's
 /// own parser then reports the syntax error).
@@ -38,6 +41,20 @@ pub fn rewrite_source(source: &str) -> Option<String> {
 struct Rewrites;
 
 impl VisitorMut for Rewrites {
+    fn visit_expression_end(&mut self, expression: Expression) -> Expression {
+        match expression {
+            Expression::BinaryOperator {
+                lhs,
+                binop: BinOp::TwoDots(dots),
+                rhs,
+            } => {
+                let newlines = dots.to_string().matches('\n').count();
+                helper_call(CONCAT_HELPER, vec![*lhs, *rhs], newlines)
+            }
+            other => other,
+        }
+    }
+
     fn visit_stmt_end(&mut self, stmt: Stmt) -> Stmt {
         match stmt {
             Stmt::Assignment(a) if a.variables().len() > 1 => {
@@ -100,6 +117,30 @@ impl VisitorMut for Rewrites {
             rewrite_chain(var.prefix().clone(), var.suffixes().cloned().collect());
         VarExpression::new(prefix).with_suffixes(suffixes)
     }
+}
+
+/// `name(args...)`, keeping `newlines` line breaks after it.
+fn helper_call(name: &str, args: Vec<Expression>, newlines: usize) -> Expression {
+    let mut list = Punctuated::new();
+    let last = args.len() - 1;
+    for (i, arg) in args.into_iter().enumerate() {
+        list.push(if i == last {
+            Pair::End(arg)
+        } else {
+            Pair::Punctuated(arg, symbol(", "))
+        });
+    }
+    Expression::FunctionCall(
+        FunctionCall::new(Prefix::Name(identifier(name))).with_suffixes(vec![Suffix::Call(
+            Call::AnonymousCall(Box::new(FunctionArgs::Parentheses {
+                parentheses: ContainedSpan::new(
+                    symbol("("),
+                    with_trailing_newlines(&symbol(")"), newlines),
+                ),
+                arguments: list,
+            })),
+        )]),
+    )
 }
 
 fn split_assignment(a: Assignment) -> Do {
@@ -285,6 +326,16 @@ mod tests {
         );
         assert_eq!(rw("return f(a:b())"), "return f(__method(a, \"b\"))");
         assert_eq!(rw("return t:m{1}"), "return __method(t, \"m\", {1})");
+    }
+
+    #[test]
+    fn concatenation_goes_through_the_helper() {
+        assert_eq!(rw("return a .. b"), "return __concat(a , b)");
+        assert_eq!(
+            rw("return 'x' .. 1 .. y"),
+            "return __concat('x' , __concat(1 , y))"
+        );
+        assert_eq!(rw("return a ..\n b").matches('\n').count(), 1);
     }
 
     #[test]
