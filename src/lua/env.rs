@@ -129,6 +129,14 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, "os", os_table(ctx)?)?;
     g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
     g.set(ctx, super::front::CONCAT_HELPER, concat_callback(ctx))?;
+    g.set(
+        ctx,
+        super::front::FIRST_HELPER,
+        Callback::from_fn(&ctx, |_, _, mut stack| {
+            stack.resize(1);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
     super::library::install(ctx)?;
     Ok(())

@@ -20,6 +20,9 @@ pub const METHOD_HELPER: &str = "__method";
 /// The global `a .. b` is rewritten into: piccolo formats floats unlike
 /// Lua (`2.0 .. ""` gives "2") and ignores `__concat`.
 pub const CONCAT_HELPER: &str = "__concat";
+/// The global `(f())` and `(...)` are rewritten into: piccolo 0.3.3 does not
+/// cut a parenthesised call or vararg down to one value.
+pub const FIRST_HELPER: &str = "__first";
 
 /// The rewritten source, or `None` when full_moon cannot parse it (the VM's
 /// own parser then reports the syntax error).
@@ -50,6 +53,29 @@ impl VisitorMut for Rewrites {
             } => {
                 let newlines = dots.to_string().matches('\n').count();
                 helper_call(CONCAT_HELPER, vec![*lhs, *rhs], newlines)
+            }
+            Expression::Parentheses {
+                contained,
+                expression,
+            } if matches!(
+                *expression,
+                Expression::FunctionCall(_) | Expression::Symbol(_)
+            ) =>
+            {
+                let is_call_or_varargs = match &*expression {
+                    Expression::Symbol(t) => t.token().to_string() == "...",
+                    _ => true,
+                };
+                if is_call_or_varargs {
+                    let newlines = contained.tokens().0.to_string().matches('\n').count()
+                        + contained.tokens().1.to_string().matches('\n').count();
+                    helper_call(FIRST_HELPER, vec![*expression], newlines)
+                } else {
+                    Expression::Parentheses {
+                        contained,
+                        expression,
+                    }
+                }
             }
             other => other,
         }
@@ -326,6 +352,13 @@ mod tests {
         );
         assert_eq!(rw("return f(a:b())"), "return f(__method(a, \"b\"))");
         assert_eq!(rw("return t:m{1}"), "return __method(t, \"m\", {1})");
+    }
+
+    #[test]
+    fn parenthesised_calls_keep_one_value() {
+        assert_eq!(rw("print((f()))"), "print(__first(f()))");
+        assert_eq!(rw("return (...)"), "return __first(...)");
+        assert_eq!(rw("return (a)"), "return (a)");
     }
 
     #[test]
