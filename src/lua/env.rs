@@ -287,21 +287,10 @@ fn parse_number<'gc>(text: &str) -> Option<Value<'gc>> {
     t.parse::<f64>().ok().map(Value::Number)
 }
 
-/// `os.time`, `os.clock` and `os.difftime` only: rules may read clocks,
-/// never run programs, touch files or read the environment.
+/// `os.time`, `os.date`, `os.clock` and `os.difftime` only: rules may read
+/// clocks, never run programs, touch files or read the environment.
 fn os_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>> {
     let os = Table::new(&ctx);
-    os.set(
-        ctx,
-        "time",
-        Callback::from_fn(&ctx, |ctx, _, mut stack| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            stack.replace(ctx, now);
-            Ok(CallbackReturn::Return)
-        }),
-    )?;
     os.set(
         ctx,
         "clock",
@@ -328,6 +317,7 @@ fn os_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>> {
             Ok(CallbackReturn::Return)
         }),
     )?;
+    super::date::install(ctx, os)?;
     Ok(os)
 }
 
