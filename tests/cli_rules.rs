@@ -244,3 +244,74 @@ return {
         "{stdout}"
     );
 }
+
+/// Every rule file under rules/ has sample events in rules/tests/NAME.jsonl
+/// and the decisions they must produce in rules/tests/NAME.expected.
+#[test]
+fn shipped_rules_decide_as_their_golden_files_say() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("rules")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "lua") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let input = root.join(format!("rules/tests/{name}.jsonl"));
+        let expected = std::fs::read_to_string(root.join(format!("rules/tests/{name}.expected")))
+            .unwrap_or_else(|e| panic!("rules/{name}.lua has no golden file: {e}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .current_dir(root)
+            .args(["rules", "test", &format!("rules/{name}.lua"), "--input"])
+            .arg(&input)
+            .args(["--config", "conf/config.json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), expected, "rules/{name}.lua");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} rule files checked");
+}
+
+#[test]
+fn handler_options_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.lua");
+    for (source, message) in [
+        (
+            "return { x = { hits = 2 } }",
+            "without a `handler` function",
+        ),
+        (
+            "return { x = { handler = function() end, hitz = 2 } }",
+            "invalid option `hitz`",
+        ),
+        (
+            "return { x = { handler = function() end, match = { plugn = 'df' } } }",
+            "unknown field `plugn`",
+        ),
+        (
+            "return { x = { handler = function() end, match = { plugin = { pattern = '[a' } } } }",
+            "missing ']'",
+        ),
+        (
+            "return { x = { handler = function() end, give_up = { after = 3 } } }",
+            "`give_up` is not",
+        ),
+    ] {
+        std::fs::write(&rule, source).unwrap();
+        let out = run(&["rules", "check", rule.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{source}");
+        assert!(
+            text(&out.stderr).contains(message),
+            "{source}: {}",
+            text(&out.stderr)
+        );
+    }
+}

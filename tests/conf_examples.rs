@@ -46,7 +46,7 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
     let mut c = Collectd::spawn(dir, conf, None, socket, json);
     let ready = c.wait_for_log("monitor: collectd-monitor");
     assert!(
-        ready.contains("2 services with 2 recovery commands"),
+        ready.contains("3 services with 3 recovery commands"),
         "{ready}"
     );
     c.wait_for_log("remote: listening for commands on collectd/");
@@ -137,7 +137,7 @@ fn run_snippet(snippet: &str) -> String {
 fn local_snippet_loads_cleanly() {
     let ready = run_snippet("conf/monitor-local.conf");
     assert!(
-        ready.contains("monitor/config.json") && ready.contains("2 services"),
+        ready.contains("monitor/config.json") && ready.contains("3 services"),
         "{ready}"
     );
 }

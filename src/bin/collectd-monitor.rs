@@ -453,11 +453,15 @@ fn rules_test(
                 f.handler, f.service, f.command
             );
         }
+        for h in &evaluation.held {
+            println!("line {n}: {}: held: {}", h.handler, h.reason);
+        }
         for e in &evaluation.errors {
             failed = true;
             println!("line {n}: {}: error: {}", e.handler, e.reason);
         }
-        if evaluation.fired.is_empty() && evaluation.errors.is_empty() {
+        if evaluation.fired.is_empty() && evaluation.errors.is_empty() && evaluation.held.is_empty()
+        {
             println!("line {n}: nothing fired");
         }
     }

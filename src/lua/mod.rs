@@ -16,3 +16,15 @@ mod strlib;
 mod vm;
 
 pub use vm::{CallError, LuaValue, Vm, VmLimits};
+
+/// Whether `subject` matches the Lua pattern `pattern` anywhere (for the
+/// rules' declarative `match` filters, which run without a VM).
+pub fn pattern_matches(subject: &str, pattern: &str) -> Result<bool, String> {
+    let mut budget = 1_000_000;
+    pattern::find_at(subject.as_bytes(), pattern.as_bytes(), 0, &mut budget)
+        .map(|m| m.is_some())
+        .map_err(|e| match e {
+            pattern::PatternError::Malformed(m) => m,
+            pattern::PatternError::TooExpensive => "pattern too expensive".into(),
+        })
+}

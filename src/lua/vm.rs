@@ -206,7 +206,7 @@ impl Vm {
             }
             match executor.take_result::<Variadic<Vec<Value>>>(ctx) {
                 Ok(Ok(Variadic(values))) => {
-                    Ok(values.into_iter().map(|v| owned(ctx, v, 2)).collect())
+                    Ok(values.into_iter().map(|v| owned(ctx, v, 4)).collect())
                 }
                 Ok(Err(e)) => Err(CallError::Runtime(e.to_string())),
                 Err(e) => Err(CallError::Runtime(e.to_string())),

@@ -1,9 +1,12 @@
-//! One rule file in its own VM: its handlers, and what they decide.
+//! One rule file in its own VM: its handlers, their options, and what each
+//! asked for.
 
+use super::debounce::Policy;
 use super::tables::{metric_table, notification_table};
 use crate::collectd::{Metric, Notification};
-use crate::lua::{CallError, LuaValue, Vm, VmLimits};
+use crate::lua::{LuaValue, Vm, VmLimits, pattern_matches};
 use piccolo::{StashedFunction, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Which event a handler is for.
@@ -22,13 +25,25 @@ impl HandlerKind {
     }
 }
 
+/// One condition of a `match` filter.
+#[derive(Clone, Debug, PartialEq)]
+enum FieldMatch {
+    Exact(String),
+    Pattern(String),
+}
+
+/// The identity fields a `match` filter may test.
+const FILTER_FIELDS: &[&str] = &["host", "plugin", "plugin_instance", "type", "type_instance"];
+
 struct Handler {
     /// `None` for a bare function.
     name: Option<String>,
     function: StashedFunction,
+    filter: Vec<(String, FieldMatch)>,
+    policy: Policy,
 }
 
-/// A handler asked for a recovery command.
+/// A handler asked for a recovery command (after debouncing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fired {
     /// `<file>::metric::<name>` (COMPAT.md §2: the result notification's type).
@@ -42,6 +57,42 @@ pub struct Fired {
 pub struct HandlerError {
     pub handler: String,
     pub reason: String,
+}
+
+/// What one handler returned for one event, before debouncing.
+pub struct Outcome {
+    pub handler: String,
+    pub policy: Policy,
+    pub result: Result<Option<(String, String)>, String>,
+}
+
+/// The fields a filter reads from an event.
+trait Identity {
+    fn field(&self, name: &str) -> &str;
+}
+
+impl Identity for Metric {
+    fn field(&self, name: &str) -> &str {
+        match name {
+            "host" => &self.host,
+            "plugin" => &self.plugin,
+            "plugin_instance" => &self.plugin_instance,
+            "type" => &self.type_,
+            _ => &self.type_instance,
+        }
+    }
+}
+
+impl Identity for Notification {
+    fn field(&self, name: &str) -> &str {
+        match name {
+            "host" => &self.host,
+            "plugin" => &self.plugin,
+            "plugin_instance" => &self.plugin_instance,
+            "type" => &self.type_,
+            _ => &self.type_instance,
+        }
+    }
 }
 
 /// A loaded rule file.
@@ -66,15 +117,14 @@ impl RuleFile {
         let returned = vm
             .run_chunk(&label, source)
             .map_err(|e| e.located(&label))?;
-        let mut file = RuleFile {
+        let metric = handlers(returned.first(), &label, "first (metric handlers)")?;
+        let notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        Ok(RuleFile {
             path: path.to_path_buf(),
             vm,
-            metric: Vec::new(),
-            notification: Vec::new(),
-        };
-        file.metric = handlers(returned.first(), &label, "first (metric handlers)")?;
-        file.notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
-        Ok(file)
+            metric,
+            notification,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -103,16 +153,16 @@ impl RuleFile {
         }
     }
 
-    /// Offers a value list to every metric handler, in name order.
-    pub fn on_metric(&mut self, metric: &Metric) -> (Vec<Fired>, Vec<HandlerError>) {
-        self.offer(HandlerKind::Metric, &|ctx| {
+    /// Offers a value list to every metric handler whose filter admits it.
+    pub fn on_metric(&mut self, metric: &Metric) -> Vec<Outcome> {
+        self.offer(HandlerKind::Metric, metric, &|ctx| {
             Ok(vec![Value::Table(metric_table(ctx, metric)?)])
         })
     }
 
     /// Offers a notification to every notification handler.
-    pub fn on_notification(&mut self, n: &Notification) -> (Vec<Fired>, Vec<HandlerError>) {
-        self.offer(HandlerKind::Notification, &|ctx| {
+    pub fn on_notification(&mut self, n: &Notification) -> Vec<Outcome> {
+        self.offer(HandlerKind::Notification, n, &|ctx| {
             Ok(vec![Value::Table(notification_table(ctx, n)?)])
         })
     }
@@ -125,42 +175,38 @@ impl RuleFile {
     fn offer(
         &mut self,
         kind: HandlerKind,
+        event: &dyn Identity,
         args: &dyn for<'gc> Fn(
             piccolo::Context<'gc>,
         ) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
-    ) -> (Vec<Fired>, Vec<HandlerError>) {
-        let mut fired = Vec::new();
-        let mut errors = Vec::new();
-        let count = self.list(kind).len();
-        for i in 0..count {
-            let (label, function) = {
-                let h = &self.list(kind)[i];
-                (self.label(kind, h), h.function.clone())
-            };
-            match self
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        for i in 0..self.list(kind).len() {
+            let h = &self.list(kind)[i];
+            // The filter runs in Rust: a value that cannot match never
+            // reaches the VM.
+            let admitted = h.filter.iter().all(|(field, m)| match m {
+                FieldMatch::Exact(want) => event.field(field) == want,
+                FieldMatch::Pattern(p) => pattern_matches(event.field(field), p).unwrap_or(false),
+            });
+            if !admitted {
+                continue;
+            }
+            let (handler, function, policy) =
+                (self.label(kind, h), h.function.clone(), h.policy.clone());
+            let result = self
                 .vm
                 .call(&function, args)
-                .map_err(describe)
-                .and_then(|r| decision(&r))
-            {
-                Ok(Some((service, command))) => fired.push(Fired {
-                    handler: label,
-                    service,
-                    command,
-                }),
-                Ok(None) => {}
-                Err(reason) => errors.push(HandlerError {
-                    handler: label,
-                    reason,
-                }),
-            }
+                .map_err(|e| e.to_string())
+                .and_then(|r| decision(&r));
+            outcomes.push(Outcome {
+                handler,
+                policy,
+                result,
+            });
         }
-        (fired, errors)
+        outcomes
     }
-}
-
-fn describe(e: CallError) -> String {
-    e.to_string()
 }
 
 /// Reads one of the chunk's return values as handlers.
@@ -170,30 +216,123 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
         Some(LuaValue::Function(f)) => Ok(vec![Handler {
             name: None,
             function: f.clone(),
+            filter: Vec::new(),
+            policy: Policy::default(),
         }]),
-        Some(LuaValue::Table(_, fields)) => {
-            let mut list = Vec::new();
-            for (name, value) in fields {
-                match value {
-                    LuaValue::Function(f) => list.push(Handler {
-                        name: Some(name.clone()),
-                        function: f.clone(),
-                    }),
-                    other => {
-                        return Err(format!(
-                            "{file}: the {which} return value has `{name}` = a {}, not a function",
-                            other.type_name()
-                        ));
-                    }
-                }
-            }
-            Ok(list)
-        }
+        Some(LuaValue::Table(_, fields)) => fields
+            .iter()
+            .map(|(name, value)| {
+                handler(name, value)
+                    .map_err(|e| format!("{file}: the {which} return value has `{name}` = {e}"))
+            })
+            .collect(),
         Some(other) => Err(format!(
             "{file}: the {which} return value must be a function, a table of functions or nil, not a {}",
             other.type_name()
         )),
     }
+}
+
+/// A named handler: a function, or a table with `handler` and options.
+fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
+    let named = |function: StashedFunction| Handler {
+        name: Some(name.to_string()),
+        function,
+        filter: Vec::new(),
+        policy: Policy::default(),
+    };
+    let fields = match value {
+        LuaValue::Function(f) => return Ok(named(f.clone())),
+        LuaValue::Table(_, fields) => fields,
+        other => {
+            return Err(format!(
+                "a {}, not a function or a table with `handler`",
+                other.type_name()
+            ));
+        }
+    };
+    let Some(LuaValue::Function(f)) = fields.get("handler") else {
+        return Err("a table without a `handler` function".into());
+    };
+    let mut h = named(f.clone());
+    for (key, value) in fields {
+        match (key.as_str(), value) {
+            ("handler", _) => {}
+            ("match", LuaValue::Table(_, conditions)) => h.filter = filter(conditions)?,
+            ("hits", LuaValue::Int(n)) if *n >= 1 => h.policy.hits = *n as u32,
+            ("repeat_interval", LuaValue::Int(_) | LuaValue::Num(_)) => {
+                h.policy.repeat_interval = Some(number(value))
+            }
+            ("give_up", LuaValue::Table(_, g)) => match (g.get("after"), g.get("within")) {
+                (
+                    Some(LuaValue::Int(after)),
+                    Some(within @ (LuaValue::Int(_) | LuaValue::Num(_))),
+                ) if *after >= 1 => {
+                    h.policy.give_up = Some((*after as u32, number(within)));
+                }
+                _ => {
+                    return Err(
+                        "a table whose `give_up` is not {after = N, within = SECONDS}".into(),
+                    );
+                }
+            },
+            (other, v) => {
+                return Err(format!(
+                    "a table with an invalid option `{other}` (a {}); options: handler, match, hits, repeat_interval, give_up",
+                    v.type_name()
+                ));
+            }
+        }
+    }
+    if h.policy.hits == 0 {
+        h.policy.hits = 1;
+    }
+    Ok(h)
+}
+
+fn number(v: &LuaValue) -> f64 {
+    match v {
+        LuaValue::Int(i) => *i as f64,
+        LuaValue::Num(n) => *n,
+        _ => 0.0,
+    }
+}
+
+fn filter(conditions: &BTreeMap<String, LuaValue>) -> Result<Vec<(String, FieldMatch)>, String> {
+    conditions
+        .iter()
+        .map(|(field, want)| {
+            if !FILTER_FIELDS.contains(&field.as_str()) {
+                return Err(format!(
+                    "a `match` on unknown field `{field}` (fields: {})",
+                    FILTER_FIELDS.join(", ")
+                ));
+            }
+            let m = match want {
+                LuaValue::Str(s) => FieldMatch::Exact(s.clone()),
+                LuaValue::Table(_, t) => match t.get("pattern") {
+                    Some(LuaValue::Str(p)) => {
+                        pattern_matches("", p).map_err(|e| {
+                            format!("a `match` with a bad pattern for `{field}`: {e}")
+                        })?;
+                        FieldMatch::Pattern(p.clone())
+                    }
+                    _ => {
+                        return Err(format!(
+                            "a `match` whose `{field}` is not a string or {{pattern = \"...\"}}"
+                        ));
+                    }
+                },
+                other => {
+                    return Err(format!(
+                        "a `match` whose `{field}` is a {}",
+                        other.type_name()
+                    ));
+                }
+            };
+            Ok((field.clone(), m))
+        })
+        .collect()
 }
 
 /// What a handler's return values mean: nil/false/nothing is "no action",

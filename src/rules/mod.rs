@@ -4,11 +4,13 @@
 //! This module loads files into their own VMs, offers them events and
 //! interprets what the handlers return. It runs nothing itself.
 
+mod debounce;
 mod file;
 mod input;
 mod set;
 mod tables;
 
-pub use file::{Fired, HandlerError, HandlerKind, RuleFile};
+pub use debounce::{Policy, State, Verdict};
+pub use file::{Fired, HandlerError, HandlerKind, Outcome, RuleFile};
 pub use input::{InputError, parse_input_line};
-pub use set::{Evaluation, RuleSet, lua_files};
+pub use set::{Evaluation, Held, RuleSet, lua_files};

@@ -1,15 +1,26 @@
 //! All rule files of a directory, each in its own VM: one file's globals,
-//! errors or runaway loops never reach another's.
+//! errors or runaway loops never reach another's. The debounce state of
+//! every handler and value series lives here, in Rust.
 
-use super::file::{Fired, HandlerError, RuleFile};
+use super::debounce::{State, Verdict};
+use super::file::{Fired, HandlerError, Outcome, RuleFile};
 use crate::collectd::{Metric, Notification};
 use crate::lua::VmLimits;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// A request a handler made that its debounce options held back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Held {
+    pub handler: String,
+    pub reason: String,
+}
 
 /// What one event led to across every file.
 #[derive(Debug, Default)]
 pub struct Evaluation {
     pub fired: Vec<Fired>,
+    pub held: Vec<Held>,
     pub errors: Vec<HandlerError>,
     /// `(file, line)` for each `print`.
     pub printed: Vec<(PathBuf, String)>,
@@ -19,6 +30,8 @@ pub struct Evaluation {
 #[derive(Default)]
 pub struct RuleSet {
     files: Vec<RuleFile>,
+    /// Debounce state by (handler label, value identity).
+    states: HashMap<(String, String), State>,
 }
 
 impl RuleSet {
@@ -50,28 +63,120 @@ impl RuleSet {
     }
 
     pub fn on_metric(&mut self, metric: &Metric) -> Evaluation {
-        self.each(|f| f.on_metric(metric))
+        let identity = identity(
+            &metric.host,
+            &metric.plugin,
+            &metric.plugin_instance,
+            &metric.type_,
+            &metric.type_instance,
+        );
+        self.each(&identity, metric.time, |f| f.on_metric(metric))
     }
 
     pub fn on_notification(&mut self, n: &Notification) -> Evaluation {
-        self.each(|f| f.on_notification(n))
+        let identity = identity(
+            &n.host,
+            &n.plugin,
+            &n.plugin_instance,
+            &n.type_,
+            &n.type_instance,
+        );
+        self.each(&identity, n.time, |f| f.on_notification(n))
     }
 
     fn each(
         &mut self,
-        mut offer: impl FnMut(&mut RuleFile) -> (Vec<Fired>, Vec<HandlerError>),
+        identity: &str,
+        time: f64,
+        mut offer: impl FnMut(&mut RuleFile) -> Vec<Outcome>,
     ) -> Evaluation {
         let mut out = Evaluation::default();
         for file in &mut self.files {
-            let (fired, errors) = offer(file);
-            out.fired.extend(fired);
-            out.errors.extend(errors);
+            for outcome in offer(file) {
+                let wants = match outcome.result {
+                    Ok(w) => w,
+                    Err(reason) => {
+                        out.errors.push(HandlerError {
+                            handler: outcome.handler,
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                if outcome.policy.is_plain() {
+                    if let Some((service, command)) = wants {
+                        out.fired.push(Fired {
+                            handler: outcome.handler,
+                            service,
+                            command,
+                        });
+                    }
+                    continue;
+                }
+                let key = (outcome.handler.clone(), identity.to_string());
+                let verdict = self.states.entry(key.clone()).or_default().step(
+                    &outcome.policy,
+                    wants.is_some(),
+                    time,
+                );
+                let reason = match verdict {
+                    Verdict::Clear => {
+                        self.states.remove(&key);
+                        continue;
+                    }
+                    Verdict::Fire => {
+                        if let Some((service, command)) = wants {
+                            out.fired.push(Fired {
+                                handler: outcome.handler,
+                                service,
+                                command,
+                            });
+                        }
+                        continue;
+                    }
+                    Verdict::Waiting { have, need } => format!("{have} of {need} hits"),
+                    Verdict::TooSoon { ago, interval } => {
+                        format!("acted {ago:.0} s ago (repeat_interval {interval:.0} s)")
+                    }
+                    Verdict::GaveUp { after, within } => {
+                        format!(
+                            "gave up after {after} actions within {within:.0} s, until the condition clears"
+                        )
+                    }
+                };
+                out.held.push(Held {
+                    handler: outcome.handler,
+                    reason,
+                });
+            }
             let path = file.path().to_path_buf();
             out.printed
                 .extend(file.take_printed().into_iter().map(|l| (path.clone(), l)));
         }
         out
     }
+}
+
+/// collectd's value identity, `host/plugin-instance/type-instance`.
+fn identity(
+    host: &str,
+    plugin: &str,
+    plugin_instance: &str,
+    type_: &str,
+    type_instance: &str,
+) -> String {
+    let join = |a: &str, b: &str| {
+        if b.is_empty() {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    format!(
+        "{host}/{}/{}",
+        join(plugin, plugin_instance),
+        join(type_, type_instance)
+    )
 }
 
 /// `*.lua` files directly in `dir`, sorted.
