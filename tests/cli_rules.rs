@@ -94,6 +94,11 @@ fn rules_check_lists_handlers_and_reports_broken_files() {
     std::fs::write(dir.path().join("c_shape.lua"), "return 42").unwrap();
     std::fs::write(dir.path().join("d_field.lua"), "return {x = 1}").unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "not lua").unwrap();
+    std::fs::write(
+        dir.path().join("e_meta.lua"),
+        "local mt = {__lt = function() return true end} return nil",
+    )
+    .unwrap();
     let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
@@ -111,6 +116,11 @@ fn rules_check_lists_handlers_and_reports_broken_files() {
         "{stderr}"
     );
     assert!(!stdout.contains("ignored.txt") && !stderr.contains("ignored.txt"));
+    assert!(stdout.contains("e_meta.lua: OK"), "{stdout}");
+    assert!(
+        stderr.contains("e_meta.lua: warning: metamethod __lt is not supported"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -373,6 +373,10 @@ fn rules_check(paths: &[PathBuf]) -> ExitCode {
     };
     for file in set.files() {
         println!("{}: OK", file.path().display());
+        let source = std::fs::read_to_string(file.path()).unwrap_or_default();
+        for warning in collectd_monitor::lua::unsupported_features(&source) {
+            eprintln!("{}: warning: {warning}", file.path().display());
+        }
         for kind in [HandlerKind::Metric, HandlerKind::Notification] {
             for name in file.handler_names(kind) {
                 println!("  {name}");

@@ -139,6 +139,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
     super::library::install(ctx)?;
+    super::extra::install(ctx)?;
     Ok(())
 }
 

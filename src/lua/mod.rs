@@ -8,6 +8,7 @@
 
 mod date;
 mod env;
+mod extra;
 mod format;
 mod front;
 mod library;
@@ -27,4 +28,29 @@ pub fn pattern_matches(subject: &str, pattern: &str) -> Result<bool, String> {
             pattern::PatternError::Malformed(m) => m,
             pattern::PatternError::TooExpensive => "pattern too expensive".into(),
         })
+}
+
+/// Metamethods piccolo 0.3.3 never calls (comparison and arithmetic);
+/// `__concat`, `__tostring`, `__index`, `__newindex`, `__call`, `__eq` and
+/// `__len` work.
+const UNSUPPORTED_METAMETHODS: &[&str] = &[
+    "__lt", "__le", "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv",
+    "__band", "__bor", "__bxor", "__shl", "__shr", "__bnot", "__close", "__gc", "__mode",
+];
+
+/// Warnings for features a rule file uses that this VM does not provide,
+/// for `rules check` (the README lists the same gaps).
+pub fn unsupported_features(source: &str) -> Vec<String> {
+    UNSUPPORTED_METAMETHODS
+        .iter()
+        .filter(|m| {
+            source.match_indices(*m).any(|(i, _)| {
+                let after = source[i + m.len()..].chars().next();
+                !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        })
+        .map(|m| {
+            format!("metamethod {m} is not supported by the Lua VM (piccolo): it is never called")
+        })
+        .collect()
 }

@@ -118,3 +118,15 @@ do
     return concat(out), #matches
   end
 end
+
+-- utf8.codes: iterate (position, code point) pairs.
+function utf8.codes(s)
+  local i = 1
+  return function()
+    if i > #s then return nil end
+    local c = utf8.codepoint(s, i)
+    local at = i
+    i = i + #utf8.char(c)
+    return at, c
+  end
+end

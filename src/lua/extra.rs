@@ -1,0 +1,278 @@
+//! More of the standard library piccolo 0.3.3 lacks: `tonumber` with a
+//! base, `string.byte`/`string.char`, `table.move` and `utf8`.
+
+use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
+
+fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
+    Value::String(ctx.intern(message.as_bytes())).into()
+}
+
+fn int(v: Value<'_>) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(i),
+        Value::Number(x) if x.fract() == 0.0 => Some(x as i64),
+        _ => None,
+    }
+}
+
+fn bytes<'gc>(v: Value<'gc>) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(i) => Some(i.to_string().into_bytes()),
+        Value::Number(x) => Some(super::env::format_number(x).into_bytes()),
+        _ => None,
+    }
+}
+
+/// Lua's relative string positions: negative counts from the end.
+fn position(i: i64, len: usize) -> i64 {
+    if i >= 0 {
+        i
+    } else if -i > len as i64 {
+        0
+    } else {
+        len as i64 + i + 1
+    }
+}
+
+/// `tonumber(s, base)`: digits in bases 2 to 36; nil when not a numeral.
+pub(super) fn tonumber_base(text: &[u8], base: u32) -> Option<i64> {
+    let t = std::str::from_utf8(text).ok()?.trim();
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for c in digits.chars() {
+        let d = c.to_digit(36).filter(|d| *d < base)? as i64;
+        n = n.wrapping_mul(base as i64).wrapping_add(d);
+    }
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
+pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
+    let base_tonumber = ctx.get_global("tonumber");
+    ctx.set_global(
+        "tonumber",
+        Callback::from_fn_with(&ctx, base_tonumber, |plain, ctx, _, mut stack| {
+            if stack.len() < 2 || stack.get(1).is_nil() {
+                return Ok(CallbackReturn::Call {
+                    function: piccolo::meta_ops::call(ctx, *plain)?,
+                    then: None,
+                });
+            }
+            let base = int(stack.get(1))
+                .filter(|b| (2..=36).contains(b))
+                .ok_or_else(|| {
+                    error(
+                        ctx,
+                        "bad argument #2 to 'tonumber' (base out of range)".into(),
+                    )
+                })?;
+            let Value::String(s) = stack.get(0) else {
+                return Err(error(
+                    ctx,
+                    format!(
+                        "bad argument #1 to 'tonumber' (string expected, got {})",
+                        stack.get(0).type_name()
+                    ),
+                ));
+            };
+            let n = tonumber_base(s.as_bytes(), base as u32);
+            stack.replace(ctx, n.map_or(Value::Nil, Value::Integer));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    if let Value::Table(string) = ctx.get_global("string") {
+        string.set(
+            ctx,
+            "byte",
+            Callback::from_fn(&ctx, |ctx, _, mut stack| {
+                let s = bytes(stack.get(0)).ok_or_else(|| {
+                    error(
+                        ctx,
+                        "bad argument #1 to 'string.byte' (string expected)".into(),
+                    )
+                })?;
+                let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1);
+                let j = position(int(stack.get(2)).unwrap_or(i), s.len()).min(s.len() as i64);
+                let codes: Vec<Value> = (i..=j)
+                    .map(|k| Value::Integer(s[(k - 1) as usize] as i64))
+                    .collect();
+                stack.replace(ctx, piccolo::Variadic(codes));
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
+        string.set(
+            ctx,
+            "char",
+            Callback::from_fn(&ctx, |ctx, _, mut stack| {
+                let mut out = Vec::with_capacity(stack.len());
+                for k in 0..stack.len() {
+                    match int(stack.get(k)) {
+                        Some(c @ 0..=255) => out.push(c as u8),
+                        _ => {
+                            return Err(error(
+                                ctx,
+                                format!("bad argument #{} to 'char' (value out of range)", k + 1),
+                            ));
+                        }
+                    }
+                }
+                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
+    }
+    if let Value::Table(table) = ctx.get_global("table") {
+        table.set(
+            ctx,
+            "move",
+            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
+                let (Value::Table(a1), Some(f), Some(e), Some(t)) = (
+                    stack.get(0),
+                    int(stack.get(1)),
+                    int(stack.get(2)),
+                    int(stack.get(3)),
+                ) else {
+                    return Err(error(
+                        ctx,
+                        "bad arguments to 'table.move' (table, from, to, target expected)".into(),
+                    ));
+                };
+                let a2 = match stack.get(4) {
+                    Value::Table(a2) => a2,
+                    _ => a1,
+                };
+                if e >= f {
+                    exec.fuel().consume((e - f + 1).min(i32::MAX as i64) as i32);
+                    let backwards = t > f && t <= e && a1 == a2;
+                    let order: Box<dyn Iterator<Item = i64>> = if backwards {
+                        Box::new((0..=e - f).rev())
+                    } else {
+                        Box::new(0..=e - f)
+                    };
+                    for k in order {
+                        a2.set(ctx, t + k, a1.get(ctx, f + k))?;
+                    }
+                }
+                stack.replace(ctx, a2);
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
+    }
+    ctx.set_global("utf8", utf8_table(ctx)?)?;
+    Ok(())
+}
+
+fn utf8_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
+    let utf8 = Table::new(&ctx);
+    utf8.set(
+        ctx,
+        "charpattern",
+        Value::String(piccolo::String::from_slice(
+            &ctx,
+            b"[\x00-\x7F\xC2-\xFD][\x80-\xBF]*",
+        )),
+    )?;
+    utf8.set(
+        ctx,
+        "char",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let mut out = String::new();
+            for k in 0..stack.len() {
+                let c = int(stack.get(k))
+                    .and_then(|c| u32::try_from(c).ok())
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| {
+                        error(
+                            ctx,
+                            format!(
+                                "bad argument #{} to 'utf8.char' (value out of range)",
+                                k + 1
+                            ),
+                        )
+                    })?;
+                out.push(c);
+            }
+            stack.replace(ctx, Value::String(ctx.intern(out.as_bytes())));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    utf8.set(
+        ctx,
+        "codepoint",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let s = bytes(stack.get(0)).ok_or_else(|| {
+                error(
+                    ctx,
+                    "bad argument #1 to 'utf8.codepoint' (string expected)".into(),
+                )
+            })?;
+            let i = position(int(stack.get(1)).unwrap_or(1), s.len());
+            let j = position(int(stack.get(2)).unwrap_or(i), s.len());
+            if i < 1 || j > s.len() as i64 {
+                return Err(error(
+                    ctx,
+                    "bad argument #2 to 'utf8.codepoint' (out of bounds)".into(),
+                ));
+            }
+            let mut codes = Vec::new();
+            let mut k = (i - 1) as usize;
+            while (k as i64) < j {
+                let rest = &s[k..];
+                let len = utf8_len(rest[0]);
+                let c = std::str::from_utf8(&rest[..len.min(rest.len())])
+                    .ok()
+                    .and_then(|t| t.chars().next())
+                    .ok_or_else(|| error(ctx, "invalid UTF-8 code".into()))?;
+                codes.push(Value::Integer(c as i64));
+                k += len;
+            }
+            stack.replace(ctx, piccolo::Variadic(codes));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    utf8.set(
+        ctx,
+        "len",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let s = bytes(stack.get(0)).ok_or_else(|| {
+                error(
+                    ctx,
+                    "bad argument #1 to 'utf8.len' (string expected)".into(),
+                )
+            })?;
+            let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1) as usize;
+            let j = position(int(stack.get(2)).unwrap_or(-1), s.len()) as usize;
+            let mut count = 0;
+            let mut k = i - 1;
+            while k < j {
+                let len = utf8_len(s[k]);
+                if k + len > s.len() || std::str::from_utf8(&s[k..k + len]).is_err() {
+                    stack.replace(ctx, (Value::Nil, Value::Integer(k as i64 + 1)));
+                    return Ok(CallbackReturn::Return);
+                }
+                count += 1;
+                k += len;
+            }
+            stack.replace(ctx, count);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    Ok(utf8)
+}
+
+/// Bytes in the UTF-8 sequence a lead byte starts (1 for invalid bytes, so
+/// validation then fails on them).
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 1,
+    }
+}
