@@ -129,6 +129,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, "os", os_table(ctx)?)?;
     g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
     g.set(ctx, super::front::CONCAT_HELPER, concat_callback(ctx))?;
+    g.set(ctx, super::front::ERROR_HELPER, error_callback(ctx))?;
     g.set(
         ctx,
         super::front::FIRST_HELPER,
@@ -219,6 +220,31 @@ fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                 Err(Value::String(ctx.intern(message.as_bytes())).into())
             }
         }
+    })
+}
+
+/// `__error(position, message [, level])`: `error` with the call's
+/// position added to string messages at level 1 (the default), as PUC Lua
+/// does. Other levels would need the caller's position, which the VM does
+/// not track: their messages stay as given.
+fn error_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, stack| {
+        let position = stack.get(0);
+        let message = stack.get(1);
+        let level = match stack.get(2) {
+            Value::Nil => 1,
+            Value::Integer(l) => l,
+            Value::Number(l) => l as i64,
+            _ => 1,
+        };
+        let value = match (message, level) {
+            (Value::String(s), 1) => {
+                let text = format!("{} {}", display(position), s.to_str_lossy());
+                Value::String(ctx.intern(text.as_bytes()))
+            }
+            (other, _) => other,
+        };
+        Err(value.into())
     })
 }
 

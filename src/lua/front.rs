@@ -23,6 +23,9 @@ pub const CONCAT_HELPER: &str = "__concat";
 /// The global `(f())` and `(...)` are rewritten into: piccolo 0.3.3 does not
 /// cut a parenthesised call or vararg down to one value.
 pub const FIRST_HELPER: &str = "__first";
+/// The global `error(...)` calls are rewritten into, with the call's
+/// `chunk:line:` as first argument: piccolo's errors carry no position.
+pub const ERROR_HELPER: &str = "__error";
 
 /// The rewritten source, or `None` when full_moon cannot parse it (the VM's
 /// own parser then reports the syntax error).
@@ -34,14 +37,19 @@ pub const FIRST_HELPER: &str = "__first";
 /// assignment: piccolo 0.3.3 gets `a, b = b, a` wrong (both become the
 /// same value), so it becomes `do local __a1, __a2 = b, a; a = __a1; b =
 /// __a2 end`, which evaluates every right-hand side first, as Lua does.
-pub fn rewrite_source(source: &str) -> Option<String> {
+pub fn rewrite_source(source: &str, chunk: &str) -> Option<String> {
     let ast = full_moon::parse_fallible(source, LuaVersion::lua54())
         .into_result()
         .ok()?;
-    Some(Rewrites.visit_ast(ast).to_string())
+    let mut rewrites = Rewrites {
+        chunk: chunk.to_string(),
+    };
+    Some(rewrites.visit_ast(ast).to_string())
 }
 
-struct Rewrites;
+struct Rewrites {
+    chunk: String,
+}
 
 impl VisitorMut for Rewrites {
     fn visit_expression_end(&mut self, expression: Expression) -> Expression {
@@ -127,6 +135,7 @@ impl VisitorMut for Rewrites {
     }
 
     fn visit_function_call_end(&mut self, call: FunctionCall) -> FunctionCall {
+        let call = self.locate_error_call(call);
         let (prefix, suffixes) =
             rewrite_chain(call.prefix().clone(), call.suffixes().cloned().collect());
         match (prefix, suffixes.is_empty()) {
@@ -142,6 +151,53 @@ impl VisitorMut for Rewrites {
         let (prefix, suffixes) =
             rewrite_chain(var.prefix().clone(), var.suffixes().cloned().collect());
         VarExpression::new(prefix).with_suffixes(suffixes)
+    }
+}
+
+impl Rewrites {
+    /// `error(msg [, level])` -> `__error("chunk:line:", msg [, level])`.
+    fn locate_error_call(&self, call: FunctionCall) -> FunctionCall {
+        let Prefix::Name(name) = call.prefix() else {
+            return call;
+        };
+        if name.token().to_string() != "error" || call.suffixes().count() != 1 {
+            return call;
+        }
+        let Some(Suffix::Call(Call::AnonymousCall(args))) = call.suffixes().next() else {
+            return call;
+        };
+        let FunctionArgs::Parentheses {
+            parentheses,
+            arguments,
+        } = &**args
+        else {
+            return call;
+        };
+        let line = name.token().start_position().line();
+        let mut list = Punctuated::new();
+        let position = string_literal(&format!("{}:{line}:", self.chunk));
+        if arguments.is_empty() {
+            list.push(Pair::End(position));
+        } else {
+            list.push(Pair::Punctuated(position, symbol(", ")));
+            for pair in arguments.pairs() {
+                list.push(pair.clone());
+            }
+        }
+        let leading: Vec<_> = name.leading_trivia().cloned().collect();
+        let helper = TokenReference::new(
+            leading,
+            Token::new(TokenType::Identifier {
+                identifier: ERROR_HELPER.into(),
+            }),
+            name.trailing_trivia().cloned().collect(),
+        );
+        FunctionCall::new(Prefix::Name(helper)).with_suffixes(vec![Suffix::Call(
+            Call::AnonymousCall(Box::new(FunctionArgs::Parentheses {
+                parentheses: parentheses.clone(),
+                arguments: list,
+            })),
+        )])
     }
 }
 
@@ -327,7 +383,7 @@ mod tests {
     use super::*;
 
     fn rw(s: &str) -> String {
-        rewrite_source(s).unwrap_or_else(|| s.to_string())
+        rewrite_source(s, "t.lua").unwrap_or_else(|| s.to_string())
     }
 
     #[test]
@@ -352,6 +408,19 @@ mod tests {
         );
         assert_eq!(rw("return f(a:b())"), "return f(__method(a, \"b\"))");
         assert_eq!(rw("return t:m{1}"), "return __method(t, \"m\", {1})");
+    }
+
+    #[test]
+    fn error_calls_learn_their_position() {
+        assert_eq!(
+            rw("local x\nerror('boom')"),
+            "local x\n__error(\"t.lua:2:\", 'boom')"
+        );
+        assert_eq!(
+            rw("error({code = 1}, 2)"),
+            "__error(\"t.lua:1:\", {code = 1}, 2)"
+        );
+        assert_eq!(rw("t.error('x')"), "t.error('x')");
     }
 
     #[test]
@@ -427,6 +496,6 @@ mod tests {
             rw("local t = {a = 1} goto x ::x::"),
             "local t = {a = 1} goto x ::x::"
         );
-        assert_eq!(rewrite_source("return +"), None);
+        assert_eq!(rewrite_source("return +", "t.lua"), None);
     }
 }

@@ -124,7 +124,8 @@ impl Vm {
     fn run_prelude(&mut self) -> Result<(), CallError> {
         self.lua
             .try_enter(|ctx| {
-                let prelude = rewrite_source(PRELUDE).unwrap_or_else(|| PRELUDE.to_string());
+                let prelude =
+                    rewrite_source(PRELUDE, "prelude").unwrap_or_else(|| PRELUDE.to_string());
                 let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
                 let helper = super::strlib::gsub_matches_callback(ctx);
                 ctx.fetch(&self.executor)
@@ -139,7 +140,9 @@ impl Vm {
     pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
         self.lua
             .try_enter(|ctx| {
-                let rewritten = std::str::from_utf8(source).ok().and_then(rewrite_source);
+                let rewritten = std::str::from_utf8(source)
+                    .ok()
+                    .and_then(|text| rewrite_source(text, name));
                 let code = rewritten.as_deref().map_or(source, str::as_bytes);
                 let closure = Closure::load(ctx, Some(name), code)?;
                 ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
@@ -208,7 +211,7 @@ impl Vm {
                 Ok(Ok(Variadic(values))) => {
                     Ok(values.into_iter().map(|v| owned(ctx, v, 4)).collect())
                 }
-                Ok(Err(e)) => Err(CallError::Runtime(e.to_string())),
+                Ok(Err(e)) => Err(CallError::Runtime(plain_message(&e.to_string()))),
                 Err(e) => Err(CallError::Runtime(e.to_string())),
             }
         })
@@ -223,9 +226,21 @@ impl CallError {
                 line: Some(line),
                 message,
             } => format!("{file}:{line}: {message}"),
+            CallError::Runtime(message) if message.starts_with(&format!("{file}:")) => {
+                message.clone()
+            }
             other => format!("{file}: {other}"),
         }
     }
+}
+
+/// An error's text without piccolo's "lua error: " / "runtime error: "
+/// prefixes, so messages read as Lua's do.
+fn plain_message(text: &str) -> String {
+    text.strip_prefix("lua error: ")
+        .or_else(|| text.strip_prefix("runtime error: "))
+        .unwrap_or(text)
+        .to_string()
 }
 
 /// piccolo says "runtime error: parse error at line 2: unexpected ...".
