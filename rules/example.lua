@@ -30,4 +30,17 @@ local notification_handlers = {
   end,
 }
 
-return metric_handlers, notification_handlers
+-- Golden examples (the third return value): `collectd-monitor rules test
+-- rules/example.lua` checks that each event leads to the expected decision.
+local examples = {
+  { metric = { plugin = "memory", type = "memory", type_instance = "free", values = { 5e9 } },
+    expect = { service = "hello", command = "exec" } },
+  { metric = { plugin = "memory", type = "memory", type_instance = "free", values = { 2e10 } },
+    expect = { service = "hello", command = "exec" } },
+  { metric = { plugin = "cpu", type = "cpu", type_instance = "idle", values = { 42 } } },
+  { notification = { severity = NOTIF_FAILURE, plugin = "nginx", message = "down" },
+    expect = { service = "hello", command = "exec" } },
+  { notification = { severity = NOTIF_OKAY, plugin = "nginx", message = "up" } },
+}
+
+return metric_handlers, notification_handlers, examples

@@ -325,3 +325,43 @@ fn handler_options_are_validated() {
         );
     }
 }
+
+#[test]
+fn rules_test_checks_the_examples_a_file_carries() {
+    let out = run(&["rules", "test", repo("rules/example.lua").to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.matches(": OK (").count(), 5, "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.lua");
+    std::fs::write(
+        &rule,
+        "return function(m) if m.values[1] > 1 then return {service = 'a', command = 'b'} end end, nil, {\n\
+         { metric = { values = {5.0} } },\n\
+         { metric = { values = {0.5} }, expect = {service = 'a', command = 'b'} },\n\
+         { metric = { values = {9.0} }, expect = {service = 'a', command = 'b'} },\n}",
+    )
+    .unwrap();
+    let out = run(&["rules", "test", rule.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("example 1: FAILED: expected nothing to fire, got a/b"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("example 2: FAILED: expected a/b, got nothing fires"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("example 3: OK (a/b)"), "{stdout}");
+
+    std::fs::write(&rule, "return function() end").unwrap();
+    let out = run(&["rules", "test", rule.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no examples found"),
+        "{}",
+        text(&out.stderr)
+    );
+}

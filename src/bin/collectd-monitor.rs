@@ -79,14 +79,15 @@ enum RulesCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Feed sample events (JSON lines with the handler-table fields) to rule
-    /// files and print which handlers fire. Runs nothing.
+    /// Feed sample events to rule files and print which handlers fire; runs
+    /// nothing. Without --input, checks the examples each file carries as
+    /// its third return value.
     Test {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The events, one JSON object per line.
+        /// The events, one JSON object per line, with the handler-table fields.
         #[arg(long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
         /// A config.json whose Services the decisions are checked against.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -209,9 +210,12 @@ fn main() -> ExitCode {
         Action::Rules(RulesCommand::Check { paths }) => rules_check(&paths),
         Action::Rules(RulesCommand::Test {
             paths,
-            input,
+            input: Some(input),
             config,
         }) => rules_test(&paths, &input, config.as_deref()),
+        Action::Rules(RulesCommand::Test {
+            paths, input: None, ..
+        }) => rules_examples(&paths),
         Action::ReplaceConfig { job } => {
             ExitCode::from(u8::try_from(collectd_monitor::reconfig::run_helper(&job)).unwrap_or(1))
         }
@@ -468,6 +472,95 @@ fn rules_test(
         {
             println!("line {n}: nothing fired");
         }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs each file's embedded examples in order, on a fresh state per file.
+fn rules_examples(paths: &[PathBuf]) -> ExitCode {
+    let files = match rule_paths(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut failed = false;
+    let mut checked = 0;
+    for path in &files {
+        let (mut set, errors) =
+            RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
+        for e in &errors {
+            eprintln!("{e}");
+            failed = true;
+        }
+        let examples = set
+            .files()
+            .first()
+            .map(|f| f.examples().to_vec())
+            .unwrap_or_default();
+        for (i, example) in examples.iter().enumerate() {
+            checked += 1;
+            let evaluation = match &example.event {
+                Event::Metric(m) => set.on_metric(m),
+                Event::Notification(n) => set.on_notification(n),
+            };
+            let got: Vec<String> = evaluation
+                .fired
+                .iter()
+                .map(|f| format!("{}/{}", f.service, f.command))
+                .collect();
+            let want = example.expect.as_ref().map(|(s, c)| format!("{s}/{c}"));
+            let ok = evaluation.errors.is_empty()
+                && match &want {
+                    Some(w) => got.contains(w),
+                    None => got.is_empty(),
+                };
+            let shown = |v: &[String]| {
+                if v.is_empty() {
+                    "nothing fires".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            if ok {
+                println!(
+                    "{}: example {}: OK ({})",
+                    path.display(),
+                    i + 1,
+                    shown(&got)
+                );
+            } else {
+                failed = true;
+                let errors: Vec<String> = evaluation
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.handler, e.reason))
+                    .collect();
+                println!(
+                    "{}: example {}: FAILED: expected {}, got {}{}",
+                    path.display(),
+                    i + 1,
+                    want.unwrap_or_else(|| "nothing to fire".into()),
+                    shown(&got),
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (errors: {})", errors.join("; "))
+                    }
+                );
+            }
+        }
+    }
+    if checked == 0 {
+        eprintln!(
+            "no examples found: rule files carry them as their third return value, or give --input"
+        );
+        return ExitCode::FAILURE;
     }
     if failed {
         ExitCode::FAILURE

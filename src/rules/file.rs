@@ -101,6 +101,7 @@ pub struct RuleFile {
     vm: Vm,
     metric: Vec<Handler>,
     notification: Vec<Handler>,
+    examples: Vec<super::examples::Example>,
 }
 
 impl RuleFile {
@@ -119,16 +120,23 @@ impl RuleFile {
             .map_err(|e| e.located(&label))?;
         let metric = handlers(returned.first(), &label, "first (metric handlers)")?;
         let notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        let examples = super::examples::parse(returned.get(2), &label)?;
         Ok(RuleFile {
             path: path.to_path_buf(),
             vm,
             metric,
             notification,
+            examples,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The golden examples the file carries.
+    pub fn examples(&self) -> &[super::examples::Example] {
+        &self.examples
     }
 
     /// Handler labels of one kind, as they appear in result notifications.

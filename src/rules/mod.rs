@@ -5,12 +5,14 @@
 //! interprets what the handlers return. It runs nothing itself.
 
 mod debounce;
+mod examples;
 mod file;
 mod input;
 mod set;
 mod tables;
 
 pub use debounce::{Policy, State, Verdict};
+pub use examples::Example;
 pub use file::{Fired, HandlerError, HandlerKind, Outcome, RuleFile};
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
