@@ -94,6 +94,18 @@ fn class_matches(c: u8, class: u8) -> bool {
 }
 
 impl<'a> Matcher<'a> {
+    fn new(src: &'a [u8], pat: &'a [u8], budget: u64) -> Matcher<'a> {
+        Matcher {
+            src,
+            pat,
+            level: 0,
+            capture: [(0, 0); MAX_CAPTURES],
+            depth: MAX_DEPTH,
+            steps: 0,
+            budget,
+        }
+    }
+
     fn tick(&mut self) -> Result<(), PatternError> {
         self.steps += 1;
         if self.steps > self.budget {
@@ -378,23 +390,15 @@ impl<'a> Matcher<'a> {
 }
 
 /// Searches `src` from byte `init` for `pat`; an anchored pattern (`^`)
-/// is tried at `init` only. `budget` bounds the matcher's steps.
-/// `lastmatch` skips an empty match ending there (gmatch/gsub).
+/// is tried at `init` only. `budget` bounds the matcher's steps and is
+/// reduced by the steps taken.
 pub fn find_at(
     src: &[u8],
     pat: &[u8],
     init: usize,
     budget: &mut u64,
 ) -> Result<Option<Match>, PatternError> {
-    let mut matcher = Matcher {
-        src,
-        pat,
-        level: 0,
-        capture: [(0, 0); MAX_CAPTURES],
-        depth: MAX_DEPTH,
-        steps: 0,
-        budget: *budget,
-    };
+    let mut matcher = Matcher::new(src, pat, *budget);
     let anchored = pat.first() == Some(&b'^');
     let p = usize::from(anchored);
     let mut s = init;
@@ -431,15 +435,7 @@ pub fn match_at(
     s: usize,
     budget: &mut u64,
 ) -> Result<Option<Match>, PatternError> {
-    let mut matcher = Matcher {
-        src,
-        pat,
-        level: 0,
-        capture: [(0, 0); MAX_CAPTURES],
-        depth: MAX_DEPTH,
-        steps: 0,
-        budget: *budget,
-    };
+    let mut matcher = Matcher::new(src, pat, *budget);
     let r = matcher.do_match(s, 0);
     *budget = budget.saturating_sub(matcher.steps);
     match r? {

@@ -102,11 +102,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                     None => vec![Value::Nil],
                 }
             } else {
-                let mut budget = STEP_BUDGET;
-                let found =
-                    find_at(&src, &pat, init, &mut budget).map_err(|e| pattern_error(ctx, e))?;
-                charge(&mut exec, STEP_BUDGET - budget);
-                match found {
+                match search(ctx, &mut exec, &src, &pat, init)? {
                     Some(m) => {
                         let mut v = vec![
                             Value::Integer(m.start as i64 + 1),
@@ -134,11 +130,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                 stack.replace(ctx, Value::Nil);
                 return Ok(CallbackReturn::Return);
             };
-            let mut budget = STEP_BUDGET;
-            let found =
-                find_at(&src, &pat, init, &mut budget).map_err(|e| pattern_error(ctx, e))?;
-            charge(&mut exec, STEP_BUDGET - budget);
-            let values = match found {
+            let values = match search(ctx, &mut exec, &src, &pat, init)? {
                 Some(m) => captures(ctx, &src, &m)?,
                 None => vec![Value::Nil],
             };
@@ -375,6 +367,20 @@ fn expand<'gc>(
         }
     }
     Ok(())
+}
+
+/// `find_at` within the step budget, charged to the call's fuel.
+fn search<'gc>(
+    ctx: Context<'gc>,
+    exec: &mut piccolo::Execution<'gc, '_>,
+    src: &[u8],
+    pat: &[u8],
+    init: usize,
+) -> Result<Option<Match>, Error<'gc>> {
+    let mut budget = STEP_BUDGET;
+    let found = find_at(src, pat, init, &mut budget);
+    charge(exec, STEP_BUDGET - budget);
+    found.map_err(|e| pattern_error(ctx, e))
 }
 
 /// Charges matcher work to the call's fuel, one unit per step.
