@@ -5,8 +5,9 @@
 use super::pattern::{Capture, Match, PatternError, find_at, is_plain, match_at};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
-/// Matcher steps one string-function call may take.
-const STEP_BUDGET: u64 = 10_000_000;
+/// Matcher steps one string-function call may take; well under the default
+/// CPU budget of a whole handler call, so the pattern is named in the error.
+const STEP_BUDGET: u64 = 2_000_000;
 
 fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
     Value::String(ctx.intern(message.as_bytes())).into()
