@@ -63,30 +63,36 @@ impl RuleSet {
     }
 
     pub fn on_metric(&mut self, metric: &Metric) -> Evaluation {
-        let identity = identity(
-            &metric.host,
-            &metric.plugin,
-            &metric.plugin_instance,
-            &metric.type_,
-            &metric.type_instance,
-        );
-        self.each(&identity, metric.time, |f| f.on_metric(metric))
+        let identity = || {
+            identity(
+                &metric.host,
+                &metric.plugin,
+                &metric.plugin_instance,
+                &metric.type_,
+                &metric.type_instance,
+            )
+        };
+        self.each(identity, metric.time, |f| f.on_metric(metric))
     }
 
     pub fn on_notification(&mut self, n: &Notification) -> Evaluation {
-        let identity = identity(
-            &n.host,
-            &n.plugin,
-            &n.plugin_instance,
-            &n.type_,
-            &n.type_instance,
-        );
-        self.each(&identity, n.time, |f| f.on_notification(n))
+        let identity = || {
+            identity(
+                &n.host,
+                &n.plugin,
+                &n.plugin_instance,
+                &n.type_,
+                &n.type_instance,
+            )
+        };
+        self.each(identity, n.time, |f| f.on_notification(n))
     }
 
+    /// `identity` is computed only when a handler with debounce options
+    /// needs its state (most events never pay for it).
     fn each(
         &mut self,
-        identity: &str,
+        identity: impl Fn() -> String,
         time: f64,
         mut offer: impl FnMut(&mut RuleFile) -> Vec<Outcome>,
     ) -> Evaluation {
@@ -113,7 +119,7 @@ impl RuleSet {
                     }
                     continue;
                 }
-                let key = (outcome.handler.clone(), identity.to_string());
+                let key = (outcome.handler.clone(), identity());
                 let verdict = self.states.entry(key.clone()).or_default().step(
                     &outcome.policy,
                     wants.is_some(),

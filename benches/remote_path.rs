@@ -1,0 +1,101 @@
+//! The remote path without the network: parse a command message, decide
+//! (duplicate/stale/lookup), serialize the result; and validating a parsed
+//! 500-line collectd.conf tree.
+
+use collectd_monitor::collectd::{ConfigItem, ConfigValue};
+use collectd_monitor::config::Service;
+use collectd_monitor::reconfig::{DEFAULT_PLUGIN_DIR, validate};
+use collectd_monitor::remote::{Policy, decide, parse};
+use collectd_monitor::task::TaskResult;
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+fn command(c: &mut Criterion) {
+    let mut hello = Service::default();
+    hello.commands.insert("exec".into(), "/bin/echo hi".into());
+    let services = BTreeMap::from([("hello".to_string(), hello)]);
+    let now = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let payload = format!(
+        r#"{{"task_id": 3126260400, "timestamp": "{stamp}", "service": "hello", "command": "exec"}}"#
+    );
+    c.bench_function("remote_path/parse_decide_serialize", |b| {
+        b.iter(|| {
+            let request = parse(black_box(payload.as_bytes())).unwrap();
+            let policy = Policy {
+                services: &services,
+                max_age: Duration::from_secs(300),
+                now,
+            };
+            let decision = decide(&request, false, None, &policy);
+            let result = TaskResult::now(request.task_id(), 0, "Hello World!");
+            black_box((decision, serde_json::to_vec(&result).unwrap()))
+        })
+    });
+}
+
+fn config_tree(lines: usize) -> ConfigItem {
+    let s = |v: &str| ConfigValue::String(v.into());
+    let mut children = vec![ConfigItem {
+        key: "TypesDB".into(),
+        values: vec![s("/usr/share/collectd/types.db")],
+        children: vec![],
+    }];
+    let plugins = [
+        "cpu",
+        "memory",
+        "load",
+        "df",
+        "interface",
+        "disk",
+        "processes",
+        "csv",
+        "logfile",
+        "unixsock",
+    ];
+    while children.len() < lines {
+        for p in plugins {
+            children.push(ConfigItem {
+                key: "LoadPlugin".into(),
+                values: vec![s(p)],
+                children: vec![],
+            });
+            children.push(ConfigItem {
+                key: "Plugin".into(),
+                values: vec![s(p)],
+                children: (0..3)
+                    .map(|i| ConfigItem {
+                        key: format!("Option{i}"),
+                        values: vec![s("value")],
+                        children: vec![],
+                    })
+                    .collect(),
+            });
+        }
+    }
+    ConfigItem {
+        key: String::new(),
+        values: vec![],
+        children,
+    }
+}
+
+fn validation(c: &mut Criterion) {
+    let tree = config_tree(500);
+    let exists = |_: &Path| true;
+    c.bench_function("remote_path/validate_500_line_config", |b| {
+        b.iter(|| {
+            black_box(validate(
+                black_box(&tree),
+                Path::new(DEFAULT_PLUGIN_DIR),
+                &exists,
+            ))
+        })
+    });
+}
+
+criterion_group!(benches, command, validation);
+criterion_main!(benches);
