@@ -149,11 +149,11 @@ fn announce(loaded: &Loaded) {
         s.services.len(),
         commands
     );
-    // Until the rule engine and the MQTT remote land, say plainly that these
-    // settings are accepted but not acted on.
+    // Until rules run inside collectd (they need the sandbox process first),
+    // say plainly that the setting is accepted but not acted on.
     if let Some(dir) = &s.local_monitor_config_dir {
         info!(
-            "LocalMonitorConfigDir {}: rule evaluation is not part of this build yet; events are only traced at debug level",
+            "LocalMonitorConfigDir {}: rules are not evaluated inside collectd yet (check them with `collectd-monitor rules test`); events are only traced at debug level",
             dir.display()
         );
     }
