@@ -169,13 +169,32 @@ impl Vm {
         self.finish()
     }
 
-    /// Builds a value inside the VM and reads it back, for tests and tools.
-    pub fn with_table<T>(
+    /// Calls `function` with one table argument, built by `build` on the
+    /// first call and kept in `slot` for the next ones (one event's table
+    /// shared by all the handlers of a file, as the old project did).
+    pub fn call_with_table(
         &mut self,
-        table: &StashedTable,
-        read: impl for<'gc> FnOnce(Context<'gc>, Table<'gc>) -> T,
-    ) -> T {
-        self.lua.enter(|ctx| read(ctx, ctx.fetch(table)))
+        function: &StashedFunction,
+        slot: &mut Option<StashedTable>,
+        build: impl for<'gc> FnOnce(Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>>,
+    ) -> Result<Vec<LuaValue>, CallError> {
+        self.lua
+            .try_enter(|ctx| {
+                let table = match slot {
+                    Some(stashed) => ctx.fetch(&*stashed),
+                    None => {
+                        let table = build(ctx)?;
+                        *slot = Some(ctx.stash(table));
+                        table
+                    }
+                };
+                let f: Function = ctx.fetch(function);
+                ctx.fetch(&self.executor)
+                    .restart(ctx, f, Value::Table(table));
+                Ok(())
+            })
+            .map_err(|e| CallError::Runtime(plain_message(&e.to_string())))?;
+        self.finish()
     }
 
     /// Lines `print` produced since the last call.

@@ -5,7 +5,7 @@ use super::debounce::Policy;
 use super::tables::{metric_table, notification_table};
 use crate::collectd::{Metric, Notification};
 use crate::lua::{LuaValue, Vm, VmLimits, pattern_matches};
-use piccolo::{StashedFunction, Value};
+use piccolo::StashedFunction;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -164,14 +164,14 @@ impl RuleFile {
     /// Offers a value list to every metric handler whose filter admits it.
     pub fn on_metric(&mut self, metric: &Metric) -> Vec<Outcome> {
         self.offer(HandlerKind::Metric, metric, &|ctx| {
-            Ok(vec![Value::Table(metric_table(ctx, metric)?)])
+            metric_table(ctx, metric)
         })
     }
 
     /// Offers a notification to every notification handler.
     pub fn on_notification(&mut self, n: &Notification) -> Vec<Outcome> {
         self.offer(HandlerKind::Notification, n, &|ctx| {
-            Ok(vec![Value::Table(notification_table(ctx, n)?)])
+            notification_table(ctx, n)
         })
     }
 
@@ -184,11 +184,13 @@ impl RuleFile {
         &mut self,
         kind: HandlerKind,
         event: &dyn Identity,
-        args: &dyn for<'gc> Fn(
+        build: &dyn for<'gc> Fn(
             piccolo::Context<'gc>,
-        ) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
+        ) -> Result<piccolo::Table<'gc>, piccolo::Error<'gc>>,
     ) -> Vec<Outcome> {
         let mut outcomes = Vec::new();
+        // Built on the first admitted handler, then shared by the others.
+        let mut table = None;
         for i in 0..self.list(kind).len() {
             let h = &self.list(kind)[i];
             // The filter runs in Rust: a value that cannot match never
@@ -204,7 +206,7 @@ impl RuleFile {
                 (self.label(kind, h), h.function.clone(), h.policy.clone());
             let result = self
                 .vm
-                .call(&function, args)
+                .call_with_table(&function, &mut table, build)
                 .map_err(|e| e.to_string())
                 .and_then(|r| decision(&r));
             outcomes.push(Outcome {
