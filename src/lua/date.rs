@@ -1,15 +1,12 @@
 //! `os.date` and `os.time(t)` with Lua 5.4's conversions (C locale), local
 //! time or UTC (`!`), and the `*t` table form.
 
+use super::args::error;
 use chrono::{DateTime, Datelike, Local, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// The conversions Lua 5.4 accepts (C99 strftime, without locale variants).
 const VALID: &[u8] = b"aAbBcCdDeFgGhHIjmMnprRStTuUVwWxXyYzZ%";
-
-fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
-    Value::String(ctx.intern(message.as_bytes())).into()
-}
 
 /// Formats `when` (seconds since the epoch) like `os.date(format, when)`.
 pub fn format_date(format: &str, when: i64) -> Result<DateOrTable, String> {

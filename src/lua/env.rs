@@ -2,6 +2,7 @@
 //! coroutine, math, string, table), the rule API's constants, and our
 //! replacements for what must not reach the host.
 
+use super::args::error;
 use piccolo::{Callback, CallbackReturn, Context, Table, Value};
 use std::cell::RefCell;
 
@@ -163,12 +164,12 @@ fn method_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                     object.type_name(),
                     display(name)
                 );
-                return Err(Value::String(ctx.intern(message.as_bytes())).into());
+                return Err(error(ctx, message));
             }
         };
         if method.is_nil() {
             let message = format!("attempt to call a nil value (method '{}')", display(name));
-            return Err(Value::String(ctx.intern(message.as_bytes())).into());
+            return Err(error(ctx, message));
         }
         let function = piccolo::meta_ops::call(ctx, method)?;
         // Drop the name: the method gets `object, args...`.
@@ -194,7 +195,7 @@ fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
         };
         if let (Some(mut left), Some(right)) = (piece(a), piece(b)) {
             if left.len() + right.len() > super::library::MAX_BUILT_STRING {
-                return Err(Value::String(ctx.intern(b"string length overflow")).into());
+                return Err(error(ctx, "string length overflow".into()));
             }
             exec.fuel()
                 .consume(((left.len() + right.len()) / 64) as i32);
@@ -217,7 +218,7 @@ fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
             None => {
                 let bad = if piece(a).is_none() { a } else { b };
                 let message = format!("attempt to concatenate a {} value", bad.type_name());
-                Err(Value::String(ctx.intern(message.as_bytes())).into())
+                Err(error(ctx, message))
             }
         }
     })
@@ -291,11 +292,11 @@ fn lookup<'gc>(
                     "method '{}': __index functions are not supported for method calls; use an __index table",
                     display(name)
                 );
-                return Err(Value::String(ctx.intern(message.as_bytes())).into());
+                return Err(error(ctx, message));
             }
         }
     }
-    Err(Value::String(ctx.intern(b"'__index' chain too long")).into())
+    Err(error(ctx, "'__index' chain too long".into()))
 }
 
 /// A Lua numeral: integer when it is one, float otherwise.

@@ -1,28 +1,8 @@
 //! More of the standard library piccolo 0.3.3 lacks: `tonumber` with a
 //! base, `string.byte`/`string.char`, `table.move` and `utf8`.
 
+use super::args::{error, int, to_bytes as bytes};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
-
-fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
-    Value::String(ctx.intern(message.as_bytes())).into()
-}
-
-fn int(v: Value<'_>) -> Option<i64> {
-    match v {
-        Value::Integer(i) => Some(i),
-        Value::Number(x) if x.fract() == 0.0 => Some(x as i64),
-        _ => None,
-    }
-}
-
-fn bytes<'gc>(v: Value<'gc>) -> Option<Vec<u8>> {
-    match v {
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        Value::Integer(i) => Some(i.to_string().into_bytes()),
-        Value::Number(x) => Some(super::env::format_number(x).into_bytes()),
-        _ => None,
-    }
-}
 
 /// Lua's relative string positions: negative counts from the end.
 fn position(i: i64, len: usize) -> i64 {

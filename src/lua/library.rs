@@ -3,88 +3,14 @@
 //! tests/lua_oracle.rs). Each charges fuel for the work it does, so a big
 //! table or string counts against the call's CPU budget like Lua code.
 
+use super::args::{arg, bytes_arg, error, int_arg, table_arg};
 use super::env::{display, format_number};
 use super::format::{Arg, format};
-use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
+use piccolo::{Callback, CallbackReturn, Context, Error, Value};
 
 /// The longest string `string.rep` may build; larger would only exhaust
 /// memory (and `string.rep('x', 2^40)` is a classic rule bomb).
 pub const MAX_BUILT_STRING: usize = 16 * 1024 * 1024;
-
-fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
-    Value::String(ctx.intern(message.as_bytes())).into()
-}
-
-/// Argument `n` (1-based) of a call, `None` when absent (Lua's "no value").
-fn arg<'gc>(stack: &piccolo::Stack<'gc, '_>, n: usize) -> Option<Value<'gc>> {
-    (n <= stack.len()).then(|| stack.get(n - 1))
-}
-
-fn type_of(v: Option<Value<'_>>) -> &'static str {
-    v.map_or("no value", |v| v.type_name())
-}
-
-fn table_arg<'gc>(
-    ctx: Context<'gc>,
-    v: Option<Value<'gc>>,
-    n: usize,
-    f: &str,
-) -> Result<Table<'gc>, Error<'gc>> {
-    match v {
-        Some(Value::Table(t)) => Ok(t),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (table expected, got {})",
-                type_of(other)
-            ),
-        )),
-    }
-}
-
-fn int_arg<'gc>(
-    ctx: Context<'gc>,
-    v: Option<Value<'gc>>,
-    n: usize,
-    f: &str,
-) -> Result<i64, Error<'gc>> {
-    match v {
-        Some(Value::Integer(i)) => Ok(i),
-        Some(Value::Number(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => Ok(x as i64),
-        Some(Value::Number(_)) => Err(error(
-            ctx,
-            format!("bad argument #{n} to '{f}' (number has no integer representation)"),
-        )),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (number expected, got {})",
-                type_of(other)
-            ),
-        )),
-    }
-}
-
-/// A string argument (numbers convert, as in Lua).
-fn bytes_arg<'gc>(
-    ctx: Context<'gc>,
-    v: Option<Value<'gc>>,
-    n: usize,
-    f: &str,
-) -> Result<Vec<u8>, Error<'gc>> {
-    match v {
-        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(Value::Integer(i)) => Ok(i.to_string().into_bytes()),
-        Some(Value::Number(x)) => Ok(format_number(x).into_bytes()),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (string expected, got {})",
-                type_of(other)
-            ),
-        )),
-    }
-}
 
 /// Adds `table.insert`, `table.remove`, `table.concat` and `string.rep`.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {

@@ -6,6 +6,7 @@
 //! Memory limits and crash isolation are the sandbox's job (a separate
 //! process); this module only bounds CPU.
 
+mod args;
 mod date;
 mod env;
 mod extra;

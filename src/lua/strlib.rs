@@ -2,16 +2,13 @@
 //! our pattern matcher. Matcher steps are charged as VM fuel one for one,
 //! so a costly pattern counts against the call's CPU budget.
 
+use super::args::{arg, bytes_arg, error};
 use super::pattern::{Capture, Match, PatternError, find_at, is_plain, match_at};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Matcher steps one string-function call may take; well under the default
 /// CPU budget of a whole handler call, so the pattern is named in the error.
 const STEP_BUDGET: u64 = 2_000_000;
-
-fn error<'gc>(ctx: Context<'gc>, message: String) -> Error<'gc> {
-    Value::String(ctx.intern(message.as_bytes())).into()
-}
 
 fn pattern_error<'gc>(ctx: Context<'gc>, e: PatternError) -> Error<'gc> {
     match e {
@@ -22,30 +19,6 @@ fn pattern_error<'gc>(ctx: Context<'gc>, e: PatternError) -> Error<'gc> {
                 "pattern too expensive: more than {STEP_BUDGET} matching steps (simplify the pattern)"
             ),
         ),
-    }
-}
-
-fn string_arg<'gc>(
-    ctx: Context<'gc>,
-    v: Value<'gc>,
-    n: usize,
-    f: &str,
-) -> Result<Vec<u8>, Error<'gc>> {
-    match v {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Integer(i) => Ok(i.to_string().into_bytes()),
-        Value::Number(x) => Ok(super::env::format_number(x).into_bytes()),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (string expected, got {})",
-                if other.is_nil() {
-                    "no value"
-                } else {
-                    other.type_name()
-                }
-            ),
-        )),
     }
 }
 
@@ -86,8 +59,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
         ctx,
         "find",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-            let src = string_arg(ctx, stack.get(0), 1, "string.find")?;
-            let pat = string_arg(ctx, stack.get(1), 2, "string.find")?;
+            let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.find")?;
+            let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.find")?;
             let Some(init) = start_offset(stack.get(2), src.len()) else {
                 stack.replace(ctx, Value::Nil);
                 return Ok(CallbackReturn::Return);
@@ -125,8 +98,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
         ctx,
         "match",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-            let src = string_arg(ctx, stack.get(0), 1, "string.match")?;
-            let pat = string_arg(ctx, stack.get(1), 2, "string.match")?;
+            let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.match")?;
+            let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.match")?;
             let Some(init) = start_offset(stack.get(2), src.len()) else {
                 stack.replace(ctx, Value::Nil);
                 return Ok(CallbackReturn::Return);
@@ -143,8 +116,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
         ctx,
         "gmatch",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-            let src = string_arg(ctx, stack.get(0), 1, "string.gmatch")?;
-            let pat = string_arg(ctx, stack.get(1), 2, "string.gmatch")?;
+            let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.gmatch")?;
+            let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.gmatch")?;
             let mut pos = start_offset(stack.get(2), src.len()).unwrap_or(src.len() + 1);
             // All matches up front (bounded by the step budget); the
             // iterator hands them out one by one.
@@ -197,8 +170,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
         ctx,
         "gsub",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-            let src = string_arg(ctx, stack.get(0), 1, "string.gsub")?;
-            let pat = string_arg(ctx, stack.get(1), 2, "string.gsub")?;
+            let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.gsub")?;
+            let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.gsub")?;
             let repl = stack.get(2);
             let max = match stack.get(3) {
                 Value::Integer(i) => i,
@@ -219,7 +192,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
             }
             let repl_text = match repl {
                 Value::Table(_) => None,
-                other => Some(string_arg(ctx, other, 3, "string.gsub")?),
+                other => Some(bytes_arg(ctx, Some(other), 3, "string.gsub")?),
             };
             let mut budget = STEP_BUDGET;
             let matches = gsub_matches(&src, &pat, max, &mut budget).map_err(|e| pattern_error(ctx, e))?;
@@ -294,8 +267,8 @@ fn gsub_matches(
 /// (1-based, inclusive).
 pub(super) fn gsub_matches_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-        let src = string_arg(ctx, stack.get(0), 1, "string.gsub")?;
-        let pat = string_arg(ctx, stack.get(1), 2, "string.gsub")?;
+        let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.gsub")?;
+        let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.gsub")?;
         let max = match stack.get(2) {
             Value::Integer(i) => i,
             Value::Number(x) => x as i64,
