@@ -66,32 +66,57 @@ pub struct Outcome {
     pub result: Result<Option<(String, String)>, String>,
 }
 
-/// The fields a filter reads from an event.
-trait Identity {
-    fn field(&self, name: &str) -> &str;
+/// The value identity of an event: what `match` filters test and what
+/// debounce state is kept per.
+pub(super) trait Identity {
+    /// `[host, plugin, plugin_instance, type, type_instance]`, in the order
+    /// of [`FILTER_FIELDS`].
+    fn identity_fields(&self) -> [&str; 5];
+
+    fn field(&self, name: &str) -> &str {
+        let i = FILTER_FIELDS.iter().position(|f| *f == name).unwrap_or(4);
+        self.identity_fields()[i]
+    }
+
+    /// collectd's identifier, `host/plugin-instance/type-instance`.
+    fn series(&self) -> String {
+        let [host, plugin, plugin_instance, type_, type_instance] = self.identity_fields();
+        let join = |a: &str, b: &str| {
+            if b.is_empty() {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        };
+        format!(
+            "{host}/{}/{}",
+            join(plugin, plugin_instance),
+            join(type_, type_instance)
+        )
+    }
 }
 
 impl Identity for Metric {
-    fn field(&self, name: &str) -> &str {
-        match name {
-            "host" => &self.host,
-            "plugin" => &self.plugin,
-            "plugin_instance" => &self.plugin_instance,
-            "type" => &self.type_,
-            _ => &self.type_instance,
-        }
+    fn identity_fields(&self) -> [&str; 5] {
+        [
+            &self.host,
+            &self.plugin,
+            &self.plugin_instance,
+            &self.type_,
+            &self.type_instance,
+        ]
     }
 }
 
 impl Identity for Notification {
-    fn field(&self, name: &str) -> &str {
-        match name {
-            "host" => &self.host,
-            "plugin" => &self.plugin,
-            "plugin_instance" => &self.plugin_instance,
-            "type" => &self.type_,
-            _ => &self.type_instance,
-        }
+    fn identity_fields(&self) -> [&str; 5] {
+        [
+            &self.host,
+            &self.plugin,
+            &self.plugin_instance,
+            &self.type_,
+            &self.type_instance,
+        ]
     }
 }
 

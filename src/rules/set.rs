@@ -3,7 +3,7 @@
 //! every handler and value series lives here, in Rust.
 
 use super::debounce::{State, Verdict};
-use super::file::{Fired, HandlerError, Outcome, RuleFile};
+use super::file::{Fired, HandlerError, Identity, Outcome, RuleFile};
 use crate::collectd::{Metric, Notification};
 use crate::lua::VmLimits;
 use std::collections::HashMap;
@@ -63,29 +63,11 @@ impl RuleSet {
     }
 
     pub fn on_metric(&mut self, metric: &Metric) -> Evaluation {
-        let identity = || {
-            identity(
-                &metric.host,
-                &metric.plugin,
-                &metric.plugin_instance,
-                &metric.type_,
-                &metric.type_instance,
-            )
-        };
-        self.each(identity, metric.time, |f| f.on_metric(metric))
+        self.each(|| metric.series(), metric.time, |f| f.on_metric(metric))
     }
 
     pub fn on_notification(&mut self, n: &Notification) -> Evaluation {
-        let identity = || {
-            identity(
-                &n.host,
-                &n.plugin,
-                &n.plugin_instance,
-                &n.type_,
-                &n.type_instance,
-            )
-        };
-        self.each(identity, n.time, |f| f.on_notification(n))
+        self.each(|| n.series(), n.time, |f| f.on_notification(n))
     }
 
     /// `identity` is computed only when a handler with debounce options
@@ -161,28 +143,6 @@ impl RuleSet {
         }
         out
     }
-}
-
-/// collectd's value identity, `host/plugin-instance/type-instance`.
-fn identity(
-    host: &str,
-    plugin: &str,
-    plugin_instance: &str,
-    type_: &str,
-    type_instance: &str,
-) -> String {
-    let join = |a: &str, b: &str| {
-        if b.is_empty() {
-            a.to_string()
-        } else {
-            format!("{a}-{b}")
-        }
-    };
-    format!(
-        "{host}/{}/{}",
-        join(plugin, plugin_instance),
-        join(type_, type_instance)
-    )
 }
 
 /// `*.lua` files directly in `dir`, sorted.
