@@ -349,6 +349,21 @@ fn a_killed_helper_does_not_block_the_next_push() {
     wait_for("the helper to die", || {
         (!alive(helper as u32)).then_some(())
     });
+    // The stop command the helper started lives on in its own process
+    // group; it would kill collectd once the marker goes. A helper killed
+    // with -9 cannot clean up after itself, so the test does.
+    let marker_text = marker.display().to_string();
+    Command::new("pkill")
+        .args(["-9", "-f", &marker_text])
+        .status()
+        .unwrap();
+    wait_for("the orphaned stop command to die", || {
+        let alive = Command::new("pgrep")
+            .args(["-f", &marker_text])
+            .output()
+            .unwrap();
+        (!alive.status.success()).then_some(())
+    });
     std::fs::remove_file(&marker).unwrap();
     let (code, message) = s.push_code(&s.good_config());
     assert_eq!(code, 0, "{message}");
