@@ -42,6 +42,8 @@ fn main() {
         .allowlist_function("plugin_register_notification")
         .allowlist_function("plugin_register_shutdown")
         .allowlist_function("plugin_dispatch_notification")
+        .allowlist_function("plugin_dispatch_values")
+        .allowlist_function("plugin_register_read")
         .allowlist_function("plugin_log")
         .allowlist_function("oconfig_parse_file")
         .allowlist_function("oconfig_free")

@@ -6,7 +6,9 @@
 use crate::collectd::{Metric, Notification};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 
 /// Something collectd handled that the rules may want to see.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -74,10 +76,41 @@ impl EventQueue {
     }
 }
 
+/// What waiting on the queue gave.
+// Boxing the event would add an allocation per event for nothing: this
+// value only lives for one match on the engine thread.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq)]
+pub enum Received {
+    Event(Event),
+    /// Nothing arrived in time.
+    Idle,
+    /// The queue was closed (shutdown).
+    Closed,
+}
+
 impl EventReceiver {
     /// The next event, or `None` once the queue is closed.
     pub fn recv(&self) -> Option<Event> {
         self.rx.recv().ok().flatten()
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Received {
+        match self.rx.recv_timeout(timeout) {
+            Ok(Some(event)) => Received::Event(event),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => Received::Closed,
+            Err(RecvTimeoutError::Timeout) => Received::Idle,
+        }
+    }
+
+    /// An event already waiting, without waiting.
+    pub fn try_recv(&self) -> Received {
+        match self.rx.try_recv() {
+            Ok(Some(event)) => Received::Event(event),
+            Ok(None) | Err(TryRecvError::Disconnected) => Received::Closed,
+            Err(TryRecvError::Empty) => Received::Idle,
+        }
     }
 }
 

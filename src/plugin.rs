@@ -7,12 +7,16 @@
 use crate::actions::{Runner, RunnerLimits};
 use crate::collectd::{
     self, ConfigItem, Notification, Plugin, Severity, ValueListRef, dispatch_notification,
+    dispatch_values,
 };
 use crate::config::{self, Loaded, PluginBlock, Settings};
-use crate::events::{self, Event, EventQueue, EventReceiver};
+use crate::events::{self, Event, EventQueue};
+use crate::local::{Engine, EngineConfig, Responder, Stats};
 use crate::logging;
+use crate::lua::VmLimits;
 use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
+use crate::sandbox::RestartPolicy;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -43,6 +47,7 @@ struct Monitor {
 
 struct Running {
     queue: EventQueue,
+    stats: Arc<Stats>,
     engine: Mutex<Option<JoinHandle<()>>>,
     remote: Mutex<Option<Remote>>,
 }
@@ -79,15 +84,30 @@ impl Plugin for Monitor {
             warn!("{warning}");
         }
         let (queue, receiver) = events::bounded(QUEUE_CAPACITY);
-        let engine = std::thread::Builder::new()
-            .name("monitor-engine".into())
-            .spawn(move || run_engine(receiver))
-            .map_err(|e| format!("cannot start the engine thread: {e}"))?;
         announce(&loaded);
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
+        let stats = Arc::new(Stats::default());
+        let responder = Arc::new(Responder::new(
+            loaded.settings.services.clone(),
+            Duration::from_secs(loaded.settings.command_cooldown),
+            Arc::clone(&runner),
+            Arc::clone(&stats),
+            collectd::hostname().unwrap_or_else(|| "localhost".into()),
+        ));
+        let engine_config = engine_config(&loaded.settings);
+        let engine_stats = Arc::clone(&stats);
+        let engine = std::thread::Builder::new()
+            .name("monitor-engine".into())
+            .spawn(move || {
+                let sink =
+                    Arc::new(move |file: &std::path::Path, report| responder.handle(file, report));
+                Engine::start(engine_config, sink, engine_stats).run(receiver)
+            })
+            .map_err(|e| format!("cannot start the engine thread: {e}"))?;
         let remote = start_remote(&loaded.settings, runner, self.invocation.clone());
         let _ = self.running.set(Running {
             queue,
+            stats,
             engine: Mutex::new(Some(engine)),
             remote: Mutex::new(remote),
         });
@@ -103,6 +123,30 @@ impl Plugin for Monitor {
     fn notification(&self, notification: Notification) {
         if let Some(running) = self.running.get() {
             running.queue.offer(Event::Notification(notification));
+        }
+    }
+
+    fn read(&self) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        let (received, dropped) = (running.queue.accepted(), running.queue.dropped());
+        let consumed = running
+            .stats
+            .consumed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let figures = running
+            .stats
+            .figures(received, dropped, received.saturating_sub(consumed));
+        for (type_, type_instance, value) in figures {
+            let value = if type_ == "gauge" {
+                collectd::Value::Gauge(value)
+            } else {
+                collectd::Value::Derive(value as i64)
+            };
+            if let Err(status) = dispatch_values("monitor", "", type_, type_instance, &[value]) {
+                debug!("could not dispatch monitor/{type_}-{type_instance} (status {status})");
+            }
         }
     }
 
@@ -125,17 +169,6 @@ impl Plugin for Monitor {
     }
 }
 
-/// The engine thread. Until the rule engine is wired in, it traces each
-/// event at debug level, which is also how the tests observe the write path.
-fn run_engine(receiver: EventReceiver) {
-    while let Some(event) = receiver.recv() {
-        debug!(
-            "event {}",
-            serde_json::to_string(&event).unwrap_or_else(|e| format!("<unserializable: {e}>"))
-        );
-    }
-}
-
 fn announce(loaded: &Loaded) {
     let s = &loaded.settings;
     let commands: usize = s.services.values().map(|svc| svc.commands.len()).sum();
@@ -149,14 +182,53 @@ fn announce(loaded: &Loaded) {
         s.services.len(),
         commands
     );
-    // Until rules run inside collectd (they need the sandbox process first),
-    // say plainly that the setting is accepted but not acted on.
-    if let Some(dir) = &s.local_monitor_config_dir {
-        info!(
-            "LocalMonitorConfigDir {}: rules are not evaluated inside collectd yet (check them with `collectd-monitor rules test`); events are only traced at debug level",
-            dir.display()
-        );
+    match &s.local_monitor_config_dir {
+        Some(dir) => info!(
+            "local monitoring: rule files from {} (each in its own sandbox: {} MiB, {} ms, {} fuel per call; cooldown {} s)",
+            dir.display(),
+            s.rule_memory_limit,
+            s.rule_timeout,
+            s.rule_fuel,
+            s.command_cooldown
+        ),
+        None => info!("local monitoring off: no LocalMonitorConfigDir"),
     }
+}
+
+/// The engine's settings: where the rules are, how workers are started,
+/// limited and restarted.
+fn engine_config(s: &Settings) -> EngineConfig {
+    let defaults = VmLimits {
+        fuel: s.rule_fuel,
+        memory: mib(s.rule_memory_limit),
+        deadline: Duration::from_millis(s.rule_timeout),
+    };
+    let per_file = s.rule_files.clone();
+    EngineConfig {
+        dir: s.local_monitor_config_dir.clone(),
+        program: s.helper_path.clone(),
+        policy: RestartPolicy {
+            crash_limit: usize::try_from(s.rule_crash_limit).unwrap_or(usize::MAX),
+            ..RestartPolicy::default()
+        },
+        reload_interval: (s.rule_reload_interval > 0)
+            .then(|| Duration::from_secs(s.rule_reload_interval)),
+        limits: Box::new(move |path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            match name.and_then(|n| per_file.get(&n)) {
+                Some(o) => VmLimits {
+                    fuel: o.fuel.unwrap_or(defaults.fuel),
+                    memory: o.memory_limit.map_or(defaults.memory, mib),
+                    deadline: o.timeout.map_or(defaults.deadline, Duration::from_millis),
+                },
+                None => defaults,
+            }
+        }),
+    }
+}
+
+fn mib(n: u64) -> usize {
+    usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 fn runner_limits(s: &Settings) -> RunnerLimits {

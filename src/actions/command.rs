@@ -76,6 +76,23 @@ impl Outcome {
         }
     }
 
+    /// The result message: the output of a command that exited, else what
+    /// happened to it and its output.
+    pub fn message(&self, service: &str, command: &str) -> String {
+        let mut message = match self.ending {
+            Ending::Exited(_) => self.output.clone(),
+            _ => format!(
+                "{service}/{command} {}. Output: {}",
+                self.describe(),
+                self.output
+            ),
+        };
+        if self.truncated {
+            message.push_str(" [output truncated]");
+        }
+        message
+    }
+
     /// A one-line description for logs and result messages.
     pub fn describe(&self) -> String {
         match &self.ending {

@@ -8,4 +8,4 @@ mod runner;
 mod slots;
 
 pub use command::{Ending, Outcome, RunSpec, run};
-pub use runner::{Refusal, Runner, RunnerLimits};
+pub use runner::{Ran, Refusal, Runner, RunnerLimits, Summary};

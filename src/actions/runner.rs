@@ -3,6 +3,7 @@
 use super::command::{Outcome, RunSpec, run};
 pub use super::slots::Refusal;
 use super::slots::Slots;
+use crate::task::code;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -44,15 +45,16 @@ impl Runner {
     }
 
     /// Runs `line` as `service`/`command` and waits for it (blocking), or
-    /// refuses at once when the limits say no.
-    pub fn run(&self, service: &str, command: &str, line: &str) -> Result<Outcome, Refusal> {
+    /// refuses at once when the limits say no. `timeout` overrides the
+    /// runner's (a service's own `Timeout`).
+    pub fn run(&self, service: &str, command: &str, line: &str, timeout: Option<Duration>) -> Ran {
         self.slots
             .lock()
             .map_err(|_| Refusal::Busy { max: 0 })?
             .try_acquire(service, command)?;
         let outcome = run(&RunSpec {
             line: line.to_string(),
-            timeout: self.limits.timeout,
+            timeout: timeout.unwrap_or(self.limits.timeout),
             capture_stderr: self.limits.capture_stderr,
             output_cap: self.limits.output_cap,
         });
@@ -60,6 +62,33 @@ impl Runner {
             slots.release(service, command);
         }
         Ok(outcome)
+    }
+}
+
+/// What [`Runner::run`] gives: the outcome, or why it did not start.
+pub type Ran = Result<Outcome, Refusal>;
+
+/// The result code and message of a run, for result notifications and
+/// MQTT results alike.
+pub trait Summary {
+    fn summary(&self, service: &str, command: &str) -> (i64, String);
+}
+
+impl Summary for Ran {
+    fn summary(&self, service: &str, command: &str) -> (i64, String) {
+        match self {
+            Ok(outcome) => (outcome.code(), outcome.message(service, command)),
+            Err(Refusal::AlreadyRunning) => (
+                code::ALREADY_RUNNING,
+                format!("{service}/{command} is already running; not started twice"),
+            ),
+            Err(Refusal::Busy { max }) => (
+                code::BUSY,
+                format!(
+                    "{max} commands are already running (MaxConcurrentCommands); try again later"
+                ),
+            ),
+        }
     }
 }
 
@@ -78,22 +107,22 @@ mod tests {
         let first = {
             let runner = Arc::clone(&runner);
             let line = line.clone();
-            std::thread::spawn(move || runner.run("svc", "cmd", &line))
+            std::thread::spawn(move || runner.run("svc", "cmd", &line, None))
         };
         while !started.exists() {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(
-            runner.run("svc", "cmd", "true"),
+            runner.run("svc", "cmd", "true", None),
             Err(Refusal::AlreadyRunning)
         );
         assert_eq!(
-            runner.run("svc", "other", "true").unwrap().ending,
+            runner.run("svc", "other", "true", None).unwrap().ending,
             Ending::Exited(0)
         );
         assert_eq!(first.join().unwrap().unwrap().ending, Ending::Exited(0));
         assert_eq!(
-            runner.run("svc", "cmd", "exit 4").unwrap().ending,
+            runner.run("svc", "cmd", "exit 4", None).unwrap().ending,
             Ending::Exited(4)
         );
     }

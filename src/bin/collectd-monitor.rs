@@ -54,14 +54,30 @@ enum Action {
         broker: Box<BrokerArgs>,
     },
     /// Run a Lua script in exactly the environment rule files get (same
-    /// library, same limits); `print` writes to stdout.
+    /// library, same limits, same sandbox process); `print` writes to
+    /// stdout. Exits 1 when the script fails or hits a limit.
     Lua {
         /// The script.
         file: PathBuf,
+        /// Run in this process instead of a sandboxed child (internal).
+        #[arg(long, hide = true)]
+        in_sandbox: bool,
     },
     /// Check and try out rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Evaluate one rule file in a confined process (started by the plugin).
+    #[command(hide = true)]
+    RuleWorker {
+        file: PathBuf,
+        #[arg(long)]
+        fuel: u64,
+        /// Bytes.
+        #[arg(long)]
+        memory: usize,
+        #[arg(long)]
+        deadline_ms: u64,
+    },
     /// Carry out a collectd.conf replacement (started by the plugin).
     #[command(hide = true)]
     ReplaceConfig {
@@ -206,7 +222,27 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Action::Lua { file } => run_lua(&file),
+        Action::Lua {
+            file,
+            in_sandbox: false,
+        } => run_lua_sandboxed(&file),
+        Action::Lua {
+            file,
+            in_sandbox: true,
+        } => run_lua(&file),
+        Action::RuleWorker {
+            file,
+            fuel,
+            memory,
+            deadline_ms,
+        } => {
+            let limits = VmLimits {
+                fuel,
+                memory,
+                deadline: Duration::from_millis(deadline_ms),
+            };
+            ExitCode::from(collectd_monitor::sandbox::worker::run(&file, limits, true))
+        }
         Action::Rules(RulesCommand::Check { paths }) => rules_check(&paths),
         Action::Rules(RulesCommand::Test {
             paths,
@@ -322,6 +358,39 @@ fn config_check(file: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Runs `lua --in-sandbox FILE` as a child and reports how it ended: a
+/// script that kills its sandbox (say, with an allocation too large for
+/// the address-space limit) ends in an error message, not a crash of ours.
+fn run_lua_sandboxed(file: &std::path::Path) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let status = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg("lua")
+            .arg("--in-sandbox")
+            .arg(file)
+            .status()
+    });
+    match status {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            (None, signal) => {
+                let name = signal
+                    .and_then(|s| nix::sys::signal::Signal::try_from(s).ok())
+                    .map_or("unknown signal", |s| s.as_str());
+                eprintln!(
+                    "error: {}: the sandbox running the script was killed by {name} (a memory or stack limit, most likely)",
+                    file.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("error: cannot start the sandbox process: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn run_lua(file: &std::path::Path) -> ExitCode {
     let source = match std::fs::read(file) {
         Ok(s) => s,
@@ -330,7 +399,12 @@ fn run_lua(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = Vm::new(VmLimits::default()).and_then(|mut vm| {
+    let limits = VmLimits::default();
+    if let Err(e) = collectd_monitor::sandbox::confine(limits.memory) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let outcome = Vm::new(limits).and_then(|mut vm| {
         let result = vm.run_chunk(&file.display().to_string(), &source);
         for line in vm.take_printed() {
             println!("{line}");

@@ -8,6 +8,7 @@
 
 mod config_file;
 mod config_tree;
+mod dispatch;
 mod globals;
 mod log;
 mod metric;
@@ -19,6 +20,7 @@ mod time;
 
 pub use config_file::{global_option, parse_config_file};
 pub use config_tree::{ConfigItem, ConfigValue};
+pub use dispatch::dispatch_values;
 pub use globals::hostname;
 pub use log::{LogLevel, plugin_log};
 pub use metric::{DsType, Metric, Value, ValueListRef};

@@ -160,7 +160,7 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn copy_truncated(dst: &mut [c_char], src: &str) {
+pub(super) fn copy_truncated(dst: &mut [c_char], src: &str) {
     let kept = truncate_utf8(src, dst.len() - 1);
     // Interior NULs would silently shorten the field in C; stop at the first.
     let kept = kept.split('\0').next().unwrap_or("");

@@ -28,6 +28,8 @@ pub trait Plugin: Send + Sync + 'static {
     fn write(&self, values: &ValueListRef<'_>);
     /// One notification that did not come from us. Must not block.
     fn notification(&self, notification: Notification);
+    /// Every interval, on a read thread: dispatch our own figures.
+    fn read(&self);
     /// Last call: stop threads and release resources.
     fn shutdown(&self);
 }
@@ -85,6 +87,7 @@ pub extern "C" fn module_register() {
                 Some(notification_cb),
                 std::ptr::null(),
             );
+            sys::plugin_register_read(PLUGIN_NAME.as_ptr(), Some(read_cb));
             sys::plugin_register_shutdown(PLUGIN_NAME.as_ptr(), Some(shutdown_cb));
         }
     })
@@ -170,6 +173,15 @@ unsafe extern "C" fn notification_cb(
         let notification = unsafe { Notification::from_raw(raw) };
         if let Some(p) = plugin() {
             p.notification(notification);
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn read_cb() -> i32 {
+    guard("read", -1, || {
+        if let Some(p) = plugin() {
+            p.read();
         }
         0
     })

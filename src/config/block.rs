@@ -12,7 +12,7 @@
 //! </Plugin>
 //! ```
 
-use super::schema::{SERVICE_KEYS, TOP_LEVEL_KEYS};
+use super::schema::{RULE_FILE_KEYS, SERVICE_KEYS, TOP_LEVEL_KEYS};
 use crate::collectd::{ConfigItem, ConfigValue};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -42,6 +42,8 @@ impl PluginBlock {
                 }
             } else if item.key.eq_ignore_ascii_case("Service") {
                 block.add_service(item)?;
+            } else if item.key.eq_ignore_ascii_case("RuleFile") {
+                block.add_rule_file(item)?;
             } else {
                 let key = canonical(&item.key, TOP_LEVEL_KEYS);
                 let value = single_value(item)?;
@@ -51,6 +53,40 @@ impl PluginBlock {
             }
         }
         Ok(block)
+    }
+
+    /// `<RuleFile "disk.lua"> MemoryLimit 16 </RuleFile>` -> `RuleFiles`.
+    fn add_rule_file(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
+        let name = match item.values.as_slice() {
+            [ConfigValue::String(name)] if !name.is_empty() => name.clone(),
+            _ => {
+                return Err(BlockError(
+                    "<RuleFile> needs exactly one argument, the file name: <RuleFile \"disk.lua\">"
+                        .into(),
+                ));
+            }
+        };
+        let files = self
+            .settings
+            .entry("RuleFiles")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .ok_or_else(|| BlockError("`RuleFiles` given twice".into()))?;
+        let mut limits = Map::new();
+        for child in &item.children {
+            let key = canonical(&child.key, RULE_FILE_KEYS);
+            let value = single_value(child)
+                .map_err(|e| BlockError(format!("<RuleFile \"{name}\">: {}", e.0)))?;
+            if limits.insert(key.clone(), value).is_some() {
+                return Err(BlockError(format!(
+                    "<RuleFile \"{name}\">: `{key}` given twice"
+                )));
+            }
+        }
+        if files.insert(name.clone(), Value::Object(limits)).is_some() {
+            return Err(BlockError(format!("<RuleFile \"{name}\"> given twice")));
+        }
+        Ok(())
     }
 
     fn add_service(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
@@ -195,6 +231,30 @@ mod tests {
                 "QoS": 1, "Secure": true,
                 "Services": {"hello": {"commands": {"exec": "/bin/echo hi"}, "PIDPath": "/run/x.pid"}}
             })
+        );
+    }
+
+    #[test]
+    fn maps_rule_file_blocks_to_rule_files() {
+        let items = vec![ConfigItem {
+            key: "rulefile".into(),
+            values: vec![s("disk.lua")],
+            children: vec![
+                line("memorylimit", vec![ConfigValue::Number(16.0)]),
+                line("Fuel", vec![ConfigValue::Number(1000.0)]),
+            ],
+        }];
+        let b = PluginBlock::from_items(&items).unwrap();
+        assert_eq!(
+            Value::Object(b.settings),
+            serde_json::json!({"RuleFiles": {"disk.lua": {"MemoryLimit": 16, "Fuel": 1000}}})
+        );
+        let twice = vec![items[0].clone(), items[0].clone()];
+        assert!(
+            PluginBlock::from_items(&twice)
+                .unwrap_err()
+                .0
+                .contains("given twice")
         );
     }
 

@@ -88,6 +88,69 @@ pub struct Settings {
     /// replacements from outside collectd.
     #[serde(rename = "HelperPath", default = "default_helper")]
     pub helper_path: PathBuf,
+
+    // --- Local monitoring and its sandbox ---
+    /// VM fuel one handler call may burn before it is stopped.
+    #[serde(rename = "RuleFuel", default = "default_rule_fuel")]
+    pub rule_fuel: u64,
+    /// MiB one rule file's Lua instance may hold.
+    #[serde(rename = "RuleMemoryLimit", default = "default_rule_memory")]
+    pub rule_memory_limit: u64,
+    /// Milliseconds one handler call may take.
+    #[serde(rename = "RuleTimeout", default = "default_rule_timeout")]
+    pub rule_timeout: u64,
+    /// Sandbox deaths within 5 minutes after which a rule file is
+    /// quarantined until it changes on disk.
+    #[serde(rename = "RuleCrashLimit", default = "default_crash_limit")]
+    pub rule_crash_limit: u64,
+    /// Seconds between checks of the rule directory for new, changed and
+    /// removed files; 0 turns hot reload off.
+    #[serde(rename = "RuleReloadInterval", default = "default_reload_interval")]
+    pub rule_reload_interval: u64,
+    /// Per-file overrides of the limits, by file name (`disk.lua`).
+    #[serde(rename = "RuleFiles", default)]
+    pub rule_files: BTreeMap<String, RuleFileLimits>,
+    /// Seconds during which a rule-triggered command is not run again
+    /// (per service/command); 0 turns flap control off.
+    #[serde(rename = "CommandCooldown", default = "default_cooldown")]
+    pub command_cooldown: u64,
+}
+
+/// Limits of one rule file, overriding `RuleFuel`, `RuleMemoryLimit` and
+/// `RuleTimeout` for files that legitimately need more (or deserve less).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFileLimits {
+    #[serde(rename = "Fuel")]
+    pub fuel: Option<u64>,
+    /// MiB.
+    #[serde(rename = "MemoryLimit")]
+    pub memory_limit: Option<u64>,
+    /// Milliseconds.
+    #[serde(rename = "Timeout")]
+    pub timeout: Option<u64>,
+}
+
+/// Keys accepted inside a `<RuleFile>` block.
+pub(super) const RULE_FILE_KEYS: &[&str] = &["Fuel", "MemoryLimit", "Timeout"];
+
+fn default_rule_fuel() -> u64 {
+    10_000_000
+}
+fn default_rule_memory() -> u64 {
+    64
+}
+fn default_rule_timeout() -> u64 {
+    1000
+}
+fn default_crash_limit() -> u64 {
+    3
+}
+fn default_reload_interval() -> u64 {
+    5
+}
+fn default_cooldown() -> u64 {
+    60
 }
 
 fn default_helper() -> PathBuf {
@@ -154,6 +217,13 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "MaxConcurrentCommands",
     "CommandOutputLimit",
     "HelperPath",
+    "RuleFuel",
+    "RuleMemoryLimit",
+    "RuleTimeout",
+    "RuleCrashLimit",
+    "RuleReloadInterval",
+    "RuleFiles",
+    "CommandCooldown",
 ];
 
 /// One service: named recovery commands, plus the paths the collectd.conf
@@ -171,10 +241,23 @@ pub struct Service {
     pub command_path: Option<PathBuf>,
     #[serde(rename = "PIDPath")]
     pub pid_path: Option<PathBuf>,
+    /// Seconds this service's commands may run (default `CommandTimeout`).
+    #[serde(rename = "Timeout")]
+    pub timeout: Option<u64>,
+    /// Seconds before a rule may run one of this service's commands again
+    /// (default `CommandCooldown`).
+    #[serde(rename = "Cooldown")]
+    pub cooldown: Option<u64>,
 }
 
 /// Keys accepted inside a service, for case-insensitive collectd.conf keys.
-pub(super) const SERVICE_KEYS: &[&str] = &["ConfigPath", "CommandPath", "PIDPath"];
+pub(super) const SERVICE_KEYS: &[&str] = &[
+    "ConfigPath",
+    "CommandPath",
+    "PIDPath",
+    "Timeout",
+    "Cooldown",
+];
 
 /// MQTT quality of service; 2 (exactly once) unless configured otherwise,
 /// as in the old project.
@@ -249,6 +332,13 @@ mod tests {
         for key in SERVICE_KEYS {
             let json = format!("{{\"{key}\": null}}");
             assert!(serde_json::from_str::<Service>(&json).is_ok(), "{key}");
+        }
+        for key in RULE_FILE_KEYS {
+            let json = format!("{{\"{key}\": null}}");
+            assert!(
+                serde_json::from_str::<RuleFileLimits>(&json).is_ok(),
+                "{key}"
+            );
         }
         let all = TOP_LEVEL_KEYS
             .iter()

@@ -17,7 +17,7 @@ mod pattern;
 mod strlib;
 mod vm;
 
-pub use vm::{CallError, LuaValue, Vm, VmLimits};
+pub use vm::{CallError, Limit, LuaValue, Vm, VmLimits};
 
 /// Whether `subject` matches the Lua pattern `pattern` anywhere (for the
 /// rules' declarative `match` filters, which run without a VM).

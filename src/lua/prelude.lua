@@ -130,3 +130,15 @@ function utf8.codes(s)
     return at, c
   end
 end
+
+-- table.unpack: PUC Lua refuses more than about a million results ("too
+-- many results to unpack"); piccolo would try to allocate them all.
+do
+  local raw = table.unpack
+  function table.unpack(t, i, j)
+    i = i or 1
+    j = j or #t
+    if j - i >= 1000000 then error("too many results to unpack", 2) end
+    return raw(t, i, j)
+  end
+end

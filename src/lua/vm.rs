@@ -8,6 +8,7 @@ use piccolo::{
     StashedFunction, StashedTable, Table, Value, Variadic,
 };
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Library functions written in Lua.
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -16,16 +17,26 @@ const PRELUDE: &str = include_str!("prelude.lua");
 /// slices, never during one).
 const SLICE: i32 = 4096;
 
-/// Per-call bounds.
-#[derive(Clone, Copy, Debug)]
+/// Per-call bounds. Memory and time are checked between fuel slices; the
+/// library's own functions refuse single allocations that could jump far
+/// past the limit within one slice (see `library::MAX_BUILT_STRING`).
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VmLimits {
     /// VM fuel one call may burn (a simple handler uses a few dozen).
     pub fuel: u64,
+    /// Bytes the whole Lua instance may hold while a call runs.
+    pub memory: usize,
+    /// Wall-clock time one call may take.
+    pub deadline: Duration,
 }
 
 impl Default for VmLimits {
     fn default() -> Self {
-        VmLimits { fuel: 10_000_000 }
+        VmLimits {
+            fuel: 10_000_000,
+            memory: 64 * 1024 * 1024,
+            deadline: Duration::from_secs(1),
+        }
     }
 }
 
@@ -38,6 +49,10 @@ pub enum CallError {
     Runtime(String),
     #[error("CPU limit: stopped after {0} units of fuel")]
     CpuLimit(u64),
+    #[error("memory limit: the Lua instance grew to {used} bytes (limit {limit})")]
+    MemoryLimit { used: usize, limit: usize },
+    #[error("time limit: stopped after {0:.1?}")]
+    TimeLimit(Duration),
 }
 
 /// A value brought out of the VM. Tables come out one level deep with
@@ -202,8 +217,29 @@ impl Vm {
         env::take_printed()
     }
 
+    /// Bytes the Lua instance holds now (piccolo's own accounting).
+    pub fn memory_in_use(&self) -> usize {
+        self.lua.total_memory()
+    }
+
+    /// Runs a full garbage collection (after a limit stopped a call).
+    pub fn collect_garbage(&mut self) {
+        self.lua.gc_collect();
+    }
+
+    /// Abandons the running call: a stopped executor keeps its stack and
+    /// everything it references until it is dropped, so take a new one.
+    fn abandon_call(&mut self) {
+        self.executor = self.lua.enter(|ctx| {
+            ctx.fetch(&self.executor).stop(&ctx);
+            ctx.stash(Executor::new(ctx))
+        });
+        self.lua.gc_collect();
+    }
+
     fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
         let mut burned: u64 = 0;
+        let started = Instant::now();
         loop {
             let mut fuel = Fuel::with(SLICE);
             let done = self
@@ -213,10 +249,21 @@ impl Vm {
             if done {
                 break;
             }
-            if burned > self.limits.fuel {
-                self.lua.enter(|ctx| ctx.fetch(&self.executor).stop(&ctx));
-                return Err(CallError::CpuLimit(burned));
-            }
+            let used = self.lua.total_memory();
+            let error = if burned > self.limits.fuel {
+                CallError::CpuLimit(burned)
+            } else if used > self.limits.memory {
+                CallError::MemoryLimit {
+                    used,
+                    limit: self.limits.memory,
+                }
+            } else if started.elapsed() > self.limits.deadline {
+                CallError::TimeLimit(started.elapsed())
+            } else {
+                continue;
+            };
+            self.abandon_call();
+            return Err(error);
         }
         self.lua.enter(|ctx| {
             let executor = ctx.fetch(&self.executor);
@@ -237,7 +284,27 @@ impl Vm {
     }
 }
 
+/// Which bound stopped a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Limit {
+    Cpu,
+    Memory,
+    Time,
+}
+
 impl CallError {
+    /// The bound this error is about, if it is a limit rather than a fault
+    /// of the code (limits are counted separately in the self-monitoring).
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            CallError::CpuLimit(_) => Some(Limit::Cpu),
+            CallError::MemoryLimit { .. } => Some(Limit::Memory),
+            CallError::TimeLimit(_) => Some(Limit::Time),
+            _ => None,
+        }
+    }
+
     /// The message in the `file:line: message` form rule authors know.
     pub fn located(&self, file: &str) -> String {
         match self {
@@ -326,7 +393,11 @@ mod tests {
 
     #[test]
     fn runaway_loops_hit_the_cpu_limit_and_the_vm_stays_usable() {
-        let mut vm = Vm::new(VmLimits { fuel: 100_000 }).unwrap();
+        let mut vm = Vm::new(VmLimits {
+            fuel: 100_000,
+            ..VmLimits::default()
+        })
+        .unwrap();
         let out = vm
             .run_chunk(
                 "t",

@@ -25,6 +25,8 @@ pub enum Decision {
         service: String,
         command: String,
         line: String,
+        /// The service's own `Timeout`, if any.
+        timeout: Option<Duration>,
     },
     /// Do not run; answer with this result.
     Reply(TaskResult),
@@ -123,6 +125,7 @@ pub fn decide(
         service: service.clone(),
         command: command.clone(),
         line: line.clone(),
+        timeout: svc.timeout.map(Duration::from_secs),
     }
 }
 
@@ -176,7 +179,8 @@ mod tests {
                 task_id: 9,
                 service: "hello".into(),
                 command: "exec".into(),
-                line: "/bin/echo hi".into()
+                line: "/bin/echo hi".into(),
+                timeout: None,
             }
         );
         assert_eq!(

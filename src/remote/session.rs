@@ -13,7 +13,7 @@ use super::backoff::Backoff;
 use super::decide::{Decision, Policy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
-use crate::actions::{Ending, Refusal, Runner};
+use crate::actions::{Runner, Summary};
 use crate::config::Service;
 use crate::reconfig;
 use crate::task::{TaskResult, code};
@@ -443,6 +443,7 @@ impl Session {
                 service,
                 command,
                 line,
+                timeout,
             } => {
                 let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let recorded = self.record(|j| {
@@ -461,7 +462,7 @@ impl Session {
                 let runner = Arc::clone(&self.runner);
                 let results = self.results.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = execute(&runner, task_id, &service, &command, &line);
+                    let result = execute(&runner, task_id, &service, &command, &line, timeout);
                     info!(
                         "remote: task {task_id}: {service}/{command} finished with code {}",
                         result.code
@@ -516,31 +517,16 @@ impl Session {
 }
 
 /// Runs one accepted command and turns its outcome into the result message.
-fn execute(runner: &Runner, task_id: u64, service: &str, command: &str, line: &str) -> TaskResult {
-    match runner.run(service, command, line) {
-        Ok(outcome) => {
-            let mut message = match outcome.ending {
-                Ending::Exited(_) => outcome.output.clone(),
-                _ => format!(
-                    "{service}/{command} {}. Output: {}",
-                    outcome.describe(),
-                    outcome.output
-                ),
-            };
-            if outcome.truncated {
-                message.push_str(" [output truncated]");
-            }
-            TaskResult::now(task_id, outcome.code(), message)
-        }
-        Err(Refusal::AlreadyRunning) => TaskResult::now(
-            task_id,
-            code::ALREADY_RUNNING,
-            format!("{service}/{command} is already running; not started twice"),
-        ),
-        Err(Refusal::Busy { max }) => TaskResult::now(
-            task_id,
-            code::BUSY,
-            format!("{max} commands are already running (MaxConcurrentCommands); try again later"),
-        ),
-    }
+fn execute(
+    runner: &Runner,
+    task_id: u64,
+    service: &str,
+    command: &str,
+    line: &str,
+    timeout: Option<Duration>,
+) -> TaskResult {
+    let (code, message) = runner
+        .run(service, command, line, timeout)
+        .summary(service, command);
+    TaskResult::now(task_id, code, message)
 }

@@ -4,7 +4,7 @@
 use super::debounce::Policy;
 use super::tables::{metric_table, notification_table};
 use crate::collectd::{Metric, Notification};
-use crate::lua::{LuaValue, Vm, VmLimits, pattern_matches};
+use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
 use piccolo::StashedFunction;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,14 +57,20 @@ pub struct Fired {
 pub struct HandlerError {
     pub handler: String,
     pub reason: String,
+    /// Set when a sandbox limit stopped the call.
+    pub limit: Option<Limit>,
 }
 
 /// What one handler returned for one event, before debouncing.
 pub struct Outcome {
     pub handler: String,
     pub policy: Policy,
-    pub result: Result<Option<(String, String)>, String>,
+    /// The decision, or why there is none (and the limit hit, if any).
+    pub result: Result<Option<(String, String)>, CallFailure>,
 }
+
+/// Why a handler gave no decision, and the sandbox limit it hit, if any.
+pub type CallFailure = (String, Option<Limit>);
 
 /// The value identity of an event: what `match` filters test and what
 /// debounce state is kept per.
@@ -117,6 +123,14 @@ impl Identity for Notification {
             &self.type_,
             &self.type_instance,
         ]
+    }
+}
+
+/// collectd's identifier of an event's series, for logs and reports.
+pub fn event_series(event: &crate::events::Event) -> String {
+    match event {
+        crate::events::Event::Metric(m) => m.series(),
+        crate::events::Event::Notification(n) => n.series(),
     }
 }
 
@@ -200,6 +214,17 @@ impl RuleFile {
         })
     }
 
+    /// Bytes the file's Lua instance holds after a full collection, when
+    /// that is over `limit` (state kept in globals or upvalues that only a
+    /// fresh instance can give back).
+    pub fn memory_held_over(&mut self, limit: usize) -> Option<usize> {
+        if self.vm.memory_in_use() <= limit {
+            return None;
+        }
+        self.vm.collect_garbage();
+        Some(self.vm.memory_in_use()).filter(|used| *used > limit)
+    }
+
     /// Lines the file's code printed since the last call.
     pub fn take_printed(&mut self) -> Vec<String> {
         self.vm.take_printed()
@@ -232,8 +257,8 @@ impl RuleFile {
             let result = self
                 .vm
                 .call_with_table(&function, &mut table, build)
-                .map_err(|e| e.to_string())
-                .and_then(|r| decision(&r));
+                .map_err(|e| (e.to_string(), e.limit()))
+                .and_then(|r| decision(&r).map_err(|e| (e, None)));
             outcomes.push(Outcome {
                 handler,
                 policy,

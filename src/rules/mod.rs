@@ -13,6 +13,6 @@ mod tables;
 
 pub use debounce::{Policy, State, Verdict};
 pub use examples::Example;
-pub use file::{Fired, HandlerError, HandlerKind, Outcome, RuleFile};
+pub use file::{Fired, HandlerError, HandlerKind, Outcome, RuleFile, event_series};
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};

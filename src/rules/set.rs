@@ -58,6 +58,28 @@ impl RuleSet {
         (set, errors)
     }
 
+    /// A set of already loaded files.
+    pub fn from_files(files: Vec<RuleFile>) -> RuleSet {
+        RuleSet {
+            files,
+            states: HashMap::new(),
+        }
+    }
+
+    /// Why the set must be reloaded from scratch: a file whose instance
+    /// still holds more than `limit` bytes after a full collection (which
+    /// may be less than the per-call limit).
+    pub fn memory_held_over(&mut self, limit: usize) -> Option<String> {
+        self.files.iter_mut().find_map(|f| {
+            f.memory_held_over(limit).map(|used| {
+                format!(
+                    "memory limit: {} still holds {used} bytes after garbage collection (more than {limit}); starting it afresh",
+                    f.path().display()
+                )
+            })
+        })
+    }
+
     pub fn files(&self) -> &[RuleFile] {
         &self.files
     }
@@ -83,10 +105,11 @@ impl RuleSet {
             for outcome in offer(file) {
                 let wants = match outcome.result {
                     Ok(w) => w,
-                    Err(reason) => {
+                    Err((reason, limit)) => {
                         out.errors.push(HandlerError {
                             handler: outcome.handler,
                             reason,
+                            limit,
                         });
                         continue;
                     }

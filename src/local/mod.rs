@@ -1,0 +1,22 @@
+//! Local monitoring (COMPAT.md §1-§3): every value list and notification
+//! collectd handles goes to the rule files of `LocalMonitorConfigDir`, each
+//! in its sandboxed worker; a handler's `{service, command}` runs the
+//! recovery command from the config, and the result goes out as a collectd
+//! notification.
+//!
+//! collectd -> [`crate::events`] queue -> engine thread (batches, one frame
+//! per batch for all workers) -> workers -> report threads -> responder
+//! (cooldown, command runner) -> result notification.
+
+mod catalog;
+mod cooldown;
+mod engine;
+mod respond;
+mod result;
+mod stats;
+mod throttle;
+
+pub use engine::{Engine, EngineConfig};
+pub use respond::Responder;
+pub use result::{RESULT_PLUGIN, result_notification};
+pub use stats::{Figure, Stats};

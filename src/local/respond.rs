@@ -1,0 +1,206 @@
+//! What the plugin does with the workers' reports: log failures and prints
+//! (throttled), and turn a handler's request into a recovery command (after
+//! the service/command lookup and the cooldown) whose result goes out as a
+//! collectd notification. Runs on the workers' report threads; commands run
+//! on threads of their own, so a hanging command blocks nothing else.
+
+use super::cooldown::{Cooldowns, Gate};
+use super::result::result_notification;
+use super::stats::Stats;
+use super::throttle::Throttle;
+use crate::actions::{Ending, Runner, Summary};
+use crate::collectd::dispatch_notification;
+use crate::config::Service;
+use crate::sandbox::Report;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// Failure lines per handler per minute.
+const FAILURES_PER_MINUTE: u32 = 1;
+/// `print` lines per rule file per 10 s.
+const PRINTS_PER_WINDOW: u32 = 20;
+
+/// Everything needed to act on a report.
+pub struct Responder {
+    services: BTreeMap<String, Service>,
+    default_cooldown: Duration,
+    runner: Arc<Runner>,
+    stats: Arc<Stats>,
+    hostname: String,
+    next_task_id: AtomicU64,
+    cooldowns: Mutex<Cooldowns>,
+    failures: Mutex<Throttle>,
+    prints: Mutex<Throttle>,
+}
+
+impl Responder {
+    pub fn new(
+        services: BTreeMap<String, Service>,
+        default_cooldown: Duration,
+        runner: Arc<Runner>,
+        stats: Arc<Stats>,
+        hostname: String,
+    ) -> Responder {
+        Responder {
+            services,
+            default_cooldown,
+            runner,
+            stats,
+            hostname,
+            // Task ids of local results: unique within this process, and
+            // unlikely to repeat across restarts.
+            next_task_id: AtomicU64::new(u64::from(fastrand::u32(..))),
+            cooldowns: Mutex::new(Cooldowns::default()),
+            failures: Mutex::new(Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60))),
+            prints: Mutex::new(Throttle::new(PRINTS_PER_WINDOW, Duration::from_secs(10))),
+        }
+    }
+
+    /// Handles one report of the worker running `file`.
+    pub fn handle(self: &Arc<Self>, file: &Path, report: Report) {
+        match report {
+            Report::Done { events, .. } => Stats::add(&self.stats.evaluated, events),
+            Report::Printed { line } => {
+                if let Some(skipped) = admit(&self.prints, &file.display().to_string()) {
+                    info!("{}: print: {line}{}", file.display(), skipped_note(skipped));
+                }
+            }
+            Report::Failed {
+                handler,
+                limit,
+                reason,
+                series,
+            } => {
+                Stats::add(&self.stats.handler_errors, 1);
+                if limit.is_some() {
+                    Stats::add(&self.stats.limit_hits, 1);
+                }
+                if let Some(skipped) = admit(&self.failures, &handler) {
+                    warn!(
+                        "rule {handler} failed on {series}: {reason}{}",
+                        skipped_note(skipped)
+                    );
+                }
+            }
+            Report::Held { handler, reason } => debug!("rule {handler}: held back: {reason}"),
+            Report::Fired {
+                handler,
+                service,
+                command,
+                series,
+            } => self.fire(handler, service, command, &series),
+            Report::Ready { .. } | Report::LoadFailed { .. } | Report::Fatal { .. } => {}
+        }
+    }
+
+    fn fire(self: &Arc<Self>, handler: String, service: String, command: String, series: &str) {
+        let svc = self.services.get(&service);
+        let Some(line) = svc.and_then(|s| s.commands.get(&command)).cloned() else {
+            let what = if svc.is_none() {
+                format!("unknown service {service:?}")
+            } else {
+                format!("service {service:?} has no command {command:?}")
+            };
+            if let Some(skipped) = admit(&self.failures, &handler) {
+                warn!(
+                    "rule {handler} asked for {service}/{command} on {series}: {what} in the config; ignored{}",
+                    skipped_note(skipped)
+                );
+            }
+            return;
+        };
+        let svc = svc.cloned().unwrap_or_default();
+        let cooldown = svc
+            .cooldown
+            .map_or(self.default_cooldown, Duration::from_secs);
+        let gate = self
+            .cooldowns
+            .lock()
+            .map(|mut c| c.check(&service, &command, cooldown, Instant::now()))
+            .unwrap_or(Gate::Run);
+        if let Gate::Suppressed {
+            ago,
+            cooldown,
+            first,
+        } = gate
+        {
+            Stats::add(&self.stats.commands_suppressed, 1);
+            let text = format!(
+                "rule {handler}: {service}/{command} suppressed: it ran {:.0} s ago (cooldown {} s)",
+                ago.as_secs_f64(),
+                cooldown.as_secs()
+            );
+            if first {
+                info!("{text}; further requests until then are only counted");
+            } else {
+                debug!("{text}");
+            }
+            return;
+        }
+        let task_id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
+        info!("rule {handler} on {series}: running {service}/{command} (task {task_id})");
+        let me = Arc::clone(self);
+        let timeout = svc.timeout.map(Duration::from_secs);
+        let spawned = std::thread::Builder::new()
+            .name("monitor-command".into())
+            .spawn(move || me.run(&handler, task_id, &service, &command, &line, timeout));
+        if let Err(e) = spawned {
+            error!("cannot start a thread for a recovery command: {e}");
+        }
+    }
+
+    fn run(
+        &self,
+        handler: &str,
+        task_id: u64,
+        service: &str,
+        command: &str,
+        line: &str,
+        timeout: Option<Duration>,
+    ) {
+        let ran = self.runner.run(service, command, line, timeout);
+        let (code, message) = ran.summary(service, command);
+        match &ran {
+            Err(refusal) => {
+                info!("rule {handler}: {service}/{command} not started: {message} ({refusal:?})");
+                return;
+            }
+            Ok(outcome) => {
+                Stats::add(&self.stats.commands_run, 1);
+                if outcome.ending == Ending::TimedOut {
+                    Stats::add(&self.stats.commands_timed_out, 1);
+                }
+                if code != 0 {
+                    Stats::add(&self.stats.commands_failed, 1);
+                }
+                info!(
+                    "rule {handler}: {service}/{command} (task {task_id}) {}, code {code}",
+                    outcome.describe()
+                );
+            }
+        }
+        let notification = result_notification(&self.hostname, handler, task_id, code, &message);
+        if let Err(status) = dispatch_notification(&notification) {
+            error!("could not dispatch the result of task {task_id} (status {status})");
+        }
+    }
+}
+
+fn admit(throttle: &Mutex<Throttle>, key: &str) -> Option<u64> {
+    throttle
+        .lock()
+        .map(|mut t| t.admit(key, Instant::now()))
+        .unwrap_or(Some(0))
+}
+
+fn skipped_note(skipped: u64) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(" ({skipped} similar lines suppressed since the last one)")
+    }
+}

@@ -1,0 +1,81 @@
+//! What a rule worker does to itself before it runs a line of a rule file:
+//! drop every descriptor but its pipes, cap its address space, and install a
+//! seccomp filter that leaves it only the system calls a computation needs
+//! (read and write on the pipes it already has, memory, time, exit).
+//!
+//! The Lua library is already a closed world; this is the second wall, for
+//! the day a bug in the VM or in our library lets a rule reach further.
+
+use nix::sys::resource::{Resource, setrlimit};
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use std::collections::BTreeMap;
+
+/// Address space granted on top of the Lua memory limit: the binary, its
+/// libraries, the stack, and room for one last allocation to be refused
+/// after the VM's own limit has been passed between two fuel slices.
+const ADDRESS_SPACE_BASE: u64 = 256 * 1024 * 1024;
+
+/// The only system calls a worker may make once confined. Anything else
+/// fails with EPERM (not a kill: a refused call is an error message, not a
+/// mysterious crash).
+const ALLOWED: &[i64] = &[
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_close,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_brk,
+    libc::SYS_futex,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_gettimeofday,
+    libc::SYS_getrandom,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_tgkill,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_sched_yield,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// Confines the calling process. `memory` is the Lua limit in bytes.
+/// Call it single-threaded, after reading the rule file and before running
+/// it.
+pub fn confine(memory: usize) -> Result<(), String> {
+    crate::collectd::close_inherited_fds();
+    let address_space = ADDRESS_SPACE_BASE.saturating_add(2 * memory as u64);
+    setrlimit(Resource::RLIMIT_AS, address_space, address_space)
+        .map_err(|e| format!("cannot limit the address space: {e}"))?;
+    // No core files from a worker that aborts on a failed allocation.
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| format!("cannot disable core files: {e}"))?;
+    // Even if a file descriptor leaked in, no new one can be made.
+    setrlimit(Resource::RLIMIT_NOFILE, 3, 3)
+        .map_err(|e| format!("cannot limit file descriptors: {e}"))?;
+    install_seccomp()
+}
+
+fn install_seccomp() -> Result<(), String> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| format!("seccomp: unsupported architecture: {e:?}"))?;
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(|e| format!("seccomp: {e}"))?;
+    let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
+    // Sets no_new_privs and loads the filter for this (only) thread.
+    seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
+}

@@ -1,0 +1,19 @@
+//! The rule sandbox: every rule file runs in a worker process of its own
+//! (`collectd-monitor rule-worker`), confined and resource-limited, so that
+//! no rule can crash, hang or bloat collectd, or reach the host. The plugin
+//! side spawns and supervises the workers and feeds them batches of events.
+//!
+//! Why processes: piccolo aborts the whole process when an allocation
+//! fails, and memory can only be checked between fuel slices; only a
+//! separate address space keeps that away from collectd.
+
+mod confine;
+mod process;
+mod supervision;
+pub mod wire;
+pub mod worker;
+
+pub use confine::confine;
+pub use process::{Phase, ReportSink, Worker, WorkerSpec};
+pub use supervision::{AfterDeath, RestartPolicy, Supervision};
+pub use wire::{BatchEncoder, Report};

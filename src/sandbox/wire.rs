@@ -1,0 +1,440 @@
+//! What travels on the pipes between the plugin and a rule worker.
+//!
+//! Plugin -> worker: frames holding a batch of events in a compact binary
+//! form (encoded once per batch and shared by every worker, so the per-value
+//! cost does not grow with the number of rule files). Worker -> plugin:
+//! frames holding one JSON [`Report`] each; they are rare (a decision, an
+//! error, a finished batch), so readability wins there.
+//!
+//! A frame is a little-endian `u32` length followed by that many bytes.
+
+use crate::collectd::{DsType, MetaValue, Metric, Notification, Severity, Value};
+use crate::events::Event;
+use crate::lua::Limit;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+/// Frames above this are refused: a corrupt length must not make the
+/// reader allocate gigabytes.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Writes one frame.
+pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    Ok(Some(payload))
+}
+
+/// What a worker tells the plugin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    /// The file loaded; events may follow.
+    Ready { metric: usize, notification: usize },
+    /// The file did not load (syntax error, error at top level, bad return
+    /// values); the worker exits after this.
+    LoadFailed { error: String },
+    /// A handler asked for a recovery command.
+    Fired {
+        handler: String,
+        service: String,
+        command: String,
+        series: String,
+    },
+    /// A handler's request was held back by its debounce options.
+    Held { handler: String, reason: String },
+    /// A handler failed or hit a limit; it runs again for the next event.
+    Failed {
+        handler: String,
+        limit: Option<Limit>,
+        reason: String,
+        series: String,
+    },
+    /// A line the file printed.
+    Printed { line: String },
+    /// Every event of batch `seq` has been evaluated.
+    Done { seq: u64, events: u64 },
+    /// The worker is about to exit on its own, and why.
+    Fatal { reason: String },
+}
+
+impl Report {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Report, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("unreadable report from worker: {e}"))
+    }
+}
+
+/// A batch of events, encoded for the workers as one whole frame (length
+/// prefix included), so the feeder writes it with a single call.
+pub struct BatchEncoder {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl BatchEncoder {
+    /// Starts batch number `seq`.
+    pub fn new(seq: u64) -> BatchEncoder {
+        let mut buf = Vec::with_capacity(4096);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        buf.extend_from_slice(&seq.to_le_bytes());
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        BatchEncoder { buf, count: 0 }
+    }
+
+    pub fn push(&mut self, event: &Event) {
+        self.count += 1;
+        match event {
+            Event::Metric(m) => {
+                self.buf.push(1);
+                for s in [
+                    &m.host,
+                    &m.plugin,
+                    &m.plugin_instance,
+                    &m.type_,
+                    &m.type_instance,
+                ] {
+                    self.str(s);
+                }
+                self.f64(m.time);
+                self.f64(m.interval);
+                self.u32(m.values.len() as u32);
+                for (i, v) in m.values.iter().enumerate() {
+                    let (tag, bits) = match *v {
+                        Value::Gauge(x) => (0u8, x.to_bits()),
+                        Value::Derive(x) => (1, x as u64),
+                        Value::Counter(x) => (2, x),
+                        Value::Absolute(x) => (3, x),
+                    };
+                    self.buf.push(tag);
+                    self.buf.extend_from_slice(&bits.to_le_bytes());
+                    self.str(m.dsnames.get(i).map_or("", String::as_str));
+                }
+            }
+            Event::Notification(n) => {
+                self.buf.push(2);
+                self.buf.push(n.severity as u8);
+                self.f64(n.time);
+                for s in [
+                    &n.message,
+                    &n.host,
+                    &n.plugin,
+                    &n.plugin_instance,
+                    &n.type_,
+                    &n.type_instance,
+                ] {
+                    self.str(s);
+                }
+                self.u32(n.meta.len() as u32);
+                for (key, value) in &n.meta {
+                    self.str(key);
+                    match value {
+                        MetaValue::String(s) => {
+                            self.buf.push(0);
+                            self.str(s);
+                        }
+                        MetaValue::Signed(x) => {
+                            self.buf.push(1);
+                            self.buf.extend_from_slice(&x.to_le_bytes());
+                        }
+                        MetaValue::Unsigned(x) => {
+                            self.buf.push(2);
+                            self.buf.extend_from_slice(&x.to_le_bytes());
+                        }
+                        MetaValue::Double(x) => {
+                            self.buf.push(3);
+                            self.f64(*x);
+                        }
+                        MetaValue::Boolean(b) => {
+                            self.buf.push(4);
+                            self.buf.push(u8::from(*b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The batch's frame: length prefix, then the payload
+    /// [`decode_batch`] reads.
+    pub fn finish(mut self) -> Vec<u8> {
+        let len = (self.buf.len() - 4) as u32;
+        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
+        self.buf[12..16].copy_from_slice(&self.count.to_le_bytes());
+        self.buf
+    }
+
+    fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// Reads a batch back from a frame's payload: `(seq, events)`.
+pub fn decode_batch(bytes: &[u8]) -> Result<(u64, Vec<Event>), String> {
+    let mut r = Reader { bytes, at: 0 };
+    let seq = r.u64()?;
+    let count = r.u32()?;
+    let mut events = Vec::with_capacity(count.min(65_536) as usize);
+    for _ in 0..count {
+        events.push(r.event()?);
+    }
+    if r.at != bytes.len() {
+        return Err(format!("{} bytes after the last event", bytes.len() - r.at));
+    }
+    Ok((seq, events))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| format!("batch cut short at byte {}", self.at))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
+    }
+
+    fn f64(&mut self) -> Result<f64, String> {
+        self.u64().map(f64::from_bits)
+    }
+
+    fn str(&mut self) -> Result<String, String> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    fn event(&mut self) -> Result<Event, String> {
+        match self.u8()? {
+            1 => {
+                let (host, plugin, plugin_instance, type_, type_instance) = (
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                );
+                let (time, interval) = (self.f64()?, self.f64()?);
+                let n = self.u32()? as usize;
+                let mut values = Vec::with_capacity(n.min(256));
+                let mut dsnames = Vec::with_capacity(n.min(256));
+                for _ in 0..n {
+                    let tag = self.u8()?;
+                    let bits = self.u64()?;
+                    values.push(match tag {
+                        0 => Value::Gauge(f64::from_bits(bits)),
+                        1 => Value::Derive(bits as i64),
+                        2 => Value::Counter(bits),
+                        3 => Value::Absolute(bits),
+                        t => return Err(format!("unknown value type {t}")),
+                    });
+                    dsnames.push(self.str()?);
+                }
+                let dstypes: Vec<DsType> = values.iter().map(Value::ds_type).collect();
+                Ok(Event::Metric(Metric {
+                    host,
+                    plugin,
+                    plugin_instance,
+                    type_,
+                    type_instance,
+                    time,
+                    interval,
+                    values,
+                    dsnames,
+                    dstypes,
+                }))
+            }
+            2 => {
+                let severity = Severity::try_from(i32::from(self.u8()?))?;
+                let time = self.f64()?;
+                let (message, host, plugin, plugin_instance, type_, type_instance) = (
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                );
+                let n = self.u32()? as usize;
+                let mut meta = Vec::with_capacity(n.min(256));
+                for _ in 0..n {
+                    let key = self.str()?;
+                    let value = match self.u8()? {
+                        0 => MetaValue::String(self.str()?),
+                        1 => MetaValue::Signed(self.u64()? as i64),
+                        2 => MetaValue::Unsigned(self.u64()?),
+                        3 => MetaValue::Double(self.f64()?),
+                        4 => MetaValue::Boolean(self.u8()? != 0),
+                        t => return Err(format!("unknown meta type {t}")),
+                    };
+                    meta.push((key, value));
+                }
+                Ok(Event::Notification(Notification {
+                    severity,
+                    time,
+                    message,
+                    host,
+                    plugin,
+                    plugin_instance,
+                    type_,
+                    type_instance,
+                    meta,
+                }))
+            }
+            t => Err(format!("unknown event kind {t}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric() -> Metric {
+        Metric {
+            host: "h".into(),
+            plugin: "memory".into(),
+            plugin_instance: String::new(),
+            type_: "memory".into(),
+            type_instance: "free".into(),
+            time: 1.5,
+            interval: 10.0,
+            values: vec![
+                Value::Gauge(2.5),
+                Value::Derive(-3),
+                Value::Counter(u64::MAX),
+                Value::Absolute(7),
+            ],
+            dsnames: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            dstypes: vec![
+                DsType::Gauge,
+                DsType::Derive,
+                DsType::Counter,
+                DsType::Absolute,
+            ],
+        }
+    }
+
+    #[test]
+    fn batches_round_trip_every_field() {
+        let note = Notification {
+            severity: Severity::Warning,
+            time: 3.0,
+            message: "m\u{e9}".into(),
+            host: "h".into(),
+            plugin: "p".into(),
+            plugin_instance: "pi".into(),
+            type_: "t".into(),
+            type_instance: "ti".into(),
+            meta: vec![
+                ("s".into(), MetaValue::String("v".into())),
+                ("i".into(), MetaValue::Signed(-1)),
+                ("u".into(), MetaValue::Unsigned(2)),
+                ("d".into(), MetaValue::Double(0.5)),
+                ("b".into(), MetaValue::Boolean(true)),
+            ],
+        };
+        let events = vec![Event::Metric(metric()), Event::Notification(note)];
+        let mut enc = BatchEncoder::new(42);
+        for e in &events {
+            enc.push(e);
+        }
+        assert_eq!(enc.len(), 2);
+        let frame = enc.finish();
+        let payload = read_frame(&mut frame.as_slice()).unwrap().unwrap();
+        assert_eq!(decode_batch(&payload).unwrap(), (42, events));
+    }
+
+    #[test]
+    fn damaged_batches_are_errors_not_panics() {
+        let mut enc = BatchEncoder::new(1);
+        enc.push(&Event::Metric(metric()));
+        let bytes = enc.finish()[4..].to_vec();
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode_batch(&extra).is_err());
+    }
+
+    #[test]
+    fn frames_round_trip_and_refuse_absurd_lengths() {
+        let mut pipe = Vec::new();
+        write_frame(&mut pipe, b"abc").unwrap();
+        write_frame(&mut pipe, b"").unwrap();
+        let mut r = pipe.as_slice();
+        assert_eq!(read_frame(&mut r).unwrap().unwrap(), b"abc");
+        assert_eq!(read_frame(&mut r).unwrap().unwrap(), b"");
+        assert!(read_frame(&mut r).unwrap().is_none());
+        let huge = (u32::MAX).to_le_bytes();
+        assert!(read_frame(&mut huge.as_slice()).is_err());
+        let report = Report::Done { seq: 3, events: 9 };
+        assert_eq!(Report::decode(&report.encode()).unwrap(), report);
+    }
+}

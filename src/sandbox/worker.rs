@@ -1,0 +1,276 @@
+//! The rule worker: the process one rule file runs in
+//! (`collectd-monitor rule-worker`). It reads the file, confines itself,
+//! loads the file, then evaluates the batches of events the plugin writes
+//! on its stdin and writes [`Report`]s on its stdout, until stdin closes.
+//!
+//! Whatever the file does, the worst outcome is this process ending: the
+//! plugin sees its stdout close, logs why, and starts a new one.
+
+use super::confine::confine;
+use super::wire::{Report, decode_batch, read_frame, write_frame};
+use crate::events::Event;
+use crate::lua::{Limit, VmLimits};
+use crate::rules::{Evaluation, RuleFile, RuleSet, event_series};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+/// Exit status when the worker gives up on its own (after a `Fatal` report).
+pub const EXIT_FATAL: u8 = 3;
+/// Exit status when the file did not load (after a `LoadFailed` report).
+pub const EXIT_LOAD_FAILED: u8 = 4;
+
+/// Runs the worker on stdin/stdout. `sandboxed` false skips the
+/// confinement (for tests of the protocol alone).
+pub fn run(path: &Path, limits: VmLimits, sandboxed: bool) -> u8 {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let code = serve(path, limits, sandboxed, &mut io::stdin().lock(), &mut out);
+    let _ = out.flush();
+    code
+}
+
+/// The worker's loop over any pair of streams.
+pub fn serve<W: Write>(
+    path: &Path,
+    limits: VmLimits,
+    sandboxed: bool,
+    input: &mut impl io::Read,
+    out: &mut W,
+) -> u8 {
+    let send = |out: &mut W, report: Report| write_frame(out, &report.encode()).is_ok();
+    let source = match std::fs::read(path) {
+        Ok(source) => source,
+        Err(e) => {
+            let error = format!("{}: {e}", path.display());
+            send(out, Report::LoadFailed { error });
+            return EXIT_LOAD_FAILED;
+        }
+    };
+    if sandboxed && let Err(e) = confine(limits.memory) {
+        send(
+            out,
+            Report::Fatal {
+                reason: format!("cannot enter the sandbox: {e}"),
+            },
+        );
+        return EXIT_FATAL;
+    }
+    let file = match RuleFile::from_source(path, &source, limits) {
+        Ok(file) => file,
+        Err(error) => {
+            send(out, Report::LoadFailed { error });
+            return EXIT_LOAD_FAILED;
+        }
+    };
+    let ready = Report::Ready {
+        metric: file.handler_names(crate::rules::HandlerKind::Metric).len(),
+        notification: file
+            .handler_names(crate::rules::HandlerKind::Notification)
+            .len(),
+    };
+    let mut set = RuleSet::from_files(vec![file]);
+    if !send(out, ready) {
+        return 0;
+    }
+    loop {
+        let frame = match read_frame(input) {
+            Ok(Some(frame)) => frame,
+            // The plugin closed our stdin: a normal stop.
+            Ok(None) => return 0,
+            Err(e) => {
+                let reason = format!("reading from the plugin: {e}");
+                send(out, Report::Fatal { reason });
+                return EXIT_FATAL;
+            }
+        };
+        let (seq, events) = match decode_batch(&frame) {
+            Ok(batch) => batch,
+            Err(reason) => {
+                send(out, Report::Fatal { reason });
+                return EXIT_FATAL;
+            }
+        };
+        let count = events.len() as u64;
+        let mut hit_memory_limit = false;
+        for event in &events {
+            let evaluation = match event {
+                Event::Metric(m) => set.on_metric(m),
+                Event::Notification(n) => set.on_notification(n),
+            };
+            let series = event_series(event);
+            for report in reports(evaluation, &series) {
+                hit_memory_limit |= matches!(
+                    report,
+                    Report::Failed {
+                        limit: Some(Limit::Memory),
+                        ..
+                    }
+                );
+                if !send(out, report) {
+                    return 0;
+                }
+            }
+        }
+        // A call stopped at the memory limit leaves what it stored in
+        // globals behind; if that is most of the limit, every next call
+        // would hit it again: start afresh instead.
+        let bearable = if hit_memory_limit {
+            limits.memory / 2
+        } else {
+            limits.memory
+        };
+        if let Some(reason) = set.memory_held_over(bearable) {
+            send(out, Report::Fatal { reason });
+            return EXIT_FATAL;
+        }
+        if !send(out, Report::Done { seq, events: count }) {
+            return 0;
+        }
+    }
+}
+
+/// What one event's evaluation tells the plugin.
+fn reports(evaluation: Evaluation, series: &str) -> Vec<Report> {
+    let Evaluation {
+        fired,
+        held,
+        errors,
+        printed,
+    } = evaluation;
+    let mut out = Vec::new();
+    out.extend(
+        printed
+            .into_iter()
+            .map(|(_, line)| Report::Printed { line }),
+    );
+    out.extend(errors.into_iter().map(|e| Report::Failed {
+        handler: e.handler,
+        limit: e.limit,
+        reason: e.reason,
+        series: series.to_string(),
+    }));
+    out.extend(held.into_iter().map(|h| Report::Held {
+        handler: h.handler,
+        reason: h.reason,
+    }));
+    out.extend(fired.into_iter().map(|f| Report::Fired {
+        handler: f.handler,
+        service: f.service,
+        command: f.command,
+        series: series.to_string(),
+    }));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectd::{Metric, Value};
+    use crate::sandbox::wire::BatchEncoder;
+
+    fn metric(free: f64) -> Event {
+        Event::Metric(Metric {
+            host: "h".into(),
+            plugin: "memory".into(),
+            plugin_instance: String::new(),
+            type_: "memory".into(),
+            type_instance: "free".into(),
+            time: 1.0,
+            interval: 10.0,
+            values: vec![Value::Gauge(free)],
+            dsnames: vec!["value".into()],
+            dstypes: vec![crate::collectd::DsType::Gauge],
+        })
+    }
+
+    fn run_worker(source: &str, batches: &[Vec<Event>]) -> (u8, Vec<Report>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lua");
+        std::fs::write(&path, source).unwrap();
+        let mut input = Vec::new();
+        for (seq, events) in batches.iter().enumerate() {
+            let mut enc = BatchEncoder::new(seq as u64);
+            events.iter().for_each(|e| enc.push(e));
+            input.extend(enc.finish());
+        }
+        let mut output = Vec::new();
+        let limits = VmLimits {
+            fuel: 100_000,
+            ..VmLimits::default()
+        };
+        let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
+        let mut reports = Vec::new();
+        let mut r = output.as_slice();
+        while let Some(frame) = read_frame(&mut r).unwrap() {
+            reports.push(Report::decode(&frame).unwrap());
+        }
+        (code, reports)
+    }
+
+    #[test]
+    fn evaluates_batches_in_order_and_reports_decisions_errors_and_prints() {
+        let source = r#"
+            local n = 0
+            return {
+              low = function(m) n = n + 1 print("seen", n)
+                if m.values[1] < 10 then return {service = "s", command = "c"} end end,
+              bad = function(m) error("always") end,
+              spin = function(m) while true do end end,
+            }"#;
+        let (code, reports) = run_worker(source, &[vec![metric(5.0)], vec![metric(50.0)]]);
+        assert_eq!(code, 0);
+        assert!(matches!(reports[0], Report::Ready { metric: 3, .. }));
+        let fired: Vec<_> = reports
+            .iter()
+            .filter(|r| matches!(r, Report::Fired { service, .. } if service == "s"))
+            .collect();
+        assert_eq!(fired.len(), 1, "{reports:?}");
+        assert!(reports.contains(&Report::Printed {
+            line: "seen\t2".into()
+        }));
+        let limits: Vec<_> = reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Failed { limit, series, .. } => Some((*limit, series.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(limits.len(), 4, "{reports:?}");
+        assert!(limits.contains(&(Some(crate::lua::Limit::Cpu), "h/memory/memory-free".into())));
+        assert!(limits.contains(&(None, "h/memory/memory-free".into())));
+        assert_eq!(reports.last(), Some(&Report::Done { seq: 1, events: 1 }));
+    }
+
+    #[test]
+    fn a_file_that_does_not_load_says_why() {
+        let (code, reports) = run_worker("return +", &[]);
+        assert_eq!(code, EXIT_LOAD_FAILED);
+        assert!(
+            matches!(&reports[0], Report::LoadFailed { error } if error.contains("r.lua:1:")),
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn memory_held_in_globals_past_the_limit_ends_the_worker() {
+        let source = r#"
+            big = {}
+            return function(m) for i = 1, 200000 do big[#big + 1] = string.rep("x", 100) .. i end end"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.lua");
+        std::fs::write(&path, source).unwrap();
+        let mut input = Vec::new();
+        let mut enc = BatchEncoder::new(0);
+        enc.push(&metric(1.0));
+        input.extend(enc.finish());
+        let mut output = Vec::new();
+        let limits = VmLimits {
+            memory: 8 * 1024 * 1024,
+            ..VmLimits::default()
+        };
+        let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
+        let text = String::from_utf8_lossy(&output);
+        assert_eq!(code, EXIT_FATAL, "{text}");
+        assert!(text.contains("memory limit"), "{text}");
+    }
+}
