@@ -194,7 +194,7 @@ fn bad_rules_never_take_collectd_down_and_healthy_files_keep_firing() {
         (
             "selfref.lua",
             "local t = {} while true do t[#t + 1] = t end",
-            "limit",
+            " limit: ",
         ),
         (
             "recursion.lua",
@@ -228,7 +228,13 @@ fn bad_rules_never_take_collectd_down_and_healthy_files_keep_firing() {
         .map(|(n, s)| (n.as_str(), s.as_str()))
         .collect();
     files.push(("healthy.lua", PROBE_RULE));
-    let mut l = start(&files, HELLO, r#", "CommandCooldown": 0"#);
+    // A generous time limit for this file, so that the memory limit is what
+    // stops it even on a loaded machine (and per-file limits are exercised).
+    let mut l = start(
+        &files,
+        HELLO,
+        r#", "CommandCooldown": 0, "RuleFiles": {"bigstrings.lua": {"Timeout": 60000}}"#,
+    );
     let c = &mut l.collectd;
     let pid = c.pid();
     c.putval("testhost/probe/gauge-x N:1");
@@ -341,4 +347,245 @@ end }}"#,
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
     assert_eq!(std::fs::read_dir(marker.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn a_dead_sandbox_is_restarted_then_quarantined_until_the_file_changes() {
+    // Its own service: the runner never runs one service/command twice at
+    // the same time, and both files fire on the same value.
+    let bad = PROBE_RULE
+        .replace("probe =", "bad =")
+        .replace("\"hello\"", "\"other\"");
+    let mut l = start(
+        &[("bad.lua", &bad), ("healthy.lua", PROBE_RULE)],
+        r#"{"hello": {"commands": {"exec": "echo hi"}}, "other": {"commands": {"exec": "echo ho"}}}"#,
+        r#", "CommandCooldown": 0, "RuleCrashLimit": 3, "RuleReloadInterval": 1"#,
+    );
+    let c = &mut l.collectd;
+    let kill = |pid: u32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    let first = worker_of(c, "bad.lua");
+    kill(first);
+    c.wait_for_log("bad.lua: its sandbox died");
+    c.wait_for_log("restarting now");
+    let second = c.wait_until("a new worker", || {
+        Some(worker_of(c, "bad.lua")).filter(|p| *p != first)
+    });
+    kill(second);
+    c.wait_for_log("restarting in 500");
+    let third = c.wait_until("a third worker", || {
+        Some(worker_of(c, "bad.lua")).filter(|p| *p != second)
+    });
+    kill(third);
+    c.wait_for_log("bad.lua: quarantined after 3 sandbox deaths");
+    // The other file never stopped: both of its results arrive, and the
+    // quarantined one has no worker.
+    c.putval("testhost/probe/gauge-x N:1");
+    let r = wait_results(c, 1);
+    assert!(r[0].contains("healthy.lua::metric::probe"), "{r:?}");
+    assert!(
+        !children(c.pid())
+            .iter()
+            .any(|(_, cmd)| cmd.contains("bad.lua")),
+        "a quarantined file has no worker"
+    );
+    // A change on disk lifts the quarantine.
+    std::fs::write(l.rules.join("bad.lua"), format!("{bad}\n-- fixed")).unwrap();
+    c.wait_for_log("bad.lua: changed on disk; out of quarantine");
+    worker_of(c, "bad.lua");
+    c.putval("testhost/probe/gauge-x N:2");
+    c.wait_until("both files firing", || {
+        results(c)
+            .iter()
+            .any(|l| l.contains("bad.lua::metric::bad"))
+            .then_some(())
+    });
+}
+
+#[test]
+fn command_outcomes_are_reported_and_a_hanging_command_blocks_nothing() {
+    let fire_on = |plugin: &str, service: &str| {
+        format!(
+            r#"return {{ {service} = function(m)
+  if m.plugin == "{plugin}" then return {{ service = "{service}", command = "run" }} end
+end }}"#
+        )
+    };
+    let services = r#"{
+        "hang": {"commands": {"run": "sleep 1000"}, "Timeout": 3},
+        "big": {"commands": {"run": "head -c 1000000 /dev/zero | tr '\\0' x"}},
+        "missing": {"commands": {"run": "/nonexistent/command"}},
+        "fails": {"commands": {"run": "echo failing; exit 3"}},
+        "hello": {"commands": {"run": "echo hello"}}
+    }"#;
+    let files: Vec<(String, String)> = ["hang", "big", "missing", "fails", "hello"]
+        .iter()
+        .map(|s| (format!("{s}.lua"), fire_on(&format!("p{s}"), s)))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut l = start(&refs, services, "");
+    let c = &mut l.collectd;
+    c.putval("testhost/phang/gauge-x N:1");
+    c.wait_for_log("running hang/run");
+    c.putval("testhost/phello/gauge-x N:1");
+    let r = wait_results(c, 1);
+    assert!(
+        r[0].contains("hello.lua::metric::hello"),
+        "hello must not wait for hang: {r:?}"
+    );
+    for p in ["pbig", "pmissing", "pfails"] {
+        c.putval(&format!("testhost/{p}/gauge-x N:1"));
+    }
+    let r = wait_results(c, 5);
+    let find = |handler: &str| -> (String, serde_json::Value) {
+        let line = r
+            .iter()
+            .find(|l| l.contains(&format!("{handler}.lua::metric::{handler}")))
+            .unwrap_or_else(|| panic!("{handler}: {r:?}"))
+            .clone();
+        let m = message(&line);
+        (line, m)
+    };
+    let (line, m) = find("hang");
+    assert!(line.contains("severity = FAILURE"), "{line}");
+    assert_eq!(m["code"], 0x1004, "{line}");
+    assert!(
+        m["message"].as_str().unwrap().contains("timed out"),
+        "{line}"
+    );
+    let (line, m) = find("big");
+    assert!(line.contains("severity = OKAY"), "{line}");
+    assert!(
+        m["message"].as_str().unwrap().ends_with("[truncated]"),
+        "{line}"
+    );
+    let (line, m) = find("missing");
+    assert!(line.contains("severity = FAILURE"), "{line}");
+    assert_eq!(m["code"], 127, "{line}");
+    let (line, m) = find("fails");
+    assert!(line.contains("severity = FAILURE"), "{line}");
+    assert_eq!(
+        (m["code"].as_i64(), m["message"].as_str()),
+        (Some(3), Some("failing"))
+    );
+    // The hang result came last, after everything injected later.
+    assert!(r[4].contains("hang.lua"), "{r:?}");
+}
+
+#[test]
+fn the_cooldown_suppresses_repeats_and_lets_the_next_one_through() {
+    let mut l = start(
+        &[("healthy.lua", PROBE_RULE)],
+        HELLO,
+        r#", "CommandCooldown": 3"#,
+    );
+    let c = &mut l.collectd;
+    let started = std::time::Instant::now();
+    c.putval("testhost/probe/gauge-x N:1");
+    wait_results(c, 1);
+    c.putval("testhost/probe/gauge-x N:2");
+    c.wait_for_log("hello/exec suppressed: it ran 0 s ago (cooldown 3 s)");
+    assert_eq!(results(c).len(), 1);
+    let mut n = 3;
+    let second = c.wait_until("the run after the cooldown", || {
+        c.putval(&format!("testhost/probe/gauge-x N:{n}"));
+        n += 1;
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        (results(c).len() == 2).then(std::time::Instant::now)
+    });
+    assert!(
+        second.duration_since(started) >= std::time::Duration::from_secs(3),
+        "ran again before the cooldown was over"
+    );
+}
+
+#[test]
+fn editing_a_rule_file_changes_behaviour_and_a_broken_edit_keeps_the_old_version() {
+    let mut l = start(
+        &[("edit.lua", PROBE_RULE)],
+        HELLO,
+        r#", "CommandCooldown": 0, "RuleReloadInterval": 1"#,
+    );
+    let path = l.rules.join("edit.lua");
+    let c = &mut l.collectd;
+    c.putval("testhost/probe/gauge-x N:1");
+    wait_results(c, 1);
+    let v2 = PROBE_RULE
+        .replace("\"probe\"", "\"probe2\"")
+        .replace("probe =", "second =");
+    std::fs::write(&path, v2).unwrap();
+    c.wait_for_log("edit.lua: reloaded");
+    c.putval("testhost/probe/gauge-x N:2");
+    c.putval("testhost/probe2/gauge-x N:2");
+    let r = wait_results(c, 2);
+    assert!(r[1].contains("edit.lua::metric::second"), "{r:?}");
+    std::fs::write(&path, "return {").unwrap();
+    let line = c.wait_for_log("the changed file was not loaded, the previous version stays active");
+    assert!(line.contains("edit.lua:1:"), "{line}");
+    c.putval("testhost/probe2/gauge-x N:3");
+    let r = wait_results(c, 3);
+    assert!(r[2].contains("edit.lua::metric::second"), "{r:?}");
+    assert_eq!(r.len(), 3, "the first version's handler is gone: {r:?}");
+}
+
+#[test]
+fn self_monitoring_values_reach_collectd() {
+    let data = tempfile::Builder::new()
+        .prefix("cm-work")
+        .tempdir()
+        .unwrap();
+    let conf = format!(
+        "Interval 1\nLoadPlugin csv\n<Plugin csv>\n  DataDir \"{}\"\n  StoreRates false\n</Plugin>\n",
+        data.path().display()
+    );
+    let mut l = start_with(
+        &[
+            ("healthy.lua", PROBE_RULE),
+            ("errors.lua", "return function() error('x') end"),
+        ],
+        HELLO,
+        "",
+        &conf,
+    );
+    let c = &mut l.collectd;
+    c.putval("testhost/probe/gauge-x N:1");
+    wait_results(c, 1);
+    let dir = data.path().join("testhost/monitor");
+    let latest = |name: &str| -> Option<f64> {
+        let file = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}-"))
+            })?;
+        let text = std::fs::read_to_string(file.path()).ok()?;
+        text.lines().last()?.split(',').nth(1)?.parse().ok()
+    };
+    let figures = c.wait_until("self-monitoring values with the command counted", || {
+        let run = latest("derive-commands_run")?;
+        (run >= 1.0).then_some(())?;
+        Some([
+            latest("derive-values_received")?,
+            latest("derive-evaluations")?,
+            latest("derive-handler_errors")?,
+            latest("gauge-rule_files_active")?,
+            latest("gauge-queue_depth")?,
+        ])
+    });
+    let [received, evaluations, errors, active, depth] = figures;
+    assert!(received >= 1.0, "{figures:?}");
+    assert!(evaluations >= 2.0, "both files saw the value: {figures:?}");
+    assert!(errors >= 1.0, "{figures:?}");
+    assert_eq!(active, 2.0);
+    assert!(depth >= 0.0);
 }

@@ -165,8 +165,8 @@ impl Responder {
         let ran = self.runner.run(service, command, line, timeout);
         let (code, message) = ran.summary(service, command);
         match &ran {
-            Err(refusal) => {
-                info!("rule {handler}: {service}/{command} not started: {message} ({refusal:?})");
+            Err(_) => {
+                info!("rule {handler}: not started: {message}");
                 return;
             }
             Ok(outcome) => {

@@ -16,8 +16,9 @@ const FEED_CAPACITY: usize = 64;
 /// Bytes of a dead worker's stderr kept for the log.
 const STDERR_KEPT: usize = 2048;
 
-/// Receives every report but the lifecycle ones, on the worker's reader
-/// thread: `(rule file, report)`.
+/// Receives every report but `Ready`, `LoadFailed` and `Fatal` (which
+/// become the worker's [`Phase`]), on the worker's reader thread:
+/// `(rule file, report)`.
 pub type ReportSink = Arc<dyn Fn(&Path, Report) + Send + Sync>;
 
 /// How to start a worker.
@@ -194,9 +195,10 @@ fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSin
                     fatal = Some(error.clone());
                     set_phase(Phase::LoadFailed(error));
                 }
-                Ok(Report::Done { seq, events }) => {
+                Ok(report @ Report::Done { seq, events }) => {
                     shared.evaluated.fetch_add(events, Ordering::Relaxed);
                     shared.done.store(seq + 1, Ordering::Relaxed);
+                    sink(file, report);
                 }
                 Ok(Report::Fatal { reason }) => fatal = Some(reason),
                 Ok(report) => sink(file, report),
