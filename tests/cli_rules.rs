@@ -1,5 +1,7 @@
 //! `collectd-monitor lua`, `rules check` and `rules test` on real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -364,4 +366,22 @@ fn rules_test_checks_the_examples_a_file_carries() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn lua_ends_every_bomb_with_an_error_never_a_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, code, reason) in common::BOMBS {
+        let script = dir.path().join(name);
+        std::fs::write(&script, code).unwrap();
+        // A generous time limit, so that on a loaded machine each bomb
+        // still meets the limit it is about (memory, fuel).
+        let out = run(&["lua", "--timeout", "60000", script.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.signal(), None, "{name}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("error: "), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+    }
 }

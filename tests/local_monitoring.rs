@@ -184,41 +184,7 @@ end }"#;
 
 #[test]
 fn bad_rules_never_take_collectd_down_and_healthy_files_keep_firing() {
-    let bombs: &[(&str, &str, &str)] = &[
-        ("spin.lua", "while true do end", " limit: "),
-        (
-            "concat.lua",
-            "local s = 'x' while true do s = s .. s end",
-            "string length overflow",
-        ),
-        (
-            "selfref.lua",
-            "local t = {} while true do t[#t + 1] = t end",
-            " limit: ",
-        ),
-        (
-            "recursion.lua",
-            "local function f(n) return 1 + f(n + 1) end return f(1)",
-            "limit",
-        ),
-        ("rep.lua", "return string.rep('x', 2^40)", "string.rep"),
-        (
-            "unpack.lua",
-            "return table.unpack({}, 1, 1e9)",
-            "too many results to unpack",
-        ),
-        (
-            "pattern.lua",
-            "return string.find(string.rep('a', 30000), '(a*)*b')",
-            "pattern too expensive",
-        ),
-        ("errors.lua", "error('always broken')", "always broken"),
-        (
-            "bigstrings.lua",
-            "local t = {} for i = 1, 100 do t[i] = string.rep('x', 16 * 1024 * 1024 - 1) end",
-            "memory limit",
-        ),
-    ];
+    let bombs = common::BOMBS;
     let sources: Vec<(String, String)> = bombs
         .iter()
         .map(|(name, body, _)| (name.to_string(), format!("return function(m) {body} end")))

@@ -59,6 +59,8 @@ enum Action {
     Lua {
         /// The script.
         file: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Run in this process instead of a sandboxed child (internal).
         #[arg(long, hide = true)]
         in_sandbox: bool,
@@ -85,6 +87,32 @@ enum Action {
         #[arg(long)]
         job: PathBuf,
     },
+}
+
+/// The per-call limits of a rule file (`RuleFuel`, `RuleMemoryLimit`,
+/// `RuleTimeout`), with the plugin's defaults.
+#[derive(Args, Clone, Copy)]
+struct LimitArgs {
+    /// VM fuel per call.
+    #[arg(long, default_value_t = 10_000_000)]
+    fuel: u64,
+    /// MiB the Lua instance may hold.
+    #[arg(long, default_value_t = 64)]
+    memory_limit: u64,
+    /// Milliseconds per call.
+    #[arg(long, default_value_t = 1000)]
+    timeout: u64,
+}
+
+impl LimitArgs {
+    fn vm_limits(self) -> VmLimits {
+        VmLimits {
+            fuel: self.fuel,
+            memory: usize::try_from(self.memory_limit.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            deadline: Duration::from_millis(self.timeout),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -224,12 +252,14 @@ fn main() -> ExitCode {
         },
         Action::Lua {
             file,
+            limits,
             in_sandbox: false,
-        } => run_lua_sandboxed(&file),
+        } => run_lua_sandboxed(&file, limits),
         Action::Lua {
             file,
+            limits,
             in_sandbox: true,
-        } => run_lua(&file),
+        } => run_lua(&file, limits.vm_limits()),
         Action::RuleWorker {
             file,
             fuel,
@@ -361,12 +391,15 @@ fn config_check(file: &std::path::Path) -> ExitCode {
 /// Runs `lua --in-sandbox FILE` as a child and reports how it ended: a
 /// script that kills its sandbox (say, with an allocation too large for
 /// the address-space limit) ends in an error message, not a crash of ours.
-fn run_lua_sandboxed(file: &std::path::Path) -> ExitCode {
+fn run_lua_sandboxed(file: &std::path::Path, limits: LimitArgs) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
     let status = std::env::current_exe().and_then(|exe| {
         std::process::Command::new(exe)
             .arg("lua")
             .arg("--in-sandbox")
+            .arg(format!("--fuel={}", limits.fuel))
+            .arg(format!("--memory-limit={}", limits.memory_limit))
+            .arg(format!("--timeout={}", limits.timeout))
             .arg(file)
             .status()
     });
@@ -391,7 +424,7 @@ fn run_lua_sandboxed(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run_lua(file: &std::path::Path) -> ExitCode {
+fn run_lua(file: &std::path::Path, limits: VmLimits) -> ExitCode {
     let source = match std::fs::read(file) {
         Ok(s) => s,
         Err(e) => {
@@ -399,7 +432,6 @@ fn run_lua(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limits = VmLimits::default();
     if let Err(e) = collectd_monitor::sandbox::confine(limits.memory) {
         eprintln!("error: {e}");
         return ExitCode::from(2);

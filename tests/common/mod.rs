@@ -856,3 +856,41 @@ impl Drop for Mosquitto {
         }
     }
 }
+
+/// Rule code that must never hurt collectd: `(file name, code, what the
+/// error says)`, shared by the collectd test and the `lua` CLI test.
+pub const BOMBS: &[(&str, &str, &str)] = &[
+    ("spin.lua", "while true do end", " limit: "),
+    (
+        "concat.lua",
+        "local s = 'x' while true do s = s .. s end",
+        "string length overflow",
+    ),
+    (
+        "selfref.lua",
+        "local t = {} while true do t[#t + 1] = t end",
+        " limit: ",
+    ),
+    (
+        "recursion.lua",
+        "local function f(n) return 1 + f(n + 1) end return f(1)",
+        "limit",
+    ),
+    ("rep.lua", "return string.rep('x', 2^40)", "string.rep"),
+    (
+        "unpack.lua",
+        "return table.unpack({}, 1, 1e9)",
+        "too many results to unpack",
+    ),
+    (
+        "pattern.lua",
+        "return string.find(string.rep('a', 30000), '(a*)*b')",
+        "pattern too expensive",
+    ),
+    ("errors.lua", "error('always broken')", "always broken"),
+    (
+        "bigstrings.lua",
+        "local t = {} for i = 1, 100 do t[i] = string.rep('x', 16 * 1024 * 1024 - 1) end",
+        "memory limit",
+    ),
+];
