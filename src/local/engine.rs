@@ -25,6 +25,10 @@ const TICK: Duration = Duration::from_millis(100);
 /// worker stuck outside them).
 const HANG_AFTER: Duration = Duration::from_secs(30);
 
+/// When a worker cannot even be started (program missing, no processes
+/// left), how long before the next attempt.
+const SPAWN_RETRY: Duration = Duration::from_secs(30);
+
 /// What the engine needs to know.
 pub struct EngineConfig {
     /// `LocalMonitorConfigDir`; `None`: no rules, events are only traced.
@@ -349,8 +353,13 @@ impl Engine {
         match spawned {
             Ok(worker) => slot.active = Some(Running::new(worker, false)),
             Err(e) => {
-                error!("{}: {e}", path.display());
+                error!(
+                    "{}: {e}; trying again in {} s",
+                    path.display(),
+                    SPAWN_RETRY.as_secs()
+                );
                 slot.active = None;
+                slot.restart_at = Some(Instant::now() + SPAWN_RETRY);
             }
         }
     }
