@@ -161,10 +161,14 @@ impl Plugin for Monitor {
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
             let _ = engine.join();
         }
+        let stats = &running.stats;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         info!(
-            "stopped: {} events handled, {} dropped because the engine was behind",
+            "stopped: {} events handled, {} dropped because the engine was behind, {} evaluations by rule files, {} missed by a rule file's sandbox",
             running.queue.accepted(),
-            running.queue.dropped()
+            running.queue.dropped(),
+            get(&stats.evaluated),
+            get(&stats.sandbox_dropped)
         );
     }
 }

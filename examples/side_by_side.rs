@@ -1,0 +1,534 @@
+//! Side-by-side benchmark (`scripts/bench`): real collectd 5.12, the same
+//! load sent with the network plugin's binary protocol over loopback, in
+//! several configurations measured in the same run:
+//!
+//! - `baseline`: collectd with a trivial C write plugin that only counts
+//!   (`benches/null_writer.c`, compiled here with gcc): collectd's own
+//!   receive, dispatch and cache cost, the floor;
+//! - `(a) monitor, no rules`: our plugin, an empty rule directory;
+//! - `(b) monitor, example rules`: our plugin with `rules/example.lua`;
+//! - `(c) monitor, 20 rule files`: the shipped rules, copied to 20 files;
+//! - `(d) stock lua plugin`: collectd's `lua` plugin (C Lua 5.3) running
+//!   the handlers of `rules/example.lua` from `collectd.register_write`.
+//!
+//! For each it prints CPU per value list of collectd, of collectd's write
+//! thread, and of our worker processes, peak RSS, and drops (kernel UDP
+//! buffer, our queue, our sandbox feeds).
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const HOST: &str = "benchhost";
+
+struct Args {
+    values: u64,
+    rate: u64,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        values: 1_000_000,
+        rate: 200_000,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match flag.as_str() {
+            "--values" => a.values = value().parse().expect("--values N"),
+            "--rate" => a.rate = value().parse().expect("--rate N"),
+            "--only" => a.only = Some(value()),
+            other => panic!("unknown flag {other} (--values N, --rate N, --only NAME)"),
+        }
+    }
+    a
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One configuration under test.
+struct Setup {
+    name: &'static str,
+    /// collectd.conf lines after the common part.
+    conf: String,
+}
+
+fn setups(work: &Path) -> Vec<Setup> {
+    let release = repo().join("target/release");
+    let plugins = work.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        release.join("libcollectd_monitor.so"),
+        plugins.join("monitor.so"),
+    )
+    .expect("build with cargo build --release first");
+    let compiled = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-DHAVE_CONFIG_H"])
+        .args([
+            "-I/usr/include/collectd/core/daemon",
+            "-I/usr/include/collectd/core",
+            "-I/usr/include/collectd",
+        ])
+        .arg("-o")
+        .arg(plugins.join("null_writer.so"))
+        .arg(repo().join("benches/null_writer.c"))
+        .status()
+        .expect("gcc");
+    assert!(compiled.success(), "cannot compile benches/null_writer.c");
+    let monitor = |name: &str, files: &[(String, PathBuf)]| {
+        let dir = work.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, source) in files {
+            std::fs::copy(source, dir.join(file)).unwrap();
+        }
+        let json = work.join(format!("{name}.json"));
+        std::fs::write(
+            &json,
+            format!(
+                r#"{{"LocalMonitorConfigDir": "{}", "HelperPath": "{}", "RuleReloadInterval": 0,
+                    "Services": {{"hello": {{"commands": {{"exec": "/bin/echo \"Hello World!\""}}}}}}}}"#,
+                dir.display(),
+                release.join("collectd-monitor").display()
+            ),
+        )
+        .unwrap();
+        format!(
+            "PluginDir \"{}\"\nLoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}\"\n</Plugin>\n",
+            plugins.display(),
+            json.display()
+        )
+    };
+    let example = ("example.lua".to_string(), repo().join("rules/example.lua"));
+    let shipped: Vec<PathBuf> = [
+        "example",
+        "disk_almost_full",
+        "process_missing",
+        "load_high",
+        "notification_restart",
+    ]
+    .iter()
+    .map(|n| repo().join(format!("rules/{n}.lua")))
+    .collect();
+    let twenty: Vec<(String, PathBuf)> = (0..20)
+        .map(|i| (format!("r{i:02}.lua"), shipped[i % shipped.len()].clone()))
+        .collect();
+    let lua_dir = work.join("lua");
+    std::fs::create_dir_all(&lua_dir).unwrap();
+    std::fs::write(
+        lua_dir.join("bench_rules.lua"),
+        format!(
+            r#"-- The handlers of rules/example.lua, run by collectd's stock lua plugin.
+local metric_handlers = dofile("{}")
+collectd.register_write(function(vl)
+  for _, handler in pairs(metric_handlers) do handler(vl) end
+  return 0
+end)
+"#,
+            repo().join("rules/example.lua").display()
+        ),
+    )
+    .unwrap();
+    vec![
+        Setup {
+            name: "baseline",
+            conf: format!(
+                "PluginDir \"{}\"\nLoadPlugin null_writer\n",
+                plugins.display()
+            ),
+        },
+        Setup {
+            name: "(a) monitor, no rules",
+            conf: monitor("a", &[]),
+        },
+        Setup {
+            name: "(b) monitor, example rules",
+            conf: monitor("b", &[example]),
+        },
+        Setup {
+            name: "(c) monitor, 20 rule files",
+            conf: monitor("c", &twenty),
+        },
+        Setup {
+            name: "(d) stock lua plugin",
+            conf: format!(
+                "LoadPlugin lua\n<Plugin lua>\n  BasePath \"{}\"\n  Script \"bench_rules.lua\"\n</Plugin>\n",
+                lua_dir.display()
+            ),
+        },
+    ]
+}
+
+/// CPU ticks (utime + stime) of a process or a thread, from its stat file.
+fn ticks(stat_path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return 0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the comm: state(0) ppid(1) ... utime(11) stime(12).
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Ticks of collectd's write threads (named `writer#N`).
+fn writer_ticks(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("writer"))
+                })
+                .map(|e| ticks(&e.path().join("stat").display().to_string()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// collectd's binary protocol: one value list, all parts written out.
+fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
+    let part_str = |buf: &mut Vec<u8>, kind: u16, s: &str| {
+        buf.extend_from_slice(&kind.to_be_bytes());
+        buf.extend_from_slice(&((s.len() + 5) as u16).to_be_bytes());
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(0);
+    };
+    let part_u64 = |buf: &mut Vec<u8>, kind: u16, v: u64| {
+        buf.extend_from_slice(&kind.to_be_bytes());
+        buf.extend_from_slice(&12u16.to_be_bytes());
+        buf.extend_from_slice(&v.to_be_bytes());
+    };
+    // A realistic mix; 1 % are memory/free values that the example rules
+    // act on.
+    let series = i % 500;
+    let (plugin, pinst, type_, tinst, values): (&str, String, &str, &str, Vec<(u8, u64)>) =
+        match i % 100 {
+            0 => (
+                "memory",
+                String::new(),
+                "memory",
+                "free",
+                vec![(1, 5e9f64.to_bits())],
+            ),
+            1..=40 => ("cpu", format!("{series}"), "cpu", "user", vec![(2, i)]),
+            41..=70 => (
+                "interface",
+                format!("eth{series}"),
+                "if_octets",
+                "",
+                vec![(2, i), (2, i * 2)],
+            ),
+            71..=90 => (
+                "df",
+                format!("d{series}"),
+                "df_complex",
+                "used",
+                vec![(1, (i as f64).to_bits())],
+            ),
+            _ => (
+                "load",
+                format!("{series}"),
+                "load",
+                "",
+                vec![(1, 0.5f64.to_bits()); 3],
+            ),
+        };
+    part_str(buf, 0x0000, HOST);
+    part_u64(buf, 0x0008, time);
+    part_u64(buf, 0x0009, 10 << 30);
+    part_str(buf, 0x0002, plugin);
+    part_str(buf, 0x0003, &pinst);
+    part_str(buf, 0x0004, type_);
+    part_str(buf, 0x0005, tinst);
+    buf.extend_from_slice(&0x0006u16.to_be_bytes());
+    buf.extend_from_slice(&((6 + 9 * values.len()) as u16).to_be_bytes());
+    buf.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    for (kind, _) in &values {
+        buf.push(*kind);
+    }
+    for (kind, bits) in &values {
+        if *kind == 1 {
+            // Gauges are little-endian doubles in this protocol.
+            buf.extend_from_slice(&bits.to_le_bytes());
+        } else {
+            buf.extend_from_slice(&bits.to_be_bytes());
+        }
+    }
+}
+
+/// Sends `n` value lists at `rate` per second; returns packets sent.
+fn send(port: u16, n: u64, rate: u64) -> u64 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(("127.0.0.1", port)).unwrap();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let base = (now.as_secs() << 30) + ((u64::from(now.subsec_nanos()) << 30) / 1_000_000_000);
+    let started = Instant::now();
+    let mut packet = Vec::with_capacity(1452);
+    let mut packets = 0;
+    for i in 0..n {
+        let before = packet.len();
+        // 1 µs apart: every series' times strictly increase.
+        push_value_list(&mut packet, i, base + i * 1074);
+        if packet.len() > 1452 {
+            let tail = packet.split_off(before);
+            socket.send(&packet).unwrap();
+            packets += 1;
+            packet = tail;
+        }
+        if i % 1000 == 999 {
+            let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    if !packet.is_empty() {
+        socket.send(&packet).unwrap();
+        packets += 1;
+    }
+    packets
+}
+
+struct Run {
+    collectd_cpu: u64,
+    writer_cpu: u64,
+    workers_cpu: u64,
+    collectd_hwm: u64,
+    workers_rss: u64,
+    udp_drops: u64,
+    ours: String,
+    seconds: f64,
+}
+
+fn run(setup: &Setup, work: &Path, a: &Args) -> Run {
+    let dir = work.join(setup.name.replace(|c: char| !c.is_alphanumeric(), "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let log = dir.join("collectd.log");
+    let conf = format!(
+        r#"Hostname "{HOST}"
+FQDNLookup false
+BaseDir "{dir}"
+PIDFile "{dir}/collectd.pid"
+TypesDB "/usr/share/collectd/types.db"
+Interval 10
+WriteThreads 1
+WriteQueueLimitHigh 0
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "{log}"
+</Plugin>
+LoadPlugin network
+<Plugin network>
+  Listen "127.0.0.1" "{port}"
+</Plugin>
+{extra}"#,
+        dir = dir.display(),
+        log = log.display(),
+        extra = setup.conf
+    );
+    let conf_path = dir.join("collectd.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut child: Child = Command::new("/usr/sbin/collectd")
+        .args(["-f", "-C"])
+        .arg(&conf_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("collectd");
+    let pid = child.id();
+    wait_for_line(&log, "Initialization complete");
+    // Let the workers load.
+    std::thread::sleep(Duration::from_secs(1));
+    let stat = format!("/proc/{pid}/stat");
+    let workers = children(pid);
+    let workers_ticks =
+        |ws: &[u32]| -> u64 { ws.iter().map(|w| ticks(&format!("/proc/{w}/stat"))).sum() };
+    let (c0, w0, k0, u0) = (
+        ticks(&stat),
+        writer_ticks(pid),
+        workers_ticks(&workers),
+        udp_rcvbuf_errors(),
+    );
+    let started = Instant::now();
+    send(port, a.values, a.rate);
+    // Wait until collectd and the workers are idle again.
+    let mut last = (ticks(&stat), workers_ticks(&workers));
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = (ticks(&stat), workers_ticks(&workers));
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (c1, w1, k1, u1) = (
+        ticks(&stat),
+        writer_ticks(pid),
+        workers_ticks(&workers),
+        udp_rcvbuf_errors(),
+    );
+    let collectd_hwm = status_kib(pid, "VmHWM:");
+    let workers_rss = workers.iter().map(|w| status_kib(*w, "VmRSS:")).sum();
+    let _ = nix_kill(pid);
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let ours = text
+        .lines()
+        .filter(|l| l.contains("monitor: stopped:"))
+        .map(|l| l.split("monitor: ").nth(1).unwrap_or(l).to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Run {
+        collectd_cpu: c1 - c0,
+        writer_cpu: w1 - w0,
+        workers_cpu: k1 - k0,
+        collectd_hwm,
+        workers_rss,
+        udp_drops: u1 - u0,
+        ours,
+        seconds,
+    }
+}
+
+fn nix_kill(pid: u32) -> std::io::Result<()> {
+    Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .map(|_| ())
+}
+
+fn wait_for_line(log: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(f) = std::fs::File::open(log)
+            && BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.contains(needle))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "collectd did not log {needle:?}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn main() {
+    let a = args();
+    let work = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("KEEP").is_some())
+        .prefix("cm-bench")
+        .tempdir()
+        .unwrap();
+    let tick_us = 1e6 / 100.0; // USER_HZ
+    let per_vl = |t: u64| t as f64 * tick_us / a.values as f64;
+    println!(
+        "{} value lists at {}/s per configuration, WriteThreads 1; CPU in µs per value list",
+        a.values, a.rate
+    );
+    println!(
+        "| configuration | collectd CPU | of which write thread | our workers CPU | total | peak RSS collectd | workers RSS | UDP drops | our counters |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut totals = Vec::new();
+    for setup in setups(work.path()) {
+        if a.only.as_deref().is_some_and(|o| !setup.name.contains(o)) {
+            continue;
+        }
+        let r = run(&setup, work.path(), &a);
+        let total = per_vl(r.collectd_cpu + r.workers_cpu);
+        totals.push((setup.name, total, per_vl(r.writer_cpu)));
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} MiB | {} MiB | {} | {} ({:.1} s) |",
+            setup.name,
+            per_vl(r.collectd_cpu),
+            per_vl(r.writer_cpu),
+            per_vl(r.workers_cpu),
+            total,
+            r.collectd_hwm / 1024,
+            r.workers_rss / 1024,
+            r.udp_drops,
+            if r.ours.is_empty() {
+                "-".to_string()
+            } else {
+                r.ours
+            },
+            r.seconds
+        );
+    }
+    let find = |prefix: &str| {
+        totals
+            .iter()
+            .find(|(n, _, _)| n.starts_with(prefix))
+            .copied()
+    };
+    if let (Some(base), Some(a_), Some(b), Some(d)) =
+        (find("baseline"), find("(a)"), find("(b)"), find("(d)"))
+    {
+        println!();
+        println!(
+            "our write callback (write thread, (a) - baseline): {:+.2} µs per value list",
+            a_.2 - base.2
+        );
+        println!(
+            "(b) - (a): {:+.2} µs per value list; (d) - baseline: {:+.2} µs; ratio (b - a) / (d - baseline): {:.2}",
+            b.1 - a_.1,
+            d.1 - base.1,
+            (b.1 - a_.1) / (d.1 - base.1)
+        );
+    }
+}
