@@ -1,14 +1,21 @@
-//! The hand-off between collectd's threads and ours: a bounded queue that
-//! never blocks the producer. collectd's write and notification callbacks
-//! offer an owned event and return at once; when the consumer falls behind,
-//! events are dropped and counted instead of slowing collectd down.
+//! The hand-off between collectd's threads and ours: a bounded buffer of
+//! encoded events that never blocks the producer.
+//!
+//! collectd's write callback encodes the value list straight into the
+//! buffer (the sandbox wire format, see [`crate::sandbox::wire`]) under a
+//! short lock and returns; the engine thread takes the whole buffer at once
+//! and sends it, as it is, to every rule worker. No owned copy, no
+//! allocation per value, no re-encoding. When the engine falls behind and
+//! the buffer is full, events are dropped and counted instead of slowing
+//! collectd down.
 
 use crate::collectd::{Metric, Notification};
+use crate::sandbox::wire::{BATCH_HEADER, new_batch};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{
-    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
-};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// Something collectd handled that the rules may want to see.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -18,48 +25,115 @@ pub enum Event {
     Notification(Notification),
 }
 
-/// `None` in the channel is the stop signal.
-type Item = Option<Event>;
+/// Encoded events waiting for the engine, as the body of a batch frame.
+#[derive(Debug)]
+pub struct Batch {
+    /// A frame from [`new_batch`]: header space, then the events.
+    pub frame: Vec<u8>,
+    pub count: u32,
+}
 
-/// The producer side, shared by all of collectd's threads.
+/// What waiting on the queue gave.
+#[derive(Debug)]
+pub enum Received {
+    Batch(Batch),
+    /// Nothing arrived in time.
+    Idle,
+    /// The queue was closed (shutdown) and is empty.
+    Closed,
+}
+
+struct Pending {
+    batch: Batch,
+    closed: bool,
+}
+
+/// Shared by collectd's threads (producers) and the engine (consumer).
 pub struct EventQueue {
-    tx: SyncSender<Item>,
+    pending: Mutex<Pending>,
+    ready: Condvar,
+    /// Bytes of encoded events held at most.
+    limit: usize,
     accepted: AtomicU64,
     dropped: AtomicU64,
 }
 
-/// The consumer side, owned by one thread of ours.
-pub struct EventReceiver {
-    rx: Receiver<Item>,
-}
-
-/// A queue holding at most `capacity` events.
-pub fn bounded(capacity: usize) -> (EventQueue, EventReceiver) {
-    let (tx, rx) = sync_channel(capacity);
-    let queue = EventQueue {
-        tx,
-        accepted: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-    };
-    (queue, EventReceiver { rx })
+thread_local! {
+    /// Each producer thread encodes into its own scratch buffer, outside
+    /// the lock; only the copy into the shared buffer is under it.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
 impl EventQueue {
-    /// Enqueues without waiting; false (and counted) when full or closed.
-    pub fn offer(&self, event: Event) -> bool {
-        match self.tx.try_send(Some(event)) {
-            Ok(()) => {
-                self.accepted.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+    /// A queue holding at most `limit` bytes of encoded events.
+    pub fn new(limit: usize) -> EventQueue {
+        EventQueue {
+            pending: Mutex::new(Pending {
+                batch: empty_batch(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            limit,
+            accepted: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
-    /// Events handed to the consumer so far.
+    /// Enqueues the event `encode` appends, without waiting; false (and
+    /// counted) when full or closed.
+    pub fn offer_with(&self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            encode(&mut scratch);
+            let Ok(mut pending) = self.pending.lock() else {
+                return self.drop_one();
+            };
+            if pending.closed || pending.batch.frame.len() + scratch.len() > self.limit {
+                drop(pending);
+                return self.drop_one();
+            }
+            pending.batch.frame.extend_from_slice(&scratch);
+            pending.batch.count += 1;
+            let first = pending.batch.count == 1;
+            drop(pending);
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            // One wake-up per batch, not per event.
+            if first {
+                self.ready.notify_one();
+            }
+            true
+        })
+    }
+
+    fn drop_one(&self) -> bool {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Takes everything queued, waiting at most `timeout` for something.
+    pub fn take(&self, timeout: Duration) -> Received {
+        let Ok(guard) = self.pending.lock() else {
+            return Received::Closed;
+        };
+        let Ok((mut pending, _)) = self
+            .ready
+            .wait_timeout_while(guard, timeout, |p| p.batch.count == 0 && !p.closed)
+        else {
+            return Received::Closed;
+        };
+        if pending.batch.count > 0 {
+            let batch = std::mem::replace(&mut pending.batch, empty_batch());
+            return Received::Batch(batch);
+        }
+        if pending.closed {
+            Received::Closed
+        } else {
+            Received::Idle
+        }
+    }
+
+    /// Events accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -69,48 +143,32 @@ impl EventQueue {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Tells the consumer to stop after the events already queued. Waits for
-    /// room, so call it only at shutdown, never from a write callback.
+    /// Events waiting now.
+    pub fn depth(&self) -> u64 {
+        self.pending.lock().map_or(0, |p| u64::from(p.batch.count))
+    }
+
+    /// Refuses new events; the consumer gets what is queued, then
+    /// [`Received::Closed`].
     pub fn close(&self) {
-        let _ = self.tx.send(None);
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.closed = true;
+        }
+        self.ready.notify_all();
     }
 }
 
-/// What waiting on the queue gave.
-// Boxing the event would add an allocation per event for nothing: this
-// value only lives for one match on the engine thread.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, PartialEq)]
-pub enum Received {
-    Event(Event),
-    /// Nothing arrived in time.
-    Idle,
-    /// The queue was closed (shutdown).
-    Closed,
+fn empty_batch() -> Batch {
+    Batch {
+        frame: new_batch(64 * 1024),
+        count: 0,
+    }
 }
 
-impl EventReceiver {
-    /// The next event, or `None` once the queue is closed.
-    pub fn recv(&self) -> Option<Event> {
-        self.rx.recv().ok().flatten()
-    }
-
-    /// The next event, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Received {
-        match self.rx.recv_timeout(timeout) {
-            Ok(Some(event)) => Received::Event(event),
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => Received::Closed,
-            Err(RecvTimeoutError::Timeout) => Received::Idle,
-        }
-    }
-
-    /// An event already waiting, without waiting.
-    pub fn try_recv(&self) -> Received {
-        match self.rx.try_recv() {
-            Ok(Some(event)) => Received::Event(event),
-            Ok(None) | Err(TryRecvError::Disconnected) => Received::Closed,
-            Err(TryRecvError::Empty) => Received::Idle,
-        }
+impl Batch {
+    /// Bytes of events (without the header).
+    pub fn body_len(&self) -> usize {
+        self.frame.len() - BATCH_HEADER
     }
 }
 
@@ -118,6 +176,7 @@ impl EventReceiver {
 mod tests {
     use super::*;
     use crate::collectd::Severity;
+    use crate::sandbox::wire::{decode_batch, push_event, seal_batch};
 
     fn event(n: u32) -> Event {
         Event::Notification(Notification {
@@ -133,16 +192,48 @@ mod tests {
         })
     }
 
+    fn events(batch: Batch) -> Vec<Event> {
+        let mut frame = batch.frame;
+        seal_batch(&mut frame, 0, batch.count);
+        decode_batch(&frame[4..]).unwrap().1
+    }
+
     #[test]
     fn drops_and_counts_when_full_and_stops_in_order() {
-        let (q, rx) = bounded(2);
-        assert!(q.offer(event(1)));
-        assert!(q.offer(event(2)));
-        assert!(!q.offer(event(3)));
-        assert_eq!((q.accepted(), q.dropped()), (2, 1));
-        assert_eq!(rx.recv(), Some(event(1)));
+        let mut one = Vec::new();
+        push_event(&mut one, &event(1));
+        let q = EventQueue::new(BATCH_HEADER + 2 * one.len());
+        assert!(q.offer_with(|b| push_event(b, &event(1))));
+        assert!(q.offer_with(|b| push_event(b, &event(2))));
+        assert!(!q.offer_with(|b| push_event(b, &event(3))));
+        assert_eq!((q.accepted(), q.dropped(), q.depth()), (2, 1, 2));
+        let Received::Batch(batch) = q.take(Duration::ZERO) else {
+            panic!("a batch")
+        };
+        assert_eq!(events(batch), vec![event(1), event(2)]);
+        assert!(matches!(q.take(Duration::ZERO), Received::Idle));
+        assert!(q.offer_with(|b| push_event(b, &event(4))));
         q.close();
-        assert_eq!(rx.recv(), Some(event(2)));
-        assert_eq!(rx.recv(), None);
+        assert!(!q.offer_with(|b| push_event(b, &event(5))));
+        let Received::Batch(batch) = q.take(Duration::ZERO) else {
+            panic!("the last batch")
+        };
+        assert_eq!(events(batch), vec![event(4)]);
+        assert!(matches!(q.take(Duration::from_secs(5)), Received::Closed));
+    }
+
+    #[test]
+    fn a_waiting_consumer_wakes_up_for_the_first_event() {
+        let q = std::sync::Arc::new(EventQueue::new(1 << 20));
+        let consumer = {
+            let q = std::sync::Arc::clone(&q);
+            std::thread::spawn(move || q.take(Duration::from_secs(30)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        q.offer_with(|b| push_event(b, &event(7)));
+        let Received::Batch(batch) = consumer.join().unwrap() else {
+            panic!("woken with a batch")
+        };
+        assert_eq!(events(batch), vec![event(7)]);
     }
 }

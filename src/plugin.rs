@@ -10,20 +10,21 @@ use crate::collectd::{
     dispatch_values,
 };
 use crate::config::{self, Loaded, PluginBlock, Settings};
-use crate::events::{self, Event, EventQueue};
+use crate::events::EventQueue;
 use crate::local::{Engine, EngineConfig, Responder, Stats};
 use crate::logging;
 use crate::lua::VmLimits;
 use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
-use crate::sandbox::RestartPolicy;
+use crate::sandbox::{RestartPolicy, wire};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
-/// How many events may wait for the engine before new ones are dropped.
-const QUEUE_CAPACITY: usize = 65_536;
+/// Bytes of encoded events that may wait for the engine before new ones
+/// are dropped (a value list takes about 100).
+const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Builds the plugin object `module_register` registers.
 pub(crate) fn create() -> Box<dyn Plugin> {
@@ -46,7 +47,7 @@ struct Monitor {
 }
 
 struct Running {
-    queue: EventQueue,
+    queue: Arc<EventQueue>,
     stats: Arc<Stats>,
     engine: Mutex<Option<JoinHandle<()>>>,
     remote: Mutex<Option<Remote>>,
@@ -83,7 +84,8 @@ impl Plugin for Monitor {
         for warning in &loaded.warnings {
             warn!("{warning}");
         }
-        let (queue, receiver) = events::bounded(QUEUE_CAPACITY);
+        let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
+        let engine_queue = Arc::clone(&queue);
         announce(&loaded);
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
         let stats = Arc::new(Stats::default());
@@ -101,7 +103,7 @@ impl Plugin for Monitor {
             .spawn(move || {
                 let sink =
                     Arc::new(move |file: &std::path::Path, report| responder.handle(file, report));
-                Engine::start(engine_config, sink, engine_stats).run(receiver)
+                Engine::start(engine_config, sink, engine_stats).run(&engine_queue)
             })
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
         let remote = start_remote(&loaded.settings, runner, self.invocation.clone());
@@ -116,13 +118,17 @@ impl Plugin for Monitor {
 
     fn write(&self, values: &ValueListRef<'_>) {
         if let Some(running) = self.running.get() {
-            running.queue.offer(Event::Metric(values.to_metric()));
+            running
+                .queue
+                .offer_with(|buf| wire::push_value_list(buf, values));
         }
     }
 
     fn notification(&self, notification: Notification) {
         if let Some(running) = self.running.get() {
-            running.queue.offer(Event::Notification(notification));
+            running
+                .queue
+                .offer_with(|buf| wire::push_notification(buf, &notification));
         }
     }
 
@@ -131,13 +137,9 @@ impl Plugin for Monitor {
             return;
         };
         let (received, dropped) = (running.queue.accepted(), running.queue.dropped());
-        let consumed = running
-            .stats
-            .consumed
-            .load(std::sync::atomic::Ordering::Relaxed);
         let figures = running
             .stats
-            .figures(received, dropped, received.saturating_sub(consumed));
+            .figures(received, dropped, running.queue.depth());
         for (type_, type_instance, value) in figures {
             let value = if type_ == "gauge" {
                 collectd::Value::Gauge(value)

@@ -183,40 +183,56 @@ impl<'a> ValueListRef<'a> {
         unsafe { std::slice::from_raw_parts(self.vl.values, self.vl.values_len) }
     }
 
+    /// Seconds since the epoch.
+    pub fn time(&self) -> f64 {
+        cdtime_to_secs(self.vl.time)
+    }
+
+    /// Seconds.
+    pub fn interval(&self) -> f64 {
+        cdtime_to_secs(self.vl.interval)
+    }
+
+    /// Each value with its data source name, in order.
+    pub fn values(&self) -> impl Iterator<Item = (Value, Cow<'a, str>)> + 'a {
+        self.sources()
+            .iter()
+            .zip(self.raw_values())
+            .map(|(source, raw)| {
+                let ty = DsType::from_raw(source.type_).unwrap_or(DsType::Gauge);
+                // SAFETY: the union member read is the one the data source
+                // type names, which is how collectd itself writes it; every
+                // bit pattern is valid for these plain integer and float
+                // members.
+                let value = unsafe {
+                    match ty {
+                        DsType::Gauge => Value::Gauge(raw.gauge),
+                        DsType::Derive => Value::Derive(raw.derive),
+                        DsType::Counter => Value::Counter(raw.counter),
+                        DsType::Absolute => Value::Absolute(raw.absolute),
+                    }
+                };
+                (value, fixed_str(&source.name))
+            })
+    }
+
     /// Copies everything into an owned [`Metric`].
     pub fn to_metric(&self) -> Metric {
-        let sources = self.sources();
-        let mut values = Vec::with_capacity(sources.len());
-        let mut dsnames = Vec::with_capacity(sources.len());
-        let mut dstypes = Vec::with_capacity(sources.len());
-        for (source, raw) in sources.iter().zip(self.raw_values()) {
-            let ty = DsType::from_raw(source.type_).unwrap_or(DsType::Gauge);
-            // SAFETY: the union member read is the one the data source type
-            // names, which is how collectd itself writes it; every bit
-            // pattern is valid for these plain integer and float members.
-            let value = unsafe {
-                match ty {
-                    DsType::Gauge => Value::Gauge(raw.gauge),
-                    DsType::Derive => Value::Derive(raw.derive),
-                    DsType::Counter => Value::Counter(raw.counter),
-                    DsType::Absolute => Value::Absolute(raw.absolute),
-                }
-            };
-            values.push(value);
-            dsnames.push(fixed_str(&source.name).into_owned());
-            dstypes.push(ty);
-        }
+        let (values, dsnames): (Vec<Value>, Vec<String>) = self
+            .values()
+            .map(|(value, name)| (value, name.into_owned()))
+            .unzip();
         Metric {
             host: self.host().into_owned(),
             plugin: self.plugin().into_owned(),
             plugin_instance: self.plugin_instance().into_owned(),
             type_: self.type_().into_owned(),
             type_instance: self.type_instance().into_owned(),
-            time: cdtime_to_secs(self.vl.time),
-            interval: cdtime_to_secs(self.vl.interval),
+            time: self.time(),
+            interval: self.interval(),
+            dstypes: values.iter().map(Value::ds_type).collect(),
             values,
             dsnames,
-            dstypes,
         }
     }
 }

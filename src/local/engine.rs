@@ -5,10 +5,11 @@
 
 use super::catalog::{self, Catalog, Change, Fingerprint};
 use super::stats::Stats;
-use crate::events::{EventReceiver, Received};
+use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
+use crate::sandbox::wire::{decode_batch, seal_batch};
 use crate::sandbox::{
-    AfterDeath, BatchEncoder, Phase, ReportSink, RestartPolicy, Supervision, Worker, WorkerSpec,
+    AfterDeath, Phase, ReportSink, RestartPolicy, Supervision, Worker, WorkerSpec,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, enabled, error, info, warn};
 
-/// Events per batch at most.
-const BATCH_MAX: usize = 1024;
+/// After a batch smaller than this, the engine waits [`LINGER`] before
+/// taking the next one.
+const LINGER_BELOW: u32 = 256;
+const LINGER: Duration = Duration::from_millis(1);
 /// How often workers are looked after when no events arrive.
 const TICK: Duration = Duration::from_millis(100);
 /// A worker with batches outstanding and no progress for this long is
@@ -92,32 +95,21 @@ impl Engine {
     }
 
     /// Runs until the queue is closed, then stops the workers.
-    pub fn run(mut self, events: EventReceiver) {
+    pub fn run(mut self, events: &EventQueue) {
         let mut next_tick = Instant::now() + TICK;
-        let mut closed = false;
-        while !closed {
-            let mut batch = BatchEncoder::new(self.next_seq);
-            let mut next = events.recv_timeout(TICK);
-            loop {
-                match next {
-                    Received::Event(event) => {
-                        trace_event(&event);
-                        batch.push(&event);
-                    }
-                    Received::Idle => break,
-                    Received::Closed => {
-                        closed = true;
-                        break;
+        loop {
+            match events.take(TICK) {
+                Received::Batch(batch) => {
+                    let small = batch.count < LINGER_BELOW;
+                    self.fan_out(batch);
+                    if small {
+                        // Let a few more events gather: fewer, larger
+                        // batches cost the workers far less per event.
+                        std::thread::sleep(LINGER);
                     }
                 }
-                if batch.len() >= BATCH_MAX as u32 {
-                    break;
-                }
-                next = events.try_recv();
-            }
-            if !batch.is_empty() {
-                Stats::add(&self.stats.consumed, u64::from(batch.len()));
-                self.fan_out(batch);
+                Received::Idle => {}
+                Received::Closed => break,
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -132,11 +124,14 @@ impl Engine {
         }
     }
 
-    fn fan_out(&mut self, batch: BatchEncoder) {
+    fn fan_out(&mut self, batch: Batch) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let count = u64::from(batch.len());
-        let frame = Arc::new(batch.finish());
+        let count = u64::from(batch.count);
+        let mut frame = batch.frame;
+        seal_batch(&mut frame, seq, batch.count);
+        trace_events(&frame);
+        let frame = Arc::new(frame);
         for slot in self.slots.values_mut() {
             match &mut slot.active {
                 Some(running) => {
@@ -410,11 +405,20 @@ impl Running {
 
 /// The write path's debug trace (also how tests observe it); costs nothing
 /// unless debug logging is on.
-fn trace_event(event: &crate::events::Event) {
-    if enabled!(tracing::Level::DEBUG) {
-        debug!(
-            "event {}",
-            serde_json::to_string(event).unwrap_or_else(|e| format!("<unserializable: {e}>"))
-        );
+fn trace_events(frame: &[u8]) {
+    if !enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    match decode_batch(&frame[4..]) {
+        Ok((_, events)) => {
+            for event in events {
+                debug!(
+                    "event {}",
+                    serde_json::to_string(&event)
+                        .unwrap_or_else(|e| format!("<unserializable: {e}>"))
+                );
+            }
+        }
+        Err(e) => debug!("undecodable batch: {e}"),
     }
 }

@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters shared by the engine, the report handler and the read callback.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Events the engine took off the queue (for the queue depth).
-    pub consumed: AtomicU64,
     /// Handler-table evaluations: events times rule files that saw them.
     pub evaluated: AtomicU64,
     /// Events a rule file missed because its sandbox was behind, starting

@@ -8,7 +8,7 @@
 //!
 //! A frame is a little-endian `u32` length followed by that many bytes.
 
-use crate::collectd::{DsType, MetaValue, Metric, Notification, Severity, Value};
+use crate::collectd::{DsType, MetaValue, Metric, Notification, Severity, Value, ValueListRef};
 use crate::events::Event;
 use crate::lua::Limit;
 use serde::{Deserialize, Serialize};
@@ -90,94 +90,164 @@ impl Report {
     }
 }
 
-/// A batch of events, encoded for the workers as one whole frame (length
-/// prefix included), so the feeder writes it with a single call.
+/// Bytes at the start of a batch frame before its first event: length
+/// prefix, sequence number, event count (filled in by [`seal_batch`]).
+pub const BATCH_HEADER: usize = 16;
+
+/// An empty batch frame, ready for `push_*` calls.
+pub fn new_batch(capacity: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(capacity.max(BATCH_HEADER));
+    buf.resize(BATCH_HEADER, 0);
+    buf
+}
+
+/// Fills in the header of a frame built with [`new_batch`]: afterwards it
+/// is a whole frame, written to a worker with a single call.
+pub fn seal_batch(frame: &mut [u8], seq: u64, count: u32) {
+    let len = (frame.len() - 4) as u32;
+    frame[0..4].copy_from_slice(&len.to_le_bytes());
+    frame[4..12].copy_from_slice(&seq.to_le_bytes());
+    frame[12..16].copy_from_slice(&count.to_le_bytes());
+}
+
+/// Appends one value list straight from collectd's callback, without an
+/// owned copy: this is all a write thread of collectd pays per value.
+pub fn push_value_list(buf: &mut Vec<u8>, v: &ValueListRef<'_>) {
+    buf.push(1);
+    for s in [
+        v.host(),
+        v.plugin(),
+        v.plugin_instance(),
+        v.type_(),
+        v.type_instance(),
+    ] {
+        put_str(buf, &s);
+    }
+    put_f64(buf, v.time());
+    put_f64(buf, v.interval());
+    let count_at = buf.len();
+    put_u32(buf, 0);
+    let mut n = 0u32;
+    for (value, name) in v.values() {
+        put_value(buf, value, &name);
+        n += 1;
+    }
+    buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+}
+
+/// Appends one owned event.
+pub fn push_event(buf: &mut Vec<u8>, event: &Event) {
+    match event {
+        Event::Metric(m) => {
+            buf.push(1);
+            for s in [
+                &m.host,
+                &m.plugin,
+                &m.plugin_instance,
+                &m.type_,
+                &m.type_instance,
+            ] {
+                put_str(buf, s);
+            }
+            put_f64(buf, m.time);
+            put_f64(buf, m.interval);
+            put_u32(buf, m.values.len() as u32);
+            for (i, v) in m.values.iter().enumerate() {
+                put_value(buf, *v, m.dsnames.get(i).map_or("", String::as_str));
+            }
+        }
+        Event::Notification(n) => push_notification(buf, n),
+    }
+}
+
+/// Appends one notification.
+pub fn push_notification(buf: &mut Vec<u8>, n: &Notification) {
+    buf.push(2);
+    buf.push(n.severity as u8);
+    put_f64(buf, n.time);
+    for s in [
+        &n.message,
+        &n.host,
+        &n.plugin,
+        &n.plugin_instance,
+        &n.type_,
+        &n.type_instance,
+    ] {
+        put_str(buf, s);
+    }
+    put_u32(buf, n.meta.len() as u32);
+    for (key, value) in &n.meta {
+        put_str(buf, key);
+        match value {
+            MetaValue::String(s) => {
+                buf.push(0);
+                put_str(buf, s);
+            }
+            MetaValue::Signed(x) => {
+                buf.push(1);
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            MetaValue::Unsigned(x) => {
+                buf.push(2);
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            MetaValue::Double(x) => {
+                buf.push(3);
+                put_f64(buf, *x);
+            }
+            MetaValue::Boolean(b) => {
+                buf.push(4);
+                buf.push(u8::from(*b));
+            }
+        }
+    }
+}
+
+fn put_value(buf: &mut Vec<u8>, value: Value, name: &str) {
+    let (tag, bits) = match value {
+        Value::Gauge(x) => (0u8, x.to_bits()),
+        Value::Derive(x) => (1, x as u64),
+        Value::Counter(x) => (2, x),
+        Value::Absolute(x) => (3, x),
+    };
+    buf.push(tag);
+    buf.extend_from_slice(&bits.to_le_bytes());
+    put_str(buf, name);
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_u32(buf, s.len() as u32);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_f64(buf: &mut Vec<u8>, v: f64) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Builds whole batches of owned events (tests, benchmarks, tools).
 pub struct BatchEncoder {
     buf: Vec<u8>,
+    seq: u64,
     count: u32,
 }
 
 impl BatchEncoder {
     /// Starts batch number `seq`.
     pub fn new(seq: u64) -> BatchEncoder {
-        let mut buf = Vec::with_capacity(4096);
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        buf.extend_from_slice(&seq.to_le_bytes());
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        BatchEncoder { buf, count: 0 }
+        BatchEncoder {
+            buf: new_batch(4096),
+            seq,
+            count: 0,
+        }
     }
 
     pub fn push(&mut self, event: &Event) {
         self.count += 1;
-        match event {
-            Event::Metric(m) => {
-                self.buf.push(1);
-                for s in [
-                    &m.host,
-                    &m.plugin,
-                    &m.plugin_instance,
-                    &m.type_,
-                    &m.type_instance,
-                ] {
-                    self.str(s);
-                }
-                self.f64(m.time);
-                self.f64(m.interval);
-                self.u32(m.values.len() as u32);
-                for (i, v) in m.values.iter().enumerate() {
-                    let (tag, bits) = match *v {
-                        Value::Gauge(x) => (0u8, x.to_bits()),
-                        Value::Derive(x) => (1, x as u64),
-                        Value::Counter(x) => (2, x),
-                        Value::Absolute(x) => (3, x),
-                    };
-                    self.buf.push(tag);
-                    self.buf.extend_from_slice(&bits.to_le_bytes());
-                    self.str(m.dsnames.get(i).map_or("", String::as_str));
-                }
-            }
-            Event::Notification(n) => {
-                self.buf.push(2);
-                self.buf.push(n.severity as u8);
-                self.f64(n.time);
-                for s in [
-                    &n.message,
-                    &n.host,
-                    &n.plugin,
-                    &n.plugin_instance,
-                    &n.type_,
-                    &n.type_instance,
-                ] {
-                    self.str(s);
-                }
-                self.u32(n.meta.len() as u32);
-                for (key, value) in &n.meta {
-                    self.str(key);
-                    match value {
-                        MetaValue::String(s) => {
-                            self.buf.push(0);
-                            self.str(s);
-                        }
-                        MetaValue::Signed(x) => {
-                            self.buf.push(1);
-                            self.buf.extend_from_slice(&x.to_le_bytes());
-                        }
-                        MetaValue::Unsigned(x) => {
-                            self.buf.push(2);
-                            self.buf.extend_from_slice(&x.to_le_bytes());
-                        }
-                        MetaValue::Double(x) => {
-                            self.buf.push(3);
-                            self.f64(*x);
-                        }
-                        MetaValue::Boolean(b) => {
-                            self.buf.push(4);
-                            self.buf.push(u8::from(*b));
-                        }
-                    }
-                }
-            }
-        }
+        push_event(&mut self.buf, event);
     }
 
     pub fn len(&self) -> u32 {
@@ -191,23 +261,8 @@ impl BatchEncoder {
     /// The batch's frame: length prefix, then the payload
     /// [`decode_batch`] reads.
     pub fn finish(mut self) -> Vec<u8> {
-        let len = (self.buf.len() - 4) as u32;
-        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
-        self.buf[12..16].copy_from_slice(&self.count.to_le_bytes());
+        seal_batch(&mut self.buf, self.seq, self.count);
         self.buf
-    }
-
-    fn str(&mut self, s: &str) {
-        self.u32(s.len() as u32);
-        self.buf.extend_from_slice(s.as_bytes());
-    }
-
-    fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-
-    fn f64(&mut self, v: f64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
     }
 }
 
