@@ -115,10 +115,11 @@ fn worker(c: &mut Criterion) {
     }
     let frame = batch.finish();
     c.bench_function("write_path/worker_batch_of_1000_example_rules", |b| {
+        let mut slot = Event::Metric(metric("", "", 0.0));
         b.iter(|| {
-            let (_, events) = wire::decode_batch(black_box(&frame[4..])).unwrap();
-            for event in &events {
-                if let Event::Metric(m) = event {
+            let mut reader = wire::BatchReader::new(black_box(&frame[4..])).unwrap();
+            while reader.next_into(&mut slot).unwrap() {
+                if let Event::Metric(m) = &slot {
                     black_box(set.on_metric(m));
                 }
             }

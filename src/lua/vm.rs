@@ -123,6 +123,16 @@ pub struct Vm {
 impl Vm {
     pub fn new(limits: VmLimits) -> Result<Vm, CallError> {
         let mut lua = Lua::empty();
+        // A rule instance's heap is small (tens of KiB) but every event
+        // allocates its tables: with the default pacing the collector would
+        // restart every 4 KiB. Let 256 KiB of garbage build up between
+        // cycles (far below any memory limit) and let the heap grow by as
+        // much as it holds before the next cycle.
+        lua.gc_metrics().set_pacing(
+            gc_arena::metrics::Pacing::default()
+                .with_pause_factor(1.0)
+                .with_min_sleep(256 * 1024),
+        );
         lua.try_enter(env::install)
             .map_err(|e| CallError::Runtime(e.to_string()))?;
         let executor = lua.enter(|ctx| ctx.stash(Executor::new(ctx)));
@@ -239,7 +249,10 @@ impl Vm {
 
     fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
         let mut burned: u64 = 0;
-        let started = Instant::now();
+        // Most calls end within their first slice: read the clock only
+        // for those that do not (the first slice's few microseconds are
+        // not counted against the deadline).
+        let mut started: Option<Instant> = None;
         loop {
             let mut fuel = Fuel::with(SLICE);
             let done = self
@@ -250,6 +263,7 @@ impl Vm {
                 break;
             }
             let used = self.lua.total_memory();
+            let elapsed = started.get_or_insert_with(Instant::now).elapsed();
             let error = if burned > self.limits.fuel {
                 CallError::CpuLimit(burned)
             } else if used > self.limits.memory {
@@ -257,8 +271,8 @@ impl Vm {
                     used,
                     limit: self.limits.memory,
                 }
-            } else if started.elapsed() > self.limits.deadline {
-                CallError::TimeLimit(started.elapsed())
+            } else if elapsed > self.limits.deadline {
+                CallError::TimeLimit(elapsed)
             } else {
                 continue;
             };

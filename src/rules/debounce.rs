@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 /// A handler's debounce settings (all optional in the rule file).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Policy {
     /// Consecutive requests needed before acting (1 = act at once).
     pub hits: u32,

@@ -8,6 +8,7 @@ use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
 use piccolo::StashedFunction;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Which event a handler is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ const FILTER_FIELDS: &[&str] = &["host", "plugin", "plugin_instance", "type", "t
 struct Handler {
     /// `None` for a bare function.
     name: Option<String>,
+    /// `<file>::metric::<name>`, made once at load (it is on every outcome).
+    label: Arc<str>,
     function: StashedFunction,
     filter: Vec<(String, FieldMatch)>,
     policy: Policy,
@@ -63,7 +66,7 @@ pub struct HandlerError {
 
 /// What one handler returned for one event, before debouncing.
 pub struct Outcome {
-    pub handler: String,
+    pub handler: Arc<str>,
     pub policy: Policy,
     /// The decision, or why there is none (and the limit hit, if any).
     pub result: Result<Option<(String, String)>, CallFailure>,
@@ -157,8 +160,20 @@ impl RuleFile {
         let returned = vm
             .run_chunk(&label, source)
             .map_err(|e| e.located(&label))?;
-        let metric = handlers(returned.first(), &label, "first (metric handlers)")?;
-        let notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        let mut metric = handlers(returned.first(), &label, "first (metric handlers)")?;
+        let mut notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        for (kind, list) in [
+            (HandlerKind::Metric, &mut metric),
+            (HandlerKind::Notification, &mut notification),
+        ] {
+            for h in list.iter_mut() {
+                h.label = match &h.name {
+                    Some(name) => format!("{label}::{}::{name}", kind.as_str()),
+                    None => format!("{label}::{}", kind.as_str()),
+                }
+                .into();
+            }
+        }
         let examples = super::examples::parse(returned.get(2), &label)?;
         Ok(RuleFile {
             path: path.to_path_buf(),
@@ -182,7 +197,7 @@ impl RuleFile {
     pub fn handler_names(&self, kind: HandlerKind) -> Vec<String> {
         self.list(kind)
             .iter()
-            .map(|h| self.label(kind, h))
+            .map(|h| h.label.to_string())
             .collect()
     }
 
@@ -190,13 +205,6 @@ impl RuleFile {
         match kind {
             HandlerKind::Metric => &self.metric,
             HandlerKind::Notification => &self.notification,
-        }
-    }
-
-    fn label(&self, kind: HandlerKind, h: &Handler) -> String {
-        match &h.name {
-            Some(name) => format!("{}::{}::{name}", self.path.display(), kind.as_str()),
-            None => format!("{}::{}", self.path.display(), kind.as_str()),
         }
     }
 
@@ -252,8 +260,7 @@ impl RuleFile {
             if !admitted {
                 continue;
             }
-            let (handler, function, policy) =
-                (self.label(kind, h), h.function.clone(), h.policy.clone());
+            let (handler, function, policy) = (Arc::clone(&h.label), h.function.clone(), h.policy);
             let result = self
                 .vm
                 .call_with_table(&function, &mut table, build)
@@ -275,6 +282,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
         None | Some(LuaValue::Nil) => Ok(Vec::new()),
         Some(LuaValue::Function(f)) => Ok(vec![Handler {
             name: None,
+            label: Arc::from(""),
             function: f.clone(),
             filter: Vec::new(),
             policy: Policy::default(),
@@ -297,6 +305,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
 fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
     let named = |function: StashedFunction| Handler {
         name: Some(name.to_string()),
+        label: Arc::from(""),
         function,
         filter: Vec::new(),
         policy: Policy::default(),

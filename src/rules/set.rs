@@ -107,7 +107,7 @@ impl RuleSet {
                     Ok(w) => w,
                     Err((reason, limit)) => {
                         out.errors.push(HandlerError {
-                            handler: outcome.handler,
+                            handler: outcome.handler.to_string(),
                             reason,
                             limit,
                         });
@@ -117,14 +117,14 @@ impl RuleSet {
                 if outcome.policy.is_plain() {
                     if let Some((service, command)) = wants {
                         out.fired.push(Fired {
-                            handler: outcome.handler,
+                            handler: outcome.handler.to_string(),
                             service,
                             command,
                         });
                     }
                     continue;
                 }
-                let key = (outcome.handler.clone(), identity());
+                let key = (outcome.handler.to_string(), identity());
                 let verdict = self.states.entry(key.clone()).or_default().step(
                     &outcome.policy,
                     wants.is_some(),
@@ -138,7 +138,7 @@ impl RuleSet {
                     Verdict::Fire => {
                         if let Some((service, command)) = wants {
                             out.fired.push(Fired {
-                                handler: outcome.handler,
+                                handler: outcome.handler.to_string(),
                                 service,
                                 command,
                             });
@@ -156,7 +156,7 @@ impl RuleSet {
                     }
                 };
                 out.held.push(Held {
-                    handler: outcome.handler,
+                    handler: outcome.handler.to_string(),
                     reason,
                 });
             }

@@ -3,13 +3,14 @@
 //! indexed from 0.
 
 use crate::collectd::{MetaValue, Metric, Notification, Value as DsValue};
+use piccolo::table::RawTable;
 use piccolo::{Context, Table, Value};
 
 pub(super) fn metric_table<'gc>(
     ctx: Context<'gc>,
     m: &Metric,
 ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
-    let t = Table::new(&ctx);
+    let t = sized_table(ctx, 0, 10);
     t.set(ctx, "host", text(ctx, &m.host))?;
     t.set(ctx, "plugin", text(ctx, &m.plugin))?;
     t.set(ctx, "plugin_instance", text(ctx, &m.plugin_instance))?;
@@ -17,7 +18,8 @@ pub(super) fn metric_table<'gc>(
     t.set(ctx, "type_instance", text(ctx, &m.type_instance))?;
     t.set(ctx, "time", m.time)?;
     t.set(ctx, "interval", m.interval)?;
-    let values = Table::new(&ctx);
+    let n = m.values.len();
+    let values = sized_table(ctx, n, 0);
     for (i, v) in m.values.iter().enumerate() {
         let v: Value = match *v {
             DsValue::Gauge(g) => Value::Number(g),
@@ -29,8 +31,9 @@ pub(super) fn metric_table<'gc>(
         values.set(ctx, i as i64 + 1, v)?;
     }
     t.set(ctx, "values", values)?;
-    let dsnames = Table::new(&ctx);
-    let dstypes = Table::new(&ctx);
+    // Indexed from 0: index 0 lives in the hash part, the rest in the array.
+    let dsnames = sized_table(ctx, n.saturating_sub(1), 1);
+    let dstypes = sized_table(ctx, n.saturating_sub(1), 1);
     for (i, (name, ty)) in m.dsnames.iter().zip(&m.dstypes).enumerate() {
         dsnames.set(ctx, i as i64, text(ctx, name))?;
         dstypes.set(ctx, i as i64, ty.as_str())?;
@@ -44,7 +47,7 @@ pub(super) fn notification_table<'gc>(
     ctx: Context<'gc>,
     n: &Notification,
 ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
-    let t = Table::new(&ctx);
+    let t = sized_table(ctx, 0, 9);
     t.set(ctx, "severity", n.severity as i64)?;
     t.set(ctx, "time", n.time)?;
     t.set(ctx, "message", text(ctx, &n.message))?;
@@ -68,6 +71,15 @@ pub(super) fn notification_table<'gc>(
         t.set(ctx, "meta", meta)?;
     }
     Ok(t)
+}
+
+/// A table with room for its fields, so filling it never rehashes (table
+/// building is a good part of a handler call's cost).
+fn sized_table<'gc>(ctx: Context<'gc>, array: usize, map: usize) -> Table<'gc> {
+    let mut raw = RawTable::new(&ctx);
+    raw.reserve_array(array);
+    raw.reserve_map(map);
+    Table::from_parts(&ctx, raw, None)
 }
 
 /// A Lua string for borrowed text (piccolo takes only `'static` `&str`s as

@@ -8,7 +8,7 @@
 //!
 //! A frame is a little-endian `u32` length followed by that many bytes.
 
-use crate::collectd::{DsType, MetaValue, Metric, Notification, Severity, Value, ValueListRef};
+use crate::collectd::{MetaValue, Metric, Notification, Severity, Value, ValueListRef};
 use crate::events::Event;
 use crate::lua::Limit;
 use serde::{Deserialize, Serialize};
@@ -268,17 +268,84 @@ impl BatchEncoder {
 
 /// Reads a batch back from a frame's payload: `(seq, events)`.
 pub fn decode_batch(bytes: &[u8]) -> Result<(u64, Vec<Event>), String> {
-    let mut r = Reader { bytes, at: 0 };
-    let seq = r.u64()?;
-    let count = r.u32()?;
-    let mut events = Vec::with_capacity(count.min(65_536) as usize);
-    for _ in 0..count {
-        events.push(r.event()?);
+    let mut reader = BatchReader::new(bytes)?;
+    let mut events = Vec::with_capacity(reader.count().min(65_536) as usize);
+    let mut slot = Event::Metric(empty_metric());
+    while reader.next_into(&mut slot)? {
+        events.push(slot.clone());
     }
-    if r.at != bytes.len() {
-        return Err(format!("{} bytes after the last event", bytes.len() - r.at));
+    Ok((reader.seq, events))
+}
+
+fn empty_metric() -> Metric {
+    Metric {
+        host: String::new(),
+        plugin: String::new(),
+        plugin_instance: String::new(),
+        type_: String::new(),
+        type_instance: String::new(),
+        time: 0.0,
+        interval: 0.0,
+        values: Vec::new(),
+        dsnames: Vec::new(),
+        dstypes: Vec::new(),
     }
-    Ok((seq, events))
+}
+
+/// Reads a batch one event at a time into a reused [`Event`], so that a
+/// worker allocates nothing per value list once its strings have grown to
+/// size.
+pub struct BatchReader<'a> {
+    reader: Reader<'a>,
+    remaining: u32,
+    pub seq: u64,
+}
+
+impl<'a> BatchReader<'a> {
+    /// Starts reading a frame's payload.
+    pub fn new(payload: &'a [u8]) -> Result<BatchReader<'a>, String> {
+        let mut reader = Reader {
+            bytes: payload,
+            at: 0,
+        };
+        let seq = reader.u64()?;
+        let remaining = reader.u32()?;
+        Ok(BatchReader {
+            reader,
+            remaining,
+            seq,
+        })
+    }
+
+    /// Events in the batch.
+    pub fn count(&self) -> u32 {
+        self.remaining
+    }
+
+    /// Reads the next event into `slot`; false after the last one.
+    pub fn next_into(&mut self, slot: &mut Event) -> Result<bool, String> {
+        if self.remaining == 0 {
+            let r = &self.reader;
+            return if r.at == r.bytes.len() {
+                Ok(false)
+            } else {
+                Err(format!(
+                    "{} bytes after the last event",
+                    r.bytes.len() - r.at
+                ))
+            };
+        }
+        self.remaining -= 1;
+        let r = &mut self.reader;
+        if r.bytes.get(r.at) == Some(&1)
+            && let Event::Metric(m) = slot
+        {
+            r.at += 1;
+            return r.metric_into(m).map(|()| true);
+        }
+        *slot = r.event()?;
+        Ok(true)
+    }
 }
 
 struct Reader<'a> {
@@ -324,45 +391,57 @@ impl Reader<'_> {
         Ok(String::from_utf8_lossy(bytes).into_owned())
     }
 
+    fn str_into(&mut self, out: &mut String) -> Result<(), String> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        out.clear();
+        out.push_str(&String::from_utf8_lossy(bytes));
+        Ok(())
+    }
+
+    /// A metric's fields (after its kind byte) into an existing metric.
+    fn metric_into(&mut self, m: &mut Metric) -> Result<(), String> {
+        for field in [
+            &mut m.host,
+            &mut m.plugin,
+            &mut m.plugin_instance,
+            &mut m.type_,
+            &mut m.type_instance,
+        ] {
+            self.str_into(field)?;
+        }
+        m.time = self.f64()?;
+        m.interval = self.f64()?;
+        let n = self.u32()? as usize;
+        if n > self.bytes.len() {
+            return Err(format!("{n} values announced"));
+        }
+        m.values.clear();
+        m.dstypes.clear();
+        m.dsnames.resize_with(n, String::new);
+        for i in 0..n {
+            let tag = self.u8()?;
+            let bits = self.u64()?;
+            let value = match tag {
+                0 => Value::Gauge(f64::from_bits(bits)),
+                1 => Value::Derive(bits as i64),
+                2 => Value::Counter(bits),
+                3 => Value::Absolute(bits),
+                t => return Err(format!("unknown value type {t}")),
+            };
+            m.values.push(value);
+            m.dstypes.push(value.ds_type());
+            self.str_into(&mut m.dsnames[i])?;
+        }
+        Ok(())
+    }
+
     fn event(&mut self) -> Result<Event, String> {
         match self.u8()? {
             1 => {
-                let (host, plugin, plugin_instance, type_, type_instance) = (
-                    self.str()?,
-                    self.str()?,
-                    self.str()?,
-                    self.str()?,
-                    self.str()?,
-                );
-                let (time, interval) = (self.f64()?, self.f64()?);
-                let n = self.u32()? as usize;
-                let mut values = Vec::with_capacity(n.min(256));
-                let mut dsnames = Vec::with_capacity(n.min(256));
-                for _ in 0..n {
-                    let tag = self.u8()?;
-                    let bits = self.u64()?;
-                    values.push(match tag {
-                        0 => Value::Gauge(f64::from_bits(bits)),
-                        1 => Value::Derive(bits as i64),
-                        2 => Value::Counter(bits),
-                        3 => Value::Absolute(bits),
-                        t => return Err(format!("unknown value type {t}")),
-                    });
-                    dsnames.push(self.str()?);
-                }
-                let dstypes: Vec<DsType> = values.iter().map(Value::ds_type).collect();
-                Ok(Event::Metric(Metric {
-                    host,
-                    plugin,
-                    plugin_instance,
-                    type_,
-                    type_instance,
-                    time,
-                    interval,
-                    values,
-                    dsnames,
-                    dstypes,
-                }))
+                let mut m = empty_metric();
+                self.metric_into(&mut m)?;
+                Ok(Event::Metric(m))
             }
             2 => {
                 let severity = Severity::try_from(i32::from(self.u8()?))?;
@@ -409,6 +488,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectd::DsType;
 
     fn metric() -> Metric {
         Metric {

@@ -7,7 +7,7 @@
 //! plugin sees its stdout close, logs why, and starts a new one.
 
 use super::confine::confine;
-use super::wire::{Report, decode_batch, read_frame, write_frame};
+use super::wire::{BatchReader, Report, read_frame, write_frame};
 use crate::events::Event;
 use crate::lua::{Limit, VmLimits};
 use crate::rules::{Evaluation, RuleFile, RuleSet, event_series};
@@ -69,6 +69,18 @@ pub fn serve<W: Write>(
             .len(),
     };
     let mut set = RuleSet::from_files(vec![file]);
+    // Reused for every event: decoding allocates only while strings grow.
+    let mut slot = Event::Notification(crate::collectd::Notification {
+        severity: crate::collectd::Severity::Okay,
+        time: 0.0,
+        message: String::new(),
+        host: String::new(),
+        plugin: String::new(),
+        plugin_instance: String::new(),
+        type_: String::new(),
+        type_instance: String::new(),
+        meta: vec![],
+    });
     if !send(out, ready) {
         return 0;
     }
@@ -83,22 +95,29 @@ pub fn serve<W: Write>(
                 return EXIT_FATAL;
             }
         };
-        let (seq, events) = match decode_batch(&frame) {
+        let mut batch = match BatchReader::new(&frame) {
             Ok(batch) => batch,
             Err(reason) => {
                 send(out, Report::Fatal { reason });
                 return EXIT_FATAL;
             }
         };
-        let count = events.len() as u64;
+        let (seq, count) = (batch.seq, u64::from(batch.count()));
         let mut hit_memory_limit = false;
-        for event in &events {
-            let evaluation = match event {
+        loop {
+            match batch.next_into(&mut slot) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(reason) => {
+                    send(out, Report::Fatal { reason });
+                    return EXIT_FATAL;
+                }
+            }
+            let evaluation = match &slot {
                 Event::Metric(m) => set.on_metric(m),
                 Event::Notification(n) => set.on_notification(n),
             };
-            let series = event_series(event);
-            for report in reports(evaluation, &series) {
+            for report in reports(evaluation, &slot) {
                 hit_memory_limit |= matches!(
                     report,
                     Report::Failed {
@@ -129,8 +148,8 @@ pub fn serve<W: Write>(
     }
 }
 
-/// What one event's evaluation tells the plugin.
-fn reports(evaluation: Evaluation, series: &str) -> Vec<Report> {
+/// What one event's evaluation tells the plugin (usually nothing).
+fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
     let Evaluation {
         fired,
         held,
@@ -138,6 +157,10 @@ fn reports(evaluation: Evaluation, series: &str) -> Vec<Report> {
         printed,
     } = evaluation;
     let mut out = Vec::new();
+    if fired.is_empty() && held.is_empty() && errors.is_empty() && printed.is_empty() {
+        return out;
+    }
+    let series = event_series(event);
     out.extend(
         printed
             .into_iter()
@@ -147,7 +170,7 @@ fn reports(evaluation: Evaluation, series: &str) -> Vec<Report> {
         handler: e.handler,
         limit: e.limit,
         reason: e.reason,
-        series: series.to_string(),
+        series: series.clone(),
     }));
     out.extend(held.into_iter().map(|h| Report::Held {
         handler: h.handler,
@@ -157,7 +180,7 @@ fn reports(evaluation: Evaluation, series: &str) -> Vec<Report> {
         handler: f.handler,
         service: f.service,
         command: f.command,
-        series: series.to_string(),
+        series: series.clone(),
     }));
     out
 }
