@@ -185,6 +185,15 @@ fn status_kib(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn children(pid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -419,7 +428,9 @@ LoadPlugin network
         udp_rcvbuf_errors(),
     );
     let collectd_hwm = status_kib(pid, "VmHWM:");
-    let workers_rss = workers.iter().map(|w| status_kib(*w, "VmRSS:")).sum();
+    // Proportional set size: the program's pages are shared by all the
+    // workers, each counts its share once.
+    let workers_rss = workers.iter().map(|w| pss_kib(*w)).sum();
     let _ = nix_kill(pid);
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -481,7 +492,7 @@ fn main() {
         a.values, a.rate
     );
     println!(
-        "| configuration | collectd CPU | of which write thread | our workers CPU | total | peak RSS collectd | workers RSS | UDP drops | our counters |"
+        "| configuration | collectd CPU | of which write thread | our workers CPU | total | peak RSS collectd | workers PSS | UDP drops | our counters |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut totals = Vec::new();

@@ -53,7 +53,7 @@ pub async fn send(
     task_id: u64,
     payload: Vec<u8>,
 ) -> Result<TaskResult, String> {
-    let (client, mut eventloop) = AsyncClient::new(options.connection.mqtt_options()?, 16);
+    let (client, mut eventloop) = options.connection.client(16)?;
     let broker = format!("{}:{}", options.connection.host, options.connection.port);
     let exchange = async {
         let mut payload = Some(payload);
@@ -124,7 +124,7 @@ pub async fn publish_confirmed(
     payload: Vec<u8>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let (client, mut eventloop) = AsyncClient::new(connection.mqtt_options()?, 16);
+    let (client, mut eventloop) = connection.client(16)?;
     let broker = format!("{}:{}", connection.host, connection.port);
     let exchange = async {
         let mut payload = Some(payload);

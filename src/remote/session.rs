@@ -44,14 +44,13 @@ pub(super) async fn run(
     journal: Journal,
     mut stop: watch::Receiver<bool>,
 ) {
-    let options = match settings.connection.mqtt_options() {
-        Ok(o) => o,
+    let (client, eventloop) = match settings.connection.client(REQUEST_CAPACITY) {
+        Ok(pair) => pair,
         Err(e) => {
             error!("remote commands disabled: {e}");
             return;
         }
     };
-    let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
     let journal = Arc::new(Mutex::new(journal));
     let (results, results_rx) = mpsc::unbounded_channel();
     replay_unfinished(&journal, &results);

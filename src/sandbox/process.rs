@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-/// Batches that may wait for one worker before new ones are dropped.
-const FEED_CAPACITY: usize = 64;
+/// Batches that may wait for one worker before new ones are dropped (the
+/// frames are shared by all workers; a slow one holds on to at most this
+/// many).
+const FEED_CAPACITY: usize = 256;
 /// Bytes of a dead worker's stderr kept for the log.
 const STDERR_KEPT: usize = 2048;
 
