@@ -84,8 +84,10 @@ fn enqueue(c: &mut Criterion) {
     let drain = {
         let (queue, stop) = (Arc::clone(&queue), Arc::clone(&stop));
         std::thread::spawn(move || {
+            // As the engine does: take everything, then let events gather.
             while !stop.load(Ordering::Relaxed) {
                 black_box(queue.take(Duration::from_millis(1)));
+                std::thread::sleep(Duration::from_millis(1));
             }
         })
     };

@@ -113,6 +113,8 @@ impl EventQueue {
 
     /// Takes everything queued, waiting at most `timeout` for something.
     pub fn take(&self, timeout: Duration) -> Received {
+        // Allocated before taking the lock, which the producers share.
+        let fresh = empty_batch();
         let Ok(guard) = self.pending.lock() else {
             return Received::Closed;
         };
@@ -123,7 +125,7 @@ impl EventQueue {
             return Received::Closed;
         };
         if pending.batch.count > 0 {
-            let batch = std::mem::replace(&mut pending.batch, empty_batch());
+            let batch = std::mem::replace(&mut pending.batch, fresh);
             return Received::Batch(batch);
         }
         if pending.closed {

@@ -3,7 +3,7 @@
 //! supervises the workers (readiness, deaths, hangs, restarts, quarantine)
 //! and picks up new, changed and removed rule files.
 
-use super::catalog::{self, Catalog, Change, Fingerprint};
+use super::catalog::{self, Catalog, Change};
 use super::stats::Stats;
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
@@ -58,11 +58,9 @@ struct Running {
 /// One rule file.
 #[derive(Default)]
 struct Slot {
-    /// The version `active` runs (or tries to).
-    version: Option<Fingerprint>,
     active: Option<Running>,
     /// A new version loading beside the active one.
-    candidate: Option<(Worker, Fingerprint)>,
+    candidate: Option<Worker>,
     supervision: Supervision,
     restart_at: Option<Instant>,
     quarantined: bool,
@@ -181,28 +179,27 @@ impl Engine {
         let Some(slot) = self.slots.get_mut(path) else {
             return;
         };
-        let Some((worker, version)) = &slot.candidate else {
-            return;
+        let phase = match &slot.candidate {
+            Some(worker) => worker.phase(),
+            None => return,
         };
-        match worker.phase() {
+        match phase {
             Phase::Starting => {}
             Phase::Ready => {
-                let (worker, version) = slot.candidate.take().expect("checked above");
+                let new = slot.candidate.take();
                 if let Some(mut old) = slot.active.take() {
                     old.worker.stop();
                 }
                 info!("{}: reloaded (new version active)", path.display());
-                slot.version = Some(version);
                 slot.supervision.forget();
-                slot.active = Some(Running::new(worker, true));
+                slot.active = new.map(|worker| Running::new(worker, true));
             }
             Phase::LoadFailed(why) | Phase::Gone(why) => {
+                // Not retried until the file changes again.
                 error!(
                     "{}: the changed file was not loaded, the previous version stays active: {why}",
                     path.display()
                 );
-                // Not retried until the file changes again.
-                slot.version = Some(*version);
                 slot.candidate = None;
             }
         }
@@ -282,17 +279,11 @@ impl Engine {
         };
         for change in catalog::diff(&self.catalog, &found) {
             match change {
-                Change::Added(path, version) => {
-                    self.slots.insert(
-                        path.clone(),
-                        Slot {
-                            version: Some(version),
-                            ..Slot::default()
-                        },
-                    );
+                Change::Added(path) => {
+                    self.slots.insert(path.clone(), Slot::default());
                     self.spawn_active(&path);
                 }
-                Change::Changed(path, version) => self.changed(&path, version),
+                Change::Changed(path) => self.changed(&path),
                 Change::Removed(path) => {
                     if let Some(mut slot) = self.slots.remove(&path)
                         && let Some(running) = &mut slot.active
@@ -306,7 +297,7 @@ impl Engine {
         self.catalog = found;
     }
 
-    fn changed(&mut self, path: &Path, version: Fingerprint) {
+    fn changed(&mut self, path: &Path) {
         let Some(slot) = self.slots.get_mut(path) else {
             return;
         };
@@ -319,7 +310,6 @@ impl Engine {
             slot.quarantined = false;
             slot.restart_at = None;
             slot.supervision.forget();
-            slot.version = Some(version);
             slot.candidate = None;
             self.spawn_active(path);
             return;
@@ -332,7 +322,7 @@ impl Engine {
                     path.display()
                 );
                 if let Some(slot) = self.slots.get_mut(path) {
-                    slot.candidate = Some((worker, version));
+                    slot.candidate = Some(worker);
                 }
             }
             Err(e) => error!("{}: {e}", path.display()),
