@@ -9,7 +9,7 @@ use crate::collectd::{
     self, ConfigItem, Notification, Plugin, Severity, ValueListRef, dispatch_notification,
     dispatch_values,
 };
-use crate::config::{self, Loaded, PluginBlock, Settings};
+use crate::config::{self, ConfigReload, LiveServices, Loaded, PluginBlock, Reloaded, Settings};
 use crate::events::EventQueue;
 use crate::local::{Engine, EngineConfig, Responder, Stats};
 use crate::logging;
@@ -68,7 +68,7 @@ impl Plugin for Monitor {
             .unwrap_or_default();
         let loaded = match PluginBlock::from_items(&items)
             .map_err(config::ConfigError::from)
-            .and_then(|block| config::load(&block))
+            .and_then(|block| config::load(&block).map(|loaded| (block, loaded)))
         {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -80,6 +80,7 @@ impl Plugin for Monitor {
                 return Ok(());
             }
         };
+        let (block, loaded) = loaded;
         logging::configure(loaded.settings.log_device, loaded.settings.log_level);
         for warning in &loaded.warnings {
             warn!("{warning}");
@@ -89,14 +90,19 @@ impl Plugin for Monitor {
         announce(&loaded);
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
         let stats = Arc::new(Stats::default());
+        let services = LiveServices::new(loaded.settings.services.clone());
         let responder = Arc::new(Responder::new(
-            loaded.settings.services.clone(),
+            Arc::clone(&services),
             Duration::from_secs(loaded.settings.command_cooldown),
             Arc::clone(&runner),
             Arc::clone(&stats),
             collectd::hostname().unwrap_or_else(|| "localhost".into()),
         ));
-        let engine_config = engine_config(&loaded.settings);
+        let mut reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
+        let engine_config = engine_config(
+            &loaded.settings,
+            Box::new(move || log_reload(reload.check())),
+        );
         let engine_stats = Arc::clone(&stats);
         let engine = std::thread::Builder::new()
             .name("monitor-engine".into())
@@ -106,7 +112,7 @@ impl Plugin for Monitor {
                 Engine::start(engine_config, sink, engine_stats).run(&engine_queue)
             })
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
-        let remote = start_remote(&loaded.settings, runner, self.invocation.clone());
+        let remote = start_remote(&loaded.settings, services, runner, self.invocation.clone());
         let _ = self.running.set(Running {
             queue,
             stats,
@@ -203,7 +209,7 @@ fn announce(loaded: &Loaded) {
 
 /// The engine's settings: where the rules are, how workers are started,
 /// limited and restarted.
-fn engine_config(s: &Settings) -> EngineConfig {
+fn engine_config(s: &Settings, on_reload_check: Box<dyn FnMut() + Send>) -> EngineConfig {
     let defaults = VmLimits {
         fuel: s.rule_fuel,
         memory: mib(s.rule_memory_limit),
@@ -219,6 +225,7 @@ fn engine_config(s: &Settings) -> EngineConfig {
         },
         reload_interval: (s.rule_reload_interval > 0)
             .then(|| Duration::from_secs(s.rule_reload_interval)),
+        on_reload_check,
         limits: Box::new(move |path| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             match name.and_then(|n| per_file.get(&n)) {
@@ -230,6 +237,23 @@ fn engine_config(s: &Settings) -> EngineConfig {
                 None => defaults,
             }
         }),
+    }
+}
+
+/// What a look at config.json found, in the log.
+fn log_reload(found: Vec<Reloaded>) {
+    for r in found {
+        match r {
+            Reloaded::Services(n) => {
+                info!("config.json changed: Services reloaded ({n} services)")
+            }
+            Reloaded::NeedsRestart => warn!(
+                "config.json changed: settings other than Services take effect after a collectd restart"
+            ),
+            Reloaded::Invalid(e) => error!(
+                "config.json changed but does not load; the running configuration stays: {e}"
+            ),
+        }
     }
 }
 
@@ -250,6 +274,7 @@ fn runner_limits(s: &Settings) -> RunnerLimits {
 /// disables remote commands only, loudly; local monitoring goes on.
 fn start_remote(
     s: &Settings,
+    services: Arc<LiveServices>,
     runner: Arc<Runner>,
     invocation: Option<Invocation>,
 ) -> Option<Remote> {
@@ -258,7 +283,7 @@ fn start_remote(
         Some(mut remote) => {
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
-            Remote::start(remote, Arc::new(s.services.clone()), runner).map(Some)
+            Remote::start(remote, services, runner).map(Some)
         }
         None => Ok(None),
     });

@@ -555,3 +555,31 @@ fn self_monitoring_values_reach_collectd() {
     assert_eq!(active, 2.0);
     assert!(depth >= 0.0);
 }
+
+#[test]
+fn services_added_to_config_json_are_used_without_a_restart() {
+    let rule = PROBE_RULE.replace("\"hello\"", "\"late\"");
+    let mut l = start(
+        &[("late.lua", &rule)],
+        HELLO,
+        r#", "CommandCooldown": 0, "RuleReloadInterval": 1"#,
+    );
+    let c = &mut l.collectd;
+    c.putval("testhost/probe/gauge-x N:1");
+    c.wait_for_log("asked for late/exec on testhost/probe/gauge-x: unknown service \"late\"");
+    let json = std::fs::read_to_string(&c.config_json).unwrap();
+    let json = json.replace(
+        r#""Services": {"#,
+        r#""Services": {"late": {"commands": {"exec": "echo late"}}, "#,
+    );
+    std::fs::write(&c.config_json, json).unwrap();
+    c.wait_for_log("config.json changed: Services reloaded (2 services)");
+    c.putval("testhost/probe/gauge-x N:2");
+    let r = wait_results(c, 1);
+    assert_eq!(message(&r[0])["message"], "late");
+    // A broken edit keeps what runs.
+    std::fs::write(&c.config_json, "{").unwrap();
+    c.wait_for_log("config.json changed but does not load; the running configuration stays");
+    c.putval("testhost/probe/gauge-x N:3");
+    assert_eq!(message(&wait_results(c, 2)[1])["message"], "late");
+}

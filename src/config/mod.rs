@@ -9,8 +9,10 @@
 
 mod block;
 mod load;
+mod reload;
 mod schema;
 
 pub use block::{BlockError, PluginBlock};
 pub use load::{ConfigError, Loaded, load, load_json_file};
+pub use reload::{ConfigReload, LiveServices, Reloaded};
 pub use schema::{LogDevice, LogLevelName, Qos, Service, Settings};

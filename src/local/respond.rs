@@ -10,9 +10,8 @@ use super::stats::Stats;
 use super::throttle::Throttle;
 use crate::actions::{Ending, Runner, Summary};
 use crate::collectd::dispatch_notification;
-use crate::config::Service;
+use crate::config::LiveServices;
 use crate::sandbox::Report;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,7 @@ const PRINTS_PER_WINDOW: u32 = 20;
 
 /// Everything needed to act on a report.
 pub struct Responder {
-    services: BTreeMap<String, Service>,
+    services: Arc<LiveServices>,
     default_cooldown: Duration,
     runner: Arc<Runner>,
     stats: Arc<Stats>,
@@ -39,7 +38,7 @@ pub struct Responder {
 
 impl Responder {
     pub fn new(
-        services: BTreeMap<String, Service>,
+        services: Arc<LiveServices>,
         default_cooldown: Duration,
         runner: Arc<Runner>,
         stats: Arc<Stats>,
@@ -98,7 +97,8 @@ impl Responder {
     }
 
     fn fire(self: &Arc<Self>, handler: String, service: String, command: String, series: &str) {
-        let svc = self.services.get(&service);
+        let services = self.services.get();
+        let svc = services.get(&service);
         let Some(line) = svc.and_then(|s| s.commands.get(&command)).cloned() else {
             let what = if svc.is_none() {
                 format!("unknown service {service:?}")

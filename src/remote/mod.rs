@@ -21,10 +21,9 @@ pub use message::{Malformed, Request, parse};
 pub use tls::TlsSettings;
 
 use crate::actions::Runner;
-use crate::config::{Service, Settings};
+use crate::config::{LiveServices, Settings};
 use crate::reconfig::ReplaceContext;
 use rumqttc::QoS;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -143,7 +142,7 @@ impl Remote {
     /// could not be kept.
     pub fn start(
         settings: RemoteSettings,
-        services: Arc<BTreeMap<String, Service>>,
+        services: Arc<LiveServices>,
         runner: Arc<Runner>,
     ) -> Result<Remote, String> {
         let now = SystemTime::now()

@@ -14,13 +14,12 @@ use super::decide::{Decision, Policy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
 use crate::actions::{Runner, Summary};
-use crate::config::Service;
+use crate::config::LiveServices;
 use crate::reconfig;
 use crate::task::{TaskResult, code};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
 };
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,7 +33,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Longest wait for the DISCONNECT to go out at shutdown.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 
-type Services = Arc<BTreeMap<String, Service>>;
+type Services = Arc<LiveServices>;
 
 /// Runs the session until `stop` turns true.
 pub(super) async fn run(
@@ -414,8 +413,9 @@ impl Session {
             let Ok(journal) = self.journal.lock() else {
                 return;
             };
+            let services = self.services.get();
             let policy = Policy {
-                services: &self.services,
+                services: &services,
                 max_age: self.settings.max_age,
                 now,
             };
