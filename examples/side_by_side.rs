@@ -92,9 +92,11 @@ fn setups(work: &Path) -> Vec<Setup> {
             &json,
             format!(
                 r#"{{"LocalMonitorConfigDir": "{}", "HelperPath": "{}", "RuleReloadInterval": 0,
-                    "Services": {{"hello": {{"commands": {{"exec": "/bin/echo \"Hello World!\""}}}}}}}}"#,
+                    "Services": {{"hello": {{"commands": {{"exec": "/bin/echo \"Hello World!\""}}}},
+                                 "probe": {{"commands": {{"stamp": "date +%s.%N >> {}"}}, "Cooldown": 0}}}}}}"#,
                 dir.display(),
-                release.join("collectd-monitor").display()
+                release.join("collectd-monitor").display(),
+                work.join(format!("{name}-stamps")).display()
             ),
         )
         .unwrap();
@@ -105,6 +107,16 @@ fn setups(work: &Path) -> Vec<Setup> {
         )
     };
     let example = ("example.lua".to_string(), repo().join("rules/example.lua"));
+    // Fires on the sender's reaction markers: the command writes the time
+    // it started, for the reaction-time figure.
+    let reaction = work.join("reaction.lua");
+    std::fs::write(
+        &reaction,
+        r#"return { reaction = { match = { plugin = "reaction" },
+  handler = function(m) return { service = "probe", command = "stamp" } end } }"#,
+    )
+    .unwrap();
+    let reaction = ("reaction.lua".to_string(), reaction);
     let shipped: Vec<PathBuf> = [
         "example",
         "disk_almost_full",
@@ -148,7 +160,7 @@ end)
         },
         Setup {
             name: "(b) monitor, example rules",
-            conf: monitor("b", &[example]),
+            conf: monitor("b", &[example, reaction]),
         },
         Setup {
             name: "(c) monitor, 20 rule files",
@@ -309,23 +321,56 @@ fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
     }
 }
 
-/// Sends `n` value lists at `rate` per second; returns packets sent.
-fn send(port: u16, n: u64, rate: u64) -> u64 {
+/// A value list only the reaction rule acts on, in a packet of its own.
+fn reaction_marker(seq: u64, time: u64) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let part_str = |buf: &mut Vec<u8>, kind: u16, s: &str| {
+        buf.extend_from_slice(&kind.to_be_bytes());
+        buf.extend_from_slice(&((s.len() + 5) as u16).to_be_bytes());
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(0);
+    };
+    part_str(&mut buf, 0x0000, HOST);
+    buf.extend_from_slice(&0x0008u16.to_be_bytes());
+    buf.extend_from_slice(&12u16.to_be_bytes());
+    buf.extend_from_slice(&time.to_be_bytes());
+    part_str(&mut buf, 0x0002, "reaction");
+    part_str(&mut buf, 0x0003, &seq.to_string());
+    part_str(&mut buf, 0x0004, "gauge");
+    buf.extend_from_slice(&0x0006u16.to_be_bytes());
+    buf.extend_from_slice(&15u16.to_be_bytes());
+    buf.extend_from_slice(&1u16.to_be_bytes());
+    buf.push(1);
+    buf.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+    buf
+}
+
+/// Value lists between two reaction markers.
+const MARKER_EVERY: u64 = 10_000;
+
+/// Sends `n` value lists at `rate` per second, with a reaction marker every
+/// [`MARKER_EVERY`]; returns when each marker was sent.
+fn send(port: u16, n: u64, rate: u64) -> Vec<SystemTime> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(("127.0.0.1", port)).unwrap();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let base = (now.as_secs() << 30) + ((u64::from(now.subsec_nanos()) << 30) / 1_000_000_000);
     let started = Instant::now();
     let mut packet = Vec::with_capacity(1452);
-    let mut packets = 0;
+    let mut markers = Vec::new();
     for i in 0..n {
+        if i % MARKER_EVERY == MARKER_EVERY / 2 {
+            markers.push(SystemTime::now());
+            socket
+                .send(&reaction_marker(i, base + i * 1074 + 1))
+                .unwrap();
+        }
         let before = packet.len();
         // 1 µs apart: every series' times strictly increase.
         push_value_list(&mut packet, i, base + i * 1074);
         if packet.len() > 1452 {
             let tail = packet.split_off(before);
             socket.send(&packet).unwrap();
-            packets += 1;
             packet = tail;
         }
         if i % 1000 == 999 {
@@ -337,9 +382,22 @@ fn send(port: u16, n: u64, rate: u64) -> u64 {
     }
     if !packet.is_empty() {
         socket.send(&packet).unwrap();
-        packets += 1;
     }
-    packets
+    markers
+}
+
+/// Reaction times: each marker's send time against the time its command
+/// wrote (in order; commands 100 ms apart do not overtake each other).
+fn reactions(markers: &[SystemTime], stamps: &Path) -> Vec<Duration> {
+    let text = std::fs::read_to_string(stamps).unwrap_or_default();
+    markers
+        .iter()
+        .zip(text.lines())
+        .filter_map(|(sent, line)| {
+            let ran = UNIX_EPOCH + Duration::from_secs_f64(line.trim().parse().ok()?);
+            ran.duration_since(*sent).ok()
+        })
+        .collect()
 }
 
 struct Run {
@@ -351,6 +409,7 @@ struct Run {
     udp_drops: u64,
     ours: String,
     seconds: f64,
+    markers: Vec<SystemTime>,
 }
 
 fn run(setup: &Setup, work: &Path, a: &Args) -> Run {
@@ -409,7 +468,7 @@ LoadPlugin network
         udp_rcvbuf_errors(),
     );
     let started = Instant::now();
-    send(port, a.values, a.rate);
+    let markers = send(port, a.values, a.rate);
     // Wait until collectd and the workers are idle again.
     let mut last = (ticks(&stat), workers_ticks(&workers));
     loop {
@@ -449,6 +508,7 @@ LoadPlugin network
         udp_drops: u1 - u0,
         ours,
         seconds,
+        markers,
     }
 }
 
@@ -496,12 +556,29 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut totals = Vec::new();
+    let mut reaction_line = String::new();
     for setup in setups(work.path()) {
         if a.only.as_deref().is_some_and(|o| !setup.name.contains(o)) {
             continue;
         }
         let r = run(&setup, work.path(), &a);
         let total = per_vl(r.collectd_cpu + r.workers_cpu);
+        let stamps = work.path().join("b-stamps");
+        if setup.name.starts_with("(b)") {
+            let mut times = reactions(&r.markers, &stamps);
+            times.sort();
+            if !times.is_empty() {
+                let pick = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+                reaction_line = format!(
+                    "reaction, (b): a marker value list to its command writing the time: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} markers answered)",
+                    pick(0.5).as_secs_f64() * 1e3,
+                    pick(0.99).as_secs_f64() * 1e3,
+                    times.last().unwrap().as_secs_f64() * 1e3,
+                    times.len(),
+                    r.markers.len()
+                );
+            }
+        }
         totals.push((setup.name, total, per_vl(r.writer_cpu)));
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} MiB | {} MiB | {} | {} ({:.1} s) |",
@@ -520,6 +597,10 @@ fn main() {
             },
             r.seconds
         );
+    }
+    if !reaction_line.is_empty() {
+        println!();
+        println!("{reaction_line}");
     }
     let find = |prefix: &str| {
         totals
