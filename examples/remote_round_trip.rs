@@ -10,6 +10,9 @@
 //! - the command-line tools, process start included: `collectd-monitor
 //!   send-command` against `mosquitto_pub` publishing one message.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,21 +26,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn wait_for_line(log: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::fs::read_to_string(log).is_ok_and(|t| t.contains(needle)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "{} never said {needle:?}:\n{}",
-        log.display(),
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 struct Daemons {
@@ -54,7 +42,7 @@ impl Drop for Daemons {
 }
 
 fn start(work: &Path, port: u16) -> Daemons {
-    let release = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release");
+    let release = common::release();
     std::fs::write(
         work.join("mosquitto.conf"),
         format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n"),
@@ -68,13 +56,7 @@ fn start(work: &Path, port: u16) -> Daemons {
         .spawn()
         .expect("mosquitto");
     std::thread::sleep(Duration::from_millis(300));
-    let plugins = work.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        release.join("libcollectd_monitor.so"),
-        plugins.join("monitor.so"),
-    )
-    .expect("build with cargo build --release first");
+    let plugins = common::install_plugin(work);
     let json = work.join("config.json");
     std::fs::write(
         &json,
@@ -127,7 +109,7 @@ LoadPlugin monitor
     let daemons = Daemons {
         children: vec![collectd, broker],
     };
-    wait_for_line(&log, "remote: listening for commands");
+    common::wait_for_line(&log, "remote: listening for commands");
     daemons
 }
 

@@ -15,7 +15,9 @@
 //! thread, and of our worker processes, peak RSS, and drops (kernel UDP
 //! buffer, our queue, our sandbox feeds).
 
-use std::io::{BufRead, BufReader};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,14 +62,8 @@ struct Setup {
 }
 
 fn setups(work: &Path) -> Vec<Setup> {
-    let release = repo().join("target/release");
-    let plugins = work.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        release.join("libcollectd_monitor.so"),
-        plugins.join("monitor.so"),
-    )
-    .expect("build with cargo build --release first");
+    let release = common::release();
+    let plugins = common::install_plugin(work);
     let compiled = Command::new("gcc")
         .args(["-shared", "-fPIC", "-O2", "-DHAVE_CONFIG_H"])
         .args([
@@ -454,7 +450,7 @@ LoadPlugin network
         .spawn()
         .expect("collectd");
     let pid = child.id();
-    wait_for_line(&log, "Initialization complete");
+    common::wait_for_line(&log, "Initialization complete");
     // Let the workers load.
     std::thread::sleep(Duration::from_secs(1));
     let stat = format!("/proc/{pid}/stat");
@@ -517,25 +513,6 @@ fn nix_kill(pid: u32) -> std::io::Result<()> {
         .arg(pid.to_string())
         .status()
         .map(|_| ())
-}
-
-fn wait_for_line(log: &Path, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(f) = std::fs::File::open(log)
-            && BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .any(|l| l.contains(needle))
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "collectd did not log {needle:?}: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
 }
 
 fn main() {

@@ -65,7 +65,7 @@ impl Value {
 
 /// An owned value list: everything a rule may look at, with no pointer into
 /// collectd, so it can be queued and handled after the write callback returns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub host: String,
     pub plugin: String,

@@ -57,21 +57,8 @@ impl PluginBlock {
 
     /// `<RuleFile "disk.lua"> MemoryLimit 16 </RuleFile>` -> `RuleFiles`.
     fn add_rule_file(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
-        let name = match item.values.as_slice() {
-            [ConfigValue::String(name)] if !name.is_empty() => name.clone(),
-            _ => {
-                return Err(BlockError(
-                    "<RuleFile> needs exactly one argument, the file name: <RuleFile \"disk.lua\">"
-                        .into(),
-                ));
-            }
-        };
-        let files = self
-            .settings
-            .entry("RuleFiles")
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut()
-            .ok_or_else(|| BlockError("`RuleFiles` given twice".into()))?;
+        let name = block_name(item, "<RuleFile \"disk.lua\">")?;
+        let files = self.section("RuleFiles")?;
         let mut limits = Map::new();
         for child in &item.children {
             let key = canonical(&child.key, RULE_FILE_KEYS);
@@ -89,22 +76,18 @@ impl PluginBlock {
         Ok(())
     }
 
-    fn add_service(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
-        let name = match item.values.as_slice() {
-            [ConfigValue::String(name)] if !name.is_empty() => name.clone(),
-            _ => {
-                return Err(BlockError(
-                    "<Service> needs exactly one argument, the service name: <Service \"nginx\">"
-                        .into(),
-                ));
-            }
-        };
-        let services = self
-            .settings
-            .entry("Services")
+    /// The object a named block goes into (`Services`, `RuleFiles`).
+    fn section(&mut self, key: &str) -> Result<&mut Map<String, Value>, BlockError> {
+        self.settings
+            .entry(key)
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
-            .ok_or_else(|| BlockError("`Services` given twice".into()))?;
+            .ok_or_else(|| BlockError(format!("`{key}` given twice")))
+    }
+
+    fn add_service(&mut self, item: &ConfigItem) -> Result<(), BlockError> {
+        let name = block_name(item, "<Service \"nginx\">")?;
+        let services = self.section("Services")?;
         if services.contains_key(&name) {
             return Err(BlockError(format!("<Service \"{name}\"> given twice")));
         }
@@ -145,6 +128,17 @@ impl PluginBlock {
         service.insert("commands".into(), Value::Object(commands));
         services.insert(name, Value::Object(service));
         Ok(())
+    }
+}
+
+/// The one string argument of a named block (`<Service "nginx">`).
+fn block_name(item: &ConfigItem, example: &str) -> Result<String, BlockError> {
+    match item.values.as_slice() {
+        [ConfigValue::String(name)] if !name.is_empty() => Ok(name.clone()),
+        _ => Err(BlockError(format!(
+            "<{}> needs exactly one argument, its name: {example}",
+            item.key
+        ))),
     }
 }
 

@@ -270,26 +270,11 @@ impl BatchEncoder {
 pub fn decode_batch(bytes: &[u8]) -> Result<(u64, Vec<Event>), String> {
     let mut reader = BatchReader::new(bytes)?;
     let mut events = Vec::with_capacity(reader.count().min(65_536) as usize);
-    let mut slot = Event::Metric(empty_metric());
+    let mut slot = Event::Metric(Metric::default());
     while reader.next_into(&mut slot)? {
         events.push(slot.clone());
     }
     Ok((reader.seq, events))
-}
-
-fn empty_metric() -> Metric {
-    Metric {
-        host: String::new(),
-        plugin: String::new(),
-        plugin_instance: String::new(),
-        type_: String::new(),
-        type_instance: String::new(),
-        time: 0.0,
-        interval: 0.0,
-        values: Vec::new(),
-        dsnames: Vec::new(),
-        dstypes: Vec::new(),
-    }
 }
 
 /// Reads a batch one event at a time into a reused [`Event`], so that a
@@ -439,7 +424,7 @@ impl Reader<'_> {
     fn event(&mut self) -> Result<Event, String> {
         match self.u8()? {
             1 => {
-                let mut m = empty_metric();
+                let mut m = Metric::default();
                 self.metric_into(&mut m)?;
                 Ok(Event::Metric(m))
             }

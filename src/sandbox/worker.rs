@@ -70,17 +70,7 @@ pub fn serve<W: Write>(
     };
     let mut set = RuleSet::from_files(vec![file]);
     // Reused for every event: decoding allocates only while strings grow.
-    let mut slot = Event::Notification(crate::collectd::Notification {
-        severity: crate::collectd::Severity::Okay,
-        time: 0.0,
-        message: String::new(),
-        host: String::new(),
-        plugin: String::new(),
-        plugin_instance: String::new(),
-        type_: String::new(),
-        type_instance: String::new(),
-        meta: vec![],
-    });
+    let mut slot = Event::Metric(crate::collectd::Metric::default());
     if !send(out, ready) {
         return 0;
     }
