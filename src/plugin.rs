@@ -49,6 +49,7 @@ struct Monitor {
 struct Running {
     queue: Arc<EventQueue>,
     stats: Arc<Stats>,
+    responder: Arc<Responder>,
     engine: Mutex<Option<JoinHandle<()>>>,
     remote: Mutex<Option<Remote>>,
 }
@@ -104,11 +105,13 @@ impl Plugin for Monitor {
             Box::new(move || log_reload(reload.check())),
         );
         let engine_stats = Arc::clone(&stats);
+        let engine_responder = Arc::clone(&responder);
         let engine = std::thread::Builder::new()
             .name("monitor-engine".into())
             .spawn(move || {
-                let sink =
-                    Arc::new(move |file: &std::path::Path, report| responder.handle(file, report));
+                let sink = Arc::new(move |file: &std::path::Path, report| {
+                    engine_responder.handle(file, report)
+                });
                 Engine::start(engine_config, sink, engine_stats).run(&engine_queue)
             })
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
@@ -116,6 +119,7 @@ impl Plugin for Monitor {
         let _ = self.running.set(Running {
             queue,
             stats,
+            responder,
             engine: Mutex::new(Some(engine)),
             remote: Mutex::new(remote),
         });
@@ -165,6 +169,7 @@ impl Plugin for Monitor {
         if let Some(mut remote) = running.remote.lock().ok().and_then(|mut r| r.take()) {
             remote.stop();
         }
+        running.responder.stop();
         running.queue.close();
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
             let _ = engine.join();

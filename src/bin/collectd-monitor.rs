@@ -432,9 +432,13 @@ fn run_lua(file: &std::path::Path, limits: VmLimits) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = collectd_monitor::sandbox::confine(limits.memory) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
+    match collectd_monitor::sandbox::confine(limits.memory) {
+        Ok(None) => {}
+        Ok(Some(warning)) => eprintln!("warning: {warning}"),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     }
     let outcome = Vm::new(limits).and_then(|mut vm| {
         let result = vm.run_chunk(&file.display().to_string(), &source);

@@ -13,7 +13,7 @@ use crate::collectd::dispatch_notification;
 use crate::config::LiveServices;
 use crate::sandbox::Report;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
@@ -34,6 +34,9 @@ pub struct Responder {
     cooldowns: Mutex<Cooldowns>,
     failures: Mutex<Throttle>,
     prints: Mutex<Throttle>,
+    /// Set at collectd's shutdown: no new commands, no more notifications
+    /// into a collectd that is tearing its plugins down.
+    stopped: AtomicBool,
 }
 
 impl Responder {
@@ -56,7 +59,13 @@ impl Responder {
             cooldowns: Mutex::new(Cooldowns::default()),
             failures: Mutex::new(Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60))),
             prints: Mutex::new(Throttle::new(PRINTS_PER_WINDOW, Duration::from_secs(10))),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// collectd is shutting down: later results are only logged.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
     }
 
     /// Handles one report of the worker running `file`.
@@ -86,6 +95,7 @@ impl Responder {
                 }
             }
             Report::Held { handler, reason } => debug!("rule {handler}: held back: {reason}"),
+            Report::Warning { message } => warn!("{}: {message}", file.display()),
             Report::Fired {
                 handler,
                 service,
@@ -97,6 +107,10 @@ impl Responder {
     }
 
     fn fire(self: &Arc<Self>, handler: String, service: String, command: String, series: &str) {
+        if self.stopped.load(Ordering::SeqCst) {
+            info!("rule {handler} asked for {service}/{command} during shutdown; not run");
+            return;
+        }
         let services = self.services.get();
         let svc = services.get(&service);
         let Some(line) = svc.and_then(|s| s.commands.get(&command)).cloned() else {
@@ -182,6 +196,9 @@ impl Responder {
                     outcome.describe()
                 );
             }
+        }
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
         }
         let notification = result_notification(&self.hostname, handler, task_id, code, &message);
         if let Err(status) = dispatch_notification(&notification) {

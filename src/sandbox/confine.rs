@@ -48,8 +48,10 @@ const ALLOWED: &[i64] = &[
 
 /// Confines the calling process. `memory` is the Lua limit in bytes.
 /// Call it single-threaded, after reading the rule file and before running
-/// it.
-pub fn confine(memory: usize) -> Result<(), String> {
+/// it. The resource limits are required; a kernel that refuses the seccomp
+/// filter (old, or a container that forbids it) gives a warning instead,
+/// returned for the caller to pass on: the closed Lua library still holds.
+pub fn confine(memory: usize) -> Result<Option<String>, String> {
     crate::collectd::close_inherited_fds();
     let address_space = ADDRESS_SPACE_BASE.saturating_add(2 * memory as u64);
     setrlimit(Resource::RLIMIT_AS, address_space, address_space)
@@ -60,7 +62,9 @@ pub fn confine(memory: usize) -> Result<(), String> {
     // Even if a file descriptor leaked in, no new one can be made.
     setrlimit(Resource::RLIMIT_NOFILE, 3, 3)
         .map_err(|e| format!("cannot limit file descriptors: {e}"))?;
-    install_seccomp()
+    Ok(install_seccomp().err().map(|e| {
+        format!("{e}; running without the system-call filter (rlimits and the closed Lua library still apply)")
+    }))
 }
 
 fn install_seccomp() -> Result<(), String> {

@@ -78,6 +78,8 @@ pub enum Report {
     Done { seq: u64, events: u64 },
     /// The worker is about to exit on its own, and why.
     Fatal { reason: String },
+    /// Something the operator should know that does not stop the worker.
+    Warning { message: String },
 }
 
 impl Report {

@@ -46,14 +46,18 @@ pub fn serve<W: Write>(
             return EXIT_LOAD_FAILED;
         }
     };
-    if sandboxed && let Err(e) = confine(limits.memory) {
-        send(
-            out,
-            Report::Fatal {
-                reason: format!("cannot enter the sandbox: {e}"),
-            },
-        );
-        return EXIT_FATAL;
+    if sandboxed {
+        match confine(limits.memory) {
+            Ok(None) => {}
+            Ok(Some(message)) => {
+                send(out, Report::Warning { message });
+            }
+            Err(e) => {
+                let reason = format!("cannot enter the sandbox: {e}");
+                send(out, Report::Fatal { reason });
+                return EXIT_FATAL;
+            }
+        }
     }
     let file = match RuleFile::from_source(path, &source, limits) {
         Ok(file) => file,
