@@ -583,3 +583,32 @@ fn services_added_to_config_json_are_used_without_a_restart() {
     c.putval("testhost/probe/gauge-x N:3");
     assert_eq!(message(&wait_results(c, 2)[1])["message"], "late");
 }
+
+#[test]
+fn a_rule_directory_that_appears_later_is_picked_up_and_its_absence_logged_once() {
+    let parent = tempfile::Builder::new()
+        .prefix("cm-rules")
+        .tempdir()
+        .unwrap();
+    let dir = parent.path().join("later");
+    let json = format!(
+        r#"{{"LocalMonitorConfigDir": "{dir}", "HelperPath": "{helper}", "RuleReloadInterval": 1, "Services": {HELLO}}}"#,
+        dir = dir.display(),
+        helper = env!("CARGO_BIN_EXE_collectd-monitor"),
+    );
+    let mut c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((json, 0o600)),
+        ..CollectdSpec::default()
+    });
+    c.wait_for_log("later: No such file or directory");
+    // A few more checks go by without another line.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(c.log_text().matches("No such file or directory").count(), 1);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("probe.lua"), PROBE_RULE).unwrap();
+    c.wait_for_log("readable again");
+    c.wait_for_log("probe.lua: loaded");
+    c.putval("testhost/probe/gauge-x N:1");
+    wait_results(&c, 1);
+}

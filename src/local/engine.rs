@@ -76,6 +76,8 @@ pub struct Engine {
     slots: BTreeMap<PathBuf, Slot>,
     next_seq: u64,
     next_scan: Instant,
+    /// The last directory error logged.
+    scan_error: Option<String>,
 }
 
 impl Engine {
@@ -89,6 +91,7 @@ impl Engine {
             slots: BTreeMap::new(),
             next_seq: 0,
             next_scan: Instant::now(),
+            scan_error: None,
         };
         engine.rescan();
         engine
@@ -271,12 +274,22 @@ impl Engine {
             return;
         };
         let found = match catalog::scan(dir) {
-            Ok(found) => found,
+            Ok(found) => {
+                if self.scan_error.take().is_some() {
+                    info!("LocalMonitorConfigDir {}: readable again", dir.display());
+                }
+                found
+            }
             Err(e) => {
-                warn!(
-                    "LocalMonitorConfigDir {}: {e}; keeping the rule files already loaded",
-                    dir.display()
-                );
+                // Once per incident, not at every check.
+                let text = e.to_string();
+                if self.scan_error.as_deref() != Some(&text) {
+                    warn!(
+                        "LocalMonitorConfigDir {}: {text}; keeping the rule files already loaded and looking again every check",
+                        dir.display()
+                    );
+                    self.scan_error = Some(text);
+                }
                 return;
             }
         };
