@@ -28,6 +28,6 @@ pub use notification::{
     MESSAGE_MAX_BYTES, MetaValue, NAME_MAX_BYTES, Notification, Severity, dispatch_notification,
     truncate_utf8,
 };
-pub use process::{close_inherited_fds, restore_default_sigchld};
+pub use process::{close_inherited_fds, release_free_memory, restore_default_sigchld};
 pub use register::Plugin;
 pub use time::{cdtime_to_secs, secs_to_cdtime};

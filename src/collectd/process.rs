@@ -37,3 +37,16 @@ pub fn close_inherited_fds() {
         }
     }
 }
+
+/// Gives the memory that `free` kept back to the kernel. A rule worker
+/// calls it once its file is loaded: parsing and compiling the file (and
+/// the library) leave a megabyte of freed heap behind, which would
+/// otherwise count against every worker's resident size.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own allocator state, under
+    // glibc's lock; it takes no pointers from us and is safe to call at any
+    // time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -73,6 +73,7 @@ pub fn serve<W: Write>(
             .len(),
     };
     let mut set = RuleSet::from_files(vec![file]);
+    crate::collectd::release_free_memory();
     // Reused for every event: decoding allocates only while strings grow.
     let mut slot = Event::Metric(crate::collectd::Metric::default());
     if !send(out, ready) {
