@@ -68,6 +68,8 @@ struct Slot {
     quarantined: bool,
 }
 
+/// The engine thread's state: every rule file's worker, the directory as
+/// last seen, and the batch counter.
 pub struct Engine {
     config: EngineConfig,
     sink: ReportSink,

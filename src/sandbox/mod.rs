@@ -10,7 +10,9 @@
 mod confine;
 mod process;
 mod supervision;
+/// Public for the benchmarks and tools that build or read batches.
 pub mod wire;
+/// Public for the `collectd-monitor rule-worker` entry point.
 pub mod worker;
 
 pub use confine::confine;

@@ -83,10 +83,13 @@ pub enum Report {
 }
 
 impl Report {
+    /// The frame payload (JSON: reports are rare, readability wins).
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
+    /// Reads a payload back; a worker that writes garbage is ended by the
+    /// caller.
     pub fn decode(bytes: &[u8]) -> Result<Report, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("unreadable report from worker: {e}"))
     }
@@ -247,15 +250,18 @@ impl BatchEncoder {
         }
     }
 
+    /// Appends one event.
     pub fn push(&mut self, event: &Event) {
         self.count += 1;
         push_event(&mut self.buf, event);
     }
 
+    /// Events pushed so far.
     pub fn len(&self) -> u32 {
         self.count
     }
 
+    /// True before the first push.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
