@@ -114,27 +114,24 @@ impl RuleSet {
                         continue;
                     }
                 };
-                if outcome.policy.is_plain() {
-                    if let Some((service, command)) = wants {
-                        out.fired.push(Fired {
-                            handler: outcome.handler.to_string(),
-                            service,
-                            command,
-                        });
-                    }
-                    continue;
-                }
-                let key = (outcome.handler.to_string(), identity());
-                let verdict = self.states.entry(key.clone()).or_default().step(
-                    &outcome.policy,
-                    wants.is_some(),
-                    time,
-                );
-                let reason = match verdict {
-                    Verdict::Clear => {
+                // Plain handlers (the old API) act on every request; the
+                // others go through their series' debounce state.
+                let verdict = if outcome.policy.is_plain() {
+                    Verdict::Fire
+                } else {
+                    let key = (outcome.handler.to_string(), identity());
+                    let verdict = self.states.entry(key.clone()).or_default().step(
+                        &outcome.policy,
+                        wants.is_some(),
+                        time,
+                    );
+                    if verdict == Verdict::Clear {
                         self.states.remove(&key);
-                        continue;
                     }
+                    verdict
+                };
+                let reason = match verdict {
+                    Verdict::Clear => continue,
                     Verdict::Fire => {
                         if let Some((service, command)) = wants {
                             out.fired.push(Fired {
