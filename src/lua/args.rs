@@ -37,6 +37,22 @@ pub(super) fn type_of(v: Option<Value<'_>>) -> &'static str {
     v.map_or("no value", |v| v.type_name())
 }
 
+/// Lua's "bad argument #n to 'f' (...)" error.
+pub(super) fn bad_argument<'gc>(ctx: Context<'gc>, n: usize, f: &str, why: &str) -> Error<'gc> {
+    error(ctx, format!("bad argument #{n} to '{f}' ({why})"))
+}
+
+/// "... (`kind` expected, got <type>)"; `None` reads "no value".
+pub(super) fn expected<'gc>(
+    ctx: Context<'gc>,
+    n: usize,
+    f: &str,
+    kind: &str,
+    got: Option<Value<'gc>>,
+) -> Error<'gc> {
+    bad_argument(ctx, n, f, &format!("{kind} expected, got {}", type_of(got)))
+}
+
 pub(super) fn table_arg<'gc>(
     ctx: Context<'gc>,
     v: Option<Value<'gc>>,
@@ -45,13 +61,7 @@ pub(super) fn table_arg<'gc>(
 ) -> Result<Table<'gc>, Error<'gc>> {
     match v {
         Some(Value::Table(t)) => Ok(t),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (table expected, got {})",
-                type_of(other)
-            ),
-        )),
+        other => Err(expected(ctx, n, f, "table", other)),
     }
 }
 
@@ -61,20 +71,15 @@ pub(super) fn int_arg<'gc>(
     n: usize,
     f: &str,
 ) -> Result<i64, Error<'gc>> {
-    match v {
-        Some(Value::Integer(i)) => Ok(i),
-        Some(Value::Number(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => Ok(x as i64),
-        Some(Value::Number(_)) => Err(error(
+    match (v, v.and_then(int)) {
+        (_, Some(i)) => Ok(i),
+        (Some(Value::Number(_)), None) => Err(bad_argument(
             ctx,
-            format!("bad argument #{n} to '{f}' (number has no integer representation)"),
+            n,
+            f,
+            "number has no integer representation",
         )),
-        other => Err(error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (number expected, got {})",
-                type_of(other)
-            ),
-        )),
+        (other, None) => Err(expected(ctx, n, f, "number", other)),
     }
 }
 
@@ -85,13 +90,6 @@ pub(super) fn bytes_arg<'gc>(
     n: usize,
     f: &str,
 ) -> Result<Vec<u8>, Error<'gc>> {
-    v.and_then(to_bytes).ok_or_else(|| {
-        error(
-            ctx,
-            format!(
-                "bad argument #{n} to '{f}' (string expected, got {})",
-                type_of(v)
-            ),
-        )
-    })
+    v.and_then(to_bytes)
+        .ok_or_else(|| expected(ctx, n, f, "string", v))
 }

@@ -1,7 +1,7 @@
 //! `os.date` and `os.time(t)` with Lua 5.4's conversions (C locale), local
 //! time or UTC (`!`), and the `*t` table form.
 
-use super::args::error;
+use super::args::{error, expected};
 use chrono::{DateTime, Datelike, Local, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
@@ -139,13 +139,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, os: Table<'gc>) -> Result<(), Erro
                 Value::Nil => "%c".to_string(),
                 Value::String(s) => s.to_str_lossy().into_owned(),
                 other => {
-                    return Err(error(
-                        ctx,
-                        format!(
-                            "bad argument #1 to 'os.date' (string expected, got {})",
-                            other.type_name()
-                        ),
-                    ));
+                    return Err(expected(ctx, 1, "os.date", "string", Some(other)));
                 }
             };
             let when = match stack.get(1) {
@@ -153,13 +147,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, os: Table<'gc>) -> Result<(), Erro
                 Value::Integer(i) => i,
                 Value::Number(x) => x as i64,
                 other => {
-                    return Err(error(
-                        ctx,
-                        format!(
-                            "bad argument #2 to 'os.date' (number expected, got {})",
-                            other.type_name()
-                        ),
-                    ));
+                    return Err(expected(ctx, 2, "os.date", "number", Some(other)));
                 }
             };
             match format_date(&format, when).map_err(|e| error(ctx, e))? {
@@ -193,13 +181,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, os: Table<'gc>) -> Result<(), Erro
                 Value::Nil => now(),
                 Value::Table(t) => time_of(ctx, t)?,
                 other => {
-                    return Err(error(
-                        ctx,
-                        format!(
-                            "bad argument #1 to 'os.time' (table expected, got {})",
-                            other.type_name()
-                        ),
-                    ));
+                    return Err(expected(ctx, 1, "os.time", "table", Some(other)));
                 }
             };
             stack.replace(ctx, t);

@@ -1,7 +1,7 @@
 //! More of the standard library piccolo 0.3.3 lacks: `tonumber` with a
 //! base, `string.byte`/`string.char`, `table.move` and `utf8`.
 
-use super::args::{error, int, to_bytes as bytes};
+use super::args::{bad_argument, error, expected, int, to_bytes as bytes};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Lua's relative string positions: negative counts from the end.
@@ -46,20 +46,9 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             }
             let base = int(stack.get(1))
                 .filter(|b| (2..=36).contains(b))
-                .ok_or_else(|| {
-                    error(
-                        ctx,
-                        "bad argument #2 to 'tonumber' (base out of range)".into(),
-                    )
-                })?;
+                .ok_or_else(|| bad_argument(ctx, 2, "tonumber", "base out of range"))?;
             let Value::String(s) = stack.get(0) else {
-                return Err(error(
-                    ctx,
-                    format!(
-                        "bad argument #1 to 'tonumber' (string expected, got {})",
-                        stack.get(0).type_name()
-                    ),
-                ));
+                return Err(expected(ctx, 1, "tonumber", "string", Some(stack.get(0))));
             };
             let n = tonumber_base(s.as_bytes(), base as u32);
             stack.replace(ctx, n.map_or(Value::Nil, Value::Integer));
@@ -71,12 +60,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             ctx,
             "byte",
             Callback::from_fn(&ctx, |ctx, _, mut stack| {
-                let s = bytes(stack.get(0)).ok_or_else(|| {
-                    error(
-                        ctx,
-                        "bad argument #1 to 'string.byte' (string expected)".into(),
-                    )
-                })?;
+                let s = bytes(stack.get(0))
+                    .ok_or_else(|| bad_argument(ctx, 1, "string.byte", "string expected"))?;
                 let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1);
                 let j = position(int(stack.get(2)).unwrap_or(i), s.len()).min(s.len() as i64);
                 let codes: Vec<Value> = (i..=j)
@@ -95,10 +80,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                     match int(stack.get(k)) {
                         Some(c @ 0..=255) => out.push(c as u8),
                         _ => {
-                            return Err(error(
-                                ctx,
-                                format!("bad argument #{} to 'char' (value out of range)", k + 1),
-                            ));
+                            return Err(bad_argument(ctx, k + 1, "char", "value out of range"));
                         }
                     }
                 }
@@ -167,15 +149,7 @@ fn utf8_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
                 let c = int(stack.get(k))
                     .and_then(|c| u32::try_from(c).ok())
                     .and_then(char::from_u32)
-                    .ok_or_else(|| {
-                        error(
-                            ctx,
-                            format!(
-                                "bad argument #{} to 'utf8.char' (value out of range)",
-                                k + 1
-                            ),
-                        )
-                    })?;
+                    .ok_or_else(|| bad_argument(ctx, k + 1, "utf8.char", "value out of range"))?;
                 out.push(c);
             }
             stack.replace(ctx, Value::String(ctx.intern(out.as_bytes())));
@@ -186,19 +160,12 @@ fn utf8_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
         ctx,
         "codepoint",
         Callback::from_fn(&ctx, |ctx, _, mut stack| {
-            let s = bytes(stack.get(0)).ok_or_else(|| {
-                error(
-                    ctx,
-                    "bad argument #1 to 'utf8.codepoint' (string expected)".into(),
-                )
-            })?;
+            let s = bytes(stack.get(0))
+                .ok_or_else(|| bad_argument(ctx, 1, "utf8.codepoint", "string expected"))?;
             let i = position(int(stack.get(1)).unwrap_or(1), s.len());
             let j = position(int(stack.get(2)).unwrap_or(i), s.len());
             if i < 1 || j > s.len() as i64 {
-                return Err(error(
-                    ctx,
-                    "bad argument #2 to 'utf8.codepoint' (out of bounds)".into(),
-                ));
+                return Err(bad_argument(ctx, 2, "utf8.codepoint", "out of bounds"));
             }
             let mut codes = Vec::new();
             let mut k = (i - 1) as usize;
@@ -220,12 +187,8 @@ fn utf8_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
         ctx,
         "len",
         Callback::from_fn(&ctx, |ctx, _, mut stack| {
-            let s = bytes(stack.get(0)).ok_or_else(|| {
-                error(
-                    ctx,
-                    "bad argument #1 to 'utf8.len' (string expected)".into(),
-                )
-            })?;
+            let s = bytes(stack.get(0))
+                .ok_or_else(|| bad_argument(ctx, 1, "utf8.len", "string expected"))?;
             let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1) as usize;
             let j = position(int(stack.get(2)).unwrap_or(-1), s.len()) as usize;
             let mut count = 0;

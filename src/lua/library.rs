@@ -3,7 +3,7 @@
 //! tests/lua_oracle.rs). Each charges fuel for the work it does, so a big
 //! table or string counts against the call's CPU budget like Lua code.
 
-use super::args::{arg, bytes_arg, error, int_arg, table_arg};
+use super::args::{arg, bad_argument, bytes_arg, error, int_arg, table_arg};
 use super::env::{display, format_number};
 use super::format::{Arg, format};
 use piccolo::{Callback, CallbackReturn, Context, Error, Value};
@@ -31,9 +31,11 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 3 => {
                     let pos = int_arg(ctx, arg(&stack, 2), 2, "table.insert")?;
                     if pos < 1 || pos > len + 1 {
-                        return Err(error(
+                        return Err(bad_argument(
                             ctx,
-                            "bad argument #2 to 'table.insert' (position out of bounds)".into(),
+                            2,
+                            "table.insert",
+                            "position out of bounds",
                         ));
                     }
                     exec.fuel()
@@ -65,9 +67,11 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 && (pos < 1 || pos > len + 1)
                 && !(len == 0 && pos == 0)
             {
-                return Err(error(
+                return Err(bad_argument(
                     ctx,
-                    "bad argument #2 to 'table.remove' (position out of bounds)".into(),
+                    2,
+                    "table.remove",
+                    "position out of bounds",
                 ));
             }
             let removed = t.get(ctx, pos);

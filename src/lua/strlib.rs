@@ -2,7 +2,7 @@
 //! our pattern matcher. Matcher steps are charged as VM fuel one for one,
 //! so a costly pattern counts against the call's CPU budget.
 
-use super::args::{arg, bytes_arg, error};
+use super::args::{arg, bytes_arg, error, expected};
 use super::pattern::{Capture, Match, PatternError, find_at, is_plain, match_at};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
@@ -184,10 +184,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                     return Err(error(ctx, "string.gsub: a function as replacement is not supported yet (use a string or a table)".into()));
                 }
                 other => {
-                    return Err(error(
-                        ctx,
-                        format!("bad argument #3 to 'string.gsub' (string/function/table expected, got {})", if other.is_nil() { "no value" } else { other.type_name() }),
-                    ));
+                    let got = (!other.is_nil()).then_some(other);
+                    return Err(expected(ctx, 3, "string.gsub", "string/function/table", got));
                 }
             }
             let repl_text = match repl {
