@@ -16,6 +16,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The command failed (exit 1) and said `needle` on stderr.
+fn assert_fails_with(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -35,17 +42,11 @@ fn lua_runs_a_script_in_the_rule_environment() {
 
     std::fs::write(&script, "error('boom')").unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("boom"), "{}", text(&out.stderr));
+    assert_fails_with(&out, "boom");
 
     std::fs::write(&script, "local s = string.rep('x', 2^40)").unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("more than the 16777216"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "more than the 16777216");
 
     // Catastrophic backtracking ends with an error, not hours of CPU.
     std::fs::write(
@@ -54,21 +55,11 @@ fn lua_runs_a_script_in_the_rule_environment() {
     )
     .unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("pattern too expensive"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "pattern too expensive");
 
     std::fs::write(&script, "while true do end").unwrap();
     let out = run(&["lua", script.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("CPU limit"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "CPU limit");
 }
 
 #[test]
@@ -360,12 +351,7 @@ fn rules_test_checks_the_examples_a_file_carries() {
 
     std::fs::write(&rule, "return function() end").unwrap();
     let out = run(&["rules", "test", rule.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("no examples found"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails_with(&out, "no examples found");
 }
 
 #[test]
