@@ -10,7 +10,7 @@
 //! collectd down.
 
 use crate::collectd::{Metric, Notification};
-use crate::sandbox::wire::{BATCH_HEADER, new_batch};
+use crate::sandbox::wire::new_batch;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -167,18 +167,11 @@ fn empty_batch() -> Batch {
     }
 }
 
-impl Batch {
-    /// Bytes of events (without the header).
-    pub fn body_len(&self) -> usize {
-        self.frame.len() - BATCH_HEADER
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::collectd::Severity;
-    use crate::sandbox::wire::{decode_batch, push_event, seal_batch};
+    use crate::sandbox::wire::{BATCH_HEADER, decode_batch, push_event, seal_batch};
 
     fn event(n: u32) -> Event {
         Event::Notification(Notification {

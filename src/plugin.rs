@@ -150,12 +150,8 @@ impl Plugin for Monitor {
         let figures = running
             .stats
             .figures(received, dropped, running.queue.depth());
-        for (type_, type_instance, value) in figures {
-            let value = if type_ == "gauge" {
-                collectd::Value::Gauge(value)
-            } else {
-                collectd::Value::Derive(value as i64)
-            };
+        for (type_instance, value) in figures {
+            let type_ = value.ds_type().as_str();
             if let Err(status) = dispatch_values("monitor", "", type_, type_instance, &[value]) {
                 debug!("could not dispatch monitor/{type_}-{type_instance} (status {status})");
             }

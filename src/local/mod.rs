@@ -18,5 +18,4 @@ mod throttle;
 
 pub use engine::{Engine, EngineConfig};
 pub use respond::Responder;
-pub use result::{RESULT_PLUGIN, result_notification};
-pub use stats::{Figure, Stats};
+pub use stats::Stats;

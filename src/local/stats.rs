@@ -2,6 +2,7 @@
 //! (plugin `monitor`) so the monitor can be graphed and alerted on like
 //! anything else.
 
+use crate::collectd::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters shared by the engine, the report handler and the read callback.
@@ -23,9 +24,10 @@ pub struct Stats {
     pub files_quarantined: AtomicU64,
 }
 
-/// One self-monitoring value: `(type, type_instance, value)`; type is
-/// `derive` for counters, `gauge` for levels (both in collectd's types.db).
-pub type Figure = (&'static str, &'static str, f64);
+/// One self-monitoring value: `(type_instance, value)`. Counters are
+/// derive values, levels gauges; collectd's types.db has a type of each
+/// name (`derive`, `gauge`), so the value's kind is also its type.
+pub type Figure = (&'static str, Value);
 
 impl Stats {
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -34,33 +36,29 @@ impl Stats {
 
     /// Every figure, plus the queue's (received, dropped, depth).
     pub fn figures(&self, received: u64, dropped: u64, depth: u64) -> Vec<Figure> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+        let count = |n: u64| Value::Derive(i64::try_from(n).unwrap_or(i64::MAX));
+        let get = |c: &AtomicU64| count(c.load(Ordering::Relaxed));
+        let level = |n: u64| Value::Gauge(n as f64);
         vec![
-            ("derive", "values_received", received as f64),
-            ("derive", "values_dropped", dropped as f64),
-            ("derive", "evaluations", get(&self.evaluated)),
-            ("derive", "sandbox_dropped", get(&self.sandbox_dropped)),
-            ("derive", "handler_errors", get(&self.handler_errors)),
-            ("derive", "limit_hits", get(&self.limit_hits)),
-            ("derive", "commands_run", get(&self.commands_run)),
-            ("derive", "commands_failed", get(&self.commands_failed)),
+            ("values_received", count(received)),
+            ("values_dropped", count(dropped)),
+            ("evaluations", get(&self.evaluated)),
+            ("sandbox_dropped", get(&self.sandbox_dropped)),
+            ("handler_errors", get(&self.handler_errors)),
+            ("limit_hits", get(&self.limit_hits)),
+            ("commands_run", get(&self.commands_run)),
+            ("commands_failed", get(&self.commands_failed)),
+            ("commands_timed_out", get(&self.commands_timed_out)),
+            ("commands_suppressed", get(&self.commands_suppressed)),
+            ("sandbox_restarts", get(&self.sandbox_restarts)),
+            ("queue_depth", level(depth)),
             (
-                "derive",
-                "commands_timed_out",
-                get(&self.commands_timed_out),
+                "rule_files_active",
+                level(self.files_active.load(Ordering::Relaxed)),
             ),
             (
-                "derive",
-                "commands_suppressed",
-                get(&self.commands_suppressed),
-            ),
-            ("derive", "sandbox_restarts", get(&self.sandbox_restarts)),
-            ("gauge", "queue_depth", depth as f64),
-            ("gauge", "rule_files_active", get(&self.files_active)),
-            (
-                "gauge",
                 "rule_files_quarantined",
-                get(&self.files_quarantined),
+                level(self.files_quarantined.load(Ordering::Relaxed)),
             ),
         ]
     }

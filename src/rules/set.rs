@@ -35,16 +35,6 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Loads every `*.lua` directly in `dir` (not recursively), in name
-    /// order. Files that fail to load are returned as errors; the others
-    /// are loaded.
-    pub fn load_dir(dir: &Path, limits: VmLimits) -> (RuleSet, Vec<String>) {
-        match lua_files(dir) {
-            Ok(paths) => Self::load_files(&paths, limits),
-            Err(e) => (RuleSet::default(), vec![format!("{}: {e}", dir.display())]),
-        }
-    }
-
     /// Loads the given files.
     pub fn load_files(paths: &[PathBuf], limits: VmLimits) -> (RuleSet, Vec<String>) {
         let mut set = RuleSet::default();

@@ -48,8 +48,6 @@ struct Shared {
     /// Sequence number of the last batch fully evaluated, plus one (0:
     /// none yet).
     done: AtomicU64,
-    /// Events evaluated in all.
-    evaluated: AtomicU64,
 }
 
 /// A running (or ended) worker.
@@ -86,7 +84,6 @@ impl Worker {
         let shared = Arc::new(Shared {
             phase: Mutex::new(Phase::Starting),
             done: AtomicU64::new(0),
-            evaluated: AtomicU64::new(0),
         });
         let (feed, batches) = sync_channel(FEED_CAPACITY);
         let name = format!("monitor-feed-{pid}");
@@ -105,10 +102,6 @@ impl Worker {
             feed: Some(feed),
             shared,
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.pid
     }
 
     pub fn phase(&self) -> Phase {
@@ -134,11 +127,6 @@ impl Worker {
     /// Batches evaluated so far: the last batch's sequence number plus one.
     pub fn done(&self) -> u64 {
         self.shared.done.load(Ordering::Relaxed)
-    }
-
-    /// Events evaluated so far.
-    pub fn evaluated(&self) -> u64 {
-        self.shared.evaluated.load(Ordering::Relaxed)
     }
 
     /// Asks the worker to finish what it has and exit (closes its stdin).
@@ -197,8 +185,7 @@ fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSin
                     fatal = Some(error.clone());
                     set_phase(Phase::LoadFailed(error));
                 }
-                Ok(report @ Report::Done { seq, events }) => {
-                    shared.evaluated.fetch_add(events, Ordering::Relaxed);
+                Ok(report @ Report::Done { seq, .. }) => {
                     shared.done.store(seq + 1, Ordering::Relaxed);
                     sink(file, report);
                 }

@@ -118,51 +118,68 @@ pub fn seal_batch(frame: &mut [u8], seq: u64, count: u32) {
 /// Appends one value list straight from collectd's callback, without an
 /// owned copy: this is all a write thread of collectd pays per value.
 pub fn push_value_list(buf: &mut Vec<u8>, v: &ValueListRef<'_>) {
-    buf.push(1);
-    for s in [
+    let ids = [
         v.host(),
         v.plugin(),
         v.plugin_instance(),
         v.type_(),
         v.type_instance(),
-    ] {
-        put_str(buf, &s);
-    }
-    put_f64(buf, v.time());
-    put_f64(buf, v.interval());
-    let count_at = buf.len();
-    put_u32(buf, 0);
-    let mut n = 0u32;
-    for (value, name) in v.values() {
-        put_value(buf, value, &name);
-        n += 1;
-    }
-    buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+    ];
+    put_metric(buf, ids, v.time(), v.interval(), v.values());
 }
 
 /// Appends one owned event.
 pub fn push_event(buf: &mut Vec<u8>, event: &Event) {
     match event {
         Event::Metric(m) => {
-            buf.push(1);
-            for s in [
+            let ids = [
                 &m.host,
                 &m.plugin,
                 &m.plugin_instance,
                 &m.type_,
                 &m.type_instance,
-            ] {
-                put_str(buf, s);
-            }
-            put_f64(buf, m.time);
-            put_f64(buf, m.interval);
-            put_u32(buf, m.values.len() as u32);
-            for (i, v) in m.values.iter().enumerate() {
-                put_value(buf, *v, m.dsnames.get(i).map_or("", String::as_str));
-            }
+            ];
+            let names = m
+                .dsnames
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::repeat(""));
+            put_metric(
+                buf,
+                ids,
+                m.time,
+                m.interval,
+                m.values.iter().copied().zip(names),
+            );
         }
         Event::Notification(n) => push_notification(buf, n),
     }
+}
+
+/// The one encoding of a metric, whichever side it comes from: kind byte,
+/// identity, times, then the values with their data source names (the
+/// count is patched in afterwards, so `values` is walked once).
+fn put_metric<S: AsRef<str>, N: AsRef<str>>(
+    buf: &mut Vec<u8>,
+    ids: [S; 5],
+    time: f64,
+    interval: f64,
+    values: impl Iterator<Item = (Value, N)>,
+) {
+    buf.push(1);
+    for s in &ids {
+        put_str(buf, s.as_ref());
+    }
+    put_f64(buf, time);
+    put_f64(buf, interval);
+    let count_at = buf.len();
+    put_u32(buf, 0);
+    let mut n = 0u32;
+    for (value, name) in values {
+        put_value(buf, value, name.as_ref());
+        n += 1;
+    }
+    buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
 }
 
 /// Appends one notification.
