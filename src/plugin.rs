@@ -211,11 +211,7 @@ fn announce(loaded: &Loaded) {
 /// The engine's settings: where the rules are, how workers are started,
 /// limited and restarted.
 fn engine_config(s: &Settings, on_reload_check: Box<dyn FnMut() + Send>) -> EngineConfig {
-    let defaults = VmLimits {
-        fuel: s.rule_fuel,
-        memory: mib(s.rule_memory_limit),
-        deadline: Duration::from_millis(s.rule_timeout),
-    };
+    let (fuel, memory, timeout) = (s.rule_fuel, s.rule_memory_limit, s.rule_timeout);
     let per_file = s.rule_files.clone();
     EngineConfig {
         dir: s.local_monitor_config_dir.clone(),
@@ -229,14 +225,15 @@ fn engine_config(s: &Settings, on_reload_check: Box<dyn FnMut() + Send>) -> Engi
         on_reload_check,
         limits: Box::new(move |path| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            match name.and_then(|n| per_file.get(&n)) {
-                Some(o) => VmLimits {
-                    fuel: o.fuel.unwrap_or(defaults.fuel),
-                    memory: o.memory_limit.map_or(defaults.memory, mib),
-                    deadline: o.timeout.map_or(defaults.deadline, Duration::from_millis),
-                },
-                None => defaults,
-            }
+            let own = name
+                .and_then(|n| per_file.get(&n))
+                .cloned()
+                .unwrap_or_default();
+            VmLimits::from_units(
+                own.fuel.unwrap_or(fuel),
+                own.memory_limit.unwrap_or(memory),
+                own.timeout.unwrap_or(timeout),
+            )
         }),
     }
 }
@@ -256,10 +253,6 @@ fn log_reload(found: Vec<Reloaded>) {
             ),
         }
     }
-}
-
-fn mib(n: u64) -> usize {
-    usize::try_from(n.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 fn runner_limits(s: &Settings) -> RunnerLimits {

@@ -94,24 +94,19 @@ enum Action {
 #[derive(Args, Clone, Copy)]
 struct LimitArgs {
     /// VM fuel per call.
-    #[arg(long, default_value_t = 10_000_000)]
+    #[arg(long, default_value_t = VmLimits::DEFAULT_FUEL)]
     fuel: u64,
     /// MiB the Lua instance may hold.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = VmLimits::DEFAULT_MEMORY_MIB)]
     memory_limit: u64,
     /// Milliseconds per call.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = VmLimits::DEFAULT_TIMEOUT_MS)]
     timeout: u64,
 }
 
 impl LimitArgs {
     fn vm_limits(self) -> VmLimits {
-        VmLimits {
-            fuel: self.fuel,
-            memory: usize::try_from(self.memory_limit.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-            deadline: Duration::from_millis(self.timeout),
-        }
+        VmLimits::from_units(self.fuel, self.memory_limit, self.timeout)
     }
 }
 

@@ -135,13 +135,13 @@ pub struct RuleFileLimits {
 pub(super) const RULE_FILE_KEYS: &[&str] = &["Fuel", "MemoryLimit", "Timeout"];
 
 fn default_rule_fuel() -> u64 {
-    10_000_000
+    crate::lua::VmLimits::DEFAULT_FUEL
 }
 fn default_rule_memory() -> u64 {
-    64
+    crate::lua::VmLimits::DEFAULT_MEMORY_MIB
 }
 fn default_rule_timeout() -> u64 {
-    1000
+    crate::lua::VmLimits::DEFAULT_TIMEOUT_MS
 }
 fn default_crash_limit() -> u64 {
     3

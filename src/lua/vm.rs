@@ -30,13 +30,32 @@ pub struct VmLimits {
     pub deadline: Duration,
 }
 
+impl VmLimits {
+    /// Default `RuleFuel`.
+    pub const DEFAULT_FUEL: u64 = 10_000_000;
+    /// Default `RuleMemoryLimit`, MiB.
+    pub const DEFAULT_MEMORY_MIB: u64 = 64;
+    /// Default `RuleTimeout`, milliseconds.
+    pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+
+    /// From the units operators write (settings, command-line flags): fuel,
+    /// MiB and milliseconds.
+    pub fn from_units(fuel: u64, memory_mib: u64, timeout_ms: u64) -> VmLimits {
+        VmLimits {
+            fuel,
+            memory: usize::try_from(memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+            deadline: Duration::from_millis(timeout_ms),
+        }
+    }
+}
+
 impl Default for VmLimits {
     fn default() -> Self {
-        VmLimits {
-            fuel: 10_000_000,
-            memory: 64 * 1024 * 1024,
-            deadline: Duration::from_secs(1),
-        }
+        VmLimits::from_units(
+            VmLimits::DEFAULT_FUEL,
+            VmLimits::DEFAULT_MEMORY_MIB,
+            VmLimits::DEFAULT_TIMEOUT_MS,
+        )
     }
 }
 
