@@ -250,6 +250,35 @@ pub struct Service {
     pub cooldown: Option<u64>,
 }
 
+/// Why a requested service/command is not runnable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    Service,
+    Command,
+}
+
+impl Missing {
+    /// The words local rules' logs and remote results both use.
+    pub fn message(self, service: &str, command: &str) -> String {
+        match self {
+            Missing::Service => format!("unknown service {service:?}"),
+            Missing::Command => format!("service {service:?} has no command {command:?}"),
+        }
+    }
+}
+
+/// The configured command line `service`/`command` asks for, with its
+/// service (for the service's own timeout and cooldown).
+pub fn find_command<'a>(
+    services: &'a BTreeMap<String, Service>,
+    service: &str,
+    command: &str,
+) -> Result<(&'a Service, &'a str), Missing> {
+    let svc = services.get(service).ok_or(Missing::Service)?;
+    let line = svc.commands.get(command).ok_or(Missing::Command)?;
+    Ok((svc, line))
+}
+
 /// Keys accepted inside a service, for case-insensitive collectd.conf keys.
 pub(super) const SERVICE_KEYS: &[&str] = &[
     "ConfigPath",

@@ -10,7 +10,7 @@ use super::stats::Stats;
 use super::throttle::Throttle;
 use crate::actions::{Ending, Runner, Summary};
 use crate::collectd::dispatch_notification;
-use crate::config::LiveServices;
+use crate::config::{LiveServices, find_command};
 use crate::sandbox::Report;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,22 +112,20 @@ impl Responder {
             return;
         }
         let services = self.services.get();
-        let svc = services.get(&service);
-        let Some(line) = svc.and_then(|s| s.commands.get(&command)).cloned() else {
-            let what = if svc.is_none() {
-                format!("unknown service {service:?}")
-            } else {
-                format!("service {service:?} has no command {command:?}")
-            };
-            if let Some(skipped) = admit(&self.failures, &handler) {
-                warn!(
-                    "rule {handler} asked for {service}/{command} on {series}: {what} in the config; ignored{}",
-                    skipped_note(skipped)
-                );
+        let (svc, line) = match find_command(&services, &service, &command) {
+            Ok(found) => found,
+            Err(missing) => {
+                if let Some(skipped) = admit(&self.failures, &handler) {
+                    warn!(
+                        "rule {handler} asked for {service}/{command} on {series}: {} in the config; ignored{}",
+                        missing.message(&service, &command),
+                        skipped_note(skipped)
+                    );
+                }
+                return;
             }
-            return;
         };
-        let svc = svc.cloned().unwrap_or_default();
+        let (line, timeout) = (line.to_string(), svc.timeout.map(Duration::from_secs));
         let cooldown = svc
             .cooldown
             .map_or(self.default_cooldown, Duration::from_secs);
@@ -158,7 +156,6 @@ impl Responder {
         let task_id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
         info!("rule {handler} on {series}: running {service}/{command} (task {task_id})");
         let me = Arc::clone(self);
-        let timeout = svc.timeout.map(Duration::from_secs);
         let spawned = std::thread::Builder::new()
             .name("monitor-command".into())
             .spawn(move || me.run(&handler, task_id, &service, &command, &line, timeout));

@@ -3,7 +3,7 @@
 
 use super::journal::Phase;
 use super::message::Request;
-use crate::config::Service;
+use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -108,23 +108,21 @@ pub fn decide(
     if policy.services.is_empty() {
         return reply(code::NO_SERVICES, "no services are configured".into());
     }
-    let Some(svc) = policy.services.get(service) else {
-        return reply(
-            code::UNKNOWN_SERVICE,
-            format!("unknown service {service:?}"),
-        );
-    };
-    let Some(line) = svc.commands.get(command) else {
-        return reply(
-            code::UNKNOWN_COMMAND,
-            format!("service {service:?} has no command {command:?}"),
-        );
+    let (svc, line) = match find_command(policy.services, service, command) {
+        Ok(found) => found,
+        Err(missing) => {
+            let code = match missing {
+                Missing::Service => code::UNKNOWN_SERVICE,
+                Missing::Command => code::UNKNOWN_COMMAND,
+            };
+            return reply(code, missing.message(service, command));
+        }
     };
     Decision::Run {
         task_id,
         service: service.clone(),
         command: command.clone(),
-        line: line.clone(),
+        line: line.to_string(),
         timeout: svc.timeout.map(Duration::from_secs),
     }
 }
