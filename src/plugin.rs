@@ -48,6 +48,9 @@ struct Monitor {
 
 struct Running {
     queue: Arc<EventQueue>,
+    /// A `LocalMonitorConfigDir` is set. Without one, events are queued
+    /// only for the debug trace, and not at all when that is off.
+    rules: bool,
     stats: Arc<Stats>,
     responder: Arc<Responder>,
     engine: Mutex<Option<JoinHandle<()>>>,
@@ -118,6 +121,7 @@ impl Plugin for Monitor {
         let remote = start_remote(&loaded.settings, services, runner, self.invocation.clone());
         let _ = self.running.set(Running {
             queue,
+            rules: loaded.settings.local_monitor_config_dir.is_some(),
             stats,
             responder,
             engine: Mutex::new(Some(engine)),
@@ -127,7 +131,7 @@ impl Plugin for Monitor {
     }
 
     fn write(&self, values: &ValueListRef<'_>) {
-        if let Some(running) = self.running.get() {
+        if let Some(running) = self.running.get().filter(|r| r.wants_events()) {
             running
                 .queue
                 .offer_with(|buf| wire::push_value_list(buf, values));
@@ -135,7 +139,7 @@ impl Plugin for Monitor {
     }
 
     fn notification(&self, notification: Notification) {
-        if let Some(running) = self.running.get() {
+        if let Some(running) = self.running.get().filter(|r| r.wants_events()) {
             running
                 .queue
                 .offer_with(|buf| wire::push_notification(buf, &notification));
@@ -205,6 +209,13 @@ fn announce(loaded: &Loaded) {
             s.command_cooldown
         ),
         None => info!("local monitoring off: no LocalMonitorConfigDir"),
+    }
+}
+
+impl Running {
+    /// Whether collectd's callbacks should hand events over at all.
+    fn wants_events(&self) -> bool {
+        self.rules || tracing::enabled!(tracing::Level::DEBUG)
     }
 }
 
