@@ -140,8 +140,10 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         }),
     )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
+    g.set(ctx, "pcall", pcall_callback(ctx))?;
     super::library::install(ctx)?;
     super::extra::install(ctx)?;
+    super::ops::install(ctx)?;
     Ok(())
 }
 
@@ -249,6 +251,73 @@ fn error_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
+/// An error as the value Lua code sees: a Lua value as raised, the VM's
+/// own errors (piccolo raises them as Rust values) as their message string.
+pub(super) fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc> {
+    match error {
+        piccolo::Error::Lua(e) => e.0,
+        piccolo::Error::Runtime(e) => Value::String(ctx.intern(e.to_string().as_bytes())),
+    }
+}
+
+/// `pcall` as Lua's: errors come back as Lua values and message strings
+/// (piccolo's own hands VM errors over as userdata), and a value that
+/// cannot be called is an error caught like any other.
+fn pcall_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    use piccolo::{BoxSequence, Execution, Sequence, SequencePoll, Stack};
+
+    #[derive(gc_arena::Collect)]
+    #[collect(require_static)]
+    struct Protected;
+
+    impl<'gc> Sequence<'gc> for Protected {
+        fn poll(
+            &mut self,
+            _ctx: Context<'gc>,
+            _exec: Execution<'gc, '_>,
+            mut stack: Stack<'gc, '_>,
+        ) -> Result<SequencePoll<'gc>, piccolo::Error<'gc>> {
+            stack.push_front(Value::Boolean(true));
+            Ok(SequencePoll::Return)
+        }
+
+        fn error(
+            &mut self,
+            ctx: Context<'gc>,
+            _exec: Execution<'gc, '_>,
+            error: piccolo::Error<'gc>,
+            mut stack: Stack<'gc, '_>,
+        ) -> Result<SequencePoll<'gc>, piccolo::Error<'gc>> {
+            stack.clear();
+            stack.extend([Value::Boolean(false), error_value(ctx, error)]);
+            Ok(SequencePoll::Return)
+        }
+    }
+
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        if stack.is_empty() {
+            return Err(error(
+                ctx,
+                "bad argument #1 to 'pcall' (value expected)".into(),
+            ));
+        }
+        let target = stack.get(0);
+        let function = match piccolo::meta_ops::call(ctx, target) {
+            Ok(f) => f,
+            Err(_) => {
+                let message = format!("attempt to call a {} value", target.type_name());
+                stack.replace(ctx, (false, ctx.intern(message.as_bytes())));
+                return Ok(CallbackReturn::Return);
+            }
+        };
+        stack.pop_front();
+        Ok(CallbackReturn::Call {
+            function,
+            then: Some(BoxSequence::new(&ctx, Protected)),
+        })
+    })
+}
+
 /// `tostring` as Lua 5.4 shows values, `__tostring` honoured.
 fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, _, mut stack| {
@@ -300,7 +369,7 @@ fn lookup<'gc>(
 }
 
 /// A Lua numeral: integer when it is one, float otherwise.
-fn parse_number<'gc>(text: &str) -> Option<Value<'gc>> {
+pub(super) fn parse_number<'gc>(text: &str) -> Option<Value<'gc>> {
     let t = text.trim();
     if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         return i64::from_str_radix(hex, 16).ok().map(Value::Integer);

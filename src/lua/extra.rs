@@ -89,43 +89,6 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             }),
         )?;
     }
-    if let Value::Table(table) = ctx.get_global("table") {
-        table.set(
-            ctx,
-            "move",
-            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-                let (Value::Table(a1), Some(f), Some(e), Some(t)) = (
-                    stack.get(0),
-                    int(stack.get(1)),
-                    int(stack.get(2)),
-                    int(stack.get(3)),
-                ) else {
-                    return Err(error(
-                        ctx,
-                        "bad arguments to 'table.move' (table, from, to, target expected)".into(),
-                    ));
-                };
-                let a2 = match stack.get(4) {
-                    Value::Table(a2) => a2,
-                    _ => a1,
-                };
-                if e >= f {
-                    exec.fuel().consume((e - f + 1).min(i32::MAX as i64) as i32);
-                    let backwards = t > f && t <= e && a1 == a2;
-                    let order: Box<dyn Iterator<Item = i64>> = if backwards {
-                        Box::new((0..=e - f).rev())
-                    } else {
-                        Box::new(0..=e - f)
-                    };
-                    for k in order {
-                        a2.set(ctx, t + k, a1.get(ctx, f + k))?;
-                    }
-                }
-                stack.replace(ctx, a2);
-                Ok(CallbackReturn::Return)
-            }),
-        )?;
-    }
     ctx.set_global("utf8", utf8_table(ctx)?)?;
     Ok(())
 }

@@ -10,10 +10,14 @@ use full_moon::ast::punctuated::{Pair, Punctuated};
 use full_moon::ast::span::ContainedSpan;
 use full_moon::ast::{
     Assignment, BinOp, Block, Call, Do, Expression, FunctionArgs, FunctionBody, FunctionCall,
-    LocalAssignment, Parameter, Prefix, Stmt, Suffix, Var, VarExpression,
+    LocalAssignment, NumericFor, Parameter, Prefix, Stmt, Suffix, UnOp, Var, VarExpression,
 };
-use full_moon::tokenizer::{StringLiteralQuoteType, Token, TokenReference, TokenType};
-use full_moon::visitors::VisitorMut;
+use full_moon::node::Node;
+use full_moon::tokenizer::{
+    Lexer, LexerResult, StringLiteralQuoteType, Symbol, Token, TokenReference, TokenType,
+};
+use full_moon::visitors::{Visitor, VisitorMut};
+use std::collections::{HashMap, HashSet};
 
 /// The global the rewritten calls go through.
 pub const METHOD_HELPER: &str = "__method";
@@ -27,41 +31,484 @@ pub const FIRST_HELPER: &str = "__first";
 /// `chunk:line:` as first argument: piccolo's errors carry no position.
 pub const ERROR_HELPER: &str = "__error";
 
-/// The rewritten source, or `None` when full_moon cannot parse it (the VM's
-/// own parser then reports the syntax error).
+/// The globals operators are routed through where piccolo 0.3.3's own
+/// answer can be wrong (see `ops.rs`).
+pub mod helpers {
+    /// `a < b` (and `b > a`) when neither side is a small literal.
+    pub const LT: &str = "__cmp_lt";
+    /// `a <= b` (and `b >= a`).
+    pub const LE: &str = "__cmp_le";
+    /// `a == b` (`not` of it for `~=`).
+    pub const EQ: &str = "__cmp_eq";
+    /// `a // b`.
+    pub const IDIV: &str = "__op_idiv";
+    /// `a % b`.
+    pub const MOD: &str = "__op_mod";
+    /// `a << b`.
+    pub const SHL: &str = "__op_shl";
+    /// `a >> b`.
+    pub const SHR: &str = "__op_shr";
+    /// The three control values of a numeric `for`.
+    pub const FOR_PREP: &str = "__for_prep";
+}
+
+/// Why the front end refused a source: a syntax error, or a construct the
+/// VM cannot run correctly (a load error is better than a wrong answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrontError {
+    /// The line the problem is on, when known.
+    pub line: Option<u32>,
+    /// What is wrong, in Lua's words where Lua has them.
+    pub message: String,
+}
+
+/// The rewritten source, or why it cannot be run. A file the front end
+/// does not fully understand is refused: it never runs without the
+/// rewrites that make piccolo give Lua's answers.
 ///
-/// Two rewrites: method calls (above), and parameters: piccolo 0.3.3 leaves
-/// stale stack values in parameters a caller did not pass (piccolo issue
-/// #145), so `function(a, b)` becomes `function(...) local a, b = ...;`,
-/// which gives missing arguments their `nil` as Lua requires. And multiple
-/// assignment: piccolo 0.3.3 gets `a, b = b, a` wrong (both become the
-/// same value), so it becomes `do local __a1, __a2 = b, a; a = __a1; b =
-/// __a2 end`, which evaluates every right-hand side first, as Lua does.
-pub fn rewrite_source(source: &str, chunk: &str) -> Option<String> {
-    let ast = full_moon::parse_fallible(source, LuaVersion::lua54())
+/// Rewrites: method calls (above); parameters: piccolo 0.3.3 leaves stale
+/// stack values in parameters a caller did not pass (piccolo issue #145),
+/// so `function(a, b)` becomes `function(...) local a, b = ...;`, which
+/// gives missing arguments their `nil` as Lua requires; multiple
+/// assignment: piccolo 0.3.3 gets `a, b = b, a` wrong, so it becomes `do
+/// local __a1, __a2 = b, a; a = __a1; b = __a2 end`; operators: every
+/// operand that is itself an operation is parenthesised (piccolo binds
+/// `~=` like `+`), `>`/`>=` become `<`/`<=` with the operands swapped (the
+/// VM computes `a > b` as `not (a <= b)`, true for NaN), comparisons that
+/// are not against a small literal, `//`, `%`, `<<` and `>>` go through the
+/// exact helpers of `ops.rs`; numerals piccolo reads differently are
+/// written out as Lua reads them; a numeric `for` whose control values are
+/// not all integer literals gets them from `__for_prep`; `<const>` is
+/// dropped (after the front end has checked it), `<close>` is refused; an
+/// empty statement (`;`) is blanked out before parsing.
+pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
+    let source = blank_empty_statements(source);
+    let ast = full_moon::parse_fallible(&source, LuaVersion::lua54())
         .into_result()
-        .ok()?;
+        .map_err(|errors| {
+            let first = errors.first();
+            FrontError {
+                line: first.map(|e| e.range().0.line() as u32),
+                message: first.map_or_else(|| "cannot parse".into(), |e| e.error_message().into()),
+            }
+        })?;
+    let mut constants = Constants::default();
+    constants.visit_ast(&ast);
     let mut rewrites = Rewrites {
         chunk: chunk.to_string(),
+        small_constants: constants.small(),
+        error: None,
     };
-    Some(rewrites.visit_ast(ast).to_string())
+    let out = rewrites.visit_ast(ast).to_string();
+    match rewrites.error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// A statement-level `;` is blanked out (a space, or `do end` before a
+/// `(`, where dropping it would join two statements into one call): the
+/// parser the front end uses does not accept empty statements. A `;`
+/// inside a table constructor separates fields and stays.
+pub fn blank_empty_statements(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains(';') {
+        return source.into();
+    }
+    let tokens = match Lexer::new(source, LuaVersion::lua54()).collect() {
+        LexerResult::Ok(tokens) => tokens,
+        _ => return source.into(),
+    };
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !t.token_type().is_trivia() && !matches!(t.token_type(), TokenType::Eof))
+        .collect();
+    // Open brackets and blocks: a `;` belongs to a table constructor when
+    // the innermost one open is `{`.
+    let mut open: Vec<bool> = Vec::new();
+    let mut out = String::with_capacity(source.len());
+    let mut copied = 0;
+    for (i, token) in significant.iter().enumerate() {
+        let TokenType::Symbol { symbol } = token.token_type() else {
+            continue;
+        };
+        match symbol {
+            Symbol::LeftBrace => open.push(true),
+            Symbol::LeftParen
+            | Symbol::LeftBracket
+            | Symbol::Function
+            | Symbol::Do
+            | Symbol::Then
+            | Symbol::Repeat => open.push(false),
+            Symbol::RightBrace
+            | Symbol::RightParen
+            | Symbol::RightBracket
+            | Symbol::End
+            | Symbol::ElseIf
+            | Symbol::Until => {
+                open.pop();
+            }
+            Symbol::Semicolon if open.last() != Some(&true) => {
+                let at = token.start_position().bytes();
+                out.push_str(&source[copied..at]);
+                let next_is_paren = significant.get(i + 1).is_some_and(|t| {
+                    matches!(
+                        t.token_type(),
+                        TokenType::Symbol {
+                            symbol: Symbol::LeftParen
+                        }
+                    )
+                });
+                out.push_str(if next_is_paren { " do end " } else { " " });
+                copied = at + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&source[copied..]);
+    out.into()
+}
+
+/// Locals bound only to a numeric constant and never assigned: a
+/// comparison against one is as safe as against the literal.
+#[derive(Default)]
+struct Constants {
+    /// Every binding of a name: its constant value when it is one.
+    bindings: HashMap<String, Vec<Option<f64>>>,
+    assigned: HashSet<String>,
+}
+
+impl Constants {
+    fn bind(&mut self, name: &TokenReference, value: Option<f64>) {
+        self.bindings
+            .entry(name.token().to_string())
+            .or_default()
+            .push(value);
+    }
+
+    fn small(self) -> HashSet<String> {
+        self.bindings
+            .into_iter()
+            .filter(|(name, values)| {
+                !self.assigned.contains(name) && values.iter().all(|v| v.is_some_and(is_small))
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+impl Visitor for Constants {
+    fn visit_local_assignment(&mut self, node: &LocalAssignment) {
+        let values: Vec<&Expression> = node.expressions().iter().collect();
+        for (i, name) in node.names().iter().enumerate() {
+            let value = (values.len() == node.names().len())
+                .then(|| constant_value(values[i]))
+                .flatten();
+            self.bind(name, value);
+        }
+    }
+    fn visit_local_function(&mut self, node: &full_moon::ast::LocalFunction) {
+        self.bind(node.name(), None);
+    }
+    fn visit_function_body(&mut self, node: &FunctionBody) {
+        for p in node.parameters() {
+            if let Parameter::Name(name) = p {
+                self.bind(name, None);
+            }
+        }
+    }
+    fn visit_numeric_for(&mut self, node: &NumericFor) {
+        self.bind(node.index_variable(), None);
+    }
+    fn visit_generic_for(&mut self, node: &full_moon::ast::GenericFor) {
+        for name in node.names() {
+            self.bind(name, None);
+        }
+    }
+    fn visit_assignment(&mut self, node: &Assignment) {
+        for var in node.variables() {
+            if let Var::Name(name) = var {
+                self.assigned.insert(name.token().to_string());
+            }
+        }
+    }
+}
+
+/// Numbers every VM comparison gets right against any other number: their
+/// magnitude is below 2^53, where integers and floats convert exactly.
+fn is_small(v: f64) -> bool {
+    v.is_finite() && v.abs() < 9_007_199_254_740_992.0
+}
+
+/// A Lua numeral's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Numeral {
+    Int(i64),
+    Float(f64),
+}
+
+impl Numeral {
+    fn as_f64(self) -> f64 {
+        match self {
+            Numeral::Int(i) => i as f64,
+            Numeral::Float(f) => f,
+        }
+    }
+}
+
+/// Reads a numeral as Lua 5.4 does: hexadecimal integers wrap around,
+/// decimal integers too large for 64 bits become floats, hexadecimal floats
+/// have a binary exponent.
+fn read_numeral(text: &str) -> Option<Numeral> {
+    let lower = text.to_ascii_lowercase();
+    if let Some(hex) = lower.strip_prefix("0x") {
+        if !hex.contains(['.', 'p']) {
+            let mut value: u64 = 0;
+            for c in hex.chars() {
+                value = value.wrapping_mul(16).wrapping_add(c.to_digit(16)? as u64);
+            }
+            return Some(Numeral::Int(value as i64));
+        }
+        let (mantissa, exponent) = match hex.split_once('p') {
+            Some((m, e)) => (m, e.parse::<i32>().ok()?),
+            None => (hex, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut value = 0f64;
+        for c in whole.chars() {
+            value = value * 16.0 + c.to_digit(16)? as f64;
+        }
+        let mut scale = 1.0 / 16.0;
+        for c in fraction.chars() {
+            value += c.to_digit(16)? as f64 * scale;
+            scale /= 16.0;
+        }
+        return Some(Numeral::Float(value * 2f64.powi(exponent)));
+    }
+    if !lower.contains(['.', 'e']) {
+        if let Ok(i) = lower.parse::<i64>() {
+            return Some(Numeral::Int(i));
+        }
+    }
+    lower.parse::<f64>().ok().map(Numeral::Float)
+}
+
+/// The numeral as text piccolo reads to the same value, when the original
+/// text would be read differently (wrapped hexadecimal integers, hexadecimal
+/// floats, decimal integers past 64 bits).
+fn numeral_for_piccolo(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let value = read_numeral(text)?;
+    let plain_decimal_int = !lower.starts_with("0x") && !lower.contains(['.', 'e']);
+    match value {
+        Numeral::Int(i) if lower.starts_with("0x") => {
+            let fits = u64::from_str_radix(&lower[2..], 16).is_ok_and(|u| u <= i64::MAX as u64);
+            (!fits).then(|| {
+                if i == i64::MIN {
+                    "(-9223372036854775807 - 1)".to_string()
+                } else {
+                    format!("({i})")
+                }
+            })
+        }
+        Numeral::Float(f) if lower.starts_with("0x") || plain_decimal_int => Some(float_literal(f)),
+        _ => None,
+    }
+}
+
+fn float_literal(f: f64) -> String {
+    if f.is_infinite() {
+        if f > 0.0 {
+            "(1e999)".into()
+        } else {
+            "(-1e999)".into()
+        }
+    } else {
+        format!("{f:e}")
+    }
+}
+
+/// The value of a constant numeric expression (numerals and `+ - * / ^`,
+/// unary minus and parentheses over them).
+fn constant_value(e: &Expression) -> Option<f64> {
+    match e {
+        Expression::Number(t) => read_numeral(&t.token().to_string()).map(Numeral::as_f64),
+        Expression::Parentheses { expression, .. } => constant_value(expression),
+        Expression::UnaryOperator {
+            unop: UnOp::Minus(_),
+            expression,
+        } => constant_value(expression).map(|v| -v),
+        Expression::BinaryOperator { lhs, binop, rhs } => {
+            let (a, b) = (constant_value(lhs)?, constant_value(rhs)?);
+            match binop {
+                BinOp::Plus(_) => Some(a + b),
+                BinOp::Minus(_) => Some(a - b),
+                BinOp::Star(_) => Some(a * b),
+                BinOp::Slash(_) => Some(a / b),
+                BinOp::Caret(_) => Some(a.powf(b)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 struct Rewrites {
     chunk: String,
+    /// Locals that hold a small numeric constant (see `Constants`).
+    small_constants: HashSet<String>,
+    /// The first construct the VM cannot run correctly.
+    error: Option<FrontError>,
+}
+
+impl Rewrites {
+    fn refuse(&mut self, node: &impl Node, message: String) {
+        if self.error.is_none() {
+            self.error = Some(FrontError {
+                line: node.start_position().map(|p| p.line() as u32),
+                message,
+            });
+        }
+    }
+
+    /// Whether the VM compares `e` with any value exactly as Lua does:
+    /// strings, nil, booleans, and numbers below 2^53 in magnitude.
+    fn is_exact_operand(&self, e: &Expression) -> bool {
+        match e {
+            Expression::String(_) => true,
+            Expression::Symbol(t) => {
+                matches!(t.token().to_string().as_str(), "nil" | "true" | "false")
+            }
+            Expression::Var(Var::Name(n)) => self.small_constants.contains(&n.token().to_string()),
+            Expression::Parentheses { expression, .. } => self.is_exact_operand(expression),
+            _ => constant_value(e).is_some_and(is_small),
+        }
+    }
+
+    /// `"chunk:line:"` of `token`, the prefix Lua gives runtime errors.
+    fn position(&self, token: &TokenReference) -> Expression {
+        string_literal(&format!(
+            "{}:{}:",
+            self.chunk,
+            token.token().start_position().line()
+        ))
+    }
+
+    fn comparison(&self, lhs: Expression, binop: BinOp, rhs: Expression) -> Expression {
+        let exact = self.is_exact_operand(&lhs) || self.is_exact_operand(&rhs);
+        let at = self.position(binop.token());
+        let newlines = binop.to_string().matches('\n').count();
+        let (lhs, rhs) = (parenthesised(lhs), parenthesised(rhs));
+        let native = |op: &str, a: Expression, b: Expression| Expression::BinaryOperator {
+            lhs: Box::new(a),
+            binop: binop_symbol(op, newlines),
+            rhs: Box::new(b),
+        };
+        match (exact, &binop) {
+            // `a > b` is `b < a` in Lua; the VM's `not (a <= b)` is not.
+            // An exact operand is a literal or a constant, so evaluating
+            // the other first changes nothing.
+            (true, BinOp::GreaterThan(_)) => native(" < ", rhs, lhs),
+            (true, BinOp::GreaterThanEqual(_)) => native(" <= ", rhs, lhs),
+            (true, _) => Expression::BinaryOperator {
+                lhs: Box::new(lhs),
+                binop,
+                rhs: Box::new(rhs),
+            },
+            (false, BinOp::LessThan(_)) => helper_call(helpers::LT, vec![lhs, rhs, at], newlines),
+            (false, BinOp::LessThanEqual(_)) => {
+                helper_call(helpers::LE, vec![lhs, rhs, at], newlines)
+            }
+            (false, BinOp::GreaterThan(_)) => {
+                helper_call(helpers::LT, vec![lhs, rhs, at, swapped()], newlines)
+            }
+            (false, BinOp::GreaterThanEqual(_)) => {
+                helper_call(helpers::LE, vec![lhs, rhs, at, swapped()], newlines)
+            }
+            (false, BinOp::TwoEqual(_)) => helper_call(helpers::EQ, vec![lhs, rhs, at], newlines),
+            (false, _) => Expression::UnaryOperator {
+                unop: UnOp::Not(symbol("not ")),
+                expression: Box::new(helper_call(helpers::EQ, vec![lhs, rhs, at], newlines)),
+            },
+        }
+    }
+}
+
+/// The fourth argument of a comparison helper for `a > b` and `a >= b`:
+/// the operands come in source order (so `a` is still evaluated first, as
+/// Lua does) and are compared the other way round, `b < a`.
+fn swapped() -> Expression {
+    Expression::Symbol(symbol("true"))
+}
+
+fn binop_symbol(text: &str, newlines: usize) -> BinOp {
+    let token = with_trailing_newlines(&symbol(text), newlines);
+    match text.trim() {
+        "<" => BinOp::LessThan(token),
+        "<=" => BinOp::LessThanEqual(token),
+        other => unreachable!("binop_symbol({other})"),
+    }
+}
+
+/// `e`, in parentheses when it is an operation (the VM's own precedence
+/// then never matters).
+fn parenthesised(e: Expression) -> Expression {
+    match e {
+        Expression::BinaryOperator { .. } | Expression::UnaryOperator { .. } => {
+            Expression::Parentheses {
+                contained: ContainedSpan::new(symbol("("), symbol(")")),
+                expression: Box::new(e),
+            }
+        }
+        other => other,
+    }
 }
 
 impl VisitorMut for Rewrites {
     fn visit_expression_end(&mut self, expression: Expression) -> Expression {
         match expression {
-            Expression::BinaryOperator {
-                lhs,
-                binop: BinOp::TwoDots(dots),
-                rhs,
-            } => {
-                let newlines = dots.to_string().matches('\n').count();
-                helper_call(CONCAT_HELPER, vec![*lhs, *rhs], newlines)
+            Expression::BinaryOperator { lhs, binop, rhs } => {
+                let newlines = binop.to_string().matches('\n').count();
+                let helper = match &binop {
+                    BinOp::TwoDots(_) => Some(CONCAT_HELPER),
+                    BinOp::DoubleSlash(_) => Some(helpers::IDIV),
+                    BinOp::Percent(_) => Some(helpers::MOD),
+                    BinOp::DoubleLessThan(_) => Some(helpers::SHL),
+                    BinOp::DoubleGreaterThan(_) => Some(helpers::SHR),
+                    _ => None,
+                };
+                if let Some(helper) = helper {
+                    let mut args = vec![*lhs, *rhs];
+                    if helper != CONCAT_HELPER {
+                        args.push(self.position(binop.token()));
+                    }
+                    return helper_call(helper, args, newlines);
+                }
+                match binop {
+                    BinOp::LessThan(_)
+                    | BinOp::LessThanEqual(_)
+                    | BinOp::GreaterThan(_)
+                    | BinOp::GreaterThanEqual(_)
+                    | BinOp::TwoEqual(_)
+                    | BinOp::TildeEqual(_) => self.comparison(*lhs, binop, *rhs),
+                    binop => Expression::BinaryOperator {
+                        lhs: Box::new(parenthesised(*lhs)),
+                        binop,
+                        rhs: Box::new(parenthesised(*rhs)),
+                    },
+                }
             }
+            Expression::UnaryOperator { unop, expression } => Expression::UnaryOperator {
+                unop,
+                expression: Box::new(parenthesised(*expression)),
+            },
+            Expression::Number(token) => match numeral_for_piccolo(&token.token().to_string()) {
+                Some(text) => Expression::Number(TokenReference::new(
+                    token.leading_trivia().cloned().collect(),
+                    Token::new(TokenType::Number { text: text.into() }),
+                    token.trailing_trivia().cloned().collect(),
+                )),
+                None => Expression::Number(token),
+            },
             Expression::Parentheses {
                 contained,
                 expression,
@@ -89,10 +536,35 @@ impl VisitorMut for Rewrites {
         }
     }
 
+    fn visit_local_assignment(&mut self, node: LocalAssignment) -> LocalAssignment {
+        let mut attributes = Vec::new();
+        for attribute in node.attributes() {
+            match attribute.map(|a| a.name().token().to_string()) {
+                None => {}
+                Some(name) if name == "const" => {}
+                Some(name) if name == "close" => {
+                    self.refuse(
+                        &node,
+                        "to-be-closed variables (<close>) are not supported".into(),
+                    );
+                }
+                Some(name) => {
+                    self.refuse(&node, format!("unknown attribute '{name}'"));
+                }
+            }
+            attributes.push(None);
+        }
+        node.with_attributes(attributes)
+    }
+
     fn visit_stmt_end(&mut self, stmt: Stmt) -> Stmt {
         match stmt {
             Stmt::Assignment(a) if a.variables().len() > 1 => {
                 Stmt::Do(Box::new(split_assignment(a)))
+            }
+            Stmt::NumericFor(f) if !has_integer_literal_controls(&f) => {
+                let at = self.position(f.for_token());
+                Stmt::Do(Box::new(prepared_for(*f, at)))
             }
             other => other,
         }
@@ -222,6 +694,104 @@ fn helper_call(name: &str, args: Vec<Expression>, newlines: usize) -> Expression
                 arguments: list,
             })),
         )]),
+    )
+}
+
+/// Whether a numeric `for` runs right without `__for_prep`: start and step
+/// integer literals (the VM then runs an integer loop) and a limit that is
+/// an integer literal or a length `#x`, all far from the integer limits.
+fn has_integer_literal_controls(f: &NumericFor) -> bool {
+    let small_int = |e: &Expression| match e {
+        Expression::Number(t) => matches!(
+            read_numeral(&t.token().to_string()),
+            Some(Numeral::Int(i)) if i.unsigned_abs() < 1 << 53
+        ),
+        Expression::UnaryOperator {
+            unop: UnOp::Minus(_),
+            expression,
+        } => {
+            matches!(&**expression, Expression::Number(_))
+                && constant_value(expression).is_some_and(|v| v.fract() == 0.0 && is_small(v))
+        }
+        _ => false,
+    };
+    let step_ok = f
+        .step()
+        .is_none_or(|s| small_int(s) && constant_value(s) != Some(0.0));
+    let limit_ok = small_int(f.end())
+        || matches!(
+            f.end(),
+            Expression::UnaryOperator {
+                unop: UnOp::Hash(_),
+                ..
+            }
+        );
+    small_int(f.start()) && step_ok && limit_ok
+}
+
+/// `for i = a, b, c do ... end` becomes `do local __for1, __for2, __for3 =
+/// __for_prep(a, b, c); for i = __for1, __for2, __for3 do ... end end`, on
+/// the same lines.
+fn prepared_for(f: NumericFor, position: Expression) -> Do {
+    let names = ["__for1", "__for2", "__for3"];
+    let mut list = Punctuated::new();
+    for (i, n) in names.iter().enumerate() {
+        list.push(if i == 2 {
+            Pair::End(identifier(n))
+        } else {
+            Pair::Punctuated(identifier(n), symbol(", "))
+        });
+    }
+    let step = f
+        .step()
+        .cloned()
+        .unwrap_or_else(|| Expression::Number(number_token("1")));
+    let mut args = Punctuated::new();
+    args.push(Pair::End(helper_call(
+        helpers::FOR_PREP,
+        vec![f.start().clone(), f.end().clone(), step, position],
+        0,
+    )));
+    let prepare = LocalAssignment::new(list)
+        .with_local_token(symbol("local "))
+        .with_equal_token(Some(symbol(" = ")))
+        .with_expressions(args);
+    let var = |n: &str| Expression::Var(Var::Name(identifier(n)));
+    let end_token = f.end_token().clone();
+    let looped = f
+        .with_start(var(names[0]))
+        .with_end(var(names[1]))
+        .with_end_step_comma(Some(symbol(", ")))
+        .with_step(Some(Expression::Var(Var::Name(TokenReference::new(
+            Vec::new(),
+            Token::new(TokenType::Identifier {
+                identifier: names[2].into(),
+            }),
+            vec![Token::new(TokenType::Whitespace {
+                characters: " ".into(),
+            })],
+        )))))
+        .with_end_token(symbol("end"));
+    Do::new()
+        .with_do_token(symbol("do "))
+        .with_block(Block::new().with_stmts(vec![
+            (Stmt::LocalAssignment(prepare), Some(symbol("; "))),
+            (Stmt::NumericFor(Box::new(looped)), None),
+        ]))
+        .with_end_token(TokenReference::new(
+            vec![Token::new(TokenType::Whitespace {
+                characters: " ".into(),
+            })],
+            end_token.token().clone(),
+            end_token.trailing_trivia().cloned().collect(),
+        ))
+}
+
+fn number_token(text: &str) -> TokenReference {
+    TokenReference::new(
+        Vec::new(),
+        Token::new(TokenType::Number { text: text.into() }),
+        Vec::new(),
     )
 }
 
@@ -383,7 +953,17 @@ mod tests {
     use super::*;
 
     fn rw(s: &str) -> String {
-        rewrite_source(s, "t.lua").unwrap_or_else(|| s.to_string())
+        rewrite_source(s, "t.lua").unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    #[test]
+    fn numeric_for_gets_its_controls_prepared() {
+        let out = rw("for i = lo + 1, hi do\n  x = i\nend\ny = 1");
+        assert_eq!(
+            out,
+            "do local __for1, __for2, __for3 = __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for i = __for1, __for2, __for3 do\n  x = i\nend end\ny = 1"
+        );
+        assert_eq!(rw("for i = 1, #t do end"), "for i = 1, #t do end");
     }
 
     #[test]
@@ -496,6 +1076,9 @@ mod tests {
             rw("local t = {a = 1} goto x ::x::"),
             "local t = {a = 1} goto x ::x::"
         );
-        assert_eq!(rewrite_source("return +", "t.lua"), None);
+        assert_eq!(
+            rewrite_source("return +", "t.lua").unwrap_err().line,
+            Some(1)
+        );
     }
 }

@@ -144,6 +144,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
     )?;
     if let Value::Table(string) = ctx.get_global("string") {
         super::strlib::install(ctx, string)?;
+        super::pack::install(ctx, string)?;
         string.set(
             ctx,
             "format",

@@ -13,11 +13,14 @@ mod extra;
 mod format;
 mod front;
 mod library;
+mod ops;
+mod pack;
 mod pattern;
 mod strlib;
 mod vm;
 
-pub use vm::{CallError, Limit, LuaValue, Vm, VmLimits};
+pub use front::blank_empty_statements;
+pub use vm::{CallError, Limit, LuaValue, Vm, VmLimits, call_in_progress};
 
 /// Whether `subject` matches the Lua pattern `pattern` anywhere (for the
 /// rules' declarative `match` filters, which run without a VM).
@@ -31,12 +34,14 @@ pub fn pattern_matches(subject: &str, pattern: &str) -> Result<bool, String> {
         })
 }
 
-/// Metamethods piccolo 0.3.3 never calls (comparison and arithmetic);
-/// `__concat`, `__tostring`, `__index`, `__newindex`, `__call`, `__eq` and
-/// `__len` work.
+/// Metamethods never called: piccolo 0.3.3 does not call the arithmetic
+/// and bitwise ones, and the front end routes only `//`, `%`, `<<`, `>>`
+/// and comparisons through helpers that do (`ops.rs`); `__concat`,
+/// `__tostring`, `__index`, `__newindex`, `__call`, `__eq`, `__len`,
+/// `__lt`, `__le`, `__idiv`, `__mod`, `__shl` and `__shr` work.
 const UNSUPPORTED_METAMETHODS: &[&str] = &[
-    "__lt", "__le", "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__unm", "__idiv",
-    "__band", "__bor", "__bxor", "__shl", "__shr", "__bnot", "__close", "__gc", "__mode",
+    "__add", "__sub", "__mul", "__div", "__pow", "__unm", "__band", "__bor", "__bxor", "__bnot",
+    "__close", "__gc", "__mode",
 ];
 
 /// Warnings for features a rule file uses that this VM does not provide,

@@ -138,7 +138,90 @@ do
   function table.unpack(t, i, j)
     i = i or 1
     j = j or #t
-    if j - i >= 1000000 then error("too many results to unpack", 2) end
+    if i > j then return end
+    -- (j - i wraps around for a range wider than the integers.)
+    if j - i >= 1000000 or j - i < 0 then error("too many results to unpack", 2) end
     return raw(t, i, j)
+  end
+end
+
+-- table.move in Lua, so that a long move runs on the VM's fuel and time
+-- limits (and goes through __index/__newindex, as PUC Lua's does).
+do
+  local maxinteger = math.maxinteger
+  function table.move(a1, f, e, t, a2)
+    if type(a1) ~= "table" then
+      error("bad argument #1 to 'table.move' (table expected, got " .. (a1 == nil and "no value" or type(a1)) .. ")", 2)
+    end
+    if a2 == nil then a2 = a1 end
+    if type(a2) ~= "table" then
+      error("bad argument #5 to 'table.move' (table expected, got " .. type(a2) .. ")", 2)
+    end
+    for n, v in ipairs({f, e, t}) do
+      if math.type(v) ~= "integer" then
+        if type(v) == "number" and v == math.floor(v) then
+          -- a float with an integer value is accepted, as Lua does
+        else
+          error("bad argument #" .. (n + 1) .. " to 'table.move' (number has no integer representation)", 2)
+        end
+      end
+    end
+    f, e, t = math.tointeger(f), math.tointeger(e), math.tointeger(t)
+    if e >= f then
+      if not (f > 0 or e < maxinteger + f) then
+        error("bad argument #3 to 'table.move' (too many elements to move)", 2)
+      end
+      if t > maxinteger - (e - f) then
+        error("bad argument #4 to 'table.move' (destination wrap around)", 2)
+      end
+      if t > e or t <= f or a1 ~= a2 then
+        for i = 0, e - f do a2[t + i] = a1[f + i] end
+      else
+        for i = e - f, 0, -1 do a2[t + i] = a1[f + i] end
+      end
+    end
+    return a2
+  end
+end
+
+-- Metamethod adapters for the operator helpers of ops.rs: a comparison
+-- metamethod's result as a boolean, an arithmetic one's first result.
+function __cmp_meta(h, a, b)
+  if h(a, b) then return true end
+  return false
+end
+function __arith_meta(h, a, b)
+  return (h(a, b))
+end
+
+-- getmetatable/setmetatable as Lua 5.4's: strings share a metatable whose
+-- __index is `string`, other values have none, and a `__metatable` field
+-- protects a metatable.
+do
+  local raw_get, raw_set = getmetatable, setmetatable
+  local string_meta = {__index = string}
+  function getmetatable(v)
+    local t = type(v)
+    if t == "string" then return string_meta end
+    if t ~= "table" then return nil end
+    local mt = raw_get(v)
+    if mt ~= nil then
+      local protected = rawget(mt, "__metatable")
+      if protected ~= nil then return protected end
+    end
+    return mt
+  end
+  function setmetatable(t, mt)
+    if type(t) ~= "table" then
+      error("bad argument #1 to 'setmetatable' (table expected, got " .. (t == nil and "no value" or type(t)) .. ")", 2)
+    end
+    if mt ~= nil and type(mt) ~= "table" then
+      error("bad argument #2 to 'setmetatable' (nil or table expected)", 2)
+    end
+    local old = raw_get(t)
+    if old ~= nil and rawget(old, "__metatable") ~= nil then
+      error("cannot change a protected metatable", 2)
+    end
+    return raw_set(t, mt)
   end
 end

@@ -32,7 +32,7 @@ fn start_offset(init: Value<'_>, len: usize) -> Option<usize> {
     let len = len as i64;
     let pos = if init > 0 {
         init
-    } else if init == 0 || -init > len {
+    } else if init == 0 || init.unsigned_abs() > len as u64 {
         1
     } else {
         len + init + 1

@@ -8,6 +8,7 @@ use piccolo::{
     StashedFunction, StashedTable, Table, Value, Variadic,
 };
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Library functions written in Lua.
@@ -72,6 +73,10 @@ pub enum CallError {
     MemoryLimit { used: usize, limit: usize },
     #[error("time limit: stopped after {0:.1?}")]
     TimeLimit(Duration),
+    /// The VM itself failed (a panic inside piccolo or our library): the
+    /// instance is unusable from then on and must be built afresh.
+    #[error("internal error of the Lua VM: {0}")]
+    Internal(String),
 }
 
 /// A value brought out of the VM. Tables come out one level deep with
@@ -137,6 +142,18 @@ pub struct Vm {
     lua: Lua,
     executor: StashedExecutor,
     limits: VmLimits,
+    /// Set once a panic went through the instance: its heap may be in any
+    /// state, so every later call fails with this message.
+    broken: Option<String>,
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 impl Vm {
@@ -159,17 +176,40 @@ impl Vm {
             lua,
             executor,
             limits,
+            broken: None,
         };
         vm.run_prelude()?;
         Ok(vm)
+    }
+
+    /// Runs `f` on the instance, turning a panic into
+    /// [`CallError::Internal`] and marking the instance broken: no panic of
+    /// the VM ends the process or reaches the caller as one.
+    fn guarded<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> Result<R, CallError> {
+        if let Some(message) = &self.broken {
+            return Err(CallError::Internal(message.clone()));
+        }
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(r) => Ok(r),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                self.broken = Some(message.clone());
+                Err(CallError::Internal(message))
+            }
+        }
+    }
+
+    /// Whether a panic went through this instance (see [`CallError::Internal`]).
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
     }
 
     /// The part of the library written in Lua (`prelude.lua`).
     fn run_prelude(&mut self) -> Result<(), CallError> {
         self.lua
             .try_enter(|ctx| {
-                let prelude =
-                    rewrite_source(PRELUDE, "prelude").unwrap_or_else(|| PRELUDE.to_string());
+                let prelude = rewrite_source(PRELUDE, "prelude")
+                    .map_err(|e| super::args::error(ctx, format!("{e:?}")))?;
                 let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
                 let helper = super::strlib::gsub_matches_callback(ctx);
                 ctx.fetch(&self.executor)
@@ -182,13 +222,32 @@ impl Vm {
 
     /// Runs a chunk and returns what it returned.
     pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
+        self.guarded(|vm| vm.run_chunk_unguarded(name, source))?
+    }
+
+    fn run_chunk_unguarded(
+        &mut self,
+        name: &str,
+        source: &[u8],
+    ) -> Result<Vec<LuaValue>, CallError> {
+        let text = std::str::from_utf8(source).map_err(|e| {
+            let line = source[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            CallError::Syntax {
+                line: Some(line as u32),
+                message: "the file is not UTF-8 text".into(),
+            }
+        })?;
+        let code = rewrite_source(text, name).map_err(|e| CallError::Syntax {
+            line: e.line,
+            message: e.message,
+        })?;
         self.lua
             .try_enter(|ctx| {
-                let rewritten = std::str::from_utf8(source)
-                    .ok()
-                    .and_then(|text| rewrite_source(text, name));
-                let code = rewritten.as_deref().map_or(source, str::as_bytes);
-                let closure = Closure::load(ctx, Some(name), code)?;
+                let closure = Closure::load(ctx, Some(name), code.as_bytes())?;
                 ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
                 Ok(())
             })
@@ -198,6 +257,14 @@ impl Vm {
 
     /// Calls `function` with the arguments `args` builds inside the VM.
     pub fn call(
+        &mut self,
+        function: &StashedFunction,
+        args: impl for<'gc> FnOnce(Context<'gc>) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
+    ) -> Result<Vec<LuaValue>, CallError> {
+        self.guarded(|vm| vm.call_unguarded(function, args))?
+    }
+
+    fn call_unguarded(
         &mut self,
         function: &StashedFunction,
         args: impl for<'gc> FnOnce(Context<'gc>) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
@@ -217,6 +284,15 @@ impl Vm {
     /// first call and kept in `slot` for the next ones (one event's table
     /// shared by all the handlers of a file, as the old project did).
     pub fn call_with_table(
+        &mut self,
+        function: &StashedFunction,
+        slot: &mut Option<StashedTable>,
+        build: impl for<'gc> FnOnce(Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>>,
+    ) -> Result<Vec<LuaValue>, CallError> {
+        self.guarded(|vm| vm.call_with_table_unguarded(function, slot, build))?
+    }
+
+    fn call_with_table_unguarded(
         &mut self,
         function: &StashedFunction,
         slot: &mut Option<StashedTable>,
@@ -253,7 +329,7 @@ impl Vm {
 
     /// Runs a full garbage collection (after a limit stopped a call).
     pub fn collect_garbage(&mut self) {
-        self.lua.gc_collect();
+        let _ = self.guarded(|vm| vm.lua.gc_collect());
     }
 
     /// Abandons the running call: a stopped executor keeps its stack and
@@ -267,6 +343,13 @@ impl Vm {
     }
 
     fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        let result = self.finish_inner();
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    fn finish_inner(&mut self) -> Result<Vec<LuaValue>, CallError> {
         let mut burned: u64 = 0;
         // Most calls end within their first slice: read the clock only
         // for those that do not (the first slice's few microseconds are
@@ -315,6 +398,19 @@ impl Vm {
             }
         })
     }
+}
+
+/// Counts VM runs in this process: odd while one is under way. A watchdog
+/// thread reads it (see [`call_in_progress`]) without costing the call a
+/// clock read.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// An identifier of the VM run under way in this process, `None` when none
+/// is: the same identifier seen for longer than the time limit means a run
+/// is stuck where the VM cannot check its limits (inside one builtin).
+pub fn call_in_progress() -> Option<u64> {
+    let n = CALLS.load(Ordering::Relaxed);
+    (n % 2 == 1).then_some(n)
 }
 
 /// Which bound stopped a call.
