@@ -268,18 +268,32 @@ fn main() -> ExitCode {
             };
             ExitCode::from(collectd_monitor::sandbox::worker::run(&file, limits, true))
         }
-        Action::Rules(RulesCommand::Check { paths }) => rules_check(&paths),
-        Action::Rules(RulesCommand::Test {
-            paths,
-            input: Some(input),
-            config,
-        }) => rules_test(&paths, &input, config.as_deref()),
-        Action::Rules(RulesCommand::Test {
-            paths, input: None, ..
-        }) => rules_examples(&paths),
+        Action::Rules(command) => {
+            // The rule tools run files in this process: the watchdog ends
+            // one stuck inside a builtin instead of hanging the terminal.
+            collectd_monitor::sandbox::watchdog::start(
+                VmLimits::default().deadline,
+                "collectd-monitor rules".into(),
+            );
+            rules_command(command)
+        }
         Action::ReplaceConfig { job } => {
             ExitCode::from(u8::try_from(collectd_monitor::reconfig::run_helper(&job)).unwrap_or(1))
         }
+    }
+}
+
+fn rules_command(command: RulesCommand) -> ExitCode {
+    match command {
+        RulesCommand::Check { paths } => rules_check(&paths),
+        RulesCommand::Test {
+            paths,
+            input: Some(input),
+            config,
+        } => rules_test(&paths, &input, config.as_deref()),
+        RulesCommand::Test {
+            paths, input: None, ..
+        } => rules_examples(&paths),
     }
 }
 
@@ -400,6 +414,8 @@ fn run_lua_sandboxed(file: &std::path::Path, limits: LimitArgs) -> ExitCode {
     });
     match status {
         Ok(status) => match (status.code(), status.signal()) {
+            // The watchdog ended it (and said why): a failed script.
+            (Some(collectd_monitor::sandbox::watchdog::EXIT_OVERRUN), _) => ExitCode::FAILURE,
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
             (None, signal) => {
                 let name = signal
@@ -427,6 +443,8 @@ fn run_lua(file: &std::path::Path, limits: VmLimits) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    collectd_monitor::sandbox::watchdog::die_with_parent();
+    collectd_monitor::sandbox::watchdog::start(limits.deadline, file.display().to_string());
     match collectd_monitor::sandbox::confine(limits.memory) {
         Ok(None) => {}
         Ok(Some(warning)) => eprintln!("warning: {warning}"),

@@ -233,6 +233,12 @@ impl RuleFile {
         Some(self.vm.memory_in_use()).filter(|used| *used > limit)
     }
 
+    /// Whether the file's Lua instance failed internally (a panic in the
+    /// VM) and must be loaded afresh before it runs again.
+    pub fn is_broken(&self) -> bool {
+        self.vm.is_broken()
+    }
+
     /// Lines the file's code printed since the last call.
     pub fn take_printed(&mut self) -> Vec<String> {
         self.vm.take_printed()

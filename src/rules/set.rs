@@ -70,6 +70,12 @@ impl RuleSet {
         })
     }
 
+    /// The first file whose Lua instance failed internally, if any: it
+    /// must be loaded afresh (the worker restarts for it).
+    pub fn broken_file(&self) -> Option<&RuleFile> {
+        self.files.iter().find(|f| f.is_broken())
+    }
+
     pub fn files(&self) -> &[RuleFile] {
         &self.files
     }

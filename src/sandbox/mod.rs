@@ -10,6 +10,8 @@
 mod confine;
 mod process;
 mod supervision;
+/// Public for the `collectd-monitor` commands that run Lua.
+pub mod watchdog;
 /// Public for the benchmarks and tools that build or read batches.
 pub mod wire;
 /// Public for the `collectd-monitor rule-worker` entry point.

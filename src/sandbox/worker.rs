@@ -38,6 +38,9 @@ pub fn serve<W: Write>(
     out: &mut W,
 ) -> u8 {
     let send = |out: &mut W, report: Report| write_frame(out, &report.encode()).is_ok();
+    if sandboxed {
+        super::watchdog::die_with_parent();
+    }
     let source = match std::fs::read(path) {
         Ok(source) => source,
         Err(e) => {
@@ -47,6 +50,7 @@ pub fn serve<W: Write>(
         }
     };
     if sandboxed {
+        super::watchdog::start(limits.deadline, path.display().to_string());
         match confine(limits.memory) {
             Ok(None) => {}
             Ok(Some(message)) => {
@@ -133,6 +137,14 @@ pub fn serve<W: Write>(
         } else {
             limits.memory
         };
+        if let Some(file) = set.broken_file() {
+            let reason = format!(
+                "{}: the Lua VM failed internally (reported with the handler above); starting the file afresh",
+                file.path().display()
+            );
+            send(out, Report::Fatal { reason });
+            return EXIT_FATAL;
+        }
         if let Some(reason) = set.memory_held_over(bearable) {
             send(out, Report::Fatal { reason });
             return EXIT_FATAL;
