@@ -89,7 +89,7 @@ fn rules_check_lists_handlers_and_reports_broken_files() {
     std::fs::write(dir.path().join("ignored.txt"), "not lua").unwrap();
     std::fs::write(
         dir.path().join("e_meta.lua"),
-        "local mt = {__lt = function() return true end} return nil",
+        "local mt = {__add = function() return 1 end} return nil",
     )
     .unwrap();
     let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
@@ -111,7 +111,7 @@ fn rules_check_lists_handlers_and_reports_broken_files() {
     assert!(!stdout.contains("ignored.txt") && !stderr.contains("ignored.txt"));
     assert!(stdout.contains("e_meta.lua: OK"), "{stdout}");
     assert!(
-        stderr.contains("e_meta.lua: warning: metamethod __lt is not supported"),
+        stderr.contains("e_meta.lua: warning: metamethod __add is not supported"),
         "{stderr}"
     );
 }
@@ -368,6 +368,6 @@ fn lua_ends_every_bomb_with_an_error_never_a_signal() {
         assert_eq!(out.status.signal(), None, "{name}: {stderr}");
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
         assert!(stderr.contains("error: "), "{name}: {stderr}");
-        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert!(common::says_one_of(&stderr, reason), "{name}: {stderr}");
     }
 }
