@@ -139,6 +139,20 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
             Ok(CallbackReturn::Return)
         }),
     )?;
+    g.set(
+        ctx,
+        super::front::VARARGS_FROM_HELPER,
+        Callback::from_fn(&ctx, |_, _, mut stack| {
+            // `__va_from(n, ...)`: the arguments from the n-th of `...` on
+            // (n counts itself, as `select(n, ...)` counts from 1).
+            let n = match stack.get(0) {
+                Value::Integer(n) => usize::try_from(n).unwrap_or(0),
+                _ => 0,
+            };
+            stack.drain(0..n.min(stack.len()));
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
     g.set(ctx, "pcall", pcall_callback(ctx))?;
     super::library::install(ctx)?;

@@ -31,6 +31,11 @@ pub const FIRST_HELPER: &str = "__first";
 /// `chunk:line:` as first argument: piccolo's errors carry no position.
 pub const ERROR_HELPER: &str = "__error";
 
+/// The global `function(a, ...)` bodies take their own varargs from:
+/// `__va_from(n, ...)` is `select(n, ...)`, out of reach of a file that
+/// redefines `select`.
+pub const VARARGS_FROM_HELPER: &str = "__va_from";
+
 /// The globals operators are routed through where piccolo 0.3.3's own
 /// answer can be wrong (see `ops.rs`).
 pub mod helpers {
@@ -572,16 +577,21 @@ impl VisitorMut for Rewrites {
 
     fn visit_function_body_end(&mut self, body: FunctionBody) -> FunctionBody {
         let params: Vec<Parameter> = body.parameters().iter().cloned().collect();
-        if params.is_empty() || params.iter().any(|p| matches!(p, Parameter::Ellipsis(_))) {
+        let variadic = matches!(params.last(), Some(Parameter::Ellipsis(_)));
+        let named: Vec<&TokenReference> = params
+            .iter()
+            .filter_map(|p| match p {
+                Parameter::Name(name) => Some(name),
+                _ => None,
+            })
+            .collect();
+        if named.is_empty() || named.len() + usize::from(variadic) != params.len() {
             return body;
         }
         let newlines = body.parameters().to_string().matches('\n').count();
         let mut names = Punctuated::new();
-        let last = params.len() - 1;
-        for (i, p) in params.iter().enumerate() {
-            let Parameter::Name(name) = p else {
-                return body;
-            };
+        let last = named.len() - 1;
+        for (i, name) in named.iter().enumerate() {
             let name = identifier(&name.token().to_string());
             names.push(if i == last {
                 Pair::End(name)
@@ -596,8 +606,56 @@ impl VisitorMut for Rewrites {
             .with_equal_token(Some(symbol(" = ")))
             .with_expressions(varargs);
         let mut stmts = vec![(Stmt::LocalAssignment(unpack), Some(symbol("; ")))];
-        stmts.extend(body.block().stmts_with_semicolon().cloned());
-        let block = body.block().clone().with_stmts(stmts);
+        let block = if variadic {
+            // `function(a, ...) body end` panics in piccolo 0.3.3 when a
+            // caller passes fewer than the named parameters. It becomes
+            // `function(...) local a = ...; return (function(...) body
+            // end)(__va_from(2, ...)) end`: the body's `...` is the rest.
+            let mut inner_params = Punctuated::new();
+            inner_params.push(Pair::End(Parameter::Ellipsis(symbol("..."))));
+            let inner = FunctionBody::new()
+                .with_parameters(inner_params)
+                .with_block(body.block().clone())
+                .with_end_token(symbol(" end"));
+            let function = Expression::Function(Box::new(
+                full_moon::ast::AnonymousFunction::new()
+                    .with_function_token(symbol("function"))
+                    .with_body(inner),
+            ));
+            let rest = helper_call(
+                VARARGS_FROM_HELPER,
+                vec![
+                    Expression::Number(number_token(&(named.len() + 1).to_string())),
+                    Expression::Symbol(symbol("...")),
+                ],
+                0,
+            );
+            let mut args = Punctuated::new();
+            args.push(Pair::End(rest));
+            let call = FunctionCall::new(Prefix::Expression(Box::new(Expression::Parentheses {
+                contained: ContainedSpan::new(symbol("("), symbol(")")),
+                expression: Box::new(function),
+            })))
+            .with_suffixes(vec![Suffix::Call(Call::AnonymousCall(Box::new(
+                FunctionArgs::Parentheses {
+                    parentheses: ContainedSpan::new(symbol("("), symbol(") ")),
+                    arguments: args,
+                },
+            )))]);
+            let mut returns = Punctuated::new();
+            returns.push(Pair::End(Expression::FunctionCall(call)));
+            Block::new().with_stmts(stmts).with_last_stmt(Some((
+                full_moon::ast::LastStmt::Return(
+                    full_moon::ast::Return::new()
+                        .with_token(symbol("return "))
+                        .with_returns(returns),
+                ),
+                None,
+            )))
+        } else {
+            stmts.extend(body.block().stmts_with_semicolon().cloned());
+            body.block().clone().with_stmts(stmts)
+        };
         let mut ellipsis = Punctuated::new();
         ellipsis.push(Pair::End(Parameter::Ellipsis(with_trailing_newlines(
             &symbol("..."),
@@ -1056,7 +1114,7 @@ mod tests {
         );
         assert_eq!(
             rw("local function g(a, ...) end"),
-            "local function g(a, ...) end"
+            "local function g(...) local a = ...; return (function(...) end)(__va_from(2, ...)) end"
         );
         assert_eq!(rw("local function h() end"), "local function h() end");
         let multi = "local function f(a,\n  b)\n  error('x')\nend";

@@ -1,0 +1,5 @@
+print(pcall(function() local a = {select(3, table.unpack{10,20,30,40})} return #a end))
+print(pcall(function() return select(-1, 3, 5, 7) end))
+print(pcall(function() local t = {1, 10}; function t:f (...) local arg = {...}; return self[...]+#arg end return t:f(1,4) end))
+print(pcall(function() local function foo(x, y, ...) return 1 end; local function g() return foo() end; return g() end))
+print(pcall(function() local function foo(x, y, ...) return x, y, select('#', ...), ... end; return foo(1, 2, 3, 4) end))
