@@ -320,6 +320,76 @@ fn numeral_for_piccolo(text: &str) -> Option<String> {
     }
 }
 
+/// A quoted string literal whose `\u{XXX}` escapes go past U+10FFFF
+/// (Lua accepts up to 2^31 and encodes them in the original, longer UTF-8
+/// forms; piccolo refuses them), with those escapes written as `\ddd`
+/// bytes. `None` when there is nothing to change.
+fn wide_unicode_escapes(token: &Token) -> Option<TokenType> {
+    let TokenType::StringLiteral {
+        literal,
+        multi_line_depth: 0,
+        quote_type,
+    } = token.token_type()
+    else {
+        return None;
+    };
+    if !literal.contains("\\u{") {
+        return None;
+    }
+    let text = literal.as_str();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = &rest[at..];
+        let wide = escape
+            .strip_prefix("\\u{")
+            .and_then(|e| e.split_once('}'))
+            .and_then(|(hex, _)| Some((hex.len(), u32::from_str_radix(hex, 16).ok()?)))
+            .filter(|(_, code)| (0x110000..=0x7FFF_FFFF).contains(code));
+        match wide {
+            Some((digits, code)) => {
+                for byte in extended_utf8(code) {
+                    out.push_str(&format!("\\{byte:03}"));
+                }
+                changed = true;
+                rest = &escape[4 + digits..];
+            }
+            None => {
+                // Copy the backslash and the character it escapes as is.
+                let len = escape[1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&escape[..1 + len]);
+                rest = &escape[1 + len..];
+            }
+        }
+    }
+    out.push_str(rest);
+    changed.then(|| TokenType::StringLiteral {
+        literal: out.into(),
+        multi_line_depth: 0,
+        quote_type: *quote_type,
+    })
+}
+
+/// Lua's `luaO_utf8esc`: a code point up to 2^31 in (extended) UTF-8.
+fn extended_utf8(mut code: u32) -> Vec<u8> {
+    if code < 0x80 {
+        return vec![code as u8];
+    }
+    let mut tail = Vec::new();
+    let mut first_max = 0x3f;
+    while code > first_max {
+        tail.push(0x80 | (code & 0x3f) as u8);
+        code >>= 6;
+        first_max >>= 1;
+    }
+    let lead = ((!first_max << 1) as u8) | code as u8;
+    let mut bytes = vec![lead];
+    bytes.extend(tail.into_iter().rev());
+    bytes
+}
+
 fn float_literal(f: f64) -> String {
     if f.is_infinite() {
         if f > 0.0 {
@@ -505,6 +575,14 @@ impl VisitorMut for Rewrites {
             Expression::UnaryOperator { unop, expression } => Expression::UnaryOperator {
                 unop,
                 expression: Box::new(parenthesised(*expression)),
+            },
+            Expression::String(token) => match wide_unicode_escapes(token.token()) {
+                Some(text) => Expression::String(TokenReference::new(
+                    token.leading_trivia().cloned().collect(),
+                    Token::new(text),
+                    token.trailing_trivia().cloned().collect(),
+                )),
+                None => Expression::String(token),
             },
             Expression::Number(token) => match numeral_for_piccolo(&token.token().to_string()) {
                 Some(text) => Expression::Number(TokenReference::new(
