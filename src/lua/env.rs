@@ -267,7 +267,7 @@ fn error_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
 
 /// An error as the value Lua code sees: a Lua value as raised, the VM's
 /// own errors (piccolo raises them as Rust values) as their message string.
-pub(super) fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc> {
+fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc> {
     match error {
         piccolo::Error::Lua(e) => e.0,
         piccolo::Error::Runtime(e) => Value::String(ctx.intern(e.to_string().as_bytes())),

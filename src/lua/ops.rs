@@ -454,10 +454,34 @@ fn for_prep_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
-/// The helpers the front end's rewrites call, by global name.
+/// `math.tointeger`, exact: piccolo's saturates, so `2^63` became
+/// `math.maxinteger` instead of failing.
+fn to_integer_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        if stack.is_empty() {
+            return Err(error(
+                ctx,
+                "bad argument #1 to 'tointeger' (value expected)".into(),
+            ));
+        }
+        let result = match arith_num(stack.get(0)) {
+            Some(Num::Int(i)) => Value::Integer(i),
+            Some(Num::Float(f)) => float_to_int(f).map_or(Value::Nil, Value::Integer),
+            None => Value::Nil,
+        };
+        stack.replace(ctx, result);
+        Ok(CallbackReturn::Return)
+    })
+}
+
+/// The helpers the front end's rewrites call, by global name, and the
+/// `math` functions whose piccolo versions convert inexactly.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
     use super::front::helpers as h;
     let g = ctx.globals();
+    if let Value::Table(math) = g.get(ctx, "math") {
+        math.set(ctx, "tointeger", to_integer_callback(ctx))?;
+    }
     g.set(ctx, h::LT, comparison(ctx, Comparison::Less))?;
     g.set(ctx, h::LE, comparison(ctx, Comparison::LessEqual))?;
     g.set(ctx, h::EQ, comparison(ctx, Comparison::Equal))?;

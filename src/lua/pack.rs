@@ -4,7 +4,7 @@
 //! The work of a call is bounded by its format and data, and charged as
 //! fuel.
 
-use super::args::{arg, bad_argument, error, expected, int};
+use super::args::{arg, bad_argument, bytes_arg, error, expected, int};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Largest integer size a format may name (`i16`).
@@ -321,9 +321,7 @@ fn format_arg<'gc>(
     stack: &piccolo::Stack<'gc, '_>,
     f: &str,
 ) -> Result<Vec<u8>, Error<'gc>> {
-    let v = arg(stack, 1);
-    v.and_then(super::args::to_bytes)
-        .ok_or_else(|| expected(ctx, 1, f, "string", v))
+    bytes_arg(ctx, arg(stack, 1), 1, f)
 }
 
 pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), Error<'gc>> {
@@ -372,10 +370,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
         "unpack",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
             let fmt = format_arg(ctx, &stack, "string.unpack")?;
-            let data_arg = arg(&stack, 2);
-            let data = data_arg
-                .and_then(super::args::to_bytes)
-                .ok_or_else(|| expected(ctx, 2, "string.unpack", "string", data_arg))?;
+            let data = bytes_arg(ctx, arg(&stack, 2), 2, "string.unpack")?;
             let len = data.len() as i64;
             let pos = match arg(&stack, 3) {
                 None | Some(Value::Nil) => 1,

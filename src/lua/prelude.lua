@@ -157,16 +157,17 @@ do
     if type(a2) ~= "table" then
       error("bad argument #5 to 'table.move' (table expected, got " .. type(a2) .. ")", 2)
     end
-    for n, v in ipairs({f, e, t}) do
-      if math.type(v) ~= "integer" then
-        if type(v) == "number" and v == math.floor(v) then
-          -- a float with an integer value is accepted, as Lua does
-        else
-          error("bad argument #" .. (n + 1) .. " to 'table.move' (number has no integer representation)", 2)
-        end
+    local n = {f, e, t}
+    for k = 1, 3 do
+      local v = math.tointeger(n[k])
+      if v == nil then
+        local why = type(n[k]) == "number" and "number has no integer representation"
+          or "number expected, got " .. (n[k] == nil and "no value" or type(n[k]))
+        error("bad argument #" .. (k + 1) .. " to 'table.move' (" .. why .. ")", 2)
       end
+      n[k] = v
     end
-    f, e, t = math.tointeger(f), math.tointeger(e), math.tointeger(t)
+    f, e, t = n[1], n[2], n[3]
     if e >= f then
       if not (f > 0 or e < maxinteger + f) then
         error("bad argument #3 to 'table.move' (too many elements to move)", 2)

@@ -343,10 +343,8 @@ impl Vm {
     }
 
     fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
-        CALLS.fetch_add(1, Ordering::Relaxed);
-        let result = self.finish_inner();
-        CALLS.fetch_add(1, Ordering::Relaxed);
-        result
+        let _run = RunUnderWay::begin();
+        self.finish_inner()
     }
 
     fn finish_inner(&mut self) -> Result<Vec<LuaValue>, CallError> {
@@ -404,6 +402,24 @@ impl Vm {
 /// thread reads it (see [`call_in_progress`]) without costing the call a
 /// clock read.
 static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Marks a VM run under way in [`CALLS`] until dropped, also when the run
+/// panics (the counter must not stay odd after the panic is caught, or the
+/// watchdog would end a process that carries on with other work).
+struct RunUnderWay;
+
+impl RunUnderWay {
+    fn begin() -> RunUnderWay {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+        RunUnderWay
+    }
+}
+
+impl Drop for RunUnderWay {
+    fn drop(&mut self) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// An identifier of the VM run under way in this process, `None` when none
 /// is: the same identifier seen for longer than the time limit means a run
@@ -544,6 +560,23 @@ mod tests {
             vm.call(seven, |_| Ok(vec![])).unwrap()[0],
             LuaValue::Int(7)
         ));
+    }
+
+    #[test]
+    fn a_panic_in_the_vm_is_an_error_and_ends_the_run() {
+        let mut vm = vm();
+        // piccolo 0.3.3 panics compiling a goto out of a loop.
+        let e = vm
+            .run_chunk("t", b"for i = 1, 2 do goto e end ::e:: print('ok')")
+            .unwrap_err();
+        assert!(matches!(e, CallError::Internal(_)), "{e:?}");
+        assert!(vm.is_broken());
+        assert!(matches!(
+            vm.run_chunk("t", b"return 1"),
+            Err(CallError::Internal(_))
+        ));
+        // The run is over for the watchdog too.
+        assert_eq!(call_in_progress(), None);
     }
 
     #[test]
