@@ -537,9 +537,13 @@ fn self_monitoring_values_reach_collectd() {
         let text = std::fs::read_to_string(file.path()).ok()?;
         text.lines().last()?.split(',').nth(1)?.parse().ok()
     };
+    // csv writes each value to its own file as it arrives: on a busy
+    // machine one file can still show an earlier interval than another, so
+    // wait until every figure has caught up rather than reading once.
     let figures = c.wait_until("self-monitoring values with the command counted", || {
         let run = latest("derive-commands_run")?;
         (run >= 1.0).then_some(())?;
+        (latest("gauge-rule_files_active")? == 2.0).then_some(())?;
         Some([
             latest("derive-values_received")?,
             latest("derive-evaluations")?,

@@ -120,7 +120,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
             let value = stack.get(0);
             let result = match value {
                 Value::Integer(_) | Value::Number(_) => value,
-                Value::String(s) => parse_number(&s.to_str_lossy()).unwrap_or(Value::Nil),
+                Value::String(s) => super::numeral::from_string(&s.to_str_lossy())
+                    .map_or(Value::Nil, super::ops::value),
                 _ => Value::Nil,
             };
             stack.replace(ctx, result);
@@ -380,22 +381,6 @@ fn lookup<'gc>(
         }
     }
     Err(error(ctx, "'__index' chain too long".into()))
-}
-
-/// A Lua numeral: integer when it is one, float otherwise.
-pub(super) fn parse_number<'gc>(text: &str) -> Option<Value<'gc>> {
-    let t = text.trim();
-    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return i64::from_str_radix(hex, 16).ok().map(Value::Integer);
-    }
-    if let Ok(i) = t.parse::<i64>() {
-        return Some(Value::Integer(i));
-    }
-    let lower = t.to_ascii_lowercase();
-    if lower.contains("inf") || lower.contains("nan") {
-        return None;
-    }
-    t.parse::<f64>().ok().map(Value::Number)
 }
 
 /// `os.time`, `os.date`, `os.clock` and `os.difftime` only: rules may read

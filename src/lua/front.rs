@@ -5,6 +5,8 @@
 //! a table (following `__index` tables) and tail-calls it. The rewrite keeps
 //! every line where it was, so error line numbers still match the file.
 
+use super::numeral;
+use super::ops::Num;
 use full_moon::LuaVersion;
 use full_moon::ast::punctuated::{Pair, Punctuated};
 use full_moon::ast::span::ContainedSpan;
@@ -244,68 +246,15 @@ fn is_small(v: f64) -> bool {
     v.is_finite() && v.abs() < 9_007_199_254_740_992.0
 }
 
-/// A Lua numeral's value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Numeral {
-    Int(i64),
-    Float(f64),
-}
-
-impl Numeral {
-    fn as_f64(self) -> f64 {
-        match self {
-            Numeral::Int(i) => i as f64,
-            Numeral::Float(f) => f,
-        }
-    }
-}
-
-/// Reads a numeral as Lua 5.4 does: hexadecimal integers wrap around,
-/// decimal integers too large for 64 bits become floats, hexadecimal floats
-/// have a binary exponent.
-fn read_numeral(text: &str) -> Option<Numeral> {
-    let lower = text.to_ascii_lowercase();
-    if let Some(hex) = lower.strip_prefix("0x") {
-        if !hex.contains(['.', 'p']) {
-            let mut value: u64 = 0;
-            for c in hex.chars() {
-                value = value.wrapping_mul(16).wrapping_add(c.to_digit(16)? as u64);
-            }
-            return Some(Numeral::Int(value as i64));
-        }
-        let (mantissa, exponent) = match hex.split_once('p') {
-            Some((m, e)) => (m, e.parse::<i32>().ok()?),
-            None => (hex, 0),
-        };
-        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let mut value = 0f64;
-        for c in whole.chars() {
-            value = value * 16.0 + c.to_digit(16)? as f64;
-        }
-        let mut scale = 1.0 / 16.0;
-        for c in fraction.chars() {
-            value += c.to_digit(16)? as f64 * scale;
-            scale /= 16.0;
-        }
-        return Some(Numeral::Float(value * 2f64.powi(exponent)));
-    }
-    if !lower.contains(['.', 'e']) {
-        if let Ok(i) = lower.parse::<i64>() {
-            return Some(Numeral::Int(i));
-        }
-    }
-    lower.parse::<f64>().ok().map(Numeral::Float)
-}
-
 /// The numeral as text piccolo reads to the same value, when the original
 /// text would be read differently (wrapped hexadecimal integers, hexadecimal
 /// floats, decimal integers past 64 bits).
 fn numeral_for_piccolo(text: &str) -> Option<String> {
     let lower = text.to_ascii_lowercase();
-    let value = read_numeral(text)?;
+    let value = numeral::read(text)?;
     let plain_decimal_int = !lower.starts_with("0x") && !lower.contains(['.', 'e']);
     match value {
-        Numeral::Int(i) if lower.starts_with("0x") => {
+        Num::Int(i) if lower.starts_with("0x") => {
             let fits = u64::from_str_radix(&lower[2..], 16).is_ok_and(|u| u <= i64::MAX as u64);
             (!fits).then(|| {
                 if i == i64::MIN {
@@ -315,7 +264,7 @@ fn numeral_for_piccolo(text: &str) -> Option<String> {
                 }
             })
         }
-        Numeral::Float(f) if lower.starts_with("0x") || plain_decimal_int => Some(float_literal(f)),
+        Num::Float(f) if lower.starts_with("0x") || plain_decimal_int => Some(float_literal(f)),
         _ => None,
     }
 }
@@ -406,7 +355,7 @@ fn float_literal(f: f64) -> String {
 /// unary minus and parentheses over them).
 fn constant_value(e: &Expression) -> Option<f64> {
     match e {
-        Expression::Number(t) => read_numeral(&t.token().to_string()).map(Numeral::as_f64),
+        Expression::Number(t) => numeral::read(&t.token().to_string()).map(Num::as_f64),
         Expression::Parentheses { expression, .. } => constant_value(expression),
         Expression::UnaryOperator {
             unop: UnOp::Minus(_),
@@ -839,8 +788,8 @@ fn helper_call(name: &str, args: Vec<Expression>, newlines: usize) -> Expression
 fn has_integer_literal_controls(f: &NumericFor) -> bool {
     let small_int = |e: &Expression| match e {
         Expression::Number(t) => matches!(
-            read_numeral(&t.token().to_string()),
-            Some(Numeral::Int(i)) if i.unsigned_abs() < 1 << 53
+            numeral::read(&t.token().to_string()),
+            Some(Num::Int(i)) if i.unsigned_abs() < 1 << 53
         ),
         Expression::UnaryOperator {
             unop: UnOp::Minus(_),

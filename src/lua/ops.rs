@@ -132,9 +132,16 @@ pub(super) fn shift_right(x: i64, y: i64) -> i64 {
 }
 
 fn to_float(n: Num) -> f64 {
-    match n {
-        Num::Int(i) => i as f64,
-        Num::Float(f) => f,
+    n.as_f64()
+}
+
+impl Num {
+    /// The number as a float (integers beyond 2^53 round).
+    pub(super) fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
     }
 }
 
@@ -214,18 +221,14 @@ fn num(v: Value<'_>) -> Option<Num> {
 }
 
 /// A number, or a string Lua's arithmetic converts to one.
-fn arith_num(v: Value<'_>) -> Option<Num> {
+pub(super) fn arith_num(v: Value<'_>) -> Option<Num> {
     match v {
-        Value::String(s) => match super::env::parse_number(&s.to_str_lossy())? {
-            Value::Integer(i) => Some(Num::Int(i)),
-            Value::Number(f) => Some(Num::Float(f)),
-            _ => None,
-        },
+        Value::String(s) => super::numeral::from_string(&s.to_str_lossy()),
         other => num(other),
     }
 }
 
-fn value<'gc>(n: Num) -> Value<'gc> {
+pub(super) fn value<'gc>(n: Num) -> Value<'gc> {
     match n {
         Num::Int(i) => Value::Integer(i),
         Num::Float(f) => Value::Number(f),

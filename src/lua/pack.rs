@@ -197,12 +197,7 @@ fn unpack_int(data: &[u8], signed: bool, little: bool) -> Result<i64, String> {
 }
 
 fn number(v: Value<'_>) -> Option<f64> {
-    match v {
-        Value::Integer(i) => Some(i as f64),
-        Value::Number(f) => Some(f),
-        Value::String(s) => super::env::parse_number(&s.to_str_lossy()).and_then(number),
-        _ => None,
-    }
+    super::ops::arith_num(v).map(super::ops::Num::as_f64)
 }
 
 fn pack<'gc>(ctx: Context<'gc>, stack: &piccolo::Stack<'gc, '_>) -> Result<Vec<u8>, Error<'gc>> {
