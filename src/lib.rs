@@ -9,6 +9,7 @@ pub mod actions;
 pub mod collectd;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod local;
 pub mod logging;
 pub mod lua;

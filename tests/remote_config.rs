@@ -467,3 +467,54 @@ fn a_failed_rename_restarts_collectd_with_the_old_config() {
     assert_eq!(s.conf_text(), old);
     assert!(s.collectd.daemon_pid().is_some());
 }
+
+/// Attacks on validation itself: each pushed config must be answered with
+/// a refusal while collectd keeps running, and never be delivered again.
+#[test]
+fn hostile_configs_are_refused_without_hurting_collectd() {
+    let s = Setup::start(Value::Null, json!({}));
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    // 9000 nested blocks: the copy of collectd's tree recursed once per
+    // level on the MQTT thread and overflowed its stack; here collectd's
+    // parser makes an empty tree of it, which passed validation and had
+    // collectd stopped and rolled back. 70 levels parse, and are refused
+    // for their depth.
+    let deep = format!("{}{}", "<B>\n".repeat(9000), "</B>\n".repeat(9000));
+    let (code, message) = s.push_code(&deep);
+    assert_eq!(code, 0x2002, "{message}");
+    assert!(message.contains("empty config"), "{message}");
+    let nested = format!(
+        "{}{}{}",
+        "<B \"x\">\n".repeat(70),
+        "</B>\n".repeat(70),
+        s.conf_text()
+    );
+    let (code, message) = s.push_code(&nested);
+    assert_eq!(code, 0x2002, "{message}");
+    assert!(message.contains("deeper than 64"), "{message}");
+    let deep_named = format!("{}{}", "<B \"x\">\n".repeat(9000), "</B>\n".repeat(9000));
+    let (code, message) = s.push_code(&deep_named);
+    assert_eq!(code, 0x2002, "{message}");
+    assert!(alive(pid), "collectd died validating a deep config");
+    // Our own block naming a device or a FIFO as its config.json: read
+    // without a bound, /dev/zero filled collectd's memory and a FIFO
+    // blocked the MQTT thread for ever.
+    let fifo = s.work.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for target in [Path::new("/dev/zero"), fifo.as_path()] {
+        let hostile = s.conf_text().replace(
+            &format!("MonitorConfigPath \"{}\"", s.collectd.config_json.display()),
+            &format!("MonitorConfigPath \"{}\"", target.display()),
+        );
+        assert_ne!(hostile, s.conf_text(), "the test must change the path");
+        let (code, message) = s.push_code(&hostile);
+        assert_eq!(code, 0x2002, "{message}");
+        assert!(message.contains("not a regular file"), "{message}");
+        assert!(alive(pid));
+    }
+    // Still answering, and nothing changed.
+    let (code, _) = s.push_code("<Plugin csv\n");
+    assert_eq!(code, 0x2002);
+    assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old));
+}

@@ -48,13 +48,13 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
             Some(tree)
         }
     });
-    tree.ok_or_else(|| {
+    tree.unwrap_or_else(|| {
         let message = stderr.trim();
-        if message.is_empty() {
+        Err(if message.is_empty() {
             format!("{}: collectd's parser rejected the file", path.display())
         } else {
             message.to_string()
-        }
+        })
     })
 }
 

@@ -31,11 +31,31 @@ pub struct ConfigItem {
     pub children: Vec<ConfigItem>,
 }
 
+/// Deepest nesting of blocks copied out of collectd's tree. Real configs
+/// nest a handful of levels; a pushed config can nest thousands, and the
+/// copy must not recurse on untrusted depth.
+pub const MAX_DEPTH: usize = 64;
+
 impl ConfigItem {
+    /// Copies collectd's tree, refusing one nested deeper than
+    /// [`MAX_DEPTH`].
+    ///
     /// # Safety
     /// `ci` must point to a well-formed config item tree (as collectd passes
     /// to complex-config callbacks), valid for the duration of the call.
-    pub(super) unsafe fn from_raw(ci: &sys::oconfig_item_t) -> ConfigItem {
+    pub(super) unsafe fn from_raw(ci: &sys::oconfig_item_t) -> Result<ConfigItem, String> {
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::from_raw_at(ci, 0) }
+    }
+
+    /// # Safety
+    /// As [`ConfigItem::from_raw`].
+    unsafe fn from_raw_at(ci: &sys::oconfig_item_t, depth: usize) -> Result<ConfigItem, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the config nests blocks deeper than {MAX_DEPTH} levels"
+            ));
+        }
         // SAFETY: per the contract, `key` is null or a C string, and
         // `values`/`children` point to `values_num`/`children_num` elements.
         unsafe {
@@ -59,13 +79,13 @@ impl ConfigItem {
                 .collect();
             let children = slice(ci.children, ci.children_num)
                 .iter()
-                .map(|c| ConfigItem::from_raw(c))
-                .collect();
-            ConfigItem {
+                .map(|c| ConfigItem::from_raw_at(c, depth + 1))
+                .collect::<Result<_, _>>()?;
+            Ok(ConfigItem {
                 key,
                 values,
                 children,
-            }
+            })
         }
     }
 }

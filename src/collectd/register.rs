@@ -111,10 +111,18 @@ unsafe extern "C" fn config_cb(ci: *mut sys::oconfig_item_t) -> i32 {
             return -1;
         };
         // SAFETY: as above; the tree is only read during this call.
-        let block = unsafe { ConfigItem::from_raw(raw) };
-        if let Some(p) = plugin() {
-            p.config(block);
+        match unsafe { ConfigItem::from_raw(raw) } {
+            Ok(block) => {
+                if let Some(p) = plugin() {
+                    p.config(block);
+                }
+            }
+            Err(e) => super::log::plugin_log(
+                super::log::LogLevel::Error,
+                &format!("monitor: <Plugin monitor>: {e}; the block is ignored"),
+            ),
         }
+        // Never a non-zero status: collectd 5.12 exits on a config error.
         0
     })
 }

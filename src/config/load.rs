@@ -66,6 +66,10 @@ pub fn load_json_file(path: &Path) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// Largest config.json read: real ones are a few KiB; the path may come
+/// from a pushed collectd.conf, so it is bounded before it is read.
+pub const MAX_CONFIG_JSON_BYTES: u64 = 1024 * 1024;
+
 fn read_json_object(
     path: &Path,
     warnings: &mut Vec<String>,
@@ -74,7 +78,9 @@ fn read_json_object(
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let file = crate::files::open_regular(path, MAX_CONFIG_JSON_BYTES, crate::files::Links::Follow)
+        .map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
     let mode = meta.permissions().mode();
     if mode & 0o044 != 0 {
         warnings.push(format!(
@@ -84,8 +90,8 @@ fn read_json_object(
             path.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
-    match serde_json::from_str::<Value>(&text) {
+    let bytes = crate::files::read_bounded(file, MAX_CONFIG_JSON_BYTES).map_err(read_err)?;
+    match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ConfigError::Invalid {
             origin: path.display().to_string(),

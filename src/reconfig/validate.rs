@@ -23,6 +23,14 @@ pub fn validate(
     default_plugin_dir: &Path,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Checked, String> {
+    if root.children.is_empty() {
+        // collectd 5.12 exits at start with "Configuration file ... is
+        // empty" (its parser also gives an empty tree for some hostile
+        // inputs, such as thousands of nested blocks).
+        return Err(
+            "the config has no settings: collectd refuses to start with an empty config".into(),
+        );
+    }
     let mut plugin_dir = default_plugin_dir.to_path_buf();
     let mut loads_monitor = false;
     let mut monitor_items = Vec::new();
