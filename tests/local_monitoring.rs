@@ -677,3 +677,47 @@ fn a_nan_gauge_fires_no_comparison() {
     // The NaN fired nothing; 95 fired the three "greater" handlers.
     assert_eq!(handlers, ["ge", "gt", "gt_var", "probe", "probe"], "{r:?}");
 }
+
+#[test]
+fn rule_files_that_are_not_plain_files_are_refused_before_they_are_read() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("secret.txt");
+    std::fs::write(&secret, "SECRET-TOKEN-1234 is not Lua").unwrap();
+    let mut l = start(
+        &[("healthy.lua", PROBE_RULE)],
+        HELLO,
+        r#", "RuleReloadInterval": 1"#,
+    );
+    // Dropped into the rule directory while collectd runs (hot reload).
+    let fifo = l.rules.join("fifo.lua");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", l.rules.join("zero.lua")).unwrap();
+    std::os::unix::fs::symlink(&secret, l.rules.join("secret.lua")).unwrap();
+    let huge = std::fs::File::create(l.rules.join("huge.lua")).unwrap();
+    huge.set_len(2_500_000_000).unwrap(); // sparse: 2.5 GB that take no disk
+    let c = &mut l.collectd;
+    for (name, reason) in [
+        ("fifo.lua", "not a regular file (a FIFO)"),
+        ("zero.lua", "symbolic link"),
+        ("secret.lua", "symbolic link"),
+        ("huge.lua", "larger than 4194304 bytes"),
+    ] {
+        let line = c.wait_for_log(&format!("{name}: "));
+        let log = c.log_text();
+        assert!(
+            log.lines().any(|l| l.contains(name) && l.contains(reason)),
+            "{name}: {line}\n{log}"
+        );
+    }
+    assert!(!c.log_text().contains("SECRET-TOKEN"), "{}", c.log_text());
+    // The healthy file still works, and no worker is left waiting on the
+    // FIFO (or holding anything of collectd's).
+    c.putval("testhost/probe/gauge-x N:1");
+    wait_results(c, 1);
+    assert!(common::alive(c.pid()));
+    let stuck: Vec<_> = children(c.pid())
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("fifo.lua") || cmd.contains("zero.lua"))
+        .collect();
+    assert!(stuck.is_empty(), "{stuck:?}");
+}

@@ -21,7 +21,9 @@ pub fn scan(dir: &Path) -> std::io::Result<Catalog> {
     let mut catalog = Catalog::new();
     for path in crate::rules::lua_files(dir)? {
         // A file removed between the listing and here is simply not there.
-        if let Ok(meta) = std::fs::metadata(&path) {
+        // The entry itself, not what a link points to: nothing here opens
+        // or follows it.
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
             let fingerprint = Fingerprint {
                 len: meta.len(),
                 mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),

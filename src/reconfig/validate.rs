@@ -157,7 +157,14 @@ mod tests {
 
     #[test]
     fn warns_when_the_new_config_drops_this_plugin() {
-        let checked = validate(&root(vec![]), Path::new(DEFAULT_PLUGIN_DIR), &only(&[])).unwrap();
+        let config = root(vec![item("Hostname", "web1")]);
+        let checked = validate(&config, Path::new(DEFAULT_PLUGIN_DIR), &only(&[])).unwrap();
         assert!(checked.warnings[0].contains("does not load the monitor plugin"));
+    }
+
+    #[test]
+    fn an_empty_config_is_refused() {
+        let e = validate(&root(vec![]), Path::new(DEFAULT_PLUGIN_DIR), &only(&[])).unwrap_err();
+        assert!(e.contains("empty config"), "{e}");
     }
 }

@@ -137,6 +137,19 @@ pub fn event_series(event: &crate::events::Event) -> String {
     }
 }
 
+/// Largest rule file read. Real ones are a few KiB; a file dropped into the
+/// rule directory must not make a worker read gigabytes before its limits
+/// apply.
+pub const MAX_RULE_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A rule file's text: a regular file of at most [`MAX_RULE_FILE_BYTES`],
+/// never through a symbolic link (a link in the rule directory could point
+/// a root-run worker at any file, whose text would reach the log in parse
+/// errors).
+pub fn read_rule_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    crate::files::read_regular(path, MAX_RULE_FILE_BYTES, crate::files::Links::Refuse)
+}
+
 /// A loaded rule file.
 pub struct RuleFile {
     path: PathBuf,
@@ -149,7 +162,7 @@ pub struct RuleFile {
 impl RuleFile {
     /// Reads and runs the file; fails with a message naming the file.
     pub fn load(path: &Path, limits: VmLimits) -> Result<RuleFile, String> {
-        let source = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let source = read_rule_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         Self::from_source(path, &source, limits)
     }
 

@@ -13,6 +13,9 @@ mod tables;
 
 pub use debounce::{Policy, State, Verdict};
 pub use examples::Example;
-pub use file::{Fired, HandlerError, HandlerKind, Outcome, RuleFile, event_series};
+pub use file::{
+    Fired, HandlerError, HandlerKind, MAX_RULE_FILE_BYTES, Outcome, RuleFile, event_series,
+    read_rule_file,
+};
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};

@@ -161,11 +161,14 @@ impl RuleSet {
     }
 }
 
-/// `*.lua` files directly in `dir`, sorted.
+/// `*.lua` entries directly in `dir`, sorted: whatever their kind (a
+/// FIFO, a link, a directory), so that loading one that is not a plain
+/// file fails with a reason (`read_rule_file`) instead of the file being
+/// passed over in silence.
 pub fn lua_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "lua") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "lua"))
         .collect();
     paths.sort();
     Ok(paths)

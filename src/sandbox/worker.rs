@@ -40,8 +40,11 @@ pub fn serve<W: Write>(
     let send = |out: &mut W, report: Report| write_frame(out, &report.encode()).is_ok();
     if sandboxed {
         super::watchdog::die_with_parent();
+        // Before the file is even opened: nothing of collectd's (its
+        // unixsock listening socket, say) stays open in this process.
+        crate::collectd::close_inherited_fds();
     }
-    let source = match std::fs::read(path) {
+    let source = match crate::rules::read_rule_file(path) {
         Ok(source) => source,
         Err(e) => {
             let error = format!("{}: {e}", path.display());
