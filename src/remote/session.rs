@@ -120,22 +120,22 @@ pub(super) async fn run(
 
 /// Tasks left unfinished by the previous run: results to send again, and
 /// commands that were running (never run again; reported as interrupted).
-fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<TaskResult>) {
+fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<Outgoing>) {
     let Ok(j) = journal.lock() else { return };
     for result in j.unpublished() {
         info!(
             "remote: sending the result of task {} again (not confirmed sent before the restart)",
             result.task_id
         );
-        let _ = results.send(result);
+        let _ = results.send(Outgoing::accepted(result));
     }
     for task_id in j.interrupted() {
         warn!("remote: task {task_id} was running when collectd stopped; it is not run again");
-        let _ = results.send(TaskResult::now(
+        let _ = results.send(Outgoing::accepted(TaskResult::now(
             task_id,
             code::INTERRUPTED,
             "the command was running when collectd stopped; it was not run again",
-        ));
+        )));
     }
 }
 
@@ -143,10 +143,7 @@ fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<T
 /// not reach the broker.
 const REPORT_SCAN: Duration = Duration::from_secs(5);
 
-async fn forward_reports(
-    state_dir: std::path::PathBuf,
-    results: mpsc::UnboundedSender<TaskResult>,
-) {
+async fn forward_reports(state_dir: std::path::PathBuf, results: mpsc::UnboundedSender<Outgoing>) {
     let mut tick = tokio::time::interval(REPORT_SCAN);
     loop {
         tick.tick().await;
@@ -156,8 +153,32 @@ async fn forward_reports(
                 result.task_id
             );
             if std::fs::remove_file(&path).is_ok() {
-                let _ = results.send(result);
+                let _ = results.send(Outgoing::accepted(result));
             }
+        }
+    }
+}
+
+/// A result on its way to the broker. `accepted`: the task has an entry in
+/// the journal, whose `done` and `published` lines follow it; a refusal of
+/// a request never accepted is only published.
+struct Outgoing {
+    result: TaskResult,
+    accepted: bool,
+}
+
+impl Outgoing {
+    fn accepted(result: TaskResult) -> Outgoing {
+        Outgoing {
+            result,
+            accepted: true,
+        }
+    }
+
+    fn refusal(result: TaskResult) -> Outgoing {
+        Outgoing {
+            result,
+            accepted: false,
         }
     }
 }
@@ -175,10 +196,10 @@ async fn publish_results(
     topic: String,
     qos: QoS,
     journal: Arc<Mutex<Journal>>,
-    mut results: mpsc::UnboundedReceiver<TaskResult>,
+    mut results: mpsc::UnboundedReceiver<Outgoing>,
     progress: Arc<Progress>,
 ) {
-    while let Some(result) = results.recv().await {
+    while let Some(Outgoing { result, accepted }) = results.recv().await {
         let payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
             Err(e) => {
@@ -189,9 +210,11 @@ async fn publish_results(
                 continue;
             }
         };
-        if let Ok(mut j) = journal.lock() {
-            if let Err(e) = j.done(&result) {
-                error!("remote: task journal {}: {e}", j.path().display());
+        if accepted {
+            if let Ok(mut j) = journal.lock() {
+                if let Err(e) = j.done(&result) {
+                    error!("remote: task journal {}: {e}", j.path().display());
+                }
             }
         }
         // Waits while the broker is away: rumqttc keeps the request and sends
@@ -204,9 +227,11 @@ async fn publish_results(
             "remote: result of task {} (code {}) queued for {topic}",
             result.task_id, result.code
         );
-        if let Ok(mut j) = journal.lock() {
-            if let Err(e) = j.published(result.task_id) {
-                error!("remote: task journal {}: {e}", j.path().display());
+        if accepted {
+            if let Ok(mut j) = journal.lock() {
+                if let Err(e) = j.published(result.task_id) {
+                    error!("remote: task journal {}: {e}", j.path().display());
+                }
             }
         }
     }
@@ -217,7 +242,7 @@ struct Session {
     services: Services,
     runner: Arc<Runner>,
     journal: Arc<Mutex<Journal>>,
-    results: mpsc::UnboundedSender<TaskResult>,
+    results: mpsc::UnboundedSender<Outgoing>,
     client: AsyncClient,
     backoff: Backoff,
     /// The last connection problem logged, so a broker that stays away
@@ -375,8 +400,16 @@ impl Session {
         }
     }
 
+    /// Answers a request that was never accepted: published, not
+    /// journaled (it may share its id with an accepted task, whose entry
+    /// it must not take over, and it must not grow the journal).
     fn reply(&self, result: TaskResult) {
-        let _ = self.results.send(result);
+        let _ = self.results.send(Outgoing::refusal(result));
+    }
+
+    /// The result of a task the journal accepted.
+    fn finish(&self, result: TaskResult) {
+        let _ = self.results.send(Outgoing::accepted(result));
     }
 
     fn on_publish(&mut self, p: Publish) {
@@ -466,7 +499,7 @@ impl Session {
                         "remote: task {task_id}: {service}/{command} finished with code {}",
                         result.code
                     );
-                    let _ = results.send(result);
+                    let _ = results.send(Outgoing::accepted(result));
                 });
             }
         }
@@ -509,7 +542,7 @@ impl Session {
                     "remote: task {task_id}: replacement refused (code {:#x}): {}",
                     result.code, result.message
                 );
-                self.reply(result);
+                self.finish(result);
             }
         }
     }
