@@ -107,6 +107,7 @@ impl Visit for MessageText {
 }
 
 fn emit(level: &Level, message: &str) {
+    let message = &*crate::collectd::loggable(message);
     match DEVICE.load(Ordering::Relaxed) {
         DEVICE_STDOUT => println!("[{}] monitor: {message}", level.as_str().to_lowercase()),
         DEVICE_SYSLOG if send_syslog(level, message) => {}

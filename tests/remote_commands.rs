@@ -53,6 +53,11 @@ fn remote_config(broker: &Mosquitto, work: &Work, extra: Value) -> String {
                     "touch {}; sleep 2; echo ran >> {}",
                     work.started_marker().display(),
                     work.ran_log().display()
+                ),
+                "slower_append": format!(
+                    "touch {}; sleep 10; echo ran >> {}",
+                    work.started_marker().display(),
+                    work.ran_log().display()
                 )
             }}
         }
@@ -564,5 +569,92 @@ fn a_broker_requiring_client_certificates_is_reached_with_one() {
         out.status.code(),
         Some(3),
         "a client without a certificate must be refused"
+    );
+}
+
+#[test]
+fn refusals_never_overwrite_a_running_task_or_grow_the_journal() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "refusal-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    let refusals = broker.subscribe(RESULTS, 22, &["-q", "1"]);
+    let running =
+        json!({"task_id": 67, "timestamp": now(), "service": "hello", "command": "slower_append"});
+    assert!(
+        broker
+            .publish(COMMANDS, &running.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_until("the command to start", || {
+        work.started_marker().exists().then_some(())
+    });
+    // The same id again, and a malformed request reusing it: both refused.
+    // Neither may take the running task's place in the journal.
+    let duplicate =
+        json!({"task_id": 67, "timestamp": now(), "service": "hello", "command": "exec"});
+    assert!(
+        broker
+            .publish(COMMANDS, &duplicate.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    let malformed = json!({"task_id": 67, "timestamp": now(), "service": "hello"});
+    assert!(
+        broker
+            .publish(COMMANDS, &malformed.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    // Refusals with large unknown fields, for ids never accepted: answered,
+    // but nothing of them belongs in the journal.
+    let field = "x".repeat(100_000);
+    for id in 1000..1020u64 {
+        let m = format!(
+            r#"{{"task_id": {id}, "timestamp": "{}", "{field}": 1}}"#,
+            now()
+        );
+        assert!(broker.publish(COMMANDS, &m, &["-q", "1"]).status.success());
+    }
+    let refused = codes(&refusals.messages());
+    assert_eq!(refused.len(), 22, "{refused:?}");
+    assert!(refused.iter().all(|(_, code)| *code != 0), "{refused:?}");
+    let journal = work.dir.path().join("state/tasks.journal");
+    let size = std::fs::metadata(&journal).unwrap().len();
+    assert!(size < 16 * 1024, "the journal grew to {size} bytes");
+    let after = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    collectd.crash();
+    collectd.start_again();
+    // The running task is reported as interrupted after the crash.
+    assert_eq!(codes(&after.messages()), vec![(67, 0x1009)]);
+    wait_for("the interrupted command to finish", || {
+        (work.runs() == 1).then_some(())
+    });
+}
+
+#[test]
+fn untrusted_text_cannot_forge_log_lines() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let mut collectd = start_collectd(&broker, &work, json!({}));
+    let forged = "[info] monitor: remote: task 4242: running nginx/restart";
+    let field = format!("x\n{forged}");
+    let message = json!({"task_id": 4243, "timestamp": now(), "service": "hello", "command": "exec", field: 1});
+    let results = broker.subscribe(RESULTS, 1, &[]);
+    assert!(
+        broker
+            .publish(COMMANDS, &message.to_string(), &[])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&results.messages()), vec![(4243, 0x100B)]);
+    let line = collectd.wait_for_log("refusing task 4243");
+    assert!(line.contains(&format!("x\\n{forged}")), "{line}");
+    let log = collectd.log_text();
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with(forged) || l.contains(&format!("] {forged}"))),
+        "{log}"
     );
 }

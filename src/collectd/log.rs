@@ -14,18 +14,63 @@ pub enum LogLevel {
     Debug = sys::LOG_DEBUG as isize,
 }
 
+/// Longest line written to a log; the rest is cut (untrusted text, such as
+/// a field name in an MQTT message, can be megabytes).
+pub const MAX_LOG_LINE: usize = 4096;
+
+/// `text` as one log line: control characters (newlines above all, which
+/// would let untrusted text forge log lines) escaped as `\n`, `\r`,
+/// `\t`, `\xNN`, and the line cut at [`MAX_LOG_LINE`] bytes.
+pub fn loggable(text: &str) -> std::borrow::Cow<'_, str> {
+    let clean = !text.chars().any(|c| c.is_control()) && text.len() <= MAX_LOG_LINE;
+    if clean {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_LOG_LINE + 32));
+    for (i, c) in text.char_indices() {
+        if out.len() >= MAX_LOG_LINE {
+            out.push_str(&format!(" [{} more bytes cut]", text.len() - i));
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
 /// Writes one line to collectd's log. The message is passed as an argument
 /// to a constant `"%s"` format, so a `%` in user data can never be read as a
-/// format directive. Interior NUL bytes are replaced rather than cutting the
-/// line short.
+/// format directive. Control characters (interior NULs included) are
+/// escaped and long lines cut ([`loggable`]).
 pub fn plugin_log(level: LogLevel, message: &str) {
-    let text = CString::new(message).unwrap_or_else(|_| {
-        CString::new(message.replace('\0', "\\0")).expect("NULs were replaced")
-    });
+    let text = CString::new(loggable(message).into_owned()).expect("NULs are escaped");
     // SAFETY: both pointers are valid NUL-terminated strings for the whole
     // call; the format is the constant "%s" with exactly one matching
     // `char *` argument, so the variadic call reads exactly what we pass.
     unsafe {
         sys::plugin_log(level as i32, c"%s".as_ptr(), text.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_stays_on_one_bounded_line() {
+        assert_eq!(loggable("plain text"), "plain text");
+        assert_eq!(
+            loggable("x\n[info] monitor: forged\r\t\0\u{1b}"),
+            "x\\n[info] monitor: forged\\r\\t\\x00\\x1b"
+        );
+        let long = "é".repeat(MAX_LOG_LINE);
+        let cut = loggable(&long);
+        assert!(cut.len() < MAX_LOG_LINE + 40, "{}", cut.len());
+        assert!(cut.ends_with(&format!(" [{} more bytes cut]", long.len() - MAX_LOG_LINE)));
     }
 }

@@ -22,7 +22,7 @@ pub use config_file::{global_option, parse_config_file};
 pub use config_tree::{ConfigItem, ConfigValue};
 pub use dispatch::dispatch_values;
 pub use globals::hostname;
-pub use log::{LogLevel, plugin_log};
+pub use log::{LogLevel, MAX_LOG_LINE, loggable, plugin_log};
 pub use metric::{DsType, Metric, Value, ValueListRef};
 pub use notification::{
     MESSAGE_MAX_BYTES, MetaValue, NAME_MAX_BYTES, Notification, Severity, dispatch_notification,
