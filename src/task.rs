@@ -30,6 +30,9 @@ pub mod code {
     pub const UNSUPPORTED: i64 = 0x100A;
     /// The message has a task id but is otherwise malformed.
     pub const INVALID_REQUEST: i64 = 0x100B;
+    /// The task could not be recorded in the task journal (a full disk,
+    /// say), so it was not run: at most once needs the record first.
+    pub const NOT_RECORDED: i64 = 0x100C;
     /// A task with this id is running or already ran.
     pub const DUPLICATE_TASK: i64 = 0x1100;
 
@@ -70,6 +73,7 @@ pub fn code_name(c: i64) -> Option<&'static str> {
         code::INTERRUPTED => "interrupted by a restart",
         code::UNSUPPORTED => "unsupported request",
         code::INVALID_REQUEST => "invalid request",
+        code::NOT_RECORDED => "not recorded, not run",
         code::DUPLICATE_TASK => "duplicate task id",
         code::REPLACE_BUSY => "another replacement is running",
         code::REPLACE_WRITE_FAILED => "cannot write the new config",

@@ -658,3 +658,122 @@ fn untrusted_text_cannot_forge_log_lines() {
         "{log}"
     );
 }
+
+/// A tmpfs of `size` mounted on `dir` for the length of a test (the tests
+/// run as root, as CI does); unmounted when dropped.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root: {}",
+            text(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    /// Fills the file system to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(self.dir.join("filler")).unwrap();
+        while filler.write_all(&[0u8; 512]).is_ok() {}
+        let _ = filler.write_all(&[0u8; 1]);
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.dir.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_tasks_and_at_most_once_survives_it() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let disk = SmallDisk::mount(work.dir.path().join("state"), "64k");
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "full-disk-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    disk.fill();
+    // Commands until one cannot be recorded: each is answered, none is
+    // left to be delivered again, and the refused one does not run.
+    let mut refused = None;
+    for id in 100..400u64 {
+        let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+        let message = command_message(id, "append");
+        assert!(
+            broker
+                .publish(COMMANDS, &message, &["-q", "1"])
+                .status
+                .success()
+        );
+        let got = codes(&results.messages());
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, id);
+        if got[0].1 == 0x100C {
+            refused = Some(id);
+            break;
+        }
+        assert_eq!(got[0].1, 0, "{got:?}");
+    }
+    let refused = refused.expect("a full disk must refuse a task");
+    assert_eq!(work.runs() as u64, refused - 100, "the refused task ran");
+    collectd.wait_for_log(&format!("task {refused} not run: it could not be recorded"));
+    // Room again: the next task's record must not be glued to a torn one.
+    disk.free();
+    let started = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    let slow =
+        json!({"task_id": 500, "timestamp": now(), "service": "hello", "command": "slower_append"});
+    assert!(
+        broker
+            .publish(COMMANDS, &slow.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_until("the command to start", || {
+        work.started_marker().exists().then_some(())
+    });
+    collectd.crash();
+    collectd.start_again();
+    assert_eq!(codes(&started.messages()), vec![(500, 0x1009)]);
+    let again = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &slow.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&again.messages()), vec![(500, 0x1100)]);
+    let runs_before = refused - 100;
+    wait_for("the interrupted command to finish", || {
+        (work.runs() as u64 == runs_before + 1).then_some(())
+    });
+    drop(collectd);
+}
+
+#[test]
+fn a_journal_that_is_not_a_file_disables_remote_commands_without_hanging_collectd() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    std::fs::create_dir_all(work.dir.path().join("state/tasks.journal")).unwrap();
+    let mut collectd = launch_collectd(&broker, &work, json!({}));
+    let line = collectd.wait_for_log("remote commands disabled");
+    assert!(line.contains("tasks.journal"), "{line}");
+    assert!(line.contains("not a regular file (a directory)"), "{line}");
+    // Local work goes on, and collectd stops when asked.
+    collectd.putval("testhost/probe/gauge-x N:1");
+    assert!(collectd.stop().success());
+}

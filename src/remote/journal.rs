@@ -48,7 +48,18 @@ pub struct Journal {
     entries: HashMap<u64, Entry>,
     /// Lines that could not be read when opening (a torn last write).
     pub skipped_lines: usize,
+    retention_secs: u64,
+    /// Bytes appended since the file was last compacted.
+    appended: u64,
 }
+
+/// Appended bytes after which the file is compacted while the plugin
+/// runs (forgetting tasks past the retention), so it never grows without
+/// bound between restarts.
+const COMPACT_AFTER: u64 = 1024 * 1024;
+
+/// Largest journal read at start-up. Compaction keeps it far smaller.
+const MAX_JOURNAL_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Journal {
     /// Opens (or creates) the journal, forgets tasks received more than
@@ -60,55 +71,47 @@ impl Journal {
         }
         let mut entries: HashMap<u64, Entry> = HashMap::new();
         let mut skipped_lines = 0;
-        if let Ok(existing) = File::open(path) {
-            for line in BufReader::new(existing).lines() {
-                let Ok(line) = line else {
-                    skipped_lines += 1;
-                    continue;
-                };
-                match serde_json::from_str::<Line>(&line) {
+        let existing = match crate::files::open_regular(
+            path,
+            MAX_JOURNAL_BYTES,
+            crate::files::Links::Refuse,
+        ) {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // A directory, a FIFO, a link: an error, not a loop on EISDIR.
+            Err(e) => return Err(e),
+        };
+        if let Some(existing) = existing {
+            // Lines as bytes: a torn line may end inside a UTF-8 sequence.
+            for line in BufReader::new(existing).split(b'\n') {
+                let line = line?;
+                match serde_json::from_slice::<Line>(&line) {
                     Ok(l) => fold(&mut entries, l),
+                    Err(_) if line.is_empty() => {}
                     Err(_) => skipped_lines += 1,
                 }
             }
         }
         entries.retain(|_, e| e.at.saturating_add(retention_secs) >= now);
-        // Compact: write the folded state to a new file, then swap it in.
-        let tmp = path.with_extension("tmp");
-        {
-            let mut out = File::create(&tmp)?;
-            for (id, e) in &entries {
-                write_line(
-                    &mut out,
-                    &Line {
-                        id: *id,
-                        phase: Phase::Received,
-                        at: Some(e.at),
-                        result: None,
-                    },
-                )?;
-                if e.phase != Phase::Received {
-                    write_line(
-                        &mut out,
-                        &Line {
-                            id: *id,
-                            phase: e.phase,
-                            at: None,
-                            result: e.result.clone(),
-                        },
-                    )?;
-                }
-            }
-            out.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = rewrite(path, &entries)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
             entries,
             skipped_lines,
+            retention_secs,
+            appended: 0,
         })
+    }
+
+    /// Forgets tasks past the retention and rewrites the file compactly.
+    fn compact(&mut self, now: u64) -> std::io::Result<()> {
+        let retention_secs = self.retention_secs;
+        self.entries
+            .retain(|_, e| e.at.saturating_add(retention_secs) >= now);
+        self.file = rewrite(&self.path, &self.entries)?;
+        self.appended = 0;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -189,18 +192,85 @@ impl Journal {
         results
     }
 
+    /// Appends one line durably. A write that fails part-way (a full
+    /// disk) is cut off again, so the next line never joins a torn one;
+    /// the caller then must not act as if the line were recorded.
     fn append(&mut self, line: Line) -> std::io::Result<()> {
-        write_line(&mut self.file, &line)?;
-        self.file.sync_data()?;
+        let before = self.file.metadata()?.len();
+        let written = write_line(&mut self.file, &line).and_then(|n| {
+            self.file.sync_data()?;
+            Ok(n)
+        });
+        let n = match written {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = self.file.set_len(before);
+                let _ = self.file.sync_data();
+                return Err(e);
+            }
+        };
+        let at = line.at;
         fold(&mut self.entries, line);
+        self.appended += n as u64;
+        if self.appended > COMPACT_AFTER {
+            let now = at.unwrap_or_else(unix_now);
+            if let Err(e) = self.compact(now) {
+                tracing::warn!(
+                    "remote: task journal {}: compaction failed ({e}); appending goes on",
+                    self.path.display()
+                );
+            }
+        }
         Ok(())
     }
 }
 
-fn write_line(out: &mut File, line: &Line) -> std::io::Result<()> {
+/// Writes the folded state to a new file and swaps it in (a crash leaves
+/// the old or the new file whole); the new file, open for appending.
+fn rewrite(path: &Path, entries: &HashMap<u64, Entry>) -> std::io::Result<File> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut out = File::create(&tmp)?;
+        for (id, e) in entries {
+            write_line(
+                &mut out,
+                &Line {
+                    id: *id,
+                    phase: Phase::Received,
+                    at: Some(e.at),
+                    result: None,
+                },
+            )?;
+            if e.phase != Phase::Received {
+                write_line(
+                    &mut out,
+                    &Line {
+                        id: *id,
+                        phase: e.phase,
+                        at: None,
+                        result: e.result.clone(),
+                    },
+                )?;
+            }
+        }
+        out.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Writes one line; the number of bytes it takes.
+fn write_line(out: &mut File, line: &Line) -> std::io::Result<usize> {
     let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
     text.push('\n');
-    out.write_all(text.as_bytes())
+    out.write_all(text.as_bytes())?;
+    Ok(text.len())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn fold(entries: &mut HashMap<u64, Entry>, line: Line) {

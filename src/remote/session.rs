@@ -483,11 +483,7 @@ impl Session {
                         .and_then(|()| j.running(task_id))
                 });
                 if let Err(e) = recorded {
-                    // Not acknowledged: the broker delivers it again later.
-                    error!(
-                        "remote: task {task_id} not accepted (the broker will deliver it again): {e}"
-                    );
-                    return;
+                    return self.not_recorded(&p, task_id, &e);
                 }
                 self.ack(&p);
                 info!("remote: task {task_id}: running {service}/{command}");
@@ -505,6 +501,19 @@ impl Session {
         }
     }
 
+    /// A task the journal could not record (a full disk, say): refused and
+    /// acknowledged, not run. Leaving it unacknowledged would have the
+    /// broker deliver it again and again while the disk stays full.
+    fn not_recorded(&mut self, p: &Publish, task_id: u64, error: &str) {
+        error!("remote: task {task_id} not run: it could not be recorded: {error}");
+        self.reply(TaskResult::now(
+            task_id,
+            code::NOT_RECORDED,
+            format!("not run: the task could not be recorded ({error})"),
+        ));
+        self.ack(p);
+    }
+
     /// Writes to the task journal; the error names the file.
     fn record(
         &self,
@@ -520,8 +529,7 @@ impl Session {
         let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let recorded = self.record(|j| j.received(task_id, unix_now));
         if let Err(e) = recorded {
-            error!("remote: task {task_id} not accepted (the broker will deliver it again): {e}");
-            return;
+            return self.not_recorded(p, task_id, &e);
         }
         self.ack(p);
         info!(
