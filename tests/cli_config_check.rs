@@ -81,3 +81,48 @@ fn incomplete_remote_settings_fail_the_check() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
 }
+
+#[test]
+fn settings_that_cannot_work_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    for (json, expect) in [
+        (
+            r#"{"RuleMemoryLimit": 0}"#,
+            "key `RuleMemoryLimit`: must be greater than 0",
+        ),
+        (
+            r#"{"RuleFuel": 0}"#,
+            "key `RuleFuel`: must be greater than 0",
+        ),
+        (
+            r#"{"RuleTimeout": 0}"#,
+            "key `RuleTimeout`: must be greater than 0",
+        ),
+        (
+            r#"{"MaxConcurrentCommands": 0}"#,
+            "key `MaxConcurrentCommands`",
+        ),
+        (
+            r#"{"Host": "b", "CommandTopic": "t/%{hostname}", "CommandResultTopic": "t/%{hostname}"}"#,
+            "would take its own results for commands",
+        ),
+        (
+            r#"{"Services": {"a": {"commands": {"x": "true"}}}, "Services": {}}"#,
+            "the key `Services` appears twice",
+        ),
+    ] {
+        std::fs::write(&path, json).unwrap();
+        let out = check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{json}: {stderr}");
+        assert!(stderr.contains(expect), "{json}: {stderr}");
+    }
+    // A file far larger than any config.json is refused before it is read.
+    let big = std::fs::File::create(&path).unwrap();
+    big.set_len(100 * 1024 * 1024).unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
+}

@@ -777,3 +777,23 @@ fn a_journal_that_is_not_a_file_disables_remote_commands_without_hanging_collect
     collectd.putval("testhost/probe/gauge-x N:1");
     assert!(collectd.stop().success());
 }
+
+#[test]
+fn a_result_topic_the_plugin_listens_on_is_a_config_error() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let extra = json!({"CommandResultTopic": "cmd/%{hostname}"});
+    let mut collectd = launch_collectd(&broker, &work, extra);
+    let line = collectd.wait_for_log("would take its own results for commands");
+    assert!(line.contains("CommandResultTopic"), "{line}");
+    // Before, one command made the plugin answer its own results for ever.
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(1, "exec"), &[])
+            .status
+            .success()
+    );
+    collectd.putval("testhost/probe/gauge-x N:1");
+    assert!(!collectd.log_text().contains("listening for commands"));
+    assert!(collectd.stop().success());
+}

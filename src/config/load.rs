@@ -51,6 +51,13 @@ pub fn load(block: &PluginBlock) -> Result<Loaded, ConfigError> {
         merged.extend(file);
     }
     let settings = validate(&merged, "merged configuration")?;
+    super::meaning::check(&settings).map_err(|message| ConfigError::Invalid {
+        origin: match &block.monitor_config_path {
+            Some(path) => format!("{} with the {BLOCK_ORIGIN}", path.display()),
+            None => BLOCK_ORIGIN.to_string(),
+        },
+        message,
+    })?;
     Ok(Loaded {
         settings,
         config_path: block.monitor_config_path.clone(),
@@ -91,6 +98,14 @@ fn read_json_object(
         ));
     }
     let bytes = crate::files::read_bounded(file, MAX_CONFIG_JSON_BYTES).map_err(read_err)?;
+    // Checked before the value is built: serde_json keeps the last of two
+    // equal keys in silence. A syntax error is reported by the parse below.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+        super::meaning::no_duplicate_keys(&bytes).map_err(|message| ConfigError::Invalid {
+            origin: path.display().to_string(),
+            message,
+        })?;
+    }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(ConfigError::Invalid {

@@ -9,6 +9,7 @@
 
 mod block;
 mod load;
+mod meaning;
 mod reload;
 mod schema;
 

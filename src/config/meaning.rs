@@ -1,0 +1,211 @@
+//! Checks of what settings mean, beyond their types: values that cannot
+//! work (a zero limit that quarantines every rule file, topics on which the
+//! plugin would answer its own results for ever) and config.json objects
+//! that name a key twice (JSON parsers keep the last one in silence).
+
+use super::schema::Settings;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
+
+/// Why the settings cannot work, naming the key.
+pub fn check(s: &Settings) -> Result<(), String> {
+    let positive: [(&str, u64); 8] = [
+        ("RuleFuel", s.rule_fuel),
+        ("RuleMemoryLimit", s.rule_memory_limit),
+        ("RuleTimeout", s.rule_timeout),
+        ("RuleCrashLimit", s.rule_crash_limit),
+        ("MaxConcurrentCommands", s.max_concurrent_commands),
+        ("CommandTimeout", s.command_timeout),
+        ("MaxPayloadBytes", s.max_payload_bytes),
+        ("KeepAlive", s.keep_alive),
+    ];
+    for (key, value) in positive {
+        if value == 0 {
+            return Err(format!("key `{key}`: must be greater than 0"));
+        }
+    }
+    if s.rule_memory_limit > MAX_RULE_MEMORY_MIB {
+        return Err(format!(
+            "key `RuleMemoryLimit`: at most {MAX_RULE_MEMORY_MIB} MiB"
+        ));
+    }
+    for (file, limits) in &s.rule_files {
+        for (key, value) in [
+            ("Fuel", limits.fuel),
+            ("MemoryLimit", limits.memory_limit),
+            ("Timeout", limits.timeout),
+        ] {
+            if value == Some(0) {
+                return Err(format!(
+                    "key `RuleFiles.{file}.{key}`: must be greater than 0"
+                ));
+            }
+        }
+        if limits.memory_limit.is_some_and(|m| m > MAX_RULE_MEMORY_MIB) {
+            return Err(format!(
+                "key `RuleFiles.{file}.MemoryLimit`: at most {MAX_RULE_MEMORY_MIB} MiB"
+            ));
+        }
+    }
+    for (name, service) in &s.services {
+        if service.timeout == Some(0) {
+            return Err(format!(
+                "key `Services.{name}.Timeout`: must be greater than 0"
+            ));
+        }
+    }
+    if let (Some(commands), Some(results)) = (&s.command_topic, &s.command_result_topic) {
+        // Both expand `%{hostname}` the same way: compare them as written.
+        if filter_matches(commands, results) {
+            return Err(format!(
+                "key `CommandResultTopic`: \"{results}\" is also matched by CommandTopic \"{commands}\": the plugin would take its own results for commands"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Largest `RuleMemoryLimit` (MiB): the sandbox's address-space limit is
+/// twice it plus a base, and must stay a number the kernel takes.
+pub const MAX_RULE_MEMORY_MIB: u64 = 1 << 20;
+
+/// Whether the MQTT topic filter `filter` (with `+` and `#`) matches the
+/// topic name `topic`.
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for part in filter.split('/') {
+        match (part, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (p, Some(t)) if p == t => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+/// Parses a JSON text, failing on the first object that names a key twice
+/// (with the key's path).
+pub fn no_duplicate_keys(json: &[u8]) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Unique::deserialize(&mut de)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Any JSON value, checked for repeated keys in its objects.
+struct Unique;
+
+impl<'de> Deserialize<'de> for Unique {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{key}` appears twice in one object (only one would count)"
+                )));
+            }
+            map.next_value::<Unique>()?;
+        }
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> Settings {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn zero_limits_and_looping_topics_are_refused() {
+        assert!(check(&settings("{}")).is_ok());
+        for (json, key) in [
+            (r#"{"RuleMemoryLimit": 0}"#, "RuleMemoryLimit"),
+            (r#"{"RuleFuel": 0}"#, "RuleFuel"),
+            (r#"{"RuleTimeout": 0}"#, "RuleTimeout"),
+            (r#"{"MaxConcurrentCommands": 0}"#, "MaxConcurrentCommands"),
+            (
+                r#"{"RuleFiles": {"a.lua": {"Timeout": 0}}}"#,
+                "RuleFiles.a.lua.Timeout",
+            ),
+            (
+                r#"{"Services": {"x": {"Timeout": 0}}}"#,
+                "Services.x.Timeout",
+            ),
+            (
+                r#"{"CommandTopic": "c/%{hostname}", "CommandResultTopic": "c/%{hostname}"}"#,
+                "CommandResultTopic",
+            ),
+            (
+                r#"{"CommandTopic": "c/#", "CommandResultTopic": "c/r/%{hostname}"}"#,
+                "CommandResultTopic",
+            ),
+        ] {
+            let e = check(&settings(json)).unwrap_err();
+            assert!(e.contains(&format!("`{key}`")), "{json}: {e}");
+        }
+        let ok = r#"{"CommandTopic": "cmd/%{hostname}", "CommandResultTopic": "res/%{hostname}"}"#;
+        assert!(check(&settings(ok)).is_ok());
+    }
+
+    #[test]
+    fn mqtt_filters_match_as_brokers_do() {
+        assert!(filter_matches("a/+/c", "a/b/c"));
+        assert!(filter_matches("a/#", "a"));
+        assert!(filter_matches("#", "x/y"));
+        assert!(!filter_matches("a/+", "a/b/c"));
+        assert!(!filter_matches("a/b", "a/b/c"));
+        assert!(!filter_matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn repeated_keys_are_found_at_any_depth() {
+        assert!(no_duplicate_keys(br#"{"a": 1, "b": [{"c": 1}]}"#).is_ok());
+        let e = no_duplicate_keys(br#"{"Host": "a", "Host": "b"}"#).unwrap_err();
+        assert!(e.contains("`Host` appears twice"), "{e}");
+        let e =
+            no_duplicate_keys(br#"{"S": {"x": {"commands": {"r": "a", "r": "b"}}}}"#).unwrap_err();
+        assert!(e.contains("`r` appears twice"), "{e}");
+    }
+}
