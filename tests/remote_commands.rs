@@ -797,3 +797,55 @@ fn a_result_topic_the_plugin_listens_on_is_a_config_error() {
     assert!(!collectd.log_text().contains("listening for commands"));
     assert!(collectd.stop().success());
 }
+
+/// Publishes every line of `messages` as one QoS 1 message with a single
+/// mosquitto_pub (`-l`), as fast as the broker takes them.
+fn publish_lines(broker: &Mosquitto, messages: &[String]) {
+    use std::io::Write;
+    let mut child = Command::new("mosquitto_pub")
+        .args(broker.client_args())
+        .args(["-t", COMMANDS, "-q", "1", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run mosquitto_pub");
+    let mut stdin = child.stdin.take().unwrap();
+    for m in messages {
+        writeln!(stdin, "{m}").unwrap();
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_burst_of_commands_is_answered_once_each_and_the_session_stays_live() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "burst-test"});
+    let collectd = start_collectd(&broker, &work, persistent);
+    let burst: Vec<String> = (1..=2000).map(|id| command_message(id, "exec")).collect();
+    let results = broker.subscribe(RESULTS, 2000, &["-q", "1"]);
+    publish_lines(&broker, &burst);
+    let got = codes(&results.messages());
+    let mut ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2000, "each command answered once");
+    // Ran, or refused because the same command was already running or
+    // MaxConcurrentCommands were: an answer each way.
+    let odd: Vec<&(u64, i64)> = got
+        .iter()
+        .filter(|(_, code)| ![0, 0x1007, 0x1008].contains(code))
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
+    assert!(!collectd.log_text().contains("cannot acknowledge"));
+    // The session is still live: fifty more, each answered.
+    let after: Vec<String> = (3001..=3050)
+        .map(|id| command_message(id, "exec"))
+        .collect();
+    let results = broker.subscribe(RESULTS, 50, &["-q", "1"]);
+    publish_lines(&broker, &after);
+    let got = codes(&results.messages());
+    let mut ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (3001..=3050).collect::<Vec<u64>>());
+}

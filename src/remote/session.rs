@@ -20,6 +20,7 @@ use crate::task::{TaskResult, code};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
 };
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,6 +82,7 @@ pub(super) async fn run(
         last_problem: None,
         unsolicited_in_a_row: 0,
         progress: Arc::clone(&progress),
+        pending_acks: VecDeque::new(),
     };
     let mut eventloop = eventloop;
     tokio::select! {
@@ -253,6 +255,12 @@ struct Session {
     /// session disagrees with ours (e.g. a QoS 2 PUBREL for a message
     /// received before a restart) and rumqttc would fail on it forever.
     unsolicited_in_a_row: u32,
+    /// Acknowledgements decided but not yet taken by rumqttc's request
+    /// queue (full during a burst of results). They wait here instead of
+    /// being dropped: a dropped acknowledgement keeps the broker's window
+    /// of unacknowledged messages full, and it stops delivering. The
+    /// broker's window bounds how many can wait.
+    pending_acks: VecDeque<Publish>,
 }
 
 /// After this many unsolicited-ack failures in a row, the broker's session
@@ -262,6 +270,7 @@ const UNSOLICITED_LIMIT: u32 = 3;
 impl Session {
     async fn poll_forever(&mut self, eventloop: &mut EventLoop) {
         loop {
+            self.flush_acks();
             match eventloop.poll().await {
                 Ok(event) => {
                     if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
@@ -344,6 +353,10 @@ impl Session {
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 self.backoff.reset();
+                // Packet ids start again on a new connection: an old
+                // acknowledgement could name another message. The broker
+                // delivers those messages again; the journal knows them.
+                self.pending_acks.clear();
                 let was_down = self.last_problem.take().is_some();
                 info!(
                     "remote: {} broker {} as {} (session present: {})",
@@ -394,9 +407,19 @@ impl Session {
         }
     }
 
-    fn ack(&self, p: &Publish) {
-        if let Err(e) = self.client.try_ack(p) {
-            error!("remote: cannot acknowledge a message: {e}");
+    fn ack(&mut self, p: &Publish) {
+        self.pending_acks.push_back(p.clone());
+        self.flush_acks();
+    }
+
+    /// Hands waiting acknowledgements to rumqttc, in order, as far as its
+    /// request queue takes them (the event loop empties it as it polls).
+    fn flush_acks(&mut self) {
+        while let Some(p) = self.pending_acks.front() {
+            if self.client.try_ack(p).is_err() {
+                break;
+            }
+            self.pending_acks.pop_front();
         }
     }
 

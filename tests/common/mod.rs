@@ -614,7 +614,9 @@ impl Mosquitto {
         let log = dir.path().join("mosquitto.log");
         // A log file, not stdout: mosquitto block-buffers a piped stdout.
         let mut conf = format!(
-            "listener {port} 127.0.0.1\nuser root\nlog_dest file {}\nlog_type all\nallow_anonymous {}\n",
+            // No cap on queued messages (mosquitto drops beyond 1000 by
+            // default, which a burst test would see as lost results).
+            "listener {port} 127.0.0.1\nuser root\nlog_dest file {}\nlog_type all\nallow_anonymous {}\nmax_queued_messages 0\nset_tcp_nodelay true\n",
             log.display(),
             spec.users.is_empty()
         );
