@@ -230,14 +230,22 @@ fn main() {
             ctl.publish("bench/cmd", QoS::AtLeastOnce, false, burst_command(first + i)).await.unwrap();
         }
         let mut codes: HashMap<i64, u64> = HashMap::new();
+        let mut answered = std::collections::HashSet::new();
+        let mut duplicates = 0u64;
         let mut received = 0;
+        // Until every task is answered, then 3 s more for late duplicates.
         while received < burst {
-            match tokio::time::timeout(Duration::from_secs(30), results.recv()).await {
+            let wait = if (answered.len() as u64) < burst { 30 } else { 3 };
+            match tokio::time::timeout(Duration::from_secs(wait), results.recv()).await {
                 Ok(Some((_, payload))) => {
                     let (id, code) = task_id_and_code(&payload);
                     if id >= first {
-                        received += 1;
-                        *codes.entry(code).or_default() += 1;
+                        if answered.insert(id) {
+                            received += 1;
+                            *codes.entry(code).or_default() += 1;
+                        } else {
+                            duplicates += 1;
+                        }
                     }
                 }
                 _ => break,
@@ -246,7 +254,7 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         println!();
         println!(
-            "burst of {burst} commands at QoS 1: {received} results in {elapsed:.2} s ({:.0} results/s), {} lost; by code: {}",
+            "burst of {burst} commands at QoS 1: {received} answered in {elapsed:.2} s ({:.0} results/s), {} lost, {duplicates} answered twice; by code: {}",
             received as f64 / elapsed,
             burst - received,
             {
@@ -257,6 +265,21 @@ fn main() {
                     .collect::<Vec<_>>()
                     .join(", ")
             }
+        );
+        // The session is still live after the burst.
+        let t = Instant::now();
+        ctl.publish("bench/cmd", QoS::AtLeastOnce, false, burst_command(first + burst)).await.unwrap();
+        let live = loop {
+            match tokio::time::timeout(Duration::from_secs(30), results.recv()).await {
+                Ok(Some((_, payload))) if task_id_and_code(&payload).0 == first + burst => break true,
+                Ok(Some(_)) => continue,
+                _ => break false,
+            }
+        };
+        println!(
+            "after the burst: one more command {} ({:.1} ms)",
+            if live { "answered" } else { "NOT answered within 30 s" },
+            t.elapsed().as_secs_f64() * 1000.0
         );
     });
 

@@ -166,6 +166,13 @@ impl Plugin for Monitor {
         let Some(running) = self.running.get() else {
             return;
         };
+        // Nothing answers for a command once the plugin is gone: end them
+        // first (their results, "killed by signal", still go out while the
+        // MQTT session drains below).
+        let ended = crate::actions::stop_all(Duration::from_secs(2));
+        if ended > 0 {
+            warn!("{ended} recovery command(s) still running were ended because collectd stops");
+        }
         if let Some(mut remote) = running.remote.lock().ok().and_then(|mut r| r.take()) {
             remote.stop();
         }

@@ -849,3 +849,33 @@ fn a_burst_of_commands_is_answered_once_each_and_the_session_stays_live() {
     ids.sort_unstable();
     assert_eq!(ids, (3001..=3050).collect::<Vec<u64>>());
 }
+
+#[test]
+fn commands_still_running_end_when_collectd_stops() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let pid_file = work.dir.path().join("command.pid");
+    let extra = json!({"Services": {"hello": {"commands": {
+        "long": format!("echo $$ > {}; exec sleep 600", pid_file.display())
+    }}}});
+    let mut collectd = start_collectd(&broker, &work, extra);
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(7, "long"), &[])
+            .status
+            .success()
+    );
+    let pid: u32 = collectd.wait_until("the command to start", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    assert!(common::alive(pid));
+    assert!(collectd.stop().success());
+    collectd.wait_until("the command to end with collectd", || {
+        (!common::alive(pid)).then_some(())
+    });
+    assert!(
+        collectd
+            .log_text()
+            .contains("1 recovery command(s) still running were ended")
+    );
+}

@@ -30,6 +30,32 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// a daemon the command started may hold the pipe open forever.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
 
+/// Process groups of the commands running now, so that they can be ended
+/// when collectd stops (a recovery command must not outlive the plugin that
+/// answers for it).
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Ends every command still running: SIGTERM to its process group, then
+/// SIGKILL after `grace` to those still there. Returns how many there were.
+pub fn stop_all(grace: Duration) -> usize {
+    let groups: Vec<i32> = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && groups.iter().any(|g| group_alive(*g)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+    groups.len()
+}
+
+fn group_alive(group: i32) -> bool {
+    killpg(Pid::from_raw(group), None).is_ok()
+}
+
 /// How to run one command line.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
@@ -142,6 +168,9 @@ pub fn run(spec: &RunSpec) -> Outcome {
         }
     };
     let group = Pid::from_raw(child.id() as i32);
+    if let Ok(mut running) = RUNNING.lock() {
+        running.push(group.as_raw());
+    }
     let output = Arc::new(Mutex::new(Capture::new(spec.output_cap)));
     let (out_done_tx, out_done) = mpsc::channel();
     if let Some(mut stdout) = child.stdout.take() {
@@ -173,6 +202,9 @@ pub fn run(spec: &RunSpec) -> Outcome {
             let _ = killpg(group, Signal::SIGKILL);
             let _ = gone.recv();
         }
+    }
+    if let Ok(mut running) = RUNNING.lock() {
+        running.retain(|g| *g != group.as_raw());
     }
     // The wrapper alone holds the status pipe, so it is at EOF now.
     let mut status_text = String::new();
