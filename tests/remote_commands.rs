@@ -879,3 +879,32 @@ fn commands_still_running_end_when_collectd_stops() {
             .contains("1 recovery command(s) still running were ended")
     );
 }
+
+#[test]
+fn a_result_waiting_for_the_broker_survives_a_crash() {
+    let mut broker = Mosquitto::start_with(MosquittoSpec {
+        persistent: true,
+        ..Default::default()
+    });
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "puback-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(41, "slow"), &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_for_log("task 41: running hello/slow");
+    // The broker goes away: the result can only wait in the MQTT client.
+    broker.stop();
+    collectd.wait_for_log("task 41: hello/slow finished");
+    collectd.crash();
+    broker.start_again();
+    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    collectd.start_again();
+    // Not confirmed by the broker before the crash: sent again.
+    let got = results.messages();
+    assert_eq!(codes(&got), vec![(41, 0)], "{got:?}");
+    assert!(got[0].contains("slept"), "{got:?}");
+}

@@ -6,6 +6,7 @@
 //! tokio runtime; collectd's threads never wait for the network.
 
 mod backoff;
+mod confirm;
 mod connection;
 mod decide;
 mod journal;

@@ -10,6 +10,7 @@
 
 use super::RemoteSettings;
 use super::backoff::Backoff;
+use super::confirm::Confirmations;
 use super::decide::{Decision, Policy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
@@ -21,7 +22,6 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
 };
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -56,6 +56,7 @@ pub(super) async fn run(
     replay_unfinished(&journal, &results);
 
     let progress = Arc::new(Progress::default());
+    let journal_for_drain = Arc::clone(&journal);
     let publisher = tokio::spawn(publish_results(
         client.clone(),
         settings.result_topic.clone(),
@@ -100,14 +101,9 @@ pub(super) async fn run(
     let mut publisher = publisher;
     let drained = tokio::time::timeout(DRAIN_GRACE, async {
         let _ = (&mut publisher).await;
-        while progress.sent.load(Ordering::Relaxed) < progress.queued.load(Ordering::Relaxed)
-            || eventloop.state.inflight() > 0
-        {
+        while progress.lock().map_or(0, |c| c.outstanding()) > 0 || eventloop.state.inflight() > 0 {
             match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
-                    progress.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(_) => {}
+                Ok(event) => track(&progress, &journal_for_drain, &event),
                 Err(_) => break,
             }
         }
@@ -185,12 +181,31 @@ impl Outgoing {
     }
 }
 
-/// Results handed to rumqttc versus written to the broker, so shutdown
-/// knows when everything decided has gone out.
-#[derive(Default)]
-struct Progress {
-    queued: AtomicU64,
-    sent: AtomicU64,
+/// Which results the broker has confirmed: shared by the publisher (which
+/// queues them) and the event loop (which sees them written and confirmed).
+type Progress = Mutex<Confirmations>;
+
+/// Journals the broker's confirmation of a task's result.
+fn confirmed(journal: &Mutex<Journal>, task: Option<u64>) {
+    let Some(task) = task else { return };
+    if let Ok(mut j) = journal.lock() {
+        if let Err(e) = j.published(task) {
+            error!("remote: task journal {}: {e}", j.path().display());
+        }
+    }
+}
+
+/// What an event of the client means for the results on their way.
+fn track(progress: &Progress, journal: &Mutex<Journal>, event: &Event) {
+    let Ok(mut c) = progress.lock() else { return };
+    let task = match event {
+        Event::Outgoing(rumqttc::Outgoing::Publish(pkid)) => c.written(*pkid),
+        Event::Incoming(Packet::PubAck(ack)) => c.confirmed(ack.pkid),
+        Event::Incoming(Packet::PubComp(comp)) => c.confirmed(comp.pkid),
+        _ => return,
+    };
+    drop(c);
+    confirmed(journal, task);
 }
 
 async fn publish_results(
@@ -219,23 +234,20 @@ async fn publish_results(
                 }
             }
         }
+        // Journaled as published only once the broker confirms it (see
+        // `track`): until then it lives in the client's memory only.
+        if let Ok(mut c) = progress.lock() {
+            c.queued(accepted.then_some(result.task_id));
+        }
         // Waits while the broker is away: rumqttc keeps the request and sends
         // it once reconnected.
         if client.publish(&topic, qos, false, payload).await.is_err() {
             return; // the event loop is gone: shutting down
         }
-        progress.queued.fetch_add(1, Ordering::Relaxed);
         debug!(
             "remote: result of task {} (code {}) queued for {topic}",
             result.task_id, result.code
         );
-        if accepted {
-            if let Ok(mut j) = journal.lock() {
-                if let Err(e) = j.published(result.task_id) {
-                    error!("remote: task journal {}: {e}", j.path().display());
-                }
-            }
-        }
     }
 }
 
@@ -400,10 +412,7 @@ impl Session {
                 }
             }
             Event::Incoming(Packet::Publish(p)) => self.on_publish(p),
-            Event::Outgoing(rumqttc::Outgoing::Publish(_)) => {
-                self.progress.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
+            other => track(&self.progress, &self.journal, &other),
         }
     }
 

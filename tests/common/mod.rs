@@ -749,6 +749,11 @@ impl Mosquitto {
         }
     }
 
+    /// Starts a stopped broker again, on the same port and files.
+    pub fn start_again(&mut self) {
+        self.launch();
+    }
+
     /// Stops and starts the broker on the same port and files.
     pub fn restart(&mut self) {
         self.stop();
