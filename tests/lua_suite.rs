@@ -72,10 +72,13 @@ const CLOSED: &[&str] = &[
 
 /// The pass rate (per cent of counted chunks) this suite may not fall
 /// below: raise it as conformance improves.
-const FLOOR: f64 = 75.0;
+const FLOOR: f64 = 80.0;
 
 struct Chunk {
     name: String,
+    /// The statements the chunk is about (what the closed-feature check
+    /// reads; context declarations using one are left out of the context).
+    body: String,
     source: String,
 }
 
@@ -120,6 +123,7 @@ fn split(file: &str, source: &str) -> Vec<Chunk> {
                 chunks.push(Chunk {
                     name: format!("{file}:{line}"),
                     source: format!("{context}\n{text}\n"),
+                    body: text,
                 });
             }
         };
@@ -168,10 +172,7 @@ fn split(file: &str, source: &str) -> Vec<Chunk> {
         }
     }
     flush(&mut paragraph, &context, &mut chunks);
-    chunks.retain(|c| {
-        let body = &c.source[c.source.rfind("\n\n").unwrap_or(0)..];
-        !uses_closed(body)
-    });
+    chunks.retain(|c| !uses_closed(&c.body));
     chunks
 }
 
@@ -260,6 +261,8 @@ fn lua_5_4_4_test_suite_pass_rate() {
         chunks.extend(split(file, &String::from_utf8_lossy(&source)));
     }
     let scratch = tempfile::tempdir().unwrap();
+    // LUA_SUITE_KEEP=DIR keeps every chunk there, to read a failure.
+    let keep = std::env::var_os("LUA_SUITE_KEEP").map(PathBuf::from);
     let queue = Mutex::new(chunks.iter());
     let verdicts = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -269,7 +272,8 @@ fn lua_5_4_4_test_suite_pass_rate() {
                     let Some(chunk) = queue.lock().unwrap().next() else {
                         break;
                     };
-                    let verdict = judge(chunk, scratch.path());
+                    let dir = keep.as_deref().unwrap_or(scratch.path());
+                    let verdict = judge(chunk, dir);
                     verdicts.lock().unwrap().push((chunk.name.clone(), verdict));
                 }
             });

@@ -92,6 +92,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     piccolo::stdlib::load_string(ctx);
     piccolo::stdlib::load_table(ctx);
     let g = ctx.globals();
+    g.set(ctx, "_G", g)?;
+    g.set(ctx, "_VERSION", "Lua 5.4")?;
     g.set(ctx, "NOTIF_FAILURE", 1)?;
     g.set(ctx, "NOTIF_WARNING", 2)?;
     g.set(ctx, "NOTIF_OKAY", 4)?;

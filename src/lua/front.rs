@@ -431,8 +431,11 @@ impl Rewrites {
             // `a > b` is `b < a` in Lua; the VM's `not (a <= b)` is not.
             // An exact operand is a literal or a constant, so evaluating
             // the other first changes nothing.
-            (true, BinOp::GreaterThan(_)) => native(" < ", rhs, lhs),
-            (true, BinOp::GreaterThanEqual(_)) => native(" <= ", rhs, lhs),
+            // Swapped, the operand that ended the expression (and carried
+            // the space before a following `then`) comes first: close the
+            // comparison with `) ` so no two tokens run together.
+            (true, BinOp::GreaterThan(_)) => spaced(native(" < ", rhs, lhs)),
+            (true, BinOp::GreaterThanEqual(_)) => spaced(native(" <= ", rhs, lhs)),
             (true, _) => Expression::BinaryOperator {
                 lhs: Box::new(lhs),
                 binop,
@@ -470,6 +473,34 @@ fn binop_symbol(text: &str, newlines: usize) -> BinOp {
         "<" => BinOp::LessThan(token),
         "<=" => BinOp::LessThanEqual(token),
         other => unreachable!("binop_symbol({other})"),
+    }
+}
+
+/// Whether `call` is one of the helpers the rewrites insert that always
+/// return exactly one value.
+fn is_single_value_helper(call: &FunctionCall) -> bool {
+    let Prefix::Name(name) = call.prefix() else {
+        return false;
+    };
+    let name = name.token().to_string();
+    [
+        CONCAT_HELPER,
+        helpers::LT,
+        helpers::LE,
+        helpers::EQ,
+        helpers::IDIV,
+        helpers::MOD,
+        helpers::SHL,
+        helpers::SHR,
+    ]
+    .contains(&name.as_str())
+}
+
+/// `(e) `: parentheses with a space after them.
+fn spaced(e: Expression) -> Expression {
+    Expression::Parentheses {
+        contained: ContainedSpan::new(symbol("("), symbol(") ")),
+        expression: Box::new(e),
     }
 }
 
@@ -551,6 +582,8 @@ impl VisitorMut for Rewrites {
             {
                 let is_call_or_varargs = match &*expression {
                     Expression::Symbol(t) => t.token().to_string() == "...",
+                    // Our own operator helpers return one value already.
+                    Expression::FunctionCall(call) => !is_single_value_helper(call),
                     _ => true,
                 };
                 if is_call_or_varargs {
@@ -758,7 +791,9 @@ impl Rewrites {
     }
 }
 
-/// `name(args...)`, keeping `newlines` line breaks after it.
+/// ` name(args...)`, keeping `newlines` line breaks after it. The leading
+/// space keeps the name apart from a keyword before it (`not(a < b)` must
+/// not become `not__cmp_lt(...)`).
 fn helper_call(name: &str, args: Vec<Expression>, newlines: usize) -> Expression {
     let mut list = Punctuated::new();
     let last = args.len() - 1;
@@ -769,17 +804,24 @@ fn helper_call(name: &str, args: Vec<Expression>, newlines: usize) -> Expression
             Pair::Punctuated(arg, symbol(", "))
         });
     }
-    Expression::FunctionCall(
-        FunctionCall::new(Prefix::Name(identifier(name))).with_suffixes(vec![Suffix::Call(
-            Call::AnonymousCall(Box::new(FunctionArgs::Parentheses {
-                parentheses: ContainedSpan::new(
-                    symbol("("),
-                    with_trailing_newlines(&symbol(")"), newlines),
-                ),
-                arguments: list,
-            })),
-        )]),
-    )
+    let name = TokenReference::new(
+        vec![Token::new(TokenType::Whitespace {
+            characters: " ".into(),
+        })],
+        Token::new(TokenType::Identifier {
+            identifier: name.into(),
+        }),
+        Vec::new(),
+    );
+    Expression::FunctionCall(FunctionCall::new(Prefix::Name(name)).with_suffixes(vec![
+        Suffix::Call(Call::AnonymousCall(Box::new(FunctionArgs::Parentheses {
+            parentheses: ContainedSpan::new(
+                symbol("("),
+                with_trailing_newlines(&symbol(")"), newlines),
+            ),
+            arguments: list,
+        }))),
+    ]))
 }
 
 /// Whether a numeric `for` runs right without `__for_prep`: start and step
@@ -1042,11 +1084,26 @@ mod tests {
     }
 
     #[test]
+    fn helpers_never_run_into_a_keyword() {
+        assert_eq!(
+            rw("return not(x <= y)"),
+            "return not( __cmp_le(x , y, \"t.lua:1:\"))"
+        );
+        assert_eq!(rw("return(f())"), "return __first(f())");
+    }
+
+    #[test]
+    fn swapped_comparisons_keep_their_tokens_apart() {
+        assert_eq!(rw("if i>0 then end"), "if (0  < i) then end");
+        assert_eq!(rw("return a>=1"), "return (1 <= a) ");
+    }
+
+    #[test]
     fn numeric_for_gets_its_controls_prepared() {
         let out = rw("for i = lo + 1, hi do\n  x = i\nend\ny = 1");
         assert_eq!(
             out,
-            "do local __for1, __for2, __for3 = __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for i = __for1, __for2, __for3 do\n  x = i\nend end\ny = 1"
+            "do local __for1, __for2, __for3 =  __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for i = __for1, __for2, __for3 do\n  x = i\nend end\ny = 1"
         );
         assert_eq!(rw("for i = 1, #t do end"), "for i = 1, #t do end");
     }
@@ -1090,17 +1147,17 @@ mod tests {
 
     #[test]
     fn parenthesised_calls_keep_one_value() {
-        assert_eq!(rw("print((f()))"), "print(__first(f()))");
-        assert_eq!(rw("return (...)"), "return __first(...)");
+        assert_eq!(rw("print((f()))"), "print( __first(f()))");
+        assert_eq!(rw("return (...)"), "return  __first(...)");
         assert_eq!(rw("return (a)"), "return (a)");
     }
 
     #[test]
     fn concatenation_goes_through_the_helper() {
-        assert_eq!(rw("return a .. b"), "return __concat(a , b)");
+        assert_eq!(rw("return a .. b"), "return  __concat(a , b)");
         assert_eq!(
             rw("return 'x' .. 1 .. y"),
-            "return __concat('x' , __concat(1 , y))"
+            "return  __concat('x' ,  __concat(1 , y))"
         );
         assert_eq!(rw("return a ..\n b").matches('\n').count(), 1);
     }
@@ -1141,7 +1198,7 @@ mod tests {
         );
         assert_eq!(
             rw("local function g(a, ...) end"),
-            "local function g(...) local a = ...; return (function(...) end)(__va_from(2, ...)) end"
+            "local function g(...) local a = ...; return (function(...) end)( __va_from(2, ...)) end"
         );
         assert_eq!(rw("local function h() end"), "local function h() end");
         let multi = "local function f(a,\n  b)\n  error('x')\nend";

@@ -15,3 +15,12 @@ print(t < t, t <= t, t > t)
 print(pcall(function() local x, y = {}, 1; y = y + 0; return x < y end))
 print(pcall(function() return 1 // 0 end))
 print(pcall(function() return math.mininteger % -1 end))
+local i = 3 if i>0 then print("gt") end while i>0 do i = i - 1 end print(i)
+local x = 1
+print(not(x <= 2))
+local function f() return 1, 2 end
+print(not(f()))
+local function g() return(f()) end
+print(g())
+local t = setmetatable({}, {__le = function() return false end})
+print(not(t <= t))
