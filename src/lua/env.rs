@@ -136,6 +136,36 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, super::front::ERROR_HELPER, error_callback(ctx))?;
     g.set(
         ctx,
+        super::front::ASSERT_HELPER,
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            // `__assert(position, v [, message, ...])`: Lua's assert, with
+            // the position its default message carries.
+            let position = stack.pop_front();
+            if stack.is_empty() {
+                return Err(error(
+                    ctx,
+                    "bad argument #1 to 'assert' (value expected)".into(),
+                ));
+            }
+            match stack.get(0) {
+                // A message string gets the position too, as `error` gives it.
+                Value::Nil | Value::Boolean(false) if stack.len() >= 2 => match stack.get(1) {
+                    Value::String(m) => {
+                        let text = format!("{} {}", display(position), m.to_str_lossy());
+                        Err(Value::String(ctx.intern(text.as_bytes())).into())
+                    }
+                    other => Err(other.into()),
+                },
+                Value::Nil | Value::Boolean(false) => {
+                    let text = format!("{} assertion failed!", display(position));
+                    Err(Value::String(ctx.intern(text.as_bytes())).into())
+                }
+                _ => Ok(CallbackReturn::Return),
+            }
+        }),
+    )?;
+    g.set(
+        ctx,
         super::front::FIRST_HELPER,
         Callback::from_fn(&ctx, |_, _, mut stack| {
             stack.resize(1);

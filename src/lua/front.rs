@@ -32,6 +32,9 @@ pub const FIRST_HELPER: &str = "__first";
 /// The global `error(...)` calls are rewritten into, with the call's
 /// `chunk:line:` as first argument: piccolo's errors carry no position.
 pub const ERROR_HELPER: &str = "__error";
+/// The global `assert(...)` calls are rewritten into, with the call's
+/// `chunk:line:` first, for Lua's `file:line: assertion failed!`.
+pub const ASSERT_HELPER: &str = "__assert";
 
 /// The global `function(a, ...)` bodies take their own varargs from:
 /// `__va_from(n, ...)` is `select(n, ...)`, out of reach of a file that
@@ -745,12 +748,19 @@ impl VisitorMut for Rewrites {
 }
 
 impl Rewrites {
-    /// `error(msg [, level])` -> `__error("chunk:line:", msg [, level])`.
+    /// `error(msg [, level])` -> `__error("chunk:line:", msg [, level])`,
+    /// and `assert(...)` -> `__assert("chunk:line:", ...)`: the position
+    /// Lua gives these errors, which the VM does not know.
     fn locate_error_call(&self, call: FunctionCall) -> FunctionCall {
         let Prefix::Name(name) = call.prefix() else {
             return call;
         };
-        if name.token().to_string() != "error" || call.suffixes().count() != 1 {
+        let helper_name = match name.token().to_string().as_str() {
+            "error" => ERROR_HELPER,
+            "assert" => ASSERT_HELPER,
+            _ => return call,
+        };
+        if call.suffixes().count() != 1 {
             return call;
         }
         let Some(Suffix::Call(Call::AnonymousCall(args))) = call.suffixes().next() else {
@@ -778,7 +788,7 @@ impl Rewrites {
         let helper = TokenReference::new(
             leading,
             Token::new(TokenType::Identifier {
-                identifier: ERROR_HELPER.into(),
+                identifier: helper_name.into(),
             }),
             name.trailing_trivia().cloned().collect(),
         );

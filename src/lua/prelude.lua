@@ -226,3 +226,55 @@ do
     return raw_set(t, mt)
   end
 end
+
+-- coroutine.isyieldable: true inside a coroutine.
+function coroutine.isyieldable()
+  local _, main = coroutine.running()
+  return not main
+end
+
+-- utf8.offset(s, n [, i]): where the n-th character counted from byte i
+-- starts (Lua 5.4's lutf8lib.c, one-based).
+do
+  local byte = string.byte
+  local function iscont(s, p)
+    local c = byte(s, p)
+    return c ~= nil and c >= 0x80 and c < 0xC0
+  end
+  function utf8.offset(s, n, i)
+    if type(s) ~= "string" then
+      error("bad argument #1 to 'utf8.offset' (string expected, got " .. (s == nil and "no value" or type(s)) .. ")", 2)
+    end
+    if math.type(n) ~= "integer" then
+      error("bad argument #2 to 'utf8.offset' (number expected, got " .. (n == nil and "no value" or type(n)) .. ")", 2)
+    end
+    local len = #s
+    if i == nil then
+      i = n >= 0 and 1 or len + 1
+    elseif i < 0 then
+      i = (-i > len) and 0 or len + i + 1
+    end
+    if i < 1 or i > len + 1 then
+      error("bad argument #3 to 'utf8.offset' (position out of bounds)", 2)
+    end
+    if n == 0 then
+      while i > 1 and iscont(s, i) do i = i - 1 end
+      return i
+    end
+    if iscont(s, i) then error("initial position is a continuation byte", 2) end
+    if n < 0 then
+      while n < 0 and i > 1 do
+        repeat i = i - 1 until not (i > 1 and iscont(s, i))
+        n = n + 1
+      end
+    else
+      n = n - 1
+      while n > 0 and i <= len do
+        repeat i = i + 1 until not iscont(s, i)
+        n = n - 1
+      end
+    end
+    if n == 0 then return i end
+    return nil
+  end
+end

@@ -1,0 +1,5 @@
+print(pcall(function() assert(false) end))
+print(pcall(function() assert(nil, "custom") end))
+print(assert(1, 2, 3))
+print(select("#", assert(true)))
+print(select(2, pcall(function() assert(false, {code = 7}) end)).code)
