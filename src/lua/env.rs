@@ -25,7 +25,18 @@ pub(super) fn display(value: Value<'_>) -> String {
         Value::Integer(i) => i.to_string(),
         Value::Number(n) => format_number(n),
         Value::String(s) => s.to_str_lossy().into_owned(),
-        other => other.to_string(),
+        // piccolo writes `<table 0x...>`; Lua writes `table: 0x...`.
+        other => {
+            let text = other.to_string();
+            match text
+                .strip_prefix('<')
+                .and_then(|t| t.strip_suffix('>'))
+                .and_then(|t| t.split_once(' '))
+            {
+                Some((_, address)) => format!("{}: {address}", other.type_name()),
+                None => text,
+            }
+        }
     }
 }
 

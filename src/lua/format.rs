@@ -178,6 +178,8 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
                 };
                 if let Some(p) = spec.precision {
                     bytes.truncate(p);
+                } else if bytes.contains(&0) && spec.width > 0 {
+                    return Err(bad(n, "string contains zeros"));
                 }
                 pad(&spec, bytes, false)
             }

@@ -179,7 +179,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 if size > MAX_BUILT_STRING as u128 {
                     return Err(error(
                         ctx,
-                        format!("string.rep: the result would be {size} bytes, more than the {MAX_BUILT_STRING} a rule may build"),
+                        format!("string.rep: resulting string too large ({size} bytes, more than the {MAX_BUILT_STRING} a rule may build)"),
                     ));
                 }
                 exec.fuel().consume((size / 64) as i32);

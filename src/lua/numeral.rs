@@ -49,16 +49,46 @@ fn read_hex(hex: &str) -> Option<Num> {
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    let mut value = 0f64;
+    // As lua_strx2number: at most 30 significant digits count, the others
+    // only move the exponent (a thousand-digit mantissa must not overflow
+    // before its exponent brings it back).
+    const SIGNIFICANT: usize = 30;
+    let (mut value, mut digits, mut exponent) = (0f64, 0usize, i64::from(exponent));
     for c in whole.chars() {
-        value = value * 16.0 + c.to_digit(16)? as f64;
+        let d = c.to_digit(16)?;
+        if digits < SIGNIFICANT {
+            value = value * 16.0 + f64::from(d);
+            if value != 0.0 {
+                digits += 1;
+            }
+        } else {
+            exponent += 4;
+        }
     }
-    let mut scale = 1.0 / 16.0;
     for c in fraction.chars() {
-        value += c.to_digit(16)? as f64 * scale;
-        scale /= 16.0;
+        let d = c.to_digit(16)?;
+        if digits < SIGNIFICANT {
+            value = value * 16.0 + f64::from(d);
+            if value != 0.0 {
+                digits += 1;
+            }
+            exponent -= 4;
+        }
     }
-    Some(Num::Float(value * 2f64.powi(exponent)))
+    Some(Num::Float(scale_by_power_of_two(value, exponent)))
+}
+
+/// `value * 2^exponent` without overflowing or underflowing on the way.
+fn scale_by_power_of_two(mut value: f64, mut exponent: i64) -> f64 {
+    while exponent > 1000 && value.is_finite() && value != 0.0 {
+        value *= 2f64.powi(1000);
+        exponent -= 1000;
+    }
+    while exponent < -1000 && value != 0.0 {
+        value *= 2f64.powi(-1000);
+        exponent += 1000;
+    }
+    value * 2f64.powi(exponent as i32)
 }
 
 /// A string converted to a number as Lua does (`tonumber(s)`, `"10" + 1`):
@@ -91,6 +121,8 @@ mod tests {
         assert_eq!(read("0xFFFFFFFFFFFFFFFF"), Some(I(-1)));
         assert_eq!(read("0x1p4"), Some(F(16.0)));
         assert_eq!(read("0x.8"), Some(F(0.5)));
+        let long = format!("0xe03{}p-4000", "0".repeat(1000));
+        assert_eq!(read(&long), Some(F(3587.0)));
         assert_eq!(read("9223372036854775808"), Some(F(9223372036854775808.0)));
         assert_eq!(read("1e2"), Some(F(100.0)));
         assert_eq!(read("inf"), None);

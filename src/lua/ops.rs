@@ -107,7 +107,9 @@ pub(super) fn modulo(a: Num, b: Num) -> Result<Num, ArithError> {
         (x, y) => {
             let (x, y) = (to_float(x), to_float(y));
             let mut m = x % y;
-            if if m > 0.0 { y < 0.0 } else { m < 0.0 && y != m } {
+            // Lua 5.4's luai_nummod (5.3 tested `y != m`, which made
+            // `-1 % -math.huge` -inf instead of -1).
+            if if m > 0.0 { y < 0.0 } else { m < 0.0 && y > 0.0 } {
                 m += y;
             }
             Num::Float(m)
@@ -477,6 +479,54 @@ fn to_integer_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
+/// `math.floor` / `math.ceil`: an integer when the result fits one, the
+/// float otherwise (piccolo's saturate: `math.floor(2^70)` was maxinteger).
+fn rounding_callback<'gc>(ctx: Context<'gc>, name: &'static str, up: bool) -> Callback<'gc> {
+    Callback::from_fn(&ctx, move |ctx, _, mut stack| {
+        let result = match arith_num(stack.get(0)) {
+            Some(Num::Int(i)) => Value::Integer(i),
+            Some(Num::Float(f)) => {
+                let r = if up { f.ceil() } else { f.floor() };
+                float_to_int(r).map_or(Value::Number(r), Value::Integer)
+            }
+            None => {
+                let got = stack.get(0);
+                return Err(error(
+                    ctx,
+                    format!(
+                        "bad argument #1 to '{name}' (number expected, got {})",
+                        if stack.is_empty() {
+                            "no value"
+                        } else {
+                            got.type_name()
+                        }
+                    ),
+                ));
+            }
+        };
+        stack.replace(ctx, result);
+        Ok(CallbackReturn::Return)
+    })
+}
+
+/// `math.modf`: the integral part (a float) and the fraction, with Lua's
+/// answers for infinities (`inf, 0.0`) and integers.
+fn modf_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let Some(n) = arith_num(stack.get(0)) else {
+            return Err(error(
+                ctx,
+                "bad argument #1 to 'modf' (number expected)".into(),
+            ));
+        };
+        let x = n.as_f64();
+        let whole = if x >= 0.0 { x.floor() } else { x.ceil() };
+        let fraction = if x.is_infinite() { 0.0 } else { x - whole };
+        stack.replace(ctx, (Value::Number(whole), Value::Number(fraction)));
+        Ok(CallbackReturn::Return)
+    })
+}
+
 /// The helpers the front end's rewrites call, by global name, and the
 /// `math` functions whose piccolo versions convert inexactly.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
@@ -484,6 +534,9 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     let g = ctx.globals();
     if let Value::Table(math) = g.get(ctx, "math") {
         math.set(ctx, "tointeger", to_integer_callback(ctx))?;
+        math.set(ctx, "floor", rounding_callback(ctx, "floor", false))?;
+        math.set(ctx, "ceil", rounding_callback(ctx, "ceil", true))?;
+        math.set(ctx, "modf", modf_callback(ctx))?;
     }
     g.set(ctx, h::LT, comparison(ctx, Comparison::Less))?;
     g.set(ctx, h::LE, comparison(ctx, Comparison::LessEqual))?;
@@ -533,6 +586,8 @@ mod tests {
         assert_eq!(modulo(I(1), F(f64::INFINITY)), Ok(F(1.0)));
         assert_eq!(modulo(I(-1), F(f64::INFINITY)), Ok(F(f64::INFINITY)));
         assert_eq!(modulo(F(5.5), I(-2)), Ok(F(-0.5)));
+        assert_eq!(modulo(I(-1), F(f64::NEG_INFINITY)), Ok(F(-1.0)));
+        assert_eq!(modulo(I(-4), F(-5.0)), Ok(F(-4.0)));
     }
 
     #[test]

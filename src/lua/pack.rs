@@ -49,19 +49,21 @@ struct Item {
 }
 
 fn digits(rest: &mut &[u8]) -> Option<usize> {
-    let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if n == 0 {
+    if !rest.first().is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    let (num, tail) = rest.split_at(n);
-    *rest = tail;
-    // Lua reads at most what fits in an int; clamp instead of overflowing.
-    Some(
-        std::str::from_utf8(num)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(usize::MAX),
-    )
+    // As lstrlib.c's getnum: digits are read while the number stays far
+    // from overflowing; the ones left over are read as options (and are
+    // then an "invalid format option").
+    let mut n: usize = 0;
+    while let Some(d) = rest.first().filter(|b| b.is_ascii_digit()) {
+        n = n * 10 + usize::from(d - b'0');
+        *rest = &rest[1..];
+        if n > (i32::MAX as usize - 9) / 10 {
+            break;
+        }
+    }
+    Some(n)
 }
 
 fn int_size(rest: &mut &[u8], default: usize) -> Result<usize, String> {

@@ -84,6 +84,8 @@ fn class_matches(c: u8, class: u8) -> bool {
         b'u' => c.is_ascii_uppercase(),
         b'w' => c.is_ascii_alphanumeric(),
         b'x' => c.is_ascii_hexdigit(),
+        // Deprecated, still in Lua 5.4: the zero byte.
+        b'z' => c == 0,
         _ => return class == c,
     };
     if class.is_ascii_uppercase() {

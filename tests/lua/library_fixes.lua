@@ -1,0 +1,6 @@
+print(tostring({}):sub(1,9), tostring(print):sub(1,12), tostring(function() end):sub(1,11), tostring(coroutine.create(print)):sub(1,9))
+print(-1 % -math.huge, -4 % -5.0, math.floor(2^70), math.ceil(-0.5), math.modf(-3e23))
+print(string.find("a\0b", "%z"), tonumber("0xe03" .. string.rep("0", 1000) .. "p-4000"))
+print(pcall(string.format, "%10s", "\0"))
+print(pcall(string.packsize, "c1" .. string.rep("0", 40)))
+print(string.packsize("c10"))
