@@ -376,6 +376,30 @@ fn pcall_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
+/// Checks what a `__tostring` metamethod returned, as Lua does.
+#[derive(gc_arena::Collect)]
+#[collect(require_static)]
+struct MustBeString;
+
+impl<'gc> piccolo::Sequence<'gc> for MustBeString {
+    fn poll(
+        &mut self,
+        ctx: Context<'gc>,
+        _exec: piccolo::Execution<'gc, '_>,
+        mut stack: piccolo::Stack<'gc, '_>,
+    ) -> Result<piccolo::SequencePoll<'gc>, piccolo::Error<'gc>> {
+        // (A number counts: Lua's lua_isstring takes numbers.)
+        if !matches!(
+            stack.get(0),
+            Value::String(_) | Value::Integer(_) | Value::Number(_)
+        ) {
+            return Err(error(ctx, "'__tostring' must return a string".into()));
+        }
+        stack.resize(1);
+        Ok(piccolo::SequencePoll::Return)
+    }
+}
+
 /// `tostring` as Lua 5.4 shows values, `__tostring` honoured.
 fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, _, mut stack| {
@@ -389,7 +413,7 @@ fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                 stack.replace(ctx, v);
                 return Ok(CallbackReturn::Call {
                     function: piccolo::meta_ops::call(ctx, h)?,
-                    then: None,
+                    then: Some(piccolo::BoxSequence::new(&ctx, MustBeString)),
                 });
             }
         }

@@ -8,7 +8,7 @@ use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 fn position(i: i64, len: usize) -> i64 {
     if i >= 0 {
         i
-    } else if -i > len as i64 {
+    } else if i.unsigned_abs() > len as u64 {
         0
     } else {
         len as i64 + i + 1
@@ -152,8 +152,26 @@ fn utf8_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
         Callback::from_fn(&ctx, |ctx, _, mut stack| {
             let s = bytes(stack.get(0))
                 .ok_or_else(|| bad_argument(ctx, 1, "utf8.len", "string expected"))?;
-            let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1) as usize;
-            let j = position(int(stack.get(2)).unwrap_or(-1), s.len()) as usize;
+            let len = s.len() as i64;
+            let i = position(int(stack.get(1)).unwrap_or(1), s.len());
+            if !(1 <= i && i - 1 <= len) {
+                return Err(bad_argument(
+                    ctx,
+                    2,
+                    "utf8.len",
+                    "initial position out of bounds",
+                ));
+            }
+            let j = position(int(stack.get(2)).unwrap_or(-1), s.len());
+            if j > len {
+                return Err(bad_argument(
+                    ctx,
+                    3,
+                    "utf8.len",
+                    "final position out of bounds",
+                ));
+            }
+            let (i, j) = (i as usize, j.max(0) as usize);
             let mut count = 0;
             let mut k = i - 1;
             while k < j {

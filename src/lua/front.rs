@@ -58,6 +58,14 @@ pub mod helpers {
     pub const SHL: &str = "__op_shl";
     /// `a >> b`.
     pub const SHR: &str = "__op_shr";
+    /// `a & b`.
+    pub const BAND: &str = "__op_band";
+    /// `a | b`.
+    pub const BOR: &str = "__op_bor";
+    /// `a ~ b`.
+    pub const BXOR: &str = "__op_bxor";
+    /// `~a`.
+    pub const BNOT: &str = "__op_bnot";
     /// The three control values of a numeric `for`.
     pub const FOR_PREP: &str = "__for_prep";
 }
@@ -495,6 +503,10 @@ fn is_single_value_helper(call: &FunctionCall) -> bool {
         helpers::MOD,
         helpers::SHL,
         helpers::SHR,
+        helpers::BAND,
+        helpers::BOR,
+        helpers::BXOR,
+        helpers::BNOT,
     ]
     .contains(&name.as_str())
 }
@@ -532,6 +544,9 @@ impl VisitorMut for Rewrites {
                     BinOp::Percent(_) => Some(helpers::MOD),
                     BinOp::DoubleLessThan(_) => Some(helpers::SHL),
                     BinOp::DoubleGreaterThan(_) => Some(helpers::SHR),
+                    BinOp::Ampersand(_) => Some(helpers::BAND),
+                    BinOp::Pipe(_) => Some(helpers::BOR),
+                    BinOp::Tilde(_) => Some(helpers::BXOR),
                     _ => None,
                 };
                 if let Some(helper) = helper {
@@ -554,6 +569,13 @@ impl VisitorMut for Rewrites {
                         rhs: Box::new(parenthesised(*rhs)),
                     },
                 }
+            }
+            Expression::UnaryOperator {
+                unop: UnOp::Tilde(token),
+                expression,
+            } => {
+                let at = self.position(&token);
+                helper_call(helpers::BNOT, vec![*expression, at], 0)
             }
             Expression::UnaryOperator { unop, expression } => Expression::UnaryOperator {
                 unop,

@@ -109,8 +109,9 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 int_arg(ctx, arg(&stack, 4), 4, "table.concat")?
             };
             let mut out: Vec<u8> = Vec::new();
-            let mut i = first;
-            while i <= last {
+            // An inclusive range: `last` may be math.maxinteger, where
+            // `i += 1` would overflow.
+            for i in first..=last {
                 match t.get(ctx, i) {
                     Value::String(s) => out.extend_from_slice(s.as_bytes()),
                     Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
@@ -135,7 +136,6 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                     ));
                 }
                 exec.fuel().consume(1);
-                i += 1;
             }
             exec.fuel().consume((out.len() / 64) as i32);
             stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));

@@ -38,13 +38,12 @@ pub fn pattern_matches(subject: &str, pattern: &str) -> Result<bool, String> {
 }
 
 /// Metamethods never called: piccolo 0.3.3 does not call the arithmetic
-/// and bitwise ones, and the front end routes only `//`, `%`, `<<`, `>>`
+/// ones, and the front end routes only `//`, `%`, the bitwise operators
 /// and comparisons through helpers that do (`ops.rs`); `__concat`,
 /// `__tostring`, `__index`, `__newindex`, `__call`, `__eq`, `__len`,
-/// `__lt`, `__le`, `__idiv`, `__mod`, `__shl` and `__shr` work.
+/// `__lt`, `__le`, `__idiv`, `__mod` and the bitwise ones work.
 const UNSUPPORTED_METAMETHODS: &[&str] = &[
-    "__add", "__sub", "__mul", "__div", "__pow", "__unm", "__band", "__bor", "__bxor", "__bnot",
-    "__close", "__gc", "__mode",
+    "__add", "__sub", "__mul", "__div", "__pow", "__unm", "__close", "__gc", "__mode",
 ];
 
 /// Warnings for features a rule file uses that this VM does not provide,

@@ -388,6 +388,11 @@ enum Arith {
     Mod,
     ShiftLeft,
     ShiftRight,
+    BitAnd,
+    BitOr,
+    BitXor,
+    /// Unary `~` (the second operand is ignored).
+    BitNot,
 }
 
 impl Arith {
@@ -397,11 +402,15 @@ impl Arith {
             Arith::Mod => "__mod",
             Arith::ShiftLeft => "__shl",
             Arith::ShiftRight => "__shr",
+            Arith::BitAnd => "__band",
+            Arith::BitOr => "__bor",
+            Arith::BitXor => "__bxor",
+            Arith::BitNot => "__bnot",
         }
     }
 
     fn bitwise(self) -> bool {
-        matches!(self, Arith::ShiftLeft | Arith::ShiftRight)
+        !matches!(self, Arith::FloorDiv | Arith::Mod)
     }
 
     fn apply(self, x: Num, y: Num) -> Result<Num, ArithError> {
@@ -410,15 +419,27 @@ impl Arith {
             Arith::Mod => modulo(x, y),
             Arith::ShiftLeft => Ok(Num::Int(shift_left(bitwise_int(x)?, bitwise_int(y)?))),
             Arith::ShiftRight => Ok(Num::Int(shift_right(bitwise_int(x)?, bitwise_int(y)?))),
+            Arith::BitAnd => Ok(Num::Int(bitwise_int(x)? & bitwise_int(y)?)),
+            Arith::BitOr => Ok(Num::Int(bitwise_int(x)? | bitwise_int(y)?)),
+            Arith::BitXor => Ok(Num::Int(bitwise_int(x)? ^ bitwise_int(y)?)),
+            Arith::BitNot => Ok(Num::Int(!bitwise_int(x)?)),
         }
     }
 }
 
 fn arithmetic<'gc>(ctx: Context<'gc>, op: Arith) -> Callback<'gc> {
     Callback::from_fn(&ctx, move |ctx, _, mut stack| {
-        let (a, b, at) = (stack.get(0), stack.get(1), stack.get(2));
-        stack.resize(2);
-        match (arith_num(a), arith_num(b)) {
+        // Unary `~x` comes as `(x, position)`; Lua passes the operand twice
+        // to a `__bnot` metamethod.
+        let (a, b, at) = match op {
+            Arith::BitNot => (stack.get(0), stack.get(0), stack.get(1)),
+            _ => (stack.get(0), stack.get(1), stack.get(2)),
+        };
+        stack.replace(ctx, (a, b));
+        // Strings convert for arithmetic (Lua's string metamethods), not
+        // for bitwise operators.
+        let convert = if op.bitwise() { num } else { arith_num };
+        match (convert(a), convert(b)) {
             (Some(x), Some(y)) => {
                 let result = op.apply(x, y).map_err(|e| located(ctx, at, e.message()))?;
                 stack.replace(ctx, value(result));
@@ -450,7 +471,8 @@ fn for_prep_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
         let at = stack.get(3);
         let mut parts = [Num::Int(0); 3];
         for (i, what) in ["initial value", "limit", "step"].into_iter().enumerate() {
-            parts[i] = num(stack.get(i))
+            // Strings that are numerals count, as in Lua's forprep.
+            parts[i] = arith_num(stack.get(i))
                 .ok_or_else(|| located(ctx, at, format!("'for' {what} must be a number")))?;
         }
         let (i, l, s) = for_prep(parts[0], parts[1], parts[2]).map_err(|e| located(ctx, at, e))?;
@@ -527,6 +549,29 @@ fn modf_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
+/// `math.fmod`: C's fmod for floats; for integers the remainder truncated
+/// toward zero, with Lua's "bad argument #2 to 'math.fmod' (zero)".
+fn fmod_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let (Some(a), Some(b)) = (arith_num(stack.get(0)), arith_num(stack.get(1))) else {
+            return Err(error(
+                ctx,
+                "bad argument to 'math.fmod' (number expected)".into(),
+            ));
+        };
+        let result = match (a, b) {
+            (Num::Int(_), Num::Int(0)) => {
+                return Err(error(ctx, "bad argument #2 to 'math.fmod' (zero)".into()));
+            }
+            (Num::Int(_), Num::Int(-1)) => Value::Integer(0),
+            (Num::Int(x), Num::Int(y)) => Value::Integer(x % y),
+            (x, y) => Value::Number(x.as_f64() % y.as_f64()),
+        };
+        stack.replace(ctx, result);
+        Ok(CallbackReturn::Return)
+    })
+}
+
 /// The helpers the front end's rewrites call, by global name, and the
 /// `math` functions whose piccolo versions convert inexactly.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
@@ -537,6 +582,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         math.set(ctx, "floor", rounding_callback(ctx, "floor", false))?;
         math.set(ctx, "ceil", rounding_callback(ctx, "ceil", true))?;
         math.set(ctx, "modf", modf_callback(ctx))?;
+        math.set(ctx, "fmod", fmod_callback(ctx))?;
     }
     g.set(ctx, h::LT, comparison(ctx, Comparison::Less))?;
     g.set(ctx, h::LE, comparison(ctx, Comparison::LessEqual))?;
@@ -545,6 +591,10 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, h::MOD, arithmetic(ctx, Arith::Mod))?;
     g.set(ctx, h::SHL, arithmetic(ctx, Arith::ShiftLeft))?;
     g.set(ctx, h::SHR, arithmetic(ctx, Arith::ShiftRight))?;
+    g.set(ctx, h::BAND, arithmetic(ctx, Arith::BitAnd))?;
+    g.set(ctx, h::BOR, arithmetic(ctx, Arith::BitOr))?;
+    g.set(ctx, h::BXOR, arithmetic(ctx, Arith::BitXor))?;
+    g.set(ctx, h::BNOT, arithmetic(ctx, Arith::BitNot))?;
     g.set(ctx, h::FOR_PREP, for_prep_callback(ctx))?;
     Ok(())
 }
