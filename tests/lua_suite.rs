@@ -72,7 +72,7 @@ const CLOSED: &[&str] = &[
 
 /// The pass rate (per cent of counted chunks) this suite may not fall
 /// below: raise it as conformance improves.
-const FLOOR: f64 = 87.0;
+const FLOOR: f64 = 88.0;
 
 struct Chunk {
     name: String,

@@ -66,6 +66,18 @@ pub mod helpers {
     pub const BXOR: &str = "__op_bxor";
     /// `~a`.
     pub const BNOT: &str = "__op_bnot";
+    /// `a + b` between two operands that are not number literals.
+    pub const ADD: &str = "__op_add";
+    /// `a - b`, likewise.
+    pub const SUB: &str = "__op_sub";
+    /// `a * b`, likewise.
+    pub const MUL: &str = "__op_mul";
+    /// `a / b`, likewise.
+    pub const DIV: &str = "__op_div";
+    /// `a ^ b`, likewise.
+    pub const POW: &str = "__op_pow";
+    /// `-a` of an operand that is not a number literal.
+    pub const UNM: &str = "__op_unm";
     /// The three control values of a numeric `for`.
     pub const FOR_PREP: &str = "__for_prep";
 }
@@ -405,6 +417,17 @@ impl Rewrites {
         }
     }
 
+    /// Whether `e` is a number the front end can see: a numeral, a
+    /// constant expression of numerals, or a local bound to a small
+    /// numeric constant.
+    fn is_number_operand(&self, e: &Expression) -> bool {
+        match e {
+            Expression::Var(Var::Name(n)) => self.small_constants.contains(&n.token().to_string()),
+            Expression::Parentheses { expression, .. } => self.is_number_operand(expression),
+            _ => constant_value(e).is_some(),
+        }
+    }
+
     /// Whether the VM compares `e` with any value exactly as Lua does:
     /// strings, nil, booleans, and numbers below 2^53 in magnitude.
     fn is_exact_operand(&self, e: &Expression) -> bool {
@@ -507,6 +530,12 @@ fn is_single_value_helper(call: &FunctionCall) -> bool {
         helpers::BOR,
         helpers::BXOR,
         helpers::BNOT,
+        helpers::ADD,
+        helpers::SUB,
+        helpers::MUL,
+        helpers::DIV,
+        helpers::POW,
+        helpers::UNM,
     ]
     .contains(&name.as_str())
 }
@@ -549,6 +578,20 @@ impl VisitorMut for Rewrites {
                     BinOp::Tilde(_) => Some(helpers::BXOR),
                     _ => None,
                 };
+                // `+ - * / ^`: the VM's own operation when one side is a
+                // number (literal or constant), the exact helper otherwise
+                // (string operands convert as in Lua, `__add` and the
+                // other metamethods are called).
+                let number_side = self.is_number_operand(&lhs) || self.is_number_operand(&rhs);
+                let helper = helper.or(match &binop {
+                    _ if number_side => None,
+                    BinOp::Plus(_) => Some(helpers::ADD),
+                    BinOp::Minus(_) => Some(helpers::SUB),
+                    BinOp::Star(_) => Some(helpers::MUL),
+                    BinOp::Slash(_) => Some(helpers::DIV),
+                    BinOp::Caret(_) => Some(helpers::POW),
+                    _ => None,
+                });
                 if let Some(helper) = helper {
                     let mut args = vec![*lhs, *rhs];
                     if helper != CONCAT_HELPER {
@@ -576,6 +619,13 @@ impl VisitorMut for Rewrites {
             } => {
                 let at = self.position(&token);
                 helper_call(helpers::BNOT, vec![*expression, at], 0)
+            }
+            Expression::UnaryOperator {
+                unop: UnOp::Minus(token),
+                expression,
+            } if !self.is_number_operand(&expression) => {
+                let at = self.position(&token);
+                helper_call(helpers::UNM, vec![*expression, at], 0)
             }
             Expression::UnaryOperator { unop, expression } => Expression::UnaryOperator {
                 unop,

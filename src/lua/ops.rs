@@ -117,6 +117,15 @@ pub(super) fn modulo(a: Num, b: Num) -> Result<Num, ArithError> {
     })
 }
 
+/// An integer result for two integers (wrapping, as Lua's), a float
+/// otherwise.
+fn int_or_float(x: Num, y: Num, int: fn(i64, i64) -> i64, float: fn(f64, f64) -> f64) -> Num {
+    match (x, y) {
+        (Num::Int(a), Num::Int(b)) => Num::Int(int(a, b)),
+        (a, b) => Num::Float(float(to_float(a), to_float(b))),
+    }
+}
+
 /// `x << y` (logical; a negative `y` shifts right; 64 or more gives 0).
 pub(super) fn shift_left(x: i64, y: i64) -> i64 {
     if y <= -64 || y >= 64 {
@@ -393,6 +402,13 @@ enum Arith {
     BitXor,
     /// Unary `~` (the second operand is ignored).
     BitNot,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    /// Unary `-` (the second operand is ignored).
+    Unm,
 }
 
 impl Arith {
@@ -406,11 +422,29 @@ impl Arith {
             Arith::BitOr => "__bor",
             Arith::BitXor => "__bxor",
             Arith::BitNot => "__bnot",
+            Arith::Add => "__add",
+            Arith::Sub => "__sub",
+            Arith::Mul => "__mul",
+            Arith::Div => "__div",
+            Arith::Pow => "__pow",
+            Arith::Unm => "__unm",
         }
     }
 
     fn bitwise(self) -> bool {
-        !matches!(self, Arith::FloorDiv | Arith::Mod)
+        matches!(
+            self,
+            Arith::ShiftLeft
+                | Arith::ShiftRight
+                | Arith::BitAnd
+                | Arith::BitOr
+                | Arith::BitXor
+                | Arith::BitNot
+        )
+    }
+
+    fn unary(self) -> bool {
+        matches!(self, Arith::BitNot | Arith::Unm)
     }
 
     fn apply(self, x: Num, y: Num) -> Result<Num, ArithError> {
@@ -423,6 +457,15 @@ impl Arith {
             Arith::BitOr => Ok(Num::Int(bitwise_int(x)? | bitwise_int(y)?)),
             Arith::BitXor => Ok(Num::Int(bitwise_int(x)? ^ bitwise_int(y)?)),
             Arith::BitNot => Ok(Num::Int(!bitwise_int(x)?)),
+            Arith::Add => Ok(int_or_float(x, y, i64::wrapping_add, |a, b| a + b)),
+            Arith::Sub => Ok(int_or_float(x, y, i64::wrapping_sub, |a, b| a - b)),
+            Arith::Mul => Ok(int_or_float(x, y, i64::wrapping_mul, |a, b| a * b)),
+            Arith::Div => Ok(Num::Float(to_float(x) / to_float(y))),
+            Arith::Pow => Ok(Num::Float(to_float(x).powf(to_float(y)))),
+            Arith::Unm => Ok(match x {
+                Num::Int(i) => Num::Int(i.wrapping_neg()),
+                Num::Float(f) => Num::Float(-f),
+            }),
         }
     }
 }
@@ -431,9 +474,10 @@ fn arithmetic<'gc>(ctx: Context<'gc>, op: Arith) -> Callback<'gc> {
     Callback::from_fn(&ctx, move |ctx, _, mut stack| {
         // Unary `~x` comes as `(x, position)`; Lua passes the operand twice
         // to a `__bnot` metamethod.
-        let (a, b, at) = match op {
-            Arith::BitNot => (stack.get(0), stack.get(0), stack.get(1)),
-            _ => (stack.get(0), stack.get(1), stack.get(2)),
+        let (a, b, at) = if op.unary() {
+            (stack.get(0), stack.get(0), stack.get(1))
+        } else {
+            (stack.get(0), stack.get(1), stack.get(2))
         };
         stack.replace(ctx, (a, b));
         // Strings convert for arithmetic (Lua's string metamethods), not
@@ -449,6 +493,20 @@ fn arithmetic<'gc>(ctx: Context<'gc>, op: Arith) -> Callback<'gc> {
                 let handler = metamethod(ctx, a, b, op.event());
                 if !handler.is_nil() {
                     return call_metamethod(ctx, &mut stack, ARITH_ADAPTER, handler);
+                }
+                let is_string = |v: Value<'_>| matches!(v, Value::String(_));
+                if !op.bitwise() && (is_string(a) || is_string(b)) {
+                    // Lua's string metamethods say it this way.
+                    return Err(located(
+                        ctx,
+                        at,
+                        format!(
+                            "attempt to {} a '{}' with a '{}'",
+                            &op.event()[2..],
+                            a.type_name(),
+                            b.type_name()
+                        ),
+                    ));
                 }
                 let bad = if x.is_none() { a } else { b };
                 let what = if op.bitwise() {
@@ -595,6 +653,12 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, h::BOR, arithmetic(ctx, Arith::BitOr))?;
     g.set(ctx, h::BXOR, arithmetic(ctx, Arith::BitXor))?;
     g.set(ctx, h::BNOT, arithmetic(ctx, Arith::BitNot))?;
+    g.set(ctx, h::ADD, arithmetic(ctx, Arith::Add))?;
+    g.set(ctx, h::SUB, arithmetic(ctx, Arith::Sub))?;
+    g.set(ctx, h::MUL, arithmetic(ctx, Arith::Mul))?;
+    g.set(ctx, h::DIV, arithmetic(ctx, Arith::Div))?;
+    g.set(ctx, h::POW, arithmetic(ctx, Arith::Pow))?;
+    g.set(ctx, h::UNM, arithmetic(ctx, Arith::Unm))?;
     g.set(ctx, h::FOR_PREP, for_prep_callback(ctx))?;
     Ok(())
 }
