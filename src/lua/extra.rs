@@ -62,8 +62,22 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             Callback::from_fn(&ctx, |ctx, _, mut stack| {
                 let s = bytes(stack.get(0))
                     .ok_or_else(|| bad_argument(ctx, 1, "string.byte", "string expected"))?;
-                let i = position(int(stack.get(1)).unwrap_or(1), s.len()).max(1);
-                let j = position(int(stack.get(2)).unwrap_or(i), s.len()).min(s.len() as i64);
+                // Lua's posrelatI for the start and getendpos for the end,
+                // whose default is the start as given (so byte("hi", -3)
+                // is empty, not "h").
+                let len = s.len() as i64;
+                let given = int(stack.get(1)).unwrap_or(1);
+                let i = match given {
+                    p if p > 0 => p,
+                    p if p == 0 || p.unsigned_abs() > len as u64 => 1,
+                    p => len + p + 1,
+                };
+                let j = match int(stack.get(2)).unwrap_or(given) {
+                    p if p > len => len,
+                    p if p >= 0 => p,
+                    p if p.unsigned_abs() > len as u64 => 0,
+                    p => len + p + 1,
+                };
                 let codes: Vec<Value> = (i..=j)
                     .map(|k| Value::Integer(s[(k - 1) as usize] as i64))
                     .collect();

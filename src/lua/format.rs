@@ -144,9 +144,8 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
         next += 1;
         let piece: Vec<u8> = match conv {
             b'd' | b'i' => signed_int(&spec, integer(&arg, n)?),
-            b'u' => signed_int(&spec, integer(&arg, n)?),
             b'c' => pad(&spec, vec![integer(&arg, n)? as u8], false),
-            b'x' | b'X' | b'o' => unsigned_int(&spec, integer(&arg, n)? as u64, conv),
+            b'x' | b'X' | b'o' | b'u' => unsigned_int(&spec, integer(&arg, n)? as u64, conv),
             b'e' | b'E' | b'f' | b'F' | b'g' | b'G' => real(&spec, float(&arg, n)?, conv),
             b'a' | b'A' => {
                 let text = hex_float(float(&arg, n)?);
@@ -261,6 +260,7 @@ fn unsigned_int(spec: &Spec, v: u64, conv: u8) -> Vec<u8> {
     let mut digits = match conv {
         b'x' => format!("{v:x}"),
         b'X' => format!("{v:X}"),
+        b'u' => v.to_string(),
         _ => format!("{v:o}"),
     };
     if let Some(p) = spec.precision {

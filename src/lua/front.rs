@@ -292,10 +292,10 @@ fn numeral_for_piccolo(text: &str) -> Option<String> {
     }
 }
 
-/// A quoted string literal whose `\u{XXX}` escapes go past U+10FFFF
-/// (Lua accepts up to 2^31 and encodes them in the original, longer UTF-8
-/// forms; piccolo refuses them), with those escapes written as `\ddd`
-/// bytes. `None` when there is nothing to change.
+/// A quoted string literal whose `\u{XXX}` escapes go past U+10FFFF or
+/// name a surrogate (Lua accepts both, up to 2^31, in the original, longer
+/// UTF-8 forms; piccolo refuses them), with those escapes written as
+/// `\ddd` bytes. `None` when there is nothing to change.
 fn wide_unicode_escapes(token: &Token) -> Option<TokenType> {
     let TokenType::StringLiteral {
         literal,
@@ -319,7 +319,9 @@ fn wide_unicode_escapes(token: &Token) -> Option<TokenType> {
             .strip_prefix("\\u{")
             .and_then(|e| e.split_once('}'))
             .and_then(|(hex, _)| Some((hex.len(), u32::from_str_radix(hex, 16).ok()?)))
-            .filter(|(_, code)| (0x110000..=0x7FFF_FFFF).contains(code));
+            .filter(|(_, code)| {
+                (0x110000..=0x7FFF_FFFF).contains(code) || (0xD800..=0xDFFF).contains(code)
+            });
         match wide {
             Some((digits, code)) => {
                 for byte in extended_utf8(code) {

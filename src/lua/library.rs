@@ -150,6 +150,22 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             "format",
             Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
                 let fmt = bytes_arg(ctx, arg(&stack, 1), 1, "string.format")?;
+                // A table with __tostring needs a Lua call for its text:
+                // the prelude converts such arguments and comes back here.
+                let has_tostring = (1..stack.len()).any(|i| match stack.get(i) {
+                    Value::Table(t) => t
+                        .metatable()
+                        .is_some_and(|m| !m.get(ctx, "__tostring").is_nil()),
+                    _ => false,
+                });
+                if has_tostring {
+                    if let Value::Function(function) = ctx.get_global("__format_tostring") {
+                        return Ok(CallbackReturn::Call {
+                            function,
+                            then: None,
+                        });
+                    }
+                }
                 let args: Vec<Arg> = (1..stack.len())
                     .map(|i| match stack.get(i) {
                         Value::String(s) => Arg::Str(s.as_bytes()),

@@ -278,3 +278,17 @@ do
     return nil
   end
 end
+
+-- string.format with an argument whose text comes from __tostring (the
+-- Rust string.format calls this when it sees one): convert those
+-- arguments, then format.
+do
+  local format, tostring, type, pack, unpack = string.format, tostring, type, table.pack, table.unpack
+  function __format_tostring(fmt, ...)
+    local args = pack(...)
+    for i = 1, args.n do
+      if type(args[i]) == "table" then args[i] = tostring(args[i]) end
+    end
+    return format(fmt, unpack(args, 1, args.n))
+  end
+end
