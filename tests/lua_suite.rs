@@ -72,7 +72,7 @@ const CLOSED: &[&str] = &[
 
 /// The pass rate (per cent of counted chunks) this suite may not fall
 /// below: raise it as conformance improves.
-const FLOOR: f64 = 88.0;
+const FLOOR: f64 = 90.0;
 
 struct Chunk {
     name: String,
@@ -173,6 +173,16 @@ fn split(file: &str, source: &str) -> Vec<Chunk> {
     }
     flush(&mut paragraph, &context, &mut chunks);
     chunks.retain(|c| !uses_closed(&c.body));
+    // Two chunks can start on one line (`do ... end do ... end`): names
+    // must stay unique, they name the files the chunks are run from.
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for c in &mut chunks {
+        let n = seen.entry(c.name.clone()).or_default();
+        *n += 1;
+        if *n > 1 {
+            c.name = format!("{}#{n}", c.name);
+        }
+    }
     chunks
 }
 
@@ -208,7 +218,7 @@ enum Verdict {
 }
 
 fn judge(chunk: &Chunk, dir: &Path) -> Verdict {
-    let file = dir.join(format!("{}.lua", chunk.name.replace(':', "_")));
+    let file = dir.join(format!("{}.lua", chunk.name.replace([':', '#'], "_")));
     std::fs::write(&file, &chunk.source).unwrap();
     let limit = Duration::from_secs(60);
     let Some(reference) = run("lua5.4", &[], &file, limit) else {

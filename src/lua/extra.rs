@@ -20,7 +20,7 @@ pub(super) fn tonumber_base(text: &[u8], base: u32) -> Option<i64> {
     let t = std::str::from_utf8(text).ok()?.trim();
     let (negative, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, t),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
     if digits.is_empty() {
         return None;

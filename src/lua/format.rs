@@ -267,6 +267,9 @@ fn unsigned_int(spec: &Spec, v: u64, conv: u8) -> Vec<u8> {
         if digits.len() < p {
             digits = "0".repeat(p - digits.len()) + &digits;
         }
+        if p == 0 && v == 0 {
+            digits.clear();
+        }
     }
     if spec.alt && v != 0 {
         match conv {

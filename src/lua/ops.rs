@@ -589,8 +589,8 @@ fn rounding_callback<'gc>(ctx: Context<'gc>, name: &'static str, up: bool) -> Ca
     })
 }
 
-/// `math.modf`: the integral part (a float) and the fraction, with Lua's
-/// answers for infinities (`inf, 0.0`) and integers.
+/// `math.modf`: the integral part (an integer when it fits one) and the
+/// fraction, with Lua's answers for infinities (`inf, 0.0`) and integers.
 fn modf_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, _, mut stack| {
         let Some(n) = arith_num(stack.get(0)) else {
@@ -599,10 +599,18 @@ fn modf_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                 "bad argument #1 to 'modf' (number expected)".into(),
             ));
         };
+        if let Num::Int(i) = n {
+            // An integer is its own integral part (Lua 5.4 keeps it one).
+            stack.replace(ctx, (Value::Integer(i), Value::Number(0.0)));
+            return Ok(CallbackReturn::Return);
+        }
         let x = n.as_f64();
         let whole = if x >= 0.0 { x.floor() } else { x.ceil() };
         let fraction = if x.is_infinite() { 0.0 } else { x - whole };
-        stack.replace(ctx, (Value::Number(whole), Value::Number(fraction)));
+        // The integral part as an integer when it fits (lmathlib's
+        // pushnumint), a float otherwise (inf, -3e23).
+        let whole = float_to_int(whole).map_or(Value::Number(whole), Value::Integer);
+        stack.replace(ctx, (whole, Value::Number(fraction)));
         Ok(CallbackReturn::Return)
     })
 }

@@ -99,6 +99,12 @@ do
   local rust_gsub = string.gsub
   local concat = table.concat
   function string.gsub(s, pattern, repl, n)
+    -- A table with a metatable is read through its __index, as in Lua:
+    -- look the match up from here.
+    if type(repl) == "table" and getmetatable(repl) ~= nil then
+      local t = repl
+      repl = function(k) return t[k] end
+    end
     if type(repl) ~= "function" then return rust_gsub(s, pattern, repl, n) end
     local matches = __gsub_matches(s, pattern, n)
     local out, last = {}, 1
