@@ -53,7 +53,12 @@ do
     if comp ~= nil and type(comp) ~= "function" then
       error("bad argument #2 to 'sort' (function expected, got " .. type(comp) .. ")", 2)
     end
-    quick(t, 1, #t, comp or less_default)
+    local n = #t
+    if n > 1 then
+      -- As lua's sort: an array this large cannot be sorted in memory.
+      if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
+      quick(t, 1, n, comp or less_default)
+    end
   end
 end
 
