@@ -307,6 +307,21 @@ fn commands_sent_while_collectd_is_down_run_once_when_it_returns_qos2() {
     commands_sent_while_down_run_once(2);
 }
 
+/// Publishes `message` at QoS 1 for a command that touches the started
+/// marker, and waits until it runs (the log line alone comes too early to
+/// crash on).
+fn start_marked_task(broker: &Mosquitto, collectd: &Collectd, work: &Work, message: &str) {
+    assert!(
+        broker
+            .publish(COMMANDS, message, &["-q", "1"])
+            .status
+            .success()
+    );
+    collectd.wait_until("the command to start", || {
+        work.started_marker().exists().then_some(())
+    });
+}
+
 #[test]
 fn a_command_interrupted_by_a_crash_is_reported_and_not_run_again() {
     let broker = Mosquitto::start();
@@ -317,16 +332,7 @@ fn a_command_interrupted_by_a_crash_is_reported_and_not_run_again() {
         json!({"task_id": 66, "timestamp": now(), "service": "hello", "command": "slow_append"});
     let message = message.to_string();
     let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
-    assert!(
-        broker
-            .publish(COMMANDS, &message, &["-q", "1"])
-            .status
-            .success()
-    );
-    // Crash only once the command really runs (the log line comes first).
-    collectd.wait_until("the command to start", || {
-        work.started_marker().exists().then_some(())
-    });
+    start_marked_task(&broker, &collectd, &work, &message);
     collectd.crash();
     collectd.start_again();
     let result = results.messages();
@@ -581,15 +587,7 @@ fn refusals_never_overwrite_a_running_task_or_grow_the_journal() {
     let refusals = broker.subscribe(RESULTS, 22, &["-q", "1"]);
     let running =
         json!({"task_id": 67, "timestamp": now(), "service": "hello", "command": "slower_append"});
-    assert!(
-        broker
-            .publish(COMMANDS, &running.to_string(), &["-q", "1"])
-            .status
-            .success()
-    );
-    collectd.wait_until("the command to start", || {
-        work.started_marker().exists().then_some(())
-    });
+    start_marked_task(&broker, &collectd, &work, &running.to_string());
     // The same id again, and a malformed request reusing it: both refused.
     // Neither may take the running task's place in the journal.
     let duplicate =
@@ -737,15 +735,7 @@ fn a_full_disk_refuses_tasks_and_at_most_once_survives_it() {
     let started = broker.subscribe(RESULTS, 1, &["-q", "1"]);
     let slow =
         json!({"task_id": 500, "timestamp": now(), "service": "hello", "command": "slower_append"});
-    assert!(
-        broker
-            .publish(COMMANDS, &slow.to_string(), &["-q", "1"])
-            .status
-            .success()
-    );
-    collectd.wait_until("the command to start", || {
-        work.started_marker().exists().then_some(())
-    });
+    start_marked_task(&broker, &collectd, &work, &slow.to_string());
     collectd.crash();
     collectd.start_again();
     assert_eq!(codes(&started.messages()), vec![(500, 0x1009)]);

@@ -54,24 +54,25 @@ fn read_hex(hex: &str) -> Option<Num> {
     // before its exponent brings it back).
     const SIGNIFICANT: usize = 30;
     let (mut value, mut digits, mut exponent) = (0f64, 0usize, i64::from(exponent));
+    // Takes one digit into the mantissa; false when it is past the
+    // significant ones (and only its place counts).
+    let mut take = |d: u32| {
+        if digits >= SIGNIFICANT {
+            return false;
+        }
+        value = value * 16.0 + f64::from(d);
+        if value != 0.0 {
+            digits += 1;
+        }
+        true
+    };
     for c in whole.chars() {
-        let d = c.to_digit(16)?;
-        if digits < SIGNIFICANT {
-            value = value * 16.0 + f64::from(d);
-            if value != 0.0 {
-                digits += 1;
-            }
-        } else {
+        if !take(c.to_digit(16)?) {
             exponent += 4;
         }
     }
     for c in fraction.chars() {
-        let d = c.to_digit(16)?;
-        if digits < SIGNIFICANT {
-            value = value * 16.0 + f64::from(d);
-            if value != 0.0 {
-                digits += 1;
-            }
+        if take(c.to_digit(16)?) {
             exponent -= 4;
         }
     }
