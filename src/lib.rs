@@ -5,7 +5,12 @@
 //! way: [`collectd`] (the only `unsafe`) -> [`plugin`] wiring -> [`events`]
 //! queue -> engine thread; [`config`] and [`logging`] serve them all.
 
+// `unsafe` lives in the FFI module only (`collectd`, which allows it and
+// gives every block its reason); anywhere else it is a compile error.
+#![deny(unsafe_code)]
+
 pub mod actions;
+#[allow(unsafe_code)]
 pub mod collectd;
 pub mod config;
 pub mod events;
