@@ -371,3 +371,43 @@ fn lua_ends_every_bomb_with_an_error_never_a_signal() {
         assert!(common::says_one_of(&stderr, reason), "{name}: {stderr}");
     }
 }
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+        })
+        .filter(|pid| common::alive(*pid))
+        .collect()
+}
+
+#[test]
+fn a_killed_lua_command_leaves_no_sandbox_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("forever.lua");
+    std::fs::write(&script, "while true do end").unwrap();
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["lua", "--fuel", "100000000000000", "--timeout", "600000"])
+        .arg(&script)
+        .spawn()
+        .unwrap();
+    let needle = script.display().to_string();
+    let child = common::wait_for("the sandbox process", || {
+        processes_with(&needle)
+            .into_iter()
+            .find(|pid| *pid != parent.id())
+    });
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    // The sandbox dies with the command that started it.
+    common::wait_for("the sandbox to end with its parent", || {
+        (!common::alive(child)).then_some(())
+    });
+}

@@ -721,3 +721,35 @@ fn rule_files_that_are_not_plain_files_are_refused_before_they_are_read() {
         .collect();
     assert!(stuck.is_empty(), "{stuck:?}");
 }
+
+#[test]
+fn workers_die_when_collectd_is_killed() {
+    // A worker busy in a call that its limits allow to run for minutes: it
+    // reads nothing, so only the tie to its parent can end it.
+    let spin =
+        r#"return { spin = function(m) if m.plugin == "spin" then while true do end end end }"#;
+    let mut l = start(
+        &[("spin.lua", spin)],
+        HELLO,
+        r#", "RuleFuel": 100000000000000, "RuleTimeout": 600000"#,
+    );
+    let worker = worker_of(&l.collectd, "spin.lua");
+    l.collectd.putval("testhost/spin/gauge-x N:1");
+    // Busy: its CPU time grows.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+    };
+    l.collectd
+        .wait_until("the worker to spin", || (cpu(worker) > 20).then_some(()));
+    l.collectd.crash();
+    common::wait_for("the worker to end with collectd", || {
+        (!common::alive(worker)).then_some(())
+    });
+}
