@@ -89,6 +89,19 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
         String::from_utf8_lossy(&sent.stderr)
     );
     c.putval("demo/memory/memory-free N:5000000000");
+    // The example rule answers with a command: stop only once it is over
+    // (a command still running at the stop is ended, and logged so).
+    c.wait_until("the example rule's command to be over", || {
+        c.log_text()
+            .lines()
+            .any(|l| {
+                l.contains("memory_free_is_under_10GB")
+                    && (l.contains(", code ")
+                        || l.contains("not started")
+                        || l.contains("suppressed"))
+            })
+            .then_some(())
+    });
     let status = c.stop();
     assert!(status.success(), "{status}");
     let log = c.log_text();
