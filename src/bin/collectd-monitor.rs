@@ -403,7 +403,9 @@ fn config_check(file: &std::path::Path) -> ExitCode {
 fn run_lua_sandboxed(file: &std::path::Path, limits: LimitArgs) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
     let status = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
+        let mut command = std::process::Command::new(exe);
+        collectd_monitor::sandbox::watchdog::tie_to_parent(&mut command);
+        command
             .arg("lua")
             .arg("--in-sandbox")
             .arg(format!("--fuel={}", limits.fuel))

@@ -60,7 +60,9 @@ pub struct Worker {
 impl Worker {
     /// Starts the worker and its two threads.
     pub fn spawn(spec: &WorkerSpec, sink: ReportSink) -> Result<Worker, String> {
-        let mut child = Command::new(&spec.program)
+        let mut command = Command::new(&spec.program);
+        super::watchdog::tie_to_parent(&mut command);
+        let mut child = command
             .arg("rule-worker")
             .arg("--fuel")
             .arg(spec.limits.fuel.to_string())

@@ -63,13 +63,29 @@ pub fn start(deadline: Duration, label: String) {
         });
 }
 
+/// The variable through which a parent tells a sandbox process its PID
+/// ([`tie_to_parent`]): a parent that died before the child could tie
+/// itself is then noticed (reading the parent's PID in the child is too
+/// late: it may already be the reaper's).
+pub const PARENT_PID_VAR: &str = "COLLECTD_MONITOR_PARENT_PID";
+
+/// Sets what [`die_with_parent`] needs on the command that starts a
+/// sandbox process.
+pub fn tie_to_parent(command: &mut std::process::Command) -> &mut std::process::Command {
+    command.env(PARENT_PID_VAR, std::process::id().to_string())
+}
+
 /// Makes this process receive SIGKILL when its parent ends, and ends it at
 /// once if the parent is already gone: a sandbox never outlives collectd or
 /// the command that started it.
 pub fn die_with_parent() {
-    let parent = nix::unistd::getppid();
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    if nix::unistd::getppid() != parent {
+    let expected = std::env::var(PARENT_PID_VAR)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    let now = nix::unistd::getppid().as_raw();
+    // Without the variable (started by hand), a parent of 1 means orphaned.
+    if expected.map_or(now == 1, |p| p != now) {
         std::process::exit(EXIT_OVERRUN);
     }
 }

@@ -364,7 +364,11 @@ LoadPlugin unixsock
 
     /// Sends one unixsock command and returns collectd's status line.
     pub fn command(&self, line: &str) -> String {
-        let mut stream = UnixStream::connect(&self.socket).expect("connect to unixsock");
+        // The unixsock plugin creates its socket in its own init, which a
+        // busy machine may run after our plugin has already logged.
+        let mut stream = self.wait_until("collectd's unixsock socket", || {
+            UnixStream::connect(&self.socket).ok()
+        });
         stream.write_all(format!("{line}\n").as_bytes()).unwrap();
         let mut reply = String::new();
         BufReader::new(stream).read_line(&mut reply).unwrap();
