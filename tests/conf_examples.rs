@@ -89,18 +89,28 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
         String::from_utf8_lossy(&sent.stderr)
     );
     c.putval("demo/memory/memory-free N:5000000000");
-    // The example rule answers with a command: stop only once it is over
-    // (a command still running at the stop is ended, and logged so).
-    c.wait_until("the example rule's command to be over", || {
-        c.log_text()
+    // The example rules answer with a command (the memory plugin's own
+    // reading may start one too, the cooldown suppresses the rest): stop
+    // only once the PUTVAL's rule has decided and every command a rule
+    // started is over (a command still running at the stop is ended, and
+    // logged so).
+    c.wait_until("the example rules' commands to be over", || {
+        let log = c.log_text();
+        let decided = log.lines().any(|l| {
+            l.contains("memory_free_is_under_10GB")
+                && (l.contains("suppressed") || l.contains(": running "))
+        });
+        let started: Vec<&str> = log
             .lines()
-            .any(|l| {
-                l.contains("memory_free_is_under_10GB")
-                    && (l.contains(", code ")
-                        || l.contains("not started")
-                        || l.contains("suppressed"))
-            })
-            .then_some(())
+            .filter_map(|l| l.split(": running ").nth(1))
+            .filter_map(|rest| rest.split(" (task ").nth(1))
+            .collect();
+        let over = started.iter().all(|task| {
+            let id = format!("(task {task}");
+            log.lines()
+                .any(|l| l.contains(&id) && (l.contains(", code ") || l.contains(" not started: ")))
+        });
+        (decided && over).then_some(())
     });
     let status = c.stop();
     assert!(status.success(), "{status}");

@@ -177,7 +177,9 @@ impl Responder {
         let (code, message) = ran.summary(service, command);
         match &ran {
             Err(_) => {
-                info!("rule {handler}: not started: {message}");
+                info!(
+                    "rule {handler}: {service}/{command} (task {task_id}) not started: {message}"
+                );
                 return;
             }
             Ok(outcome) => {
