@@ -13,6 +13,7 @@ mod extra;
 mod format;
 mod front;
 mod library;
+mod math;
 mod numeral;
 mod ops;
 mod pack;

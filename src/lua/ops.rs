@@ -26,7 +26,7 @@ const TWO_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// The float `f` as an integer when it is one exactly (Lua's
 /// `lua_numbertointeger` with mode "exact").
-fn float_to_int(f: f64) -> Option<i64> {
+pub(super) fn float_to_int(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f)).then_some(f as i64)
 }
 
@@ -302,7 +302,7 @@ fn raw_equal<'gc>(a: Value<'gc>, b: Value<'gc>) -> bool {
 }
 
 /// Lua's "attempt to compare" message.
-fn compare_error(a: Value<'_>, b: Value<'_>) -> String {
+pub(super) fn compare_error(a: Value<'_>, b: Value<'_>) -> String {
     let (ta, tb) = (a.type_name(), b.type_name());
     if ta == tb {
         format!("attempt to compare two {ta} values")
@@ -530,8 +530,14 @@ fn for_prep_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
         let mut parts = [Num::Int(0); 3];
         for (i, what) in ["initial value", "limit", "step"].into_iter().enumerate() {
             // Strings that are numerals count, as in Lua's forprep.
-            parts[i] = arith_num(stack.get(i))
-                .ok_or_else(|| located(ctx, at, format!("'for' {what} must be a number")))?;
+            parts[i] = arith_num(stack.get(i)).ok_or_else(|| {
+                let got = stack.get(i).type_name();
+                located(
+                    ctx,
+                    at,
+                    format!("bad 'for' {what} (number expected, got {got})"),
+                )
+            })?;
         }
         let (i, l, s) = for_prep(parts[0], parts[1], parts[2]).map_err(|e| located(ctx, at, e))?;
         stack.replace(ctx, (value(i), value(l), value(s)));
@@ -539,117 +545,10 @@ fn for_prep_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
-/// `math.tointeger`, exact: piccolo's saturates, so `2^63` became
-/// `math.maxinteger` instead of failing.
-fn to_integer_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
-    Callback::from_fn(&ctx, |ctx, _, mut stack| {
-        if stack.is_empty() {
-            return Err(error(
-                ctx,
-                "bad argument #1 to 'tointeger' (value expected)".into(),
-            ));
-        }
-        let result = match arith_num(stack.get(0)) {
-            Some(Num::Int(i)) => Value::Integer(i),
-            Some(Num::Float(f)) => float_to_int(f).map_or(Value::Nil, Value::Integer),
-            None => Value::Nil,
-        };
-        stack.replace(ctx, result);
-        Ok(CallbackReturn::Return)
-    })
-}
-
-/// `math.floor` / `math.ceil`: an integer when the result fits one, the
-/// float otherwise (piccolo's saturate: `math.floor(2^70)` was maxinteger).
-fn rounding_callback<'gc>(ctx: Context<'gc>, name: &'static str, up: bool) -> Callback<'gc> {
-    Callback::from_fn(&ctx, move |ctx, _, mut stack| {
-        let result = match arith_num(stack.get(0)) {
-            Some(Num::Int(i)) => Value::Integer(i),
-            Some(Num::Float(f)) => {
-                let r = if up { f.ceil() } else { f.floor() };
-                float_to_int(r).map_or(Value::Number(r), Value::Integer)
-            }
-            None => {
-                let got = stack.get(0);
-                return Err(error(
-                    ctx,
-                    format!(
-                        "bad argument #1 to '{name}' (number expected, got {})",
-                        if stack.is_empty() {
-                            "no value"
-                        } else {
-                            got.type_name()
-                        }
-                    ),
-                ));
-            }
-        };
-        stack.replace(ctx, result);
-        Ok(CallbackReturn::Return)
-    })
-}
-
-/// `math.modf`: the integral part (an integer when it fits one) and the
-/// fraction, with Lua's answers for infinities (`inf, 0.0`) and integers.
-fn modf_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
-    Callback::from_fn(&ctx, |ctx, _, mut stack| {
-        let Some(n) = arith_num(stack.get(0)) else {
-            return Err(error(
-                ctx,
-                "bad argument #1 to 'modf' (number expected)".into(),
-            ));
-        };
-        if let Num::Int(i) = n {
-            // An integer is its own integral part (Lua 5.4 keeps it one).
-            stack.replace(ctx, (Value::Integer(i), Value::Number(0.0)));
-            return Ok(CallbackReturn::Return);
-        }
-        let x = n.as_f64();
-        let whole = if x >= 0.0 { x.floor() } else { x.ceil() };
-        let fraction = if x.is_infinite() { 0.0 } else { x - whole };
-        // The integral part as an integer when it fits (lmathlib's
-        // pushnumint), a float otherwise (inf, -3e23).
-        let whole = float_to_int(whole).map_or(Value::Number(whole), Value::Integer);
-        stack.replace(ctx, (whole, Value::Number(fraction)));
-        Ok(CallbackReturn::Return)
-    })
-}
-
-/// `math.fmod`: C's fmod for floats; for integers the remainder truncated
-/// toward zero, with Lua's "bad argument #2 to 'math.fmod' (zero)".
-fn fmod_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
-    Callback::from_fn(&ctx, |ctx, _, mut stack| {
-        let (Some(a), Some(b)) = (arith_num(stack.get(0)), arith_num(stack.get(1))) else {
-            return Err(error(
-                ctx,
-                "bad argument to 'math.fmod' (number expected)".into(),
-            ));
-        };
-        let result = match (a, b) {
-            (Num::Int(_), Num::Int(0)) => {
-                return Err(error(ctx, "bad argument #2 to 'math.fmod' (zero)".into()));
-            }
-            (Num::Int(_), Num::Int(-1)) => Value::Integer(0),
-            (Num::Int(x), Num::Int(y)) => Value::Integer(x % y),
-            (x, y) => Value::Number(x.as_f64() % y.as_f64()),
-        };
-        stack.replace(ctx, result);
-        Ok(CallbackReturn::Return)
-    })
-}
-
-/// The helpers the front end's rewrites call, by global name, and the
-/// `math` functions whose piccolo versions convert inexactly.
+/// The helpers the front end's rewrites call, by global name.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
     use super::front::helpers as h;
     let g = ctx.globals();
-    if let Value::Table(math) = g.get(ctx, "math") {
-        math.set(ctx, "tointeger", to_integer_callback(ctx))?;
-        math.set(ctx, "floor", rounding_callback(ctx, "floor", false))?;
-        math.set(ctx, "ceil", rounding_callback(ctx, "ceil", true))?;
-        math.set(ctx, "modf", modf_callback(ctx))?;
-        math.set(ctx, "fmod", fmod_callback(ctx))?;
-    }
     g.set(ctx, h::LT, comparison(ctx, Comparison::Less))?;
     g.set(ctx, h::LE, comparison(ctx, Comparison::LessEqual))?;
     g.set(ctx, h::EQ, comparison(ctx, Comparison::Equal))?;
