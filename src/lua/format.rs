@@ -25,6 +25,28 @@ struct Spec {
     precision: Option<usize>,
 }
 
+impl Spec {
+    /// A specification already checked by [`well_formed`].
+    fn read(text: &[u8]) -> Spec {
+        let flags = text.iter().take_while(|c| b"-+#0 ".contains(c)).count();
+        let has = |f: u8| text[..flags].contains(&f);
+        let rest = std::str::from_utf8(&text[flags..]).unwrap_or("");
+        let (width, precision) = match rest.split_once('.') {
+            Some((w, p)) => (w, Some(p.parse().unwrap_or(0))),
+            None => (rest, None),
+        };
+        Spec {
+            minus: has(b'-'),
+            plus: has(b'+'),
+            space: has(b' '),
+            alt: has(b'#'),
+            zero: has(b'0'),
+            width: width.parse().unwrap_or(0),
+            precision,
+        }
+    }
+}
+
 fn bad(n: usize, what: &str) -> String {
     format!("bad argument #{n} to 'string.format' ({what})")
 }
@@ -91,62 +113,51 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
             i += 1;
             continue;
         }
-        let start = i;
-        let mut spec = Spec {
-            minus: false,
-            plus: false,
-            space: false,
-            alt: false,
-            zero: false,
-            width: 0,
-            precision: None,
-        };
-        while let Some(&f) = fmt.get(i) {
-            match f {
-                b'-' => spec.minus = true,
-                b'+' => spec.plus = true,
-                b' ' => spec.space = true,
-                b'#' => spec.alt = true,
-                b'0' => spec.zero = true,
-                _ => break,
-            }
-            i += 1;
+        let arg = args.get(next).cloned().unwrap_or(Arg::Absent);
+        let n = next + 2; // argument #1 is the format string
+        next += 1;
+        // As lstrlib, a missing argument is the first error.
+        if matches!(arg, Arg::Absent) {
+            return Err(bad(n, "no value"));
         }
-        let digits = |i: &mut usize| {
-            let from = *i;
-            while *i < fmt.len() && fmt[*i].is_ascii_digit() && *i - from < 2 {
-                *i += 1;
-            }
-            std::str::from_utf8(&fmt[from..*i])
-                .ok()
-                .and_then(|d| d.parse::<usize>().ok())
-        };
-        spec.width = digits(&mut i).unwrap_or(0);
-        if fmt.get(i) == Some(&b'.') {
-            i += 1;
-            spec.precision = Some(digits(&mut i).unwrap_or(0));
+        // As lstrlib: the specification spans flags, digits and dots; the
+        // conversion then says which of them it accepts.
+        let start = i;
+        i += fmt[i..]
+            .iter()
+            .take_while(|c| b"-+#0 123456789.".contains(c))
+            .count();
+        let text = &fmt[start..fmt.len().min(i + 1)];
+        if text.len() >= 22 {
+            return Err("invalid format (too long)".into());
         }
         let Some(&conv) = fmt.get(i) else {
             return Err(format!(
                 "invalid conversion '%{}' to 'format'",
-                String::from_utf8_lossy(&fmt[start..])
+                String::from_utf8_lossy(text)
             ));
         };
+        let spec_text = &fmt[start..i];
         i += 1;
-        let invalid = || {
-            format!(
-                "invalid conversion '%{}' to 'format'",
-                String::from_utf8_lossy(&fmt[start..i])
-            )
-        };
-        let arg = args.get(next).cloned().unwrap_or(Arg::Absent);
-        let n = next + 2; // argument #1 is the format string
-        next += 1;
+        if conv == b'q' && !spec_text.is_empty() {
+            return Err("specifier '%q' cannot have modifiers".into());
+        }
+        // (A letter `accepted` does not know falls to the conversion
+        // match's last arm.)
+        if accepted(conv)
+            .is_some_and(|(flags, precision)| !well_formed(spec_text, flags, precision))
+        {
+            return Err(format!(
+                "invalid conversion specification: '%{}'",
+                String::from_utf8_lossy(text)
+            ));
+        }
+        let spec = Spec::read(spec_text);
         let piece: Vec<u8> = match conv {
             b'd' | b'i' => signed_int(&spec, integer(&arg, n)?),
             b'c' => pad(&spec, vec![integer(&arg, n)? as u8], false),
             b'x' | b'X' | b'o' | b'u' => unsigned_int(&spec, integer(&arg, n)? as u64, conv),
-            b'e' | b'E' | b'f' | b'F' | b'g' | b'G' => real(&spec, float(&arg, n)?, conv),
+            b'e' | b'E' | b'f' | b'g' | b'G' => real(&spec, float(&arg, n)?, conv),
             b'a' | b'A' => {
                 let text = hex_float(float(&arg, n)?);
                 let text = if conv == b'A' {
@@ -156,17 +167,18 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
                 };
                 pad(&spec, text.into_bytes(), true)
             }
-            b'q' => {
-                if spec.width > 0
-                    || spec.precision.is_some()
-                    || spec.minus
-                    || spec.plus
-                    || spec.zero
-                {
-                    return Err("specifier '%q' cannot have modifiers".into());
-                }
-                quoted(&arg, n)?
-            }
+            b'q' => quoted(&arg, n)?,
+            b'p' => match &arg {
+                // The address that identifies the value (as `tostring`
+                // shows it); "(null)" for values that have none.
+                Arg::Str(s) => pad(&spec, format!("{:p}", s.as_ptr()).into_bytes(), false),
+                Arg::Other(text) => match text.split_once(": ") {
+                    Some((_, address)) => pad(&spec, address.as_bytes().to_vec(), false),
+                    None => pad(&spec, b"(null)".to_vec(), false),
+                },
+                Arg::Absent => return Err(bad(n, "no value")),
+                Arg::Int(_) | Arg::Num(_) => pad(&spec, b"(null)".to_vec(), false),
+            },
             b's' => {
                 let mut bytes = match &arg {
                     Arg::Str(s) => s.to_vec(),
@@ -175,18 +187,61 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
                     Arg::Other(s) => s.clone().into_bytes(),
                     Arg::Absent => return Err(bad(n, "no value")),
                 };
+                if !spec_text.is_empty() && bytes.contains(&0) {
+                    return Err(bad(n, "string contains zeros"));
+                }
                 if let Some(p) = spec.precision {
                     bytes.truncate(p);
-                } else if bytes.contains(&0) && spec.width > 0 {
-                    return Err(bad(n, "string contains zeros"));
                 }
                 pad(&spec, bytes, false)
             }
-            _ => return Err(invalid()),
+            _ => {
+                return Err(format!(
+                    "invalid conversion '%{}' to 'format'",
+                    String::from_utf8_lossy(text)
+                ));
+            }
         };
         out.extend_from_slice(&piece);
     }
     Ok(out)
+}
+
+/// The flags a conversion accepts and whether it takes a precision
+/// (lstrlib's table); `None` for a letter `format` does not know.
+fn accepted(conv: u8) -> Option<(&'static [u8], bool)> {
+    Some(match conv {
+        b'c' | b'p' => (b"-", false),
+        b'd' | b'i' => (b"-+0 ", true),
+        b'u' => (b"-0", true),
+        b'o' | b'x' | b'X' => (b"-#0", true),
+        b'a' | b'A' | b'f' | b'e' | b'E' | b'g' | b'G' => (b"-+#0 ", true),
+        b's' => (b"-", true),
+        b'q' => (b"", false),
+        _ => return None,
+    })
+}
+
+/// Whether `spec` (between `%` and the conversion letter) is accepted
+/// flags, then a width of at most two digits not starting with 0, then
+/// (where allowed) a precision of at most two digits.
+fn well_formed(spec: &[u8], flags: &[u8], precision: bool) -> bool {
+    let mut i = spec.iter().take_while(|c| flags.contains(c)).count();
+    let two_digits = |i: &mut usize| {
+        for _ in 0..2 {
+            if spec.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+        }
+    };
+    if spec.get(i) != Some(&b'0') {
+        two_digits(&mut i);
+        if precision && spec.get(i) == Some(&b'.') {
+            i += 1;
+            two_digits(&mut i);
+        }
+    }
+    i == spec.len()
 }
 
 /// Pads to the width: spaces, or zeros after any sign/prefix when `0` is set.

@@ -126,6 +126,23 @@ impl<'a> Format<'a> {
         })
     }
 
+    /// [`Format::next`] with its error as `f` raises it: Lua calls a bad
+    /// `X` a bad argument #1, the other format errors plain errors.
+    fn next_in<'gc>(
+        &mut self,
+        ctx: Context<'gc>,
+        total: usize,
+        f: &str,
+    ) -> Result<Option<Item>, Error<'gc>> {
+        self.next(total).map_err(|e| {
+            if e.starts_with("invalid next option") {
+                bad_argument(ctx, 1, f, &e)
+            } else {
+                error(ctx, e)
+            }
+        })
+    }
+
     /// The next item with its padding for a result `total` bytes long so
     /// far; `None` at the end of the format.
     fn next(&mut self, total: usize) -> Result<Option<Item>, String> {
@@ -139,7 +156,7 @@ impl<'a> Format<'a> {
                 return Err("invalid next option for option 'X'".into());
             }
             let (k, s) = self.option()?;
-            if matches!(k, Kind::Zero | Kind::Nop) || s == 0 {
+            if matches!(k, Kind::Zero | Kind::Nop | Kind::Fixed) || s == 0 {
                 return Err("invalid next option for option 'X'".into());
             }
             align = s;
@@ -207,7 +224,7 @@ fn pack<'gc>(ctx: Context<'gc>, stack: &piccolo::Stack<'gc, '_>) -> Result<Vec<u
     let mut format = Format::new(&fmt);
     let mut out = Vec::new();
     let mut n = 1;
-    while let Some(item) = format.next(out.len()).map_err(|e| error(ctx, e))? {
+    while let Some(item) = format.next_in(ctx, out.len(), "string.pack")? {
         if out.len() + item.pad + item.size > MAX_RESULT {
             return Err(error(ctx, "format result too large".into()));
         }
@@ -339,7 +356,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
             let fmt = format_arg(ctx, &stack, "string.packsize")?;
             let mut format = Format::new(&fmt);
             let mut total: usize = 0;
-            while let Some(item) = format.next(total).map_err(|e| error(ctx, e))? {
+            while let Some(item) = format.next_in(ctx, total, "string.packsize")? {
                 if matches!(item.kind, Kind::Sized | Kind::Zero) {
                     return Err(bad_argument(
                         ctx,
@@ -396,7 +413,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
             let mut format = Format::new(&fmt);
             let mut values: Vec<Value<'gc>> = Vec::new();
             let short = |ctx| bad_argument(ctx, 2, "string.unpack", "data string too short");
-            while let Some(item) = format.next(at).map_err(|e| error(ctx, e))? {
+            while let Some(item) = format.next_in(ctx, at, "string.unpack")? {
                 if item.pad + item.size > data.len() - at.min(data.len()) {
                     return Err(short(ctx));
                 }

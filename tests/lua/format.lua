@@ -13,3 +13,9 @@ print(string.format("[%-8.3f] [%+.2e] [%g] [%g] [%10.4g] [%5.1f] [%08.3f] [%-+6d
 print(string.format("%.14g %.3g %g %g %#g %#.3x", 0.1, 2.5e-7, 2^53, -0.0, 1.0, 10))
 print(string.format("%s|%10.2s|%-3s|", "é", "abc", "abcdef"), string.format("%%d %d%%", 5))
 print(string.format("%q", "tab\there\r\n\\ and \0009"), string.format("%q", math.mininteger))
+-- Specifications as lstrlib checks them.
+for _, f in ipairs{"%#i", "%3.1p", "%0.s", "%10q", "%F", "%-5y", "%123d", "%5.2s|", "%-+8.3e", "%#o", "% d"} do
+  print(f, pcall(string.format, f, 12))
+end
+print(pcall(string.format, "%.3s", "a\0bc"), pcall(string.format, "%"))
+print(string.format("%10p|%p", 1, nil), string.format("%p", {}) ~= string.format("%p", {}))
