@@ -40,6 +40,46 @@ pub(super) fn display(value: Value<'_>) -> String {
     }
 }
 
+/// [`display`], with the `__name` of a table's metatable in place of
+/// `table` (as Lua's `luaL_tolstring` shows it).
+pub(super) fn display_in<'gc>(ctx: Context<'gc>, value: Value<'gc>) -> String {
+    let text = display(value);
+    if let Value::Table(t) = value {
+        if let Some(Value::String(name)) = t.metatable().map(|m| m.get(ctx, "__name")) {
+            if let Some((_, address)) = text.split_once(": ") {
+                return format!("{}: {address}", name.to_str_lossy());
+            }
+        }
+    }
+    text
+}
+
+/// Whether `value` is a table whose metatable has `__tostring`.
+pub(super) fn has_tostring<'gc>(ctx: Context<'gc>, value: Value<'gc>) -> bool {
+    match value {
+        Value::Table(t) => t
+            .metatable()
+            .is_some_and(|m| !m.get(ctx, "__tostring").is_nil()),
+        _ => false,
+    }
+}
+
+/// A tail call of the prelude's Lua function `name` with the same
+/// arguments: for work that needs Lua calls (metamethods, `__tostring`),
+/// which a Rust callback cannot make in the middle of its own work.
+pub(super) fn prelude_call<'gc>(
+    ctx: Context<'gc>,
+    name: &'static str,
+) -> Option<CallbackReturn<'gc>> {
+    match ctx.get_global(name) {
+        Value::Function(function) => Some(CallbackReturn::Call {
+            function,
+            then: None,
+        }),
+        _ => None,
+    }
+}
+
 /// Floats as Lua 5.4 prints them: `50.0`, `1e+20`, `inf`, `nan`.
 pub fn format_number(n: f64) -> String {
     if n.is_nan() {
@@ -117,9 +157,16 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(
         ctx,
         "print",
-        Callback::from_fn(&ctx, |_, _, stack| {
+        Callback::from_fn(&ctx, |ctx, _, stack| {
+            // A table's `__tostring` needs a Lua call: the prelude converts
+            // such arguments and comes back here.
+            if (0..stack.len()).any(|i| has_tostring(ctx, stack.get(i))) {
+                if let Some(call) = prelude_call(ctx, "__print_tostring") {
+                    return Ok(call);
+                }
+            }
             let line = (0..stack.len())
-                .map(|i| display(stack.get(i)))
+                .map(|i| display_in(ctx, stack.get(i)))
                 .collect::<Vec<_>>()
                 .join("\t");
             PRINTED.with(|p| p.borrow_mut().push(line));
@@ -199,10 +246,29 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
     g.set(ctx, "pcall", pcall_callback(ctx))?;
+    for name in ["pairs", "ipairs"] {
+        let plain = g.get(ctx, name);
+        g.set(ctx, name, needs_argument(ctx, name, plain))?;
+    }
     super::library::install(ctx)?;
     super::extra::install(ctx)?;
     super::ops::install(ctx)?;
+    super::math::install(ctx)?;
     Ok(())
+}
+
+/// `plain` (piccolo's `pairs`/`ipairs`) behind Lua 5.4's check that an
+/// argument was given at all (piccolo iterated over nothing).
+fn needs_argument<'gc>(ctx: Context<'gc>, name: &'static str, plain: Value<'gc>) -> Callback<'gc> {
+    Callback::from_fn_with(&ctx, plain, move |plain, ctx, _, stack| {
+        if stack.is_empty() {
+            return Err(super::args::bad_argument(ctx, 1, name, "value expected"));
+        }
+        Ok(CallbackReturn::Call {
+            function: piccolo::meta_ops::call(ctx, *plain)?,
+            then: None,
+        })
+    })
 }
 
 /// `__method(obj, name, ...)`: what `obj:name(...)` is rewritten into.
@@ -417,7 +483,7 @@ fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                 });
             }
         }
-        let text = display(v);
+        let text = display_in(ctx, v);
         stack.replace(ctx, Value::String(ctx.intern(text.as_bytes())));
         Ok(CallbackReturn::Return)
     })

@@ -4,13 +4,25 @@
 //! table or string counts against the call's CPU budget like Lua code.
 
 use super::args::{arg, bad_argument, bytes_arg, error, int_arg, table_arg};
-use super::env::{display, format_number};
+use super::env::{display_in, format_number, has_tostring, prelude_call};
 use super::format::{Arg, format};
-use piccolo::{Callback, CallbackReturn, Context, Error, Value};
+use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// The longest string `string.rep` may build; larger would only exhaust
 /// memory (and `string.rep('x', 2^40)` is a classic rule bomb).
 pub const MAX_BUILT_STRING: usize = 16 * 1024 * 1024;
+
+/// [`prelude_call`] when `t` has a metatable: Lua 5.4's table functions go
+/// through `__index`, `__newindex` and `__len`; the Rust code here reads
+/// and writes raw, for plain tables.
+fn through_metatable<'gc>(
+    ctx: Context<'gc>,
+    t: Table<'gc>,
+    name: &'static str,
+) -> Option<CallbackReturn<'gc>> {
+    t.metatable()?;
+    prelude_call(ctx, name)
+}
 
 /// Adds `table.insert`, `table.remove`, `table.concat` and `string.rep`.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
@@ -23,13 +35,20 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
         "insert",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
             let t = table_arg(ctx, arg(&stack, 1), 1, "table.insert")?;
+            let pos = match stack.len() {
+                2 => None,
+                3 => Some(int_arg(ctx, arg(&stack, 2), 2, "table.insert")?),
+                _ => return Err(error(ctx, "wrong number of arguments to 'insert'".into())),
+            };
+            if let Some(call) = through_metatable(ctx, t, "__meta_insert") {
+                return Ok(call);
+            }
             let len = t.length();
-            match stack.len() {
-                2 => {
+            match pos {
+                None => {
                     t.set(ctx, len + 1, stack.get(1))?;
                 }
-                3 => {
-                    let pos = int_arg(ctx, arg(&stack, 2), 2, "table.insert")?;
+                Some(pos) => {
                     if pos < 1 || pos > len + 1 {
                         return Err(bad_argument(
                             ctx,
@@ -45,7 +64,6 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                     }
                     t.set(ctx, pos, stack.get(2))?;
                 }
-                _ => return Err(error(ctx, "wrong number of arguments to 'insert'".into())),
             }
             stack.clear();
             Ok(CallbackReturn::Return)
@@ -56,20 +74,24 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
         "remove",
         Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
             let t = table_arg(ctx, arg(&stack, 1), 1, "table.remove")?;
-            let len = t.length();
-            let pos = if stack.len() > 1 {
-                int_arg(ctx, arg(&stack, 2), 2, "table.remove")?
-            } else {
-                len
+            let given = match arg(&stack, 2) {
+                None | Some(Value::Nil) => None,
+                pos => Some(int_arg(ctx, pos, 2, "table.remove")?),
             };
+            if let Some(call) = through_metatable(ctx, t, "__meta_remove") {
+                return Ok(call);
+            }
+            let len = t.length();
+            let pos = given.unwrap_or(len);
             if stack.len() > 1
                 && len + 1 != pos
                 && (pos < 1 || pos > len + 1)
                 && !(len == 0 && pos == 0)
             {
+                // (Lua 5.4.4 names argument #1 here.)
                 return Err(bad_argument(
                     ctx,
-                    2,
+                    1,
                     "table.remove",
                     "position out of bounds",
                 ));
@@ -104,10 +126,14 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 int_arg(ctx, arg(&stack, 3), 3, "table.concat")?
             };
             let last = if stack.get(3).is_nil() {
-                t.length()
+                None
             } else {
-                int_arg(ctx, arg(&stack, 4), 4, "table.concat")?
+                Some(int_arg(ctx, arg(&stack, 4), 4, "table.concat")?)
             };
+            if let Some(call) = through_metatable(ctx, t, "__meta_concat") {
+                return Ok(call);
+            }
+            let last = last.unwrap_or_else(|| t.length());
             let mut out: Vec<u8> = Vec::new();
             // An inclusive range: `last` may be math.maxinteger, where
             // `i += 1` would overflow.
@@ -152,18 +178,9 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                 let fmt = bytes_arg(ctx, arg(&stack, 1), 1, "string.format")?;
                 // A table with __tostring needs a Lua call for its text:
                 // the prelude converts such arguments and comes back here.
-                let has_tostring = (1..stack.len()).any(|i| match stack.get(i) {
-                    Value::Table(t) => t
-                        .metatable()
-                        .is_some_and(|m| !m.get(ctx, "__tostring").is_nil()),
-                    _ => false,
-                });
-                if has_tostring {
-                    if let Value::Function(function) = ctx.get_global("__format_tostring") {
-                        return Ok(CallbackReturn::Call {
-                            function,
-                            then: None,
-                        });
+                if (1..stack.len()).any(|i| has_tostring(ctx, stack.get(i))) {
+                    if let Some(call) = prelude_call(ctx, "__format_tostring") {
+                        return Ok(call);
                     }
                 }
                 let args: Vec<Arg> = (1..stack.len())
@@ -171,7 +188,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
                         Value::String(s) => Arg::Str(s.as_bytes()),
                         Value::Integer(n) => Arg::Int(n),
                         Value::Number(x) => Arg::Num(x),
-                        other => Arg::Other(display(other)),
+                        other => Arg::Other(display_in(ctx, other)),
                     })
                     .collect();
                 let out = format(&fmt, &args).map_err(|e| error(ctx, e))?;

@@ -6,45 +6,71 @@ local __gsub_matches = ...
 local type, error, select, pcall = type, error, select, pcall
 local pack, unpack = table.pack, table.unpack
 
--- table.sort: quicksort (median of three) with insertion sort for short runs.
+-- table.sort: Lua 5.4's quicksort, comparison for comparison (so an
+-- inconsistent order function meets the same "invalid order function for
+-- sorting" instead of reading past the array): the median of the first,
+-- middle and last elements as pivot, the smaller part sorted by recursion
+-- and the larger by the loop, the pivot moved off the middle when the
+-- parts come out too unequal.
 do
   local function less_default(a, b) return a < b end
-  local function insertion(t, lo, hi, lt)
-    for i = lo + 1, hi do
-      local v = t[i]
-      local j = i - 1
-      while j >= lo and lt(v, t[j]) do
-        t[j + 1] = t[j]
+  local function invalid() error("invalid order function for sorting", 0) end
+  -- t[lo] <= pivot == t[up - 1] <= t[up]: splits t[lo + 1 .. up - 2]
+  -- around the pivot and returns its final index.
+  local function partition(t, lo, up, lt, pivot)
+    local i, j = lo, up - 1
+    while true do
+      i = i + 1
+      while lt(t[i], pivot) do
+        if i == up - 1 then invalid() end
+        i = i + 1
+      end
+      j = j - 1
+      while lt(pivot, t[j]) do
+        if j < i then invalid() end
         j = j - 1
       end
-      t[j + 1] = v
+      if j < i then
+        t[up - 1], t[i] = t[i], pivot
+        return i
+      end
+      t[i], t[j] = t[j], t[i]
     end
   end
-  local function quick(t, lo, hi, lt)
-    while hi - lo > 12 do
-      local mid = (lo + hi) // 2
-      if lt(t[mid], t[lo]) then t[mid], t[lo] = t[lo], t[mid] end
-      if lt(t[hi], t[lo]) then t[hi], t[lo] = t[lo], t[hi] end
-      if lt(t[hi], t[mid]) then t[hi], t[mid] = t[mid], t[hi] end
-      local pivot = t[mid]
-      local i, j = lo, hi
-      while i <= j do
-        while lt(t[i], pivot) do i = i + 1 end
-        while lt(pivot, t[j]) do j = j - 1 end
-        if i <= j then
-          t[i], t[j] = t[j], t[i]
-          i, j = i + 1, j - 1
-        end
-      end
-      if j - lo < hi - i then
-        quick(t, lo, j, lt)
-        lo = i
+  local scramble = 0x2545F491
+  local function auxsort(t, lo, up, lt, rnd)
+    while lo < up do
+      if lt(t[up], t[lo]) then t[lo], t[up] = t[up], t[lo] end
+      if up - lo == 1 then return end
+      local p
+      if up - lo < 100 or rnd == 0 then
+        p = (lo + up) // 2
       else
-        quick(t, i, hi, lt)
-        hi = j
+        local r4 = (up - lo) // 4
+        p = rnd % (r4 * 2) + (lo + r4)
+      end
+      if lt(t[p], t[lo]) then
+        t[p], t[lo] = t[lo], t[p]
+      elseif lt(t[up], t[p]) then
+        t[p], t[up] = t[up], t[p]
+      end
+      if up - lo == 2 then return end
+      local pivot = t[p]
+      t[p], t[up - 1] = t[up - 1], pivot
+      p = partition(t, lo, up, lt, pivot)
+      local n
+      if p - lo < up - p then
+        auxsort(t, lo, p - 1, lt, rnd)
+        n, lo = p - lo, p + 1
+      else
+        auxsort(t, p + 1, up, lt, rnd)
+        n, up = up - p, p - 1
+      end
+      if (up - lo) // 128 > n then
+        scramble = (scramble * 1103515245 + 12345) & 0x7fffffff
+        rnd = scramble
       end
     end
-    insertion(t, lo, hi, lt)
   end
   function table.sort(t, comp)
     if type(t) ~= "table" then
@@ -57,7 +83,7 @@ do
     if n > 1 then
       -- As lua's sort: an array this large cannot be sorted in memory.
       if n >= 2147483647 then error("bad argument #1 to 'sort' (array too big)", 2) end
-      quick(t, 1, n, comp or less_default)
+      auxsort(t, 1, n, comp or less_default, 0)
     end
   end
 end
@@ -152,7 +178,67 @@ do
     if i > j then return end
     -- (j - i wraps around for a range wider than the integers.)
     if j - i >= 1000000 or j - i < 0 then error("too many results to unpack", 2) end
-    return raw(t, i, j)
+    if getmetatable(t) == nil then return raw(t, i, j) end
+    -- Through __index, element by element, as Lua 5.4 reads.
+    local r = {}
+    for k = 0, j - i do r[k + 1] = t[i + k] end
+    return raw(r, 1, j - i + 1)
+  end
+end
+
+-- table.insert, table.remove and table.concat on a table with a
+-- metatable: Lua 5.4 reads and writes element by element through
+-- __index/__newindex and takes the length from __len. The Rust versions
+-- (raw access, for plain tables) check the arguments and hand such tables
+-- here.
+do
+  local mtype, ult, raw_concat = math.type, math.ult, table.concat
+  local function length(t)
+    local n = #t
+    if mtype(n) ~= "integer" then error("object length is not an integer", 3) end
+    return n
+  end
+  function __meta_insert(t, ...)
+    -- (Wraps at math.maxinteger, as Lua's does.)
+    local e = length(t) + 1
+    if select("#", ...) == 1 then
+      t[e] = ...
+      return
+    end
+    local pos, v = ...
+    if not ult(pos - 1, e) then
+      error("bad argument #2 to 'table.insert' (position out of bounds)", 2)
+    end
+    for i = e, pos + 1, -1 do t[i] = t[i - 1] end
+    t[pos] = v
+  end
+  function __meta_remove(t, pos)
+    local size = length(t)
+    pos = pos or size
+    if pos ~= size and ult(size, pos - 1) then
+      error("bad argument #1 to 'table.remove' (position out of bounds)", 2)
+    end
+    local v = t[pos]
+    while pos < size do
+      t[pos] = t[pos + 1]
+      pos = pos + 1
+    end
+    t[pos] = nil
+    return v
+  end
+  function __meta_concat(t, sep, i, j)
+    i = i or 1
+    j = j or length(t)
+    local parts = {}
+    for k = i, j do
+      local v = t[k]
+      local kind = type(v)
+      if kind ~= "string" and kind ~= "number" then
+        error("invalid value (" .. kind .. ") at index " .. k .. " in table for 'concat'", 2)
+      end
+      parts[#parts + 1] = v
+    end
+    return raw_concat(parts, sep)
   end
 end
 
@@ -290,9 +376,9 @@ do
   end
 end
 
--- string.format with an argument whose text comes from __tostring (the
--- Rust string.format calls this when it sees one): convert those
--- arguments, then format.
+-- string.format and print with an argument whose text comes from
+-- __tostring (the Rust versions call these when they see one): convert
+-- those arguments, then format or print.
 do
   local format, tostring, type, pack, unpack = string.format, tostring, type, table.pack, table.unpack
   function __format_tostring(fmt, ...)
@@ -301,5 +387,13 @@ do
       if type(args[i]) == "table" then args[i] = tostring(args[i]) end
     end
     return format(fmt, unpack(args, 1, args.n))
+  end
+  local print = print
+  function __print_tostring(...)
+    local args = pack(...)
+    for i = 1, args.n do
+      if type(args[i]) == "table" then args[i] = tostring(args[i]) end
+    end
+    return print(unpack(args, 1, args.n))
   end
 end

@@ -247,6 +247,15 @@ impl Rewrites {
     }
 }
 
+/// Whether `e` is a string literal (perhaps in parentheses).
+fn is_string_literal(e: &Expression) -> bool {
+    match e {
+        Expression::String(_) => true,
+        Expression::Parentheses { expression, .. } => is_string_literal(expression),
+        _ => false,
+    }
+}
+
 impl VisitorMut for Rewrites {
     fn visit_expression_end(&mut self, expression: Expression) -> Expression {
         match expression {
@@ -266,8 +275,11 @@ impl VisitorMut for Rewrites {
                 // `+ - * / ^`: the VM's own operation when one side is a
                 // number (literal or constant), the exact helper otherwise
                 // (string operands convert as in Lua, `__add` and the
-                // other metamethods are called).
-                let number_side = self.is_number_operand(&lhs) || self.is_number_operand(&rhs);
+                // other metamethods are called). A string literal on the
+                // other side is known to need the conversion.
+                let number_side = (self.is_number_operand(&lhs) || self.is_number_operand(&rhs))
+                    && !is_string_literal(&lhs)
+                    && !is_string_literal(&rhs);
                 let helper = helper.or(match &binop {
                     _ if number_side => None,
                     BinOp::Plus(_) => Some(helpers::ADD),

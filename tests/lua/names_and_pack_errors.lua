@@ -1,0 +1,11 @@
+-- __name and __tostring where Lua shows a value; string.pack's 'X' errors.
+print(pcall(string.pack, "X"))
+print(pcall(string.unpack, "XXi", ""))
+print(pcall(string.unpack, "X i", ""))
+print(pcall(string.pack, "Xc1"))
+local m = setmetatable({}, {__name = "hi"})
+print((tostring(m):gsub("0x%x+", "ADDR")))
+print(tostring(setmetatable({}, {__name = 1})):match("^table"))
+local h = setmetatable({}, {__tostring = function() return "hello" end})
+print(h, 1, nil, "x")
+print(string.format("%s|%5.3s", h, h))
