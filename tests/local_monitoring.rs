@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Collectd, CollectdSpec};
+use common::{Collectd, CollectdSpec, memory_kib};
 use std::path::{Path, PathBuf};
 
 /// A collectd whose rules live in `<dir>/rules`, with `services` as the
@@ -137,16 +137,6 @@ fn the_old_projects_example_rules_run_hello_and_notify() {
     );
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Processes whose parent is `pid`, with their command lines.
 fn children(pid: u32) -> Vec<(u32, String)> {
     std::fs::read_dir("/proc")
@@ -205,7 +195,7 @@ fn bad_rules_never_take_collectd_down_and_healthy_files_keep_firing() {
     let pid = c.pid();
     c.putval("testhost/probe/gauge-x N:1");
     wait_results(c, 1);
-    let rss_before = rss_kib(pid);
+    let rss_before = memory_kib("VmRSS", pid);
     for round in 2..=4 {
         c.putval(&format!("testhost/probe/gauge-x N:{round}"));
         let r = wait_results(c, round);
@@ -216,7 +206,7 @@ fn bad_rules_never_take_collectd_down_and_healthy_files_keep_firing() {
         let line = c.wait_for_log(&format!("{name}::metric failed on testhost/"));
         assert!(common::says_one_of(&line, reason), "{name}: {line}");
     }
-    let rss_after = rss_kib(pid);
+    let rss_after = memory_kib("VmRSS", pid);
     assert!(
         rss_after < rss_before + 8 * 1024,
         "collectd grew from {rss_before} to {rss_after} KiB"

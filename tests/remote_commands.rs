@@ -2,7 +2,9 @@
 //! plugin, real clients (`collectd-monitor send-command`, mosquitto_pub/sub).
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto, MosquittoSpec, result_codes as codes, wait_for};
+use common::{
+    Collectd, CollectdSpec, Mosquitto, MosquittoSpec, memory_kib, result_codes as codes, wait_for,
+};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -176,16 +178,21 @@ fn malformed_and_huge_messages_change_nothing() {
                 .success()
         );
     }
-    let huge = work.dir.path().join("huge");
-    let mut big = command_message(1, "append");
-    big.push_str(&" ".repeat(10 * 1024 * 1024));
-    std::fs::write(&huge, big).unwrap();
-    let out = Command::new("mosquitto_pub")
-        .args(broker.client_args())
-        .args(["-t", COMMANDS, "-q", "1", "-f", huge.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Just over MaxPayloadBytes (1 MiB): the plugin reads and drops it.
+    // 64 MiB: the plugin told the broker in CONNECT (MQTT 5's Maximum
+    // Packet Size) not to send it, so collectd never holds it in memory.
+    for (name, padding) in [("big", 1024 * 1024), ("huge", 64 * 1024 * 1024)] {
+        let path = work.dir.path().join(name);
+        let mut big = command_message(1, "append");
+        big.push_str(&" ".repeat(padding));
+        std::fs::write(&path, big).unwrap();
+        let out = Command::new("mosquitto_pub")
+            .args(broker.client_args())
+            .args(["-t", COMMANDS, "-q", "1", "-f", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
     // A message with a task id but a missing field is answered.
     let incomplete = json!({"task_id": 77, "timestamp": now(), "service": "hello"}).to_string();
     assert!(
@@ -201,6 +208,17 @@ fn malformed_and_huge_messages_change_nothing() {
     collectd.wait_for_log("task_id must be a non-negative JSON integer");
     collectd.wait_for_log("dropping a message on cmd/testhost: no task_id");
     collectd.wait_for_log("larger than MaxPayloadBytes");
+    collectd.wait_until("the broker to drop the 64 MiB message", || {
+        broker
+            .log_text()
+            .contains("Dropping too large outgoing PUBLISH")
+            .then_some(())
+    });
+    let peak = memory_kib("VmHWM", collectd.pid());
+    assert!(
+        peak < 60 * 1024,
+        "collectd's peak memory is {peak} KiB: the 64 MiB message was read"
+    );
     assert_eq!(work.runs(), 0, "nothing may run");
     let out = send_command(&broker, "hello", "exec", &[]);
     assert_eq!(

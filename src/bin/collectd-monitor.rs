@@ -188,11 +188,7 @@ impl BrokerArgs {
     fn options(&self) -> Result<SendOptions, String> {
         let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
         let (host, port) = parse_host(&self.host, tls)?;
-        let qos = match self.qos {
-            0 => rumqttc::QoS::AtMostOnce,
-            1 => rumqttc::QoS::AtLeastOnce,
-            _ => rumqttc::QoS::ExactlyOnce,
-        };
+        let qos = collectd_monitor::remote::qos(self.qos);
         Ok(SendOptions {
             connection: Connection {
                 host,
@@ -214,6 +210,7 @@ impl BrokerArgs {
                 keep_alive: Duration::from_secs(30),
                 clean_session: true,
                 manual_acks: false,
+                max_packet: collectd_monitor::remote::MQTT_MAX_PACKET,
             },
             topic: self.topic.clone(),
             result_topic: self.result_topic.clone(),

@@ -10,7 +10,6 @@ use super::procedure::replace;
 use crate::collectd::{close_inherited_fds, restore_default_sigchld};
 use crate::remote::sender::publish_confirmed;
 use crate::task::TaskResult;
-use rumqttc::QoS;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -66,11 +65,7 @@ fn log(job: &Job, what: &str) {
 /// Publishes the result, or leaves it in the report file for the plugin.
 fn deliver(job: &Job, result: &TaskResult) {
     let payload = serde_json::to_vec(result).unwrap_or_default();
-    let qos = match job.qos {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    };
+    let qos = crate::remote::qos(job.qos);
     let mut connection = job.connection.clone();
     // Not the plugin's id: the restarted plugin may be connected already.
     connection.client_id = format!("{}-replace-{}", connection.client_id, job.task_id);

@@ -1,15 +1,36 @@
-//! How to reach the broker, shared by the plugin's session and the
-//! `send-command` tool so both speak to the broker the same way.
+//! How to reach the broker, shared by the plugin's session, the config
+//! replacement helper and the `send-command` tool so all speak to the
+//! broker the same way: MQTT 5, which lets a client tell the broker the
+//! largest packet it accepts (the broker then drops a larger message
+//! instead of delivering it, so it is never read into memory here).
 
 use super::tls::{TlsSettings, client_config};
-use rumqttc::{AsyncClient, EventLoop, MqttOptions, Transport};
+pub use rumqttc::Outgoing;
+pub use rumqttc::v5::mqttbytes::QoS;
+pub use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, Publish, SubscribeReasonCode};
+pub use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
+use rumqttc::{NetworkOptions, Transport};
 use std::time::Duration;
 
-/// MQTT's own maximum packet size. rumqttc treats a larger incoming packet
-/// as a connection error, which with a persistent session would loop on
-/// the same message forever; our own, smaller payload limit is applied
-/// after receipt instead.
-const MQTT_MAX_PACKET: usize = 256 * 1024 * 1024;
+/// The largest packet MQTT can carry (its variable-length header's limit).
+pub const MQTT_MAX_PACKET: u32 = 268_435_455;
+
+/// Room for what a PUBLISH carries besides its payload: fixed header,
+/// topic (at most 65 535 bytes), packet id and properties.
+pub const PUBLISH_OVERHEAD: u32 = 70 * 1024;
+
+/// The QoS of a configured level (0, 1 or 2; a larger one is 2).
+pub fn qos(level: u8) -> QoS {
+    match level {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+/// A session that outlives its connection (MQTT 5's session expiry in
+/// seconds: this value means never, as a persistent 3.1.1 session).
+const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
 
 /// Everything needed to open an MQTT connection. Serializable so the
 /// config-replacement helper reaches the broker exactly as the plugin does.
@@ -25,16 +46,24 @@ pub struct Connection {
     /// Acknowledge incoming messages only when told to (`AsyncClient::ack`),
     /// so a command is acknowledged after it is journaled, not on receipt.
     pub manual_acks: bool,
+    /// The largest packet this client accepts, announced to the broker in
+    /// CONNECT: the broker drops a larger message for this client, and
+    /// one that arrives anyway ends the connection before it is read.
+    pub max_packet: u32,
 }
 
 impl Connection {
     /// rumqttc options for this connection; fails when TLS files are unusable.
     pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
         let mut o = MqttOptions::new(&self.client_id, &self.host, self.port);
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
         o.set_keep_alive(self.keep_alive.max(Duration::from_secs(5)))
-            .set_clean_session(self.clean_session)
+            .set_clean_start(self.clean_session)
+            .set_session_expiry_interval((!self.clean_session).then_some(SESSION_NEVER_EXPIRES))
             .set_manual_acks(self.manual_acks)
-            .set_max_packet_size(MQTT_MAX_PACKET, MQTT_MAX_PACKET);
+            .set_max_packet_size(Some(self.max_packet.clamp(1024, MQTT_MAX_PACKET)))
+            .set_network_options(network);
         if let Some((user, password)) = &self.credentials {
             o.set_credentials(user, password);
         }
@@ -51,11 +80,7 @@ impl Connection {
     /// command round trip took 40-90 ms longer (delayed ACKs), even on
     /// loopback.
     pub fn client(&self, capacity: usize) -> Result<(AsyncClient, EventLoop), String> {
-        let (client, mut eventloop) = AsyncClient::new(self.mqtt_options()?, capacity);
-        let mut network = eventloop.network_options();
-        network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
-        Ok((client, eventloop))
+        Ok(AsyncClient::new(self.mqtt_options()?, capacity))
     }
 }
 

@@ -15,7 +15,7 @@ pub mod sender;
 mod session;
 mod tls;
 
-pub use connection::{Connection, parse_host};
+pub use connection::{Connection, MQTT_MAX_PACKET, QoS, parse_host, qos};
 pub use decide::{Decision, Policy, decide};
 pub use journal::{Journal, Phase};
 pub use message::{Malformed, Request, parse};
@@ -24,7 +24,6 @@ pub use tls::TlsSettings;
 use crate::actions::Runner;
 use crate::config::{LiveServices, Settings};
 use crate::reconfig::ReplaceContext;
-use rumqttc::QoS;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -89,11 +88,7 @@ impl RemoteSettings {
         if s.command_max_age == 0 {
             return Err("CommandMaxAge must be at least 1 second".into());
         }
-        let qos = match s.qos.level() {
-            0 => QoS::AtMostOnce,
-            1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
-        };
+        let qos = connection::qos(s.qos.level());
         let connection = Connection {
             host,
             port,
@@ -106,6 +101,10 @@ impl RemoteSettings {
             keep_alive: Duration::from_secs(s.keep_alive),
             clean_session: s.clean_session,
             manual_acks: true,
+            // The broker drops what MaxPayloadBytes would refuse anyway.
+            max_packet: u32::try_from(s.max_payload_bytes)
+                .unwrap_or(u32::MAX)
+                .saturating_add(connection::PUBLISH_OVERHEAD),
         };
         Ok(Some(RemoteSettings {
             replace: ReplaceContext {

@@ -3,8 +3,10 @@
 //! id, ignoring every other result on the topic.
 
 use super::connection::Connection;
+use super::connection::{
+    AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS, SubscribeReasonCode,
+};
 use crate::task::{TaskResult, iso8601};
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Packet, QoS, SubscribeReasonCode};
 use std::time::{Duration, SystemTime};
 
 /// Where to send and how long to wait.
@@ -69,7 +71,7 @@ pub async fn send(
                     if ack
                         .return_codes
                         .iter()
-                        .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                        .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                     {
                         return Err(format!(
                             "the broker refused the subscription to {}",
@@ -137,7 +139,7 @@ pub async fn publish_confirmed(
                             .map_err(|e| format!("publish: {e}"))?;
                     }
                 }
-                Event::Outgoing(rumqttc::Outgoing::Publish(_)) if qos == QoS::AtMostOnce => {
+                Event::Outgoing(Outgoing::Publish(_)) if qos == QoS::AtMostOnce => {
                     return Ok(());
                 }
                 Event::Incoming(Packet::PubAck(_)) if qos == QoS::AtLeastOnce => return Ok(()),

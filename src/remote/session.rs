@@ -11,6 +11,10 @@
 use super::RemoteSettings;
 use super::backoff::Backoff;
 use super::confirm::Confirmations;
+use super::connection::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing as MqttOutgoing,
+    Packet, Publish, QoS, StateError, SubscribeReasonCode,
+};
 use super::decide::{Decision, Policy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
@@ -18,9 +22,6 @@ use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
 use crate::reconfig;
 use crate::task::{TaskResult, code};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, Publish, QoS,
-};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -199,7 +200,7 @@ fn confirmed(journal: &Mutex<Journal>, task: Option<u64>) {
 fn track(progress: &Progress, journal: &Mutex<Journal>, event: &Event) {
     let Ok(mut c) = progress.lock() else { return };
     let task = match event {
-        Event::Outgoing(rumqttc::Outgoing::Publish(pkid)) => c.written(*pkid),
+        Event::Outgoing(MqttOutgoing::Publish(pkid)) => c.written(*pkid),
         Event::Incoming(Packet::PubAck(ack)) => c.confirmed(ack.pkid),
         Event::Incoming(Packet::PubComp(comp)) => c.confirmed(comp.pkid),
         _ => return,
@@ -288,8 +289,8 @@ impl Session {
                     if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
                         // Back to the configured session mode after a reset.
                         eventloop
-                            .mqtt_options
-                            .set_clean_session(self.settings.connection.clean_session);
+                            .options
+                            .set_clean_start(self.settings.connection.clean_session);
                     }
                     self.on_event(event)
                 }
@@ -304,10 +305,7 @@ impl Session {
     }
 
     fn break_poisoned_session(&mut self, e: &ConnectionError, eventloop: &mut EventLoop) {
-        if !matches!(
-            e,
-            ConnectionError::MqttState(rumqttc::StateError::Unsolicited(_))
-        ) {
+        if !matches!(e, ConnectionError::MqttState(StateError::Unsolicited(_))) {
             self.unsolicited_in_a_row = 0;
             return;
         }
@@ -317,7 +315,7 @@ impl Session {
                 "remote: the broker's stored session for client id {} does not match ours ({e}); discarding it with a clean-session connection (messages queued in it are lost)",
                 self.settings.connection.client_id
             );
-            eventloop.mqtt_options.set_clean_session(true);
+            eventloop.options.set_clean_start(true);
             self.unsolicited_in_a_row = 0;
         }
     }
@@ -339,8 +337,15 @@ impl Session {
                 "the broker refused the login: not authorized (check User/Password and the broker's access rules)"
                     .to_string()
             }
+            ConnectionError::ConnectionRefused(ConnectReturnCode::UnsupportedProtocolVersion)
+            | ConnectionError::MqttState(StateError::Deserialization(_)) => {
+                format!("the broker's answer is not MQTT 5 ({e}); collectd-monitor needs a broker that speaks MQTT 5 (mosquitto 1.6 or later, EMQX, HiveMQ and VerneMQ do)")
+            }
             ConnectionError::ConnectionRefused(other) => {
                 format!("the broker refused the connection: {other:?}")
+            }
+            ConnectionError::MqttState(StateError::IncomingPacketTooLarge { pkt_size, max }) => {
+                format!("the broker sent a {pkt_size}-byte packet although this client accepts at most {max} bytes (MaxPayloadBytes and room for the topic); a broker that ignores MQTT 5's Maximum Packet Size sends it again at every connection: set the broker's message_size_limit")
             }
             ConnectionError::Tls(e) => format!("TLS handshake failed: {e}"),
             other => other.to_string(),
@@ -354,7 +359,11 @@ impl Session {
             debug!("{line}");
         } else {
             match e {
-                ConnectionError::ConnectionRefused(_) | ConnectionError::Tls(_) => error!("{line}"),
+                ConnectionError::ConnectionRefused(_)
+                | ConnectionError::Tls(_)
+                | ConnectionError::MqttState(
+                    StateError::IncomingPacketTooLarge { .. } | StateError::Deserialization(_),
+                ) => error!("{line}"),
                 _ => warn!("{line}"),
             }
             self.last_problem = Some(problem);
@@ -402,7 +411,7 @@ impl Session {
                 if ack
                     .return_codes
                     .iter()
-                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                 {
                     error!(
                         "remote: the broker refused the subscription to {topic} (check its ACL); no commands will arrive"
@@ -445,7 +454,7 @@ impl Session {
     }
 
     fn on_publish(&mut self, p: Publish) {
-        let topic = p.topic.clone();
+        let topic = String::from_utf8_lossy(&p.topic).into_owned();
         if p.retain {
             warn!(
                 "remote: ignoring a retained message on {topic}: retained messages are never executed, they would run again at every reconnect (clear it with: mosquitto_pub -r -n -t '{topic}')"

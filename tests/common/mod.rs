@@ -913,3 +913,14 @@ pub const BOMBS: &[(&str, &str, &str)] = &[
         "memory limit|time limit",
     ),
 ];
+
+/// A memory figure of a process from /proc/PID/status (`VmRSS` resident
+/// now, `VmHWM` the resident peak), in KiB.
+pub fn memory_kib(field: &str, pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
