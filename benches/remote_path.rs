@@ -1,11 +1,11 @@
 //! The remote path without the network: parse a command message, decide
-//! (duplicate/stale/lookup), serialize the result; and validating a parsed
-//! 500-line collectd.conf tree.
+//! (duplicate/stale/lookup), serialize the result; a task's journal
+//! records; and validating a parsed 500-line collectd.conf tree.
 
 use collectd_monitor::collectd::{ConfigItem, ConfigValue};
 use collectd_monitor::config::Service;
 use collectd_monitor::reconfig::{DEFAULT_PLUGIN_DIR, validate};
-use collectd_monitor::remote::{Policy, decide, parse};
+use collectd_monitor::remote::{Journal, Policy, decide, parse};
 use collectd_monitor::task::TaskResult;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;
@@ -97,5 +97,30 @@ fn validation(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, command, validation);
+/// One task's life in the journal as the session writes it: received,
+/// running, done (with its result), published; each line is fsynced. The
+/// journal lives under target/ (on the project's disk, as a state
+/// directory would; /tmp may be memory).
+fn journal(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut journal = Journal::open(&dir.path().join("tasks.journal"), now, 3600).unwrap();
+    let mut id = 0u64;
+    c.bench_function("remote_path/journal_one_task", |b| {
+        b.iter(|| {
+            id += 1;
+            journal.received(id, now).unwrap();
+            journal.running(id).unwrap();
+            journal
+                .done(&TaskResult::now(id, 0, "Hello World!"))
+                .unwrap();
+            journal.published(id).unwrap();
+        })
+    });
+}
+
+criterion_group!(benches, command, validation, journal);
 criterion_main!(benches);
