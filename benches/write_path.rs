@@ -4,10 +4,10 @@
 //! value to the engine's queue, which is all collectd's write threads pay.
 
 use collectd_monitor::collectd::{DsType, Metric, Value};
+use collectd_monitor::events::batch as wire;
 use collectd_monitor::events::{Event, EventQueue};
 use collectd_monitor::lua::VmLimits;
 use collectd_monitor::rules::RuleSet;
-use collectd_monitor::sandbox::wire;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;

@@ -18,6 +18,7 @@ pub mod files;
 pub mod local;
 pub mod logging;
 pub mod lua;
+pub mod mqtt;
 mod plugin;
 pub mod reconfig;
 pub mod remote;

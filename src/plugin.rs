@@ -11,12 +11,13 @@ use crate::collectd::{
 };
 use crate::config::{self, ConfigReload, LiveServices, Loaded, PluginBlock, Reloaded, Settings};
 use crate::events::EventQueue;
+use crate::events::batch as wire;
 use crate::local::{Engine, EngineConfig, Responder, Stats};
 use crate::logging;
 use crate::lua::VmLimits;
 use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
-use crate::sandbox::{RestartPolicy, wire};
+use crate::sandbox::RestartPolicy;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,8 +27,11 @@ use tracing::{debug, error, info, warn};
 /// are dropped (a value list takes about 100).
 const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
-/// Builds the plugin object `module_register` registers.
-pub(crate) fn create() -> Box<dyn Plugin> {
+// collectd's entry point, for the plugin `create` builds.
+crate::collectd::export_plugin!(create);
+
+/// The plugin collectd's callbacks drive, built when collectd loads us.
+fn create() -> Box<dyn Plugin> {
     logging::install_plugin_logger();
     Box::new(Monitor {
         // Now, before collectd changes to its BaseDir.

@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use collectd_monitor::config;
 use collectd_monitor::events::Event;
 use collectd_monitor::lua::{Vm, VmLimits};
+use collectd_monitor::mqtt::{Connection, MQTT_MAX_PACKET, TlsSettings, parse_host};
+use collectd_monitor::remote::RemoteSettings;
 use collectd_monitor::remote::sender::{self, SendOptions};
-use collectd_monitor::remote::{Connection, RemoteSettings, TlsSettings, parse_host};
 use collectd_monitor::rules::{HandlerKind, RuleSet, lua_files, parse_input_line};
 use collectd_monitor::task::{TaskResult, code_name};
 use std::path::PathBuf;
@@ -188,7 +189,7 @@ impl BrokerArgs {
     fn options(&self) -> Result<SendOptions, String> {
         let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
         let (host, port) = parse_host(&self.host, tls)?;
-        let qos = collectd_monitor::remote::qos(self.qos);
+        let qos = collectd_monitor::mqtt::qos(self.qos);
         Ok(SendOptions {
             connection: Connection {
                 host,
@@ -210,7 +211,7 @@ impl BrokerArgs {
                 keep_alive: Duration::from_secs(30),
                 clean_session: true,
                 manual_acks: false,
-                max_packet: collectd_monitor::remote::MQTT_MAX_PACKET,
+                max_packet: MQTT_MAX_PACKET,
             },
             topic: self.topic.clone(),
             result_topic: self.result_topic.clone(),

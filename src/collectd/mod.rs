@@ -29,5 +29,6 @@ pub use notification::{
     truncate_utf8,
 };
 pub use process::{close_inherited_fds, release_free_memory, restore_default_sigchld};
-pub use register::Plugin;
+pub(crate) use register::export_plugin;
+pub use register::{Plugin, register};
 pub use time::{cdtime_to_secs, secs_to_cdtime};

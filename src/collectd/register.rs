@@ -61,12 +61,31 @@ fn guard<T>(callback: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Entry point collectd looks up after `dlopen`.
-#[unsafe(no_mangle)]
-pub extern "C" fn module_register() {
+/// Defines `module_register`, the entry point collectd looks up after
+/// `dlopen`, for the plugin that `$create` (a `fn() -> Box<dyn Plugin>`)
+/// builds. A macro so that the plugin's wiring names itself here, and this
+/// module (the boundary with C) depends on nothing above it.
+macro_rules! export_plugin {
+    ($create:path) => {
+        /// Entry point collectd looks up after `dlopen`.
+        // `no_mangle` is the only unsafe thing here: collectd finds the
+        // plugin by this exact symbol name, and nothing else in the
+        // library is named so.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn module_register() {
+            $crate::collectd::register($create)
+        }
+    };
+}
+pub(crate) use export_plugin;
+
+/// What `module_register` does: keeps the plugin and registers the
+/// callbacks with collectd.
+pub fn register(create: fn() -> Box<dyn Plugin>) {
     guard("module_register", (), || {
         install_panic_logger();
-        if PLUGIN.set(crate::plugin::create()).is_err() {
+        if PLUGIN.set(create()).is_err() {
             plugin_log(
                 LogLevel::Warning,
                 "monitor: module_register called twice; ignored",

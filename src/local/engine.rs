@@ -5,9 +5,9 @@
 
 use super::catalog::{self, Catalog, Change};
 use super::stats::Stats;
+use crate::events::batch::{decode_batch, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
-use crate::sandbox::wire::{decode_batch, seal_batch};
 use crate::sandbox::{
     AfterDeath, Phase, ReportSink, RestartPolicy, Supervision, Worker, WorkerSpec,
 };

@@ -8,7 +8,7 @@ use super::job::Job;
 use super::lock;
 use super::procedure::replace;
 use crate::collectd::{close_inherited_fds, restore_default_sigchld};
-use crate::remote::sender::publish_confirmed;
+use crate::mqtt::publish_confirmed;
 use crate::task::TaskResult;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ fn log(job: &Job, what: &str) {
 /// Publishes the result, or leaves it in the report file for the plugin.
 fn deliver(job: &Job, result: &TaskResult) {
     let payload = serde_json::to_vec(result).unwrap_or_default();
-    let qos = crate::remote::qos(job.qos);
+    let qos = crate::mqtt::qos(job.qos);
     let mut connection = job.connection.clone();
     // Not the plugin's id: the restarted plugin may be connected already.
     connection.client_id = format!("{}-replace-{}", connection.client_id, job.task_id);

@@ -3,7 +3,7 @@
 //! reaches a command line.
 
 use super::invocation::Invocation;
-use crate::remote::Connection;
+use crate::mqtt::Connection;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;

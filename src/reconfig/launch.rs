@@ -8,7 +8,7 @@ use super::lock::{self, Busy};
 use super::validate::{DEFAULT_PLUGIN_DIR, validate};
 use crate::collectd::parse_config_file;
 use crate::config::Service;
-use crate::remote::Connection;
+use crate::mqtt::Connection;
 use crate::task::{TaskResult, code};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;

@@ -7,22 +7,19 @@
 
 mod backoff;
 mod confirm;
-mod connection;
 mod decide;
 mod journal;
 mod message;
 pub mod sender;
 mod session;
-mod tls;
 
-pub use connection::{Connection, MQTT_MAX_PACKET, QoS, parse_host, qos};
 pub use decide::{Decision, Policy, decide};
 pub use journal::{Journal, Phase};
 pub use message::{Malformed, Request, parse};
-pub use tls::TlsSettings;
 
 use crate::actions::Runner;
 use crate::config::{LiveServices, Settings};
+use crate::mqtt::{Connection, QoS, TlsSettings, parse_host};
 use crate::reconfig::ReplaceContext;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,7 +85,7 @@ impl RemoteSettings {
         if s.command_max_age == 0 {
             return Err("CommandMaxAge must be at least 1 second".into());
         }
-        let qos = connection::qos(s.qos.level());
+        let qos = crate::mqtt::qos(s.qos.level());
         let connection = Connection {
             host,
             port,
@@ -104,7 +101,7 @@ impl RemoteSettings {
             // The broker drops what MaxPayloadBytes would refuse anyway.
             max_packet: u32::try_from(s.max_payload_bytes)
                 .unwrap_or(u32::MAX)
-                .saturating_add(connection::PUBLISH_OVERHEAD),
+                .saturating_add(crate::mqtt::PUBLISH_OVERHEAD),
         };
         Ok(Some(RemoteSettings {
             replace: ReplaceContext {

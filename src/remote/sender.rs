@@ -2,10 +2,7 @@
 //! request with a fresh task id and wait for the result carrying the same
 //! id, ignoring every other result on the topic.
 
-use super::connection::Connection;
-use super::connection::{
-    AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS, SubscribeReasonCode,
-};
+use crate::mqtt::{Connection, Event, Packet, QoS, SubscribeReasonCode, describe, disconnect};
 use crate::task::{TaskResult, iso8601};
 use std::time::{Duration, SystemTime};
 
@@ -60,7 +57,10 @@ pub async fn send(
     let exchange = async {
         let mut payload = Some(payload);
         loop {
-            let event = eventloop.poll().await.map_err(|e| describe(&broker, &e))?;
+            let event = eventloop
+                .poll()
+                .await
+                .map_err(|e| format!("broker {broker}: {}", describe(&e)))?;
             match event {
                 Event::Incoming(Packet::ConnAck(_)) => {
                     client
@@ -104,73 +104,4 @@ pub async fn send(
     };
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     outcome
-}
-
-fn describe(broker: &str, e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => {
-            format!("broker {broker} refused the connection: {code:?}")
-        }
-        other => format!("broker {broker}: {other}"),
-    }
-}
-
-/// Publishes one message and waits until the broker has it (PUBACK or
-/// PUBCOMP for QoS 1 and 2, the write for QoS 0). Used by the
-/// config-replacement helper, which must report even when the new config
-/// no longer loads the plugin.
-pub async fn publish_confirmed(
-    connection: &Connection,
-    topic: &str,
-    qos: QoS,
-    payload: Vec<u8>,
-    timeout: Duration,
-) -> Result<(), String> {
-    let (client, mut eventloop) = connection.client(16)?;
-    let broker = format!("{}:{}", connection.host, connection.port);
-    let exchange = async {
-        let mut payload = Some(payload);
-        loop {
-            match eventloop.poll().await.map_err(|e| describe(&broker, &e))? {
-                Event::Incoming(Packet::ConnAck(_)) => {
-                    if let Some(p) = payload.take() {
-                        client
-                            .try_publish(topic, qos, false, p)
-                            .map_err(|e| format!("publish: {e}"))?;
-                    }
-                }
-                Event::Outgoing(Outgoing::Publish(_)) if qos == QoS::AtMostOnce => {
-                    return Ok(());
-                }
-                Event::Incoming(Packet::PubAck(_)) if qos == QoS::AtLeastOnce => return Ok(()),
-                Event::Incoming(Packet::PubComp(_)) if qos == QoS::ExactlyOnce => return Ok(()),
-                _ => {}
-            }
-        }
-    };
-    let outcome = tokio::time::timeout(timeout, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "broker {broker}: no acknowledgement within {} s",
-                timeout.as_secs()
-            ))
-        });
-    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
-    outcome
-}
-
-/// Sends DISCONNECT and polls until it is written, at most `grace`.
-pub(super) async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop, grace: Duration) {
-    if client.try_disconnect().is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(grace, async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
 }

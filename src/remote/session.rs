@@ -11,15 +11,15 @@
 use super::RemoteSettings;
 use super::backoff::Backoff;
 use super::confirm::Confirmations;
-use super::connection::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Outgoing as MqttOutgoing,
-    Packet, Publish, QoS, StateError, SubscribeReasonCode,
-};
 use super::decide::{Decision, Policy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
+use crate::mqtt::{
+    AsyncClient, ConnectionError, Event, EventLoop, Outgoing as MqttOutgoing, Packet, Publish, QoS,
+    StateError, SubscribeReasonCode,
+};
 use crate::reconfig;
 use crate::task::{TaskResult, code};
 use std::collections::VecDeque;
@@ -113,7 +113,7 @@ pub(super) async fn run(
     if drained.is_err() {
         publisher.abort();
     }
-    super::sender::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
+    crate::mqtt::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
     info!("remote: disconnected from the broker");
 }
 
@@ -328,28 +328,7 @@ impl Session {
     }
 
     fn on_connection_error(&mut self, e: &ConnectionError, delay: Duration) {
-        let problem = match e {
-            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
-                "the broker refused the login: bad user name or password (User/Password)"
-                    .to_string()
-            }
-            ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
-                "the broker refused the login: not authorized (check User/Password and the broker's access rules)"
-                    .to_string()
-            }
-            ConnectionError::ConnectionRefused(ConnectReturnCode::UnsupportedProtocolVersion)
-            | ConnectionError::MqttState(StateError::Deserialization(_)) => {
-                format!("the broker's answer is not MQTT 5 ({e}); collectd-monitor needs a broker that speaks MQTT 5 (mosquitto 1.6 or later, EMQX, HiveMQ and VerneMQ do)")
-            }
-            ConnectionError::ConnectionRefused(other) => {
-                format!("the broker refused the connection: {other:?}")
-            }
-            ConnectionError::MqttState(StateError::IncomingPacketTooLarge { pkt_size, max }) => {
-                format!("the broker sent a {pkt_size}-byte packet although this client accepts at most {max} bytes (MaxPayloadBytes and room for the topic); a broker that ignores MQTT 5's Maximum Packet Size sends it again at every connection: set the broker's message_size_limit")
-            }
-            ConnectionError::Tls(e) => format!("TLS handshake failed: {e}"),
-            other => other.to_string(),
-        };
+        let problem = crate::mqtt::describe(e);
         let line = format!(
             "remote: broker {}: {problem}; retrying in {:.1} s",
             self.broker(),
@@ -358,13 +337,10 @@ impl Session {
         if self.last_problem.as_deref() == Some(problem.as_str()) {
             debug!("{line}");
         } else {
-            match e {
-                ConnectionError::ConnectionRefused(_)
-                | ConnectionError::Tls(_)
-                | ConnectionError::MqttState(
-                    StateError::IncomingPacketTooLarge { .. } | StateError::Deserialization(_),
-                ) => error!("{line}"),
-                _ => warn!("{line}"),
+            if crate::mqtt::needs_operator(e) {
+                error!("{line}");
+            } else {
+                warn!("{line}");
             }
             self.last_problem = Some(problem);
         }

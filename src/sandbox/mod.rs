@@ -20,4 +20,4 @@ pub mod worker;
 pub use confine::confine;
 pub use process::{Phase, ReportSink, Worker, WorkerSpec};
 pub use supervision::{AfterDeath, RestartPolicy, Supervision};
-pub use wire::{BatchEncoder, Report};
+pub use wire::Report;

@@ -7,8 +7,9 @@
 //! plugin sees its stdout close, logs why, and starts a new one.
 
 use super::confine::confine;
-use super::wire::{BatchReader, Report, read_frame, write_frame};
+use super::wire::{Report, read_frame, write_frame};
 use crate::events::Event;
+use crate::events::batch::BatchReader;
 use crate::lua::{Limit, VmLimits};
 use crate::rules::{Evaluation, RuleFile, RuleSet, event_series};
 use std::io::{self, BufWriter, Write};
@@ -199,7 +200,7 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
 mod tests {
     use super::*;
     use crate::collectd::{Metric, Value};
-    use crate::sandbox::wire::BatchEncoder;
+    use crate::events::batch::BatchEncoder;
 
     fn metric(free: f64) -> Event {
         Event::Metric(Metric {

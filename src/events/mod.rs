@@ -2,15 +2,17 @@
 //! encoded events that never blocks the producer.
 //!
 //! collectd's write callback encodes the value list straight into the
-//! buffer (the sandbox wire format, see [`crate::sandbox::wire`]) under a
+//! buffer (the batch encoding of [`batch`]) under a
 //! short lock and returns; the engine thread takes the whole buffer at once
 //! and sends it, as it is, to every rule worker. No owned copy, no
 //! allocation per value, no re-encoding. When the engine falls behind and
 //! the buffer is full, events are dropped and counted instead of slowing
 //! collectd down.
 
+pub mod batch;
+
 use crate::collectd::{Metric, Notification};
-use crate::sandbox::wire::new_batch;
+use batch::new_batch;
 use serde::Serialize;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,9 +171,9 @@ fn empty_batch() -> Batch {
 
 #[cfg(test)]
 mod tests {
+    use super::batch::{BATCH_HEADER, decode_batch, push_event, seal_batch};
     use super::*;
     use crate::collectd::Severity;
-    use crate::sandbox::wire::{BATCH_HEADER, decode_batch, push_event, seal_batch};
 
     fn event(n: u32) -> Event {
         Event::Notification(Notification {
