@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod actions;
+pub mod cli;
 #[allow(unsafe_code)]
 pub mod collectd;
 pub mod config;

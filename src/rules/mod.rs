@@ -10,6 +10,7 @@ mod file;
 mod input;
 mod set;
 mod tables;
+mod tools;
 
 pub use debounce::{Policy, State, Verdict};
 pub use examples::Example;
@@ -19,3 +20,6 @@ pub use file::{
 };
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
+pub use tools::{
+    ExampleVerdict, LineOutcome, Unknown, check_examples, dry_run, expand_paths, source_warnings,
+};

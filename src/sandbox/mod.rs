@@ -16,8 +16,10 @@ pub mod watchdog;
 pub mod wire;
 /// Public for the `collectd-monitor rule-worker` entry point.
 pub mod worker;
+mod worker_args;
 
 pub use confine::confine;
 pub use process::{Phase, ReportSink, Worker, WorkerSpec};
 pub use supervision::{AfterDeath, RestartPolicy, Supervision};
 pub use wire::Report;
+pub use worker_args::WorkerArgs;

@@ -63,14 +63,7 @@ impl Worker {
         let mut command = Command::new(&spec.program);
         super::watchdog::tie_to_parent(&mut command);
         let mut child = command
-            .arg("rule-worker")
-            .arg("--fuel")
-            .arg(spec.limits.fuel.to_string())
-            .arg("--memory")
-            .arg(spec.limits.memory.to_string())
-            .arg("--deadline-ms")
-            .arg(spec.limits.deadline.as_millis().to_string())
-            .arg(&spec.file)
+            .args(super::WorkerArgs::new(spec.file.clone(), spec.limits).command_line())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,56 @@
+//! `config check FILE`: the plugin's own validation of a config.json, and
+//! a summary of what it sets up.
+
+use super::CliError;
+use crate::config;
+use crate::remote::RemoteSettings;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Validates `file` as the plugin would and prints a summary.
+pub fn check(file: &Path) -> Result<ExitCode, CliError> {
+    let loaded = config::load_json_file(file).map_err(|e| CliError::Failed(e.to_string()))?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let s = &loaded.settings;
+    // The same checks the plugin makes before connecting, with a
+    // placeholder for collectd's hostname.
+    let remote = RemoteSettings::from_settings(s, "%{hostname}")
+        .and_then(|r| match r {
+            Some(r) => r.connection.mqtt_options().map(|_| Some(r)),
+            None => Ok(None),
+        })
+        .map_err(|e| CliError::Failed(format!("{}: remote commands: {e}", file.display())))?;
+    println!("{}: OK", file.display());
+    match remote {
+        Some(r) => {
+            let c = &r.connection;
+            let tls = match &c.tls {
+                Some(t) if t.skip_verify => "TLS without certificate verification (insecure)",
+                Some(_) => "TLS",
+                None => "plain TCP",
+            };
+            println!(
+                "  MQTT broker: {}:{} ({tls}, QoS {}, client id {})",
+                c.host,
+                c.port,
+                s.qos.level(),
+                c.client_id
+            );
+            println!(
+                "  commands on {}, results on {}",
+                r.command_topic, r.result_topic
+            );
+        }
+        None => println!("  MQTT broker: none (remote commands off)"),
+    }
+    if let Some(dir) = &s.local_monitor_config_dir {
+        println!("  rule directory: {}", dir.display());
+    }
+    for (name, service) in &s.services {
+        let commands: Vec<&str> = service.commands.keys().map(String::as_str).collect();
+        println!("  service {name}: {}", commands.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,209 @@
+//! The `collectd-monitor` command line, one file per subcommand; the
+//! binary only calls [`main`]. Each subcommand calls library code the
+//! plugin runs too (so what the tool accepts, collectd accepts) and prints
+//! what that code returns. Exit codes are decided in one place:
+//! [`CliError::exit_code`].
+
+mod args;
+mod config;
+mod lua;
+mod rules;
+mod send;
+
+pub use args::{BrokerArgs, LimitArgs};
+
+use crate::lua::VmLimits;
+use crate::sandbox::WorkerArgs;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "collectd-monitor",
+    version,
+    about = "Fault recovery for collectd hosts"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Work with the plugin's config.json.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Ask a host's plugin to run a predefined command, and print its result.
+    ///
+    /// Exits 0 when the remote code is 0, 1 for any other code, 3 when no
+    /// result arrived (broker unreachable, refused, or timeout).
+    SendCommand {
+        /// Service name in the host's config.json.
+        service: String,
+        /// Command name of that service.
+        command: String,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+    },
+    /// Push a new collectd.conf to a host, and print the result.
+    ///
+    /// The host validates it with collectd's own parser, backs up the old
+    /// file, restarts collectd and rolls back if it does not come up. Exits
+    /// like send-command.
+    SendConfig {
+        /// The new collectd.conf.
+        file: PathBuf,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+    },
+    /// Run a Lua script in exactly the environment rule files get (same
+    /// library, same limits, same sandbox process); `print` writes to
+    /// stdout. Exits 1 when the script fails or hits a limit.
+    Lua {
+        /// The script.
+        file: PathBuf,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Run in this process instead of a sandboxed child (internal).
+        #[arg(long, hide = true)]
+        in_sandbox: bool,
+    },
+    /// Check and try out rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Evaluate one rule file in a confined process (started by the plugin).
+    #[command(hide = true)]
+    RuleWorker(WorkerArgs),
+    /// Carry out a collectd.conf replacement (started by the plugin).
+    #[command(hide = true)]
+    ReplaceConfig {
+        /// The job file the plugin wrote.
+        #[arg(long)]
+        job: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load rule files (or every *.lua of a directory) and list their
+    /// handlers; exits 1 if any file fails to load.
+    Check {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Feed sample events to rule files and print which handlers fire; runs
+    /// nothing. Without --input, checks the examples each file carries as
+    /// its third return value.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The events, one JSON object per line, with the handler-table fields.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// A config.json whose Services the decisions are checked against.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config.json exactly as the plugin would, and summarise it.
+    Check {
+        /// Path of the config.json to check.
+        file: PathBuf,
+    },
+}
+
+/// Why a subcommand did not succeed, which decides the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The check or run failed (exit 1); what to say was printed already
+    /// when the message is empty.
+    #[error("{0}")]
+    Failed(String),
+    /// Input the command could not use: an unreadable file, a bad
+    /// argument, a process that could not start (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// No result came back from the host (exit 3).
+    #[error("{0}")]
+    NoResult(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Failed(_) => 1,
+            CliError::Usage(_) => 2,
+            CliError::NoResult(_) => 3,
+        }
+    }
+}
+
+/// Parses the command line, runs the subcommand, prints an error and
+/// returns the exit code.
+pub fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            if !e.to_string().is_empty() {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.action {
+        Action::Config(ConfigCommand::Check { file }) => config::check(&file),
+        Action::SendCommand {
+            service,
+            command,
+            broker,
+        } => send::command(&broker, &service, &command),
+        Action::SendConfig { file, broker } => send::config(&broker, &file),
+        Action::Lua {
+            file,
+            limits,
+            in_sandbox: false,
+        } => lua::run_sandboxed(&file, limits),
+        Action::Lua {
+            file,
+            limits,
+            in_sandbox: true,
+        } => lua::run_here(&file, limits.vm_limits()),
+        Action::RuleWorker(args) => Ok(ExitCode::from(crate::sandbox::worker::run(
+            &args.file,
+            args.limits(),
+            true,
+        ))),
+        Action::Rules(command) => {
+            // The rule tools run files in this process: the watchdog ends
+            // one stuck inside a builtin instead of hanging the terminal.
+            crate::sandbox::watchdog::start(
+                VmLimits::default().deadline,
+                "collectd-monitor rules".into(),
+            );
+            match command {
+                RulesCommand::Check { paths } => rules::check(&paths),
+                RulesCommand::Test {
+                    paths,
+                    input: Some(input),
+                    config,
+                } => rules::test(&paths, &input, config.as_deref()),
+                RulesCommand::Test {
+                    paths, input: None, ..
+                } => rules::examples(&paths),
+            }
+        }
+        Action::ReplaceConfig { job } => Ok(ExitCode::from(
+            u8::try_from(crate::reconfig::run_helper(&job)).unwrap_or(1),
+        )),
+    }
+}

@@ -1,0 +1,132 @@
+//! `rules check` and `rules test`: print what `crate::rules` decides about
+//! rule files (loading, golden examples, a dry run over sample events).
+
+use super::CliError;
+use crate::config;
+use crate::lua::VmLimits;
+use crate::rules::{HandlerKind, RuleSet, Unknown, check_examples, dry_run, expand_paths};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn load(paths: &[PathBuf]) -> Result<(RuleSet, Vec<String>), CliError> {
+    let files = expand_paths(paths).map_err(CliError::Usage)?;
+    Ok(RuleSet::load_files(&files, VmLimits::default()))
+}
+
+/// Exit 1 (with the reasons printed already) when anything failed.
+fn verdict(failed: bool) -> Result<ExitCode, CliError> {
+    if failed {
+        Err(CliError::Failed(String::new()))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `rules check PATHS`: load each file, list its handlers.
+pub fn check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let (set, errors) = load(paths)?;
+    for file in set.files() {
+        println!("{}: OK", file.path().display());
+        for warning in crate::rules::source_warnings(file.path()) {
+            eprintln!("{}: warning: {warning}", file.path().display());
+        }
+        for kind in [HandlerKind::Metric, HandlerKind::Notification] {
+            for name in file.handler_names(kind) {
+                println!("  {name}");
+            }
+        }
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    verdict(!errors.is_empty())
+}
+
+/// `rules test PATHS --input EVENTS [--config JSON]`: what each event
+/// would make the handlers do; runs nothing.
+pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let services = config
+        .map(config::load_json_file)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map(|l| l.settings.services);
+    let (mut set, errors) = load(paths)?;
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", input.display())))?;
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    let outcomes = dry_run(&mut set, &text, services.as_ref());
+    for o in &outcomes {
+        let n = o.line;
+        if let Some(why) = &o.unreadable {
+            eprintln!("line {n}: {why}");
+            continue;
+        }
+        let e = &o.evaluation;
+        for (file, printed) in &e.printed {
+            println!("line {n}: {}: print: {printed}", file.display());
+        }
+        for (f, unknown) in e.fired.iter().zip(&o.unknown) {
+            let note = match unknown {
+                Some(Unknown::Service) => " (config.json has no such service)",
+                Some(Unknown::Command) => " (config.json has no such command)",
+                None => "",
+            };
+            println!(
+                "line {n}: {} -> {}/{}{note}",
+                f.handler, f.service, f.command
+            );
+        }
+        for h in &e.held {
+            println!("line {n}: {}: held: {}", h.handler, h.reason);
+        }
+        for err in &e.errors {
+            println!("line {n}: {}: error: {}", err.handler, err.reason);
+        }
+        if e.fired.is_empty() && e.errors.is_empty() && e.held.is_empty() {
+            println!("line {n}: nothing fired");
+        }
+    }
+    verdict(!errors.is_empty() || outcomes.iter().any(|o| o.failed()))
+}
+
+/// `rules test PATHS`: each file's golden examples.
+pub fn examples(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let files = expand_paths(paths).map_err(CliError::Usage)?;
+    let (verdicts, load_errors) = check_examples(&files);
+    for e in &load_errors {
+        eprintln!("{e}");
+    }
+    let shown = |v: &[String]| {
+        if v.is_empty() {
+            "nothing fires".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    for v in &verdicts {
+        let at = format!("{}: example {}", v.file.display(), v.number);
+        if v.passed() {
+            println!("{at}: OK ({})", shown(&v.got));
+        } else {
+            let errors = if v.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (errors: {})", v.errors.join("; "))
+            };
+            println!(
+                "{at}: FAILED: expected {}, got {}{errors}",
+                v.expected.as_deref().unwrap_or("nothing to fire"),
+                shown(&v.got),
+            );
+        }
+    }
+    if verdicts.is_empty() {
+        return Err(CliError::Failed(
+            "no examples found: rule files carry them as their third return value, or give --input"
+                .into(),
+        ));
+    }
+    verdict(!load_errors.is_empty() || verdicts.iter().any(|v| !v.passed()))
+}

@@ -1,0 +1,60 @@
+//! `send-command` and `send-config`: publish a request, wait for the
+//! host's result, print it.
+
+use super::CliError;
+use super::args::BrokerArgs;
+use crate::remote::sender;
+use crate::task::{TaskResult, code_name};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `send-command SERVICE COMMAND`.
+pub fn command(broker: &BrokerArgs, service: &str, command: &str) -> Result<ExitCode, CliError> {
+    let task_id = sender::new_task_id();
+    send(
+        broker,
+        task_id,
+        sender::command_message(task_id, service, command),
+    )
+}
+
+/// `send-config FILE`.
+pub fn config(broker: &BrokerArgs, file: &Path) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let task_id = sender::new_task_id();
+    send(broker, task_id, sender::config_message(task_id, &text))
+}
+
+/// Exit 0 for result code 0, 1 for any other code; no result is an error.
+fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode, CliError> {
+    let options = broker.options().map_err(CliError::NoResult)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    let result = runtime
+        .block_on(sender::send(&options, task_id, payload))
+        .map_err(CliError::NoResult)?;
+    print_result(&result, broker.json);
+    Ok(if result.code == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_result(result: &TaskResult, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(result).unwrap_or_default());
+        return;
+    }
+    let name = code_name(result.code).map_or_else(String::new, |n| format!(", {n}"));
+    println!(
+        "task {} finished at {}: code {} ({:#x}{name})",
+        result.task_id, result.timestamp, result.code, result.code
+    );
+    if !result.message.is_empty() {
+        println!("{}", result.message);
+    }
+}

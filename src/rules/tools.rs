@@ -1,0 +1,168 @@
+//! What `rules check` and `rules test` decide, as data: the command line
+//! only prints it. Kept beside the rule engine so a tool's verdict and the
+//! plugin's behaviour cannot drift apart.
+
+use super::input::parse_input_line;
+use super::set::{Evaluation, RuleSet, lua_files};
+use crate::config::Service;
+use crate::events::Event;
+use crate::lua::VmLimits;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Rule files named on a command line: files as given, directories
+/// expanded to their `*.lua` files.
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            out.extend(lua_files(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// How one golden example of a file came out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExampleVerdict {
+    pub file: PathBuf,
+    /// 1-based, in the file's order.
+    pub number: usize,
+    /// `service/command` the example expects, `None` for "nothing fires".
+    pub expected: Option<String>,
+    /// `service/command` of every handler that fired.
+    pub got: Vec<String>,
+    /// `handler: reason` of every handler that failed.
+    pub errors: Vec<String>,
+}
+
+impl ExampleVerdict {
+    /// Passed: no handler failed, and the expected command fired (or,
+    /// expecting nothing, nothing did).
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty()
+            && match &self.expected {
+                Some(want) => self.got.contains(want),
+                None => self.got.is_empty(),
+            }
+    }
+}
+
+/// Runs each file's golden examples in order, each file on a fresh state;
+/// returns the verdicts and the files that failed to load.
+pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
+    let mut verdicts = Vec::new();
+    let mut load_errors = Vec::new();
+    for path in files {
+        let (mut set, errors) =
+            RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
+        load_errors.extend(errors);
+        let examples = set
+            .files()
+            .first()
+            .map(|f| f.examples().to_vec())
+            .unwrap_or_default();
+        for (i, example) in examples.iter().enumerate() {
+            let evaluation = evaluate(&mut set, &example.event);
+            verdicts.push(ExampleVerdict {
+                file: path.clone(),
+                number: i + 1,
+                expected: example.expect.as_ref().map(|(s, c)| format!("{s}/{c}")),
+                got: evaluation
+                    .fired
+                    .iter()
+                    .map(|f| format!("{}/{}", f.service, f.command))
+                    .collect(),
+                errors: evaluation
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.handler, e.reason))
+                    .collect(),
+            });
+        }
+    }
+    (verdicts, load_errors)
+}
+
+fn evaluate(set: &mut RuleSet, event: &Event) -> Evaluation {
+    match event {
+        Event::Metric(m) => set.on_metric(m),
+        Event::Notification(n) => set.on_notification(n),
+    }
+}
+
+/// Why a decision cannot be carried out with a given config.json.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unknown {
+    Service,
+    Command,
+}
+
+/// What one line of a `rules test --input` file led to.
+#[derive(Debug)]
+pub struct LineOutcome {
+    /// 1-based line number in the input file.
+    pub line: usize,
+    /// The line's event could not be read.
+    pub unreadable: Option<String>,
+    pub evaluation: Evaluation,
+    /// For each fired decision (same order), what config.json lacks for it.
+    pub unknown: Vec<Option<Unknown>>,
+}
+
+impl LineOutcome {
+    /// A handler failed, the line was unreadable, or a decision names a
+    /// service or command config.json does not have.
+    pub fn failed(&self) -> bool {
+        self.unreadable.is_some()
+            || !self.evaluation.errors.is_empty()
+            || self.unknown.iter().any(Option::is_some)
+    }
+}
+
+/// Feeds each non-empty line of `input` (one event as JSON) to `set`,
+/// checking decisions against `services` when given.
+pub fn dry_run(
+    set: &mut RuleSet,
+    input: &str,
+    services: Option<&BTreeMap<String, Service>>,
+) -> Vec<LineOutcome> {
+    let mut out = Vec::new();
+    for (i, text) in input.lines().enumerate() {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let line = i + 1;
+        let (evaluation, unreadable) = match parse_input_line(text) {
+            Ok(event) => (evaluate(set, &event), None),
+            Err(e) => (Evaluation::default(), Some(e.to_string())),
+        };
+        let unknown = evaluation
+            .fired
+            .iter()
+            .map(|f| {
+                let service = services?.get(&f.service);
+                match service {
+                    None => Some(Unknown::Service),
+                    Some(s) if !s.commands.contains_key(&f.command) => Some(Unknown::Command),
+                    Some(_) => None,
+                }
+            })
+            .collect();
+        out.push(LineOutcome {
+            line,
+            unreadable,
+            evaluation,
+            unknown,
+        });
+    }
+    out
+}
+
+/// The rule file's source, for warnings about what the VM lacks.
+pub fn source_warnings(path: &Path) -> Vec<String> {
+    let source = std::fs::read_to_string(path).unwrap_or_default();
+    crate::lua::unsupported_features(&source)
+}
