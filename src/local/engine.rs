@@ -4,13 +4,12 @@
 //! and picks up new, changed and removed rule files.
 
 use super::catalog::{self, Catalog, Change};
+use super::lifecycle::{Action, Input, Lifecycle, State};
 use super::stats::Stats;
 use crate::events::batch::{decode_batch, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
-use crate::sandbox::{
-    AfterDeath, Phase, ReportSink, RestartPolicy, Supervision, Worker, WorkerSpec,
-};
+use crate::sandbox::{Phase, ReportSink, RestartPolicy, Worker, WorkerSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +26,6 @@ const TICK: Duration = Duration::from_millis(100);
 /// killed (each call has its own, much shorter, limits; this is for a
 /// worker stuck outside them).
 const HANG_AFTER: Duration = Duration::from_secs(30);
-
-/// When a worker cannot even be started (program missing, no processes
-/// left), how long before the next attempt.
-const SPAWN_RETRY: Duration = Duration::from_secs(30);
 
 /// What the engine needs to know.
 pub struct EngineConfig {
@@ -54,18 +49,15 @@ struct Running {
     sent: u64,
     /// Since when it has had work outstanding without progress.
     stalled_since: Option<(u64, Instant)>,
-    announced: bool,
 }
 
-/// One rule file.
-#[derive(Default)]
+/// One rule file: where it stands (decided in `lifecycle`) and its
+/// workers.
 struct Slot {
+    lifecycle: Lifecycle,
     active: Option<Running>,
     /// A new version loading beside the active one.
     candidate: Option<Worker>,
-    supervision: Supervision,
-    restart_at: Option<Instant>,
-    quarantined: bool,
 }
 
 /// The engine thread's state: every rule file's worker, the directory as
@@ -146,7 +138,7 @@ impl Engine {
                         Stats::add(&self.stats.sandbox_dropped, count);
                     }
                 }
-                None if slot.restart_at.is_some() => {
+                None if slot.lifecycle.expects_events() => {
                     Stats::add(&self.stats.sandbox_dropped, count);
                 }
                 None => {}
@@ -164,13 +156,12 @@ impl Engine {
         }
         let paths: Vec<PathBuf> = self.slots.keys().cloned().collect();
         for path in paths {
-            self.look_after_candidate(&path);
-            self.look_after_active(&path, now);
+            self.look_after_file(&path, now);
         }
         let (active, quarantined) = self.slots.values().fold((0, 0), |(a, q), s| {
             (
                 a + u64::from(s.active.is_some()),
-                q + u64::from(s.quarantined),
+                q + u64::from(s.lifecycle.state() == State::Quarantined),
             )
         });
         self.stats
@@ -181,91 +172,96 @@ impl Engine {
             .store(quarantined, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// A new version of a file that has a running one: swap when it is
-    /// ready, keep the old one when it does not load.
-    fn look_after_candidate(&mut self, path: &Path) {
+    /// Tells the file's lifecycle what its workers did, and carries out
+    /// what it decides.
+    fn look_after_file(&mut self, path: &Path, now: Instant) {
         let Some(slot) = self.slots.get_mut(path) else {
             return;
         };
-        let phase = match &slot.candidate {
-            Some(worker) => worker.phase(),
-            None => return,
-        };
-        match phase {
-            Phase::Starting => {}
-            Phase::Ready => {
-                let new = slot.candidate.take();
-                if let Some(mut old) = slot.active.take() {
-                    old.worker.stop();
-                }
-                info!("{}: reloaded (new version active)", path.display());
-                slot.supervision.forget();
-                slot.active = new.map(|worker| Running::new(worker, true));
+        let candidate = match slot.candidate.as_ref().map(Worker::phase) {
+            Some(Phase::Ready) => Some(Input::CandidateLoaded),
+            Some(Phase::LoadFailed(why) | Phase::Gone(why)) => {
+                self.step(path, Input::CandidateFailed(&why), now);
+                None
             }
-            Phase::LoadFailed(why) | Phase::Gone(why) => {
-                // Not retried until the file changes again.
-                error!(
-                    "{}: the changed file was not loaded, the previous version stays active: {why}",
-                    path.display()
-                );
-                slot.candidate = None;
+            Some(Phase::Starting) | None => None,
+        };
+        if let Some(input) = candidate {
+            self.step(path, input, now);
+        }
+        let Some(slot) = self.slots.get_mut(path) else {
+            return;
+        };
+        if let Some(running) = &mut slot.active {
+            match running.worker.phase() {
+                Phase::Starting => running.check_hang(path, now),
+                Phase::Ready => {
+                    running.check_hang(path, now);
+                    self.step(path, Input::Loaded, now);
+                }
+                Phase::LoadFailed(why) => {
+                    slot.active = None;
+                    self.step(path, Input::LoadFailed(&why), now);
+                }
+                Phase::Gone(cause) => {
+                    slot.active = None;
+                    self.step(path, Input::Died(&cause), now);
+                }
             }
         }
+        self.step(path, Input::Tick, now);
     }
 
-    fn look_after_active(&mut self, path: &Path, now: Instant) {
+    /// One input to a file's lifecycle, and its actions carried out.
+    fn step(&mut self, path: &Path, input: Input<'_>, now: Instant) {
+        let policy = self.config.policy;
         let Some(slot) = self.slots.get_mut(path) else {
             return;
         };
-        if let Some(at) = slot.restart_at
-            && now >= at
-        {
-            slot.restart_at = None;
-            Stats::add(&self.stats.sandbox_restarts, 1);
-            self.spawn_active(path);
-            return;
-        }
-        let Some(running) = &mut slot.active else {
-            return;
-        };
-        match running.worker.phase() {
-            Phase::Starting => running.check_hang(path, now),
-            Phase::Ready => {
-                if !running.announced {
-                    running.announced = true;
-                    info!("{}: loaded", path.display());
-                }
-                running.check_hang(path, now);
-            }
-            Phase::LoadFailed(why) => {
-                error!("{}: not loaded: {why}", path.display());
-                slot.active = None;
-            }
-            Phase::Gone(cause) => {
-                slot.active = None;
-                match slot.supervision.on_death(&self.config.policy, now) {
-                    AfterDeath::RestartAt(at) => {
-                        let delay = at.saturating_duration_since(now);
-                        warn!(
-                            "{}: its sandbox died: {cause}; restarting {}",
-                            path.display(),
-                            if delay.is_zero() {
-                                "now".to_string()
-                            } else {
-                                format!("in {delay:.1?}")
+        let actions = slot.lifecycle.step(input, &policy, now);
+        self.carry_out(path, actions, now);
+    }
+
+    fn carry_out(&mut self, path: &Path, actions: Vec<Action>, now: Instant) {
+        for action in actions {
+            match action {
+                Action::SpawnActive => {
+                    match Worker::spawn(&self.spec(path), Arc::clone(&self.sink)) {
+                        Ok(worker) => {
+                            if let Some(slot) = self.slots.get_mut(path) {
+                                slot.active = Some(Running::new(worker));
                             }
-                        );
-                        slot.restart_at = Some(at);
-                    }
-                    AfterDeath::Quarantine { deaths } => {
-                        error!(
-                            "{}: quarantined after {deaths} sandbox deaths within {} s (last: {cause}); the other rule files keep running; fix the file, it is started again when it changes on disk",
-                            path.display(),
-                            self.config.policy.window.as_secs()
-                        );
-                        slot.quarantined = true;
+                        }
+                        Err(e) => self.step(path, Input::SpawnFailed(&e), now),
                     }
                 }
+                Action::SpawnCandidate => {
+                    match Worker::spawn(&self.spec(path), Arc::clone(&self.sink)) {
+                        Ok(worker) => {
+                            if let Some(slot) = self.slots.get_mut(path) {
+                                slot.candidate = Some(worker);
+                            }
+                        }
+                        Err(e) => self.step(path, Input::CandidateFailed(&e), now),
+                    }
+                }
+                Action::Promote => {
+                    if let Some(slot) = self.slots.get_mut(path) {
+                        if let Some(mut old) = slot.active.take() {
+                            old.worker.stop();
+                        }
+                        slot.active = slot.candidate.take().map(Running::new);
+                    }
+                }
+                Action::DropCandidate => {
+                    if let Some(slot) = self.slots.get_mut(path) {
+                        slot.candidate = None;
+                    }
+                }
+                Action::CountRestart => Stats::add(&self.stats.sandbox_restarts, 1),
+                Action::Info(text) => info!("{}: {text}", path.display()),
+                Action::Warn(text) => warn!("{}: {text}", path.display()),
+                Action::Error(text) => error!("{}: {text}", path.display()),
             }
         }
     }
@@ -298,10 +294,18 @@ impl Engine {
         for change in catalog::diff(&self.catalog, &found) {
             match change {
                 Change::Added(path) => {
-                    self.slots.insert(path.clone(), Slot::default());
-                    self.spawn_active(&path);
+                    let (lifecycle, actions) = Lifecycle::new();
+                    self.slots.insert(
+                        path.clone(),
+                        Slot {
+                            lifecycle,
+                            active: None,
+                            candidate: None,
+                        },
+                    );
+                    self.carry_out(&path, actions, Instant::now());
                 }
-                Change::Changed(path) => self.changed(&path),
+                Change::Changed(path) => self.step(&path, Input::Changed, Instant::now()),
                 Change::Removed(path) => {
                     if let Some(mut slot) = self.slots.remove(&path)
                         && let Some(running) = &mut slot.active
@@ -315,58 +319,6 @@ impl Engine {
         self.catalog = found;
     }
 
-    fn changed(&mut self, path: &Path) {
-        let Some(slot) = self.slots.get_mut(path) else {
-            return;
-        };
-        let has_active = slot.active.is_some();
-        if slot.quarantined || !has_active {
-            // Nothing healthy to keep: start the new version directly.
-            if slot.quarantined {
-                info!("{}: changed on disk; out of quarantine", path.display());
-            }
-            slot.quarantined = false;
-            slot.restart_at = None;
-            slot.supervision.forget();
-            slot.candidate = None;
-            self.spawn_active(path);
-            return;
-        }
-        let spec = self.spec(path);
-        match Worker::spawn(&spec, Arc::clone(&self.sink)) {
-            Ok(worker) => {
-                debug!(
-                    "{}: changed on disk; loading the new version",
-                    path.display()
-                );
-                if let Some(slot) = self.slots.get_mut(path) {
-                    slot.candidate = Some(worker);
-                }
-            }
-            Err(e) => error!("{}: {e}", path.display()),
-        }
-    }
-
-    fn spawn_active(&mut self, path: &Path) {
-        let spec = self.spec(path);
-        let spawned = Worker::spawn(&spec, Arc::clone(&self.sink));
-        let Some(slot) = self.slots.get_mut(path) else {
-            return;
-        };
-        match spawned {
-            Ok(worker) => slot.active = Some(Running::new(worker, false)),
-            Err(e) => {
-                error!(
-                    "{}: {e}; trying again in {} s",
-                    path.display(),
-                    SPAWN_RETRY.as_secs()
-                );
-                slot.active = None;
-                slot.restart_at = Some(Instant::now() + SPAWN_RETRY);
-            }
-        }
-    }
-
     fn spec(&self, path: &Path) -> WorkerSpec {
         WorkerSpec {
             program: self.config.program.clone(),
@@ -377,12 +329,11 @@ impl Engine {
 }
 
 impl Running {
-    fn new(worker: Worker, announced: bool) -> Running {
+    fn new(worker: Worker) -> Running {
         Running {
             worker,
             sent: 0,
             stalled_since: None,
-            announced,
         }
     }
 

@@ -11,6 +11,7 @@
 mod catalog;
 mod cooldown;
 mod engine;
+mod lifecycle;
 mod respond;
 mod result;
 mod stats;
