@@ -59,6 +59,8 @@ struct Running {
     responder: Arc<Responder>,
     engine: Mutex<Option<JoinHandle<()>>>,
     remote: Mutex<Option<Remote>>,
+    /// Looks at config.json for new Services (`RuleReloadInterval`).
+    config_watcher: Mutex<Option<config::Watcher>>,
 }
 
 impl Plugin for Monitor {
@@ -105,12 +107,17 @@ impl Plugin for Monitor {
             Arc::clone(&runner),
             Arc::clone(&stats),
             collectd::hostname().unwrap_or_else(|| "localhost".into()),
+            Box::new(collectd::dispatch_notification),
         ));
-        let mut reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
-        let engine_config = engine_config(
-            &loaded.settings,
-            Box::new(move || log_reload(reload.check())),
-        );
+        let reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
+        let config_watcher = match reload_interval(&loaded.settings) {
+            Some(every) => Some(
+                config::Watcher::start(reload, every, log_reload)
+                    .map_err(|e| format!("cannot start the config.json watcher: {e}"))?,
+            ),
+            None => None,
+        };
+        let engine_config = engine_config(&loaded.settings);
         let engine_stats = Arc::clone(&stats);
         let engine_responder = Arc::clone(&responder);
         let engine = std::thread::Builder::new()
@@ -130,6 +137,7 @@ impl Plugin for Monitor {
             responder,
             engine: Mutex::new(Some(engine)),
             remote: Mutex::new(remote),
+            config_watcher: Mutex::new(config_watcher),
         });
         Ok(())
     }
@@ -179,6 +187,14 @@ impl Plugin for Monitor {
         }
         if let Some(mut remote) = running.remote.lock().ok().and_then(|mut r| r.take()) {
             remote.stop();
+        }
+        if let Some(mut watcher) = running
+            .config_watcher
+            .lock()
+            .ok()
+            .and_then(|mut w| w.take())
+        {
+            watcher.stop();
         }
         running.responder.stop();
         running.queue.close();
@@ -232,7 +248,12 @@ impl Running {
 
 /// The engine's settings: where the rules are, how workers are started,
 /// limited and restarted.
-fn engine_config(s: &Settings, on_reload_check: Box<dyn FnMut() + Send>) -> EngineConfig {
+/// How often rule files and config.json are looked at again; `None`: never.
+fn reload_interval(s: &Settings) -> Option<Duration> {
+    (s.rule_reload_interval > 0).then(|| Duration::from_secs(s.rule_reload_interval))
+}
+
+fn engine_config(s: &Settings) -> EngineConfig {
     let (fuel, memory, timeout) = (s.rule_fuel, s.rule_memory_limit, s.rule_timeout);
     let per_file = s.rule_files.clone();
     EngineConfig {
@@ -242,9 +263,7 @@ fn engine_config(s: &Settings, on_reload_check: Box<dyn FnMut() + Send>) -> Engi
             crash_limit: usize::try_from(s.rule_crash_limit).unwrap_or(usize::MAX),
             ..RestartPolicy::default()
         },
-        reload_interval: (s.rule_reload_interval > 0)
-            .then(|| Duration::from_secs(s.rule_reload_interval)),
-        on_reload_check,
+        reload_interval: reload_interval(s),
         limits: Box::new(move |path| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             let own = name

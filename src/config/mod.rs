@@ -15,5 +15,5 @@ mod schema;
 
 pub use block::{BlockError, PluginBlock};
 pub use load::{ConfigError, Loaded, load, load_json_file};
-pub use reload::{ConfigReload, LiveServices, Reloaded};
+pub use reload::{ConfigReload, LiveServices, Reloaded, Watcher};
 pub use schema::{LogDevice, LogLevelName, Missing, Qos, Service, Settings, find_command};

@@ -7,7 +7,10 @@
 use super::{PluginBlock, Service, Settings, load};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The services map in force, shared by everyone who runs commands.
 #[derive(Debug, Default)]
@@ -100,6 +103,50 @@ fn stamp(path: &std::path::Path) -> Option<(u64, i64, i64, u64)> {
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
+}
+
+/// A thread that looks at config.json every interval, on its own clock
+/// (not the rule engine's), until stopped.
+pub struct Watcher {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts checking `reload` every `interval`, handing what each check
+    /// found to `report`.
+    pub fn start(
+        mut reload: ConfigReload,
+        interval: Duration,
+        mut report: impl FnMut(Vec<Reloaded>) + Send + 'static,
+    ) -> std::io::Result<Watcher> {
+        let (stop, stopped) = channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("monitor-config".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    report(reload.check());
+                }
+            })?;
+        Ok(Watcher {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Ends the thread (at once, also in the middle of a wait).
+    pub fn stop(&mut self) {
+        self.stop = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 #[cfg(test)]

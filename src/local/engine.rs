@@ -38,8 +38,6 @@ pub struct EngineConfig {
     pub reload_interval: Option<Duration>,
     /// Limits per file path.
     pub limits: Box<dyn Fn(&Path) -> VmLimits + Send>,
-    /// Called at every reload check, for other files to watch (config.json).
-    pub on_reload_check: Box<dyn FnMut() + Send>,
 }
 
 /// A worker and what the engine sent it.
@@ -151,7 +149,6 @@ impl Engine {
             && now >= self.next_scan
         {
             self.rescan();
-            (self.config.on_reload_check)();
             self.next_scan = now + interval;
         }
         let paths: Vec<PathBuf> = self.slots.keys().cloned().collect();

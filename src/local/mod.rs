@@ -18,5 +18,5 @@ mod stats;
 mod throttle;
 
 pub use engine::{Engine, EngineConfig};
-pub use respond::Responder;
+pub use respond::{NotificationSink, Responder};
 pub use stats::Stats;

@@ -9,7 +9,7 @@ use super::result::result_notification;
 use super::stats::Stats;
 use super::throttle::Throttle;
 use crate::actions::{Ending, Runner, Summary};
-use crate::collectd::dispatch_notification;
+use crate::collectd::Notification;
 use crate::config::{LiveServices, find_command};
 use crate::sandbox::Report;
 use std::path::Path;
@@ -23,8 +23,13 @@ const FAILURES_PER_MINUTE: u32 = 1;
 /// `print` lines per rule file per 10 s.
 const PRINTS_PER_WINDOW: u32 = 20;
 
+/// Where result notifications go: collectd's dispatch in the plugin, a
+/// recorder in tests. An error is collectd's status code.
+pub type NotificationSink = Box<dyn Fn(&Notification) -> Result<(), i32> + Send + Sync>;
+
 /// Everything needed to act on a report.
 pub struct Responder {
+    notify: NotificationSink,
     services: Arc<LiveServices>,
     default_cooldown: Duration,
     runner: Arc<Runner>,
@@ -46,8 +51,10 @@ impl Responder {
         runner: Arc<Runner>,
         stats: Arc<Stats>,
         hostname: String,
+        notify: NotificationSink,
     ) -> Responder {
         Responder {
+            notify,
             services,
             default_cooldown,
             runner,
@@ -200,7 +207,7 @@ impl Responder {
             return;
         }
         let notification = result_notification(&self.hostname, handler, task_id, code, &message);
-        if let Err(status) = dispatch_notification(&notification) {
+        if let Err(status) = (self.notify)(&notification) {
             error!("could not dispatch the result of task {task_id} (status {status})");
         }
     }
