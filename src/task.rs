@@ -5,91 +5,83 @@
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime;
 
-/// Result codes beside a command's own exit status (COMPAT.md §4, §5), and
-/// the ones this project adds (documented in the README).
-pub mod code {
+/// Defines the result codes once: each constant of [`code`] with its
+/// number and its short name, so the two cannot drift apart.
+macro_rules! result_codes {
+    ($($(#[doc = $doc:literal])* $name:ident = $value:literal, $text:literal;)*) => {
+        /// Result codes beside a command's own exit status (docs/COMPATIBILITY.md §4,
+        /// §5), and the ones this project adds (documented in the README).
+        pub mod code {
+            $($(#[doc = $doc])* pub const $name: i64 = $value;)*
+        }
+
+        /// Every code of the table with its short name, in order.
+        pub const CODES: &[(i64, &str)] = &[$(($value, $text)),*];
+    };
+}
+
+result_codes! {
     /// No services configured, or the configuration is unreadable.
-    pub const NO_SERVICES: i64 = 0x1001;
+    NO_SERVICES = 0x1001, "no services configured";
     /// The requested service is not configured.
-    pub const UNKNOWN_SERVICE: i64 = 0x1002;
+    UNKNOWN_SERVICE = 0x1002, "unknown service";
     /// The service has no command of that name.
-    pub const UNKNOWN_COMMAND: i64 = 0x1003;
+    UNKNOWN_COMMAND = 0x1003, "unknown command";
     /// The command ran longer than its timeout and was killed.
-    pub const TIMED_OUT: i64 = 0x1004;
+    TIMED_OUT = 0x1004, "timed out";
     /// The command could not be started at all.
-    pub const SPAWN_FAILED: i64 = 0x1005;
+    SPAWN_FAILED = 0x1005, "could not start";
     /// The message's timestamp is outside the accepted window.
-    pub const STALE: i64 = 0x1006;
+    STALE = 0x1006, "stale or future timestamp";
     /// The same service/command is already running.
-    pub const ALREADY_RUNNING: i64 = 0x1007;
+    ALREADY_RUNNING = 0x1007, "already running";
     /// Too many commands are running; try again later.
-    pub const BUSY: i64 = 0x1008;
+    BUSY = 0x1008, "too many commands running";
     /// The plugin stopped while the command ran; it is not run again.
-    pub const INTERRUPTED: i64 = 0x1009;
+    INTERRUPTED = 0x1009, "interrupted by a restart";
     /// The request kind is not supported by this build.
-    pub const UNSUPPORTED: i64 = 0x100A;
+    UNSUPPORTED = 0x100A, "unsupported request";
     /// The message has a task id but is otherwise malformed.
-    pub const INVALID_REQUEST: i64 = 0x100B;
+    INVALID_REQUEST = 0x100B, "invalid request";
     /// The task could not be recorded in the task journal (a full disk,
     /// say), so it was not run: at most once needs the record first.
-    pub const NOT_RECORDED: i64 = 0x100C;
+    NOT_RECORDED = 0x100C, "not recorded, not run";
     /// A task with this id is running or already ran.
-    pub const DUPLICATE_TASK: i64 = 0x1100;
-
-    /// collectd.conf replacement (COMPAT.md §5): another one is running.
-    pub const REPLACE_BUSY: i64 = 0x2000;
+    DUPLICATE_TASK = 0x1100, "duplicate task id";
+    /// collectd.conf replacement (docs/COMPATIBILITY.md §5): another one is running.
+    REPLACE_BUSY = 0x2000, "another replacement is running";
     /// The new config could not be written.
-    pub const REPLACE_WRITE_FAILED: i64 = 0x2001;
+    REPLACE_WRITE_FAILED = 0x2001, "cannot write the new config";
     /// The new config is broken.
-    pub const REPLACE_INVALID: i64 = 0x2002;
+    REPLACE_INVALID = 0x2002, "the new config is broken";
     /// collectd could not be stopped.
-    pub const REPLACE_STOP_FAILED: i64 = 0x2003;
+    REPLACE_STOP_FAILED = 0x2003, "cannot stop collectd";
     /// collectd's PID file was not removed.
-    pub const REPLACE_PIDFILE_LEFT: i64 = 0x2004;
+    REPLACE_PIDFILE_LEFT = 0x2004, "collectd's PID file was not removed";
     /// The old collectd.conf could not be backed up.
-    pub const REPLACE_BACKUP_FAILED: i64 = 0x2005;
+    REPLACE_BACKUP_FAILED = 0x2005, "cannot back up collectd.conf";
     /// collectd.conf could not be replaced.
-    pub const REPLACE_SWAP_FAILED: i64 = 0x2006;
+    REPLACE_SWAP_FAILED = 0x2006, "cannot replace collectd.conf";
     /// The restart failed; collectd runs the old config again.
-    pub const REPLACE_ROLLED_BACK: i64 = 0x2007;
+    REPLACE_ROLLED_BACK = 0x2007, "restart failed, old config restored";
     /// The restart failed, and so did the recovery with the old config.
-    pub const REPLACE_ROLLBACK_FAILED: i64 = 0x2008;
+    REPLACE_ROLLBACK_FAILED = 0x2008, "restart and recovery failed";
     /// collectd was started but its new PID could not be read.
-    pub const REPLACE_NO_PID: i64 = 0x2009;
+    REPLACE_NO_PID = 0x2009, "cannot get the new PID";
 }
 
 /// A short name for a code of this table, for people reading results.
 pub fn code_name(c: i64) -> Option<&'static str> {
-    Some(match c {
-        0 => "success",
-        code::NO_SERVICES => "no services configured",
-        code::UNKNOWN_SERVICE => "unknown service",
-        code::UNKNOWN_COMMAND => "unknown command",
-        code::TIMED_OUT => "timed out",
-        code::SPAWN_FAILED => "could not start",
-        code::STALE => "stale or future timestamp",
-        code::ALREADY_RUNNING => "already running",
-        code::BUSY => "too many commands running",
-        code::INTERRUPTED => "interrupted by a restart",
-        code::UNSUPPORTED => "unsupported request",
-        code::INVALID_REQUEST => "invalid request",
-        code::NOT_RECORDED => "not recorded, not run",
-        code::DUPLICATE_TASK => "duplicate task id",
-        code::REPLACE_BUSY => "another replacement is running",
-        code::REPLACE_WRITE_FAILED => "cannot write the new config",
-        code::REPLACE_INVALID => "the new config is broken",
-        code::REPLACE_STOP_FAILED => "cannot stop collectd",
-        code::REPLACE_PIDFILE_LEFT => "collectd's PID file was not removed",
-        code::REPLACE_BACKUP_FAILED => "cannot back up collectd.conf",
-        code::REPLACE_SWAP_FAILED => "cannot replace collectd.conf",
-        code::REPLACE_ROLLED_BACK => "restart failed, old config restored",
-        code::REPLACE_ROLLBACK_FAILED => "restart and recovery failed",
-        code::REPLACE_NO_PID => "cannot get the new PID",
-        _ => return None,
-    })
+    if c == 0 {
+        return Some("success");
+    }
+    CODES
+        .iter()
+        .find(|(value, _)| *value == c)
+        .map(|(_, name)| *name)
 }
 
-/// The result message of COMPAT.md §4: `{task_id, timestamp, message, code}`.
+/// The result message of docs/COMPATIBILITY.md §4: `{task_id, timestamp, message, code}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {
     pub task_id: u64,

@@ -171,3 +171,19 @@ fn the_reader_finds_cycles_and_grouped_imports() {
         Some(["a", "b", "c", "a"].map(String::from).to_vec())
     );
 }
+
+/// Every result code of `task::CODES` is documented in the README's code
+/// table, so a new code cannot ship unexplained.
+#[test]
+fn every_result_code_is_in_the_readme() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let missing: Vec<String> = collectd_monitor::task::CODES
+        .iter()
+        .map(|(value, _)| format!("0x{value:X}"))
+        .filter(|hex| {
+            !readme.contains(&format!("`{hex}`")) && !readme.contains(&format!("| {hex}"))
+        })
+        .collect();
+    assert!(missing.is_empty(), "README lacks result codes {missing:?}");
+}

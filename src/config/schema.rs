@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Every key of config.json (COMPAT.md §3). Unknown keys are errors, so a
+/// Every key of config.json (docs/COMPATIBILITY.md §3). Unknown keys are errors, so a
 /// typo such as `Hots` is reported instead of silently ignored.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

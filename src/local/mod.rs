@@ -1,4 +1,4 @@
-//! Local monitoring (COMPAT.md §1-§3): every value list and notification
+//! Local monitoring (docs/COMPATIBILITY.md §1-§3): every value list and notification
 //! collectd handles goes to the rule files of `LocalMonitorConfigDir`, each
 //! in its sandboxed worker; a handler's `{service, command}` runs the
 //! recovery command from the config, and the result goes out as a collectd

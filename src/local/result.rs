@@ -1,5 +1,5 @@
 //! The result notification of a rule-triggered command, exactly as the old
-//! project sent it (COMPAT.md §2), within collectd's real field limits.
+//! project sent it (docs/COMPATIBILITY.md §2), within collectd's real field limits.
 
 use crate::collectd::{MESSAGE_MAX_BYTES, NAME_MAX_BYTES, Notification, Severity, truncate_utf8};
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Remote collectd.conf replacement (COMPAT.md §5): validate the pushed
+//! Remote collectd.conf replacement (docs/COMPATIBILITY.md §5): validate the pushed
 //! config inside the plugin, then let a detached helper process stop
 //! collectd, swap the file, start collectd, roll back when it does not come
 //! up, and publish exactly one result.

@@ -1,5 +1,5 @@
 //! The replacement procedure as a pure function of what each step reports:
-//! which step runs next, and which result code (COMPAT.md §5) ends it. The
+//! which step runs next, and which result code (docs/COMPATIBILITY.md §5) ends it. The
 //! I/O lives behind [`Host`], so every path, including every failure, is
 //! unit-tested without collectd.
 //!

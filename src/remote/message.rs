@@ -1,4 +1,4 @@
-//! The messages a controller publishes on `CommandTopic` (COMPAT.md §4, §5),
+//! The messages a controller publishes on `CommandTopic` (docs/COMPATIBILITY.md §4, §5),
 //! parsed strictly: a task id must be a JSON integer, a timestamp ISO-8601
 //! UTC, and nothing else may hide in the message.
 

@@ -1,4 +1,4 @@
-//! Remote commands over MQTT (COMPAT.md §4): a controller publishes
+//! Remote commands over MQTT (docs/COMPATIBILITY.md §4): a controller publishes
 //! `{task_id, timestamp, service, command}`, we run the predefined command
 //! and publish `{task_id, timestamp, message, code}`.
 //!

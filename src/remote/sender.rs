@@ -22,7 +22,7 @@ pub fn new_task_id() -> u64 {
     fastrand::u64(1..(1u64 << 53))
 }
 
-/// The command message of COMPAT.md §4, stamped now.
+/// The command message of docs/COMPATIBILITY.md §4, stamped now.
 pub fn command_message(task_id: u64, service: &str, command: &str) -> Vec<u8> {
     serde_json::json!({
         "task_id": task_id,
@@ -34,7 +34,7 @@ pub fn command_message(task_id: u64, service: &str, command: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The config message of COMPAT.md §5, stamped now.
+/// The config message of docs/COMPATIBILITY.md §5, stamped now.
 pub fn config_message(task_id: u64, config: &str) -> Vec<u8> {
     serde_json::json!({
         "task_id": task_id,

@@ -49,7 +49,7 @@ struct Handler {
 /// A handler asked for a recovery command (after debouncing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fired {
-    /// `<file>::metric::<name>` (COMPAT.md §2: the result notification's type).
+    /// `<file>::metric::<name>` (docs/COMPATIBILITY.md §2: the result notification's type).
     pub handler: String,
     pub service: String,
     pub command: String,

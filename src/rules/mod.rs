@@ -1,4 +1,4 @@
-//! Rule files (COMPAT.md §1): each `*.lua` file of `LocalMonitorConfigDir`
+//! Rule files (docs/COMPATIBILITY.md §1): each `*.lua` file of `LocalMonitorConfigDir`
 //! returns metric handlers and notification handlers; a handler that
 //! returns `{service = ..., command = ...}` asks for a recovery command.
 //! This module loads files into their own VMs, offers them events and

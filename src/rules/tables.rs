@@ -1,5 +1,5 @@
 //! The tables handlers receive, field for field as collectd's lua plugin
-//! built them (COMPAT.md §1), including its quirk of `dsnames`/`dstypes`
+//! built them (docs/COMPATIBILITY.md §1), including its quirk of `dsnames`/`dstypes`
 //! indexed from 0.
 
 use crate::collectd::{MetaValue, Metric, Notification, Value as DsValue};
