@@ -5,7 +5,7 @@
 use collectd_monitor::collectd::{ConfigItem, ConfigValue};
 use collectd_monitor::config::Service;
 use collectd_monitor::reconfig::{DEFAULT_PLUGIN_DIR, validate};
-use collectd_monitor::remote::{Journal, Policy, decide, parse};
+use collectd_monitor::remote::{Journal, RequestPolicy, decide, parse};
 use collectd_monitor::task::TaskResult;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ fn command(c: &mut Criterion) {
     c.bench_function("remote_path/parse_decide_serialize", |b| {
         b.iter(|| {
             let request = parse(black_box(payload.as_bytes())).unwrap();
-            let policy = Policy {
+            let policy = RequestPolicy {
                 services: &services,
                 max_age: Duration::from_secs(300),
                 now,

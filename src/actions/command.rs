@@ -82,7 +82,7 @@ pub enum Ending {
 
 /// What happened, and what it printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct CommandOutcome {
     pub ending: Ending,
     /// Output, cut at `output_cap` bytes on a character boundary, trailing
     /// newlines removed.
@@ -91,7 +91,7 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-impl Outcome {
+impl CommandOutcome {
     /// The result code: the exit status, or one of [`code`]'s constants.
     pub fn code(&self) -> i64 {
         match &self.ending {
@@ -139,7 +139,7 @@ impl Outcome {
 
 /// Runs `spec` and waits for it, at most its timeout plus [`KILL_GRACE`].
 /// Blocking: call it from a thread of ours, never from a collectd callback.
-pub fn run(spec: &RunSpec) -> Outcome {
+pub fn run(spec: &RunSpec) -> CommandOutcome {
     let started = Instant::now();
     let wrapper = if spec.capture_stderr {
         WRAPPER_STDERR_CAPTURED
@@ -159,7 +159,7 @@ pub fn run(spec: &RunSpec) -> Outcome {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            return Outcome {
+            return CommandOutcome {
                 ending: Ending::SpawnFailed(format!("/bin/sh: {e}")),
                 output: String::new(),
                 truncated: false,
@@ -218,7 +218,7 @@ pub fn run(spec: &RunSpec) -> Outcome {
     } else {
         parse_status(&status_text).map_or(Ending::Vanished, Ending::Exited)
     };
-    Outcome {
+    CommandOutcome {
         ending,
         output,
         truncated,

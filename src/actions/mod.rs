@@ -7,5 +7,5 @@ mod command;
 mod runner;
 mod slots;
 
-pub use command::{Ending, Outcome, RunSpec, run, stop_all};
+pub use command::{CommandOutcome, Ending, RunSpec, run, stop_all};
 pub use runner::{Ran, Refusal, Runner, RunnerLimits, Summary};

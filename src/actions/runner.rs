@@ -1,6 +1,6 @@
 //! The shared command runner: the concurrency rules around [`run`].
 
-use super::command::{Outcome, RunSpec, run};
+use super::command::{CommandOutcome, RunSpec, run};
 pub use super::slots::Refusal;
 use super::slots::Slots;
 use crate::task::code;
@@ -66,7 +66,7 @@ impl Runner {
 }
 
 /// What [`Runner::run`] gives: the outcome, or why it did not start.
-pub type Ran = Result<Outcome, Refusal>;
+pub type Ran = Result<CommandOutcome, Refusal>;
 
 /// The result code and message of a run, for result notifications and
 /// MQTT results alike.

@@ -9,7 +9,7 @@ use super::stats::Stats;
 use crate::events::batch::{decode_batch, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
-use crate::sandbox::{Phase, ReportSink, RestartPolicy, Worker, WorkerSpec};
+use crate::sandbox::{ReportSink, RestartPolicy, Worker, WorkerPhase, WorkerSpec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -176,12 +176,12 @@ impl Engine {
             return;
         };
         let candidate = match slot.candidate.as_ref().map(Worker::phase) {
-            Some(Phase::Ready) => Some(Input::CandidateLoaded),
-            Some(Phase::LoadFailed(why) | Phase::Gone(why)) => {
+            Some(WorkerPhase::Ready) => Some(Input::CandidateLoaded),
+            Some(WorkerPhase::LoadFailed(why) | WorkerPhase::Gone(why)) => {
                 self.step(path, Input::CandidateFailed(&why), now);
                 None
             }
-            Some(Phase::Starting) | None => None,
+            Some(WorkerPhase::Starting) | None => None,
         };
         if let Some(input) = candidate {
             self.step(path, input, now);
@@ -191,16 +191,16 @@ impl Engine {
         };
         if let Some(running) = &mut slot.active {
             match running.worker.phase() {
-                Phase::Starting => running.check_hang(path, now),
-                Phase::Ready => {
+                WorkerPhase::Starting => running.check_hang(path, now),
+                WorkerPhase::Ready => {
                     running.check_hang(path, now);
                     self.step(path, Input::Loaded, now);
                 }
-                Phase::LoadFailed(why) => {
+                WorkerPhase::LoadFailed(why) => {
                     slot.active = None;
                     self.step(path, Input::LoadFailed(&why), now);
                 }
-                Phase::Gone(cause) => {
+                WorkerPhase::Gone(cause) => {
                     slot.active = None;
                     self.step(path, Input::Died(&cause), now);
                 }

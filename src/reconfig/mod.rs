@@ -15,5 +15,5 @@ mod validate;
 pub use helper::run_helper;
 pub use invocation::Invocation;
 pub use launch::{ReplaceContext, launch, pending_reports};
-pub use procedure::{Host, Outcome, Started, replace};
+pub use procedure::{Host, ReplaceOutcome, Started, replace};
 pub use validate::{Checked, DEFAULT_PLUGIN_DIR, validate};

@@ -42,17 +42,17 @@ pub trait Host {
 
 /// The end of a replacement.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub struct ReplaceOutcome {
     pub code: i64,
     pub message: String,
 }
 
-fn outcome(code: i64, message: String) -> Outcome {
-    Outcome { code, message }
+fn outcome(code: i64, message: String) -> ReplaceOutcome {
+    ReplaceOutcome { code, message }
 }
 
 /// Runs the whole replacement on `host`.
-pub fn replace(host: &mut impl Host) -> Outcome {
+pub fn replace(host: &mut impl Host) -> ReplaceOutcome {
     if let Err(e) = host.write_new() {
         host.discard_new();
         return outcome(
@@ -108,7 +108,7 @@ pub fn replace(host: &mut impl Host) -> Outcome {
 }
 
 /// The new config is in place but collectd does not run with it.
-fn roll_back(host: &mut impl Host, why: String) -> Outcome {
+fn roll_back(host: &mut impl Host, why: String) -> ReplaceOutcome {
     if let Err(e) = host.restore_backup() {
         return outcome(
             code::REPLACE_ROLLBACK_FAILED,
@@ -141,7 +141,7 @@ fn roll_back(host: &mut impl Host, why: String) -> Outcome {
 
 /// A step failed while collectd was stopped and the old config still in
 /// place: start it again and keep the step's code.
-fn restart_old(host: &mut impl Host, code: i64, what: String) -> Outcome {
+fn restart_old(host: &mut impl Host, code: i64, what: String) -> ReplaceOutcome {
     match host.start() {
         Started::Running { pid } => outcome(
             code,
@@ -218,7 +218,7 @@ mod tests {
         }
     }
 
-    fn run(fail: &[&'static str], starts: Vec<Started>) -> (Outcome, Vec<&'static str>) {
+    fn run(fail: &[&'static str], starts: Vec<Started>) -> (ReplaceOutcome, Vec<&'static str>) {
         let mut s = Script {
             fail: fail.to_vec(),
             starts,

@@ -1,7 +1,7 @@
 //! What to do with a parsed request: a pure function of the request, the
 //! journal's memory of its task id, the configured services and the clock.
 
-use super::journal::Phase;
+use super::journal::TaskPhase;
 use super::message::Request;
 use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 /// The context a decision depends on.
-pub struct Policy<'a> {
+pub struct RequestPolicy<'a> {
     pub services: &'a BTreeMap<String, Service>,
     /// Requests stamped further than this from `now` (either way) are refused.
     pub max_age: Duration,
@@ -42,8 +42,8 @@ pub enum Decision {
 pub fn decide(
     request: &Request,
     redelivered: bool,
-    seen: Option<Phase>,
-    policy: &Policy<'_>,
+    seen: Option<TaskPhase>,
+    policy: &RequestPolicy<'_>,
 ) -> Decision {
     let task_id = request.task_id();
     let reply = |code: i64, message: String| {
@@ -56,7 +56,7 @@ pub fn decide(
     };
     match seen {
         // Accepted before a restart but never started: run it now.
-        None | Some(Phase::Received) => {}
+        None | Some(TaskPhase::Received) => {}
         Some(_) if redelivered => {
             return Decision::Ignore(format!(
                 "task {task_id}: redelivered by the broker, already handled"
@@ -152,9 +152,9 @@ mod tests {
         }
     }
 
-    fn decide_now(r: &Request, dup: bool, seen: Option<Phase>) -> Decision {
+    fn decide_now(r: &Request, dup: bool, seen: Option<TaskPhase>) -> Decision {
         let services = services();
-        let policy = Policy {
+        let policy = RequestPolicy {
             services: &services,
             max_age: Duration::from_secs(300),
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
@@ -190,7 +190,7 @@ mod tests {
             code::UNKNOWN_COMMAND
         );
         let empty = BTreeMap::new();
-        let policy = Policy {
+        let policy = RequestPolicy {
             services: &empty,
             max_age: Duration::from_secs(300),
             now: SystemTime::now(),
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn duplicates_are_answered_redeliveries_ignored_unstarted_tasks_run() {
         let r = command("hello", "exec", 1);
-        for phase in [Phase::Running, Phase::Done, Phase::Published] {
+        for phase in [TaskPhase::Running, TaskPhase::Done, TaskPhase::Published] {
             assert_eq!(
                 code_of(decide_now(&r, false, Some(phase))),
                 code::DUPLICATE_TASK
@@ -234,7 +234,7 @@ mod tests {
             ));
         }
         assert!(matches!(
-            decide_now(&r, true, Some(Phase::Received)),
+            decide_now(&r, true, Some(TaskPhase::Received)),
             Decision::Run { .. }
         ));
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Where a task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Phase {
+pub enum TaskPhase {
     Received,
     Running,
     /// Handed to the config-replacement helper, which reports by itself.
@@ -26,7 +26,7 @@ pub enum Phase {
 #[derive(Serialize, Deserialize)]
 struct Line {
     id: u64,
-    phase: Phase,
+    phase: TaskPhase,
     /// Seconds since the epoch when the task was received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     at: Option<u64>,
@@ -36,7 +36,7 @@ struct Line {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    phase: Phase,
+    phase: TaskPhase,
     at: u64,
     result: Option<TaskResult>,
 }
@@ -118,7 +118,7 @@ impl Journal {
         &self.path
     }
 
-    pub fn phase(&self, id: u64) -> Option<Phase> {
+    pub fn phase(&self, id: u64) -> Option<TaskPhase> {
         self.entries.get(&id).map(|e| e.phase)
     }
 
@@ -126,7 +126,7 @@ impl Journal {
     pub fn received(&mut self, id: u64, now: u64) -> std::io::Result<()> {
         self.append(Line {
             id,
-            phase: Phase::Received,
+            phase: TaskPhase::Received,
             at: Some(now),
             result: None,
         })
@@ -135,7 +135,7 @@ impl Journal {
     pub fn running(&mut self, id: u64) -> std::io::Result<()> {
         self.append(Line {
             id,
-            phase: Phase::Running,
+            phase: TaskPhase::Running,
             at: None,
             result: None,
         })
@@ -144,7 +144,7 @@ impl Journal {
     pub fn delegated(&mut self, id: u64) -> std::io::Result<()> {
         self.append(Line {
             id,
-            phase: Phase::Delegated,
+            phase: TaskPhase::Delegated,
             at: None,
             result: None,
         })
@@ -153,7 +153,7 @@ impl Journal {
     pub fn done(&mut self, result: &TaskResult) -> std::io::Result<()> {
         self.append(Line {
             id: result.task_id,
-            phase: Phase::Done,
+            phase: TaskPhase::Done,
             at: None,
             result: Some(result.clone()),
         })
@@ -162,7 +162,7 @@ impl Journal {
     pub fn published(&mut self, id: u64) -> std::io::Result<()> {
         self.append(Line {
             id,
-            phase: Phase::Published,
+            phase: TaskPhase::Published,
             at: None,
             result: None,
         })
@@ -173,7 +173,7 @@ impl Journal {
         let mut ids: Vec<u64> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.phase == Phase::Running)
+            .filter(|(_, e)| e.phase == TaskPhase::Running)
             .map(|(id, _)| *id)
             .collect();
         ids.sort_unstable();
@@ -185,7 +185,7 @@ impl Journal {
         let mut results: Vec<TaskResult> = self
             .entries
             .values()
-            .filter(|e| e.phase == Phase::Done)
+            .filter(|e| e.phase == TaskPhase::Done)
             .filter_map(|e| e.result.clone())
             .collect();
         results.sort_by_key(|r| r.task_id);
@@ -236,12 +236,12 @@ fn rewrite(path: &Path, entries: &HashMap<u64, Entry>) -> std::io::Result<File> 
                 &mut out,
                 &Line {
                     id: *id,
-                    phase: Phase::Received,
+                    phase: TaskPhase::Received,
                     at: Some(e.at),
                     result: None,
                 },
             )?;
-            if e.phase != Phase::Received {
+            if e.phase != TaskPhase::Received {
                 write_line(
                     &mut out,
                     &Line {
@@ -275,9 +275,9 @@ fn unix_now() -> u64 {
 
 fn fold(entries: &mut HashMap<u64, Entry>, line: Line) {
     match line.phase {
-        Phase::Received => {
+        TaskPhase::Received => {
             entries.entry(line.id).or_insert(Entry {
-                phase: Phase::Received,
+                phase: TaskPhase::Received,
                 at: line.at.unwrap_or(0),
                 result: None,
             });
@@ -334,8 +334,8 @@ mod tests {
         assert_eq!(j.skipped_lines, 1);
         assert_eq!(j.interrupted(), vec![1]);
         assert_eq!(j.unpublished(), vec![result(2)]);
-        assert_eq!(j.phase(3), Some(Phase::Published));
-        assert_eq!(j.phase(4), Some(Phase::Received));
+        assert_eq!(j.phase(3), Some(TaskPhase::Published));
+        assert_eq!(j.phase(4), Some(TaskPhase::Received));
         assert_eq!(j.phase(5), None);
     }
 
@@ -349,7 +349,7 @@ mod tests {
             j.received(2, 1500).unwrap();
         }
         let j = Journal::open(&path, 1700, 600).unwrap();
-        assert_eq!((j.phase(1), j.phase(2)), (None, Some(Phase::Received)));
+        assert_eq!((j.phase(1), j.phase(2)), (None, Some(TaskPhase::Received)));
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert_eq!(lines, 1, "the rewrite keeps only live tasks");
     }

@@ -13,8 +13,8 @@ mod message;
 pub mod sender;
 mod session;
 
-pub use decide::{Decision, Policy, decide};
-pub use journal::{Journal, Phase};
+pub use decide::{Decision, RequestPolicy, decide};
+pub use journal::{Journal, TaskPhase};
 pub use message::{Malformed, Request, parse};
 
 use crate::actions::Runner;

@@ -11,7 +11,7 @@
 use super::RemoteSettings;
 use super::backoff::Backoff;
 use super::confirm::Confirmations;
-use super::decide::{Decision, Policy, decide};
+use super::decide::{Decision, RequestPolicy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
 use crate::actions::{Runner, Summary};
@@ -464,7 +464,7 @@ impl Session {
                 return;
             };
             let services = self.services.get();
-            let policy = Policy {
+            let policy = RequestPolicy {
                 services: &services,
                 max_age: self.settings.max_age,
                 now,

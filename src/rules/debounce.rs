@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 /// A handler's debounce settings (all optional in the rule file).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Policy {
+pub struct DebouncePolicy {
     /// Consecutive requests needed before acting (1 = act at once).
     pub hits: u32,
     /// Seconds after an action during which the handler does not act again.
@@ -18,7 +18,7 @@ pub struct Policy {
     pub give_up: Option<(u32, f64)>,
 }
 
-impl Policy {
+impl DebouncePolicy {
     /// True when the policy changes nothing (the old API).
     pub fn is_plain(&self) -> bool {
         self.hits <= 1 && self.repeat_interval.is_none() && self.give_up.is_none()
@@ -51,7 +51,7 @@ pub struct State {
 
 impl State {
     /// One evaluation: `wants` is whether the handler asked for an action.
-    pub fn step(&mut self, policy: &Policy, wants: bool, now: f64) -> Verdict {
+    pub fn step(&mut self, policy: &DebouncePolicy, wants: bool, now: f64) -> Verdict {
         if !wants {
             self.consecutive = 0;
             self.gave_up = false;
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn hits_need_consecutive_requests() {
-        let p = Policy {
+        let p = DebouncePolicy {
             hits: 3,
             ..Default::default()
         };
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn repeat_interval_and_give_up() {
-        let p = Policy {
+        let p = DebouncePolicy {
             hits: 1,
             repeat_interval: Some(60.0),
             give_up: Some((2, 600.0)),

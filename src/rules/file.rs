@@ -1,7 +1,7 @@
 //! One rule file in its own VM: its handlers, their options, and what each
 //! asked for.
 
-use super::debounce::Policy;
+use super::debounce::DebouncePolicy;
 use super::tables::{metric_table, notification_table};
 use crate::collectd::{Metric, Notification};
 use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
@@ -43,7 +43,7 @@ struct Handler {
     label: Arc<str>,
     function: StashedFunction,
     filter: Vec<(String, FieldMatch)>,
-    policy: Policy,
+    policy: DebouncePolicy,
 }
 
 /// A handler asked for a recovery command (after debouncing).
@@ -65,9 +65,9 @@ pub struct HandlerError {
 }
 
 /// What one handler returned for one event, before debouncing.
-pub struct Outcome {
+pub struct HandlerOutcome {
     pub handler: Arc<str>,
-    pub policy: Policy,
+    pub policy: DebouncePolicy,
     /// The decision, or why there is none (and the limit hit, if any).
     pub result: Result<Option<(String, String)>, CallFailure>,
 }
@@ -222,14 +222,14 @@ impl RuleFile {
     }
 
     /// Offers a value list to every metric handler whose filter admits it.
-    pub fn on_metric(&mut self, metric: &Metric) -> Vec<Outcome> {
+    pub fn on_metric(&mut self, metric: &Metric) -> Vec<HandlerOutcome> {
         self.offer(HandlerKind::Metric, metric, &|ctx| {
             metric_table(ctx, metric)
         })
     }
 
     /// Offers a notification to every notification handler.
-    pub fn on_notification(&mut self, n: &Notification) -> Vec<Outcome> {
+    pub fn on_notification(&mut self, n: &Notification) -> Vec<HandlerOutcome> {
         self.offer(HandlerKind::Notification, n, &|ctx| {
             notification_table(ctx, n)
         })
@@ -264,7 +264,7 @@ impl RuleFile {
         build: &dyn for<'gc> Fn(
             piccolo::Context<'gc>,
         ) -> Result<piccolo::Table<'gc>, piccolo::Error<'gc>>,
-    ) -> Vec<Outcome> {
+    ) -> Vec<HandlerOutcome> {
         let mut outcomes = Vec::new();
         // Built on the first admitted handler, then shared by the others.
         let mut table = None;
@@ -285,7 +285,7 @@ impl RuleFile {
                 .call_with_table(&function, &mut table, build)
                 .map_err(|e| (e.to_string(), e.limit()))
                 .and_then(|r| decision(&r).map_err(|e| (e, None)));
-            outcomes.push(Outcome {
+            outcomes.push(HandlerOutcome {
                 handler,
                 policy,
                 result,
@@ -304,7 +304,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
             label: Arc::from(""),
             function: f.clone(),
             filter: Vec::new(),
-            policy: Policy::default(),
+            policy: DebouncePolicy::default(),
         }]),
         Some(LuaValue::Table(_, fields)) => fields
             .iter()
@@ -327,7 +327,7 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
         label: Arc::from(""),
         function,
         filter: Vec::new(),
-        policy: Policy::default(),
+        policy: DebouncePolicy::default(),
     };
     let fields = match value {
         LuaValue::Function(f) => return Ok(named(f.clone())),

@@ -12,10 +12,10 @@ mod set;
 mod tables;
 mod tools;
 
-pub use debounce::{Policy, State, Verdict};
+pub use debounce::{DebouncePolicy, State, Verdict};
 pub use examples::Example;
 pub use file::{
-    Fired, HandlerError, HandlerKind, MAX_RULE_FILE_BYTES, Outcome, RuleFile, event_series,
+    Fired, HandlerError, HandlerKind, HandlerOutcome, MAX_RULE_FILE_BYTES, RuleFile, event_series,
     read_rule_file,
 };
 pub use input::{InputError, parse_input_line};

@@ -3,7 +3,7 @@
 //! every handler and value series lives here, in Rust.
 
 use super::debounce::{State, Verdict};
-use super::file::{Fired, HandlerError, Identity, Outcome, RuleFile};
+use super::file::{Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
 use crate::collectd::{Metric, Notification};
 use crate::lua::VmLimits;
 use std::collections::HashMap;
@@ -94,7 +94,7 @@ impl RuleSet {
         &mut self,
         identity: impl Fn() -> String,
         time: f64,
-        mut offer: impl FnMut(&mut RuleFile) -> Vec<Outcome>,
+        mut offer: impl FnMut(&mut RuleFile) -> Vec<HandlerOutcome>,
     ) -> Evaluation {
         let mut out = Evaluation::default();
         for file in &mut self.files {

@@ -19,7 +19,7 @@ const FEED_CAPACITY: usize = 256;
 const STDERR_KEPT: usize = 2048;
 
 /// Receives every report but `Ready`, `LoadFailed` and `Fatal` (which
-/// become the worker's [`Phase`]), on the worker's reader thread:
+/// become the worker's [`WorkerPhase`]), on the worker's reader thread:
 /// `(rule file, report)`.
 pub type ReportSink = Arc<dyn Fn(&Path, Report) + Send + Sync>;
 
@@ -34,7 +34,7 @@ pub struct WorkerSpec {
 
 /// Where a worker is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub enum WorkerPhase {
     Starting,
     Ready,
     /// The file did not load; the worker has exited.
@@ -44,7 +44,7 @@ pub enum Phase {
 }
 
 struct Shared {
-    phase: Mutex<Phase>,
+    phase: Mutex<WorkerPhase>,
     /// Sequence number of the last batch fully evaluated, plus one (0:
     /// none yet).
     done: AtomicU64,
@@ -77,7 +77,7 @@ impl Worker {
         let pid = child.id();
         let stdin = child.stdin.take().ok_or("no stdin pipe")?;
         let shared = Arc::new(Shared {
-            phase: Mutex::new(Phase::Starting),
+            phase: Mutex::new(WorkerPhase::Starting),
             done: AtomicU64::new(0),
         });
         let (feed, batches) = sync_channel(FEED_CAPACITY);
@@ -99,12 +99,12 @@ impl Worker {
         })
     }
 
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> WorkerPhase {
         self.shared
             .phase
             .lock()
             .map(|p| p.clone())
-            .unwrap_or_else(|_| Phase::Gone("internal error: poisoned lock".into()))
+            .unwrap_or_else(|_| WorkerPhase::Gone("internal error: poisoned lock".into()))
     }
 
     /// Queues one frame (see [`super::wire::frame`]); false when the
@@ -132,7 +132,10 @@ impl Worker {
     /// Ends the worker at once (it stopped answering).
     pub fn kill(&mut self) {
         self.feed = None;
-        if !matches!(self.phase(), Phase::Gone(_) | Phase::LoadFailed(_)) {
+        if !matches!(
+            self.phase(),
+            WorkerPhase::Gone(_) | WorkerPhase::LoadFailed(_)
+        ) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(self.pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -157,7 +160,7 @@ fn write_batches(mut stdin: ChildStdin, batches: Receiver<Arc<Vec<u8>>>) {
 }
 
 fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSink) {
-    let set_phase = |phase: Phase| {
+    let set_phase = |phase: WorkerPhase| {
         if let Ok(mut p) = shared.phase.lock() {
             *p = phase;
         }
@@ -175,10 +178,10 @@ fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSin
                 }
             };
             match Report::decode(&frame) {
-                Ok(Report::Ready { .. }) => set_phase(Phase::Ready),
+                Ok(Report::Ready { .. }) => set_phase(WorkerPhase::Ready),
                 Ok(Report::LoadFailed { error }) => {
                     fatal = Some(error.clone());
-                    set_phase(Phase::LoadFailed(error));
+                    set_phase(WorkerPhase::LoadFailed(error));
                 }
                 Ok(report @ Report::Done { seq, .. }) => {
                     shared.done.store(seq + 1, Ordering::Relaxed);
@@ -209,9 +212,9 @@ fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSin
     let status = child.wait().ok();
     let cause = death_cause(fatal, stream_error, &stderr, status);
     if let Ok(mut p) = shared.phase.lock()
-        && !matches!(*p, Phase::LoadFailed(_))
+        && !matches!(*p, WorkerPhase::LoadFailed(_))
     {
-        *p = Phase::Gone(cause);
+        *p = WorkerPhase::Gone(cause);
     }
 }
 
