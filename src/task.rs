@@ -81,6 +81,31 @@ pub fn code_name(c: i64) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// A predefined recovery command, by its names in config.json
+/// (`Services.<service>.commands.<command>`): what a rule asks for, what a
+/// remote request names, what runs at most once at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CommandRef {
+    pub service: String,
+    pub command: String,
+}
+
+impl CommandRef {
+    pub fn new(service: impl Into<String>, command: impl Into<String>) -> CommandRef {
+        CommandRef {
+            service: service.into(),
+            command: command.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CommandRef {
+    /// `service/command`, as logs and tools show it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.service, self.command)
+    }
+}
+
 /// The result message of docs/COMPATIBILITY.md §4: `{task_id, timestamp, message, code}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskResult {

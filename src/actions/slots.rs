@@ -1,6 +1,7 @@
 //! Which commands may start now: the pure bookkeeping behind the runner's
 //! "at most N at once, never the same service/command twice" rule.
 
+use crate::task::CommandRef;
 use std::collections::HashSet;
 
 /// Why a command may not start right now.
@@ -15,7 +16,7 @@ pub enum Refusal {
 /// The set of running service/command pairs, bounded.
 #[derive(Debug)]
 pub(super) struct Slots {
-    running: HashSet<(String, String)>,
+    running: HashSet<CommandRef>,
     max: usize,
 }
 
@@ -28,7 +29,7 @@ impl Slots {
     }
 
     pub(super) fn try_acquire(&mut self, service: &str, command: &str) -> Result<(), Refusal> {
-        let key = (service.to_string(), command.to_string());
+        let key = CommandRef::new(service, command);
         if self.running.contains(&key) {
             return Err(Refusal::AlreadyRunning);
         }
@@ -40,8 +41,7 @@ impl Slots {
     }
 
     pub(super) fn release(&mut self, service: &str, command: &str) {
-        self.running
-            .remove(&(service.to_string(), command.to_string()));
+        self.running.remove(&CommandRef::new(service, command));
     }
 }
 

@@ -2,6 +2,7 @@
 //! value must not restart a service every interval. Pure bookkeeping; the
 //! caller passes the clock.
 
+use crate::task::CommandRef;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ struct LastRun {
 /// When each service/command last ran on a rule's request.
 #[derive(Debug, Default)]
 pub struct Cooldowns {
-    last: HashMap<(String, String), LastRun>,
+    last: HashMap<CommandRef, LastRun>,
 }
 
 impl Cooldowns {
@@ -39,7 +40,7 @@ impl Cooldowns {
         cooldown: Duration,
         now: Instant,
     ) -> Gate {
-        let key = (service.to_string(), command.to_string());
+        let key = CommandRef::new(service, command);
         if let Some(last) = self.last.get_mut(&key) {
             let ago = now.saturating_duration_since(last.at);
             if ago < cooldown {

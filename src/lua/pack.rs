@@ -76,6 +76,15 @@ fn int_size(rest: &mut &[u8], default: usize) -> Result<usize, String> {
     }
 }
 
+/// Why a format string cannot be used.
+#[derive(Debug)]
+enum FormatError {
+    /// `X` not followed by an option with a size to align to: Lua calls
+    /// it a bad argument #1, unlike the other format errors.
+    BadAlignOption,
+    Other(String),
+}
+
 impl<'a> Format<'a> {
     fn new(fmt: &'a [u8]) -> Self {
         Format {
@@ -134,30 +143,29 @@ impl<'a> Format<'a> {
         total: usize,
         f: &str,
     ) -> Result<Option<Item>, Error<'gc>> {
-        self.next(total).map_err(|e| {
-            if e.starts_with("invalid next option") {
-                bad_argument(ctx, 1, f, &e)
-            } else {
-                error(ctx, e)
+        self.next(total).map_err(|e| match e {
+            FormatError::BadAlignOption => {
+                bad_argument(ctx, 1, f, "invalid next option for option 'X'")
             }
+            FormatError::Other(e) => error(ctx, e),
         })
     }
 
     /// The next item with its padding for a result `total` bytes long so
     /// far; `None` at the end of the format.
-    fn next(&mut self, total: usize) -> Result<Option<Item>, String> {
+    fn next(&mut self, total: usize) -> Result<Option<Item>, FormatError> {
         if self.rest.is_empty() {
             return Ok(None);
         }
-        let (kind, size) = self.option()?;
+        let (kind, size) = self.option().map_err(FormatError::Other)?;
         let mut align = size;
         if kind == Kind::PadAlign {
             if self.rest.is_empty() {
-                return Err("invalid next option for option 'X'".into());
+                return Err(FormatError::BadAlignOption);
             }
-            let (k, s) = self.option()?;
+            let (k, s) = self.option().map_err(FormatError::Other)?;
             if matches!(k, Kind::Zero | Kind::Nop | Kind::Fixed) || s == 0 {
-                return Err("invalid next option for option 'X'".into());
+                return Err(FormatError::BadAlignOption);
             }
             align = s;
         }
@@ -170,7 +178,9 @@ impl<'a> Format<'a> {
         {
             let align = align.min(self.max_align);
             if !align.is_power_of_two() {
-                return Err("format asks for alignment not power of 2".into());
+                return Err(FormatError::Other(
+                    "format asks for alignment not power of 2".into(),
+                ));
             }
             pad = (align - (total & (align - 1))) & (align - 1);
         }

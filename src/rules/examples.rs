@@ -12,6 +12,7 @@
 use crate::collectd::{DsType, Metric, Notification, Severity, Value as DsValue};
 use crate::events::Event;
 use crate::lua::LuaValue;
+use crate::task::CommandRef;
 use std::collections::BTreeMap;
 
 /// One example: an event and the decision it must lead to (`None`: no
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 pub struct Example {
     pub event: Event,
-    pub expect: Option<(String, String)>,
+    pub expect: Option<CommandRef>,
 }
 
 fn text(fields: &BTreeMap<String, LuaValue>, key: &str) -> String {
@@ -146,9 +147,7 @@ pub fn parse(value: Option<&LuaValue>, file: &str) -> Result<Vec<Example>, Strin
             let expect = match fields.get("expect") {
                 None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => None,
                 Some(LuaValue::Table(_, e)) => match (e.get("service"), e.get("command")) {
-                    (Some(LuaValue::Str(s)), Some(LuaValue::Str(c))) => {
-                        Some((s.clone(), c.clone()))
-                    }
+                    (Some(LuaValue::Str(s)), Some(LuaValue::Str(c))) => Some(CommandRef::new(s, c)),
                     _ => {
                         return Err(format!(
                             "{file}: example {n}: `expect` needs `service` and `command`"

@@ -5,6 +5,7 @@ use super::debounce::DebouncePolicy;
 use super::tables::{metric_table, notification_table};
 use crate::collectd::{Metric, Notification};
 use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
+use crate::task::CommandRef;
 use piccolo::StashedFunction;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,7 +70,7 @@ pub struct HandlerOutcome {
     pub handler: Arc<str>,
     pub policy: DebouncePolicy,
     /// The decision, or why there is none (and the limit hit, if any).
-    pub result: Result<Option<(String, String)>, CallFailure>,
+    pub result: Result<Option<CommandRef>, CallFailure>,
 }
 
 /// Why a handler gave no decision, and the sandbox limit it hit, if any.
@@ -425,12 +426,12 @@ fn filter(conditions: &BTreeMap<String, LuaValue>) -> Result<Vec<(String, FieldM
 
 /// What a handler's return values mean: nil/false/nothing is "no action",
 /// `{service = "...", command = "..."}` a request.
-fn decision(returned: &[LuaValue]) -> Result<Option<(String, String)>, String> {
+fn decision(returned: &[LuaValue]) -> Result<Option<CommandRef>, String> {
     match returned.first() {
         None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => Ok(None),
         Some(LuaValue::Table(_, fields)) => match (fields.get("service"), fields.get("command")) {
             (Some(LuaValue::Str(service)), Some(LuaValue::Str(command))) => {
-                Ok(Some((service.clone(), command.clone())))
+                Ok(Some(CommandRef::new(service, command)))
             }
             _ => Err("returned a table without string fields `service` and `command`".into()),
         },

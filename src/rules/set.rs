@@ -6,6 +6,7 @@ use super::debounce::{State, Verdict};
 use super::file::{Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
 use crate::collectd::{Metric, Notification};
 use crate::lua::VmLimits;
+use crate::task::CommandRef;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -129,7 +130,7 @@ impl RuleSet {
                 let reason = match verdict {
                     Verdict::Clear => continue,
                     Verdict::Fire => {
-                        if let Some((service, command)) = wants {
+                        if let Some(CommandRef { service, command }) = wants {
                             out.fired.push(Fired {
                                 handler: outcome.handler.to_string(),
                                 service,

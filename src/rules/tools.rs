@@ -69,7 +69,7 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
             verdicts.push(ExampleVerdict {
                 file: path.clone(),
                 number: i + 1,
-                expected: example.expect.as_ref().map(|(s, c)| format!("{s}/{c}")),
+                expected: example.expect.as_ref().map(ToString::to_string),
                 got: evaluation
                     .fired
                     .iter()
