@@ -188,7 +188,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
             Ok(CallbackReturn::Return)
         }),
     )?;
-    g.set(ctx, "os", os_table(ctx)?)?;
+    g.set(ctx, "os", super::os::table(ctx)?)?;
     g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
     g.set(ctx, super::front::CONCAT_HELPER, concat_callback(ctx))?;
     g.set(ctx, super::front::ERROR_HELPER, error_callback(ctx))?;
@@ -250,8 +250,10 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         let plain = g.get(ctx, name);
         g.set(ctx, name, needs_argument(ctx, name, plain))?;
     }
-    super::library::install(ctx)?;
-    super::extra::install(ctx)?;
+    super::table::install(ctx)?;
+    super::string::install(ctx)?;
+    super::base::install(ctx)?;
+    super::utf8::install(ctx)?;
     super::ops::install(ctx)?;
     super::math::install(ctx)?;
     Ok(())
@@ -320,7 +322,7 @@ fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
             }
         };
         if let (Some(mut left), Some(right)) = (piece(a), piece(b)) {
-            if left.len() + right.len() > super::library::MAX_BUILT_STRING {
+            if left.len() + right.len() > super::string::MAX_BUILT_STRING {
                 return Err(error(ctx, "string length overflow".into()));
             }
             exec.fuel()
@@ -514,40 +516,6 @@ fn lookup<'gc>(
         }
     }
     Err(error(ctx, "'__index' chain too long".into()))
-}
-
-/// `os.time`, `os.date`, `os.clock` and `os.difftime` only: rules may read
-/// clocks, never run programs, touch files or read the environment.
-fn os_table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>> {
-    let os = Table::new(&ctx);
-    os.set(
-        ctx,
-        "clock",
-        Callback::from_fn(&ctx, |ctx, _, mut stack| {
-            thread_local! {
-                static START: std::time::Instant = std::time::Instant::now();
-            }
-            let secs = START.with(|s| s.elapsed().as_secs_f64());
-            stack.replace(ctx, secs);
-            Ok(CallbackReturn::Return)
-        }),
-    )?;
-    os.set(
-        ctx,
-        "difftime",
-        Callback::from_fn(&ctx, |ctx, _, mut stack| {
-            let number = |v: Value| match v {
-                Value::Integer(i) => i as f64,
-                Value::Number(n) => n,
-                _ => 0.0,
-            };
-            let diff = number(stack.get(0)) - number(stack.get(1));
-            stack.replace(ctx, diff);
-            Ok(CallbackReturn::Return)
-        }),
-    )?;
-    super::date::install(ctx, os)?;
-    Ok(os)
 }
 
 #[cfg(test)]

@@ -7,18 +7,16 @@
 //! process); this module only bounds CPU.
 
 mod args;
-mod date;
+mod base;
 mod env;
-mod extra;
-mod format;
 mod front;
-mod library;
 mod math;
 mod numeral;
 mod ops;
-mod pack;
-mod pattern;
-mod strlib;
+mod os;
+mod string;
+mod table;
+mod utf8;
 mod vm;
 
 /// Public for `tests/lua_suite.rs`, which cuts files the way the front end
@@ -30,11 +28,11 @@ pub use vm::{CallError, Limit, LuaValue, Vm, VmLimits, call_in_progress};
 /// rules' declarative `match` filters, which run without a VM).
 pub fn pattern_matches(subject: &str, pattern: &str) -> Result<bool, String> {
     let mut budget = 1_000_000;
-    pattern::find_at(subject.as_bytes(), pattern.as_bytes(), 0, &mut budget)
+    string::pattern::find_at(subject.as_bytes(), pattern.as_bytes(), 0, &mut budget)
         .map(|m| m.is_some())
         .map_err(|e| match e {
-            pattern::PatternError::Malformed(m) => m,
-            pattern::PatternError::TooExpensive => "pattern too expensive".into(),
+            string::pattern::PatternError::Malformed(m) => m,
+            string::pattern::PatternError::TooExpensive => "pattern too expensive".into(),
         })
 }
 

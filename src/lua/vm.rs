@@ -20,7 +20,7 @@ const SLICE: i32 = 4096;
 
 /// Per-call bounds. Memory and time are checked between fuel slices; the
 /// library's own functions refuse single allocations that could jump far
-/// past the limit within one slice (see `library::MAX_BUILT_STRING`).
+/// past the limit within one slice (see `string::MAX_BUILT_STRING`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VmLimits {
     /// VM fuel one call may burn (a simple handler uses a few dozen).
@@ -211,7 +211,7 @@ impl Vm {
                 let prelude = rewrite_source(PRELUDE, "prelude")
                     .map_err(|e| super::args::error(ctx, format!("{e:?}")))?;
                 let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
-                let helper = super::strlib::gsub_matches_callback(ctx);
+                let helper = super::string::gsub_matches_callback(ctx);
                 ctx.fetch(&self.executor)
                     .restart(ctx, closure.into(), helper);
                 Ok(())

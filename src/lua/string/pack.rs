@@ -4,7 +4,7 @@
 //! The work of a call is bounded by its format and data, and charged as
 //! fuel.
 
-use super::args::{arg, bad_argument, bytes_arg, error, expected, int};
+use crate::lua::args::{arg, bad_argument, bytes_arg, error, expected, int};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Largest integer size a format may name (`i16`).
@@ -226,7 +226,7 @@ fn unpack_int(data: &[u8], signed: bool, little: bool) -> Result<i64, String> {
 }
 
 fn number(v: Value<'_>) -> Option<f64> {
-    super::ops::arith_num(v).map(super::ops::Num::as_f64)
+    crate::lua::ops::arith_num(v).map(crate::lua::ops::Num::as_f64)
 }
 
 fn pack<'gc>(ctx: Context<'gc>, stack: &piccolo::Stack<'gc, '_>) -> Result<Vec<u8>, Error<'gc>> {
@@ -288,7 +288,7 @@ fn pack<'gc>(ctx: Context<'gc>, stack: &piccolo::Stack<'gc, '_>) -> Result<Vec<u
             }
             Kind::Fixed | Kind::Sized | Kind::Zero => {
                 let (k, v) = next();
-                let Some(s) = v.and_then(super::args::to_bytes) else {
+                let Some(s) = v.and_then(crate::lua::args::to_bytes) else {
                     return Err(expected(ctx, k, "string.pack", "string", v));
                 };
                 match item.kind {
@@ -348,7 +348,10 @@ fn format_arg<'gc>(
     bytes_arg(ctx, arg(stack, 1), 1, f)
 }
 
-pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), Error<'gc>> {
+pub(in crate::lua) fn install<'gc>(
+    ctx: Context<'gc>,
+    string: Table<'gc>,
+) -> Result<(), Error<'gc>> {
     string.set(
         ctx,
         "pack",

@@ -2,8 +2,8 @@
 //! our pattern matcher. Matcher steps are charged as VM fuel one for one,
 //! so a costly pattern counts against the call's CPU budget.
 
-use super::args::{arg, bytes_arg, error, expected};
 use super::pattern::{Capture, Match, PatternError, find_at, is_plain, match_at};
+use crate::lua::args::{arg, bytes_arg, error, expected};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Matcher steps one string-function call may take; well under the default
@@ -54,7 +54,10 @@ fn captures<'gc>(ctx: Context<'gc>, src: &[u8], m: &Match) -> Result<Vec<Value<'
         .collect()
 }
 
-pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), Error<'gc>> {
+pub(in crate::lua) fn install<'gc>(
+    ctx: Context<'gc>,
+    string: Table<'gc>,
+) -> Result<(), Error<'gc>> {
     string.set(
         ctx,
         "find",
@@ -207,7 +210,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                             Value::Nil | Value::Boolean(false) => out.extend_from_slice(&src[m.start..m.end]),
                             Value::String(s) => out.extend_from_slice(s.as_bytes()),
                             Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
-                            Value::Number(x) => out.extend_from_slice(super::env::format_number(x).as_bytes()),
+                            Value::Number(x) => out.extend_from_slice(crate::lua::env::format_number(x).as_bytes()),
                             other => {
                                 return Err(error(ctx, format!("invalid replacement value (a {})", other.type_name())));
                             }
@@ -215,7 +218,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, string: Table<'gc>) -> Result<(), 
                     }
                 }
                 last = m.end;
-                if out.len() > super::library::MAX_BUILT_STRING {
+                if out.len() > super::MAX_BUILT_STRING {
                     return Err(error(ctx, "string.gsub: result too large".into()));
                 }
             }
@@ -263,7 +266,7 @@ fn gsub_matches(
 /// `__gsub_matches(s, pattern, n)` for the Lua half of `string.gsub` with
 /// a function replacement: rows `{start, end, captures..., n = count}`
 /// (1-based, inclusive).
-pub(super) fn gsub_matches_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+pub(in crate::lua) fn gsub_matches_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
         let src = bytes_arg(ctx, arg(&stack, 1), 1, "string.gsub")?;
         let pat = bytes_arg(ctx, arg(&stack, 2), 2, "string.gsub")?;

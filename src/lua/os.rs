@@ -1,5 +1,7 @@
-//! `os.date` and `os.time(t)` with Lua 5.4's conversions (C locale), local
-//! time or UTC (`!`), and the `*t` table form.
+//! The `os` table rules get: clocks only (`time`, `date`, `clock`,
+//! `difftime`), never programs, files or the environment. `os.date` and
+//! `os.time(t)` with Lua 5.4's conversions (C locale), local time or UTC
+//! (`!`), and the `*t` table form.
 
 use super::args::{error, expected};
 use chrono::{DateTime, Datelike, Local, LocalResult, NaiveDate, TimeZone, Timelike, Utc};
@@ -189,4 +191,37 @@ pub(super) fn install<'gc>(ctx: Context<'gc>, os: Table<'gc>) -> Result<(), Erro
         }),
     )?;
     Ok(())
+}
+/// `os.time`, `os.date`, `os.clock` and `os.difftime` only: rules may read
+/// clocks, never run programs, touch files or read the environment.
+pub(super) fn table<'gc>(ctx: Context<'gc>) -> Result<Table<'gc>, Error<'gc>> {
+    let os = Table::new(&ctx);
+    os.set(
+        ctx,
+        "clock",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            thread_local! {
+                static START: std::time::Instant = std::time::Instant::now();
+            }
+            let secs = START.with(|s| s.elapsed().as_secs_f64());
+            stack.replace(ctx, secs);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    os.set(
+        ctx,
+        "difftime",
+        Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            let number = |v: Value| match v {
+                Value::Integer(i) => i as f64,
+                Value::Number(n) => n,
+                _ => 0.0,
+            };
+            let diff = number(stack.get(0)) - number(stack.get(1));
+            stack.replace(ctx, diff);
+            Ok(CallbackReturn::Return)
+        }),
+    )?;
+    install(ctx, os)?;
+    Ok(os)
 }

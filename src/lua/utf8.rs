@@ -1,7 +1,7 @@
-//! More of the standard library piccolo 0.3.3 lacks: `tonumber` with a
-//! base, `string.byte`/`string.char`, `table.move` and `utf8`.
+//! The `utf8` table: `char`, `charpattern`, `codepoint`, `len`
+//! (`offset` and `codes` are in the prelude).
 
-use super::args::{bad_argument, error, expected, int, to_bytes as bytes};
+use super::args::{bad_argument, error, int, to_bytes as bytes};
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
 
 /// Lua's relative string positions: negative counts from the end.
@@ -15,94 +15,8 @@ fn position(i: i64, len: usize) -> i64 {
     }
 }
 
-/// `tonumber(s, base)`: digits in bases 2 to 36; nil when not a numeral.
-pub(super) fn tonumber_base(text: &[u8], base: u32) -> Option<i64> {
-    let t = std::str::from_utf8(text).ok()?.trim();
-    let (negative, digits) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for c in digits.chars() {
-        let d = c.to_digit(36).filter(|d| *d < base)? as i64;
-        n = n.wrapping_mul(base as i64).wrapping_add(d);
-    }
-    Some(if negative { n.wrapping_neg() } else { n })
-}
-
+/// Installs the `utf8` table.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
-    let base_tonumber = ctx.get_global("tonumber");
-    ctx.set_global(
-        "tonumber",
-        Callback::from_fn_with(&ctx, base_tonumber, |plain, ctx, _, mut stack| {
-            if stack.len() < 2 || stack.get(1).is_nil() {
-                return Ok(CallbackReturn::Call {
-                    function: piccolo::meta_ops::call(ctx, *plain)?,
-                    then: None,
-                });
-            }
-            let base = int(stack.get(1))
-                .filter(|b| (2..=36).contains(b))
-                .ok_or_else(|| bad_argument(ctx, 2, "tonumber", "base out of range"))?;
-            let Value::String(s) = stack.get(0) else {
-                return Err(expected(ctx, 1, "tonumber", "string", Some(stack.get(0))));
-            };
-            let n = tonumber_base(s.as_bytes(), base as u32);
-            stack.replace(ctx, n.map_or(Value::Nil, Value::Integer));
-            Ok(CallbackReturn::Return)
-        }),
-    )?;
-    if let Value::Table(string) = ctx.get_global("string") {
-        string.set(
-            ctx,
-            "byte",
-            Callback::from_fn(&ctx, |ctx, _, mut stack| {
-                let s = bytes(stack.get(0))
-                    .ok_or_else(|| bad_argument(ctx, 1, "string.byte", "string expected"))?;
-                // Lua's posrelatI for the start and getendpos for the end,
-                // whose default is the start as given (so byte("hi", -3)
-                // is empty, not "h").
-                let len = s.len() as i64;
-                let given = int(stack.get(1)).unwrap_or(1);
-                let i = match given {
-                    p if p > 0 => p,
-                    p if p == 0 || p.unsigned_abs() > len as u64 => 1,
-                    p => len + p + 1,
-                };
-                let j = match int(stack.get(2)).unwrap_or(given) {
-                    p if p > len => len,
-                    p if p >= 0 => p,
-                    p if p.unsigned_abs() > len as u64 => 0,
-                    p => len + p + 1,
-                };
-                let codes: Vec<Value> = (i..=j)
-                    .map(|k| Value::Integer(s[(k - 1) as usize] as i64))
-                    .collect();
-                stack.replace(ctx, piccolo::Variadic(codes));
-                Ok(CallbackReturn::Return)
-            }),
-        )?;
-        string.set(
-            ctx,
-            "char",
-            Callback::from_fn(&ctx, |ctx, _, mut stack| {
-                let mut out = Vec::with_capacity(stack.len());
-                for k in 0..stack.len() {
-                    match int(stack.get(k)) {
-                        Some(c @ 0..=255) => out.push(c as u8),
-                        _ => {
-                            return Err(bad_argument(ctx, k + 1, "char", "value out of range"));
-                        }
-                    }
-                }
-                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
-                Ok(CallbackReturn::Return)
-            }),
-        )?;
-    }
     ctx.set_global("utf8", utf8_table(ctx)?)?;
     Ok(())
 }

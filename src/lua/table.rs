@@ -1,16 +1,13 @@
-//! Library functions piccolo 0.3.3 lacks that rule authors rely on, with
-//! Lua 5.4's behaviour and messages (checked against PUC Lua by
-//! tests/lua_oracle.rs). Each charges fuel for the work it does, so a big
-//! table or string counts against the call's CPU budget like Lua code.
+//! The `table` functions written in Rust: `insert`, `remove`, `concat`
+//! for plain tables (raw access, fuel charged per element); a table with a
+//! metatable goes to the prelude's Lua versions, which honour `__index`,
+//! `__newindex` and `__len` (`move`, `sort` and `unpack` are in the
+//! prelude).
 
 use super::args::{arg, bad_argument, bytes_arg, error, int_arg, table_arg};
-use super::env::{display_in, format_number, has_tostring, prelude_call};
-use super::format::{Arg, format};
+use super::env::{format_number, prelude_call};
+use super::string::MAX_BUILT_STRING;
 use piccolo::{Callback, CallbackReturn, Context, Error, Table, Value};
-
-/// The longest string `string.rep` may build; larger would only exhaust
-/// memory (and `string.rep('x', 2^40)` is a classic rule bomb).
-pub const MAX_BUILT_STRING: usize = 16 * 1024 * 1024;
 
 /// [`prelude_call`] when `t` has a metatable: Lua 5.4's table functions go
 /// through `__index`, `__newindex` and `__len`; the Rust code here reads
@@ -24,7 +21,7 @@ fn through_metatable<'gc>(
     prelude_call(ctx, name)
 }
 
-/// Adds `table.insert`, `table.remove`, `table.concat` and `string.rep`.
+/// Installs `table.insert`, `table.remove` and `table.concat`.
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
     let table = match ctx.get_global("table") {
         Value::Table(t) => t,
@@ -168,66 +165,5 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
             Ok(CallbackReturn::Return)
         }),
     )?;
-    if let Value::Table(string) = ctx.get_global("string") {
-        super::strlib::install(ctx, string)?;
-        super::pack::install(ctx, string)?;
-        string.set(
-            ctx,
-            "format",
-            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-                let fmt = bytes_arg(ctx, arg(&stack, 1), 1, "string.format")?;
-                // A table with __tostring needs a Lua call for its text:
-                // the prelude converts such arguments and comes back here.
-                if (1..stack.len()).any(|i| has_tostring(ctx, stack.get(i))) {
-                    if let Some(call) = prelude_call(ctx, "__format_tostring") {
-                        return Ok(call);
-                    }
-                }
-                let args: Vec<Arg> = (1..stack.len())
-                    .map(|i| match stack.get(i) {
-                        Value::String(s) => Arg::Str(s.as_bytes()),
-                        Value::Integer(n) => Arg::Int(n),
-                        Value::Number(x) => Arg::Num(x),
-                        other => Arg::Other(display_in(ctx, other)),
-                    })
-                    .collect();
-                let out = format(&fmt, &args).map_err(|e| error(ctx, e))?;
-                exec.fuel().consume((out.len() / 64) as i32 + 1);
-                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
-                Ok(CallbackReturn::Return)
-            }),
-        )?;
-        string.set(
-            ctx,
-            "rep",
-            Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-                let s = bytes_arg(ctx, arg(&stack, 1), 1, "string.rep")?;
-                let n = int_arg(ctx, arg(&stack, 2), 2, "string.rep")?;
-                let sep = match arg(&stack, 3) {
-                    None | Some(Value::Nil) => Vec::new(),
-                    other => bytes_arg(ctx, other, 3, "string.rep")?,
-                };
-                let count = n.max(0) as u128;
-                let size = count * s.len() as u128 + count.saturating_sub(1) * sep.len() as u128;
-                if size > MAX_BUILT_STRING as u128 {
-                    return Err(error(
-                        ctx,
-                        format!("string.rep: resulting string too large ({size} bytes, more than the {MAX_BUILT_STRING} a rule may build)"),
-                    ));
-                }
-                exec.fuel().consume((size / 64) as i32);
-                // `repeat` copies by doubling: fast even for a million
-                // one-byte pieces.
-                let mut out = Vec::with_capacity(size as usize);
-                if count > 0 {
-                    let unit = [sep.as_slice(), s.as_slice()].concat();
-                    out.extend_from_slice(&s);
-                    out.extend_from_slice(&unit.repeat(count as usize - 1));
-                }
-                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, out)));
-                Ok(CallbackReturn::Return)
-            }),
-        )?;
-    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `string.format` with C's (and so PUC Lua 5.4's) conversions, flags,
 //! widths and precisions, as a pure function over already-read arguments.
 
-use super::env::format_number;
+use crate::lua::env::format_number;
 
 /// One argument after the format string.
 #[derive(Clone, Debug)]
