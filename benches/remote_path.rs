@@ -2,8 +2,8 @@
 //! (duplicate/stale/lookup), serialize the result; a task's journal
 //! records; and validating a parsed 500-line collectd.conf tree.
 
-use collectd_monitor::collectd::{ConfigItem, ConfigValue};
 use collectd_monitor::config::Service;
+use collectd_monitor::config::{ConfigItem, ConfigValue};
 use collectd_monitor::reconfig::{DEFAULT_PLUGIN_DIR, validate};
 use collectd_monitor::remote::{Journal, RequestPolicy, decide, parse};
 use collectd_monitor::task::TaskResult;

@@ -3,8 +3,8 @@
 //! and without a declarative `match` filter. Also the cost of handing a
 //! value to the engine's queue, which is all collectd's write threads pay.
 
-use collectd_monitor::collectd::{DsType, Metric, Value};
 use collectd_monitor::events::batch as wire;
+use collectd_monitor::events::{DsType, Metric, Value};
 use collectd_monitor::events::{Event, EventQueue};
 use collectd_monitor::lua::VmLimits;
 use collectd_monitor::rules::RuleSet;

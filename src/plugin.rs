@@ -6,12 +6,13 @@
 
 use crate::actions::{Runner, RunnerLimits};
 use crate::collectd::{
-    self, ConfigItem, Notification, Plugin, Severity, ValueListRef, dispatch_notification,
-    dispatch_values,
+    self, Plugin, ValueListRef, dispatch_notification, dispatch_values, push_value_list,
 };
-use crate::config::{self, ConfigReload, LiveServices, Loaded, PluginBlock, Reloaded, Settings};
-use crate::events::EventQueue;
+use crate::config::{
+    self, ConfigItem, ConfigReload, LiveServices, Loaded, PluginBlock, Reloaded, Settings,
+};
 use crate::events::batch as wire;
+use crate::events::{EventQueue, Notification, Severity};
 use crate::local::{Engine, EngineConfig, Responder, Stats};
 use crate::logging;
 use crate::lua::VmLimits;
@@ -144,9 +145,7 @@ impl Plugin for Monitor {
 
     fn write(&self, values: &ValueListRef<'_>) {
         if let Some(running) = self.running.get().filter(|r| r.wants_events()) {
-            running
-                .queue
-                .offer_with(|buf| wire::push_value_list(buf, values));
+            running.queue.offer_with(|buf| push_value_list(buf, values));
         }
     }
 

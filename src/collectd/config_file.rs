@@ -3,8 +3,9 @@
 //! starting anything (`collectd -t` checks nothing in Debian's build and
 //! `collectd -T` runs every plugin).
 
-use super::config_tree::ConfigItem;
+use super::config_tree::config_item_from_raw;
 use super::sys;
+use crate::config::ConfigItem;
 use std::ffi::{CStr, CString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -43,7 +44,7 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
             if root.is_null() {
                 return None;
             }
-            let tree = ConfigItem::from_raw(&*root);
+            let tree = config_item_from_raw(&*root);
             sys::oconfig_free(root);
             Some(tree)
         }

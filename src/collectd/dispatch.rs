@@ -2,9 +2,9 @@
 //! through collectd like any other plugin's, so operators graph and alert
 //! on the monitor with the tools they already use.
 
-use super::metric::Value;
 use super::notification::copy_truncated;
 use super::sys;
+use crate::events::Value;
 
 /// Dispatches one value list with collectd's hostname, the current time and
 /// the read interval (collectd fills in empty/zero fields). Names longer

@@ -4,82 +4,33 @@
 
 use super::sys;
 use super::time::cdtime_to_secs;
-use serde::{Deserialize, Serialize};
+use crate::events::{DsType, Metric, Value};
 use std::borrow::Cow;
 use std::os::raw::c_char;
 
-/// The four collectd data source types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DsType {
-    Counter,
-    Gauge,
-    Derive,
-    Absolute,
-}
-
-impl DsType {
-    fn from_raw(t: i32) -> Option<DsType> {
-        match t as u32 {
-            sys::DS_TYPE_COUNTER => Some(DsType::Counter),
-            sys::DS_TYPE_GAUGE => Some(DsType::Gauge),
-            sys::DS_TYPE_DERIVE => Some(DsType::Derive),
-            sys::DS_TYPE_ABSOLUTE => Some(DsType::Absolute),
-            _ => None,
-        }
-    }
-
-    /// The name collectd and the rule API use (`"gauge"`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DsType::Counter => "counter",
-            DsType::Gauge => "gauge",
-            DsType::Derive => "derive",
-            DsType::Absolute => "absolute",
-        }
+/// A data source type from collectd's numbering.
+fn ds_type_from_raw(t: i32) -> Option<DsType> {
+    match t as u32 {
+        sys::DS_TYPE_COUNTER => Some(DsType::Counter),
+        sys::DS_TYPE_GAUGE => Some(DsType::Gauge),
+        sys::DS_TYPE_DERIVE => Some(DsType::Derive),
+        sys::DS_TYPE_ABSOLUTE => Some(DsType::Absolute),
+        _ => None,
     }
 }
 
-/// One data source value. Gauges are floats, the others integers: rules tell
-/// them apart (`math.type`), as with collectd's lua plugin.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    Gauge(f64),
-    Derive(i64),
-    Counter(u64),
-    Absolute(u64),
-}
-
-impl Value {
-    /// The type this value was read as.
-    pub fn ds_type(&self) -> DsType {
-        match self {
-            Value::Gauge(_) => DsType::Gauge,
-            Value::Derive(_) => DsType::Derive,
-            Value::Counter(_) => DsType::Counter,
-            Value::Absolute(_) => DsType::Absolute,
-        }
-    }
-}
-
-/// An owned value list: everything a rule may look at, with no pointer into
-/// collectd, so it can be queued and handled after the write callback returns.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    pub host: String,
-    pub plugin: String,
-    pub plugin_instance: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub type_instance: String,
-    /// Seconds since the epoch.
-    pub time: f64,
-    /// Seconds.
-    pub interval: f64,
-    pub values: Vec<Value>,
-    pub dsnames: Vec<String>,
-    pub dstypes: Vec<DsType>,
+/// Appends one value list to a batch straight from collectd's callback,
+/// without an owned copy: this is all a write thread of collectd pays per
+/// value.
+pub fn push_value_list(buf: &mut Vec<u8>, v: &ValueListRef<'_>) {
+    let ids = [
+        v.host(),
+        v.plugin(),
+        v.plugin_instance(),
+        v.type_(),
+        v.type_instance(),
+    ];
+    crate::events::batch::put_metric(buf, ids, v.time(), v.interval(), v.values());
 }
 
 /// Why a value list handed to us could not be read. collectd checks these
@@ -135,7 +86,7 @@ impl<'a> ValueListRef<'a> {
             });
         }
         for source in this.sources() {
-            if DsType::from_raw(source.type_).is_none() {
+            if ds_type_from_raw(source.type_).is_none() {
                 return Err(ValueListError::UnknownType {
                     ds: this.ds_name().into_owned(),
                     ty: source.type_,
@@ -199,7 +150,7 @@ impl<'a> ValueListRef<'a> {
             .iter()
             .zip(self.raw_values())
             .map(|(source, raw)| {
-                let ty = DsType::from_raw(source.type_).unwrap_or(DsType::Gauge);
+                let ty = ds_type_from_raw(source.type_).unwrap_or(DsType::Gauge);
                 // SAFETY: the union member read is the one the data source
                 // type names, which is how collectd itself writes it; every
                 // bit pattern is valid for these plain integer and float

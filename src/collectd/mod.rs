@@ -19,15 +19,11 @@ mod sys;
 mod time;
 
 pub use config_file::{global_option, parse_config_file};
-pub use config_tree::{ConfigItem, ConfigValue};
 pub use dispatch::dispatch_values;
 pub use globals::hostname;
 pub use log::{LogLevel, MAX_LOG_LINE, loggable, plugin_log};
-pub use metric::{DsType, Metric, Value, ValueListRef};
-pub use notification::{
-    MESSAGE_MAX_BYTES, MetaValue, NAME_MAX_BYTES, Notification, Severity, dispatch_notification,
-    truncate_utf8,
-};
+pub use metric::{ValueListRef, push_value_list};
+pub use notification::{MESSAGE_MAX_BYTES, NAME_MAX_BYTES, dispatch_notification, truncate_utf8};
 pub use process::{close_inherited_fds, release_free_memory, restore_default_sigchld};
 pub(crate) use register::export_plugin;
 pub use register::{Plugin, register};

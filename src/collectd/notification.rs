@@ -5,7 +5,7 @@
 use super::metric::fixed_str;
 use super::sys;
 use super::time::{cdtime_to_secs, secs_to_cdtime};
-use serde::{Deserialize, Serialize};
+use crate::events::{MetaValue, Notification, Severity};
 use std::cell::Cell;
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -15,136 +15,78 @@ pub const MESSAGE_MAX_BYTES: usize = sys::NOTIF_MAX_MSG_LEN as usize - 1;
 /// Longest host/plugin/type/instance name collectd keeps, in bytes.
 pub const NAME_MAX_BYTES: usize = sys::DATA_MAX_NAME_LEN as usize - 1;
 
-/// Notification severity with collectd's numbering (also the rule API's
-/// `NOTIF_FAILURE`/`NOTIF_WARNING`/`NOTIF_OKAY`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "i32", try_from = "i32")]
-pub enum Severity {
-    Failure = 1,
-    Warning = 2,
-    Okay = 4,
-}
-
-impl From<Severity> for i32 {
-    fn from(s: Severity) -> i32 {
-        s as i32
-    }
-}
-
-impl TryFrom<i32> for Severity {
-    type Error = String;
-    fn try_from(v: i32) -> Result<Self, String> {
-        match v {
-            1 => Ok(Severity::Failure),
-            2 => Ok(Severity::Warning),
-            4 => Ok(Severity::Okay),
-            other => Err(format!("unknown severity {other} (expected 1, 2 or 4)")),
-        }
-    }
-}
-
-/// A notification meta value, as collectd types them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum MetaValue {
-    String(String),
-    Signed(i64),
-    Unsigned(u64),
-    Double(f64),
-    Boolean(bool),
-}
-
-/// An owned notification.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    pub severity: Severity,
-    /// Seconds since the epoch; 0 lets collectd stamp the current time.
-    pub time: f64,
-    pub message: String,
-    pub host: String,
-    pub plugin: String,
-    pub plugin_instance: String,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub type_instance: String,
-    /// Meta entries in collectd's order. Not sent on dispatch.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub meta: Vec<(String, MetaValue)>,
-}
-
-impl Notification {
-    /// # Safety
-    /// `n` must point to a notification that is valid for the duration of
-    /// the call, with a well-formed (null-terminated) meta list, as inside
-    /// collectd's notification callbacks.
-    pub(super) unsafe fn from_raw(n: &sys::notification_t) -> Notification {
-        let mut meta = Vec::new();
-        let mut cursor = n.meta;
-        // SAFETY (loop): each `cursor` is either null or a node of collectd's
-        // meta list, valid for the call; union members are read according to
-        // the node's type tag, as collectd writes them.
-        while let Some(node) = unsafe { cursor.as_ref() } {
-            let value = unsafe {
-                match node.type_ {
-                    sys::notification_meta_type_e_NM_TYPE_STRING => {
-                        let s = node.nm_value.nm_string;
-                        if s.is_null() {
-                            None
-                        } else {
-                            Some(MetaValue::String(
-                                CStr::from_ptr(s).to_string_lossy().into_owned(),
-                            ))
-                        }
+/// # Safety
+/// `n` must point to a notification that is valid for the duration of
+/// the call, with a well-formed (null-terminated) meta list, as inside
+/// collectd's notification callbacks.
+pub(super) unsafe fn notification_from_raw(n: &sys::notification_t) -> Notification {
+    let mut meta = Vec::new();
+    let mut cursor = n.meta;
+    // SAFETY (loop): each `cursor` is either null or a node of collectd's
+    // meta list, valid for the call; union members are read according to
+    // the node's type tag, as collectd writes them.
+    while let Some(node) = unsafe { cursor.as_ref() } {
+        let value = unsafe {
+            match node.type_ {
+                sys::notification_meta_type_e_NM_TYPE_STRING => {
+                    let s = node.nm_value.nm_string;
+                    if s.is_null() {
+                        None
+                    } else {
+                        Some(MetaValue::String(
+                            CStr::from_ptr(s).to_string_lossy().into_owned(),
+                        ))
                     }
-                    sys::notification_meta_type_e_NM_TYPE_SIGNED_INT => {
-                        Some(MetaValue::Signed(node.nm_value.nm_signed_int))
-                    }
-                    sys::notification_meta_type_e_NM_TYPE_UNSIGNED_INT => {
-                        Some(MetaValue::Unsigned(node.nm_value.nm_unsigned_int))
-                    }
-                    sys::notification_meta_type_e_NM_TYPE_DOUBLE => {
-                        Some(MetaValue::Double(node.nm_value.nm_double))
-                    }
-                    sys::notification_meta_type_e_NM_TYPE_BOOLEAN => {
-                        Some(MetaValue::Boolean(node.nm_value.nm_boolean))
-                    }
-                    _ => None,
                 }
-            };
-            if let Some(value) = value {
-                meta.push((fixed_str(&node.name).into_owned(), value));
+                sys::notification_meta_type_e_NM_TYPE_SIGNED_INT => {
+                    Some(MetaValue::Signed(node.nm_value.nm_signed_int))
+                }
+                sys::notification_meta_type_e_NM_TYPE_UNSIGNED_INT => {
+                    Some(MetaValue::Unsigned(node.nm_value.nm_unsigned_int))
+                }
+                sys::notification_meta_type_e_NM_TYPE_DOUBLE => {
+                    Some(MetaValue::Double(node.nm_value.nm_double))
+                }
+                sys::notification_meta_type_e_NM_TYPE_BOOLEAN => {
+                    Some(MetaValue::Boolean(node.nm_value.nm_boolean))
+                }
+                _ => None,
             }
-            cursor = node.next;
-        }
-        Notification {
-            // collectd only produces 1, 2 and 4; anything else is treated as
-            // the most severe so it is not ignored.
-            severity: Severity::try_from(n.severity).unwrap_or(Severity::Failure),
-            time: cdtime_to_secs(n.time),
-            message: fixed_str(&n.message).into_owned(),
-            host: fixed_str(&n.host).into_owned(),
-            plugin: fixed_str(&n.plugin).into_owned(),
-            plugin_instance: fixed_str(&n.plugin_instance).into_owned(),
-            type_: fixed_str(&n.type_).into_owned(),
-            type_instance: fixed_str(&n.type_instance).into_owned(),
-            meta,
-        }
-    }
-
-    fn to_raw(&self) -> sys::notification_t {
-        let mut raw = sys::notification_t {
-            severity: self.severity as i32,
-            time: secs_to_cdtime(self.time),
-            ..Default::default()
         };
-        copy_truncated(&mut raw.message, &self.message);
-        copy_truncated(&mut raw.host, &self.host);
-        copy_truncated(&mut raw.plugin, &self.plugin);
-        copy_truncated(&mut raw.plugin_instance, &self.plugin_instance);
-        copy_truncated(&mut raw.type_, &self.type_);
-        copy_truncated(&mut raw.type_instance, &self.type_instance);
-        raw
+        if let Some(value) = value {
+            meta.push((fixed_str(&node.name).into_owned(), value));
+        }
+        cursor = node.next;
     }
+    Notification {
+        // collectd only produces 1, 2 and 4; anything else is treated as
+        // the most severe so it is not ignored.
+        severity: Severity::try_from(n.severity).unwrap_or(Severity::Failure),
+        time: cdtime_to_secs(n.time),
+        message: fixed_str(&n.message).into_owned(),
+        host: fixed_str(&n.host).into_owned(),
+        plugin: fixed_str(&n.plugin).into_owned(),
+        plugin_instance: fixed_str(&n.plugin_instance).into_owned(),
+        type_: fixed_str(&n.type_).into_owned(),
+        type_instance: fixed_str(&n.type_instance).into_owned(),
+        meta,
+    }
+}
+
+/// collectd's struct for `n`, its fields cut to collectd's limits.
+fn notification_to_raw(n: &Notification) -> sys::notification_t {
+    let mut raw = sys::notification_t {
+        severity: n.severity as i32,
+        time: secs_to_cdtime(n.time),
+        ..Default::default()
+    };
+    copy_truncated(&mut raw.message, &n.message);
+    copy_truncated(&mut raw.host, &n.host);
+    copy_truncated(&mut raw.plugin, &n.plugin);
+    copy_truncated(&mut raw.plugin_instance, &n.plugin_instance);
+    copy_truncated(&mut raw.type_, &n.type_);
+    copy_truncated(&mut raw.type_instance, &n.type_instance);
+    raw
 }
 
 /// The longest prefix of `s` that fits in `max` bytes and ends on a
@@ -187,7 +129,7 @@ pub(super) fn dispatching_on_this_thread() -> bool {
 /// (logfile, network, ...), except our own callback. Fields longer than
 /// collectd allows are cut on a character boundary. Meta entries are not sent.
 pub fn dispatch_notification(n: &Notification) -> Result<(), i32> {
-    let raw = n.to_raw();
+    let raw = notification_to_raw(n);
     let previous = DISPATCHING.with(|d| d.replace(true));
     // SAFETY: `raw` is a fully initialised notification on our stack with a
     // null meta list; collectd only reads it during the call and copies what
@@ -221,9 +163,9 @@ mod tests {
             type_instance: String::new(),
             meta: vec![],
         };
-        let raw = n.to_raw();
+        let raw = notification_to_raw(&n);
         // SAFETY: `raw` is a live local with a null meta list.
-        let back = unsafe { Notification::from_raw(&raw) };
+        let back = unsafe { notification_from_raw(&raw) };
         assert_eq!(
             back.message.len(),
             254,

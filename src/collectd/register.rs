@@ -2,11 +2,13 @@
 //! catches panics, so a bug in our code is logged and turned into an error
 //! status instead of unwinding into (and aborting) collectd.
 
-use super::config_tree::ConfigItem;
+use super::config_tree::config_item_from_raw;
 use super::log::{LogLevel, plugin_log};
 use super::metric::ValueListRef;
-use super::notification::{Notification, dispatching_on_this_thread};
+use super::notification::{dispatching_on_this_thread, notification_from_raw};
 use super::sys;
+use crate::config::ConfigItem;
+use crate::events::Notification;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
@@ -130,7 +132,7 @@ unsafe extern "C" fn config_cb(ci: *mut sys::oconfig_item_t) -> i32 {
             return -1;
         };
         // SAFETY: as above; the tree is only read during this call.
-        match unsafe { ConfigItem::from_raw(raw) } {
+        match unsafe { config_item_from_raw(raw) } {
             Ok(block) => {
                 if let Some(p) = plugin() {
                     p.config(block);
@@ -197,7 +199,7 @@ unsafe extern "C" fn notification_cb(
             return -1;
         };
         // SAFETY: as above.
-        let notification = unsafe { Notification::from_raw(raw) };
+        let notification = unsafe { notification_from_raw(raw) };
         if let Some(p) = plugin() {
             p.notification(notification);
         }

@@ -13,7 +13,7 @@
 //! ```
 
 use super::schema::{RULE_FILE_KEYS, SERVICE_KEYS, TOP_LEVEL_KEYS};
-use crate::collectd::{ConfigItem, ConfigValue};
+use super::{ConfigItem, ConfigValue};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 

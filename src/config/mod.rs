@@ -12,8 +12,10 @@ mod load;
 mod meaning;
 mod reload;
 mod schema;
+mod tree;
 
 pub use block::{BlockError, PluginBlock};
 pub use load::{ConfigError, Loaded, load, load_json_file};
 pub use reload::{ConfigReload, LiveServices, Reloaded, Watcher};
 pub use schema::{LogDevice, LogLevelName, Missing, Qos, Service, Settings, find_command};
+pub use tree::{ConfigItem, ConfigValue};

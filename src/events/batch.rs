@@ -4,7 +4,7 @@
 //! time into a reused [`Event`].
 
 use super::Event;
-use crate::collectd::{MetaValue, Metric, Notification, Severity, Value, ValueListRef};
+use super::{MetaValue, Metric, Notification, Severity, Value};
 
 /// Bytes at the start of a batch frame before its first event: length
 /// prefix, sequence number, event count (filled in by [`seal_batch`]).
@@ -24,19 +24,6 @@ pub fn seal_batch(frame: &mut [u8], seq: u64, count: u32) {
     frame[0..4].copy_from_slice(&len.to_le_bytes());
     frame[4..12].copy_from_slice(&seq.to_le_bytes());
     frame[12..16].copy_from_slice(&count.to_le_bytes());
-}
-
-/// Appends one value list straight from collectd's callback, without an
-/// owned copy: this is all a write thread of collectd pays per value.
-pub fn push_value_list(buf: &mut Vec<u8>, v: &ValueListRef<'_>) {
-    let ids = [
-        v.host(),
-        v.plugin(),
-        v.plugin_instance(),
-        v.type_(),
-        v.type_instance(),
-    ];
-    put_metric(buf, ids, v.time(), v.interval(), v.values());
 }
 
 /// Appends one owned event.
@@ -67,10 +54,11 @@ pub fn push_event(buf: &mut Vec<u8>, event: &Event) {
     }
 }
 
-/// The one encoding of a metric, whichever side it comes from: kind byte,
-/// identity, times, then the values with their data source names (the
-/// count is patched in afterwards, so `values` is walked once).
-fn put_metric<S: AsRef<str>, N: AsRef<str>>(
+/// The one encoding of a metric, whichever side it comes from (an owned
+/// [`Metric`], or collectd's value list borrowed in its write callback):
+/// kind byte, identity, times, then the values with their data source
+/// names (the count is patched in afterwards, so `values` is walked once).
+pub fn put_metric<S: AsRef<str>, N: AsRef<str>>(
     buf: &mut Vec<u8>,
     ids: [S; 5],
     time: f64,
@@ -409,7 +397,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectd::DsType;
+    use crate::events::DsType;
 
     fn metric() -> Metric {
         Metric {

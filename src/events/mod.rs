@@ -10,9 +10,12 @@
 //! collectd down.
 
 pub mod batch;
+mod metric;
+mod notification;
 
-use crate::collectd::{Metric, Notification};
 use batch::new_batch;
+pub use metric::{DsType, Metric, Value};
+pub use notification::{MetaValue, Notification, Severity};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,9 +174,9 @@ fn empty_batch() -> Batch {
 
 #[cfg(test)]
 mod tests {
+    use super::Severity;
     use super::batch::{BATCH_HEADER, decode_batch, push_event, seal_batch};
     use super::*;
-    use crate::collectd::Severity;
 
     fn event(n: u32) -> Event {
         Event::Notification(Notification {

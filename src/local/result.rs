@@ -1,7 +1,8 @@
 //! The result notification of a rule-triggered command, exactly as the old
 //! project sent it (docs/COMPATIBILITY.md §2), within collectd's real field limits.
 
-use crate::collectd::{MESSAGE_MAX_BYTES, NAME_MAX_BYTES, Notification, Severity, truncate_utf8};
+use crate::collectd::{MESSAGE_MAX_BYTES, NAME_MAX_BYTES, truncate_utf8};
+use crate::events::{Notification, Severity};
 use serde::Serialize;
 
 /// Kept for existing consumers of the old project's notifications.

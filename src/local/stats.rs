@@ -2,7 +2,7 @@
 //! (plugin `monitor`) so the monitor can be graphed and alerted on like
 //! anything else.
 
-use crate::collectd::Value;
+use crate::events::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters shared by the engine, the report handler and the read callback.

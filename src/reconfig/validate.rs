@@ -3,8 +3,8 @@
 //! `<Plugin monitor>` block is valid. Warnings (the new config would cut
 //! the host off from remote control) go into the result message.
 
-use crate::collectd::{ConfigItem, ConfigValue};
 use crate::config::{self, PluginBlock};
+use crate::config::{ConfigItem, ConfigValue};
 use std::path::{Path, PathBuf};
 
 /// Where collectd looks for plugins before any `PluginDir` line (Debian).

@@ -9,8 +9,8 @@
 //! }
 //! ```
 
-use crate::collectd::{DsType, Metric, Notification, Severity, Value as DsValue};
 use crate::events::Event;
+use crate::events::{DsType, Metric, Notification, Severity, Value as DsValue};
 use crate::lua::LuaValue;
 use crate::task::CommandRef;
 use std::collections::BTreeMap;

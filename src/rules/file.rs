@@ -3,7 +3,7 @@
 
 use super::debounce::DebouncePolicy;
 use super::tables::{metric_table, notification_table};
-use crate::collectd::{Metric, Notification};
+use crate::events::{Metric, Notification};
 use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
 use crate::task::CommandRef;
 use piccolo::StashedFunction;

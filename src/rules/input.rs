@@ -3,8 +3,8 @@
 //! is a notification; anything else a value list, whose `values` are read
 //! according to `dstypes` (gauge when absent).
 
-use crate::collectd::{DsType, Metric, Notification, Severity, Value as DsValue};
 use crate::events::Event;
+use crate::events::{DsType, Metric, Notification, Severity, Value as DsValue};
 use serde::Deserialize;
 use serde_json::Value;
 

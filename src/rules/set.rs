@@ -4,7 +4,7 @@
 
 use super::debounce::{State, Verdict};
 use super::file::{Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
-use crate::collectd::{Metric, Notification};
+use crate::events::{Metric, Notification};
 use crate::lua::VmLimits;
 use crate::task::CommandRef;
 use std::collections::HashMap;

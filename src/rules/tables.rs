@@ -2,7 +2,7 @@
 //! built them (docs/COMPATIBILITY.md §1), including its quirk of `dsnames`/`dstypes`
 //! indexed from 0.
 
-use crate::collectd::{MetaValue, Metric, Notification, Value as DsValue};
+use crate::events::{MetaValue, Metric, Notification, Value as DsValue};
 use piccolo::table::RawTable;
 use piccolo::{Context, Table, Value};
 

@@ -83,7 +83,7 @@ pub fn serve<W: Write>(
     let mut set = RuleSet::from_files(vec![file]);
     crate::collectd::release_free_memory();
     // Reused for every event: decoding allocates only while strings grow.
-    let mut slot = Event::Metric(crate::collectd::Metric::default());
+    let mut slot = Event::Metric(crate::events::Metric::default());
     if !send(out, ready) {
         return 0;
     }
@@ -199,8 +199,8 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collectd::{Metric, Value};
     use crate::events::batch::BatchEncoder;
+    use crate::events::{Metric, Value};
 
     fn metric(free: f64) -> Event {
         Event::Metric(Metric {
@@ -213,7 +213,7 @@ mod tests {
             interval: 10.0,
             values: vec![Value::Gauge(free)],
             dsnames: vec!["value".into()],
-            dstypes: vec![crate::collectd::DsType::Gauge],
+            dstypes: vec![crate::events::DsType::Gauge],
         })
     }
 

@@ -1,0 +1,70 @@
+//! An owned value list and its parts: what collectd's write callback
+//! turns a `value_list_t` into, what the batch encoding carries to the
+//! rule workers, what the rule tables are built from. Plain data: the
+//! conversion from collectd's structs is in `crate::collectd`.
+
+use serde::{Deserialize, Serialize};
+
+/// The four collectd data source types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsType {
+    Counter,
+    Gauge,
+    Derive,
+    Absolute,
+}
+
+impl DsType {
+    /// The name collectd and the rule API use (`"gauge"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DsType::Counter => "counter",
+            DsType::Gauge => "gauge",
+            DsType::Derive => "derive",
+            DsType::Absolute => "absolute",
+        }
+    }
+}
+
+/// One data source value. Gauges are floats, the others integers: rules tell
+/// them apart (`math.type`), as with collectd's lua plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Gauge(f64),
+    Derive(i64),
+    Counter(u64),
+    Absolute(u64),
+}
+
+impl Value {
+    /// The type this value was read as.
+    pub fn ds_type(&self) -> DsType {
+        match self {
+            Value::Gauge(_) => DsType::Gauge,
+            Value::Derive(_) => DsType::Derive,
+            Value::Counter(_) => DsType::Counter,
+            Value::Absolute(_) => DsType::Absolute,
+        }
+    }
+}
+
+/// An owned value list: everything a rule may look at, with no pointer into
+/// collectd, so it can be queued and handled after the write callback returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub host: String,
+    pub plugin: String,
+    pub plugin_instance: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub type_instance: String,
+    /// Seconds since the epoch.
+    pub time: f64,
+    /// Seconds.
+    pub interval: f64,
+    pub values: Vec<Value>,
+    pub dsnames: Vec<String>,
+    pub dstypes: Vec<DsType>,
+}
