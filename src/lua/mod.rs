@@ -9,6 +9,7 @@
 mod args;
 mod base;
 mod env;
+mod event_table;
 mod front;
 mod math;
 mod numeral;
@@ -22,7 +23,10 @@ mod vm;
 /// Public for `tests/lua_suite.rs`, which cuts files the way the front end
 /// reads them.
 pub use front::blank_empty_statements;
-pub use vm::{CallError, Limit, LuaValue, Vm, VmLimits, call_in_progress};
+pub use vm::{
+    CallError, EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits,
+    call_in_progress,
+};
 
 /// Whether `subject` matches the Lua pattern `pattern` anywhere (for the
 /// rules' declarative `match` filters, which run without a VM).

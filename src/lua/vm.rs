@@ -5,7 +5,7 @@ use super::env;
 use super::front::rewrite_source;
 use piccolo::{
     Closure, Context, Executor, ExecutorMode, Fuel, Function, Lua, StashedExecutor,
-    StashedFunction, StashedTable, Table, Value, Variadic,
+    StashedFunction, StashedTable, Value, Variadic,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +78,21 @@ pub enum CallError {
     #[error("internal error of the Lua VM: {0}")]
     Internal(String),
 }
+
+/// A Lua function of a rule file, kept across calls (a handler).
+pub type LuaFunction = StashedFunction;
+
+/// The event a handler is called with; its table is built in the VM.
+#[derive(Clone, Copy, Debug)]
+pub enum EventRef<'a> {
+    Metric(&'a crate::events::Metric),
+    Notification(&'a crate::events::Notification),
+}
+
+/// One event's table, built for the first handler that needs it and
+/// shared by the file's other handlers.
+#[derive(Default)]
+pub struct EventTableCache(Option<StashedTable>);
 
 /// A value brought out of the VM. Tables come out one level deep with
 /// their string and integer keys; functions and tables also keep a handle
@@ -280,31 +295,36 @@ impl Vm {
         self.finish()
     }
 
-    /// Calls `function` with one table argument, built by `build` on the
-    /// first call and kept in `slot` for the next ones (one event's table
-    /// shared by all the handlers of a file, as the old project did).
-    pub fn call_with_table(
+    /// Calls `function` with the table of `event`, built on the first call
+    /// and kept in `cache` for the next ones (one event's table shared by
+    /// all the handlers of a file, as the old project did).
+    pub fn call_with_event(
         &mut self,
-        function: &StashedFunction,
-        slot: &mut Option<StashedTable>,
-        build: impl for<'gc> FnOnce(Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>>,
+        function: &LuaFunction,
+        cache: &mut EventTableCache,
+        event: EventRef<'_>,
     ) -> Result<Vec<LuaValue>, CallError> {
-        self.guarded(|vm| vm.call_with_table_unguarded(function, slot, build))?
+        self.guarded(|vm| vm.call_with_event_unguarded(function, cache, event))?
     }
 
-    fn call_with_table_unguarded(
+    fn call_with_event_unguarded(
         &mut self,
-        function: &StashedFunction,
-        slot: &mut Option<StashedTable>,
-        build: impl for<'gc> FnOnce(Context<'gc>) -> Result<Table<'gc>, piccolo::Error<'gc>>,
+        function: &LuaFunction,
+        cache: &mut EventTableCache,
+        event: EventRef<'_>,
     ) -> Result<Vec<LuaValue>, CallError> {
         self.lua
             .try_enter(|ctx| {
-                let table = match slot {
-                    Some(stashed) => ctx.fetch(&*stashed),
+                let table = match &cache.0 {
+                    Some(stashed) => ctx.fetch(stashed),
                     None => {
-                        let table = build(ctx)?;
-                        *slot = Some(ctx.stash(table));
+                        let table = match event {
+                            EventRef::Metric(m) => super::event_table::metric_table(ctx, m)?,
+                            EventRef::Notification(n) => {
+                                super::event_table::notification_table(ctx, n)?
+                            }
+                        };
+                        cache.0 = Some(ctx.stash(table));
                         table
                     }
                 };

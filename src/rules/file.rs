@@ -2,11 +2,11 @@
 //! asked for.
 
 use super::debounce::DebouncePolicy;
-use super::tables::{metric_table, notification_table};
 use crate::events::{Metric, Notification};
-use crate::lua::{Limit, LuaValue, Vm, VmLimits, pattern_matches};
+use crate::lua::{
+    EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits, pattern_matches,
+};
 use crate::task::CommandRef;
-use piccolo::StashedFunction;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ struct Handler {
     name: Option<String>,
     /// `<file>::metric::<name>`, made once at load (it is on every outcome).
     label: Arc<str>,
-    function: StashedFunction,
+    function: LuaFunction,
     filter: Vec<(String, FieldMatch)>,
     policy: DebouncePolicy,
 }
@@ -224,16 +224,12 @@ impl RuleFile {
 
     /// Offers a value list to every metric handler whose filter admits it.
     pub fn on_metric(&mut self, metric: &Metric) -> Vec<HandlerOutcome> {
-        self.offer(HandlerKind::Metric, metric, &|ctx| {
-            metric_table(ctx, metric)
-        })
+        self.offer(HandlerKind::Metric, metric, EventRef::Metric(metric))
     }
 
     /// Offers a notification to every notification handler.
     pub fn on_notification(&mut self, n: &Notification) -> Vec<HandlerOutcome> {
-        self.offer(HandlerKind::Notification, n, &|ctx| {
-            notification_table(ctx, n)
-        })
+        self.offer(HandlerKind::Notification, n, EventRef::Notification(n))
     }
 
     /// Bytes the file's Lua instance holds after a full collection, when
@@ -262,13 +258,11 @@ impl RuleFile {
         &mut self,
         kind: HandlerKind,
         event: &dyn Identity,
-        build: &dyn for<'gc> Fn(
-            piccolo::Context<'gc>,
-        ) -> Result<piccolo::Table<'gc>, piccolo::Error<'gc>>,
+        argument: EventRef<'_>,
     ) -> Vec<HandlerOutcome> {
         let mut outcomes = Vec::new();
         // Built on the first admitted handler, then shared by the others.
-        let mut table = None;
+        let mut table = EventTableCache::default();
         for i in 0..self.list(kind).len() {
             let h = &self.list(kind)[i];
             // The filter runs in Rust: a value that cannot match never
@@ -283,7 +277,7 @@ impl RuleFile {
             let (handler, function, policy) = (Arc::clone(&h.label), h.function.clone(), h.policy);
             let result = self
                 .vm
-                .call_with_table(&function, &mut table, build)
+                .call_with_event(&function, &mut table, argument)
                 .map_err(|e| (e.to_string(), e.limit()))
                 .and_then(|r| decision(&r).map_err(|e| (e, None)));
             outcomes.push(HandlerOutcome {
@@ -323,7 +317,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
 
 /// A named handler: a function, or a table with `handler` and options.
 fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
-    let named = |function: StashedFunction| Handler {
+    let named = |function: LuaFunction| Handler {
         name: Some(name.to_string()),
         label: Arc::from(""),
         function,

@@ -9,7 +9,6 @@ mod examples;
 mod file;
 mod input;
 mod set;
-mod tables;
 mod tools;
 
 pub use debounce::{DebouncePolicy, State, Verdict};

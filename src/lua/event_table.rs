@@ -1,5 +1,6 @@
-//! The tables handlers receive, field for field as collectd's lua plugin
-//! built them (docs/COMPATIBILITY.md §1), including its quirk of `dsnames`/`dstypes`
+//! The tables rule handlers receive, built straight from an event in the
+//! VM (so the rule engine never handles the VM's types), field for field
+//! as collectd's lua plugin built them (docs/COMPATIBILITY.md §1), including its quirk of `dsnames`/`dstypes`
 //! indexed from 0.
 
 use crate::events::{MetaValue, Metric, Notification, Value as DsValue};
