@@ -148,6 +148,66 @@ fn top_level_modules_depend_on_each_other_one_way() {
     }
 }
 
+/// The module table of docs/ARCHITECTURE.md: each module with the modules
+/// its "uses" column names, in the table's order.
+fn documented_modules() -> Vec<(String, BTreeSet<String>)> {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"))
+            .unwrap();
+    let section = doc.split("## Modules").nth(1).expect("a Modules section");
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let name = cells[0]
+                .trim_matches('`')
+                .trim_end_matches('/')
+                .trim_end_matches(".rs")
+                .to_string();
+            let uses = cells
+                .last()
+                .unwrap()
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty() && u != "—" && u != "everything below")
+                .collect();
+            (name, uses)
+        })
+        .collect()
+}
+
+/// docs/ARCHITECTURE.md matches the tree: every top-level module is in its
+/// table, each row's "uses" is what the code uses (the wiring in
+/// `plugin.rs` may use anything below it), and every dependency points
+/// down the table.
+#[test]
+fn the_architecture_document_matches_the_code() {
+    let graph = module_graph();
+    let documented = documented_modules();
+    let order: Vec<&str> = documented.iter().map(|(n, _)| n.as_str()).collect();
+    for module in graph.keys() {
+        assert!(
+            order.contains(&module.as_str()),
+            "docs/ARCHITECTURE.md lacks module `{module}`"
+        );
+    }
+    for (name, uses) in &documented {
+        let actual = graph.get(name).cloned().unwrap_or_default();
+        if name != "plugin" {
+            assert_eq!(uses, &actual, "docs/ARCHITECTURE.md: what `{name}` uses");
+        }
+        let at = order.iter().position(|n| n == name).unwrap();
+        for target in &actual {
+            let below = order.iter().position(|n| n == target);
+            assert!(
+                below.is_some_and(|b| b > at),
+                "`{name}` uses `{target}`, which is not below it in docs/ARCHITECTURE.md"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_reader_finds_cycles_and_grouped_imports() {
     let refs = references(&code(
