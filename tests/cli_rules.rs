@@ -411,3 +411,69 @@ fn a_killed_lua_command_leaves_no_sandbox_behind() {
         (!common::alive(child)).then_some(())
     });
 }
+
+/// Every shipped rule file is indexed: `rules check` names a condition on
+/// the event's identity for each handler (never `true`, never "not
+/// indexed"), and `rules test` finds no difference with the index off.
+#[test]
+fn rules_check_shows_the_index_of_every_shipped_rule() {
+    let out = run(&["rules", "check", repo("rules").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let handlers = stdout.lines().filter(|l| l.contains("::")).count();
+    let indexed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("indexed: "))
+        .collect();
+    assert!(handlers >= 7, "{stdout}");
+    assert_eq!(indexed.len(), handlers, "{stdout}");
+    assert!(
+        indexed.iter().all(|g| *g != "true" && g.contains("==")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#"indexed: plugin == "memory" and type_instance == "free""#));
+}
+
+/// A handler the index cannot vouch for says why, and still runs.
+#[test]
+fn rules_check_says_why_a_handler_is_not_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("counting.lua");
+    std::fs::write(
+        &file,
+        "return { count = function(m) total = (total or 0) + 1 if m.plugin == 'cpu' then print(total) end end }",
+    )
+    .unwrap();
+    let out = run(&["rules", "check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout)
+            .contains("not indexed: runs `total = (total or 0) + 1` before its condition"),
+        "{}",
+        text(&out.stdout)
+    );
+    let input = dir.path().join("events.jsonl");
+    std::fs::write(
+        &input,
+        "{\"plugin\":\"memory\",\"values\":[1]}\n{\"plugin\":\"cpu\",\"values\":[1]}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "rules",
+        "test",
+        file.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("print: 2"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -31,8 +31,12 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
             eprintln!("{}: warning: {warning}", file.path().display());
         }
         for kind in [HandlerKind::Metric, HandlerKind::Notification] {
-            for name in file.handler_names(kind) {
+            for (name, index) in file.index_notes(kind) {
                 println!("  {name}");
+                match index {
+                    Ok(guard) => println!("    indexed: {guard}"),
+                    Err(why) => println!("    not indexed: {why}"),
+                }
             }
         }
     }
@@ -50,13 +54,13 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
         .transpose()
         .map_err(|e| CliError::Usage(e.to_string()))?
         .map(|l| l.settings.services);
-    let (mut set, errors) = load(paths)?;
+    let files = expand_paths(paths).map_err(CliError::Usage)?;
     let text = std::fs::read_to_string(input)
         .map_err(|e| CliError::Usage(format!("{}: {e}", input.display())))?;
+    let (outcomes, errors) = dry_run(&files, &text, services.as_ref());
     for e in &errors {
         eprintln!("{e}");
     }
-    let outcomes = dry_run(&mut set, &text, services.as_ref());
     for o in &outcomes {
         let n = o.line;
         if let Some(why) = &o.unreadable {
@@ -86,6 +90,9 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
         }
         if e.fired.is_empty() && e.errors.is_empty() && e.held.is_empty() {
             println!("line {n}: nothing fired");
+        }
+        if let Some(diff) = &o.index_difference {
+            println!("line {n}: {diff}");
         }
     }
     verdict(!errors.is_empty() || outcomes.iter().any(|o| o.failed()))

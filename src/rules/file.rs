@@ -2,6 +2,7 @@
 //! asked for.
 
 use super::debounce::DebouncePolicy;
+use super::guard::{self, Derived, Guard, Subject};
 use crate::events::{Metric, Notification};
 use crate::lua::{
     EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits, pattern_matches,
@@ -19,6 +20,13 @@ pub enum HandlerKind {
 }
 
 impl HandlerKind {
+    fn guard_kind(self) -> guard::Kind {
+        match self {
+            HandlerKind::Metric => guard::Kind::Metric,
+            HandlerKind::Notification => guard::Kind::Notification,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             HandlerKind::Metric => "metric",
@@ -40,6 +48,8 @@ const FILTER_FIELDS: &[&str] = &["host", "plugin", "plugin_instance", "type", "t
 struct Handler {
     /// `None` for a bare function.
     name: Option<String>,
+    /// The rule index's condition for calling it, or why it has none.
+    guard: Derived,
     /// `<file>::metric::<name>`, made once at load (it is on every outcome).
     label: Arc<str>,
     function: LuaFunction,
@@ -83,6 +93,11 @@ pub(super) trait Identity {
     /// of [`FILTER_FIELDS`].
     fn identity_fields(&self) -> [&str; 5];
 
+    /// A notification's severity; `None` for a value list.
+    fn severity(&self) -> Option<i64> {
+        None
+    }
+
     fn field(&self, name: &str) -> &str {
         let i = FILTER_FIELDS.iter().position(|f| *f == name).unwrap_or(4);
         self.identity_fields()[i]
@@ -119,6 +134,10 @@ impl Identity for Metric {
 }
 
 impl Identity for Notification {
+    fn severity(&self) -> Option<i64> {
+        Some(i64::from(i32::from(self.severity)))
+    }
+
     fn identity_fields(&self) -> [&str; 5] {
         [
             &self.host,
@@ -158,6 +177,9 @@ pub struct RuleFile {
     metric: Vec<Handler>,
     notification: Vec<Handler>,
     examples: Vec<super::examples::Example>,
+    /// Skip handlers whose guard rules the event out (on unless a tool
+    /// compares both ways).
+    indexed: bool,
 }
 
 impl RuleFile {
@@ -176,11 +198,22 @@ impl RuleFile {
             .map_err(|e| e.located(&label))?;
         let mut metric = handlers(returned.first(), &label, "first (metric handlers)")?;
         let mut notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        let index = guard::analyse(&String::from_utf8_lossy(source));
         for (kind, list) in [
             (HandlerKind::Metric, &mut metric),
             (HandlerKind::Notification, &mut notification),
         ] {
             for h in list.iter_mut() {
+                h.guard = index.guard(kind.guard_kind(), h.name.as_deref());
+                // Debounce state is kept per series, and a series' events
+                // differ in severity: skipping one would keep state the
+                // call would have cleared.
+                if !h.policy.is_plain() && h.guard.as_ref().is_ok_and(Guard::uses_severity) {
+                    h.guard = Err(
+                        "its condition tests the severity, and its hits/repeat_interval/give_up state needs every notification of the series"
+                            .into(),
+                    );
+                }
                 h.label = match &h.name {
                     Some(name) => format!("{label}::{}::{name}", kind.as_str()),
                     None => format!("{label}::{}", kind.as_str()),
@@ -195,7 +228,39 @@ impl RuleFile {
             metric,
             notification,
             examples,
+            indexed: true,
         })
+    }
+
+    /// Turns the rule index on or off (`rules test` runs both ways).
+    pub fn set_indexed(&mut self, on: bool) {
+        self.indexed = on;
+    }
+
+    /// Each handler's label with the condition it is called on (its
+    /// `match` option and the index's guard), or why it is called on
+    /// every event.
+    pub fn index_notes(&self, kind: HandlerKind) -> Vec<(String, Result<String, String>)> {
+        self.list(kind)
+            .iter()
+            .map(|h| {
+                let matched = h.filter.iter().fold(Guard::always(), |acc, (field, m)| {
+                    let Some(field) = guard::Field::named(field) else {
+                        return acc;
+                    };
+                    acc.and(match m {
+                        FieldMatch::Exact(s) => Guard::Eq(field, s.clone()),
+                        FieldMatch::Pattern(p) => Guard::Finds(field, p.clone(), false),
+                    })
+                });
+                let note = match (&h.guard, h.filter.is_empty()) {
+                    (Ok(g), _) => Ok(matched.and(g.clone()).to_string()),
+                    (Err(_), false) => Ok(matched.to_string()),
+                    (Err(why), true) => Err(why.clone()),
+                };
+                (h.label.to_string(), note)
+            })
+            .collect()
     }
 
     pub fn path(&self) -> &Path {
@@ -263,10 +328,20 @@ impl RuleFile {
         let mut outcomes = Vec::new();
         // Built on the first admitted handler, then shared by the others.
         let mut table = EventTableCache::default();
+        let subject = Subject {
+            identity: event.identity_fields(),
+            severity: event.severity(),
+        };
         for i in 0..self.list(kind).len() {
             let h = &self.list(kind)[i];
             // The filter runs in Rust: a value that cannot match never
             // reaches the VM.
+            if self.indexed
+                && let Ok(g) = &h.guard
+                && !g.admits(&subject)
+            {
+                continue;
+            }
             let admitted = h.filter.iter().all(|(field, m)| match m {
                 FieldMatch::Exact(want) => event.field(field) == want,
                 FieldMatch::Pattern(p) => pattern_matches(event.field(field), p).unwrap_or(false),
@@ -298,6 +373,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
             name: None,
             label: Arc::from(""),
             function: f.clone(),
+            guard: Err(String::new()),
             filter: Vec::new(),
             policy: DebouncePolicy::default(),
         }]),
@@ -321,6 +397,7 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
         name: Some(name.to_string()),
         label: Arc::from(""),
         function,
+        guard: Err(String::new()),
         filter: Vec::new(),
         policy: DebouncePolicy::default(),
     };

@@ -7,6 +7,7 @@
 mod debounce;
 mod examples;
 mod file;
+pub mod guard;
 mod input;
 mod set;
 mod tools;
@@ -20,5 +21,6 @@ pub use file::{
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
 pub use tools::{
-    ExampleVerdict, LineOutcome, Unknown, check_examples, dry_run, expand_paths, source_warnings,
+    ExampleVerdict, LineOutcome, Unknown, check_examples, difference, dry_run, expand_paths,
+    source_warnings,
 };

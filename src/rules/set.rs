@@ -49,6 +49,14 @@ impl RuleSet {
         (set, errors)
     }
 
+    /// Turns the rule index on or off for every file (`rules test`
+    /// compares both).
+    pub fn set_indexed(&mut self, on: bool) {
+        for f in &mut self.files {
+            f.set_indexed(on);
+        }
+    }
+
     /// A set of already loaded files.
     pub fn from_files(files: Vec<RuleFile>) -> RuleSet {
         RuleSet {

@@ -34,7 +34,8 @@ pub struct ExampleVerdict {
     pub expected: Option<String>,
     /// `service/command` of every handler that fired.
     pub got: Vec<String>,
-    /// `handler: reason` of every handler that failed.
+    /// `handler: reason` of every handler that failed, and how the rule
+    /// index changed the outcome, if it did.
     pub errors: Vec<String>,
 }
 
@@ -58,6 +59,8 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
     for path in files {
         let (mut set, errors) =
             RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
+        let (mut every, _) = RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
+        every.set_indexed(false);
         load_errors.extend(errors);
         let examples = set
             .files()
@@ -66,6 +69,13 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
             .unwrap_or_default();
         for (i, example) in examples.iter().enumerate() {
             let evaluation = evaluate(&mut set, &example.event);
+            let all = evaluate(&mut every, &example.event);
+            let mut errors: Vec<String> = evaluation
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.handler, e.reason))
+                .collect();
+            errors.extend(difference(&evaluation, &all));
             verdicts.push(ExampleVerdict {
                 file: path.clone(),
                 number: i + 1,
@@ -75,11 +85,7 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
                     .iter()
                     .map(|f| format!("{}/{}", f.service, f.command))
                     .collect(),
-                errors: evaluation
-                    .errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.handler, e.reason))
-                    .collect(),
+                errors,
             });
         }
     }
@@ -110,34 +116,81 @@ pub struct LineOutcome {
     pub evaluation: Evaluation,
     /// For each fired decision (same order), what config.json lacks for it.
     pub unknown: Vec<Option<Unknown>>,
+    /// How calling every handler (no rule index) came out differently.
+    pub index_difference: Option<String>,
 }
 
 impl LineOutcome {
-    /// A handler failed, the line was unreadable, or a decision names a
-    /// service or command config.json does not have.
+    /// A handler failed, the line was unreadable, a decision names a
+    /// service or command config.json does not have, or the rule index
+    /// changed an outcome.
     pub fn failed(&self) -> bool {
         self.unreadable.is_some()
             || !self.evaluation.errors.is_empty()
             || self.unknown.iter().any(Option::is_some)
+            || self.index_difference.is_some()
     }
 }
 
-/// Feeds each non-empty line of `input` (one event as JSON) to `set`,
-/// checking decisions against `services` when given.
+/// How two evaluations of one event differ, if they do: decisions,
+/// debounce, prints, and which handlers failed.
+pub fn difference(indexed: &Evaluation, every: &Evaluation) -> Option<String> {
+    let failed =
+        |e: &Evaluation| -> Vec<String> { e.errors.iter().map(|x| x.handler.clone()).collect() };
+    let parts = [
+        (
+            "decisions",
+            format!("{:?}", indexed.fired),
+            format!("{:?}", every.fired),
+        ),
+        (
+            "held",
+            format!("{:?}", indexed.held),
+            format!("{:?}", every.held),
+        ),
+        (
+            "prints",
+            format!("{:?}", indexed.printed),
+            format!("{:?}", every.printed),
+        ),
+        (
+            "failed handlers",
+            format!("{:?}", failed(indexed)),
+            format!("{:?}", failed(every)),
+        ),
+    ];
+    parts
+        .into_iter()
+        .find(|(_, a, b)| a != b)
+        .map(|(what, a, b)| format!("the rule index changed the {what}: {a} with it, {b} without"))
+}
+
+/// Feeds each non-empty line of `input` (one event as JSON) to the rule
+/// files, checking decisions against `services` when given, and compares
+/// every outcome with a second copy of the files that calls every handler
+/// (no rule index). Returns the outcomes and the files that did not load.
 pub fn dry_run(
-    set: &mut RuleSet,
+    files: &[PathBuf],
     input: &str,
     services: Option<&BTreeMap<String, Service>>,
-) -> Vec<LineOutcome> {
+) -> (Vec<LineOutcome>, Vec<String>) {
+    let (mut set, load_errors) = RuleSet::load_files(files, VmLimits::default());
+    let (mut every, _) = RuleSet::load_files(files, VmLimits::default());
+    every.set_indexed(false);
     let mut out = Vec::new();
     for (i, text) in input.lines().enumerate() {
         if text.trim().is_empty() {
             continue;
         }
         let line = i + 1;
-        let (evaluation, unreadable) = match parse_input_line(text) {
-            Ok(event) => (evaluate(set, &event), None),
-            Err(e) => (Evaluation::default(), Some(e.to_string())),
+        let (evaluation, unreadable, index_difference) = match parse_input_line(text) {
+            Ok(event) => {
+                let indexed = evaluate(&mut set, &event);
+                let all = evaluate(&mut every, &event);
+                let diff = difference(&indexed, &all);
+                (indexed, None, diff)
+            }
+            Err(e) => (Evaluation::default(), Some(e.to_string()), None),
         };
         let unknown = evaluation
             .fired
@@ -156,9 +209,10 @@ pub fn dry_run(
             unreadable,
             evaluation,
             unknown,
+            index_difference,
         });
     }
-    out
+    (out, load_errors)
 }
 
 /// The rule file's source, for warnings about what the VM lacks.
