@@ -192,13 +192,15 @@ impl RuleFile {
     /// Runs `source` as the file `path`.
     pub fn from_source(path: &Path, source: &[u8], limits: VmLimits) -> Result<RuleFile, String> {
         let label = path.display().to_string();
+        // Before the VM exists: the parse's memory is given back before
+        // the VM's long-lived objects are allocated around it.
+        let index = guard::analyse(&String::from_utf8_lossy(source));
         let mut vm = Vm::new(limits).map_err(|e| e.located(&label))?;
         let returned = vm
             .run_chunk(&label, source)
             .map_err(|e| e.located(&label))?;
         let mut metric = handlers(returned.first(), &label, "first (metric handlers)")?;
         let mut notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
-        let index = guard::analyse(&String::from_utf8_lossy(source));
         for (kind, list) in [
             (HandlerKind::Metric, &mut metric),
             (HandlerKind::Notification, &mut notification),
