@@ -743,3 +743,50 @@ fn workers_die_when_collectd_is_killed() {
         (!common::alive(worker)).then_some(())
     });
 }
+
+/// The rule index in real collectd: a file whose handler can only act on
+/// plugin "wanted" is sent only those value lists (the plugin's shutdown
+/// line counts what each file evaluated), and still acts on every one.
+#[test]
+fn a_file_receives_only_the_value_lists_its_handlers_may_act_on() {
+    let rules = r#"
+local function is_wanted(m) return m.plugin == "wanted" end
+return {
+  seen = function(m)
+    if is_wanted(m) then print("wanted " .. m.type_instance) end
+  end,
+}
+"#;
+    let mut l = start(&[("routed.lua", rules)], "{}", "");
+    let c = &mut l.collectd;
+    c.wait_for_log("routed.lua: loaded");
+    for i in 0..20 {
+        c.putval(&format!("testhost/other/gauge-o{i} N:{i}"));
+    }
+    c.putval("testhost/wanted/gauge-a N:1");
+    c.putval("testhost/wanted/gauge-b N:2");
+    c.wait_for_log("print: wanted a");
+    c.wait_for_log("print: wanted b");
+    let status = c.stop();
+    assert!(status.success(), "{status}");
+    let log = c.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("monitor: stopped: "))
+        .expect("the shutdown line");
+    // Every event handled, our self-monitoring values included, reaches
+    // a file that has not said yet what it acts on; once it has, the 20
+    // "other" value lists are never sent to it.
+    let number_before = |what: &str| -> u64 {
+        let at = line.find(what).expect(what);
+        line[..at]
+            .rsplit(' ')
+            .find(|w| !w.is_empty())
+            .and_then(|w| w.parse().ok())
+            .expect("a count")
+    };
+    let handled = number_before(" events handled");
+    let evaluated = number_before(" evaluations by rule files");
+    assert!(evaluated >= 2 && evaluated + 20 <= handled, "{line}");
+    assert!(!log.contains("print: wanted o"), "{log}");
+}

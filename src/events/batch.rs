@@ -201,6 +201,93 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(u64, Vec<Event>), String> {
     Ok((reader.seq, events))
 }
 
+/// Where one event of a batch lies, and its identity, read without
+/// building the event: what routing an event to the rule files that may
+/// act on it needs.
+#[derive(Debug, PartialEq)]
+pub struct Span<'a> {
+    /// The event's bytes in the payload.
+    pub bytes: std::ops::Range<usize>,
+    /// `[host, plugin, plugin_instance, type, type_instance]`.
+    pub identity: [&'a str; 5],
+    /// The identity's encoded bytes (a key for per-series verdicts).
+    pub key: &'a [u8],
+    /// A notification's severity; `None` for a value list.
+    pub severity: Option<i64>,
+}
+
+/// The events of a batch payload (a frame without its length prefix) as
+/// spans, in order; an error for a damaged batch.
+pub fn scan(payload: &[u8]) -> Result<Vec<Span<'_>>, String> {
+    let mut r = Reader {
+        bytes: payload,
+        at: 0,
+    };
+    r.u64()?;
+    let count = r.u32()?;
+    let mut spans = Vec::with_capacity(count.min(65_536) as usize);
+    for _ in 0..count {
+        let start = r.at;
+        let (key_start, severity) = match r.u8()? {
+            1 => (r.at, None),
+            2 => {
+                let severity = i64::from(r.u8()?);
+                r.f64()?;
+                let len = r.u32()? as usize; // the message
+                r.take(len)?;
+                (r.at, Some(severity))
+            }
+            kind => return Err(format!("unknown event kind {kind}")),
+        };
+        let mut identity = [""; 5];
+        for field in &mut identity {
+            let len = r.u32()? as usize;
+            *field = std::str::from_utf8(r.take(len)?).unwrap_or("");
+        }
+        let key = &payload[key_start..r.at];
+        if severity.is_none() {
+            r.f64()?;
+            r.f64()?;
+            for _ in 0..r.u32()? {
+                r.take(9)?;
+                let len = r.u32()? as usize;
+                r.take(len)?;
+            }
+        } else {
+            for _ in 0..r.u32()? {
+                let len = r.u32()? as usize;
+                r.take(len)?;
+                match r.u8()? {
+                    0 => {
+                        let len = r.u32()? as usize;
+                        r.take(len)?;
+                    }
+                    1..=3 => {
+                        r.take(8)?;
+                    }
+                    4 => {
+                        r.take(1)?;
+                    }
+                    tag => return Err(format!("unknown meta type {tag}")),
+                }
+            }
+        }
+        spans.push(Span {
+            bytes: start..r.at,
+            identity,
+            key,
+            severity,
+        });
+    }
+    if r.at != payload.len() {
+        return Err(format!(
+            "{} bytes after the last event",
+            payload.len() - r.at
+        ));
+    }
+    Ok(spans)
+}
+
 /// Reads a batch one event at a time into a reused [`Event`], so that a
 /// worker allocates nothing per value list once its strings have grown to
 /// size.
@@ -262,8 +349,8 @@ struct Reader<'a> {
     at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .at
             .checked_add(n)
@@ -457,6 +544,63 @@ mod tests {
             payload.len()
         );
         assert_eq!(decode_batch(payload).unwrap(), (42, events));
+    }
+
+    #[test]
+    fn scanning_finds_each_event_and_its_identity() {
+        let note = Notification {
+            severity: Severity::Warning,
+            time: 1.0,
+            message: "m".into(),
+            host: "h".into(),
+            plugin: "p".into(),
+            plugin_instance: "pi".into(),
+            type_: "t".into(),
+            type_instance: "ti".into(),
+            meta: vec![
+                ("s".into(), MetaValue::String("x".into())),
+                ("b".into(), MetaValue::Boolean(true)),
+                ("d".into(), MetaValue::Double(1.5)),
+            ],
+        };
+        let events = vec![
+            Event::Metric(metric()),
+            Event::Notification(note),
+            Event::Metric(metric()),
+        ];
+        let mut enc = BatchEncoder::new(3);
+        for e in &events {
+            enc.push(e);
+        }
+        let frame = enc.finish();
+        let payload = &frame[4..];
+        let spans = scan(payload).unwrap();
+        assert_eq!(spans.len(), 3);
+        let m = metric();
+        assert_eq!(
+            spans[0].identity,
+            [
+                m.host.as_str(),
+                &m.plugin,
+                &m.plugin_instance,
+                &m.type_,
+                &m.type_instance
+            ]
+        );
+        assert_eq!(spans[1].identity, ["h", "p", "pi", "t", "ti"]);
+        assert_eq!(spans[1].severity, Some(2));
+        assert_eq!(spans[0].key, spans[2].key);
+        // Each span is exactly one event: re-encoding a span alone reads
+        // back as that event.
+        for (span, event) in spans.iter().zip(&events) {
+            let mut one = new_batch(64);
+            one.extend_from_slice(&payload[span.bytes.clone()]);
+            seal_batch(&mut one, 9, 1);
+            assert_eq!(decode_batch(&one[4..]).unwrap(), (9, vec![event.clone()]));
+        }
+        for cut in 0..payload.len() {
+            assert!(scan(&payload[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -6,11 +6,13 @@
 use super::catalog::{self, Catalog, Change};
 use super::lifecycle::{Action, Input, Lifecycle, State};
 use super::stats::Stats;
-use crate::events::batch::{decode_batch, seal_batch};
+use crate::events::batch::{Span, decode_batch, new_batch, scan, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
-use crate::sandbox::{ReportSink, RestartPolicy, Worker, WorkerPhase, WorkerSpec};
+use crate::rules::guard::Subject;
+use crate::sandbox::{ReportSink, RestartPolicy, Routing, Worker, WorkerPhase, WorkerSpec};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +42,10 @@ pub struct EngineConfig {
     pub limits: Box<dyn Fn(&Path) -> VmLimits + Send>,
 }
 
+/// Series whose routing verdict a worker remembers; past this many the
+/// memory starts over (a stream of ever new series cannot grow it).
+const MAX_VERDICTS: usize = 65_536;
+
 /// A worker and what the engine sent it.
 struct Running {
     worker: Worker,
@@ -47,6 +53,12 @@ struct Running {
     sent: u64,
     /// Since when it has had work outstanding without progress.
     stalled_since: Option<(u64, Instant)>,
+    /// Which events its file may act on, once it said so.
+    routing: Option<Arc<Routing>>,
+    /// Per value-list series (its encoded identity): whether the file may
+    /// act on it. A series' identity never changes, so this is decided
+    /// once per series.
+    verdicts: HashMap<Box<[u8]>, bool>,
 }
 
 /// One rule file: where it stands (decided in `lifecycle`) and its
@@ -127,13 +139,20 @@ impl Engine {
         seal_batch(&mut frame, seq, batch.count);
         trace_events(&frame);
         let frame = Arc::new(frame);
+        // Where each event lies and whose it is, read once for every
+        // worker that routes (a damaged batch goes to every worker whole).
+        let spans = scan(&frame[4..]).ok();
         for slot in self.slots.values_mut() {
             match &mut slot.active {
                 Some(running) => {
-                    if running.worker.offer(&frame) {
+                    let (routed, n) = running.route(&frame, spans.as_deref(), seq, batch.count);
+                    if n == 0 {
+                        continue;
+                    }
+                    if running.worker.offer(&routed) {
                         running.sent = seq + 1;
                     } else {
-                        Stats::add(&self.stats.sandbox_dropped, count);
+                        Stats::add(&self.stats.sandbox_dropped, u64::from(n));
                     }
                 }
                 None if slot.lifecycle.expects_events() => {
@@ -331,7 +350,59 @@ impl Running {
             worker,
             sent: 0,
             stalled_since: None,
+            routing: None,
+            verdicts: HashMap::new(),
         }
+    }
+
+    /// The events of a batch this worker's file may act on, as a frame of
+    /// their own, and how many; everything when it has not said which.
+    fn route(
+        &mut self,
+        frame: &Arc<Vec<u8>>,
+        spans: Option<&[Span<'_>]>,
+        seq: u64,
+        count: u32,
+    ) -> (Arc<Vec<u8>>, u32) {
+        if self.routing.is_none() {
+            self.routing = self.worker.routing();
+        }
+        let (Some(routing), Some(spans)) = (self.routing.clone(), spans) else {
+            return (Arc::clone(frame), count);
+        };
+        if routing.metric.is_none() && routing.notification.is_none() {
+            return (Arc::clone(frame), count);
+        }
+        let payload = &frame[4..];
+        let mut out = new_batch(payload.len() / 4);
+        let mut n = 0u32;
+        for span in spans {
+            let subject = Subject {
+                identity: span.identity,
+                severity: span.severity,
+            };
+            let wanted = match (&routing.metric, &routing.notification, span.severity) {
+                (None, _, None) | (_, None, Some(_)) => true,
+                (_, Some(g), Some(_)) => g.admits(&subject),
+                (Some(g), _, None) => match self.verdicts.get(span.key) {
+                    Some(v) => *v,
+                    None => {
+                        if self.verdicts.len() >= MAX_VERDICTS {
+                            self.verdicts.clear();
+                        }
+                        let v = g.admits(&subject);
+                        self.verdicts.insert(span.key.into(), v);
+                        v
+                    }
+                },
+            };
+            if wanted {
+                out.extend_from_slice(&payload[span.bytes.clone()]);
+                n += 1;
+            }
+        }
+        seal_batch(&mut out, seq, n);
+        (Arc::new(out), n)
     }
 
     /// Kills a worker that has had work outstanding, with no progress, for

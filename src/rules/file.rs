@@ -57,6 +57,21 @@ struct Handler {
     policy: DebouncePolicy,
 }
 
+impl Handler {
+    /// The `match` option as a guard.
+    fn match_guard(&self) -> Guard {
+        self.filter.iter().fold(Guard::always(), |acc, (field, m)| {
+            let Some(field) = guard::Field::named(field) else {
+                return acc;
+            };
+            acc.and(match m {
+                FieldMatch::Exact(s) => Guard::Eq(field, s.clone()),
+                FieldMatch::Pattern(p) => Guard::Finds(field, p.clone(), false),
+            })
+        })
+    }
+}
+
 /// A handler asked for a recovery command (after debouncing).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fired {
@@ -239,6 +254,25 @@ impl RuleFile {
         self.indexed = on;
     }
 
+    /// The condition under which any handler of `kind` may act on an
+    /// event (`None`: every event must reach the file), for the plugin to
+    /// send the file only such events.
+    pub fn file_guard(&self, kind: HandlerKind) -> Option<Guard> {
+        if !self.indexed {
+            return None;
+        }
+        let mut any = Guard::never();
+        for h in self.list(kind) {
+            let effective = match &h.guard {
+                Ok(g) => h.match_guard().and(g.clone()),
+                Err(_) if !h.filter.is_empty() => h.match_guard(),
+                Err(_) => return None,
+            };
+            any = any.or(effective);
+        }
+        Some(any)
+    }
+
     /// Each handler's label with the condition it is called on (its
     /// `match` option and the index's guard), or why it is called on
     /// every event.
@@ -246,15 +280,7 @@ impl RuleFile {
         self.list(kind)
             .iter()
             .map(|h| {
-                let matched = h.filter.iter().fold(Guard::always(), |acc, (field, m)| {
-                    let Some(field) = guard::Field::named(field) else {
-                        return acc;
-                    };
-                    acc.and(match m {
-                        FieldMatch::Exact(s) => Guard::Eq(field, s.clone()),
-                        FieldMatch::Pattern(p) => Guard::Finds(field, p.clone(), false),
-                    })
-                });
+                let matched = h.match_guard();
                 let note = match (&h.guard, h.filter.is_empty()) {
                     (Ok(g), _) => Ok(matched.and(g.clone()).to_string()),
                     (Err(_), false) => Ok(matched.to_string()),

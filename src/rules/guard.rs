@@ -27,7 +27,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// An identity field of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Field {
     Host,
     Plugin,
@@ -60,8 +61,10 @@ impl Field {
     }
 }
 
-/// A condition on an event's identity.
-#[derive(Clone, Debug, PartialEq)]
+/// A condition on an event's identity. Serializable: a rule worker sends
+/// its file's conditions to the plugin, which routes events by them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Guard {
     /// The field is exactly this string.
     Eq(Field, String),
@@ -164,6 +167,11 @@ impl Guard {
         }
     }
 
+    /// Never true.
+    pub fn never() -> Guard {
+        Guard::Any(Vec::new())
+    }
+
     /// Both hold.
     pub fn and(self, other: Guard) -> Guard {
         match (self, other) {
@@ -183,7 +191,8 @@ impl Guard {
         }
     }
 
-    fn or(self, other: Guard) -> Guard {
+    /// One holds.
+    pub fn or(self, other: Guard) -> Guard {
         if self.is_always() || other.is_always() {
             return Guard::always();
         }

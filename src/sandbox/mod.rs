@@ -19,7 +19,7 @@ pub mod worker;
 mod worker_args;
 
 pub use confine::confine;
-pub use process::{ReportSink, Worker, WorkerPhase, WorkerSpec};
+pub use process::{ReportSink, Routing, Worker, WorkerPhase, WorkerSpec};
 pub use supervision::{AfterDeath, RestartPolicy, Supervision};
 pub use wire::Report;
 pub use worker_args::WorkerArgs;

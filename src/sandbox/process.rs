@@ -4,6 +4,7 @@
 
 use super::wire::{Report, read_frame};
 use crate::lua::VmLimits;
+use crate::rules::guard::Guard;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -43,8 +44,17 @@ pub enum WorkerPhase {
     Gone(String),
 }
 
+/// Which events a worker's file may act on, as its Ready report said
+/// (`None` for a kind: all of them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routing {
+    pub metric: Option<Guard>,
+    pub notification: Option<Guard>,
+}
+
 struct Shared {
     phase: Mutex<WorkerPhase>,
+    routing: Mutex<Option<Arc<Routing>>>,
     /// Sequence number of the last batch fully evaluated, plus one (0:
     /// none yet).
     done: AtomicU64,
@@ -78,6 +88,7 @@ impl Worker {
         let stdin = child.stdin.take().ok_or("no stdin pipe")?;
         let shared = Arc::new(Shared {
             phase: Mutex::new(WorkerPhase::Starting),
+            routing: Mutex::new(None),
             done: AtomicU64::new(0),
         });
         let (feed, batches) = sync_channel(FEED_CAPACITY);
@@ -120,6 +131,11 @@ impl Worker {
     }
 
     /// Batches evaluated so far: the last batch's sequence number plus one.
+    /// Which events the file may act on, once it is ready.
+    pub fn routing(&self) -> Option<Arc<Routing>> {
+        self.shared.routing.lock().ok().and_then(|r| r.clone())
+    }
+
     pub fn done(&self) -> u64 {
         self.shared.done.load(Ordering::Relaxed)
     }
@@ -178,7 +194,19 @@ fn read_reports(mut child: Child, file: &Path, shared: &Shared, sink: &ReportSin
                 }
             };
             match Report::decode(&frame) {
-                Ok(Report::Ready { .. }) => set_phase(WorkerPhase::Ready),
+                Ok(Report::Ready {
+                    metric_guard,
+                    notification_guard,
+                    ..
+                }) => {
+                    if let Ok(mut r) = shared.routing.lock() {
+                        *r = Some(Arc::new(Routing {
+                            metric: metric_guard,
+                            notification: notification_guard,
+                        }));
+                    }
+                    set_phase(WorkerPhase::Ready);
+                }
                 Ok(Report::LoadFailed { error }) => {
                     fatal = Some(error.clone());
                     set_phase(WorkerPhase::LoadFailed(error));

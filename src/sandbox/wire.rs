@@ -9,6 +9,7 @@
 //! A frame is a little-endian `u32` length followed by that many bytes.
 
 use crate::lua::Limit;
+use crate::rules::guard::Guard;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -49,8 +50,16 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum Report {
-    /// The file loaded; events may follow.
-    Ready { metric: usize, notification: usize },
+    /// The file loaded; events may follow. The guards say which events any
+    /// of its handlers may act on (`None`: every event of that kind).
+    Ready {
+        metric: usize,
+        notification: usize,
+        #[serde(default)]
+        metric_guard: Option<Guard>,
+        #[serde(default)]
+        notification_guard: Option<Guard>,
+    },
     /// The file did not load (syntax error, error at top level, bad return
     /// values); the worker exits after this.
     LoadFailed { error: String },

@@ -79,6 +79,8 @@ pub fn serve<W: Write>(
         notification: file
             .handler_names(crate::rules::HandlerKind::Notification)
             .len(),
+        metric_guard: file.file_guard(crate::rules::HandlerKind::Metric),
+        notification_guard: file.file_guard(crate::rules::HandlerKind::Notification),
     };
     let mut set = RuleSet::from_files(vec![file]);
     crate::collectd::release_free_memory();
