@@ -5,14 +5,13 @@
 
 use super::catalog::{self, Catalog, Change};
 use super::lifecycle::{Action, Input, Lifecycle, State};
+use super::routing::Router;
 use super::stats::Stats;
 use crate::events::batch::{Span, decode_batch, new_batch, scan, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
-use crate::rules::guard::Subject;
 use crate::sandbox::{ReportSink, RestartPolicy, Routing, Worker, WorkerPhase, WorkerSpec};
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,10 +41,6 @@ pub struct EngineConfig {
     pub limits: Box<dyn Fn(&Path) -> VmLimits + Send>,
 }
 
-/// Series whose routing verdict a worker remembers; past this many the
-/// memory starts over (a stream of ever new series cannot grow it).
-const MAX_VERDICTS: usize = 65_536;
-
 /// A worker and what the engine sent it.
 struct Running {
     worker: Worker,
@@ -55,10 +50,6 @@ struct Running {
     stalled_since: Option<(u64, Instant)>,
     /// Which events its file may act on, once it said so.
     routing: Option<Arc<Routing>>,
-    /// Per value-list series (its encoded identity): whether the file may
-    /// act on it. A series' identity never changes, so this is decided
-    /// once per series.
-    verdicts: HashMap<Box<[u8]>, bool>,
 }
 
 /// One rule file: where it stands (decided in `lifecycle`) and its
@@ -82,6 +73,8 @@ pub struct Engine {
     next_scan: Instant,
     /// The last directory error logged.
     scan_error: Option<String>,
+    /// Which files each series goes to.
+    router: Router,
 }
 
 impl Engine {
@@ -96,6 +89,7 @@ impl Engine {
             next_seq: 0,
             next_scan: Instant::now(),
             scan_error: None,
+            router: Router::default(),
         };
         engine.rescan();
         engine
@@ -139,13 +133,38 @@ impl Engine {
         seal_batch(&mut frame, seq, batch.count);
         trace_events(&frame);
         let frame = Arc::new(frame);
-        // Where each event lies and whose it is, read once for every
-        // worker that routes (a damaged batch goes to every worker whole).
+        // What each file acts on, as far as its worker said so.
+        let mut changed = false;
+        let routings: Vec<Option<Arc<Routing>>> = self
+            .slots
+            .values_mut()
+            .map(|slot| {
+                let running = slot.active.as_mut()?;
+                if running.routing.is_none() {
+                    running.routing = running.worker.routing();
+                    changed |= running.routing.is_some();
+                }
+                running.routing.clone()
+            })
+            .collect();
+        if changed {
+            self.router.clear();
+        }
+        // Where each event lies and whose it is, read once; then which
+        // files want it, once per series (a damaged batch goes to every
+        // worker whole).
         let spans = scan(&frame[4..]).ok();
-        for slot in self.slots.values_mut() {
+        let wants = spans
+            .as_deref()
+            .filter(|_| routings.iter().any(Option::is_some))
+            .map(|spans| self.router.route(spans, &routings));
+        for (i, slot) in self.slots.values_mut().enumerate() {
             match &mut slot.active {
                 Some(running) => {
-                    let (routed, n) = running.route(&frame, spans.as_deref(), seq, batch.count);
+                    let (routed, n) = match (&spans, &wants, &routings[i]) {
+                        (Some(spans), Some(wants), Some(_)) => select(&frame, spans, wants, i, seq),
+                        _ => (Arc::clone(&frame), batch.count),
+                    };
                     if n == 0 {
                         continue;
                     }
@@ -307,7 +326,12 @@ impl Engine {
                 return;
             }
         };
-        for change in catalog::diff(&self.catalog, &found) {
+        let changes = catalog::diff(&self.catalog, &found);
+        if !changes.is_empty() {
+            // Positions of the files change: verdicts are by position.
+            self.router.clear();
+        }
+        for change in changes {
             match change {
                 Change::Added(path) => {
                     let (lifecycle, actions) = Lifecycle::new();
@@ -351,58 +375,7 @@ impl Running {
             sent: 0,
             stalled_since: None,
             routing: None,
-            verdicts: HashMap::new(),
         }
-    }
-
-    /// The events of a batch this worker's file may act on, as a frame of
-    /// their own, and how many; everything when it has not said which.
-    fn route(
-        &mut self,
-        frame: &Arc<Vec<u8>>,
-        spans: Option<&[Span<'_>]>,
-        seq: u64,
-        count: u32,
-    ) -> (Arc<Vec<u8>>, u32) {
-        if self.routing.is_none() {
-            self.routing = self.worker.routing();
-        }
-        let (Some(routing), Some(spans)) = (self.routing.clone(), spans) else {
-            return (Arc::clone(frame), count);
-        };
-        if routing.metric.is_none() && routing.notification.is_none() {
-            return (Arc::clone(frame), count);
-        }
-        let payload = &frame[4..];
-        let mut out = new_batch(payload.len() / 4);
-        let mut n = 0u32;
-        for span in spans {
-            let subject = Subject {
-                identity: span.identity,
-                severity: span.severity,
-            };
-            let wanted = match (&routing.metric, &routing.notification, span.severity) {
-                (None, _, None) | (_, None, Some(_)) => true,
-                (_, Some(g), Some(_)) => g.admits(&subject),
-                (Some(g), _, None) => match self.verdicts.get(span.key) {
-                    Some(v) => *v,
-                    None => {
-                        if self.verdicts.len() >= MAX_VERDICTS {
-                            self.verdicts.clear();
-                        }
-                        let v = g.admits(&subject);
-                        self.verdicts.insert(span.key.into(), v);
-                        v
-                    }
-                },
-            };
-            if wanted {
-                out.extend_from_slice(&payload[span.bytes.clone()]);
-                n += 1;
-            }
-        }
-        seal_batch(&mut out, seq, n);
-        (Arc::new(out), n)
     }
 
     /// Kills a worker that has had work outstanding, with no progress, for
@@ -428,6 +401,28 @@ impl Running {
             _ => self.stalled_since = Some((done, now)),
         }
     }
+}
+
+/// The events of a batch that file `i` wants, as a frame of their own,
+/// and how many.
+fn select(
+    frame: &[u8],
+    spans: &[Span<'_>],
+    wants: &[Arc<[bool]>],
+    i: usize,
+    seq: u64,
+) -> (Arc<Vec<u8>>, u32) {
+    let payload = &frame[4..];
+    let mut out = new_batch(payload.len() / 4);
+    let mut n = 0u32;
+    for (span, want) in spans.iter().zip(wants) {
+        if want.get(i).copied().unwrap_or(true) {
+            out.extend_from_slice(&payload[span.bytes.clone()]);
+            n += 1;
+        }
+    }
+    seal_batch(&mut out, seq, n);
+    (Arc::new(out), n)
 }
 
 /// The write path's debug trace (also how tests observe it); costs nothing

@@ -14,6 +14,7 @@ mod engine;
 mod lifecycle;
 mod respond;
 mod result;
+mod routing;
 mod stats;
 mod throttle;
 

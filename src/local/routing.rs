@@ -1,0 +1,138 @@
+//! Which rule files an event goes to: each worker's file said, in its
+//! Ready report, on which events its handlers may act (its routing); a
+//! value list's verdict is decided once per series (identity) for every
+//! file at once and remembered, so a batch costs one lookup per event.
+//! Pure: the engine passes the batch's spans and the workers' routings.
+
+use crate::events::batch::Span;
+use crate::rules::guard::Subject;
+use crate::sandbox::Routing;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Series whose verdicts are remembered; past this many the memory starts
+/// over (a stream of ever new series cannot grow it without bound).
+const MAX_SERIES: usize = 65_536;
+
+/// Per-series verdicts for the current set of files.
+#[derive(Default)]
+pub struct Router {
+    verdicts: HashMap<Box<[u8]>, Arc<[bool]>>,
+}
+
+impl Router {
+    /// Forgets every verdict: the files, or what one of them acts on,
+    /// changed.
+    pub fn clear(&mut self) {
+        self.verdicts.clear();
+    }
+
+    /// For each span, which of the files (by their position in
+    /// `routings`; `None`: a file that takes every event) want it.
+    pub fn route(
+        &mut self,
+        spans: &[Span<'_>],
+        routings: &[Option<Arc<Routing>>],
+    ) -> Vec<Arc<[bool]>> {
+        spans
+            .iter()
+            .map(|span| {
+                if span.severity.is_some() {
+                    // Notifications are rare, and their severity is not
+                    // part of the series: decided each time.
+                    return decide(span, routings);
+                }
+                if let Some(v) = self.verdicts.get(span.key) {
+                    return Arc::clone(v);
+                }
+                if self.verdicts.len() >= MAX_SERIES {
+                    self.verdicts.clear();
+                }
+                let v = decide(span, routings);
+                self.verdicts.insert(span.key.into(), Arc::clone(&v));
+                v
+            })
+            .collect()
+    }
+}
+
+fn decide(span: &Span<'_>, routings: &[Option<Arc<Routing>>]) -> Arc<[bool]> {
+    let subject = Subject {
+        identity: span.identity,
+        severity: span.severity,
+    };
+    routings
+        .iter()
+        .map(|r| {
+            let guard = r.as_ref().and_then(|r| match span.severity {
+                Some(_) => r.notification.as_ref(),
+                None => r.metric.as_ref(),
+            });
+            guard.is_none_or(|g| g.admits(&subject))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::guard::{Field, Guard};
+
+    fn span<'a>(plugin: &'a str, key: &'a [u8], severity: Option<i64>) -> Span<'a> {
+        Span {
+            bytes: 0..0,
+            identity: ["h", plugin, "", "", ""],
+            key,
+            severity,
+        }
+    }
+
+    #[test]
+    fn each_file_gets_what_its_guard_admits_and_unrouted_files_everything() {
+        let memory = Some(Arc::new(Routing {
+            metric: Some(Guard::Eq(Field::Plugin, "memory".into())),
+            notification: Some(Guard::Severity(1)),
+        }));
+        let routings = vec![memory, None];
+        let mut router = Router::default();
+        let spans = [
+            span("memory", b"m", None),
+            span("cpu", b"c", None),
+            span("memory", b"m", Some(4)),
+            span("memory", b"m", Some(1)),
+        ];
+        let wants: Vec<Vec<bool>> = router
+            .route(&spans, &routings)
+            .iter()
+            .map(|w| w.to_vec())
+            .collect();
+        assert_eq!(
+            wants,
+            [
+                vec![true, true],
+                vec![false, true],
+                vec![false, true],
+                vec![true, true]
+            ]
+        );
+        // Remembered per series: a second batch is a lookup.
+        assert_eq!(router.verdicts.len(), 2);
+        router.route(&spans[..1], &routings);
+        assert_eq!(router.verdicts.len(), 2);
+        router.clear();
+        assert!(router.verdicts.is_empty());
+    }
+
+    #[test]
+    fn the_memory_of_series_is_bounded() {
+        let routings = vec![None];
+        let mut router = Router::default();
+        let keys: Vec<Vec<u8>> = (0..MAX_SERIES + 10)
+            .map(|i| i.to_le_bytes().to_vec())
+            .collect();
+        for k in &keys {
+            router.route(&[span("p", k, None)], &routings);
+        }
+        assert!(router.verdicts.len() <= MAX_SERIES);
+    }
+}
