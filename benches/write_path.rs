@@ -100,7 +100,9 @@ fn enqueue(c: &mut Criterion) {
 }
 
 /// What a rule worker pays per event: decode its share of a batch of 1000
-/// value lists and evaluate the old example's two handlers on each.
+/// value lists and evaluate the old example's two handlers on each: for
+/// values they cannot act on (the rule index skips the calls) and for
+/// `memory/free` values (the VM path: table built, both handlers called).
 fn worker(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("example.lua");
@@ -111,23 +113,69 @@ fn worker(c: &mut Criterion) {
     .unwrap();
     let (mut set, errors) = RuleSet::load_files(&[path], VmLimits::default());
     assert!(errors.is_empty(), "{errors:?}");
+    for (name, plugin, type_instance) in [
+        (
+            "write_path/worker_batch_of_1000_example_rules",
+            "cpu",
+            "user",
+        ),
+        (
+            "write_path/worker_batch_of_1000_example_rules_acting",
+            "memory",
+            "free",
+        ),
+    ] {
+        let mut batch = wire::BatchEncoder::new(0);
+        for i in 0..1000 {
+            batch.push(&Event::Metric(metric(plugin, type_instance, f64::from(i))));
+        }
+        let frame = batch.finish();
+        c.bench_function(name, |b| {
+            let mut slot = Event::Metric(metric("", "", 0.0));
+            b.iter(|| {
+                let mut reader = wire::BatchReader::new(black_box(&frame[4..])).unwrap();
+                while reader.next_into(&mut slot).unwrap() {
+                    if let Event::Metric(m) = &slot {
+                        black_box(set.on_metric(m));
+                    }
+                }
+            })
+        });
+    }
+}
+
+/// What the engine pays to route a batch of 100 value lists (50 series)
+/// to 20 rule files: read the identities, look the series' verdicts up
+/// (decided once), once per batch.
+fn route(c: &mut Criterion) {
+    use collectd_monitor::local::Router;
+    use collectd_monitor::rules::guard::{Field, Guard};
+    use collectd_monitor::sandbox::Routing;
     let mut batch = wire::BatchEncoder::new(0);
-    for i in 0..1000 {
-        batch.push(&Event::Metric(metric("cpu", "user", f64::from(i))));
+    for i in 0..100 {
+        let plugin = ["memory", "cpu", "df", "load", "interface"][i % 5];
+        batch.push(&Event::Metric(metric(plugin, &format!("x{}", i % 10), 1.0)));
     }
     let frame = batch.finish();
-    c.bench_function("write_path/worker_batch_of_1000_example_rules", |b| {
-        let mut slot = Event::Metric(metric("", "", 0.0));
+    let routings: Vec<Option<Arc<Routing>>> = (0..20)
+        .map(|i| {
+            Some(Arc::new(Routing {
+                metric: Some(Guard::Eq(
+                    Field::Plugin,
+                    ["memory", "df", "load", "processes"][i % 4].into(),
+                )),
+                notification: None,
+            }))
+        })
+        .collect();
+    let mut router = Router::default();
+    c.bench_function("write_path/route_batch_of_100_to_20_files", |b| {
         b.iter(|| {
-            let mut reader = wire::BatchReader::new(black_box(&frame[4..])).unwrap();
-            while reader.next_into(&mut slot).unwrap() {
-                if let Event::Metric(m) = &slot {
-                    black_box(set.on_metric(m));
-                }
-            }
+            let spans = wire::scan(black_box(&frame[4..])).unwrap();
+            black_box(router.route(&spans, &routings))
         })
     });
 }
 
-criterion_group!(benches, evaluate, enqueue, worker);
+criterion_group!(benches, evaluate, enqueue, worker, route);
 criterion_main!(benches);

@@ -177,10 +177,21 @@ fn the_generated_corpus_behaves_alike_with_and_without_the_index() {
                 "{prologue}\nlocal metric_handlers = {{\n{table}\n}}\nlocal notification_handlers = {{\n{table}\n}}\nreturn metric_handlers, notification_handlers\n"
             );
             compare(dir.path(), &format!("corpus_{p}_{w}.lua"), &source, &events);
-            files += 1;
+            // The same handlers assigned one by one into an empty table.
+            let filled: Vec<String> = BODIES
+                .iter()
+                .enumerate()
+                .map(|(b, body)| format!("H.h{b} = {}", wrap.replace("BODY", body)))
+                .collect();
+            let source = format!(
+                "{prologue}\nlocal H = {{}}\n{}\nreturn H\n",
+                filled.join("\n")
+            );
+            compare(dir.path(), &format!("filled_{p}_{w}.lua"), &source, &events);
+            files += 2;
         }
     }
-    assert_eq!(files, PROLOGUES.len() * WRAPS.len());
+    assert_eq!(files, 2 * PROLOGUES.len() * WRAPS.len());
 }
 
 #[test]

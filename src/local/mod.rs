@@ -20,4 +20,5 @@ mod throttle;
 
 pub use engine::{Engine, EngineConfig};
 pub use respond::{NotificationSink, Responder};
+pub use routing::Router;
 pub use stats::Stats;

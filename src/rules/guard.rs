@@ -326,6 +326,7 @@ pub fn analyse(source: &str) -> FileIndex {
         return FileIndex::refuse("the file returns from more than one place");
     }
     let scope = Scope {
+        block,
         facts: &facts,
         locals: &locals,
         functions: &functions,
@@ -495,6 +496,8 @@ impl Visitor for Facts {
 
 /// What the analysis of one handler can look up.
 struct Scope<'a> {
+    /// The chunk's top-level statements.
+    block: &'a Block,
     facts: &'a Facts,
     locals: &'a HashMap<String, &'a Expression>,
     functions: &'a HashMap<String, &'a FunctionBody>,
@@ -526,6 +529,9 @@ impl<'a> Scope<'a> {
                     {
                         self.handler_table(t)
                     }
+                    Some(Expression::TableConstructor(t)) if t.fields().is_empty() => {
+                        self.filled_table(&name)
+                    }
                     Some(Expression::Function(f)) => Ok(vec![(None, f.body())]),
                     _ => Err(format!(
                         "the handler table `{name}` is not a local table used only in the return statement"
@@ -534,6 +540,77 @@ impl<'a> Scope<'a> {
             }
             _ => Err("a returned value is neither a table of handlers nor a function".into()),
         }
+    }
+
+    /// `local H = {}` filled by top-level `H.name = function ... end` or
+    /// `function H.name(...) ... end`, used nowhere else but the return.
+    fn filled_table(&self, table: &str) -> Result<Vec<(Option<String>, &'a FunctionBody)>, String> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for stmt in self.block.stmts() {
+            let (name, body) = match stmt {
+                Stmt::Assignment(a) => {
+                    let vars: Vec<&Var> = a.variables().iter().collect();
+                    let exprs: Vec<&Expression> = a.expressions().iter().collect();
+                    let ([Var::Expression(v)], [value]) = (vars.as_slice(), exprs.as_slice())
+                    else {
+                        continue;
+                    };
+                    let suffixes: Vec<&Suffix> = v.suffixes().collect();
+                    let (Prefix::Name(base), [Suffix::Index(Index::Dot { name, .. })]) =
+                        (v.prefix(), suffixes.as_slice())
+                    else {
+                        continue;
+                    };
+                    if ident(base) != table {
+                        continue;
+                    }
+                    let body = match unparen(value) {
+                        Expression::Function(f) => f.body(),
+                        Expression::Var(Var::Name(f)) => match self.functions.get(&ident(f)) {
+                            Some(body) => body,
+                            None => {
+                                return Err(format!(
+                                    "the handler `{}` is not a local function",
+                                    ident(name)
+                                ));
+                            }
+                        },
+                        _ => {
+                            return Err(format!(
+                                "the handler `{}` is not a function written here",
+                                ident(name)
+                            ));
+                        }
+                    };
+                    (ident(name), body)
+                }
+                Stmt::FunctionDeclaration(f) => {
+                    let names: Vec<String> = f.name().names().iter().map(ident).collect();
+                    if names.first().map(String::as_str) != Some(table) {
+                        continue;
+                    }
+                    if names.len() != 2 || f.name().method_name().is_some() {
+                        return Err(format!(
+                            "`{table}` gets a handler other than `{table}.name`"
+                        ));
+                    }
+                    (names[1].clone(), f.body())
+                }
+                _ => continue,
+            };
+            if !seen.insert(name.clone()) {
+                return Err(format!("the handler `{name}` is given twice"));
+            }
+            out.push((Some(name), body));
+        }
+        // Declared, filled by these statements, returned: nothing else.
+        if self.facts.mentions.get(table) != Some(&(out.len() + 2)) {
+            return Err(format!(
+                "the handler table `{table}` is used other than filled with `{table}.name = function` at the top level and returned"
+            ));
+        }
+        Ok(out)
     }
 
     fn handler_table(
@@ -1186,6 +1263,15 @@ return {
         // A constant, reassigned, is not a constant.
         let source = "local P = 'x' P = 'y' return { a = function(m) if m.plugin == P then print(1) end end }";
         assert_eq!(text(source, "a"), "true");
+    }
+
+    #[test]
+    fn a_table_filled_statement_by_statement_is_indexed() {
+        let source = "local H = {}\nH.a = function(m) if m.plugin == 'x' then print(1) end end\nfunction H.b(m) if m.type == 'y' then print(2) end end\nreturn H";
+        assert_eq!(text(source, "a"), r#"plugin == "x""#);
+        assert_eq!(text(source, "b"), r#"type == "y""#);
+        let used = "local H = {}\nH.a = function(m) if m.plugin == 'x' then print(1) end end\nsetup(H)\nreturn H";
+        assert!(text(used, "a").contains("is used other than filled"));
     }
 
     #[test]
