@@ -11,6 +11,9 @@
 //! - `(d) stock lua plugin`: collectd's `lua` plugin (C Lua 5.3) running
 //!   the handlers of `rules/example.lua` from `collectd.register_write`.
 //!
+//! `--worst` makes every value list a `memory/free` value, which passes
+//! the example handlers' identity conditions: nothing is skipped.
+//!
 //! For each it prints CPU per value list of collectd, of collectd's write
 //! thread, and of our worker processes, peak RSS, and drops (kernel UDP
 //! buffer, our queue, our sandbox feeds).
@@ -31,6 +34,11 @@ struct Args {
     only: Option<String>,
 }
 
+/// `--worst`: every value list is a `memory/free` value, so every one
+/// passes the example handlers' identity conditions (the rule index can
+/// skip nothing).
+static WORST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn args() -> Args {
     let mut a = Args {
         values: 1_000_000,
@@ -44,7 +52,8 @@ fn args() -> Args {
             "--values" => a.values = value().parse().expect("--values N"),
             "--rate" => a.rate = value().parse().expect("--rate N"),
             "--only" => a.only = Some(value()),
-            other => panic!("unknown flag {other} (--values N, --rate N, --only NAME)"),
+            "--worst" => WORST.store(true, std::sync::atomic::Ordering::Relaxed),
+            other => panic!("unknown flag {other} (--values N, --rate N, --only NAME, --worst)"),
         }
     }
     a
@@ -262,8 +271,9 @@ fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
     // A realistic mix; 1 % are memory/free values that the example rules
     // act on.
     let series = i % 500;
+    let worst = WORST.load(std::sync::atomic::Ordering::Relaxed);
     let (plugin, pinst, type_, tinst, values): (&str, String, &str, &str, Vec<(u8, u64)>) =
-        match i % 100 {
+        match if worst { 0 } else { i % 100 } {
             0 => (
                 "memory",
                 String::new(),
