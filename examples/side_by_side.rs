@@ -11,8 +11,10 @@
 //! - `(d) stock lua plugin`: collectd's `lua` plugin (C Lua 5.3) running
 //!   the handlers of `rules/example.lua` from `collectd.register_write`.
 //!
-//! `--worst` makes every value list a `memory/free` value, which passes
-//! the example handlers' identity conditions: nothing is skipped.
+//! `--worst` makes every value list a `memory/free` value of NaN: it
+//! passes the example handlers' identity conditions (nothing is skipped)
+//! and neither handler fires (no decision path), as in the worst
+//! case.
 //!
 //! For each it prints CPU per value list of collectd, of collectd's write
 //! thread, and of our worker processes, peak RSS, and drops (kernel UDP
@@ -34,9 +36,9 @@ struct Args {
     only: Option<String>,
 }
 
-/// `--worst`: every value list is a `memory/free` value, so every one
-/// passes the example handlers' identity conditions (the rule index can
-/// skip nothing).
+/// `--worst`: every value list is a `memory/free` value of NaN, so every
+/// one passes the example handlers' identity conditions (the rule index
+/// can skip nothing) and none makes them fire.
 static WORST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn args() -> Args {
@@ -279,7 +281,10 @@ fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
                 String::new(),
                 "memory",
                 "free",
-                vec![(1, 5e9f64.to_bits())],
+                // (In the worst case NaN, which neither of the example's
+                // complementary comparisons admits: every handler runs,
+                // none fires.)
+                vec![(1, if worst { f64::NAN } else { 5e9 }.to_bits())],
             ),
             1..=40 => ("cpu", format!("{series}"), "cpu", "user", vec![(2, i)]),
             41..=70 => (
