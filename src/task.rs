@@ -91,6 +91,7 @@ pub struct CommandRef {
 }
 
 impl CommandRef {
+    /// The command `command` of service `service`.
     pub fn new(service: impl Into<String>, command: impl Into<String>) -> CommandRef {
         CommandRef {
             service: service.into(),

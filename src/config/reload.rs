@@ -17,6 +17,7 @@ use std::time::Duration;
 pub struct LiveServices(RwLock<Arc<BTreeMap<String, Service>>>);
 
 impl LiveServices {
+    /// The Services config.json gave at start.
     pub fn new(services: BTreeMap<String, Service>) -> Arc<LiveServices> {
         Arc::new(LiveServices(RwLock::new(Arc::new(services))))
     }

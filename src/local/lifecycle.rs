@@ -86,6 +86,7 @@ impl Lifecycle {
         (lifecycle, vec![Action::SpawnActive])
     }
 
+    /// Where the file stands now.
     pub fn state(&self) -> State {
         self.state
     }

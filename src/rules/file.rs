@@ -291,6 +291,7 @@ impl RuleFile {
             .collect()
     }
 
+    /// The file's path, as loaded.
     pub fn path(&self) -> &Path {
         &self.path
     }

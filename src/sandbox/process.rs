@@ -110,6 +110,7 @@ impl Worker {
         })
     }
 
+    /// Where the worker is in its life, as its reports said.
     pub fn phase(&self) -> WorkerPhase {
         self.shared
             .phase
@@ -136,6 +137,8 @@ impl Worker {
         self.shared.routing.lock().ok().and_then(|r| r.clone())
     }
 
+    /// One past the last batch the worker finished (0: none yet): how the
+    /// engine sees progress.
     pub fn done(&self) -> u64 {
         self.shared.done.load(Ordering::Relaxed)
     }
