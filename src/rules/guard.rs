@@ -118,28 +118,8 @@ impl Guard {
                 }
             }
             Guard::Not(g) => g.eval(s).map(|b| !b),
-            Guard::All(gs) => {
-                let mut unknown = false;
-                for g in gs {
-                    match g.eval(s) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                if unknown { None } else { Some(true) }
-            }
-            Guard::Any(gs) => {
-                let mut unknown = false;
-                for g in gs {
-                    match g.eval(s) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                if unknown { None } else { Some(false) }
-            }
+            Guard::All(gs) => decided_by(gs, s, false),
+            Guard::Any(gs) => decided_by(gs, s, true),
         }
     }
 
@@ -206,6 +186,20 @@ impl Guard {
             (a, b) => Guard::Any(vec![a, b]),
         }
     }
+}
+
+/// Three-valued `all`/`any`: one guard equal to `decisive` decides; else
+/// any unknown leaves it unknown; else the other value.
+fn decided_by(gs: &[Guard], s: &Subject<'_>, decisive: bool) -> Option<bool> {
+    let mut unknown = false;
+    for g in gs {
+        match g.eval(s) {
+            Some(v) if v == decisive => return Some(decisive),
+            None => unknown = true,
+            Some(_) => {}
+        }
+    }
+    if unknown { None } else { Some(!decisive) }
 }
 
 impl fmt::Display for Guard {
