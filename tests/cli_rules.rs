@@ -477,3 +477,47 @@ fn rules_check_says_why_a_handler_is_not_indexed() {
         text(&out.stdout)
     );
 }
+
+/// A debug `event {...}` line copied from the plugin's log is a valid
+/// `rules test --input` line.
+#[test]
+fn rules_test_takes_debug_event_lines_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("from-the-log.txt");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"[2026-11-25 10:00:00] [debug] monitor: event {"kind":"metric","host":"web1","plugin":"memory","plugin_instance":"","type":"memory","type_instance":"free","time":1764064800.0,"interval":10.0,"values":[5000000000.0],"dsnames":["value"],"dstypes":["gauge"]}"#,
+            "\n",
+            r#"[2026-11-25 10:00:01] [debug] monitor: event {"kind":"notification","severity":1,"time":1764064801.0,"message":"down","host":"web1","plugin":"nginx","plugin_instance":"","type":"","type_instance":""}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "rules",
+        "test",
+        repo("rules/example.lua").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    let line = |n: usize| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("line {n}: ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        line(1).contains("::memory_free_is_under_10GB -> hello/exec"),
+        "{stdout}"
+    );
+    assert!(line(2).contains("::fail_example -> hello/exec"), "{stdout}");
+}

@@ -916,3 +916,92 @@ fn a_result_waiting_for_the_broker_survives_a_crash() {
     assert_eq!(codes(&got), vec![(41, 0)], "{got:?}");
     assert!(got[0].contains("slept"), "{got:?}");
 }
+
+/// send-command in mosquitto_pub's habits: short flags, the password from
+/// a file or the environment (never only the command line), and exit 2
+/// for usage errors.
+#[test]
+fn send_command_takes_short_flags_and_a_password_from_a_file_or_the_environment() {
+    let broker = Mosquitto::start_with(MosquittoSpec {
+        users: vec![("collectd".into(), "right".into())],
+        ..Default::default()
+    });
+    let work = Work::new();
+    let _collectd = start_collectd(
+        &broker,
+        &work,
+        json!({"User": "collectd", "Password": "right"}),
+    );
+    let password_file = work.dir.path().join("password");
+    std::fs::write(&password_file, "right\n").unwrap();
+    let port = broker.port.to_string();
+    let send = |extra: &[&str], env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"));
+        c.args([
+            "send-command",
+            "hello",
+            "exec",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            &port,
+        ])
+        .args([
+            "-t",
+            COMMANDS,
+            "--result-topic",
+            RESULTS,
+            "-q",
+            "1",
+            "-u",
+            "collectd",
+        ])
+        .args(extra)
+        .env_remove("COLLECTD_MONITOR_PASSWORD");
+        if let Some(pw) = env {
+            c.env("COLLECTD_MONITOR_PASSWORD", pw);
+        }
+        c.output().unwrap()
+    };
+    let out = send(&["--password-file", password_file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Hello World!"));
+    let out = send(&[], Some("right"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = send(&["-P", "wrong"], None);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Usage errors: exit 2, with what is wrong.
+    for (args, says) in [
+        (vec!["--timeout", "0"], "more than 0"),
+        (vec!["--timeout", "-1"], "'-1'"),
+        (
+            vec!["--password-file", "/nonexistent/pw"],
+            "--password-file",
+        ),
+    ] {
+        let out = send(&args, None);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["send-command", "hello", "exec", "--host", "127.0.0.1:abc"])
+        .args(["-t", COMMANDS, "--result-topic", RESULTS])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("host:port"),
+        "{}",
+        text(&out.stderr)
+    );
+}

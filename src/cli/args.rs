@@ -42,21 +42,44 @@ impl LimitArgs {
     }
 }
 
-/// How to reach the broker, and the host's topics.
+/// Seconds that must be more than zero.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(s),
+        Ok(_) => Err("must be more than 0 seconds".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How to reach the broker, and the host's topics. Short flags follow
+/// mosquitto_pub's (`-p -t -u -P -q`, `--cafile`).
 #[derive(Args, Debug)]
 pub struct BrokerArgs {
     /// Broker, `host` or `host:port` (1883 by default, 8883 with --tls).
     #[arg(long)]
     host: String,
-    #[arg(long)]
+    /// Broker port (instead of one in --host).
+    #[arg(short = 'p', long)]
+    port: Option<u16>,
+    #[arg(short = 'u', long)]
     user: Option<String>,
-    #[arg(long)]
+    /// Prefer --password-file or the environment: a password on the
+    /// command line is visible to every user of the host.
+    #[arg(
+        short = 'P',
+        long,
+        env = "COLLECTD_MONITOR_PASSWORD",
+        hide_env_values = true
+    )]
     password: Option<String>,
+    /// A file whose first line is the password.
+    #[arg(long, conflicts_with = "password")]
+    password_file: Option<PathBuf>,
     /// Use TLS, verifying the broker against the system's CAs or --ca.
     #[arg(long)]
     tls: bool,
     /// PEM file of the CA that signed the broker's certificate (implies --tls).
-    #[arg(long)]
+    #[arg(long, visible_alias = "cafile")]
     ca: Option<PathBuf>,
     /// PEM client certificate (implies --tls; needs --key).
     #[arg(long, requires = "key")]
@@ -68,16 +91,16 @@ pub struct BrokerArgs {
     #[arg(long)]
     insecure: bool,
     /// The host's CommandTopic.
-    #[arg(long)]
+    #[arg(short = 't', long)]
     topic: String,
     /// The host's CommandResultTopic.
     #[arg(long)]
     result_topic: String,
     /// MQTT QoS for the request and the result subscription.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    #[arg(short = 'q', long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
     /// Seconds to wait for the result.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = positive_seconds)]
     timeout: f64,
     /// Print the raw result message instead of a summary.
     #[arg(long)]
@@ -86,10 +109,25 @@ pub struct BrokerArgs {
 
 impl BrokerArgs {
     /// The sender's settings; an error for a broker address that is not
-    /// `host` or `host:port`.
+    /// `host` or `host:port`, or a password file that cannot be read.
     pub fn options(&self) -> Result<SendOptions, String> {
         let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
         let (host, port) = parse_host(&self.host, tls)?;
+        let port = self.port.unwrap_or(port);
+        let password = match &self.password_file {
+            Some(path) => Some(
+                crate::files::read_regular(path, 64 * 1024, crate::files::Links::Follow)
+                    .map_err(|e| format!("--password-file {}: {e}", path.display()))
+                    .map(|bytes| {
+                        String::from_utf8_lossy(&bytes)
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })?,
+            ),
+            None => self.password.clone(),
+        };
         Ok(SendOptions {
             connection: Connection {
                 host,
@@ -99,10 +137,7 @@ impl BrokerArgs {
                     std::process::id(),
                     fastrand::u32(..)
                 ),
-                credentials: self
-                    .user
-                    .clone()
-                    .map(|u| (u, self.password.clone().unwrap_or_default())),
+                credentials: self.user.clone().map(|u| (u, password.unwrap_or_default())),
                 tls: tls.then(|| TlsSettings {
                     ca_file: self.ca.clone(),
                     client_auth: self.cert.clone().zip(self.key.clone()),
@@ -116,7 +151,7 @@ impl BrokerArgs {
             topic: self.topic.clone(),
             result_topic: self.result_topic.clone(),
             qos: crate::mqtt::qos(self.qos),
-            timeout: Duration::from_secs_f64(self.timeout.max(0.1)),
+            timeout: Duration::from_secs_f64(self.timeout),
         })
     }
 }

@@ -36,9 +36,7 @@ enum Action {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Ask a host's plugin to run a predefined command, and print its result.
-    ///
-    /// Exits 0 when the remote code is 0, 1 for any other code, 3 when no
-    /// result arrived (broker unreachable, refused, or timeout).
+    #[command(after_help = SEND_EXIT_CODES)]
     SendCommand {
         /// Service name in the host's config.json.
         service: String,
@@ -50,8 +48,8 @@ enum Action {
     /// Push a new collectd.conf to a host, and print the result.
     ///
     /// The host validates it with collectd's own parser, backs up the old
-    /// file, restarts collectd and rolls back if it does not come up. Exits
-    /// like send-command.
+    /// file, restarts collectd and rolls back if it does not come up.
+    #[command(after_help = SEND_EXIT_CODES)]
     SendConfig {
         /// The new collectd.conf.
         file: PathBuf,
@@ -60,7 +58,10 @@ enum Action {
     },
     /// Run a Lua script in exactly the environment rule files get (same
     /// library, same limits, same sandbox process); `print` writes to
-    /// stdout. Exits 1 when the script fails or hits a limit.
+    /// stdout.
+    #[command(
+        after_help = "Exit status: 0 the script ran, 1 it failed or hit a limit, 2 it could not be read or the sandbox not started."
+    )]
     Lua {
         /// The script.
         file: PathBuf,
@@ -88,14 +89,21 @@ enum Action {
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Load rule files (or every *.lua of a directory) and list their
-    /// handlers; exits 1 if any file fails to load.
+    /// handlers and what the rule index calls each on.
+    #[command(
+        after_help = "Exit status: 0 every file loaded, 1 a file did not, 2 a path could not be read."
+    )]
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
     /// Feed sample events to rule files and print which handlers fire; runs
     /// nothing. Without --input, checks the examples each file carries as
-    /// its third return value.
+    /// its third return value. Every event is run twice, with the rule
+    /// index and calling every handler; a difference is a failure.
+    #[command(
+        after_help = "Exit status: 0 all as expected, 1 a handler failed, an example or the rule index disagreed, or a decision names what config.json lacks, 2 an input could not be read."
+    )]
     Test {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -111,11 +119,15 @@ enum RulesCommand {
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config.json exactly as the plugin would, and summarise it.
+    #[command(after_help = "Exit status: 0 valid, 1 not valid.")]
     Check {
         /// Path of the config.json to check.
         file: PathBuf,
     },
 }
+
+/// The exit status of `send-command` and `send-config`.
+const SEND_EXIT_CODES: &str = "Exit status: 0 the host's result code is 0, 1 any other result code, 2 a usage error (a bad --host, an unreadable file), 3 no result arrived (broker unreachable or refusing, TLS failure, timeout).";
 
 /// Why a subcommand did not succeed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]

@@ -28,7 +28,7 @@ pub fn config(broker: &BrokerArgs, file: &Path) -> Result<ExitCode, CliError> {
 
 /// Exit 0 for result code 0, 1 for any other code; no result is an error.
 fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode, CliError> {
-    let options = broker.options().map_err(CliError::NoResult)?;
+    let options = broker.options().map_err(CliError::Usage)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

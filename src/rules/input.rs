@@ -1,10 +1,12 @@
 //! Sample events for `collectd-monitor rules test`: one JSON object per
 //! line, with the fields of the handler tables. An object with `severity`
-//! is a notification; anything else a value list, whose `values` are read
-//! according to `dstypes` (gauge when absent).
+//! (or `"kind": "notification"`) is a notification; anything else a value
+//! list, whose `values` are read according to `dstypes` (gauge when
+//! absent). The plugin's debug lines (`... monitor: event {...}`) are
+//! accepted as they are: copy one from the log into a test.
 
 use crate::events::Event;
-use crate::events::{DsType, Metric, Notification, Severity, Value as DsValue};
+use crate::events::{DsType, MetaValue, Metric, Notification, Severity, Value as DsValue};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -59,13 +61,32 @@ struct NotificationInput {
     type_: String,
     #[serde(default)]
     type_instance: String,
+    #[serde(default)]
+    meta: Vec<(String, MetaValue)>,
 }
 
-/// Parses one input line.
+/// Parses one input line: a JSON object, or a debug `event {...}` line of
+/// the plugin's log.
 pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| InputError(format!("not JSON: {e}")))?;
-    if value.get("severity").is_some() {
+    let json = match line.find("event {") {
+        Some(at) if !line.trim_start().starts_with('{') => &line[at + "event ".len()..],
+        _ => line,
+    };
+    let mut value: Value =
+        serde_json::from_str(json).map_err(|e| InputError(format!("not JSON: {e}")))?;
+    let kind = value
+        .as_object_mut()
+        .and_then(|o| o.remove("kind"))
+        .map(|k| k.as_str().unwrap_or_default().to_string());
+    match kind.as_deref() {
+        None | Some("metric" | "notification") => {}
+        Some(other) => {
+            return Err(InputError(format!(
+                "kind {other:?}: expected \"metric\" or \"notification\""
+            )));
+        }
+    }
+    if kind.as_deref() == Some("notification") || value.get("severity").is_some() {
         let n: NotificationInput =
             serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
         return Ok(Event::Notification(Notification {
@@ -77,7 +98,7 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
             plugin_instance: n.plugin_instance,
             type_: n.type_,
             type_instance: n.type_instance,
-            meta: vec![],
+            meta: n.meta,
         }));
     }
     let m: MetricInput = serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
@@ -123,4 +144,50 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
         dsnames,
         dstypes,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A debug line of the plugin's log reads back as the event it shows.
+    #[test]
+    fn debug_event_lines_read_back_as_the_same_event() {
+        let metric = Event::Metric(Metric {
+            host: "web1".into(),
+            plugin: "df".into(),
+            plugin_instance: "root".into(),
+            type_: "df_complex".into(),
+            type_instance: "free".into(),
+            time: 1700000000.5,
+            interval: 10.0,
+            values: vec![DsValue::Gauge(2.5), DsValue::Derive(-3)],
+            dsnames: vec!["a".into(), "b".into()],
+            dstypes: vec![DsType::Gauge, DsType::Derive],
+        });
+        let note = Event::Notification(Notification {
+            severity: Severity::Failure,
+            time: 1700000000.0,
+            message: "down".into(),
+            host: "web1".into(),
+            plugin: "nginx".into(),
+            plugin_instance: String::new(),
+            type_: "t".into(),
+            type_instance: String::new(),
+            meta: vec![("attempt".into(), MetaValue::Signed(3))],
+        });
+        for event in [metric, note] {
+            let line = format!(
+                "[2026-11-25 10:00:00] [debug] monitor: event {}",
+                serde_json::to_string(&event).unwrap()
+            );
+            assert_eq!(parse_input_line(&line).unwrap(), event, "{line}");
+        }
+        assert!(
+            parse_input_line(r#"{"kind": "other", "values": [1]}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("kind")
+        );
+    }
 }
