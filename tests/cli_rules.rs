@@ -89,7 +89,7 @@ fn rules_check_lists_handlers_and_reports_broken_files() {
     std::fs::write(dir.path().join("ignored.txt"), "not lua").unwrap();
     std::fs::write(
         dir.path().join("e_meta.lua"),
-        "local mt = {__add = function() return 1 end} return nil",
+        "local mt = {__add = function() return 1 end} return function(m) end",
     )
     .unwrap();
     let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
@@ -520,4 +520,35 @@ fn rules_test_takes_debug_event_lines_from_the_log() {
         "{stdout}"
     );
     assert!(line(2).contains("::fail_example -> hello/exec"), "{stdout}");
+}
+
+/// `rules check` catches what authors get wrong before collectd runs the
+/// file: a directory without rule files, a file without handlers, a field
+/// the event table never has.
+#[test]
+fn rules_check_catches_empty_places_and_misspelt_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_fails_with(&out, "no .lua file in");
+    std::fs::write(dir.path().join("none.lua"), "return nil").unwrap();
+    std::fs::write(
+        dir.path().join("typo.lua"),
+        "return { a = function(m) if m.plugn == 'x' and m.value[1] > 1 then print(1) end end }",
+    )
+    .unwrap();
+    let out = run(&["rules", "check", dir.path().to_str().unwrap()]);
+    assert_fails_with(&out, "none.lua: returns no handlers");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "reads `m.plugn`, which a value list's table never has (did you mean `m.plugin`?)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `m.values`?"), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("not indexed: no test of the event's identity"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -8,11 +8,6 @@ use crate::rules::{HandlerKind, RuleSet, Unknown, check_examples, dry_run, expan
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-fn load(paths: &[PathBuf]) -> Result<(RuleSet, Vec<String>), CliError> {
-    let files = expand_paths(paths).map_err(CliError::Usage)?;
-    Ok(RuleSet::load_files(&files, VmLimits::default()))
-}
-
 /// Exit 1 (with the reasons printed already) when anything failed.
 fn verdict(failed: bool) -> Result<ExitCode, CliError> {
     if failed {
@@ -24,10 +19,35 @@ fn verdict(failed: bool) -> Result<ExitCode, CliError> {
 
 /// `rules check PATHS`: load each file, list its handlers.
 pub fn check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
-    let (set, errors) = load(paths)?;
+    let files = expand_paths(paths).map_err(CliError::Usage)?;
+    if files.is_empty() {
+        return Err(CliError::Failed(format!(
+            "no .lua file in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let (set, mut errors) = RuleSet::load_files(&files, VmLimits::default());
     for file in set.files() {
+        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
+            .iter()
+            .map(|k| file.handler_names(*k).len())
+            .sum::<usize>();
+        if handlers == 0 {
+            errors.push(format!(
+                "{}: returns no handlers (a table of metric handlers, a table of notification handlers, or functions)",
+                file.path().display()
+            ));
+            continue;
+        }
         println!("{}: OK", file.path().display());
-        for warning in crate::rules::source_warnings(file.path()) {
+        for warning in crate::rules::source_warnings(file.path())
+            .iter()
+            .chain(file.typos())
+        {
             eprintln!("{}: warning: {warning}", file.path().display());
         }
         for kind in [HandlerKind::Metric, HandlerKind::Notification] {

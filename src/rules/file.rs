@@ -195,6 +195,8 @@ pub struct RuleFile {
     /// Skip handlers whose guard rules the event out (on unless a tool
     /// compares both ways).
     indexed: bool,
+    /// Fields handlers read that their table never has, for `rules check`.
+    typos: Vec<String>,
 }
 
 impl RuleFile {
@@ -246,7 +248,14 @@ impl RuleFile {
             notification,
             examples,
             indexed: true,
+            typos: index.typos,
         })
+    }
+
+    /// Mistakes `rules check` warns about: fields a handler reads that its
+    /// event table never has (`m.plugn`), with the nearest real one.
+    pub fn typos(&self) -> &[String] {
+        &self.typos
     }
 
     /// Turns the rule index on or off (`rules test` runs both ways).
@@ -282,7 +291,14 @@ impl RuleFile {
             .map(|h| {
                 let matched = h.match_guard();
                 let note = match (&h.guard, h.filter.is_empty()) {
-                    (Ok(g), _) => Ok(matched.and(g.clone()).to_string()),
+                    (Ok(g), _) => {
+                        let g = matched.and(g.clone());
+                        if g == Guard::always() {
+                            Err("no test of the event's identity decides whether it acts".into())
+                        } else {
+                            Ok(g.to_string())
+                        }
+                    }
                     (Err(_), false) => Ok(matched.to_string()),
                     (Err(why), true) => Err(why.clone()),
                 };

@@ -254,6 +254,9 @@ pub struct FileIndex {
     /// Why no handler of the file is indexed, when that is the case.
     file_reason: Option<String>,
     handlers: BTreeMap<(Kind, Option<String>), Derived>,
+    /// Fields handlers read that their event table never has (`m.plugn`),
+    /// with the nearest real name: for `rules check`.
+    pub typos: Vec<String>,
 }
 
 impl FileIndex {
@@ -271,7 +274,7 @@ impl FileIndex {
     fn refuse(why: impl Into<String>) -> FileIndex {
         FileIndex {
             file_reason: Some(why.into()),
-            handlers: BTreeMap::new(),
+            ..FileIndex::default()
         }
     }
 }
@@ -335,12 +338,18 @@ pub fn analyse(source: &str) -> FileIndex {
             Err(why) => return FileIndex::refuse(why),
         }
     }
+    let typos = found
+        .iter()
+        .flat_map(|(kind, name, body)| field_typos(*kind, name.as_deref(), body))
+        .collect();
     // Every handler shares the event's table: one that writes or passes
     // it on could change what the others' fields say.
     for (_, name, body) in &found {
         if let Err(why) = scope.reads_event_only(body) {
             let who = name.as_deref().unwrap_or("the handler");
-            return FileIndex::refuse(format!("{who} {why}"));
+            let mut index = FileIndex::refuse(format!("{who} {why}"));
+            index.typos = typos;
+            return index;
         }
     }
     let handlers = found
@@ -350,6 +359,7 @@ pub fn analyse(source: &str) -> FileIndex {
     FileIndex {
         file_reason: None,
         handlers,
+        typos,
     }
 }
 
@@ -1020,6 +1030,91 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The fields of a value list's table and of a notification's.
+const METRIC_FIELDS: &[&str] = &[
+    "host",
+    "plugin",
+    "plugin_instance",
+    "type",
+    "type_instance",
+    "time",
+    "interval",
+    "values",
+    "dsnames",
+    "dstypes",
+];
+const NOTIFICATION_FIELDS: &[&str] = &[
+    "severity",
+    "time",
+    "message",
+    "host",
+    "plugin",
+    "plugin_instance",
+    "type",
+    "type_instance",
+    "meta",
+];
+
+/// `param.name` reads in a handler where its table never has `name`,
+/// each with the nearest field there is.
+fn field_typos(kind: Kind, handler: Option<&str>, body: &FunctionBody) -> Vec<String> {
+    let Some(param) = first_param(body) else {
+        return Vec::new();
+    };
+    let (fields, table) = match kind {
+        Kind::Metric => (METRIC_FIELDS, "a value list's table"),
+        Kind::Notification => (NOTIFICATION_FIELDS, "a notification's table"),
+    };
+    let tokens = significant_tokens(&body.block().to_string());
+    let mut out = Vec::new();
+    for w in tokens.windows(3) {
+        let (
+            TokenType::Identifier { identifier: base },
+            TokenType::Identifier { identifier: name },
+        ) = (w[0].token_type(), w[2].token_type())
+        else {
+            continue;
+        };
+        if base.as_str() != param
+            || !is_symbol(&w[1], Symbol::Dot)
+            || fields.contains(&name.as_str())
+        {
+            continue;
+        }
+        let nearest = fields
+            .iter()
+            .min_by_key(|f| edit_distance(f, name))
+            .copied()
+            .unwrap_or("plugin");
+        let who = handler.map_or_else(|| "the handler".to_string(), |h| format!("handler `{h}`"));
+        let line = format!(
+            "{who} reads `{param}.{name}`, which {table} never has (did you mean `{param}.{nearest}`?)"
+        );
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// Levenshtein distance, for suggesting a field name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev + usize::from(ca != *cb));
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 /// `event.field` (a dot read of the handler's parameter), its field name.
 fn event_field(e: &Expression, p: &str) -> Option<String> {
     let Expression::Var(Var::Expression(v)) = unparen(e) else {
@@ -1266,6 +1361,27 @@ return {
         assert_eq!(text(source, "b"), r#"type == "y""#);
         let used = "local H = {}\nH.a = function(m) if m.plugin == 'x' then print(1) end end\nsetup(H)\nreturn H";
         assert!(text(used, "a").contains("is used other than filled"));
+    }
+
+    #[test]
+    fn fields_a_table_never_has_are_named_with_the_nearest_one() {
+        let source = "return { a = function(m) if m.plugn == 'x' and m.value[1] > 1 then print(m.plugin) end end }, { n = function(n) if n.sevrity == 1 then end end }";
+        let typos = analyse(source).typos;
+        assert_eq!(typos.len(), 3, "{typos:?}");
+        assert!(
+            typos[0].contains("`m.plugn`") && typos[0].contains("`m.plugin`?"),
+            "{typos:?}"
+        );
+        assert!(
+            typos[1].contains("`m.value`") && typos[1].contains("`m.values`?"),
+            "{typos:?}"
+        );
+        assert!(
+            typos[2].contains("`n.sevrity`") && typos[2].contains("`n.severity`?"),
+            "{typos:?}"
+        );
+        assert!(analyse(EXAMPLE).typos.is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]
