@@ -552,3 +552,42 @@ fn rules_check_catches_empty_places_and_misspelt_fields() {
         text(&out.stdout)
     );
 }
+
+/// `rules check --config` finds a service or command a handler asks for
+/// that config.json does not define, before collectd would.
+#[test]
+fn rules_check_with_a_config_finds_commands_it_lacks() {
+    let config = repo("conf/config.json");
+    let out = run(&[
+        "rules",
+        "check",
+        repo("rules").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.lua");
+    std::fs::write(
+        &file,
+        r#"return { a = function(m) if m.plugin == "x" then return { service = "helo", command = "exec" } end end,
+                   b = function(m) if m.plugin == "y" then return { service = "hello", command = "exc" } end end }"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "rules",
+        "check",
+        file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_fails_with(
+        &out,
+        "asks for helo/exec, and config.json has no such service",
+    );
+    assert!(
+        text(&out.stderr).contains("asks for hello/exc, and config.json has no such command"),
+        "{}",
+        text(&out.stderr)
+    );
+}

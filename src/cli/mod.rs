@@ -96,6 +96,10 @@ enum RulesCommand {
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// A config.json: every service/command a handler spells out must
+        /// be in its Services.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Feed sample events to rule files and print which handlers fire; runs
     /// nothing. Without --input, checks the examples each file carries as
@@ -203,7 +207,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 "collectd-monitor rules".into(),
             );
             match command {
-                RulesCommand::Check { paths } => rules::check(&paths),
+                RulesCommand::Check { paths, config } => rules::check(&paths, config.as_deref()),
                 RulesCommand::Test {
                     paths,
                     input: Some(input),

@@ -18,7 +18,12 @@ fn verdict(failed: bool) -> Result<ExitCode, CliError> {
 }
 
 /// `rules check PATHS`: load each file, list its handlers.
-pub fn check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
+pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let services = config
+        .map(config::load_json_file)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .map(|l| l.settings.services);
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     if files.is_empty() {
         return Err(CliError::Failed(format!(
@@ -49,6 +54,22 @@ pub fn check(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
             .chain(file.typos())
         {
             eprintln!("{}: warning: {warning}", file.path().display());
+        }
+        if let Some(services) = &services {
+            let source = std::fs::read_to_string(file.path()).unwrap_or_default();
+            for r in crate::rules::guard::requested_commands(&source) {
+                let missing = match services.get(&r.service) {
+                    None => Some("service"),
+                    Some(s) if !s.commands.contains_key(&r.command) => Some("command"),
+                    Some(_) => None,
+                };
+                if let Some(what) = missing {
+                    errors.push(format!(
+                        "{}: asks for {r}, and config.json has no such {what}",
+                        file.path().display()
+                    ));
+                }
+            }
         }
         for kind in [HandlerKind::Metric, HandlerKind::Notification] {
             for (name, index) in file.index_notes(kind) {

@@ -1097,6 +1097,40 @@ fn field_typos(kind: Kind, handler: Option<&str>, body: &FunctionBody) -> Vec<St
     out
 }
 
+/// Every `{service = "...", command = "..."}` the source spells out with
+/// string literals (what its handlers can ask for), in order.
+pub fn requested_commands(source: &str) -> Vec<crate::task::CommandRef> {
+    struct Requests(Vec<crate::task::CommandRef>);
+    impl Visitor for Requests {
+        fn visit_table_constructor(&mut self, t: &TableConstructor) {
+            let mut service = None;
+            let mut command = None;
+            for field in t.fields() {
+                if let TableField::NameKey { key, value, .. } = field {
+                    match ident(key).as_str() {
+                        "service" => service = string_literal(value),
+                        "command" => command = string_literal(value),
+                        _ => {}
+                    }
+                }
+            }
+            if let (Some(s), Some(c)) = (service, command) {
+                let r = crate::task::CommandRef::new(s, c);
+                if !self.0.contains(&r) {
+                    self.0.push(r);
+                }
+            }
+        }
+    }
+    let source = crate::lua::blank_empty_statements(source);
+    let Ok(ast) = full_moon::parse_fallible(&source, LuaVersion::lua54()).into_result() else {
+        return Vec::new();
+    };
+    let mut found = Requests(Vec::new());
+    found.visit_ast(&ast);
+    found.0
+}
+
 /// Levenshtein distance, for suggesting a field name.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -1382,6 +1416,12 @@ return {
         );
         assert!(analyse(EXAMPLE).typos.is_empty());
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_commands_a_file_can_ask_for_are_found() {
+        let found = requested_commands(EXAMPLE);
+        assert_eq!(found, [crate::task::CommandRef::new("hello", "exec")]);
     }
 
     #[test]
