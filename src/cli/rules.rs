@@ -2,9 +2,10 @@
 //! rule files (loading, golden examples, a dry run over sample events).
 
 use super::CliError;
-use crate::config;
+use crate::config::{self, Service};
 use crate::lua::VmLimits;
 use crate::rules::{HandlerKind, RuleSet, Unknown, check_examples, dry_run, expand_paths};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -17,13 +18,18 @@ fn verdict(failed: bool) -> Result<ExitCode, CliError> {
     }
 }
 
-/// `rules check PATHS`: load each file, list its handlers.
-pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let services = config
+/// The Services of `--config FILE`, when given.
+fn services_of(config: Option<&Path>) -> Result<Option<BTreeMap<String, Service>>, CliError> {
+    Ok(config
         .map(config::load_json_file)
         .transpose()
         .map_err(|e| CliError::Usage(e.to_string()))?
-        .map(|l| l.settings.services);
+        .map(|l| l.settings.services))
+}
+
+/// `rules check PATHS`: load each file, list its handlers.
+pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliError> {
+    let services = services_of(config)?;
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     if files.is_empty() {
         return Err(CliError::Failed(format!(
@@ -90,11 +96,7 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliEr
 /// `rules test PATHS --input EVENTS [--config JSON]`: what each event
 /// would make the handlers do; runs nothing.
 pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<ExitCode, CliError> {
-    let services = config
-        .map(config::load_json_file)
-        .transpose()
-        .map_err(|e| CliError::Usage(e.to_string()))?
-        .map(|l| l.settings.services);
+    let services = services_of(config)?;
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     let text = std::fs::read_to_string(input)
         .map_err(|e| CliError::Usage(format!("{}: {e}", input.display())))?;
