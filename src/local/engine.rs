@@ -153,10 +153,15 @@ impl Engine {
         // Where each event lies and whose it is, read once; then which
         // files want it, once per series (a damaged batch goes to every
         // worker whole).
-        let spans = scan(&frame[4..]).ok();
+        // (Nothing to read when no worker routes: no rule files, or none
+        // ready yet.)
+        let spans = routings
+            .iter()
+            .any(Option::is_some)
+            .then(|| scan(&frame[4..]).ok())
+            .flatten();
         let wants = spans
             .as_deref()
-            .filter(|_| routings.iter().any(Option::is_some))
             .map(|spans| self.router.route(spans, &routings));
         for (i, slot) in self.slots.values_mut().enumerate() {
             match &mut slot.active {

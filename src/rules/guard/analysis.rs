@@ -24,7 +24,7 @@ pub fn analyse(source: &str) -> FileIndex {
         return FileIndex::refuse("the source is not understood");
     };
     let block = ast.nodes();
-    let facts = Facts::of(&ast);
+    let facts = Facts::of(&ast, &source);
     let mut locals: HashMap<String, &Expression> = HashMap::new();
     let mut functions: HashMap<String, &FunctionBody> = HashMap::new();
     for stmt in block.stmts() {
@@ -120,10 +120,11 @@ struct Facts {
 }
 
 impl Facts {
-    fn of(ast: &full_moon::ast::Ast) -> Facts {
+    /// The facts of `ast`, parsed from `source`.
+    fn of(ast: &full_moon::ast::Ast, source: &str) -> Facts {
         let mut facts = Facts::default();
         facts.visit_ast(ast);
-        let lexed = significant_tokens(&ast.nodes().to_string());
+        let lexed = significant_tokens(source);
         let tokens: Vec<&Token> = lexed.iter().collect();
         let mut bare_string = false;
         for (i, t) in tokens.iter().enumerate() {
