@@ -55,14 +55,15 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliEr
             continue;
         }
         println!("{}: OK", file.path().display());
-        for warning in crate::rules::source_warnings(file.path())
+        // Read once, for the warnings and the commands it asks for.
+        let source = std::fs::read_to_string(file.path()).unwrap_or_default();
+        for warning in crate::lua::unsupported_features(&source)
             .iter()
             .chain(file.typos())
         {
             eprintln!("{}: warning: {warning}", file.path().display());
         }
         if let Some(services) = &services {
-            let source = std::fs::read_to_string(file.path()).unwrap_or_default();
             for r in crate::rules::guard::requested_commands(&source) {
                 let missing = match services.get(&r.service) {
                     None => Some("service"),

@@ -22,5 +22,4 @@ pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
 pub use tools::{
     ExampleVerdict, LineOutcome, Unknown, check_examples, difference, dry_run, expand_paths,
-    source_warnings,
 };

@@ -8,7 +8,7 @@ use crate::config::Service;
 use crate::events::Event;
 use crate::lua::VmLimits;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Rule files named on a command line: files as given, directories
 /// expanded to their `*.lua` files.
@@ -213,10 +213,4 @@ pub fn dry_run(
         });
     }
     (out, load_errors)
-}
-
-/// The rule file's source, for warnings about what the VM lacks.
-pub fn source_warnings(path: &Path) -> Vec<String> {
-    let source = std::fs::read_to_string(path).unwrap_or_default();
-    crate::lua::unsupported_features(&source)
 }
