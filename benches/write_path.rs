@@ -101,8 +101,10 @@ fn enqueue(c: &mut Criterion) {
 
 /// What a rule worker pays per event: decode its share of a batch of 1000
 /// value lists and evaluate the old example's two handlers on each: for
-/// values they cannot act on (the rule index skips the calls) and for
-/// `memory/free` values (the VM path: table built, both handlers called).
+/// values they cannot act on (the rule index skips the calls), for
+/// `memory/free` values (the VM path: table, both handlers called; one
+/// fires) and for NaN `memory/free` values (the VM path, nothing fires:
+/// the side-by-side worst case).
 fn worker(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("example.lua");
@@ -113,21 +115,35 @@ fn worker(c: &mut Criterion) {
     .unwrap();
     let (mut set, errors) = RuleSet::load_files(&[path], VmLimits::default());
     assert!(errors.is_empty(), "{errors:?}");
-    for (name, plugin, type_instance) in [
+    /// Name, plugin, type instance, the i-th value.
+    type Case = (&'static str, &'static str, &'static str, fn(u32) -> f64);
+    let cases: [Case; 3] = [
         (
             "write_path/worker_batch_of_1000_example_rules",
             "cpu",
             "user",
+            f64::from,
         ),
         (
             "write_path/worker_batch_of_1000_example_rules_acting",
             "memory",
             "free",
+            f64::from,
         ),
-    ] {
+        (
+            "write_path/worker_batch_of_1000_example_rules_vm_nothing_fires",
+            "memory",
+            "free",
+            |_| f64::NAN,
+        ),
+    ];
+    for (name, plugin, type_instance, value) in cases {
         let mut batch = wire::BatchEncoder::new(0);
         for i in 0..1000 {
-            batch.push(&Event::Metric(metric(plugin, type_instance, f64::from(i))));
+            // 50 series, as a host's memory plugin instances would repeat.
+            let mut m = metric(plugin, type_instance, value(i));
+            m.plugin_instance = format!("{}", i % 50);
+            batch.push(&Event::Metric(m));
         }
         let frame = batch.finish();
         c.bench_function(name, |b| {

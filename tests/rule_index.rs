@@ -238,3 +238,73 @@ fn the_corpus_exercises_the_index() {
         .count();
     assert!(indexed >= 10, "{notes:#?}");
 }
+
+/// Handlers that keep their table, or part of it, past the call: the file
+/// they are in must build a table per value list, and behave alike.
+const KEEPING_HANDLERS: &[&str] = &[
+    r#"function(m) local k = K(m) if last[k] then print(last[k][1]) end last[k] = m.values end"#,
+    r#"function(m) local k = K(m) local f = function() return m.values[1], m.time end if saved[k] then print(saved[k]()) end saved[k] = f end"#,
+    r#"function(m) local k = K(m) if prev[k] then print(prev[k].values[1], prev[k].time) end prev[k] = m end"#,
+    r#"function(m) local k = K(m) if held[k] then print(held[k][0], #held[k]) end held[k] = m.dsnames end"#,
+    r#"function(...) local m = ... local k = K(m) if kept[k] then print(kept[k].values[1]) end kept[k] = m end"#,
+];
+
+/// The keeping handlers keep their tables by series (`K(m)`): a table kept
+/// per series would show the current value list where a kept table shows
+/// the one it was kept from.
+const KEEPING_PROLOGUE: &str = "last, saved, prev, held, kept = {}, {}, {}, {}, {}\n";
+const SERIES_KEY: &str = "(m.host .. m.plugin .. m.plugin_instance .. m.type .. m.type_instance)";
+
+#[test]
+fn handlers_that_keep_their_table_get_a_table_per_value_list_and_behave_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = events();
+    let reading = r#"function(m) if m.plugin == "memory" then print(m.values[1], m.time) end end"#;
+    for (i, keeping) in KEEPING_HANDLERS.iter().enumerate() {
+        let keeping = keeping.replace("K(m)", SERIES_KEY);
+        let source = format!("{KEEPING_PROLOGUE}return {{ a = {reading}, b = {keeping} }}\n");
+        let name = format!("keeping_{i}.lua");
+        compare(dir.path(), &name, &source, &events);
+        let (set, _) = RuleSet::load_files(&[dir.path().join(&name)], VmLimits::default());
+        assert!(
+            set.files()[0].fresh_tables().is_some(),
+            "{keeping} keeps its table, yet the file's tables are kept per series"
+        );
+    }
+    // The reading handler alone is one whose tables are kept per series,
+    // and it still prints each value list's own values.
+    let name = "reading.lua";
+    compare(
+        dir.path(),
+        name,
+        &format!("return {{ a = {reading} }}\n"),
+        &events,
+    );
+    let (set, _) = RuleSet::load_files(&[dir.path().join(name)], VmLimits::default());
+    assert_eq!(set.files()[0].fresh_tables(), None);
+}
+
+#[test]
+fn the_corpus_files_use_tables_kept_per_series() {
+    // The comparisons above cover the tables kept per series only if the
+    // corpus files qualify for them: all but the one whose helper is
+    // reassigned (the analysis cannot vouch for what `is_memory(m)` does
+    // with `m`).
+    let dir = tempfile::tempdir().unwrap();
+    for (p, prologue) in PROLOGUES.iter().enumerate().filter(|(p, _)| *p != 1) {
+        let handlers: Vec<String> = BODIES
+            .iter()
+            .enumerate()
+            .map(|(b, body)| format!("  h{b} = function(m) {body} end,"))
+            .collect();
+        let source = format!(
+            "{prologue}\nlocal metric_handlers = {{\n{}\n}}\nreturn metric_handlers\n",
+            handlers.join("\n")
+        );
+        let path = dir.path().join(format!("c{p}.lua"));
+        std::fs::write(&path, source).unwrap();
+        let (set, errors) = RuleSet::load_files(&[path], VmLimits::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.files()[0].fresh_tables(), None, "prologue {p}");
+    }
+}

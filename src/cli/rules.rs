@@ -78,6 +78,12 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliEr
                 }
             }
         }
+        if !file.handler_names(HandlerKind::Metric).is_empty() {
+            match file.fresh_tables() {
+                None => println!("  value-list tables: one per series, refilled"),
+                Some(why) => println!("  value-list tables: a new one per value list: {why}"),
+            }
+        }
         for kind in [HandlerKind::Metric, HandlerKind::Notification] {
             for (name, index) in file.index_notes(kind) {
                 println!("  {name}");

@@ -2,25 +2,124 @@
 //! VM (so the rule engine never handles the VM's types), field for field
 //! as collectd's lua plugin built them (docs/COMPATIBILITY.md §1), including its quirk of `dsnames`/`dstypes`
 //! indexed from 0.
+//!
+//! Building a value list's table is most of what a handler call costs
+//! (four tables, a dozen strings), so two things are done once: the field
+//! names are interned once per VM ([`Keys`]), and for a file whose
+//! handlers provably neither keep nor change their table, one table per
+//! series is kept and refilled with each value list's time and values
+//! ([`SeriesTables`]).
 
-use crate::events::{MetaValue, Metric, Notification, Value as DsValue};
+use crate::events::{DsType, MetaValue, Metric, Notification, Value as DsValue};
+use gc_arena::{Collect, Rootable};
 use piccolo::table::RawTable;
-use piccolo::{Context, Table, Value};
+use piccolo::{Context, Singleton, StashedTable, String as LuaString, Table, Value};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// The field names of the event tables, interned once per VM (a `"host"`
+/// written as text would be looked up in the string set on every event).
+#[derive(Clone, Copy, Collect)]
+#[collect(no_drop)]
+struct Keys<'gc> {
+    host: LuaString<'gc>,
+    plugin: LuaString<'gc>,
+    plugin_instance: LuaString<'gc>,
+    type_: LuaString<'gc>,
+    type_instance: LuaString<'gc>,
+    time: LuaString<'gc>,
+    interval: LuaString<'gc>,
+    values: LuaString<'gc>,
+    dsnames: LuaString<'gc>,
+    dstypes: LuaString<'gc>,
+    severity: LuaString<'gc>,
+    message: LuaString<'gc>,
+    meta: LuaString<'gc>,
+    /// `dstypes` entries, in [`DsType`]'s order.
+    ds_types: [LuaString<'gc>; 4],
+}
+
+impl<'gc> Singleton<'gc> for Keys<'gc> {
+    fn create(ctx: Context<'gc>) -> Self {
+        let s = |text: &'static str| ctx.intern_static(text.as_bytes());
+        Keys {
+            host: s("host"),
+            plugin: s("plugin"),
+            plugin_instance: s("plugin_instance"),
+            type_: s("type"),
+            type_instance: s("type_instance"),
+            time: s("time"),
+            interval: s("interval"),
+            values: s("values"),
+            dsnames: s("dsnames"),
+            dstypes: s("dstypes"),
+            severity: s("severity"),
+            message: s("message"),
+            meta: s("meta"),
+            ds_types: [
+                DsType::Counter,
+                DsType::Gauge,
+                DsType::Derive,
+                DsType::Absolute,
+            ]
+            .map(|t| s(t.as_str())),
+        }
+    }
+}
+
+impl<'gc> Keys<'gc> {
+    fn of(ctx: Context<'gc>) -> Keys<'gc> {
+        *ctx.singleton::<Rootable![Keys<'_>]>()
+    }
+
+    fn ds_type(&self, t: DsType) -> LuaString<'gc> {
+        self.ds_types[t as usize]
+    }
+}
 
 pub(super) fn metric_table<'gc>(
     ctx: Context<'gc>,
     m: &Metric,
 ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    Ok(metric_tables(ctx, m)?.0)
+}
+
+/// A value list's table and its `values` table.
+fn metric_tables<'gc>(
+    ctx: Context<'gc>,
+    m: &Metric,
+) -> Result<(Table<'gc>, Table<'gc>), piccolo::Error<'gc>> {
+    let k = Keys::of(ctx);
     let t = sized_table(ctx, 0, 10);
-    t.set(ctx, "host", text(ctx, &m.host))?;
-    t.set(ctx, "plugin", text(ctx, &m.plugin))?;
-    t.set(ctx, "plugin_instance", text(ctx, &m.plugin_instance))?;
-    t.set(ctx, "type", text(ctx, &m.type_))?;
-    t.set(ctx, "type_instance", text(ctx, &m.type_instance))?;
-    t.set(ctx, "time", m.time)?;
-    t.set(ctx, "interval", m.interval)?;
+    set(ctx, t, k.host, text(ctx, &m.host))?;
+    set(ctx, t, k.plugin, text(ctx, &m.plugin))?;
+    set(ctx, t, k.plugin_instance, text(ctx, &m.plugin_instance))?;
+    set(ctx, t, k.type_, text(ctx, &m.type_))?;
+    set(ctx, t, k.type_instance, text(ctx, &m.type_instance))?;
+    set(ctx, t, k.time, Value::Number(m.time))?;
+    set(ctx, t, k.interval, Value::Number(m.interval))?;
     let n = m.values.len();
     let values = sized_table(ctx, n, 0);
+    fill_values(ctx, values, m)?;
+    set(ctx, t, k.values, values.into())?;
+    // Indexed from 0: index 0 lives in the hash part, the rest in the array.
+    let dsnames = sized_table(ctx, n.saturating_sub(1), 1);
+    let dstypes = sized_table(ctx, n.saturating_sub(1), 1);
+    for (i, (name, ty)) in m.dsnames.iter().zip(&m.dstypes).enumerate() {
+        dsnames.set(ctx, i as i64, text(ctx, name))?;
+        dstypes.set(ctx, i as i64, k.ds_type(*ty))?;
+    }
+    set(ctx, t, k.dsnames, dsnames.into())?;
+    set(ctx, t, k.dstypes, dstypes.into())?;
+    Ok((t, values))
+}
+
+/// `values[1..n]` of a value list's table.
+fn fill_values<'gc>(
+    ctx: Context<'gc>,
+    values: Table<'gc>,
+    m: &Metric,
+) -> Result<(), piccolo::Error<'gc>> {
     for (i, v) in m.values.iter().enumerate() {
         let v: Value = match *v {
             DsValue::Gauge(g) => Value::Number(g),
@@ -31,32 +130,23 @@ pub(super) fn metric_table<'gc>(
         };
         values.set(ctx, i as i64 + 1, v)?;
     }
-    t.set(ctx, "values", values)?;
-    // Indexed from 0: index 0 lives in the hash part, the rest in the array.
-    let dsnames = sized_table(ctx, n.saturating_sub(1), 1);
-    let dstypes = sized_table(ctx, n.saturating_sub(1), 1);
-    for (i, (name, ty)) in m.dsnames.iter().zip(&m.dstypes).enumerate() {
-        dsnames.set(ctx, i as i64, text(ctx, name))?;
-        dstypes.set(ctx, i as i64, ty.as_str())?;
-    }
-    t.set(ctx, "dsnames", dsnames)?;
-    t.set(ctx, "dstypes", dstypes)?;
-    Ok(t)
+    Ok(())
 }
 
 pub(super) fn notification_table<'gc>(
     ctx: Context<'gc>,
     n: &Notification,
 ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    let k = Keys::of(ctx);
     let t = sized_table(ctx, 0, 9);
-    t.set(ctx, "severity", n.severity as i64)?;
-    t.set(ctx, "time", n.time)?;
-    t.set(ctx, "message", text(ctx, &n.message))?;
-    t.set(ctx, "host", text(ctx, &n.host))?;
-    t.set(ctx, "plugin", text(ctx, &n.plugin))?;
-    t.set(ctx, "plugin_instance", text(ctx, &n.plugin_instance))?;
-    t.set(ctx, "type", text(ctx, &n.type_))?;
-    t.set(ctx, "type_instance", text(ctx, &n.type_instance))?;
+    set(ctx, t, k.severity, Value::Integer(n.severity as i64))?;
+    set(ctx, t, k.time, Value::Number(n.time))?;
+    set(ctx, t, k.message, text(ctx, &n.message))?;
+    set(ctx, t, k.host, text(ctx, &n.host))?;
+    set(ctx, t, k.plugin, text(ctx, &n.plugin))?;
+    set(ctx, t, k.plugin_instance, text(ctx, &n.plugin_instance))?;
+    set(ctx, t, k.type_, text(ctx, &n.type_))?;
+    set(ctx, t, k.type_instance, text(ctx, &n.type_instance))?;
     if !n.meta.is_empty() {
         let meta = Table::new(&ctx);
         for (key, value) in &n.meta {
@@ -69,9 +159,131 @@ pub(super) fn notification_table<'gc>(
             };
             meta.set(ctx, text(ctx, key), v)?;
         }
-        t.set(ctx, "meta", meta)?;
+        set(ctx, t, k.meta, meta.into())?;
     }
     Ok(t)
+}
+
+/// Series whose tables a file keeps at most; past this many they are all
+/// dropped and built again as value lists come (a stream of ever new
+/// series cannot grow a worker's memory without bound). A kept series
+/// holds about 2.7 KiB of the VM's memory: at most a sixteenth of the
+/// memory limit goes to them.
+const MAX_SERIES: usize = 1024;
+const SERIES_BYTES: usize = 4096;
+
+/// One table per series, for a file whose handlers only read their table
+/// and keep nothing of it past the call (the rule index's analysis says
+/// so): each value list of the series refills `time`, `interval` and
+/// `values[i]` of the same table. No handler can tell: none can hold the
+/// table, or its `values`, from one call to the next, nor change them.
+pub(super) struct SeriesTables {
+    /// By a hash of the identity; the entry says which series it holds.
+    entries: HashMap<u64, SeriesEntry>,
+    max: usize,
+}
+
+struct SeriesEntry {
+    /// `[host, plugin, plugin_instance, type, type_instance]`.
+    identity: [Box<str>; 5],
+    /// What `dsnames`/`dstypes` were built from: a value list of the series
+    /// with other data sources gets a table of its own.
+    dsnames: Vec<String>,
+    dstypes: Vec<DsType>,
+    table: StashedTable,
+    values: StashedTable,
+}
+
+impl SeriesEntry {
+    fn holds(&self, m: &Metric) -> bool {
+        self.identity
+            .iter()
+            .zip(identity(m))
+            .all(|(a, b)| **a == *b)
+            && self.dsnames == m.dsnames
+            && self.dstypes == m.dstypes
+    }
+}
+
+fn identity(m: &Metric) -> [&str; 5] {
+    [
+        &m.host,
+        &m.plugin,
+        &m.plugin_instance,
+        &m.type_,
+        &m.type_instance,
+    ]
+}
+
+impl SeriesTables {
+    /// Room for the series a VM of `memory` bytes may keep.
+    pub(super) fn within(memory: usize) -> SeriesTables {
+        SeriesTables {
+            entries: HashMap::new(),
+            max: (memory / 16 / SERIES_BYTES).clamp(16, MAX_SERIES),
+        }
+    }
+
+    /// The table of `m`'s series, refilled with `m`'s time and values, and
+    /// its handle.
+    pub(super) fn table<'gc>(
+        &mut self,
+        ctx: Context<'gc>,
+        m: &Metric,
+    ) -> Result<(Table<'gc>, StashedTable), piccolo::Error<'gc>> {
+        // Not a keyed hash: a collision only costs the colliding series
+        // their kept tables (an entry is checked before it is used).
+        let mut hasher = rustc_hash::FxHasher::default();
+        identity(m).hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some(entry) = self.entries.get(&hash).filter(|e| e.holds(m)) {
+            let k = Keys::of(ctx);
+            let table = ctx.fetch(&entry.table);
+            set(ctx, table, k.time, Value::Number(m.time))?;
+            set(ctx, table, k.interval, Value::Number(m.interval))?;
+            fill_values(ctx, ctx.fetch(&entry.values), m)?;
+            return Ok((table, entry.table.clone()));
+        }
+        if self.entries.len() >= self.max {
+            self.entries.clear();
+        }
+        let (table, values) = metric_tables(ctx, m)?;
+        let stashed = ctx.stash(table);
+        self.entries.insert(
+            hash,
+            SeriesEntry {
+                identity: identity(m).map(Box::from),
+                dsnames: m.dsnames.clone(),
+                dstypes: m.dstypes.clone(),
+                table: stashed.clone(),
+                values: ctx.stash(values),
+            },
+        );
+        Ok((table, stashed))
+    }
+
+    /// Drops every kept table (the VM is short of memory).
+    pub(super) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    /// Moves the tables out, leaving none (while a call borrows the VM).
+    pub(super) fn take(&mut self) -> SeriesTables {
+        SeriesTables {
+            entries: std::mem::take(&mut self.entries),
+            max: self.max,
+        }
+    }
+}
+
+fn set<'gc>(
+    ctx: Context<'gc>,
+    t: Table<'gc>,
+    key: LuaString<'gc>,
+    value: Value<'gc>,
+) -> Result<(), piccolo::Error<'gc>> {
+    t.set_value(&ctx, key.into(), value)?;
+    Ok(())
 }
 
 /// A table with room for its fields, so filling it never rehashes (table

@@ -92,7 +92,23 @@ pub enum EventRef<'a> {
 /// One event's table, built for the first handler that needs it and
 /// shared by the file's other handlers.
 #[derive(Default)]
-pub struct EventTableCache(Option<StashedTable>);
+pub struct EventTableCache {
+    table: Option<StashedTable>,
+    per_series: bool,
+}
+
+impl EventTableCache {
+    /// For a file whose handlers neither keep nor change their table (the
+    /// caller's analysis vouches for it): a value list's table is the
+    /// series' table of the VM, refilled with this value list's time and
+    /// values, instead of a new one.
+    pub fn kept_per_series() -> EventTableCache {
+        EventTableCache {
+            table: None,
+            per_series: true,
+        }
+    }
+}
 
 /// A value brought out of the VM. Tables come out one level deep with
 /// their string and integer keys; functions and tables also keep a handle
@@ -157,6 +173,8 @@ pub struct Vm {
     lua: Lua,
     executor: StashedExecutor,
     limits: VmLimits,
+    /// Value-list tables kept per series (see [`EventTableCache::kept_per_series`]).
+    series: super::event_table::SeriesTables,
     /// Set once a panic went through the instance: its heap may be in any
     /// state, so every later call fails with this message.
     broken: Option<String>,
@@ -191,6 +209,7 @@ impl Vm {
             lua,
             executor,
             limits,
+            series: super::event_table::SeriesTables::within(limits.memory),
             broken: None,
         };
         vm.run_prelude()?;
@@ -221,18 +240,18 @@ impl Vm {
 
     /// The part of the library written in Lua (`prelude.lua`).
     fn run_prelude(&mut self) -> Result<(), CallError> {
-        self.lua
-            .try_enter(|ctx| {
+        self.run(
+            |ctx, executor| {
                 let prelude = rewrite_source(PRELUDE, "prelude")
                     .map_err(|e| super::args::error(ctx, format!("{e:?}")))?;
                 let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
                 let helper = super::string::gsub_matches_callback(ctx);
-                ctx.fetch(&self.executor)
-                    .restart(ctx, closure.into(), helper);
+                executor.restart(ctx, closure.into(), helper);
                 Ok(())
-            })
-            .map_err(|e| CallError::Runtime(format!("prelude: {e}")))?;
-        self.finish().map(|_| ())
+            },
+            |e| CallError::Runtime(format!("prelude: {e}")),
+        )
+        .map(|_| ())
     }
 
     /// Runs a chunk and returns what it returned.
@@ -260,14 +279,14 @@ impl Vm {
             line: e.line,
             message: e.message,
         })?;
-        self.lua
-            .try_enter(|ctx| {
+        self.run(
+            |ctx, executor| {
                 let closure = Closure::load(ctx, Some(name), code.as_bytes())?;
-                ctx.fetch(&self.executor).restart(ctx, closure.into(), ());
+                executor.restart(ctx, closure.into(), ());
                 Ok(())
-            })
-            .map_err(|e| syntax_error(&e.to_string()))?;
-        self.finish()
+            },
+            |e| syntax_error(&e),
+        )
     }
 
     /// Calls `function` with the arguments `args` builds inside the VM.
@@ -284,15 +303,15 @@ impl Vm {
         function: &StashedFunction,
         args: impl for<'gc> FnOnce(Context<'gc>) -> Result<Vec<Value<'gc>>, piccolo::Error<'gc>>,
     ) -> Result<Vec<LuaValue>, CallError> {
-        self.lua
-            .try_enter(|ctx| {
+        self.run(
+            |ctx, executor| {
                 let f: Function = ctx.fetch(function);
                 let args = args(ctx)?;
-                ctx.fetch(&self.executor).restart(ctx, f, Variadic(args));
+                executor.restart(ctx, f, Variadic(args));
                 Ok(())
-            })
-            .map_err(|e| CallError::Runtime(e.to_string()))?;
-        self.finish()
+            },
+            CallError::Runtime,
+        )
     }
 
     /// Calls `function` with the table of `event`, built on the first call
@@ -313,28 +332,36 @@ impl Vm {
         cache: &mut EventTableCache,
         event: EventRef<'_>,
     ) -> Result<Vec<LuaValue>, CallError> {
-        self.lua
-            .try_enter(|ctx| {
-                let table = match &cache.0 {
+        // Out of `self` while `run` borrows it.
+        let mut series = self.series.take();
+        let result = self.run(
+            |ctx, executor| {
+                let table = match &cache.table {
                     Some(stashed) => ctx.fetch(stashed),
                     None => {
-                        let table = match event {
-                            EventRef::Metric(m) => super::event_table::metric_table(ctx, m)?,
+                        let (table, stashed) = match event {
+                            EventRef::Metric(m) if cache.per_series => series.table(ctx, m)?,
+                            EventRef::Metric(m) => {
+                                let t = super::event_table::metric_table(ctx, m)?;
+                                (t, ctx.stash(t))
+                            }
                             EventRef::Notification(n) => {
-                                super::event_table::notification_table(ctx, n)?
+                                let t = super::event_table::notification_table(ctx, n)?;
+                                (t, ctx.stash(t))
                             }
                         };
-                        cache.0 = Some(ctx.stash(table));
+                        cache.table = Some(stashed);
                         table
                     }
                 };
                 let f: Function = ctx.fetch(function);
-                ctx.fetch(&self.executor)
-                    .restart(ctx, f, Value::Table(table));
+                executor.restart(ctx, f, Value::Table(table));
                 Ok(())
-            })
-            .map_err(|e| CallError::Runtime(plain_message(&e.to_string())))?;
-        self.finish()
+            },
+            |e| CallError::Runtime(plain_message(&e)),
+        );
+        self.series = series;
+        result
     }
 
     /// Lines `print` produced since the last call.
@@ -347,8 +374,10 @@ impl Vm {
         self.lua.total_memory()
     }
 
-    /// Runs a full garbage collection (after a limit stopped a call).
+    /// Runs a full garbage collection (after a limit stopped a call),
+    /// also giving back the value-list tables kept per series.
     pub fn collect_garbage(&mut self) {
+        self.series.clear();
         let _ = self.guarded(|vm| vm.lua.gc_collect());
     }
 
@@ -362,25 +391,39 @@ impl Vm {
         self.lua.gc_collect();
     }
 
-    fn finish(&mut self) -> Result<Vec<LuaValue>, CallError> {
+    /// Starts a run with `start` (which loads or picks the function and
+    /// restarts the executor with it) and runs it to its end or to a limit.
+    /// Most runs end within their first fuel slice: starting, running and
+    /// taking the result then happen in one entry into the VM.
+    fn run<S>(
+        &mut self,
+        start: S,
+        start_error: impl FnOnce(String) -> CallError,
+    ) -> Result<Vec<LuaValue>, CallError>
+    where
+        S: for<'gc> FnOnce(Context<'gc>, Executor<'gc>) -> Result<(), piccolo::Error<'gc>>,
+    {
         let _run = RunUnderWay::begin();
-        self.finish_inner()
-    }
-
-    fn finish_inner(&mut self) -> Result<Vec<LuaValue>, CallError> {
+        let mut start = Some((start, start_error));
         let mut burned: u64 = 0;
-        // Most calls end within their first slice: read the clock only
-        // for those that do not (the first slice's few microseconds are
-        // not counted against the deadline).
+        // The clock is read only for runs that take more than one slice
+        // (the first slice's few microseconds are not counted against the
+        // deadline).
         let mut started: Option<Instant> = None;
         loop {
             let mut fuel = Fuel::with(SLICE);
-            let done = self
-                .lua
-                .enter(|ctx| ctx.fetch(&self.executor).step(ctx, &mut fuel));
+            let outcome = self.lua.enter(|ctx| {
+                let executor = ctx.fetch(&self.executor);
+                if let Some((start, start_error)) = start.take() {
+                    start(ctx, executor).map_err(|e| start_error(e.to_string()))?;
+                }
+                Ok(executor
+                    .step(ctx, &mut fuel)
+                    .then(|| result_of(ctx, executor)))
+            })?;
             burned += (SLICE - fuel.remaining()).max(0) as u64;
-            if done {
-                break;
+            if let Some(result) = outcome {
+                return result;
             }
             let used = self.lua.total_memory();
             let elapsed = started.get_or_insert_with(Instant::now).elapsed();
@@ -399,22 +442,21 @@ impl Vm {
             self.abandon_call();
             return Err(error);
         }
-        self.lua.enter(|ctx| {
-            let executor = ctx.fetch(&self.executor);
-            if executor.mode() != ExecutorMode::Result {
-                return Err(CallError::Runtime(format!(
-                    "the VM stopped in mode {:?}",
-                    executor.mode()
-                )));
-            }
-            match executor.take_result::<Variadic<Vec<Value>>>(ctx) {
-                Ok(Ok(Variadic(values))) => {
-                    Ok(values.into_iter().map(|v| owned(ctx, v, 4)).collect())
-                }
-                Ok(Err(e)) => Err(CallError::Runtime(plain_message(&e.to_string()))),
-                Err(e) => Err(CallError::Runtime(e.to_string())),
-            }
-        })
+    }
+}
+
+/// What a finished run returned, or its error.
+fn result_of<'gc>(ctx: Context<'gc>, executor: Executor<'gc>) -> Result<Vec<LuaValue>, CallError> {
+    if executor.mode() != ExecutorMode::Result {
+        return Err(CallError::Runtime(format!(
+            "the VM stopped in mode {:?}",
+            executor.mode()
+        )));
+    }
+    match executor.take_result::<Variadic<Vec<Value>>>(ctx) {
+        Ok(Ok(Variadic(values))) => Ok(values.into_iter().map(|v| owned(ctx, v, 4)).collect()),
+        Ok(Err(e)) => Err(CallError::Runtime(plain_message(&e.to_string()))),
+        Err(e) => Err(CallError::Runtime(e.to_string())),
     }
 }
 
@@ -622,5 +664,89 @@ mod tests {
             .collect();
         assert_eq!(ints, vec![1, 2, 4, 16]);
         assert!(matches!(out[4], LuaValue::Num(n) if n == 2.5) && matches!(out[5], LuaValue::Nil));
+    }
+
+    fn gauge(plugin_instance: &str, values: &[f64], dsnames: &[&str]) -> crate::events::Metric {
+        use crate::events::{DsType, Value as V};
+        crate::events::Metric {
+            host: "h".into(),
+            plugin: "p".into(),
+            plugin_instance: plugin_instance.into(),
+            type_: "t".into(),
+            type_instance: String::new(),
+            time: values[0],
+            interval: 10.0,
+            values: values.iter().map(|v| V::Gauge(*v)).collect(),
+            dsnames: dsnames.iter().map(|s| s.to_string()).collect(),
+            dstypes: vec![DsType::Gauge; values.len()],
+        }
+    }
+
+    #[test]
+    fn a_series_table_is_refilled_with_each_value_list_and_rebuilt_when_its_data_sources_change() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk(
+                "t",
+                b"return function(m) return m.time, #m.values, m.values[1], m.values[2], m.dsnames[1], m.plugin_instance end",
+            )
+            .unwrap();
+        let LuaValue::Function(f) = &out[0] else {
+            panic!()
+        };
+        let mut call = |m: &crate::events::Metric| {
+            let mut cache = EventTableCache::kept_per_series();
+            let r = vm
+                .call_with_event(f, &mut cache, EventRef::Metric(m))
+                .unwrap();
+            format!("{r:?}")
+        };
+        let first = call(&gauge("a", &[1.0, 2.0], &["rx", "tx"]));
+        let other_series = call(&gauge("b", &[7.0, 8.0], &["rx", "tx"]));
+        let again = call(&gauge("a", &[3.0, 4.0], &["rx", "tx"]));
+        let fewer = call(&gauge("a", &[5.0], &["value"]));
+        assert!(
+            first.contains("Num(1.0), Int(2), Num(1.0), Num(2.0), Str(\"tx\"), Str(\"a\")"),
+            "{first}"
+        );
+        assert!(
+            other_series.contains("Num(7.0), Int(2), Num(7.0), Num(8.0), Str(\"tx\"), Str(\"b\")"),
+            "{other_series}"
+        );
+        assert!(
+            again.contains("Num(3.0), Int(2), Num(3.0), Num(4.0), Str(\"tx\"), Str(\"a\")"),
+            "{again}"
+        );
+        assert!(
+            fewer.contains("Num(5.0), Int(1), Num(5.0), Nil, Nil, Str(\"a\")"),
+            "{fewer}"
+        );
+    }
+
+    #[test]
+    fn a_stream_of_ever_new_series_keeps_the_kept_tables_bounded() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk("t", b"return function(m) return m.values[1] end")
+            .unwrap();
+        let LuaValue::Function(f) = &out[0] else {
+            panic!()
+        };
+        let mut peak = 0;
+        let base = vm.memory_in_use();
+        for i in 0..20_000 {
+            let m = gauge(&format!("series-{i}"), &[1.0, 2.0], &["rx", "tx"]);
+            let mut cache = EventTableCache::kept_per_series();
+            vm.call_with_event(f, &mut cache, EventRef::Metric(&m))
+                .unwrap();
+            peak = peak.max(vm.memory_in_use());
+        }
+        vm.lua.gc_collect();
+        let live = vm.memory_in_use() - base;
+        // At most 1024 series' tables (about 2.7 KiB each) stay, and the
+        // garbage of those dropped is collected as it comes: 20 000 kept
+        // series would hold over 50 MiB.
+        assert!(live < 4 << 20, "holds {live} bytes");
+        assert!(peak - base < 16 << 20, "grew by {} bytes", peak - base);
     }
 }

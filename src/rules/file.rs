@@ -197,6 +197,9 @@ pub struct RuleFile {
     indexed: bool,
     /// Fields handlers read that their table never has, for `rules check`.
     typos: Vec<String>,
+    /// Why value lists get a new table each (`None`: the metric handlers
+    /// keep nothing of theirs, and one table per series is refilled).
+    fresh_tables: Option<String>,
 }
 
 impl RuleFile {
@@ -249,6 +252,7 @@ impl RuleFile {
             examples,
             indexed: true,
             typos: index.typos,
+            fresh_tables: index.fresh_tables,
         })
     }
 
@@ -258,7 +262,14 @@ impl RuleFile {
         &self.typos
     }
 
-    /// Turns the rule index on or off (`rules test` runs both ways).
+    /// Why each value list gets a table of its own rather than its series'
+    /// refilled one (`None`: it does not), for `rules check`.
+    pub fn fresh_tables(&self) -> Option<&str> {
+        self.fresh_tables.as_deref()
+    }
+
+    /// Turns the rule index, and the tables kept per series, on or off
+    /// (`rules test` runs both ways).
     pub fn set_indexed(&mut self, on: bool) {
         self.indexed = on;
     }
@@ -372,7 +383,12 @@ impl RuleFile {
     ) -> Vec<HandlerOutcome> {
         let mut outcomes = Vec::new();
         // Built on the first admitted handler, then shared by the others.
-        let mut table = EventTableCache::default();
+        let mut table =
+            if kind == HandlerKind::Metric && self.indexed && self.fresh_tables.is_none() {
+                EventTableCache::kept_per_series()
+            } else {
+                EventTableCache::default()
+            };
         let subject = Subject {
             identity: event.identity_fields(),
             severity: event.severity(),

@@ -86,6 +86,16 @@ pub fn analyse(source: &str) -> FileIndex {
             return index;
         }
     }
+    let fresh_tables = found
+        .iter()
+        .filter(|(kind, _, _)| *kind == Kind::Metric)
+        .find_map(|(_, name, body)| {
+            let why = scope.keeps_nothing_of_event(body).err()?;
+            Some(format!(
+                "{} {why}",
+                name.as_deref().unwrap_or("the handler")
+            ))
+        });
     let handlers = found
         .into_iter()
         .map(|(kind, name, body)| ((kind, name), scope.handler_guard(kind, body)))
@@ -94,6 +104,7 @@ pub fn analyse(source: &str) -> FileIndex {
         file_reason: None,
         handlers,
         typos,
+        fresh_tables,
     }
 }
 
@@ -418,8 +429,14 @@ impl<'a> Scope<'a> {
     /// (`event.plugin`, `event.values[1]`) or handing it to a helper
     /// predicate that does the same.
     fn reads_event_only(&self, body: &FunctionBody) -> Result<(), String> {
+        if matches!(
+            body.parameters().iter().next(),
+            Some(Parameter::Ellipsis(_))
+        ) {
+            return Err("takes its event as `...`".into());
+        }
         let Some(param) = first_param(body) else {
-            return Ok(());
+            return Ok(()); // no parameter: the event is out of its reach
         };
         let mut redeclared = Facts::default();
         full_moon::visitors::Visit::visit(body.block(), &mut redeclared);
@@ -455,6 +472,51 @@ impl<'a> Scope<'a> {
             match helper {
                 Some(h) if closes && self.is_predicate(&h, 0) => {}
                 _ => return Err(format!("passes `{param}` on or uses it as a whole")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether nothing of the handler's event table outlives the call, on
+    /// top of [`Self::reads_event_only`]: its tables (`values`, `dsnames`,
+    /// `dstypes`) are only indexed or measured (`m.values[1]`,
+    /// `#m.values`), never held, and no function is defined in the
+    /// handler (a closure could keep the table). Then a table refilled
+    /// for the next value list of the series is one the handler cannot
+    /// tell from a new one.
+    fn keeps_nothing_of_event(&self, body: &FunctionBody) -> Result<(), String> {
+        self.reads_event_only(body)?;
+        let Some(param) = first_param(body) else {
+            return Ok(());
+        };
+        let lexed = significant_tokens(&body.block().to_string());
+        let tokens: Vec<&Token> = lexed.iter().collect();
+        if tokens.iter().any(|t| is_symbol(t, Symbol::Function)) {
+            return Err("defines a function, which could keep its table".into());
+        }
+        for (i, t) in tokens.iter().enumerate() {
+            let is_param = matches!(t.token_type(), TokenType::Identifier { identifier } if identifier.as_str() == param);
+            if !is_param || (i > 0 && is_symbol(tokens[i - 1], Symbol::Dot)) {
+                continue;
+            }
+            let Some(field) = tokens
+                .get(i + 2)
+                .filter(|_| tokens.get(i + 1).is_some_and(|n| is_symbol(n, Symbol::Dot)))
+            else {
+                continue; // `helper(param)`: a predicate of its identity
+            };
+            let name = field.to_string();
+            if !matches!(name.as_str(), "values" | "dsnames" | "dstypes") {
+                continue;
+            }
+            let measured = i > 0 && is_symbol(tokens[i - 1], Symbol::Hash);
+            let indexed = tokens
+                .get(i + 3)
+                .is_some_and(|n| is_symbol(n, Symbol::LeftBracket));
+            if !measured && !indexed {
+                return Err(format!(
+                    "uses `{param}.{name}` other than indexing it, which could keep it"
+                ));
             }
         }
         Ok(())

@@ -15,6 +15,10 @@
 //! - `string.find`/`string.match` are the library's (the file has no way to
 //!   reach and replace them: no bare `string`, no `rawset`, `_G`, `_ENV`,
 //!   `getmetatable`, no assignment to a field named `find` or `match`).
+//!
+//! The same reading decides whether a file's value-list tables may be kept
+//! per series and refilled ([`FileIndex::fresh_tables`]): only where no
+//! metric handler can hold its table, or a table in it, past the call.
 
 mod analysis;
 mod lint;
@@ -257,6 +261,10 @@ pub struct FileIndex {
     /// Fields handlers read that their event table never has (`m.plugn`),
     /// with the nearest real name: for `rules check`.
     pub typos: Vec<String>,
+    /// Why the file's value-list tables must be built afresh for every
+    /// value list; `None` when every metric handler only reads its table
+    /// and keeps nothing of it, so one table per series can be refilled.
+    pub fresh_tables: Option<String>,
 }
 
 impl FileIndex {
@@ -272,8 +280,10 @@ impl FileIndex {
     }
 
     pub(super) fn refuse(why: impl Into<String>) -> FileIndex {
+        let why = why.into();
         FileIndex {
-            file_reason: Some(why.into()),
+            file_reason: Some(why.clone()),
+            fresh_tables: Some(why),
             ..FileIndex::default()
         }
     }
@@ -393,11 +403,51 @@ return {
                 "more than one place",
             ),
             ("return {", "not understood"),
+            (
+                "return { a = function(...) local m = ... m.plugin = 'x' end }",
+                "takes its event as `...`",
+            ),
         ] {
             let g = guard(source, Kind::Metric, Some("a"));
             assert!(
                 g.as_ref().is_err_and(|e| e.contains(why)),
                 "{source}: {g:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn value_list_tables_are_kept_per_series_only_where_no_handler_can_keep_one() {
+        let example =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/example.lua"))
+                .unwrap();
+        assert_eq!(analyse(&example).fresh_tables, None);
+        let reads = "return { a = function(m) if m.values[1] ~= m.values[1] or #m.values > 2 or m.dsnames[0] == 'x' then print(m.plugin, m.time) end end }";
+        assert_eq!(analyse(reads).fresh_tables, None);
+        for (source, why) in [
+            (
+                "return { a = function(m) last = m.values end }",
+                "uses `m.values` other than indexing it",
+            ),
+            (
+                "return { a = function(m) print(#m.values, m.dstypes) end }",
+                "uses `m.dstypes`",
+            ),
+            (
+                "return { a = function(m) later = function() return m.values[1] end end }",
+                "defines a function",
+            ),
+            ("return { a = function(m) kept = m end }", "passes `m` on"),
+            (
+                "return { a = function(...) end }",
+                "takes its event as `...`",
+            ),
+        ] {
+            let index = analyse(source);
+            assert!(
+                index.fresh_tables.as_ref().is_some_and(|e| e.contains(why)),
+                "{source}: {:?}",
+                index.fresh_tables
             );
         }
     }
