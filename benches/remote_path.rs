@@ -1,11 +1,12 @@
 //! The remote path without the network: parse a command message, decide
-//! (duplicate/stale/lookup), serialize the result; a task's journal
-//! records; and validating a parsed 500-line collectd.conf tree.
+//! (duplicate/stale/lookup), serialize the result, unsigned and signed
+//! (Ed25519 verification against trusted keys); a task's journal records;
+//! and validating a parsed 500-line collectd.conf tree.
 
 use collectd_monitor::config::Service;
 use collectd_monitor::config::{ConfigItem, ConfigValue};
 use collectd_monitor::reconfig::{DEFAULT_PLUGIN_DIR, validate};
-use collectd_monitor::remote::{Journal, RequestPolicy, decide, parse};
+use collectd_monitor::remote::{Decision, Journal, RequestPolicy, decide, parse};
 use collectd_monitor::task::TaskResult;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::collections::BTreeMap;
@@ -22,19 +23,45 @@ fn command(c: &mut Criterion) {
     let payload = format!(
         r#"{{"task_id": 3126260400, "timestamp": "{stamp}", "service": "hello", "command": "exec"}}"#
     );
-    c.bench_function("remote_path/parse_decide_serialize", |b| {
-        b.iter(|| {
-            let request = parse(black_box(payload.as_bytes())).unwrap();
-            let policy = RequestPolicy {
-                services: &services,
-                max_age: Duration::from_secs(300),
-                now,
-            };
-            let decision = decide(&request, false, None, &policy);
-            let result = TaskResult::now(request.task_id(), 0, "Hello World!");
-            black_box((decision, serde_json::to_vec(&result).unwrap()))
-        })
-    });
+    // The signed form of the same request, and a host trusting its key.
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = collectd_monitor::auth::write_pair(dir.path(), "ops").unwrap();
+    let key = collectd_monitor::auth::SigningKey::read(&private).unwrap();
+    let signed = collectd_monitor::remote::sender::sign(payload.as_bytes(), &key, "web1").unwrap();
+    let mut trust = collectd_monitor::auth::TrustedKeys::default();
+    let line = std::fs::read_to_string(public).unwrap();
+    trust
+        .add_lines("keys", &format!("{} commands=hello/*", line.trim()))
+        .unwrap();
+    for (name, payload, trust) in [
+        (
+            "remote_path/parse_decide_serialize",
+            payload.as_bytes(),
+            None,
+        ),
+        (
+            "remote_path/parse_verify_decide_serialize_signed",
+            &signed[..],
+            Some(&trust),
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let request = parse(black_box(payload)).unwrap();
+                let policy = RequestPolicy {
+                    services: &services,
+                    max_age: Duration::from_secs(300),
+                    now,
+                    trust,
+                    hostname: "web1",
+                };
+                let decision = decide(&request, false, None, &policy);
+                assert!(matches!(decision, Decision::Run { .. }), "{decision:?}");
+                let result = TaskResult::now(request.task_id(), 0, "Hello World!");
+                black_box((decision, serde_json::to_vec(&result).unwrap()))
+            })
+        });
+    }
 }
 
 fn config_tree(lines: usize) -> ConfigItem {

@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod actions;
+pub mod auth;
 pub mod cli;
 #[allow(unsafe_code)]
 pub mod collectd;

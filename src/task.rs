@@ -48,6 +48,16 @@ result_codes! {
     NOT_RECORDED = 0x100C, "not recorded, not run";
     /// A task with this id is running or already ran.
     DUPLICATE_TASK = 0x1100, "duplicate task id";
+    /// The host trusts keys (`TrustedKeys`) and the request is unsigned.
+    UNSIGNED = 0x1201, "unsigned request";
+    /// The request is signed with a key the host does not trust.
+    UNKNOWN_KEY = 0x1202, "unknown key";
+    /// The signature does not verify (altered, another key, another host).
+    BAD_SIGNATURE = 0x1203, "bad signature";
+    /// The request says it was signed for another host.
+    WRONG_HOST = 0x1204, "signed for another host";
+    /// The key may not ask for this service/command, or to push a config.
+    NOT_PERMITTED = 0x1205, "not permitted for this key";
     /// collectd.conf replacement (docs/COMPATIBILITY.md §5): another one is running.
     REPLACE_BUSY = 0x2000, "another replacement is running";
     /// The new config could not be written.

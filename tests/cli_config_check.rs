@@ -126,3 +126,55 @@ fn settings_that_cannot_work_fail_the_check() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("larger than 1048576 bytes"), "{stderr}");
 }
+
+#[test]
+fn trusted_keys_are_listed_with_their_rights_and_bad_key_lines_fail_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("trusted.keys");
+    let public = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+    std::fs::write(
+        &keys,
+        format!(
+            "ops ed25519 {public} commands=hello/*,nginx/restart config=yes\nci ed25519 {public}\n"
+        ),
+    )
+    .unwrap();
+    let path = dir.path().join("config.json");
+    let config = serde_json::json!({
+        "Host": "broker", "CommandTopic": "c/%{hostname}", "CommandResultTopic": "r/%{hostname}",
+        "TrustedKeys": keys,
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("requests: signed only")
+            && stdout.contains(&format!(
+                "ops: commands=hello/*,nginx/restart config=yes ({}:1)",
+                keys.display()
+            ))
+            && stdout.contains("ci: commands=none config=no"),
+        "{stdout}"
+    );
+    std::fs::write(&keys, format!("ops ed25519 {public} commands=hello\n")).unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("TrustedKeys: ")
+            && stderr.contains(":1: key ops: command right \"hello\" is not service/command"),
+        "{stderr}"
+    );
+    // Without TrustedKeys the summary says requests are not authenticated.
+    let config = serde_json::json!({
+        "Host": "broker", "CommandTopic": "c/%{hostname}", "CommandResultTopic": "r/%{hostname}",
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    let stdout = String::from_utf8_lossy(&check(&path).stdout).into_owned();
+    assert!(stdout.contains("requests: NOT authenticated"), "{stdout}");
+}

@@ -51,6 +51,28 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// How to sign a request, for hosts that trust keys (`TrustedKeys`).
+#[derive(Args, Debug)]
+pub struct SigningArgs {
+    /// Sign the request with this private key (made by `keygen`).
+    #[arg(long, requires = "target")]
+    signing_key: Option<PathBuf>,
+    /// The target host's collectd Hostname, which the signature binds.
+    #[arg(long, requires = "signing_key")]
+    target: Option<String>,
+}
+
+impl SigningArgs {
+    /// `payload` signed as asked, or as it is without --signing-key.
+    pub fn apply(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        let (Some(path), Some(target)) = (&self.signing_key, &self.target) else {
+            return Ok(payload);
+        };
+        let key = crate::auth::SigningKey::read(path).map_err(|e| format!("--signing-key {e}"))?;
+        crate::remote::sender::sign(&payload, &key, target)
+    }
+}
+
 /// How to reach the broker, and the host's topics. Short flags follow
 /// mosquitto_pub's (`-p -t -u -P -q`, `--cafile`).
 #[derive(Args, Debug)]

@@ -42,6 +42,17 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
                 "  commands on {}, results on {}",
                 r.command_topic, r.result_topic
             );
+            match &r.trust {
+                None => println!(
+                    "  requests: NOT authenticated (no TrustedKeys): whoever may publish on the command topic can run every service"
+                ),
+                Some(trust) => {
+                    println!("  requests: signed only; trusted keys:");
+                    for (name, key) in &trust.keys {
+                        println!("    {name}: {} ({})", key.rights.describe(), key.origin);
+                    }
+                }
+            }
         }
         None => println!("  MQTT broker: none (remote commands off)"),
     }

@@ -6,11 +6,12 @@
 
 mod args;
 mod config;
+mod keygen;
 mod lua;
 mod rules;
 mod send;
 
-pub use args::{BrokerArgs, LimitArgs};
+pub use args::{BrokerArgs, LimitArgs, SigningArgs};
 
 use crate::lua::VmLimits;
 use crate::sandbox::WorkerArgs;
@@ -44,6 +45,8 @@ enum Action {
         command: String,
         #[command(flatten)]
         broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
     },
     /// Push a new collectd.conf to a host, and print the result.
     ///
@@ -55,6 +58,21 @@ enum Action {
         file: PathBuf,
         #[command(flatten)]
         broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+    /// Make an Ed25519 key pair for signing requests: NAME.key (private,
+    /// mode 0600; keep it on the controller) and NAME.pub (the line a
+    /// host's TrustedKeys takes, with the key's rights added).
+    #[command(
+        after_help = "Exit status: 0 written, 1 a file could not be written (an existing key is never overwritten), 2 a bad name."
+    )]
+    Keygen {
+        /// The key's name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Directory to write the two files into.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Run a Lua script in exactly the environment rule files get (same
     /// library, same limits, same sandbox process); `print` writes to
@@ -182,8 +200,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             service,
             command,
             broker,
-        } => send::command(&broker, &service, &command),
-        Action::SendConfig { file, broker } => send::config(&broker, &file),
+            signing,
+        } => send::command(&broker, &signing, &service, &command),
+        Action::SendConfig {
+            file,
+            broker,
+            signing,
+        } => send::config(&broker, &signing, &file),
+        Action::Keygen { name, dir } => keygen::run(&name, &dir),
         Action::Lua {
             file,
             limits,

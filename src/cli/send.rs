@@ -2,28 +2,39 @@
 //! host's result, print it.
 
 use super::CliError;
-use super::args::BrokerArgs;
+use super::args::{BrokerArgs, SigningArgs};
 use crate::remote::sender;
 use crate::task::{TaskResult, code_name};
 use std::path::Path;
 use std::process::ExitCode;
 
 /// `send-command SERVICE COMMAND`.
-pub fn command(broker: &BrokerArgs, service: &str, command: &str) -> Result<ExitCode, CliError> {
+pub fn command(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    service: &str,
+    command: &str,
+) -> Result<ExitCode, CliError> {
     let task_id = sender::new_task_id();
-    send(
-        broker,
-        task_id,
-        sender::command_message(task_id, service, command),
-    )
+    let payload = signing
+        .apply(sender::command_message(task_id, service, command))
+        .map_err(CliError::Usage)?;
+    send(broker, task_id, payload)
 }
 
 /// `send-config FILE`.
-pub fn config(broker: &BrokerArgs, file: &Path) -> Result<ExitCode, CliError> {
+pub fn config(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    file: &Path,
+) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
     let task_id = sender::new_task_id();
-    send(broker, task_id, sender::config_message(task_id, &text))
+    let payload = signing
+        .apply(sender::config_message(task_id, &text))
+        .map_err(CliError::Usage)?;
+    send(broker, task_id, payload)
 }
 
 /// Exit 0 for result code 0, 1 for any other code; no result is an error.

@@ -88,6 +88,11 @@ pub struct Settings {
     /// replacements from outside collectd.
     #[serde(rename = "HelperPath", default = "default_helper")]
     pub helper_path: PathBuf,
+    /// A file, or a directory of `*.pub` files, of the public keys whose
+    /// signed requests this host runs, each with its rights. Unset: any
+    /// request on CommandTopic is run, as lua-collectd-monitor did.
+    #[serde(rename = "TrustedKeys")]
+    pub trusted_keys: Option<PathBuf>,
 
     // --- Local monitoring and its sandbox ---
     /// VM fuel one handler call may burn before it is stopped.
@@ -217,6 +222,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "MaxConcurrentCommands",
     "CommandOutputLimit",
     "HelperPath",
+    "TrustedKeys",
     "RuleFuel",
     "RuleMemoryLimit",
     "RuleTimeout",

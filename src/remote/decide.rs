@@ -3,6 +3,7 @@
 
 use super::journal::TaskPhase;
 use super::message::Request;
+use crate::auth::TrustedKeys;
 use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
 use std::collections::BTreeMap;
@@ -14,6 +15,11 @@ pub struct RequestPolicy<'a> {
     /// Requests stamped further than this from `now` (either way) are refused.
     pub max_age: Duration,
     pub now: SystemTime,
+    /// With trusted keys, only requests signed by one of them, for
+    /// `hostname`, within the key's rights, go further.
+    pub trust: Option<&'a TrustedKeys>,
+    /// collectd's `Hostname`, which signatures bind.
+    pub hostname: &'a str,
 }
 
 /// The verdict.
@@ -54,6 +60,13 @@ pub fn decide(
             code,
         })
     };
+    // Before anything else: an unauthenticated sender learns nothing of
+    // the journal and cannot use up a task id.
+    if let Some(trust) = policy.trust
+        && let Err(refusal) = trust.authorize(&request.presented(), policy.hostname)
+    {
+        return reply(refusal.code, refusal.message);
+    }
     match seen {
         // Accepted before a restart but never started: run it now.
         None | Some(TaskPhase::Received) => {}
@@ -149,6 +162,7 @@ mod tests {
             timestamp,
             service: service.into(),
             command: cmd.into(),
+            auth: Default::default(),
         }
     }
 
@@ -158,6 +172,8 @@ mod tests {
             services: &services,
             max_age: Duration::from_secs(300),
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            trust: None,
+            hostname: "web1",
         };
         decide(r, dup, seen, &policy)
     }
@@ -194,12 +210,15 @@ mod tests {
             services: &empty,
             max_age: Duration::from_secs(300),
             now: SystemTime::now(),
+            trust: None,
+            hostname: "web1",
         };
         let r = Request::Command {
             task_id: 1,
             timestamp: SystemTime::now(),
             service: "a".into(),
             command: "b".into(),
+            auth: Default::default(),
         };
         assert_eq!(code_of(decide(&r, false, None, &policy)), code::NO_SERVICES);
     }

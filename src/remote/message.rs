@@ -15,13 +15,26 @@ pub enum Request {
         timestamp: SystemTime,
         service: String,
         command: String,
+        auth: Auth,
     },
     /// Replace collectd.conf with `config`.
     Config {
         task_id: u64,
         timestamp: SystemTime,
         config: String,
+        auth: Auth,
     },
+}
+
+/// What a signed request adds to the old format: the key's name, the
+/// signature, optionally the host it was signed for; and the timestamp as
+/// written (the signature covers the text, not the parsed time).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Auth {
+    pub key: Option<String>,
+    pub signature: Option<String>,
+    pub host: Option<String>,
+    pub timestamp: String,
 }
 
 impl Request {
@@ -34,6 +47,31 @@ impl Request {
     pub fn timestamp(&self) -> SystemTime {
         match self {
             Request::Command { timestamp, .. } | Request::Config { timestamp, .. } => *timestamp,
+        }
+    }
+
+    /// The request's signature fields.
+    pub fn auth(&self) -> &Auth {
+        match self {
+            Request::Command { auth, .. } | Request::Config { auth, .. } => auth,
+        }
+    }
+
+    /// The request as signature checks see it.
+    pub fn presented(&self) -> crate::auth::Presented<'_> {
+        let auth = self.auth();
+        crate::auth::Presented {
+            key: auth.key.as_deref(),
+            signature: auth.signature.as_deref(),
+            host: auth.host.as_deref(),
+            task_id: self.task_id(),
+            timestamp: &auth.timestamp,
+            content: match self {
+                Request::Command {
+                    service, command, ..
+                } => crate::auth::Content::Command { service, command },
+                Request::Config { config, .. } => crate::auth::Content::Config { config },
+            },
         }
     }
 }
@@ -56,6 +94,11 @@ struct CommandFields {
     timestamp: String,
     service: String,
     command: String,
+    // Signed requests add these (unsigned ones keep lua-collectd-monitor's
+    // format).
+    key: Option<String>,
+    signature: Option<String>,
+    host: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +107,9 @@ struct ConfigFields {
     task_id: u64,
     timestamp: String,
     config: String,
+    key: Option<String>,
+    signature: Option<String>,
+    host: Option<String>,
 }
 
 /// Parses one payload.
@@ -89,6 +135,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
             task_id: f.task_id,
             timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
             config: f.config,
+            auth: auth(f.key, f.signature, f.host, f.timestamp).map_err(invalid)?,
         })
     } else {
         let f: CommandFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
@@ -97,8 +144,26 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
             timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
             service: f.service,
             command: f.command,
+            auth: auth(f.key, f.signature, f.host, f.timestamp).map_err(invalid)?,
         })
     }
+}
+
+fn auth(
+    key: Option<String>,
+    signature: Option<String>,
+    host: Option<String>,
+    timestamp: String,
+) -> Result<Auth, String> {
+    if key.is_some() != signature.is_some() {
+        return Err("`key` and `signature` go together".into());
+    }
+    Ok(Auth {
+        key,
+        signature,
+        host,
+        timestamp,
+    })
 }
 
 fn parse_timestamp(text: &str) -> Result<SystemTime, String> {

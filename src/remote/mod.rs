@@ -38,6 +38,10 @@ pub struct RemoteSettings {
     pub max_payload: u64,
     pub max_age: Duration,
     pub journal_path: PathBuf,
+    /// collectd's `Hostname`, which signed requests must be signed for.
+    pub hostname: String,
+    /// The keys whose signed requests run; `None`: every request runs.
+    pub trust: Option<Arc<crate::auth::TrustedKeys>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -123,6 +127,14 @@ impl RemoteSettings {
             max_payload: s.max_payload_bytes,
             max_age: Duration::from_secs(s.command_max_age),
             journal_path: s.state_dir.join("tasks.journal"),
+            hostname: hostname.to_string(),
+            trust: match &s.trusted_keys {
+                Some(path) => Some(Arc::new(
+                    crate::auth::TrustedKeys::load(path)
+                        .map_err(|e| format!("TrustedKeys: {e}"))?,
+                )),
+                None => None,
+            },
         }))
     }
 }
@@ -169,6 +181,26 @@ impl Remote {
             tracing::warn!(
                 "remote: VerifyPeer is false: the broker's certificate is NOT checked; anyone on the path can impersonate it"
             );
+        }
+        match &settings.trust {
+            None => tracing::warn!(
+                "remote: requests are not authenticated (no TrustedKeys): whoever may publish on {} can run every configured command{}",
+                settings.command_topic,
+                if settings.replace.service.is_some() {
+                    " and replace collectd.conf"
+                } else {
+                    ""
+                }
+            ),
+            Some(trust) => tracing::info!(
+                "remote: only signed requests run; trusted keys: {}",
+                trust
+                    .keys
+                    .iter()
+                    .map(|(name, k)| format!("{name} ({})", k.rights.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -45,6 +45,35 @@ pub fn config_message(task_id: u64, config: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `payload` (a request built above) signed with `key` for the host whose
+/// collectd `Hostname` is `host`: it gains `key`, `host` and `signature`.
+pub fn sign(payload: &[u8], key: &crate::auth::SigningKey, host: &str) -> Result<Vec<u8>, String> {
+    use crate::auth::{Content, Signable};
+    let mut message: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).map_err(|e| format!("not a request: {e}"))?;
+    let text = |name: &str| message.get(name).and_then(|v| v.as_str());
+    let content = match (text("config"), text("service"), text("command")) {
+        (Some(config), _, _) => Content::Config { config },
+        (None, Some(service), Some(command)) => Content::Command { service, command },
+        _ => return Err("not a request: neither config nor service and command".into()),
+    };
+    let signable = Signable {
+        key: key.name(),
+        host,
+        task_id: message
+            .get("task_id")
+            .and_then(|v| v.as_u64())
+            .ok_or("not a request: no task_id")?,
+        timestamp: text("timestamp").ok_or("not a request: no timestamp")?,
+        content,
+    };
+    let signature = key.sign(&signable.canonical()?);
+    message.insert("key".into(), key.name().into());
+    message.insert("host".into(), host.into());
+    message.insert("signature".into(), signature.into());
+    Ok(serde_json::Value::Object(message).to_string().into_bytes())
+}
+
 /// Publishes `payload` once subscribed to the result topic, and returns the
 /// result whose task id is `task_id`.
 pub async fn send(

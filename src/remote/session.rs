@@ -468,6 +468,8 @@ impl Session {
                 services: &services,
                 max_age: self.settings.max_age,
                 now,
+                trust: self.settings.trust.as_deref(),
+                hostname: &self.settings.hostname,
             };
             decide(&request, p.dup, journal.phase(task_id), &policy)
         };
