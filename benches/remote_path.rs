@@ -54,6 +54,7 @@ fn command(c: &mut Criterion) {
                     now,
                     trust,
                     hostname: "web1",
+                    config_push: true,
                 };
                 let decision = decide(&request, false, None, &policy);
                 assert!(matches!(decision, Decision::Run { .. }), "{decision:?}");

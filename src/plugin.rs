@@ -130,7 +130,13 @@ impl Plugin for Monitor {
                 Engine::start(engine_config, sink, engine_stats).run(&engine_queue)
             })
             .map_err(|e| format!("cannot start the engine thread: {e}"))?;
-        let remote = start_remote(&loaded.settings, services, runner, self.invocation.clone());
+        let remote = start_remote(
+            &loaded.settings,
+            services,
+            runner,
+            self.invocation.clone(),
+            items,
+        );
         let _ = self.running.set(Running {
             queue,
             rules: loaded.settings.local_monitor_config_dir.is_some(),
@@ -311,12 +317,14 @@ fn start_remote(
     services: Arc<LiveServices>,
     runner: Arc<Runner>,
     invocation: Option<Invocation>,
+    block: Vec<crate::config::ConfigItem>,
 ) -> Option<Remote> {
     let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
         Some(mut remote) => {
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
+            remote.replace.policy.running_block = Some(block);
             Remote::start(remote, services, runner).map(Some)
         }
         None => Ok(None),

@@ -78,6 +78,15 @@ result_codes! {
     REPLACE_ROLLBACK_FAILED = 0x2008, "restart and recovery failed";
     /// collectd was started but its new PID could not be read.
     REPLACE_NO_PID = 0x2009, "cannot get the new PID";
+    /// This host does not take pushed configs (`AllowConfigPush false`).
+    REPLACE_PUSH_OFF = 0x200A, "config push is off";
+    /// The config loads a plugin the host's policy does not allow, or
+    /// looks for plugins in another directory.
+    REPLACE_PLUGIN_REFUSED = 0x200B, "plugin not allowed";
+    /// The config includes a file from outside `PushIncludeDirs`.
+    REPLACE_INCLUDE_REFUSED = 0x200C, "include not allowed";
+    /// The config changes this plugin's own block without the right to.
+    REPLACE_BLOCK_REFUSED = 0x200D, "monitor block change not allowed";
 }
 
 /// A short name for a code of this table, for people reading results.

@@ -101,7 +101,12 @@ impl Setup {
 
     /// Pushes and returns (code, message).
     fn push_code(&self, config: &str) -> (i64, String) {
-        let out = self.push(config, &[]);
+        self.push_code_with(config, &[])
+    }
+
+    /// Pushes with more `send-config` arguments; returns (code, message).
+    fn push_code_with(&self, config: &str, extra: &[&str]) -> (i64, String) {
+        let out = self.push(config, extra);
         let result: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
         let code = result["code"].as_i64().unwrap();
@@ -517,4 +522,101 @@ fn hostile_configs_are_refused_without_hurting_collectd() {
     let (code, _) = s.push_code("<Plugin csv\n");
     assert_eq!(code, 0x2002);
     assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old));
+}
+
+/// `keygen NAME` into `dir`; the public line.
+fn keygen(dir: &Path, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["keygen", name, "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::read_to_string(dir.join(format!("{name}.pub")))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_signed_push_is_held_to_the_host_push_policy() {
+    let keys = tempfile::tempdir().unwrap();
+    let deploy = keygen(keys.path(), "deploy");
+    let admin = keygen(keys.path(), "admin");
+    let trusted = keys.path().join("trusted");
+    std::fs::write(
+        &trusted,
+        format!("{deploy} config=yes\n{admin} config=all\n"),
+    )
+    .unwrap();
+    let s = Setup::start(Value::Null, json!({"TrustedKeys": trusted}));
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    let sign = |name: &str| {
+        vec![
+            "--signing-key".to_string(),
+            keys.path()
+                .join(format!("{name}.key"))
+                .display()
+                .to_string(),
+            "--target".to_string(),
+            "testhost".to_string(),
+        ]
+    };
+    let deploy_args = sign("deploy");
+    let deploy_args: Vec<&str> = deploy_args.iter().map(String::as_str).collect();
+    let marker = s.work.path().join("pwned");
+    // The attacks of the issue: a plugin that runs commands, a file of the
+    // host quoted back through an Include, a new service in our own block.
+    let exec = format!(
+        "LoadPlugin exec\n<Plugin exec>\n  Exec \"nobody\" \"/bin/touch\" \"{}\"\n</Plugin>\n{old}",
+        marker.display()
+    );
+    let secret = s.work.path().join("secret.conf");
+    std::fs::write(&secret, "\"TOP-SECRET-LINE\"\n").unwrap();
+    let include = format!("Include \"{}\"\n{old}", secret.display());
+    let service = old.replace(
+        "<Plugin monitor>\n",
+        "<Plugin monitor>\n<Service \"pwn\">\n  Command \"x\" \"touch /tmp/pwned\"\n</Service>\n",
+    );
+    assert_ne!(service, old, "the test must change the block");
+    for (config, code, says) in [
+        (&exec, 0x200B, "plugin \"exec\" runs arbitrary code"),
+        (
+            &include,
+            0x200C,
+            "a pushed config may include only absolute paths under /etc/collectd",
+        ),
+        (&service, 0x200D, "changes <Plugin monitor>"),
+    ] {
+        let (got, message) = s.push_code_with(config, &deploy_args);
+        assert_eq!(got, code, "{message}");
+        assert!(message.contains(says), "{message}");
+        assert!(!message.contains("TOP-SECRET"), "{message}");
+        assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old.clone()));
+    }
+    // Unsigned: refused before any of it.
+    let (got, _) = s.push_code(&s.good_config());
+    assert_eq!(got, 0x1201);
+    // A key with config=all may change the block; an allowed config runs.
+    let admin_args = sign("admin");
+    let admin_args: Vec<&str> = admin_args.iter().map(String::as_str).collect();
+    let new = s.good_config();
+    let (got, message) = s.push_code_with(&new, &deploy_args);
+    assert_eq!(got, 0, "{message}");
+    assert_eq!(s.conf_text(), new);
+    // (The restarted collectd finds the next push queued in its session.)
+    let (got, message) = s.push_code_with(&service, &admin_args);
+    assert_eq!(got, 0, "{message}");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn a_host_with_config_push_off_refuses_every_push() {
+    let s = Setup::start(Value::Null, json!({"AllowConfigPush": false}));
+    let old = s.conf_text();
+    let (code, message) = s.push_code(&s.good_config());
+    assert_eq!(code, 0x200A, "{message}");
+    assert!(message.contains("AllowConfigPush false"), "{message}");
+    assert_eq!(s.conf_text(), old);
 }

@@ -24,7 +24,10 @@ const MAX_KEY_FILES: usize = 1024;
 pub enum ConfigRight {
     #[default]
     No,
+    /// Within the host's push policy, keeping this plugin's own block.
     Yes,
+    /// Also changing this plugin's own block (its services, keys, policy).
+    All,
 }
 
 /// What a key may ask for.
@@ -52,6 +55,7 @@ impl Rights {
         let config = match self.config {
             ConfigRight::No => "no",
             ConfigRight::Yes => "yes",
+            ConfigRight::All => "all",
         };
         format!("commands={commands} config={config}")
     }
@@ -139,8 +143,12 @@ impl TrustedKeys {
 
     /// Checks a request for this host: signed, by a trusted key, for this
     /// host, with a good signature, within the key's rights. Returns the
-    /// key's name.
-    pub fn authorize(&self, request: &Presented<'_>, hostname: &str) -> Result<String, Refusal> {
+    /// key's name and rights.
+    pub fn authorize(
+        &self,
+        request: &Presented<'_>,
+        hostname: &str,
+    ) -> Result<(String, Rights), Refusal> {
         let refuse = |code: i64, message: String| Err(Refusal { code, message });
         let (Some(name), Some(signature)) = (request.key, request.signature) else {
             return refuse(
@@ -192,7 +200,7 @@ impl TrustedKeys {
                 format!("{service:?}/{command:?}"),
             ),
             Content::Config { .. } => (
-                trusted.rights.config == ConfigRight::Yes,
+                trusted.rights.config != ConfigRight::No,
                 "a collectd.conf push".into(),
             ),
         };
@@ -205,7 +213,7 @@ impl TrustedKeys {
                 ),
             );
         }
-        Ok(name.to_string())
+        Ok((name.to_string(), trusted.rights.clone()))
     }
 }
 
@@ -254,13 +262,14 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
                 }
             }
             Some(("config", "yes")) => rights.config = ConfigRight::Yes,
+            Some(("config", "all")) => rights.config = ConfigRight::All,
             Some(("config", "no")) => rights.config = ConfigRight::No,
             Some(("config", other)) => {
-                return Err(format!("key {name}: config={other}: use yes or no"));
+                return Err(format!("key {name}: config={other}: use yes, no or all"));
             }
             _ => {
                 return Err(format!(
-                    "key {name}: unknown right {word:?} (commands=... or config=yes|no)"
+                    "key {name}: unknown right {word:?} (commands=... or config=yes|no|all)"
                 ));
             }
         }
@@ -366,9 +375,9 @@ mod tests {
         let keys = trusted("commands=nginx/*,hello/exec config=no");
         assert_eq!(
             keys.authorize(&command(Some("ops"), Some(&good)), "web1"),
-            Ok("ops".into())
+            Ok(("ops".into(), keys.keys["ops"].rights.clone()))
         );
-        let code = |r: Result<String, Refusal>| r.unwrap_err().code;
+        let code = |r: Result<(String, Rights), Refusal>| r.unwrap_err().code;
         assert_eq!(
             code(keys.authorize(&command(None, None), "web1")),
             code::UNSIGNED
@@ -438,7 +447,7 @@ mod tests {
         let public = BASE64.encode([7u8; 32]);
         for (rights, why) in [
             ("commands=hello", "not service/command"),
-            ("config=maybe", "use yes or no"),
+            ("config=maybe", "use yes, no or all"),
             ("shell=yes", "unknown right"),
         ] {
             let e = t

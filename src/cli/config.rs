@@ -42,6 +42,31 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
                 "  commands on {}, results on {}",
                 r.command_topic, r.result_topic
             );
+            if !r.config_push {
+                println!("  collectd.conf push: off (AllowConfigPush false)");
+            } else {
+                let p = &r.replace.policy;
+                let plugins = match &p.allowed_plugins {
+                    Some(list) => list.join(", "),
+                    None => format!(
+                        "any but {}",
+                        crate::reconfig::CODE_RUNNING_PLUGINS.join(", ")
+                    ),
+                };
+                let includes: Vec<String> = p
+                    .include_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                println!(
+                    "  collectd.conf push: on; plugins: {plugins}; Include only under: {}",
+                    if includes.is_empty() {
+                        "(nowhere)".to_string()
+                    } else {
+                        includes.join(", ")
+                    }
+                );
+            }
             match &r.trust {
                 None => println!(
                     "  requests: NOT authenticated (no TrustedKeys): whoever may publish on the command topic can run every service"

@@ -46,7 +46,11 @@ impl PluginBlock {
                 block.add_rule_file(item)?;
             } else {
                 let key = canonical(&item.key, TOP_LEVEL_KEYS);
-                let value = single_value(item)?;
+                let value = if LIST_KEYS.contains(&key.as_str()) {
+                    list_value(item)?
+                } else {
+                    single_value(item)?
+                };
                 if block.settings.insert(key.clone(), value).is_some() {
                     return Err(duplicate(&key));
                 }
@@ -153,6 +157,26 @@ fn canonical(key: &str, known: &[&str]) -> String {
 
 fn duplicate(key: &str) -> BlockError {
     BlockError(format!("`{key}` given twice"))
+}
+
+/// Keys that take a list: `PushAllowedPlugins "cpu" "memory"`.
+const LIST_KEYS: &[&str] = &["PushAllowedPlugins", "PushIncludeDirs"];
+
+fn list_value(item: &ConfigItem) -> Result<Value, BlockError> {
+    if !item.children.is_empty() {
+        return Err(BlockError(format!("`{}` is not a block", item.key)));
+    }
+    item.values
+        .iter()
+        .map(|v| match v {
+            ConfigValue::String(s) => Ok(Value::String(s.clone())),
+            other => Err(BlockError(format!(
+                "`{}` takes strings, got {other}",
+                item.key
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
 }
 
 fn single_value(item: &ConfigItem) -> Result<Value, BlockError> {

@@ -93,6 +93,17 @@ pub struct Settings {
     /// request on CommandTopic is run, as lua-collectd-monitor did.
     #[serde(rename = "TrustedKeys")]
     pub trusted_keys: Option<PathBuf>,
+    /// Whether collectd.conf may be replaced remotely at all (a pushed
+    /// config can load any plugin the policy below allows).
+    #[serde(rename = "AllowConfigPush", default = "default_true")]
+    pub allow_config_push: bool,
+    /// Plugins a pushed collectd.conf may load or configure; unset: any
+    /// but the ones that run arbitrary code (exec, python, perl, java, lua).
+    #[serde(rename = "PushAllowedPlugins")]
+    pub push_allowed_plugins: Option<Vec<String>>,
+    /// Directories a pushed collectd.conf may `Include` from.
+    #[serde(rename = "PushIncludeDirs", default = "default_include_dirs")]
+    pub push_include_dirs: Vec<PathBuf>,
 
     // --- Local monitoring and its sandbox ---
     /// VM fuel one handler call may burn before it is stopped.
@@ -162,6 +173,10 @@ fn default_helper() -> PathBuf {
     PathBuf::from("collectd-monitor")
 }
 
+fn default_include_dirs() -> Vec<PathBuf> {
+    vec![PathBuf::from("/etc/collectd")]
+}
+
 fn default_true() -> bool {
     true
 }
@@ -223,6 +238,9 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "CommandOutputLimit",
     "HelperPath",
     "TrustedKeys",
+    "AllowConfigPush",
+    "PushAllowedPlugins",
+    "PushIncludeDirs",
     "RuleFuel",
     "RuleMemoryLimit",
     "RuleTimeout",

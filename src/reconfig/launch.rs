@@ -30,10 +30,18 @@ pub struct ReplaceContext {
     pub connection: Connection,
     pub result_topic: String,
     pub qos: u8,
+    /// What a pushed config may do here.
+    pub policy: super::PushPolicy,
 }
 
 /// Starts a replacement, or says why not with the result to send.
-pub fn launch(ctx: &ReplaceContext, task_id: u64, config: &str) -> Result<(), TaskResult> {
+/// `may_change_block`: the sender may change this plugin's own block.
+pub fn launch(
+    ctx: &ReplaceContext,
+    task_id: u64,
+    config: &str,
+    may_change_block: bool,
+) -> Result<(), TaskResult> {
     let fail = |code: i64, message: String| TaskResult::now(task_id, code, message);
     let Some(invocation) = ctx.invocation.clone() else {
         return Err(fail(
@@ -53,8 +61,12 @@ pub fn launch(ctx: &ReplaceContext, task_id: u64, config: &str) -> Result<(), Ta
         )
     })?;
 
-    let checked =
-        check(&ctx.state_dir, task_id, config).map_err(|e| fail(code::REPLACE_INVALID, e))?;
+    let checked = check(&ctx.state_dir, task_id, config, |tree| {
+        ctx.policy
+            .check(tree, may_change_block)
+            .map_err(|r| (r.code, r.message))
+    })
+    .map_err(|(code, message)| fail(code, message))?;
 
     let lock_path = ctx.state_dir.join("replace.lock");
     match lock::acquire(&lock_path, task_id) {
@@ -138,20 +150,31 @@ pub fn pending_reports(state_dir: &Path) -> Vec<(PathBuf, TaskResult)> {
         .collect()
 }
 
-/// Parses the text with collectd's parser and validates the tree; returns
-/// the warnings for the result message.
-fn check(state_dir: &Path, task_id: u64, config: &str) -> Result<Vec<String>, String> {
+/// Parses the text with collectd's parser, holds the tree to the host's
+/// push policy first (a refused config is not even looked at further),
+/// then validates it; returns the warnings for the result message, or the
+/// code and reason of a refusal.
+fn check(
+    state_dir: &Path,
+    task_id: u64,
+    config: &str,
+    policy: impl FnOnce(&crate::config::ConfigItem) -> Result<(), (i64, String)>,
+) -> Result<Vec<String>, (i64, String)> {
+    let invalid = |message: String| (code::REPLACE_INVALID, message);
     let path = state_dir.join(format!("incoming-{task_id}.conf"));
-    std::fs::write(&path, config).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&path, config).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     let parsed = parse_config_file(&path);
     let _ = std::fs::remove_file(&path);
     let tree = parsed.map_err(|e| {
-        format!(
+        invalid(format!(
             "collectd's parser: {}",
             e.replace(&path.display().to_string(), "<new config>")
-        )
+        ))
     })?;
-    validate(&tree, Path::new(DEFAULT_PLUGIN_DIR), &|p: &Path| p.exists()).map(|c| c.warnings)
+    policy(&tree)?;
+    validate(&tree, Path::new(DEFAULT_PLUGIN_DIR), &|p: &Path| p.exists())
+        .map(|c| c.warnings)
+        .map_err(invalid)
 }
 
 fn spawn_helper(ctx: &ReplaceContext, task_id: u64, job_path: &Path) -> Result<(), String> {

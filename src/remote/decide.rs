@@ -3,7 +3,7 @@
 
 use super::journal::TaskPhase;
 use super::message::Request;
-use crate::auth::TrustedKeys;
+use crate::auth::{ConfigRight, TrustedKeys};
 use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
 use std::collections::BTreeMap;
@@ -20,6 +20,8 @@ pub struct RequestPolicy<'a> {
     pub trust: Option<&'a TrustedKeys>,
     /// collectd's `Hostname`, which signatures bind.
     pub hostname: &'a str,
+    /// `AllowConfigPush`.
+    pub config_push: bool,
 }
 
 /// The verdict.
@@ -37,7 +39,13 @@ pub enum Decision {
     /// Do not run; answer with this result.
     Reply(TaskResult),
     /// Replace collectd.conf with `config`.
-    Replace { task_id: u64, config: String },
+    Replace {
+        task_id: u64,
+        config: String,
+        /// The sender may change this plugin's own block: there are no
+        /// trusted keys (as before them), or its key has `config=all`.
+        may_change_block: bool,
+    },
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
     Ignore(String),
@@ -62,11 +70,14 @@ pub fn decide(
     };
     // Before anything else: an unauthenticated sender learns nothing of
     // the journal and cannot use up a task id.
-    if let Some(trust) = policy.trust
-        && let Err(refusal) = trust.authorize(&request.presented(), policy.hostname)
+    let may_change_block = match policy
+        .trust
+        .map(|t| t.authorize(&request.presented(), policy.hostname))
     {
-        return reply(refusal.code, refusal.message);
-    }
+        None => true,
+        Some(Ok((_, rights))) => rights.config == ConfigRight::All,
+        Some(Err(refusal)) => return reply(refusal.code, refusal.message),
+    };
     match seen {
         // Accepted before a restart but never started: run it now.
         None | Some(TaskPhase::Received) => {}
@@ -111,10 +122,17 @@ pub fn decide(
         Request::Command {
             service, command, ..
         } => (service, command),
+        Request::Config { .. } if !policy.config_push => {
+            return reply(
+                code::REPLACE_PUSH_OFF,
+                "this host does not take pushed configs (AllowConfigPush false)".into(),
+            );
+        }
         Request::Config { config, .. } => {
             return Decision::Replace {
                 task_id,
                 config: config.clone(),
+                may_change_block,
             };
         }
     };
@@ -174,6 +192,7 @@ mod tests {
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
             trust: None,
             hostname: "web1",
+            config_push: true,
         };
         decide(r, dup, seen, &policy)
     }
@@ -212,6 +231,7 @@ mod tests {
             now: SystemTime::now(),
             trust: None,
             hostname: "web1",
+            config_push: true,
         };
         let r = Request::Command {
             task_id: 1,

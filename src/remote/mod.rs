@@ -40,6 +40,8 @@ pub struct RemoteSettings {
     pub journal_path: PathBuf,
     /// collectd's `Hostname`, which signed requests must be signed for.
     pub hostname: String,
+    /// `AllowConfigPush`.
+    pub config_push: bool,
     /// The keys whose signed requests run; `None`: every request runs.
     pub trust: Option<Arc<crate::auth::TrustedKeys>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
@@ -118,6 +120,16 @@ impl RemoteSettings {
                 connection: connection.clone(),
                 result_topic: result_topic.clone(),
                 qos: s.qos.level(),
+                policy: crate::reconfig::PushPolicy {
+                    allowed_plugins: s.push_allowed_plugins.clone(),
+                    include_dirs: s.push_include_dirs.clone(),
+                    plugin_dirs: [PathBuf::from(crate::reconfig::DEFAULT_PLUGIN_DIR)]
+                        .into_iter()
+                        .chain(crate::reconfig::this_library_dir())
+                        .collect(),
+                    // The plugin sets it from collectd's configuration.
+                    running_block: None,
+                },
             },
             connection,
             qos,
@@ -128,6 +140,7 @@ impl RemoteSettings {
             max_age: Duration::from_secs(s.command_max_age),
             journal_path: s.state_dir.join("tasks.journal"),
             hostname: hostname.to_string(),
+            config_push: s.allow_config_push,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)

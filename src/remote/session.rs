@@ -470,6 +470,7 @@ impl Session {
                 now,
                 trust: self.settings.trust.as_deref(),
                 hostname: &self.settings.hostname,
+                config_push: self.settings.config_push,
             };
             decide(&request, p.dup, journal.phase(task_id), &policy)
         };
@@ -486,9 +487,11 @@ impl Session {
                 self.reply(result);
                 self.ack(&p);
             }
-            Decision::Replace { task_id, config } => {
-                self.start_replacement(&p, task_id, &config, now)
-            }
+            Decision::Replace {
+                task_id,
+                config,
+                may_change_block,
+            } => self.start_replacement(&p, task_id, &config, may_change_block, now),
             Decision::Run {
                 task_id,
                 service,
@@ -544,7 +547,14 @@ impl Session {
 
     /// A collectd.conf push: validated here, carried out by the helper,
     /// which publishes the result itself.
-    fn start_replacement(&mut self, p: &Publish, task_id: u64, config: &str, now: SystemTime) {
+    fn start_replacement(
+        &mut self,
+        p: &Publish,
+        task_id: u64,
+        config: &str,
+        may_change_block: bool,
+        now: SystemTime,
+    ) {
         let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let recorded = self.record(|j| j.received(task_id, unix_now));
         if let Err(e) = recorded {
@@ -555,7 +565,7 @@ impl Session {
             "remote: task {task_id}: collectd.conf replacement requested ({} bytes)",
             config.len()
         );
-        match reconfig::launch(&self.settings.replace, task_id, config) {
+        match reconfig::launch(&self.settings.replace, task_id, config, may_change_block) {
             Ok(()) => {
                 info!(
                     "remote: task {task_id}: the new config is valid; the replacement helper takes over"
