@@ -49,6 +49,9 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
         ready.contains("3 services with 3 recovery commands"),
         "{ready}"
     );
+    c.wait_for_log(
+        "remote: only signed requests run; trusted keys: demo (commands=hello/* config=no)",
+    );
     c.wait_for_log("remote: listening for commands on collectd/");
     let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
     let host = host.trim();
@@ -71,6 +74,10 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
                 "--timeout",
                 "30",
             ])
+            // The demo trusts its own key only.
+            .arg("--signing-key")
+            .arg(prefix.join("etc/keys/demo.key"))
+            .args(["--target", host])
             .output()
             .unwrap()
     };
@@ -127,7 +134,7 @@ fn run_snippet(snippet: &str) -> String {
     let etc = root.join("monitor");
     std::fs::create_dir_all(etc.join("local")).unwrap();
     let relocate = |text: String| text.replace("/etc/collectd/monitor", &etc.display().to_string());
-    for json in ["config.json", "config-remote.json"] {
+    for json in ["config.json", "config-remote.json", "trusted-keys"] {
         let text = std::fs::read_to_string(repo(&format!("conf/{json}"))).unwrap();
         let path = etc.join(json);
         std::fs::write(&path, relocate(text)).unwrap();
