@@ -21,7 +21,21 @@ fn the_shipped_examples_pass_and_are_summarised() {
             "MQTT broker: mqtt.example.net:8883 (TLS, QoS 2",
         ),
     ] {
-        let out = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file));
+        // As installed: the files it names (TrustedKeys) next to it.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(repo.join(file)).unwrap().replace(
+            "/etc/collectd/monitor/trusted-keys",
+            &repo.join("conf/trusted-keys").display().to_string(),
+        );
+        let installed = dir.path().join("config.json");
+        std::fs::write(&installed, text).unwrap();
+        std::fs::set_permissions(
+            &installed,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let out = check(&installed);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

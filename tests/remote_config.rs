@@ -594,6 +594,10 @@ fn a_signed_push_is_held_to_the_host_push_policy() {
         assert!(message.contains(says), "{message}");
         assert!(!message.contains("TOP-SECRET"), "{message}");
         assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old.clone()));
+        let logged = format!("replacement refused (code {code:#x}): ");
+        s.collectd.wait_until(&logged, || {
+            s.collectd.log_text().contains(&logged).then_some(())
+        });
     }
     // Unsigned: refused before any of it.
     let (got, _) = s.push_code(&s.good_config());
