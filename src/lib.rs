@@ -26,4 +26,5 @@ pub mod reconfig;
 pub mod remote;
 pub mod rules;
 pub mod sandbox;
+pub mod status;
 pub mod task;

@@ -19,6 +19,7 @@ use crate::lua::VmLimits;
 use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
 use crate::sandbox::RestartPolicy;
+use crate::status::{Board, ControlServer, RunningCommand};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -62,6 +63,8 @@ struct Running {
     remote: Mutex<Option<Remote>>,
     /// Looks at config.json for new Services (`RuleReloadInterval`).
     config_watcher: Mutex<Option<config::Watcher>>,
+    /// Answers `collectd-monitor status`.
+    control: Mutex<Option<ControlServer>>,
 }
 
 impl Plugin for Monitor {
@@ -102,13 +105,43 @@ impl Plugin for Monitor {
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
         let stats = Arc::new(Stats::default());
         let services = LiveServices::new(loaded.settings.services.clone());
+        let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
+        let board = Arc::new(Board::new(&hostname));
+        board.set_sources(
+            {
+                let (stats, queue) = (Arc::clone(&stats), Arc::clone(&queue));
+                Box::new(move || {
+                    stats
+                        .figures(queue.accepted(), queue.dropped(), queue.depth())
+                        .into_iter()
+                        .map(|(name, v)| (name.to_string(), v.as_f64()))
+                        .collect()
+                })
+            },
+            {
+                let runner = Arc::clone(&runner);
+                Box::new(move || {
+                    runner
+                        .running()
+                        .into_iter()
+                        .map(|(c, since)| RunningCommand {
+                            service: c.service,
+                            command: c.command,
+                            since: crate::task::iso8601(since),
+                        })
+                        .collect()
+                })
+            },
+        );
+        let control = start_control(&loaded.settings, &board);
         let responder = Arc::new(Responder::new(
             Arc::clone(&services),
             Duration::from_secs(loaded.settings.command_cooldown),
             Arc::clone(&runner),
             Arc::clone(&stats),
-            collectd::hostname().unwrap_or_else(|| "localhost".into()),
+            hostname,
             Box::new(collectd::dispatch_notification),
+            Arc::clone(&board),
         ));
         let reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
         let config_watcher = match reload_interval(&loaded.settings) {
@@ -118,7 +151,7 @@ impl Plugin for Monitor {
             ),
             None => None,
         };
-        let engine_config = engine_config(&loaded.settings);
+        let engine_config = engine_config(&loaded.settings, Arc::clone(&board));
         let engine_stats = Arc::clone(&stats);
         let engine_responder = Arc::clone(&responder);
         let engine = std::thread::Builder::new()
@@ -136,6 +169,7 @@ impl Plugin for Monitor {
             runner,
             self.invocation.clone(),
             items,
+            &board,
         );
         let _ = self.running.set(Running {
             queue,
@@ -144,6 +178,7 @@ impl Plugin for Monitor {
             responder,
             engine: Mutex::new(Some(engine)),
             remote: Mutex::new(remote),
+            control: Mutex::new(control),
             config_watcher: Mutex::new(config_watcher),
         });
         Ok(())
@@ -202,6 +237,7 @@ impl Plugin for Monitor {
             watcher.stop();
         }
         running.responder.stop();
+        drop(running.control.lock().ok().and_then(|mut c| c.take()));
         running.queue.close();
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
             let _ = engine.join();
@@ -258,7 +294,7 @@ fn reload_interval(s: &Settings) -> Option<Duration> {
     (s.rule_reload_interval > 0).then(|| Duration::from_secs(s.rule_reload_interval))
 }
 
-fn engine_config(s: &Settings) -> EngineConfig {
+fn engine_config(s: &Settings, board: Arc<Board>) -> EngineConfig {
     let (fuel, memory, timeout) = (s.rule_fuel, s.rule_memory_limit, s.rule_timeout);
     let per_file = s.rule_files.clone();
     EngineConfig {
@@ -281,6 +317,34 @@ fn engine_config(s: &Settings) -> EngineConfig {
                 own.timeout.unwrap_or(timeout),
             )
         }),
+        board,
+    }
+}
+
+/// Starts the control socket `status` asks (`ControlSocket`, default
+/// `StateDir/control.sock`; `""` turns it off). A failure only loses the
+/// status view, loudly.
+fn start_control(s: &Settings, board: &Arc<Board>) -> Option<ControlServer> {
+    let path = match &s.control_socket {
+        Some(p) if p.as_os_str().is_empty() => return None,
+        Some(p) => p.clone(),
+        None => s.state_dir.join("control.sock"),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match ControlServer::start(&path, Arc::clone(board)) {
+        Ok(server) => {
+            info!(
+                "control socket for `collectd-monitor status`: {}",
+                path.display()
+            );
+            Some(server)
+        }
+        Err(e) => {
+            warn!("no control socket, `collectd-monitor status` will not answer: {e}");
+            None
+        }
     }
 }
 
@@ -318,6 +382,7 @@ fn start_remote(
     runner: Arc<Runner>,
     invocation: Option<Invocation>,
     block: Vec<crate::config::ConfigItem>,
+    board: &Arc<Board>,
 ) -> Option<Remote> {
     let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
@@ -325,6 +390,7 @@ fn start_remote(
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
             remote.replace.policy.running_block = Some(block);
+            remote.board = Some(Arc::clone(board));
             Remote::start(remote, services, runner).map(Some)
         }
         None => Ok(None),

@@ -44,6 +44,11 @@ impl Runner {
         }
     }
 
+    /// The commands running now and since when (for `status`).
+    pub fn running(&self) -> Vec<(crate::task::CommandRef, std::time::SystemTime)> {
+        self.slots.lock().map(|s| s.running()).unwrap_or_default()
+    }
+
     /// Runs `line` as `service`/`command` and waits for it (blocking), or
     /// refuses at once when the limits say no. `timeout` overrides the
     /// runner's (a service's own `Timeout`).

@@ -2,7 +2,8 @@
 //! "at most N at once, never the same service/command twice" rule.
 
 use crate::task::CommandRef;
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::time::SystemTime;
 
 /// Why a command may not start right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,31 +14,38 @@ pub enum Refusal {
     Busy { max: usize },
 }
 
-/// The set of running service/command pairs, bounded.
+/// The running service/command pairs with their start, bounded.
 #[derive(Debug)]
 pub(super) struct Slots {
-    running: HashSet<CommandRef>,
+    running: HashMap<CommandRef, SystemTime>,
     max: usize,
 }
 
 impl Slots {
     pub(super) fn new(max: usize) -> Slots {
         Slots {
-            running: HashSet::new(),
+            running: HashMap::new(),
             max: max.max(1),
         }
     }
 
     pub(super) fn try_acquire(&mut self, service: &str, command: &str) -> Result<(), Refusal> {
         let key = CommandRef::new(service, command);
-        if self.running.contains(&key) {
+        if self.running.contains_key(&key) {
             return Err(Refusal::AlreadyRunning);
         }
         if self.running.len() >= self.max {
             return Err(Refusal::Busy { max: self.max });
         }
-        self.running.insert(key);
+        self.running.insert(key, SystemTime::now());
         Ok(())
+    }
+
+    /// What runs now, and since when, in name order.
+    pub(super) fn running(&self) -> Vec<(CommandRef, SystemTime)> {
+        let mut all: Vec<_> = self.running.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        all.sort();
+        all
     }
 
     pub(super) fn release(&mut self, service: &str, command: &str) {

@@ -43,7 +43,7 @@ impl LimitArgs {
 }
 
 /// Seconds that must be more than zero.
-fn positive_seconds(text: &str) -> Result<f64, String> {
+pub(super) fn positive_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(s),
         Ok(_) => Err("must be more than 0 seconds".into()),

@@ -10,6 +10,7 @@ mod keygen;
 mod lua;
 mod rules;
 mod send;
+mod status;
 
 pub use args::{BrokerArgs, LimitArgs, SigningArgs};
 
@@ -60,6 +61,23 @@ enum Action {
         broker: Box<BrokerArgs>,
         #[command(flatten)]
         signing: SigningArgs,
+    },
+    /// Show what the running plugin is doing: each rule file and handler
+    /// (decisions, errors, the series they acted on), the MQTT session,
+    /// the commands running now, its counters.
+    #[command(
+        after_help = "Exit status: 0 printed, 2 bad arguments, 3 no answer (collectd not running, no control socket, or no permission to open it)."
+    )]
+    Status {
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the status as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECONDS until interrupted.
+        #[arg(long, value_name = "SECONDS", value_parser = args::positive_seconds)]
+        watch: Option<f64>,
     },
     /// Make an Ed25519 key pair for signing requests: NAME.key (private,
     /// mode 0600; keep it on the controller) and NAME.pub (the line a
@@ -208,6 +226,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
         } => send::config(&broker, &signing, &file),
         Action::Keygen { name, dir } => keygen::run(&name, &dir),
+        Action::Status {
+            socket,
+            json,
+            watch,
+        } => status::run(&socket, json, watch),
         Action::Lua {
             file,
             limits,

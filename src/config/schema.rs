@@ -101,6 +101,10 @@ pub struct Settings {
     /// but the ones that run arbitrary code (exec, python, perl, java, lua).
     #[serde(rename = "PushAllowedPlugins")]
     pub push_allowed_plugins: Option<Vec<String>>,
+    /// The control socket `collectd-monitor status` asks (mode 0600);
+    /// default `StateDir/control.sock`, `""` turns it off.
+    #[serde(rename = "ControlSocket")]
+    pub control_socket: Option<PathBuf>,
     /// Directories a pushed collectd.conf may `Include` from.
     #[serde(rename = "PushIncludeDirs", default = "default_include_dirs")]
     pub push_include_dirs: Vec<PathBuf>,
@@ -241,6 +245,7 @@ pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
     "AllowConfigPush",
     "PushAllowedPlugins",
     "PushIncludeDirs",
+    "ControlSocket",
     "RuleFuel",
     "RuleMemoryLimit",
     "RuleTimeout",

@@ -39,6 +39,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// As a number, whatever its type (for people reading figures).
+    pub fn as_f64(&self) -> f64 {
+        match *self {
+            Value::Gauge(g) => g,
+            Value::Derive(d) => d as f64,
+            Value::Counter(c) | Value::Absolute(c) => c as f64,
+        }
+    }
+
     /// The type this value was read as.
     pub fn ds_type(&self) -> DsType {
         match self {

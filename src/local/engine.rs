@@ -11,6 +11,7 @@ use crate::events::batch::{Span, decode_batch, new_batch, scan, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
 use crate::sandbox::{ReportSink, RestartPolicy, Routing, Worker, WorkerPhase, WorkerSpec};
+use crate::status::Board;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub reload_interval: Option<Duration>,
     /// Limits per file path.
     pub limits: Box<dyn Fn(&Path) -> VmLimits + Send>,
+    /// Where each file's state goes, for `status`.
+    pub board: Arc<Board>,
 }
 
 /// A worker and what the engine sent it.
@@ -210,6 +213,21 @@ impl Engine {
         self.stats
             .files_quarantined
             .store(quarantined, std::sync::atomic::Ordering::Relaxed);
+        let states: Vec<(String, &'static str)> = self
+            .slots
+            .iter()
+            .map(|(path, slot)| {
+                let state = match slot.lifecycle.state() {
+                    State::Starting => "starting",
+                    State::Active => "active",
+                    State::NotLoaded => "not loaded",
+                    State::RestartAt(_) => "restarting",
+                    State::Quarantined => "quarantined",
+                };
+                (path.display().to_string(), state)
+            })
+            .collect();
+        self.config.board.files(&states);
     }
 
     /// Tells the file's lifecycle what its workers did, and carries out
@@ -300,8 +318,18 @@ impl Engine {
                 }
                 Action::CountRestart => Stats::add(&self.stats.sandbox_restarts, 1),
                 Action::Info(text) => info!("{}: {text}", path.display()),
-                Action::Warn(text) => warn!("{}: {text}", path.display()),
-                Action::Error(text) => error!("{}: {text}", path.display()),
+                Action::Warn(text) => {
+                    warn!("{}: {text}", path.display());
+                    self.config
+                        .board
+                        .file_note(&path.display().to_string(), &text);
+                }
+                Action::Error(text) => {
+                    error!("{}: {text}", path.display());
+                    self.config
+                        .board
+                        .file_note(&path.display().to_string(), &text);
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ use crate::actions::{Ending, Runner, Summary};
 use crate::config::{LiveServices, find_command};
 use crate::events::Notification;
 use crate::sandbox::Report;
+use crate::status::{Board, HandlerEvent};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ pub type NotificationSink = Box<dyn Fn(&Notification) -> Result<(), i32> + Send 
 
 /// Everything needed to act on a report.
 pub struct Responder {
+    /// What `status` shows of each handler.
+    board: Arc<Board>,
     notify: NotificationSink,
     services: Arc<LiveServices>,
     default_cooldown: Duration,
@@ -52,9 +55,11 @@ impl Responder {
         stats: Arc<Stats>,
         hostname: String,
         notify: NotificationSink,
+        board: Arc<Board>,
     ) -> Responder {
         Responder {
             notify,
+            board,
             services,
             default_cooldown,
             runner,
@@ -77,8 +82,12 @@ impl Responder {
 
     /// Handles one report of the worker running `file`.
     pub fn handle(self: &Arc<Self>, file: &Path, report: Report) {
+        let path = file.display().to_string();
         match report {
-            Report::Done { events, .. } => Stats::add(&self.stats.evaluated, events),
+            Report::Done { events, .. } => {
+                Stats::add(&self.stats.evaluated, events);
+                self.board.evaluated(&path, events);
+            }
             Report::Printed { line } => {
                 if let Some(skipped) = admit(&self.prints, &file.display().to_string()) {
                     info!("{}: print: {line}{}", file.display(), skipped_note(skipped));
@@ -94,6 +103,14 @@ impl Responder {
                 if limit.is_some() {
                     Stats::add(&self.stats.limit_hits, 1);
                 }
+                self.board.handler(
+                    &path,
+                    &handler,
+                    HandlerEvent::Error {
+                        series: series.clone(),
+                        message: reason.clone(),
+                    },
+                );
                 if let Some(skipped) = admit(&self.failures, &handler) {
                     warn!(
                         "rule {handler} failed on {series}: {reason}{}",
@@ -101,19 +118,39 @@ impl Responder {
                     );
                 }
             }
-            Report::Held { handler, reason } => debug!("rule {handler}: held back: {reason}"),
+            Report::Held { handler, reason } => {
+                self.board.handler(&path, &handler, HandlerEvent::Held);
+                debug!("rule {handler}: held back: {reason}")
+            }
             Report::Warning { message } => warn!("{}: {message}", file.display()),
             Report::Fired {
                 handler,
                 service,
                 command,
                 series,
-            } => self.fire(handler, service, command, &series),
+            } => {
+                self.board.handler(
+                    &path,
+                    &handler,
+                    HandlerEvent::Decision {
+                        series: series.clone(),
+                        command: format!("{service}/{command}"),
+                    },
+                );
+                self.fire(&path, handler, service, command, &series)
+            }
             Report::Ready { .. } | Report::LoadFailed { .. } | Report::Fatal { .. } => {}
         }
     }
 
-    fn fire(self: &Arc<Self>, handler: String, service: String, command: String, series: &str) {
+    fn fire(
+        self: &Arc<Self>,
+        path: &str,
+        handler: String,
+        service: String,
+        command: String,
+        series: &str,
+    ) {
         if self.stopped.load(Ordering::SeqCst) {
             info!("rule {handler} asked for {service}/{command} during shutdown; not run");
             return;
@@ -148,6 +185,7 @@ impl Responder {
         } = gate
         {
             Stats::add(&self.stats.commands_suppressed, 1);
+            self.board.handler(path, &handler, HandlerEvent::Suppressed);
             let text = format!(
                 "rule {handler}: {service}/{command} suppressed: it ran {:.0} s ago (cooldown {} s)",
                 ago.as_secs_f64(),

@@ -42,6 +42,8 @@ pub struct RemoteSettings {
     pub hostname: String,
     /// `AllowConfigPush`.
     pub config_push: bool,
+    /// Where the session's state goes, for `status` (set by the plugin).
+    pub board: Option<Arc<crate::status::Board>>,
     /// The keys whose signed requests run; `None`: every request runs.
     pub trust: Option<Arc<crate::auth::TrustedKeys>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
@@ -141,6 +143,7 @@ impl RemoteSettings {
             journal_path: s.state_dir.join("tasks.journal"),
             hostname: hostname.to_string(),
             config_push: s.allow_config_push,
+            board: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)
@@ -193,6 +196,14 @@ impl Remote {
         {
             tracing::warn!(
                 "remote: VerifyPeer is false: the broker's certificate is NOT checked; anyone on the path can impersonate it"
+            );
+        }
+        if let Some(board) = &settings.board {
+            board.remote_started(
+                &format!("{}:{}", settings.connection.host, settings.connection.port),
+                &settings.command_topic,
+                settings.trust.is_some(),
+                &settings.journal_path,
             );
         }
         match &settings.trust {

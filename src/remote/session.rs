@@ -328,6 +328,9 @@ impl Session {
     }
 
     fn on_connection_error(&mut self, e: &ConnectionError, delay: Duration) {
+        if let Some(board) = &self.settings.board {
+            board.remote_connected(false);
+        }
         let problem = crate::mqtt::describe(e);
         let line = format!(
             "remote: broker {}: {problem}; retrying in {:.1} s",
@@ -350,6 +353,9 @@ impl Session {
         match event {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 self.backoff.reset();
+                if let Some(board) = &self.settings.board {
+                    board.remote_connected(true);
+                }
                 // Packet ids start again on a new connection: an old
                 // acknowledgement could name another message. The broker
                 // delivers those messages again; the journal knows them.
@@ -430,6 +436,9 @@ impl Session {
     }
 
     fn on_publish(&mut self, p: Publish) {
+        if let Some(board) = &self.settings.board {
+            board.remote_message();
+        }
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
         if p.retain {
             warn!(

@@ -1,0 +1,123 @@
+//! `status`: what the running plugin is doing, from its control socket.
+
+use super::CliError;
+use crate::status::{Status, fetch};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where Debian's collectd (`BaseDir /var/lib/collectd`) has the socket
+/// with the default `StateDir` and `ControlSocket`.
+pub const DEFAULT_SOCKET: &str = "/var/lib/collectd/monitor/control.sock";
+
+/// Asks once, or every `watch` seconds until interrupted.
+pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, CliError> {
+    loop {
+        let status = fetch(socket, Duration::from_secs(10)).map_err(CliError::NoResult)?;
+        let text = if json {
+            serde_json::to_string(&status).unwrap_or_default() + "\n"
+        } else {
+            render(&status)
+        };
+        let Some(every) = watch else {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        };
+        // Clear the screen, then the new view.
+        print!("\x1b[2J\x1b[H{text}");
+        std::thread::sleep(Duration::from_secs_f64(every));
+    }
+}
+
+/// The status as people read it.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "collectd-monitor {} on {}, running since {}",
+        s.version, s.hostname, s.started
+    );
+    if s.rule_files.is_empty() {
+        let _ = writeln!(out, "rule files: none");
+    }
+    for f in &s.rule_files {
+        let _ = writeln!(
+            out,
+            "rule file {}: {} since {}, {} evaluations",
+            f.path, f.state, f.since, f.evaluations
+        );
+        if let Some(note) = &f.note {
+            let _ = writeln!(out, "  last said: {note}");
+        }
+        if f.handlers.is_empty() {
+            let _ = writeln!(out, "  no handler has decided, been held, or failed yet");
+        }
+        for h in &f.handlers {
+            let _ = writeln!(
+                out,
+                "  {}: {} decisions, {} held back, {} suppressed by cooldown, {} errors",
+                h.name, h.decisions, h.held, h.suppressed, h.errors
+            );
+            if let Some(d) = &h.last_decision {
+                let _ = writeln!(
+                    out,
+                    "    last decision {} at {} on {}",
+                    d.what, d.time, d.series
+                );
+            }
+            if let Some(e) = &h.last_error {
+                let _ = writeln!(
+                    out,
+                    "    last error at {} on {}: {}",
+                    e.time, e.series, e.what
+                );
+            }
+            if !h.series.is_empty() {
+                let _ = writeln!(out, "    series: {}", h.series.join(", "));
+            }
+        }
+    }
+    match &s.remote {
+        None => {
+            let _ = writeln!(out, "remote commands: off");
+        }
+        Some(r) => {
+            let _ = writeln!(
+                out,
+                "remote commands: broker {}, topic {}, {}; {}; last message {}; journal {} bytes",
+                r.broker,
+                r.command_topic,
+                if r.signed_only {
+                    "signed requests only"
+                } else {
+                    "requests NOT authenticated"
+                },
+                r.connected_since
+                    .as_ref()
+                    .map_or("not connected".to_string(), |t| format!(
+                        "connected since {t}"
+                    )),
+                r.last_message.as_deref().unwrap_or("never"),
+                r.journal_bytes
+            );
+        }
+    }
+    if s.running.is_empty() {
+        let _ = writeln!(out, "commands running: none");
+    }
+    for c in &s.running {
+        let _ = writeln!(
+            out,
+            "command running: {}/{} since {}",
+            c.service, c.command, c.since
+        );
+    }
+    let counters: Vec<String> = s
+        .counters
+        .iter()
+        .map(|(name, v)| format!("{name}={v}"))
+        .collect();
+    let _ = writeln!(out, "counters: {}", counters.join(" "));
+    out
+}

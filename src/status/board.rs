@@ -1,0 +1,293 @@
+//! The plugin's threads record what happens here (a few map updates, no
+//! I/O); the control socket takes a snapshot of it.
+
+use super::{FileStatus, HandlerStatus, Occurrence, RemoteStatus, RunningCommand, Status};
+use crate::task::iso8601;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Series kept per handler: enough to see which ones a rule acts on.
+const SERIES_KEPT: usize = 8;
+
+/// What a handler's worker reported.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HandlerEvent {
+    Decision { series: String, command: String },
+    Held,
+    Suppressed,
+    Error { series: String, message: String },
+}
+
+type Source<T> = Box<dyn Fn() -> T + Send + Sync>;
+/// The self-monitoring figures by name.
+type Counters = Vec<(String, f64)>;
+
+/// The shared record.
+pub struct Board {
+    version: String,
+    hostname: String,
+    started: SystemTime,
+    inner: Mutex<Inner>,
+    counters: Mutex<Option<Source<Counters>>>,
+    running: Mutex<Option<Source<Vec<RunningCommand>>>>,
+    journal: Mutex<Option<std::path::PathBuf>>,
+}
+
+impl std::fmt::Debug for Board {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Board({})", self.hostname)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    files: BTreeMap<String, FileStatus>,
+    remote: Option<RemoteStatus>,
+}
+
+impl Board {
+    pub fn new(hostname: &str) -> Board {
+        Board {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: hostname.to_string(),
+            started: SystemTime::now(),
+            inner: Mutex::new(Inner::default()),
+            counters: Mutex::new(None),
+            running: Mutex::new(None),
+            journal: Mutex::new(None),
+        }
+    }
+
+    /// Where the counters and the running commands are read from.
+    pub fn set_sources(
+        &self,
+        counters: Source<Counters>,
+        running: Source<Vec<RunningCommand>>,
+    ) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c = Some(counters);
+        }
+        if let Ok(mut r) = self.running.lock() {
+            *r = Some(running);
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Inner)) {
+        if let Ok(mut inner) = self.inner.lock() {
+            f(&mut inner);
+        }
+    }
+
+    /// A file's entry; one not seen yet is added (a worker may report
+    /// before the engine's next round lists it).
+    fn file<'a>(inner: &'a mut Inner, path: &str) -> &'a mut FileStatus {
+        inner
+            .files
+            .entry(path.to_string())
+            .or_insert_with(|| FileStatus {
+                path: path.to_string(),
+                state: "starting".into(),
+                since: iso8601(SystemTime::now()),
+                ..FileStatus::default()
+            })
+    }
+
+    /// The rule files and their states, as the engine sees them now;
+    /// files no longer there are dropped.
+    pub fn files(&self, states: &[(String, &'static str)]) {
+        let now = iso8601(SystemTime::now());
+        self.with(|inner| {
+            inner
+                .files
+                .retain(|path, _| states.iter().any(|(p, _)| p == path));
+            for (path, state) in states {
+                let file = Self::file(inner, path);
+                if file.state != *state {
+                    file.state = state.to_string();
+                    file.since = now.clone();
+                }
+            }
+        });
+    }
+
+    /// A line the engine logged about a file (why it did not load, ...).
+    pub fn file_note(&self, path: &str, note: &str) {
+        self.with(|inner| Self::file(inner, path).note = Some(note.to_string()));
+    }
+
+    /// Events a file's worker evaluated.
+    pub fn evaluated(&self, path: &str, events: u64) {
+        self.with(|inner| Self::file(inner, path).evaluations += events);
+    }
+
+    /// What one handler did.
+    pub fn handler(&self, path: &str, handler: &str, event: HandlerEvent) {
+        let now = iso8601(SystemTime::now());
+        self.with(|inner| {
+            let file = Self::file(inner, path);
+            let h = match file.handlers.iter().position(|h| h.name == handler) {
+                Some(i) => &mut file.handlers[i],
+                None => {
+                    file.handlers.push(HandlerStatus {
+                        name: handler.to_string(),
+                        ..HandlerStatus::default()
+                    });
+                    file.handlers.sort_by(|a, b| a.name.cmp(&b.name));
+                    let i = file.handlers.iter().position(|h| h.name == handler);
+                    &mut file.handlers[i.unwrap_or(0)]
+                }
+            };
+            let mut seen = |series: &str| {
+                if h.series.len() < SERIES_KEPT && !h.series.iter().any(|s| s == series) {
+                    h.series.push(series.to_string());
+                }
+            };
+            match event {
+                HandlerEvent::Decision { series, command } => {
+                    seen(&series);
+                    h.decisions += 1;
+                    h.last_decision = Some(Occurrence {
+                        time: now,
+                        series,
+                        what: command,
+                    });
+                }
+                HandlerEvent::Error { series, message } => {
+                    seen(&series);
+                    h.errors += 1;
+                    h.last_error = Some(Occurrence {
+                        time: now,
+                        series,
+                        what: message,
+                    });
+                }
+                HandlerEvent::Held => h.held += 1,
+                HandlerEvent::Suppressed => h.suppressed += 1,
+            }
+        });
+    }
+
+    /// The MQTT session's settings, once it starts.
+    pub fn remote_started(
+        &self,
+        broker: &str,
+        command_topic: &str,
+        signed_only: bool,
+        journal: &std::path::Path,
+    ) {
+        if let Ok(mut j) = self.journal.lock() {
+            *j = Some(journal.to_path_buf());
+        }
+        self.with(|inner| {
+            inner.remote = Some(RemoteStatus {
+                broker: broker.to_string(),
+                command_topic: command_topic.to_string(),
+                signed_only,
+                ..RemoteStatus::default()
+            });
+        });
+    }
+
+    /// Connected to the broker (`true`) or not.
+    pub fn remote_connected(&self, connected: bool) {
+        let now = iso8601(SystemTime::now());
+        self.with(|inner| {
+            if let Some(r) = &mut inner.remote {
+                r.connected_since = connected.then_some(now);
+            }
+        });
+    }
+
+    /// A message arrived on the command topic.
+    pub fn remote_message(&self) {
+        let now = iso8601(SystemTime::now());
+        self.with(|inner| {
+            if let Some(r) = &mut inner.remote {
+                r.last_message = Some(now);
+            }
+        });
+    }
+
+    /// The whole document, now.
+    pub fn snapshot(&self) -> Status {
+        let (files, mut remote) = self
+            .inner
+            .lock()
+            .map(|i| (i.files.values().cloned().collect(), i.remote.clone()))
+            .unwrap_or_default();
+        if let (Some(r), Ok(Some(path))) = (&mut remote, self.journal.lock().as_deref()) {
+            r.journal_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        }
+        fn read<T: Default>(source: &Mutex<Option<Source<T>>>) -> T {
+            source
+                .lock()
+                .ok()
+                .and_then(|s| s.as_ref().map(|f| f()))
+                .unwrap_or_default()
+        }
+        Status {
+            version: self.version.clone(),
+            hostname: self.hostname.clone(),
+            started: iso8601(self.started),
+            rule_files: files,
+            remote,
+            running: read(&self.running),
+            counters: read(&self.counters),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_files_handlers_and_the_session() {
+        let board = Board::new("web1");
+        board.files(&[("a.lua".into(), "active"), ("b.lua".into(), "not loaded")]);
+        board.file_note("b.lua", "syntax error");
+        board.evaluated("a.lua", 10);
+        for i in 0..20 {
+            board.handler(
+                "a.lua",
+                "a.lua::metric::h",
+                HandlerEvent::Decision {
+                    series: format!("web1/df-{i}/percent_bytes-free"),
+                    command: "hello/exec".into(),
+                },
+            );
+        }
+        board.handler("a.lua", "a.lua::metric::h", HandlerEvent::Suppressed);
+        board.handler(
+            "a.lua",
+            "a.lua::metric::h",
+            HandlerEvent::Error {
+                series: "s".into(),
+                message: "boom".into(),
+            },
+        );
+        let s = board.snapshot();
+        assert_eq!(s.rule_files.len(), 2);
+        let a = &s.rule_files[0];
+        assert_eq!((a.state.as_str(), a.evaluations), ("active", 10));
+        let h = &a.handlers[0];
+        assert_eq!((h.decisions, h.suppressed, h.errors), (20, 1, 1));
+        assert_eq!(h.series.len(), SERIES_KEPT);
+        assert_eq!(h.last_error.as_ref().unwrap().what, "boom");
+        assert_eq!(s.rule_files[1].note.as_deref(), Some("syntax error"));
+        // A file gone from the directory is gone from the status.
+        board.files(&[("a.lua".into(), "active")]);
+        assert_eq!(board.snapshot().rule_files.len(), 1);
+        assert!(board.snapshot().remote.is_none());
+        board.remote_started(
+            "b:1883",
+            "c/web1",
+            true,
+            std::path::Path::new("/nonexistent"),
+        );
+        board.remote_connected(true);
+        let r = board.snapshot().remote.unwrap();
+        assert!(r.connected_since.is_some() && r.signed_only);
+    }
+}

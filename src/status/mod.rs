@@ -1,0 +1,92 @@
+//! What the running plugin is doing, for `collectd-monitor status`: the
+//! document (`Status`, the same types on both ends of the control socket),
+//! the board the plugin's threads record into (`Board`), the socket server
+//! (`server.rs`) and the client the CLI uses (`client.rs`).
+
+mod board;
+mod client;
+mod server;
+
+pub use board::{Board, HandlerEvent};
+pub use client::fetch;
+pub use server::ControlServer;
+
+use serde::{Deserialize, Serialize};
+
+/// One answer to `status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub hostname: String,
+    /// When the plugin started (ISO-8601 UTC).
+    pub started: String,
+    pub rule_files: Vec<FileStatus>,
+    /// `None`: remote commands are off.
+    pub remote: Option<RemoteStatus>,
+    /// Recovery commands running now.
+    pub running: Vec<RunningCommand>,
+    /// The self-monitoring counters, by name (as dispatched to collectd).
+    pub counters: Vec<(String, f64)>,
+}
+
+/// One rule file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileStatus {
+    pub path: String,
+    /// `starting`, `active`, `not loaded`, `restarting`, `quarantined`.
+    pub state: String,
+    /// Since when it is in that state.
+    pub since: String,
+    /// The last thing said about the file (why it did not load, died, was
+    /// quarantined).
+    pub note: Option<String>,
+    /// Events its worker evaluated.
+    pub evaluations: u64,
+    pub handlers: Vec<HandlerStatus>,
+}
+
+/// One handler, from what its file's worker reported.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HandlerStatus {
+    /// `<file>::metric::<name>`.
+    pub name: String,
+    pub decisions: u64,
+    /// Held back by its own `hits`/`repeat_interval`/`give_up`.
+    pub held: u64,
+    /// Decisions the cooldown suppressed.
+    pub suppressed: u64,
+    pub errors: u64,
+    pub last_error: Option<Occurrence>,
+    pub last_decision: Option<Occurrence>,
+    /// Series it decided or failed on (the first few).
+    pub series: Vec<String>,
+}
+
+/// When, on which series, what.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub time: String,
+    pub series: String,
+    pub what: String,
+}
+
+/// The MQTT session.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteStatus {
+    pub broker: String,
+    pub command_topic: String,
+    /// `None` while not connected.
+    pub connected_since: Option<String>,
+    pub last_message: Option<String>,
+    pub journal_bytes: u64,
+    /// Whether only signed requests run.
+    pub signed_only: bool,
+}
+
+/// A recovery command running now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningCommand {
+    pub service: String,
+    pub command: String,
+    pub since: String,
+}

@@ -1,0 +1,174 @@
+//! `collectd-monitor status` against a real collectd running the plugin
+//! with rule files and a real mosquitto: the control socket is private,
+//! answers what the rules did, and a stalled client does not stop it.
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto};
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn status(socket: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .arg("status")
+        .arg("--socket")
+        .arg(socket)
+        .args(extra)
+        .output()
+        .expect("run collectd-monitor status")
+}
+
+fn status_json(socket: &Path) -> Value {
+    let out = status(socket, &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn status_shows_rule_files_handlers_the_session_and_counters() {
+    let broker = Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example.lua"),
+        rules.join("example.lua"),
+    )
+    .unwrap();
+    std::fs::write(rules.join("broken.lua"), "return {\n").unwrap();
+    let socket = work.path().join("state/control.sock");
+    let config = json!({
+        "LocalMonitorConfigDir": rules,
+        "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "cmd/%{hostname}",
+        "CommandResultTopic": "res/%{hostname}",
+        "StateDir": work.path().join("state"),
+        "Services": {"hello": {"commands": {"exec": "echo hi"}}},
+    });
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    collectd.wait_for_log(&format!(
+        "control socket for `collectd-monitor status`: {}",
+        socket.display()
+    ));
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    collectd.wait_for_log("remote: listening for commands on cmd/testhost");
+
+    // A value the example rules act on.
+    collectd.putval("testhost/memory/memory-free N:5000000000");
+    let example = rules.join("example.lua").display().to_string();
+    let s = collectd.wait_until("the example rule's decision in the status", || {
+        let s = status_json(&socket);
+        let file = s["rule_files"]
+            .as_array()?
+            .iter()
+            .find(|f| f["path"] == example.as_str())?;
+        let decided = file["state"] == "active"
+            && file["handlers"].as_array()?.iter().any(|h| {
+                h["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("memory_free_is_under_10GB"))
+                    && h["decisions"].as_u64() >= Some(1)
+            });
+        decided.then_some(s)
+    });
+    let files = s["rule_files"].as_array().unwrap();
+    let file = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(file("example.lua")["state"], "active");
+    assert!(file("example.lua")["evaluations"].as_u64() >= Some(1));
+    let broken = file("broken.lua");
+    assert_eq!(broken["state"], "not loaded", "{broken}");
+    assert!(
+        broken["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("broken.lua:1: ")),
+        "{broken}"
+    );
+    let handler = file("example.lua")["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| {
+            h["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("memory_free_is_under_10GB")
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(handler["last_decision"]["what"], "hello/exec", "{handler}");
+    assert_eq!(
+        handler["last_decision"]["series"], "testhost/memory/memory-free",
+        "{handler}"
+    );
+    let remote = &s["remote"];
+    assert!(remote["connected_since"].is_string(), "{remote}");
+    assert_eq!(remote["signed_only"], false);
+    assert!(
+        s["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c[0] == "evaluations" && c[1].as_f64() >= Some(1.0)),
+        "{}",
+        s["counters"]
+    );
+
+    // The same for people.
+    let text = String::from_utf8(status(&socket, &[]).stdout).unwrap();
+    assert!(
+        text.contains(&format!("rule file {example}: active since "))
+            && text.contains("memory_free_is_under_10GB: ")
+            && text.contains("last decision hello/exec at ")
+            && text.contains("remote commands: broker 127.0.0.1:")
+            && text.contains("requests NOT authenticated"),
+        "{text}"
+    );
+
+    // A client that connects and says nothing does not keep others out.
+    let mut stalled = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let out = status(&socket, &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rest = Vec::new();
+    let _ = stalled.write_all(b"");
+    let _ = stalled.read_to_end(&mut rest);
+    // Anything else than `status` is refused with a reason.
+    let mut other = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    other.write_all(b"shutdown\n").unwrap();
+    let mut answer = String::new();
+    other.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.contains("unknown request \\\"shutdown\\\""),
+        "{answer}"
+    );
+
+    // Gone with collectd.
+    assert!(collectd.stop().success());
+    assert!(!socket.exists());
+    let out = status(&socket, &[]);
+    assert_eq!(out.status.code(), Some(3));
+}
