@@ -591,3 +591,45 @@ fn rules_check_with_a_config_finds_commands_it_lacks() {
         text(&out.stderr)
     );
 }
+
+/// `rules check --json`: the same findings as one document, for scripts.
+#[test]
+fn rules_check_json_has_the_index_the_warnings_and_the_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo("rules/example.lua"), dir.path().join("example.lua")).unwrap();
+    std::fs::write(
+        dir.path().join("typo.lua"),
+        "return { a = function(m) if m.plugn == 'x' then print(1) end end }",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.lua"), "return {\n").unwrap();
+    let out = run(&["rules", "check", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    let example = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("example.lua"))
+        .unwrap();
+    assert_eq!(example["fresh_tables"], serde_json::Value::Null);
+    assert!(
+        example["handlers"].as_array().unwrap().iter().any(|h| h["indexed"]
+            == "plugin == \"memory\" and type_instance == \"free\""),
+        "{example}"
+    );
+    let typo = files
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("typo.lua"))
+        .unwrap();
+    assert!(
+        typo["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("did you mean `m.plugin`?")),
+        "{typo}"
+    );
+    let errors = report["errors"].as_array().unwrap();
+    assert!(
+        errors.len() == 1 && errors[0].as_str().unwrap().contains("broken.lua:1: "),
+        "{errors:?}"
+    );
+}

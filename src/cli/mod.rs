@@ -136,6 +136,9 @@ enum RulesCommand {
         /// be in its Services.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print the findings as one JSON document (errors included).
+        #[arg(long)]
+        json: bool,
     },
     /// Feed sample events to rule files and print which handlers fire; runs
     /// nothing. Without --input, checks the examples each file carries as
@@ -254,7 +257,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 "collectd-monitor rules".into(),
             );
             match command {
-                RulesCommand::Check { paths, config } => rules::check(&paths, config.as_deref()),
+                RulesCommand::Check {
+                    paths,
+                    config,
+                    json,
+                } => rules::check(&paths, config.as_deref(), json),
                 RulesCommand::Test {
                     paths,
                     input: Some(input),

@@ -3,8 +3,7 @@
 
 use super::CliError;
 use crate::config::{self, Service};
-use crate::lua::VmLimits;
-use crate::rules::{HandlerKind, RuleSet, Unknown, check_examples, dry_run, expand_paths};
+use crate::rules::{Unknown, check_examples, check_files, dry_run, expand_paths};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,7 +27,7 @@ fn services_of(config: Option<&Path>) -> Result<Option<BTreeMap<String, Service>
 }
 
 /// `rules check PATHS`: load each file, list its handlers.
-pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliError> {
+pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     let services = services_of(config)?;
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     if files.is_empty() {
@@ -41,63 +40,35 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>) -> Result<ExitCode, CliEr
                 .join(", ")
         )));
     }
-    let (set, mut errors) = RuleSet::load_files(&files, VmLimits::default());
-    for file in set.files() {
-        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
-            .iter()
-            .map(|k| file.handler_names(*k).len())
-            .sum::<usize>();
-        if handlers == 0 {
-            errors.push(format!(
-                "{}: returns no handlers (a table of metric handlers, a table of notification handlers, or functions)",
-                file.path().display()
-            ));
-            continue;
+    let report = check_files(&files, services.as_ref());
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        return verdict(!report.errors.is_empty());
+    }
+    for file in &report.files {
+        let path = file.path.display();
+        println!("{path}: OK");
+        for warning in &file.warnings {
+            eprintln!("{path}: warning: {warning}");
         }
-        println!("{}: OK", file.path().display());
-        // Read once, for the warnings and the commands it asks for.
-        let source = std::fs::read_to_string(file.path()).unwrap_or_default();
-        for warning in crate::lua::unsupported_features(&source)
-            .iter()
-            .chain(file.typos())
-        {
-            eprintln!("{}: warning: {warning}", file.path().display());
-        }
-        if let Some(services) = &services {
-            for r in crate::rules::guard::requested_commands(&source) {
-                let missing = match services.get(&r.service) {
-                    None => Some("service"),
-                    Some(s) if !s.commands.contains_key(&r.command) => Some("command"),
-                    Some(_) => None,
-                };
-                if let Some(what) = missing {
-                    errors.push(format!(
-                        "{}: asks for {r}, and config.json has no such {what}",
-                        file.path().display()
-                    ));
-                }
-            }
-        }
-        if !file.handler_names(HandlerKind::Metric).is_empty() {
-            match file.fresh_tables() {
+        if file.has_metric_handlers {
+            match &file.fresh_tables {
                 None => println!("  value-list tables: one per series, refilled"),
                 Some(why) => println!("  value-list tables: a new one per value list: {why}"),
             }
         }
-        for kind in [HandlerKind::Metric, HandlerKind::Notification] {
-            for (name, index) in file.index_notes(kind) {
-                println!("  {name}");
-                match index {
-                    Ok(guard) => println!("    indexed: {guard}"),
-                    Err(why) => println!("    not indexed: {why}"),
-                }
+        for h in &file.handlers {
+            println!("  {}", h.name);
+            match (&h.indexed, &h.not_indexed) {
+                (Some(guard), _) => println!("    indexed: {guard}"),
+                (None, why) => println!("    not indexed: {}", why.as_deref().unwrap_or("")),
             }
         }
     }
-    for e in &errors {
+    for e in &report.errors {
         eprintln!("{e}");
     }
-    verdict(!errors.is_empty())
+    verdict(!report.errors.is_empty())
 }
 
 /// `rules test PATHS --input EVENTS [--config JSON]`: what each event

@@ -21,5 +21,6 @@ pub use file::{
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
 pub use tools::{
-    ExampleVerdict, LineOutcome, Unknown, check_examples, difference, dry_run, expand_paths,
+    CheckReport, ExampleVerdict, FileCheck, HandlerCheck, LineOutcome, Unknown, check_examples,
+    check_files, difference, dry_run, expand_paths,
 };

@@ -24,6 +24,99 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// What `rules check` found in one file that loaded.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FileCheck {
+    pub path: PathBuf,
+    /// Unsupported features and field typos (`m.plugn`).
+    pub warnings: Vec<String>,
+    /// Why each value list gets a new table, `None` when the file's
+    /// series tables are refilled (or it has no metric handlers).
+    pub fresh_tables: Option<String>,
+    pub has_metric_handlers: bool,
+    pub handlers: Vec<HandlerCheck>,
+}
+
+/// One handler's place in the rule index.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct HandlerCheck {
+    pub name: String,
+    /// The condition it is called on...
+    pub indexed: Option<String>,
+    /// ...or why it is called on every event.
+    pub not_indexed: Option<String>,
+}
+
+/// Everything `rules check` says: the files that loaded, and the errors
+/// (files that did not load, files without handlers, commands the
+/// config lacks). Errors make the check fail.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CheckReport {
+    pub files: Vec<FileCheck>,
+    pub errors: Vec<String>,
+}
+
+/// Loads `files` as the plugin would and reports on each; with
+/// `services`, every service/command a handler spells out must be there.
+pub fn check_files(files: &[PathBuf], services: Option<&BTreeMap<String, Service>>) -> CheckReport {
+    use super::HandlerKind;
+    let (set, errors) = RuleSet::load_files(files, VmLimits::default());
+    let mut report = CheckReport {
+        files: Vec::new(),
+        errors,
+    };
+    for file in set.files() {
+        let path = file.path().display();
+        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
+            .iter()
+            .map(|k| file.handler_names(*k).len())
+            .sum::<usize>();
+        if handlers == 0 {
+            report.errors.push(format!(
+                "{path}: returns no handlers (a table of metric handlers, a table of notification handlers, or functions)"
+            ));
+            continue;
+        }
+        // Read once, for the warnings and the commands it asks for.
+        let source = std::fs::read_to_string(file.path()).unwrap_or_default();
+        let warnings = crate::lua::unsupported_features(&source)
+            .into_iter()
+            .chain(file.typos().iter().cloned())
+            .collect();
+        if let Some(services) = services {
+            for r in super::guard::requested_commands(&source) {
+                let missing = match services.get(&r.service) {
+                    None => Some("service"),
+                    Some(s) if !s.commands.contains_key(&r.command) => Some("command"),
+                    Some(_) => None,
+                };
+                if let Some(what) = missing {
+                    report.errors.push(format!(
+                        "{path}: asks for {r}, and config.json has no such {what}"
+                    ));
+                }
+            }
+        }
+        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
+            .into_iter()
+            .flat_map(|kind| file.index_notes(kind))
+            .map(|(name, index)| HandlerCheck {
+                name,
+                indexed: index.as_ref().ok().cloned(),
+                not_indexed: index.err(),
+            })
+            .collect();
+        report.files.push(FileCheck {
+            path: file.path().to_path_buf(),
+            warnings,
+            fresh_tables: file.fresh_tables().map(str::to_string),
+            has_metric_handlers: !file.handler_names(HandlerKind::Metric).is_empty(),
+            handlers,
+        });
+    }
+    report
+}
+
 /// How one golden example of a file came out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExampleVerdict {

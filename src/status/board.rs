@@ -60,11 +60,7 @@ impl Board {
     }
 
     /// Where the counters and the running commands are read from.
-    pub fn set_sources(
-        &self,
-        counters: Source<Counters>,
-        running: Source<Vec<RunningCommand>>,
-    ) {
+    pub fn set_sources(&self, counters: Source<Counters>, running: Source<Vec<RunningCommand>>) {
         if let Ok(mut c) = self.counters.lock() {
             *c = Some(counters);
         }
