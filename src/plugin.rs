@@ -69,6 +69,13 @@ struct Running {
 
 impl Plugin for Monitor {
     fn config(&self, block: ConfigItem) {
+        if let Some(request) = block
+            .children
+            .iter()
+            .find(|c| c.key.eq_ignore_ascii_case(config::CHECK_KEY))
+        {
+            check_mode(request);
+        }
         if let Ok(mut blocks) = self.blocks.lock() {
             blocks.extend(block.children);
         }
@@ -319,6 +326,49 @@ fn engine_config(s: &Settings, board: Arc<Board>) -> EngineConfig {
         }),
         board,
     }
+}
+
+/// `config check` of a collectd.conf started this collectd only to have
+/// collectd's parser read the file: report what it found of our block and
+/// end the process before any plugin starts.
+fn check_mode(request: &ConfigItem) -> ! {
+    let strings: Vec<&str> = request
+        .values
+        .iter()
+        .filter_map(|v| match v {
+            config::ConfigValue::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    let code = match strings.as_slice() {
+        [file, report_path] => {
+            let report = match collectd::parse_config_file(std::path::Path::new(file)) {
+                Ok(tree) => config::BlockReport::of(&tree),
+                Err(e) => config::BlockReport {
+                    parse_error: Some(e),
+                    ..Default::default()
+                },
+            };
+            let written = serde_json::to_vec(&report)
+                .map_err(|e| e.to_string())
+                .and_then(|json| std::fs::write(report_path, json).map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("{report_path}: {e}");
+                    1
+                }
+            }
+        }
+        _ => {
+            eprintln!(
+                "{} takes the file to check and the report's path",
+                config::CHECK_KEY
+            );
+            2
+        }
+    };
+    std::process::exit(code)
 }
 
 /// Starts the control socket `status` asks (`ControlSocket`, default

@@ -1,6 +1,7 @@
 //! `collectd-monitor config check` validates config.json exactly as the
 //! plugin does.
 
+mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -191,4 +192,79 @@ fn trusted_keys_are_listed_with_their_rights_and_bad_key_lines_fail_the_check() 
     std::fs::write(&path, config.to_string()).unwrap();
     let stdout = String::from_utf8_lossy(&check(&path).stdout).into_owned();
     assert!(stdout.contains("requests: NOT authenticated"), "{stdout}");
+}
+
+/// `config check` of a collectd.conf: collectd's own parser reads it, the
+/// `<Plugin monitor>` block is merged with its config.json as the plugin
+/// would, and errors name the file (and, from the parser, the line).
+#[test]
+fn a_collectd_conf_is_read_by_collectds_parser_and_its_block_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("config.json");
+    std::fs::write(
+        &json,
+        r#"{"Host": "broker", "CommandTopic": "c/%{hostname}", "CommandResultTopic": "r/%{hostname}"}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&json, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let conf = dir.path().join("collectd.conf");
+    let run = |text: &str, extra: &[&str]| {
+        std::fs::write(&conf, text).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["config", "check"])
+            .arg(&conf)
+            .arg("--plugin")
+            .arg(common::plugin_library())
+            .args(extra)
+            .output()
+            .expect("run collectd-monitor")
+    };
+    let good = format!(
+        "Hostname \"web1\"\nLoadPlugin cpu\nLoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}\"\n  LogLevel \"info\"\n  <Service \"hello\">\n    Command \"exec\" \"echo hi\"\n  </Service>\n</Plugin>\nInclude \"/etc/collectd/collectd.conf.d\"\n",
+        json.display()
+    );
+    let out = run(&good, &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("config.json: {}", json.display()))
+            && stdout.contains("MQTT broker: broker:1883")
+            && stdout.contains("service hello: exec"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("Include \"/etc/collectd/collectd.conf.d\" is not followed"),
+        "{stderr}"
+    );
+
+    // collectd's parser: the line of the mistake (collectd counts the end
+    // of line 4 as line 5, as when it reads the file itself).
+    let out = run(
+        "LoadPlugin monitor\n<Plugin monitor>\n  LogLevel \"info\"\n<Plugin\n",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Parse error in file `{}', line 5", conf.display())),
+        "{stderr}"
+    );
+
+    // The block, as the plugin reads it.
+    let out = run(
+        "LoadPlugin monitor\n<Plugin monitor>\n  Hots \"x\"\n</Plugin>\n",
+        &["--json"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["kind"], "collectd.conf");
+    assert!(
+        report["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("Hots")),
+        "{report}"
+    );
 }

@@ -613,8 +613,11 @@ fn rules_check_json_has_the_index_the_warnings_and_the_errors() {
         .unwrap();
     assert_eq!(example["fresh_tables"], serde_json::Value::Null);
     assert!(
-        example["handlers"].as_array().unwrap().iter().any(|h| h["indexed"]
-            == "plugin == \"memory\" and type_instance == \"free\""),
+        example["handlers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["indexed"] == "plugin == \"memory\" and type_instance == \"free\""),
         "{example}"
     );
     let typo = files

@@ -1,49 +1,261 @@
-//! `config check FILE`: the plugin's own validation of a config.json, and
-//! a summary of what it sets up.
+//! `config check FILE`: the plugin's own validation of a config.json, or
+//! of a collectd.conf's `<Plugin monitor>` block (read by collectd's own
+//! parser) merged with the config.json it names, and a summary of what it
+//! sets up.
 
 use super::CliError;
-use crate::config;
+use crate::config::{self, BlockReport, Loaded};
 use crate::remote::RemoteSettings;
-use std::path::Path;
-use std::process::ExitCode;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
-/// Validates `file` as the plugin would and prints a summary.
-pub fn check(file: &Path) -> Result<ExitCode, CliError> {
-    let loaded = config::load_json_file(file).map_err(|e| CliError::Failed(e.to_string()))?;
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
+/// Where Debian installs collectd and this plugin.
+pub const DEFAULT_COLLECTD: &str = "/usr/sbin/collectd";
+pub const DEFAULT_PLUGIN: &str = "/usr/lib/collectd/monitor.so";
+
+/// What a check found: errors make it fail; the summary says what the
+/// configuration sets up.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ConfigCheck {
+    pub file: PathBuf,
+    /// `config.json` or `collectd.conf`.
+    pub kind: &'static str,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub summary: Vec<String>,
+}
+
+/// Validates `file` as the plugin would and prints the findings.
+pub fn check(
+    file: &Path,
+    json: bool,
+    collectd: &Path,
+    plugin: &Path,
+) -> Result<ExitCode, CliError> {
+    let report = if is_json(file) {
+        check_json(file)
+    } else {
+        check_collectd_conf(file, collectd, plugin)?
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        for e in &report.errors {
+            eprintln!("{e}");
+        }
+        if report.errors.is_empty() {
+            println!("{}: OK", file.display());
+            for line in &report.summary {
+                println!("  {line}");
+            }
+        }
     }
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A config.json is named `*.json` or starts with `{`; anything else is
+/// read as collectd.conf.
+fn is_json(file: &Path) -> bool {
+    if file.extension().is_some_and(|e| e == "json") {
+        return true;
+    }
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    head[..n]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{')
+}
+
+fn check_json(file: &Path) -> ConfigCheck {
+    let mut report = ConfigCheck {
+        file: file.to_path_buf(),
+        kind: "config.json",
+        ..ConfigCheck::default()
+    };
+    match config::load_json_file(file) {
+        Ok(loaded) => summarise(&loaded, &mut report),
+        Err(e) => report.errors.push(e.to_string()),
+    }
+    report
+}
+
+/// Has collectd's own parser read `file` (in a collectd started for that
+/// alone, which runs this plugin's check mode and exits before any plugin
+/// starts), then loads the block as the plugin would.
+fn check_collectd_conf(
+    file: &Path,
+    collectd: &Path,
+    plugin: &Path,
+) -> Result<ConfigCheck, CliError> {
+    let mut report = ConfigCheck {
+        file: file.to_path_buf(),
+        kind: "collectd.conf",
+        ..ConfigCheck::default()
+    };
+    let file = std::path::absolute(file)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    if !file.is_file() {
+        return Err(CliError::Usage(format!("{}: not a file", file.display())));
+    }
+    let found = parse_with_collectd(&file, collectd, plugin)?;
+    if let Some(e) = found.parse_error {
+        report.errors.push(format!("{}: {e}", file.display()));
+        return Ok(report);
+    }
+    if let Some(e) = &found.block_error {
+        report.errors.push(format!("{}: {e}", file.display()));
+        return Ok(report);
+    }
+    for include in &found.includes {
+        report.warnings.push(format!(
+            "{}: Include {include:?} is not followed by this check: a <Plugin monitor> block there is not seen",
+            file.display()
+        ));
+    }
+    if !found.loads_monitor {
+        report.warnings.push(format!(
+            "{}: no `LoadPlugin monitor`: collectd will not load this plugin",
+            file.display()
+        ));
+    }
+    match config::load(&found.block()) {
+        Ok(loaded) => summarise(&loaded, &mut report),
+        Err(e) => report.errors.push(format!("{}: {e}", file.display())),
+    }
+    Ok(report)
+}
+
+/// A directory of our own under the system's temporary directory, removed
+/// when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// collectd.conf quoting: backslashes and double quotes escaped.
+fn quoted(path: &Path) -> String {
+    let text = path.display().to_string();
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// How long the checking collectd may take (it exits while reading its
+/// configuration, normally within milliseconds).
+const CHECK_TIME: Duration = Duration::from_secs(30);
+
+fn parse_with_collectd(
+    file: &Path,
+    collectd: &Path,
+    plugin: &Path,
+) -> Result<BlockReport, CliError> {
+    let usage = |e: String| CliError::Usage(e);
+    let dir = std::env::temp_dir().join(format!(
+        "collectd-monitor-check-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir(&dir).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
+    let scratch = Scratch(dir);
+    let plugins = scratch.0.join("plugins");
+    std::fs::create_dir(&plugins)
+        .and_then(|()| std::fs::copy(plugin, plugins.join("monitor.so")).map(|_| ()))
+        .map_err(|e| usage(format!("--plugin {}: {e}", plugin.display())))?;
+    let report_path = scratch.0.join("report.json");
+    let conf = scratch.0.join("check.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "BaseDir {base}\nPIDFile {pid}\nPluginDir {plugins}\nLoadPlugin monitor\n<Plugin monitor>\n  {key} {file} {report}\n</Plugin>\n",
+            base = quoted(&scratch.0),
+            pid = quoted(&scratch.0.join("collectd.pid")),
+            plugins = quoted(&plugins),
+            key = config::CHECK_KEY,
+            file = quoted(file),
+            report = quoted(&report_path),
+        ),
+    )
+    .map_err(|e| usage(format!("{}: {e}", conf.display())))?;
+    let mut child = Command::new(collectd)
+        .arg("-C")
+        .arg(&conf)
+        .arg("-f")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| usage(format!("--collectd {}: {e}", collectd.display())))?;
+    let deadline = Instant::now() + CHECK_TIME;
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().map_err(|e| usage(e.to_string()))?;
+    let bytes = crate::files::read_regular(&report_path, 4 << 20, crate::files::Links::Refuse)
+        .map_err(|_| {
+            CliError::Failed(format!(
+                "{} could not check the file (is --plugin this program's monitor.so?): {}{}",
+                collectd.display(),
+                String::from_utf8_lossy(&output.stdout).trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| CliError::Failed(format!("the check's report: {e}")))
+}
+
+/// What the loaded settings set up, and the checks the plugin makes
+/// before connecting (with a placeholder for collectd's hostname).
+fn summarise(loaded: &Loaded, report: &mut ConfigCheck) {
+    report.warnings.extend(loaded.warnings.iter().cloned());
     let s = &loaded.settings;
-    // The same checks the plugin makes before connecting, with a
-    // placeholder for collectd's hostname.
-    let remote = RemoteSettings::from_settings(s, "%{hostname}")
-        .and_then(|r| match r {
-            Some(r) => r.connection.mqtt_options().map(|_| Some(r)),
-            None => Ok(None),
-        })
-        .map_err(|e| CliError::Failed(format!("{}: remote commands: {e}", file.display())))?;
-    println!("{}: OK", file.display());
+    if let Some(path) = &loaded.config_path {
+        report
+            .summary
+            .push(format!("config.json: {}", path.display()));
+    }
+    let remote = RemoteSettings::from_settings(s, "%{hostname}").and_then(|r| match r {
+        Some(r) => r.connection.mqtt_options().map(|_| Some(r)),
+        None => Ok(None),
+    });
+    let lines = &mut report.summary;
     match remote {
-        Some(r) => {
+        Err(e) => report.errors.push(format!("remote commands: {e}")),
+        Ok(Some(r)) => {
             let c = &r.connection;
             let tls = match &c.tls {
                 Some(t) if t.skip_verify => "TLS without certificate verification (insecure)",
                 Some(_) => "TLS",
                 None => "plain TCP",
             };
-            println!(
-                "  MQTT broker: {}:{} ({tls}, QoS {}, client id {})",
+            lines.push(format!(
+                "MQTT broker: {}:{} ({tls}, QoS {}, client id {})",
                 c.host,
                 c.port,
                 s.qos.level(),
                 c.client_id
-            );
-            println!(
-                "  commands on {}, results on {}",
+            ));
+            lines.push(format!(
+                "commands on {}, results on {}",
                 r.command_topic, r.result_topic
-            );
+            ));
             if !r.config_push {
-                println!("  collectd.conf push: off (AllowConfigPush false)");
+                lines.push("collectd.conf push: off (AllowConfigPush false)".into());
             } else {
                 let p = &r.replace.policy;
                 let plugins = match &p.allowed_plugins {
@@ -58,35 +270,34 @@ pub fn check(file: &Path) -> Result<ExitCode, CliError> {
                     .iter()
                     .map(|d| d.display().to_string())
                     .collect();
-                println!(
-                    "  collectd.conf push: on; plugins: {plugins}; Include only under: {}",
+                lines.push(format!(
+                    "collectd.conf push: on; plugins: {plugins}; Include only under: {}",
                     if includes.is_empty() {
                         "(nowhere)".to_string()
                     } else {
                         includes.join(", ")
                     }
-                );
+                ));
             }
             match &r.trust {
-                None => println!(
-                    "  requests: NOT authenticated (no TrustedKeys): whoever may publish on the command topic can run every service"
+                None => lines.push(
+                    "requests: NOT authenticated (no TrustedKeys): whoever may publish on the command topic can run every service".into(),
                 ),
                 Some(trust) => {
-                    println!("  requests: signed only; trusted keys:");
+                    lines.push("requests: signed only; trusted keys:".into());
                     for (name, key) in &trust.keys {
-                        println!("    {name}: {} ({})", key.rights.describe(), key.origin);
+                        lines.push(format!("  {name}: {} ({})", key.rights.describe(), key.origin));
                     }
                 }
             }
         }
-        None => println!("  MQTT broker: none (remote commands off)"),
+        Ok(None) => lines.push("MQTT broker: none (remote commands off)".into()),
     }
     if let Some(dir) = &s.local_monitor_config_dir {
-        println!("  rule directory: {}", dir.display());
+        lines.push(format!("rule directory: {}", dir.display()));
     }
     for (name, service) in &s.services {
         let commands: Vec<&str> = service.commands.keys().map(String::as_str).collect();
-        println!("  service {name}: {}", commands.join(", "));
+        lines.push(format!("service {name}: {}", commands.join(", ")));
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -161,11 +161,26 @@ enum RulesCommand {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate a config.json exactly as the plugin would, and summarise it.
-    #[command(after_help = "Exit status: 0 valid, 1 not valid.")]
+    /// Validate a config.json, or a collectd.conf's <Plugin monitor>
+    /// block with the config.json it names, exactly as the plugin would,
+    /// and summarise it. A collectd.conf is read by collectd's own parser
+    /// (a collectd started only for that, which exits before any plugin
+    /// starts).
+    #[command(
+        after_help = "Exit status: 0 valid, 1 not valid, 2 the file, collectd or the plugin could not be used."
+    )]
     Check {
-        /// Path of the config.json to check.
+        /// A config.json, or a collectd.conf.
         file: PathBuf,
+        /// Print the findings as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// The collectd program that parses a collectd.conf.
+        #[arg(long, default_value = config::DEFAULT_COLLECTD)]
+        collectd: PathBuf,
+        /// This plugin's monitor.so (collectd loads it to parse).
+        #[arg(long, default_value = config::DEFAULT_PLUGIN)]
+        plugin: PathBuf,
     },
 }
 
@@ -216,7 +231,12 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.action {
-        Action::Config(ConfigCommand::Check { file }) => config::check(&file),
+        Action::Config(ConfigCommand::Check {
+            file,
+            json,
+            collectd,
+            plugin,
+        }) => config::check(&file, json, &collectd, &plugin),
         Action::SendCommand {
             service,
             command,

@@ -8,6 +8,7 @@
 //! the `collectd-monitor config check` command call the same code.
 
 mod block;
+mod file_check;
 mod load;
 mod meaning;
 mod reload;
@@ -15,6 +16,7 @@ mod schema;
 mod tree;
 
 pub use block::{BlockError, PluginBlock};
+pub use file_check::{BlockReport, CHECK_KEY};
 pub use load::{ConfigError, Loaded, load, load_json_file};
 pub use reload::{ConfigReload, LiveServices, Reloaded, Watcher};
 pub use schema::{LogDevice, LogLevelName, Missing, Qos, Service, Settings, find_command};
