@@ -43,6 +43,12 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     )
     .unwrap();
     std::fs::write(rules.join("broken.lua"), "return {\n").unwrap();
+    // Waits for df/percent_bytes; this host sends df_complex.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/disk_almost_full.lua"),
+        rules.join("disk.lua"),
+    )
+    .unwrap();
     let socket = work.path().join("state/control.sock");
     let config = json!({
         "LocalMonitorConfigDir": rules,
@@ -67,8 +73,20 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     collectd.wait_for_log("remote: listening for commands on cmd/testhost");
 
-    // A value the example rules act on.
+    // Once the files are loaded (values sent before would go to every
+    // worker unrouted and not be counted against their conditions):
+    collectd.wait_until("both rule files active", || {
+        let s = status_json(&socket);
+        let active = s["rule_files"]
+            .as_array()?
+            .iter()
+            .filter(|f| f["state"] == "active")
+            .count();
+        (active == 2).then_some(())
+    });
+    // A value the example rules act on, and one the disk rule does not.
     collectd.putval("testhost/memory/memory-free N:5000000000");
+    collectd.putval("testhost/df-root/df_complex-free N:1000");
     let example = rules.join("example.lua").display().to_string();
     let s = collectd.wait_until("the example rule's decision in the status", || {
         let s = status_json(&socket);
@@ -76,7 +94,16 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             .as_array()?
             .iter()
             .find(|f| f["path"] == example.as_str())?;
-        let decided = file["state"] == "active"
+        let disk = s["rule_files"]
+            .as_array()?
+            .iter()
+            .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("disk.lua")))?;
+        let hinted = disk["sent_for_its_plugins"]
+            .as_array()?
+            .iter()
+            .any(|x| x == "testhost/df-root/df_complex-free");
+        let decided = hinted
+            && file["state"] == "active"
             && file["handlers"].as_array()?.iter().any(|h| {
                 h["name"]
                     .as_str()
@@ -94,6 +121,17 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             .clone()
     };
     assert_eq!(file("example.lua")["state"], "active");
+    assert!(
+        file("example.lua")["series_matched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "testhost/memory/memory-free"),
+        "{}",
+        file("example.lua")
+    );
+    assert_eq!(file("disk.lua")["series_matched_count"], 0);
+    assert_eq!(file("disk.lua")["wants_plugins"][0], "df");
     assert!(file("example.lua")["evaluations"].as_u64() >= Some(1));
     let broken = file("broken.lua");
     assert_eq!(broken["state"], "not loaded", "{broken}");
@@ -140,7 +178,9 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             && text.contains("memory_free_is_under_10GB: ")
             && text.contains("last decision hello/exec at ")
             && text.contains("remote commands: broker 127.0.0.1:")
-            && text.contains("requests NOT authenticated"),
+            && text.contains("requests NOT authenticated")
+            && text.contains("no series matched its conditions yet (it waits for plugin df)")
+            && text.contains("collectd does send: testhost/df-root/df_complex-free"),
         "{text}"
     );
 

@@ -50,6 +50,33 @@ pub fn render(s: &Status) -> String {
         if let Some(note) = &f.note {
             let _ = writeln!(out, "  last said: {note}");
         }
+        if !f.routed {
+            let _ = writeln!(
+                out,
+                "  receives every value list (its handlers are not indexed)"
+            );
+        } else if f.series_matched.is_empty() {
+            let plugins = if f.wants_plugins.is_empty() {
+                String::new()
+            } else {
+                format!(" (it waits for plugin {})", f.wants_plugins.join(", "))
+            };
+            let _ = writeln!(out, "  no series matched its conditions yet{plugins}");
+            if !f.sent_for_its_plugins.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  collectd does send: {}",
+                    f.sent_for_its_plugins.join(", ")
+                );
+            }
+        } else {
+            let _ = writeln!(
+                out,
+                "  series matched: {} ({} in all)",
+                f.series_matched.join(", "),
+                f.series_matched_count
+            );
+        }
         if f.handlers.is_empty() {
             let _ = writeln!(out, "  no handler has decided, been held, or failed yet");
         }

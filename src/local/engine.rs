@@ -11,7 +11,7 @@ use crate::events::batch::{Span, decode_batch, new_batch, scan, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
 use crate::sandbox::{ReportSink, RestartPolicy, Routing, Worker, WorkerPhase, WorkerSpec};
-use crate::status::Board;
+use crate::status::{Board, FileState};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,6 +152,7 @@ impl Engine {
             .collect();
         if changed {
             self.router.clear();
+            self.config.board.forget_matches();
         }
         // Where each event lies and whose it is, read once; then which
         // files want it, once per series (a damaged batch goes to every
@@ -166,6 +167,7 @@ impl Engine {
         let wants = spans
             .as_deref()
             .map(|spans| self.router.route(spans, &routings));
+        self.note_fresh_series(&routings);
         for (i, slot) in self.slots.values_mut().enumerate() {
             match &mut slot.active {
                 Some(running) => {
@@ -186,6 +188,24 @@ impl Engine {
                     Stats::add(&self.stats.sandbox_dropped, count);
                 }
                 None => {}
+            }
+        }
+    }
+
+    /// Tells the status board which new series collectd sends, and which
+    /// routed files want them.
+    fn note_fresh_series(&mut self, routings: &[Option<Arc<Routing>>]) {
+        let fresh = self.router.take_fresh();
+        if fresh.is_empty() {
+            return;
+        }
+        let paths: Vec<String> = self.slots.keys().map(|p| p.display().to_string()).collect();
+        for (plugin, series, wants) in fresh {
+            self.config.board.series_seen(&plugin, &series);
+            for (i, path) in paths.iter().enumerate() {
+                if routings.get(i).is_some_and(Option::is_some) && wants.get(i) == Some(&true) {
+                    self.config.board.series_matched(path, &series);
+                }
             }
         }
     }
@@ -213,7 +233,7 @@ impl Engine {
         self.stats
             .files_quarantined
             .store(quarantined, std::sync::atomic::Ordering::Relaxed);
-        let states: Vec<(String, &'static str)> = self
+        let states: Vec<FileState> = self
             .slots
             .iter()
             .map(|(path, slot)| {
@@ -224,7 +244,16 @@ impl Engine {
                     State::RestartAt(_) => "restarting",
                     State::Quarantined => "quarantined",
                 };
-                (path.display().to_string(), state)
+                let routing = slot.active.as_ref().and_then(|r| r.routing.as_ref());
+                FileState {
+                    path: path.display().to_string(),
+                    state,
+                    routed: routing.is_some_and(|r| r.metric.is_some()),
+                    plugins: routing
+                        .and_then(|r| r.metric.as_ref())
+                        .map(|g| g.plugins())
+                        .unwrap_or_default(),
+                }
             })
             .collect();
         self.config.board.files(&states);

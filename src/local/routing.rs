@@ -14,10 +14,17 @@ use std::sync::Arc;
 /// over (a stream of ever new series cannot grow it without bound).
 const MAX_SERIES: usize = 65_536;
 
+/// Series newly decided kept for [`Router::take_fresh`] at most, between
+/// two takes.
+const MAX_FRESH: usize = 1024;
+
 /// Per-series verdicts for the current set of files.
 #[derive(Default)]
 pub struct Router {
     verdicts: HashMap<Box<[u8]>, Arc<[bool]>>,
+    /// Value-list series decided since the last take, with their verdicts
+    /// (what `status` shows of which series each file gets).
+    fresh: Vec<(String, String, Arc<[bool]>)>,
 }
 
 impl Router {
@@ -25,6 +32,12 @@ impl Router {
     /// changed.
     pub fn clear(&mut self) {
         self.verdicts.clear();
+    }
+
+    /// The value-list series decided for the first time since the last
+    /// call: `(plugin, series, which files want it)`.
+    pub fn take_fresh(&mut self) -> Vec<(String, String, Arc<[bool]>)> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// For each span, which of the files (by their position in
@@ -50,6 +63,13 @@ impl Router {
                 }
                 let v = decide(span, routings);
                 self.verdicts.insert(span.key.into(), Arc::clone(&v));
+                if self.fresh.len() < MAX_FRESH {
+                    self.fresh.push((
+                        span.identity[1].to_string(),
+                        crate::rules::series_name(span.identity),
+                        Arc::clone(&v),
+                    ));
+                }
                 v
             })
             .collect()

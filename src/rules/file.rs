@@ -120,19 +120,7 @@ pub(super) trait Identity {
 
     /// collectd's identifier, `host/plugin-instance/type-instance`.
     fn series(&self) -> String {
-        let [host, plugin, plugin_instance, type_, type_instance] = self.identity_fields();
-        let join = |a: &str, b: &str| {
-            if b.is_empty() {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        };
-        format!(
-            "{host}/{}/{}",
-            join(plugin, plugin_instance),
-            join(type_, type_instance)
-        )
+        series_name(self.identity_fields())
     }
 }
 
@@ -162,6 +150,24 @@ impl Identity for Notification {
             &self.type_instance,
         ]
     }
+}
+
+/// collectd's identifier of a series, `host/plugin-instance/type-instance`,
+/// from `[host, plugin, plugin_instance, type, type_instance]`.
+pub fn series_name(identity: [&str; 5]) -> String {
+    let [host, plugin, plugin_instance, type_, type_instance] = identity;
+    let join = |a: &str, b: &str| {
+        if b.is_empty() {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    format!(
+        "{host}/{}/{}",
+        join(plugin, plugin_instance),
+        join(type_, type_instance)
+    )
 }
 
 /// collectd's identifier of an event's series, for logs and reports.

@@ -16,7 +16,7 @@ pub use debounce::{DebouncePolicy, State, Verdict};
 pub use examples::Example;
 pub use file::{
     Fired, HandlerError, HandlerKind, HandlerOutcome, MAX_RULE_FILE_BYTES, RuleFile, event_series,
-    read_rule_file,
+    read_rule_file, series_name,
 };
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};

@@ -7,8 +7,24 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// Series kept per handler: enough to see which ones a rule acts on.
+/// Series kept per handler and per file: enough to see which ones a rule
+/// acts on.
 const SERIES_KEPT: usize = 8;
+/// Series remembered per plugin, and plugins remembered, of what collectd
+/// sends (bounded against a stream of ever new names).
+const SERIES_PER_PLUGIN: usize = 16;
+const PLUGINS_KEPT: usize = 512;
+
+/// A rule file as the engine sees it in one round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileState {
+    pub path: String,
+    pub state: &'static str,
+    /// Its value lists are chosen by its conditions.
+    pub routed: bool,
+    /// The plugins its conditions name.
+    pub plugins: Vec<String>,
+}
 
 /// What a handler's worker reported.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +60,8 @@ impl std::fmt::Debug for Board {
 struct Inner {
     files: BTreeMap<String, FileStatus>,
     remote: Option<RemoteStatus>,
+    /// Value-list series collectd sent, by plugin (the first few each).
+    seen: BTreeMap<String, Vec<String>>,
 }
 
 impl Board {
@@ -91,18 +109,55 @@ impl Board {
 
     /// The rule files and their states, as the engine sees them now;
     /// files no longer there are dropped.
-    pub fn files(&self, states: &[(String, &'static str)]) {
+    pub fn files(&self, states: &[FileState]) {
         let now = iso8601(SystemTime::now());
         self.with(|inner| {
             inner
                 .files
-                .retain(|path, _| states.iter().any(|(p, _)| p == path));
-            for (path, state) in states {
-                let file = Self::file(inner, path);
-                if file.state != *state {
-                    file.state = state.to_string();
+                .retain(|path, _| states.iter().any(|s| s.path == *path));
+            for s in states {
+                let file = Self::file(inner, &s.path);
+                if file.state != s.state {
+                    file.state = s.state.to_string();
                     file.since = now.clone();
                 }
+                file.routed = s.routed;
+                file.wants_plugins.clone_from(&s.plugins);
+            }
+        });
+    }
+
+    /// collectd sent a value list of a series not seen before.
+    pub fn series_seen(&self, plugin: &str, series: &str) {
+        self.with(|inner| {
+            if !inner.seen.contains_key(plugin) && inner.seen.len() >= PLUGINS_KEPT {
+                return;
+            }
+            let list = inner.seen.entry(plugin.to_string()).or_default();
+            if list.len() < SERIES_PER_PLUGIN && !list.iter().any(|s| s == series) {
+                list.push(series.to_string());
+            }
+        });
+    }
+
+    /// Every file's matched series start over (the files' conditions
+    /// changed, so every series is decided again).
+    pub fn forget_matches(&self) {
+        self.with(|inner| {
+            for f in inner.files.values_mut() {
+                f.series_matched.clear();
+                f.series_matched_count = 0;
+            }
+        });
+    }
+
+    /// A file's conditions admitted a series (decided once per series).
+    pub fn series_matched(&self, path: &str, series: &str) {
+        self.with(|inner| {
+            let file = Self::file(inner, path);
+            file.series_matched_count += 1;
+            if file.series_matched.len() < SERIES_KEPT {
+                file.series_matched.push(series.to_string());
             }
         });
     }
@@ -210,7 +265,26 @@ impl Board {
         let (files, mut remote) = self
             .inner
             .lock()
-            .map(|i| (i.files.values().cloned().collect(), i.remote.clone()))
+            .map(|i| {
+                let files = i
+                    .files
+                    .values()
+                    .cloned()
+                    .map(|mut f| {
+                        if f.routed && f.series_matched.is_empty() {
+                            f.sent_for_its_plugins = f
+                                .wants_plugins
+                                .iter()
+                                .filter_map(|p| i.seen.get(p))
+                                .flatten()
+                                .cloned()
+                                .collect();
+                        }
+                        f
+                    })
+                    .collect();
+                (files, i.remote.clone())
+            })
             .unwrap_or_default();
         if let (Some(r), Ok(Some(path))) = (&mut remote, self.journal.lock().as_deref()) {
             r.journal_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
@@ -241,7 +315,16 @@ mod tests {
     #[test]
     fn records_files_handlers_and_the_session() {
         let board = Board::new("web1");
-        board.files(&[("a.lua".into(), "active"), ("b.lua".into(), "not loaded")]);
+        let state = |path: &str, state: &'static str, plugins: &[&str]| FileState {
+            path: path.into(),
+            state,
+            routed: true,
+            plugins: plugins.iter().map(|p| p.to_string()).collect(),
+        };
+        board.files(&[
+            state("a.lua", "active", &[]),
+            state("b.lua", "not loaded", &[]),
+        ]);
         board.file_note("b.lua", "syntax error");
         board.evaluated("a.lua", 10);
         for i in 0..20 {
@@ -273,8 +356,28 @@ mod tests {
         assert_eq!(h.last_error.as_ref().unwrap().what, "boom");
         assert_eq!(s.rule_files[1].note.as_deref(), Some("syntax error"));
         // A file gone from the directory is gone from the status.
-        board.files(&[("a.lua".into(), "active")]);
+        board.files(&[state("a.lua", "active", &[])]);
         assert_eq!(board.snapshot().rule_files.len(), 1);
+        // A rule waiting for df/percent_bytes on a host that sends
+        // df_complex: the status says what does come.
+        board.files(&[
+            state("a.lua", "active", &[]),
+            state("df.lua", "active", &["df"]),
+        ]);
+        board.series_seen("df", "web1/df-root/df_complex-free");
+        board.series_seen("cpu", "web1/cpu-0/cpu-idle");
+        board.series_matched("a.lua", "web1/cpu-0/cpu-idle");
+        let s = board.snapshot();
+        let df = s.rule_files.iter().find(|f| f.path == "df.lua").unwrap();
+        assert_eq!(
+            df.sent_for_its_plugins,
+            vec!["web1/df-root/df_complex-free"]
+        );
+        let a = s.rule_files.iter().find(|f| f.path == "a.lua").unwrap();
+        assert_eq!(
+            (a.series_matched_count, a.sent_for_its_plugins.len()),
+            (1, 0)
+        );
         assert!(board.snapshot().remote.is_none());
         board.remote_started(
             "b:1883",

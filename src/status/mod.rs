@@ -7,7 +7,7 @@ mod board;
 mod client;
 mod server;
 
-pub use board::{Board, HandlerEvent};
+pub use board::{Board, FileState, HandlerEvent};
 pub use client::fetch;
 pub use server::ControlServer;
 
@@ -42,6 +42,18 @@ pub struct FileStatus {
     pub note: Option<String>,
     /// Events its worker evaluated.
     pub evaluations: u64,
+    /// Its value lists are chosen by its handlers' conditions (the rule
+    /// index); `false`: it receives every value list.
+    pub routed: bool,
+    /// Value-list series its conditions admitted so far: how many, and the
+    /// first few.
+    pub series_matched_count: u64,
+    pub series_matched: Vec<String>,
+    /// The plugins its conditions name (`plugin == "df"`).
+    pub wants_plugins: Vec<String>,
+    /// When no series matched: the series collectd does send for those
+    /// plugins (`df_complex` where the rule waits for `percent_bytes`).
+    pub sent_for_its_plugins: Vec<String>,
     pub handlers: Vec<HandlerStatus>,
 }
 

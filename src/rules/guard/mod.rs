@@ -93,6 +93,24 @@ pub struct Subject<'a> {
 }
 
 impl Guard {
+    /// The plugins the guard asks for by name (`plugin == "df"`), outside
+    /// any `not`: what a rule waiting for those plugins' series expects.
+    pub fn plugins(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_plugins(&mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn collect_plugins(&self, out: &mut Vec<String>) {
+        match self {
+            Guard::Eq(Field::Plugin, name) => out.push(name.clone()),
+            Guard::All(gs) | Guard::Any(gs) => gs.iter().for_each(|g| g.collect_plugins(out)),
+            _ => {}
+        }
+    }
+
     /// Always true: no condition.
     pub fn always() -> Guard {
         Guard::All(Vec::new())
