@@ -133,6 +133,11 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     assert_eq!(file("disk.lua")["series_matched_count"], 0);
     assert_eq!(file("disk.lua")["wants_plugins"][0], "df");
     assert!(file("example.lua")["evaluations"].as_u64() >= Some(1));
+    assert!(
+        file("example.lua")["worker_rss_kib"].as_u64() > Some(0),
+        "{}",
+        file("example.lua")
+    );
     let broken = file("broken.lua");
     assert_eq!(broken["state"], "not loaded", "{broken}");
     assert!(

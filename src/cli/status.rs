@@ -42,9 +42,12 @@ pub fn render(s: &Status) -> String {
         let _ = writeln!(out, "rule files: none");
     }
     for f in &s.rule_files {
+        let memory = f.worker_rss_kib.map_or(String::new(), |kib| {
+            format!(", worker {} KiB resident", kib)
+        });
         let _ = writeln!(
             out,
-            "rule file {}: {} since {}, {} evaluations",
+            "rule file {}: {} since {}, {} evaluations{memory}",
             f.path, f.state, f.since, f.evaluations
         );
         if let Some(note) = &f.note {

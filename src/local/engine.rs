@@ -246,6 +246,7 @@ impl Engine {
                 };
                 let routing = slot.active.as_ref().and_then(|r| r.routing.as_ref());
                 FileState {
+                    pid: slot.active.as_ref().map(|r| r.worker.pid()),
                     path: path.display().to_string(),
                     state,
                     routed: routing.is_some_and(|r| r.metric.is_some()),

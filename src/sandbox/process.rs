@@ -68,6 +68,11 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The worker process's id (for `status`, which reads its memory).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Starts the worker and its two threads.
     pub fn spawn(spec: &WorkerSpec, sink: ReportSink) -> Result<Worker, String> {
         let mut command = Command::new(&spec.program);

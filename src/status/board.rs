@@ -24,6 +24,8 @@ pub struct FileState {
     pub routed: bool,
     /// The plugins its conditions name.
     pub plugins: Vec<String>,
+    /// Its worker process, when one runs.
+    pub pid: Option<u32>,
 }
 
 /// What a handler's worker reported.
@@ -123,6 +125,7 @@ impl Board {
                 }
                 file.routed = s.routed;
                 file.wants_plugins.clone_from(&s.plugins);
+                file.worker_pid = s.pid;
             }
         });
     }
@@ -271,6 +274,7 @@ impl Board {
                     .values()
                     .cloned()
                     .map(|mut f| {
+                        f.worker_rss_kib = f.worker_pid.and_then(rss_kib);
                         if f.routed && f.series_matched.is_empty() {
                             f.sent_for_its_plugins = f
                                 .wants_plugins
@@ -308,6 +312,18 @@ impl Board {
     }
 }
 
+/// A process's resident memory in KiB, from `/proc/PID/status`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +336,7 @@ mod tests {
             state,
             routed: true,
             plugins: plugins.iter().map(|p| p.to_string()).collect(),
+            pid: Some(std::process::id()),
         };
         board.files(&[
             state("a.lua", "active", &[]),
@@ -350,6 +367,7 @@ mod tests {
         assert_eq!(s.rule_files.len(), 2);
         let a = &s.rule_files[0];
         assert_eq!((a.state.as_str(), a.evaluations), ("active", 10));
+        assert!(a.worker_rss_kib.is_some_and(|kib| kib > 0), "{a:?}");
         let h = &a.handlers[0];
         assert_eq!((h.decisions, h.suppressed, h.errors), (20, 1, 1));
         assert_eq!(h.series.len(), SERIES_KEPT);

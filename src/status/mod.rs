@@ -42,6 +42,9 @@ pub struct FileStatus {
     pub note: Option<String>,
     /// Events its worker evaluated.
     pub evaluations: u64,
+    /// Its worker process and the memory it holds (resident, KiB).
+    pub worker_pid: Option<u32>,
+    pub worker_rss_kib: Option<u64>,
     /// Its value lists are chosen by its handlers' conditions (the rule
     /// index); `false`: it receives every value list.
     pub routed: bool,
