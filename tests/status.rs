@@ -159,6 +159,7 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         .unwrap()
         .clone();
     assert_eq!(handler["last_decision"]["what"], "hello/exec", "{handler}");
+    assert!(handler["calls"].as_u64() >= Some(1), "{handler}");
     assert_eq!(
         handler["last_decision"]["series"], "testhost/memory/memory-free",
         "{handler}"

@@ -81,13 +81,13 @@ pub fn render(s: &Status) -> String {
             );
         }
         if f.handlers.is_empty() {
-            let _ = writeln!(out, "  no handler has decided, been held, or failed yet");
+            let _ = writeln!(out, "  no handler has been called yet");
         }
         for h in &f.handlers {
             let _ = writeln!(
                 out,
-                "  {}: {} decisions, {} held back, {} suppressed by cooldown, {} errors",
-                h.name, h.decisions, h.held, h.suppressed, h.errors
+                "  {}: {} calls, {} decisions, {} held back, {} suppressed by cooldown, {} errors",
+                h.name, h.calls, h.decisions, h.held, h.suppressed, h.errors
             );
             if let Some(d) = &h.last_decision {
                 let _ = writeln!(

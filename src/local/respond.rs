@@ -84,9 +84,9 @@ impl Responder {
     pub fn handle(self: &Arc<Self>, file: &Path, report: Report) {
         let path = file.display().to_string();
         match report {
-            Report::Done { events, .. } => {
+            Report::Done { events, calls, .. } => {
                 Stats::add(&self.stats.evaluated, events);
-                self.board.evaluated(&path, events);
+                self.board.evaluated(&path, events, &calls);
             }
             Report::Printed { line } => {
                 if let Some(skipped) = admit(&self.prints, &file.display().to_string()) {

@@ -9,6 +9,7 @@ use crate::lua::VmLimits;
 use crate::task::CommandRef;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A request a handler made that its debounce options held back.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +34,10 @@ pub struct RuleSet {
     files: Vec<RuleFile>,
     /// Debounce state by (handler label, value identity).
     states: HashMap<(String, String), State>,
+    /// Calls per handler since the last [`RuleSet::take_calls`], by the
+    /// handler's label (the same `Arc` on every outcome: found by pointer,
+    /// cheaper than hashing the text on every call).
+    calls: Vec<(Arc<str>, u64)>,
 }
 
 impl RuleSet {
@@ -61,7 +66,7 @@ impl RuleSet {
     pub fn from_files(files: Vec<RuleFile>) -> RuleSet {
         RuleSet {
             files,
-            states: HashMap::new(),
+            ..RuleSet::default()
         }
     }
 
@@ -89,6 +94,18 @@ impl RuleSet {
         &self.files
     }
 
+    /// How often each handler was called since the last take (for
+    /// `status`), by label.
+    pub fn take_calls(&mut self) -> Vec<(String, u64)> {
+        let mut calls: Vec<(String, u64)> = self
+            .calls
+            .drain(..)
+            .map(|(h, n)| (h.to_string(), n))
+            .collect();
+        calls.sort();
+        calls
+    }
+
     pub fn on_metric(&mut self, metric: &Metric) -> Evaluation {
         self.each(|| metric.series(), metric.time, |f| f.on_metric(metric))
     }
@@ -108,6 +125,14 @@ impl RuleSet {
         let mut out = Evaluation::default();
         for file in &mut self.files {
             for outcome in offer(file) {
+                match self
+                    .calls
+                    .iter_mut()
+                    .find(|(h, _)| Arc::ptr_eq(h, &outcome.handler))
+                {
+                    Some((_, n)) => *n += 1,
+                    None => self.calls.push((Arc::clone(&outcome.handler), 1)),
+                }
                 let wants = match outcome.result {
                     Ok(w) => w,
                     Err((reason, limit)) => {

@@ -81,8 +81,14 @@ pub enum Report {
     },
     /// A line the file printed.
     Printed { line: String },
-    /// Every event of batch `seq` has been evaluated.
-    Done { seq: u64, events: u64 },
+    /// Every event of batch `seq` has been evaluated; `calls`: how often
+    /// each handler was called for them.
+    Done {
+        seq: u64,
+        events: u64,
+        #[serde(default)]
+        calls: Vec<(String, u64)>,
+    },
     /// The worker is about to exit on its own, and why.
     Fatal { reason: String },
     /// Something the operator should know that does not stop the worker.
@@ -117,7 +123,11 @@ mod tests {
         assert!(read_frame(&mut r).unwrap().is_none());
         let huge = (u32::MAX).to_le_bytes();
         assert!(read_frame(&mut huge.as_slice()).is_err());
-        let report = Report::Done { seq: 3, events: 9 };
+        let report = Report::Done {
+            seq: 3,
+            events: 9,
+            calls: vec![("f.lua::metric::h".into(), 9)],
+        };
         assert_eq!(Report::decode(&report.encode()).unwrap(), report);
     }
 }

@@ -95,6 +95,28 @@ impl Board {
         }
     }
 
+    /// A handler's entry in its file; one not seen yet is added (the list
+    /// stays in name order).
+    fn handler_entry<'a>(file: &'a mut FileStatus, handler: &str) -> &'a mut HandlerStatus {
+        let i = match file
+            .handlers
+            .binary_search_by(|h| h.name.as_str().cmp(handler))
+        {
+            Ok(i) => i,
+            Err(i) => {
+                file.handlers.insert(
+                    i,
+                    HandlerStatus {
+                        name: handler.to_string(),
+                        ..HandlerStatus::default()
+                    },
+                );
+                i
+            }
+        };
+        &mut file.handlers[i]
+    }
+
     /// A file's entry; one not seen yet is added (a worker may report
     /// before the engine's next round lists it).
     fn file<'a>(inner: &'a mut Inner, path: &str) -> &'a mut FileStatus {
@@ -170,28 +192,23 @@ impl Board {
         self.with(|inner| Self::file(inner, path).note = Some(note.to_string()));
     }
 
-    /// Events a file's worker evaluated.
-    pub fn evaluated(&self, path: &str, events: u64) {
-        self.with(|inner| Self::file(inner, path).evaluations += events);
+    /// Events a file's worker evaluated, and how often each handler was
+    /// called for them.
+    pub fn evaluated(&self, path: &str, events: u64, calls: &[(String, u64)]) {
+        self.with(|inner| {
+            let file = Self::file(inner, path);
+            file.evaluations += events;
+            for (name, n) in calls {
+                Self::handler_entry(file, name).calls += n;
+            }
+        });
     }
 
     /// What one handler did.
     pub fn handler(&self, path: &str, handler: &str, event: HandlerEvent) {
         let now = iso8601(SystemTime::now());
         self.with(|inner| {
-            let file = Self::file(inner, path);
-            let h = match file.handlers.iter().position(|h| h.name == handler) {
-                Some(i) => &mut file.handlers[i],
-                None => {
-                    file.handlers.push(HandlerStatus {
-                        name: handler.to_string(),
-                        ..HandlerStatus::default()
-                    });
-                    file.handlers.sort_by(|a, b| a.name.cmp(&b.name));
-                    let i = file.handlers.iter().position(|h| h.name == handler);
-                    &mut file.handlers[i.unwrap_or(0)]
-                }
-            };
+            let h = Self::handler_entry(Self::file(inner, path), handler);
             let mut seen = |series: &str| {
                 if h.series.len() < SERIES_KEPT && !h.series.iter().any(|s| s == series) {
                     h.series.push(series.to_string());
@@ -343,7 +360,7 @@ mod tests {
             state("b.lua", "not loaded", &[]),
         ]);
         board.file_note("b.lua", "syntax error");
-        board.evaluated("a.lua", 10);
+        board.evaluated("a.lua", 10, &[("a.lua::metric::h".into(), 7)]);
         for i in 0..20 {
             board.handler(
                 "a.lua",
@@ -369,7 +386,10 @@ mod tests {
         assert_eq!((a.state.as_str(), a.evaluations), ("active", 10));
         assert!(a.worker_rss_kib.is_some_and(|kib| kib > 0), "{a:?}");
         let h = &a.handlers[0];
-        assert_eq!((h.decisions, h.suppressed, h.errors), (20, 1, 1));
+        assert_eq!(
+            (h.calls, h.decisions, h.suppressed, h.errors),
+            (7, 20, 1, 1)
+        );
         assert_eq!(h.series.len(), SERIES_KEPT);
         assert_eq!(h.last_error.as_ref().unwrap().what, "boom");
         assert_eq!(s.rule_files[1].note.as_deref(), Some("syntax error"));

@@ -65,6 +65,8 @@ pub struct FileStatus {
 pub struct HandlerStatus {
     /// `<file>::metric::<name>`.
     pub name: String,
+    /// Times it was called (the rule index skips the rest).
+    pub calls: u64,
     pub decisions: u64,
     /// Held back by its own `hits`/`repeat_interval`/`give_up`.
     pub held: u64,
