@@ -1,6 +1,9 @@
 //! `collectd-monitor status` against a real collectd running the plugin
-//! with rule files and a real mosquitto: the control socket is private,
-//! answers what the rules did, and a stalled client does not stop it.
+//! with rule files, collectd's real df plugin and a real mosquitto: the
+//! control socket is private and answers what the rules did (a handler
+//! fired, its command still running, a file quarantined, a df rule that
+//! never matched with the df series collectd does send, the broker gone);
+//! a stalled client does not stop it.
 
 mod common;
 use common::{Collectd, CollectdSpec, Mosquitto};
@@ -43,10 +46,17 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     )
     .unwrap();
     std::fs::write(rules.join("broken.lua"), "return {\n").unwrap();
-    // Waits for df/percent_bytes; this host sends df_complex.
+    // Waits for df/percent_bytes; collectd's df plugin without
+    // ValuesPercentage sends df_complex.
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/disk_almost_full.lua"),
         rules.join("disk.lua"),
+    )
+    .unwrap();
+    // Its worker is killed below: quarantined at the first death.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/load_high.lua"),
+        rules.join("crash.lua"),
     )
     .unwrap();
     let socket = work.path().join("state/control.sock");
@@ -57,11 +67,14 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         "CommandTopic": "cmd/%{hostname}",
         "CommandResultTopic": "res/%{hostname}",
         "StateDir": work.path().join("state"),
-        "Services": {"hello": {"commands": {"exec": "echo hi"}}},
+        "RuleCrashLimit": 1,
+        // Still running while the status is read.
+        "Services": {"hello": {"commands": {"exec": "sleep 4; echo hi"}}},
     });
     let mut collectd = Collectd::start(CollectdSpec {
         monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
         config_json: Some((config.to_string(), 0o600)),
+        extra_conf: "<LoadPlugin df>\n  Interval 1\n</LoadPlugin>\n<Plugin df>\n  MountPoint \"/\"\n</Plugin>\n".into(),
         ..Default::default()
     });
     collectd.wait_for_log(&format!(
@@ -75,18 +88,31 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
 
     // Once the files are loaded (values sent before would go to every
     // worker unrouted and not be counted against their conditions):
-    collectd.wait_until("both rule files active", || {
+    collectd.wait_until("three rule files active", || {
         let s = status_json(&socket);
         let active = s["rule_files"]
             .as_array()?
             .iter()
             .filter(|f| f["state"] == "active")
             .count();
-        (active == 2).then_some(())
+        (active == 3).then_some(())
     });
-    // A value the example rules act on, and one the disk rule does not.
+    // A sandbox that dies with RuleCrashLimit 1: quarantined, and said so.
+    let crash = status_json(&socket)["rule_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("crash.lua"))
+        .unwrap()["worker_pid"]
+        .as_u64()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(crash as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // A value the example rules act on.
     collectd.putval("testhost/memory/memory-free N:5000000000");
-    collectd.putval("testhost/df-root/df_complex-free N:1000");
     let example = rules.join("example.lua").display().to_string();
     let s = collectd.wait_until("the example rule's decision in the status", || {
         let s = status_json(&socket);
@@ -102,7 +128,18 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             .as_array()?
             .iter()
             .any(|x| x == "testhost/df-root/df_complex-free");
+        // (collectd's df plugin sends it every second)
+        let quarantined = s["rule_files"].as_array()?.iter().any(|f| {
+            f["path"].as_str().is_some_and(|p| p.ends_with("crash.lua"))
+                && f["state"] == "quarantined"
+        });
+        let running = s["running"]
+            .as_array()?
+            .iter()
+            .any(|c| c["service"] == "hello" && c["command"] == "exec");
         let decided = hinted
+            && quarantined
+            && running
             && file["state"] == "active"
             && file["handlers"].as_array()?.iter().any(|h| {
                 h["name"]
@@ -138,6 +175,14 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         "{}",
         file("example.lua")
     );
+    let crash = file("crash.lua");
+    assert!(
+        crash["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("quarantined")),
+        "{crash}"
+    );
+    assert_eq!(crash["worker_pid"], Value::Null, "{crash}");
     let broken = file("broken.lua");
     assert_eq!(broken["state"], "not loaded", "{broken}");
     assert!(
@@ -211,6 +256,15 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         answer.contains("unknown request \\\"shutdown\\\""),
         "{answer}"
     );
+
+    // The broker goes away: the session says so.
+    let mut broker = broker;
+    broker.stop();
+    collectd.wait_until("the session to be down in the status", || {
+        status_json(&socket)["remote"]["connected_since"]
+            .is_null()
+            .then_some(())
+    });
 
     // Gone with collectd.
     assert!(collectd.stop().success());
