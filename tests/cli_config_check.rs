@@ -268,3 +268,54 @@ fn a_collectd_conf_is_read_by_collectds_parser_and_its_block_checked() {
         "{report}"
     );
 }
+
+/// Usage errors of the new commands exit 2 and say what is wrong.
+#[test]
+fn usage_errors_of_status_and_config_check_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("collectd.conf");
+    std::fs::write(&conf, "LoadPlugin cpu\n").unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (args, says) in [
+        (
+            vec!["status", "--watch", "0"],
+            "must be more than 0 seconds",
+        ),
+        (
+            vec![
+                "config",
+                "check",
+                conf.to_str().unwrap(),
+                "--collectd",
+                "/nonexistent/collectd",
+                "--plugin",
+                common::plugin_library().to_str().unwrap(),
+            ],
+            "--collectd /nonexistent/collectd",
+        ),
+        (
+            vec![
+                "config",
+                "check",
+                conf.to_str().unwrap(),
+                "--plugin",
+                "/nonexistent/monitor.so",
+            ],
+            "--plugin /nonexistent/monitor.so",
+        ),
+        (
+            vec!["config", "check", "/nonexistent/collectd.conf"],
+            "/nonexistent/collectd.conf",
+        ),
+    ] {
+        let out = cli(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
