@@ -211,22 +211,26 @@ fn the_project_rule_files_behave_alike_with_and_without_the_index() {
     assert!(seen >= 5, "only {seen} rule files found");
 }
 
+/// Every body as a plain metric handler after `prologue`.
+fn metric_file(prologue: &str) -> String {
+    let handlers: Vec<String> = BODIES
+        .iter()
+        .enumerate()
+        .map(|(b, body)| format!("  h{b} = function(m) {body} end,"))
+        .collect();
+    format!(
+        "{prologue}\nlocal metric_handlers = {{\n{}\n}}\nreturn metric_handlers\n",
+        handlers.join("\n")
+    )
+}
+
 #[test]
 fn the_corpus_exercises_the_index() {
     // The comparison above is only worth something if the index really
     // skips handlers: count the handlers of the first corpus file it
     // indexes.
     let dir = tempfile::tempdir().unwrap();
-    let handlers: Vec<String> = BODIES
-        .iter()
-        .enumerate()
-        .map(|(b, body)| format!("  h{b} = function(m) {body} end,"))
-        .collect();
-    let source = format!(
-        "{}\nlocal metric_handlers = {{\n{}\n}}\nreturn metric_handlers\n",
-        PROLOGUES[0],
-        handlers.join("\n")
-    );
+    let source = metric_file(PROLOGUES[0]);
     let path = dir.path().join("c.lua");
     std::fs::write(&path, source).unwrap();
     let (set, errors) = RuleSet::load_files(&[path], VmLimits::default());
@@ -292,15 +296,7 @@ fn the_corpus_files_use_tables_kept_per_series() {
     // with `m`).
     let dir = tempfile::tempdir().unwrap();
     for (p, prologue) in PROLOGUES.iter().enumerate().filter(|(p, _)| *p != 1) {
-        let handlers: Vec<String> = BODIES
-            .iter()
-            .enumerate()
-            .map(|(b, body)| format!("  h{b} = function(m) {body} end,"))
-            .collect();
-        let source = format!(
-            "{prologue}\nlocal metric_handlers = {{\n{}\n}}\nreturn metric_handlers\n",
-            handlers.join("\n")
-        );
+        let source = metric_file(prologue);
         let path = dir.path().join(format!("c{p}.lua"));
         std::fs::write(&path, source).unwrap();
         let (set, errors) = RuleSet::load_files(&[path], VmLimits::default());

@@ -120,13 +120,10 @@ impl Fleet {
             .collect()
     }
 
-    /// `send-command` with `extra` arguments: exit status and stdout.
-    fn send(&self, service: &str, command: &str, extra: &[&str]) -> (Option<i32>, String) {
+    /// The broker and topic arguments of `send-command`/`send-config`.
+    fn broker_args(&self) -> Vec<String> {
         let port = self.broker.port.to_string();
-        let mut args = vec![
-            "send-command",
-            service,
-            command,
+        [
             "--host",
             "127.0.0.1",
             "-p",
@@ -138,7 +135,16 @@ impl Fleet {
             "--timeout",
             "30",
             "--json",
-        ];
+        ]
+        .map(str::to_string)
+        .to_vec()
+    }
+
+    /// `send-command` with `extra` arguments: exit status and output.
+    fn send(&self, service: &str, command: &str, extra: &[&str]) -> (Option<i32>, String) {
+        let broker = self.broker_args();
+        let mut args = vec!["send-command", service, command];
+        args.extend(self::args(&broker));
         args.extend(extra);
         let out = cli(&args);
         (out.status.code(), text(&out.stdout) + &text(&out.stderr))
@@ -264,23 +270,10 @@ fn both_keys_of_a_rotation_work_and_a_key_without_push_rights_cannot_push() {
 
     let conf = fleet.dir.path().join("new.conf");
     std::fs::write(&conf, "LoadPlugin cpu\n").unwrap();
-    let port = fleet.broker.port.to_string();
     let ops = fleet.signed(&fleet.ops, "testhost");
-    let mut push = vec![
-        "send-config",
-        conf.to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-t",
-        COMMANDS,
-        "--result-topic",
-        RESULTS,
-        "--timeout",
-        "30",
-        "--json",
-    ];
+    let broker = fleet.broker_args();
+    let mut push = vec!["send-config", conf.to_str().unwrap()];
+    push.extend(args(&broker));
     push.extend(args(&ops));
     let out = cli(&push);
     let out = text(&out.stdout) + &text(&out.stderr);

@@ -72,35 +72,27 @@ mod tests {
     use super::*;
 
     fn item(key: &str, value: &str, children: Vec<ConfigItem>) -> ConfigItem {
-        ConfigItem {
-            key: key.into(),
-            values: vec![ConfigValue::String(value.into())],
-            children,
-        }
+        ConfigItem::string(key, value, children)
     }
 
     #[test]
     fn finds_the_block_the_load_and_the_includes() {
-        let root = ConfigItem {
-            key: String::new(),
-            values: vec![],
-            children: vec![
-                item("LoadPlugin", "monitor", vec![]),
-                item("Include", "/etc/collectd/collectd.conf.d", vec![]),
-                item(
-                    "Plugin",
-                    "monitor",
-                    vec![
-                        item(
-                            "MonitorConfigPath",
-                            "/etc/collectd/monitor/config.json",
-                            vec![],
-                        ),
-                        item("LogLevel", "debug", vec![]),
-                    ],
-                ),
-            ],
-        };
+        let root = ConfigItem::root(vec![
+            item("LoadPlugin", "monitor", vec![]),
+            item("Include", "/etc/collectd/collectd.conf.d", vec![]),
+            item(
+                "Plugin",
+                "monitor",
+                vec![
+                    item(
+                        "MonitorConfigPath",
+                        "/etc/collectd/monitor/config.json",
+                        vec![],
+                    ),
+                    item("LogLevel", "debug", vec![]),
+                ],
+            ),
+        ]);
         let r = BlockReport::of(&root);
         assert!(r.loads_monitor && r.block_error.is_none());
         assert_eq!(r.includes, vec!["/etc/collectd/collectd.conf.d"]);

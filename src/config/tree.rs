@@ -30,3 +30,23 @@ pub struct ConfigItem {
     pub values: Vec<ConfigValue>,
     pub children: Vec<ConfigItem>,
 }
+
+impl ConfigItem {
+    /// `Key "value"` with `children`: a tree written in code (the checks'
+    /// tests, which read like the collectd.conf they stand for).
+    pub fn string(key: &str, value: &str, children: Vec<ConfigItem>) -> ConfigItem {
+        ConfigItem {
+            key: key.into(),
+            values: vec![ConfigValue::String(value.into())],
+            children,
+        }
+    }
+
+    /// The root of a file: no key, these lines.
+    pub fn root(children: Vec<ConfigItem>) -> ConfigItem {
+        ConfigItem {
+            children,
+            ..ConfigItem::default()
+        }
+    }
+}

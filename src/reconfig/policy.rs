@@ -197,19 +197,11 @@ mod tests {
     use super::*;
 
     fn item(key: &str, value: &str, children: Vec<ConfigItem>) -> ConfigItem {
-        ConfigItem {
-            key: key.into(),
-            values: vec![ConfigValue::String(value.into())],
-            children,
-        }
+        ConfigItem::string(key, value, children)
     }
 
     fn root(children: Vec<ConfigItem>) -> ConfigItem {
-        ConfigItem {
-            key: String::new(),
-            values: vec![],
-            children,
-        }
+        ConfigItem::root(children)
     }
 
     fn policy() -> PushPolicy {

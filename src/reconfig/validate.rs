@@ -99,19 +99,11 @@ mod tests {
     use super::*;
 
     fn item(key: &str, value: &str) -> ConfigItem {
-        ConfigItem {
-            key: key.into(),
-            values: vec![ConfigValue::String(value.into())],
-            children: vec![],
-        }
+        ConfigItem::string(key, value, vec![])
     }
 
     fn root(children: Vec<ConfigItem>) -> ConfigItem {
-        ConfigItem {
-            key: String::new(),
-            values: vec![],
-            children,
-        }
+        ConfigItem::root(children)
     }
 
     fn only(files: &'static [&'static str]) -> impl Fn(&Path) -> bool {
