@@ -6,6 +6,7 @@
 
 mod args;
 mod config;
+mod docs;
 mod keygen;
 mod lua;
 mod rules;
@@ -78,6 +79,19 @@ enum Action {
         /// Refresh every SECONDS until interrupted.
         #[arg(long, value_name = "SECONDS", value_parser = args::positive_seconds)]
         watch: Option<f64>,
+    },
+    /// Print the completion script for a shell (bash: save it as
+    /// /usr/share/bash-completion/completions/collectd-monitor).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (collectd-monitor.1 and one per subcommand)
+    /// into a directory (for packaging).
+    #[command(hide = true)]
+    Man {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Make an Ed25519 key pair for signing requests: NAME.key (private,
     /// mode 0600; keep it on the controller) and NAME.pub (the line a
@@ -249,6 +263,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
         } => send::config(&broker, &signing, &file),
         Action::Keygen { name, dir } => keygen::run(&name, &dir),
+        Action::Completions { shell } => docs::completions(shell),
+        Action::Man { out } => docs::man(&out),
         Action::Status {
             socket,
             json,

@@ -1,0 +1,79 @@
+//! Completions and man pages come from the command line's own definition:
+//! every subcommand is in them, and the pages are clean roff.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(args)
+        .output()
+        .expect("run collectd-monitor")
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "send-command",
+    "send-config",
+    "status",
+    "keygen",
+    "rules",
+    "config",
+    "lua",
+    "completions",
+];
+
+#[test]
+fn completions_know_every_subcommand() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for sub in SUBCOMMANDS {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let out = run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn man_pages_cover_every_subcommand_and_render_without_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let main = dir.path().join("collectd-monitor.1");
+    let text = std::fs::read_to_string(&main).unwrap();
+    for sub in SUBCOMMANDS {
+        // roff writes a hyphen as `\-`.
+        assert!(
+            text.contains(&sub.replace('-', "\\-")),
+            "collectd-monitor.1 lacks {sub}"
+        );
+    }
+    for page in [
+        "status",
+        "send-command",
+        "config-check",
+        "rules-check",
+        "keygen",
+    ] {
+        let path = dir.path().join(format!("collectd-monitor-{page}.1"));
+        assert!(path.is_file(), "no page for {page}");
+        // groff: every warning on, output discarded; a warning is a defect.
+        let checked = Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("groff (groff-base) is installed by scripts/install-deps");
+        assert!(
+            checked.status.success() && checked.stderr.is_empty(),
+            "{page}: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    let status = std::fs::read_to_string(dir.path().join("collectd-monitor-status.1")).unwrap();
+    assert!(status.contains("Exit status"), "{status}");
+}
