@@ -76,4 +76,15 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
     }
     let status = std::fs::read_to_string(dir.path().join("collectd-monitor-status.1")).unwrap();
     assert!(status.contains("Exit status"), "{status}");
+    // The configuration page: every key of the README's table.
+    let conf = std::fs::read_to_string(dir.path().join("collectd-monitor.conf.5")).unwrap();
+    for key in [
+        "TrustedKeys",
+        "AllowConfigPush",
+        "ControlSocket",
+        "RuleMemoryLimit",
+        "CommandMaxAge",
+    ] {
+        assert!(conf.contains(&format!(".TP\n\\fB{key}\\fR")), "{key}");
+    }
 }

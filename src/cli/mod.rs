@@ -5,6 +5,7 @@
 //! [`CliError::exit_code`].
 
 mod args;
+mod conf_page;
 mod config;
 mod docs;
 mod keygen;

@@ -19,5 +19,7 @@ pub use block::{BlockError, PluginBlock};
 pub use file_check::{BlockReport, CHECK_KEY};
 pub use load::{ConfigError, Loaded, load, load_json_file};
 pub use reload::{ConfigReload, LiveServices, Reloaded, Watcher};
-pub use schema::{LogDevice, LogLevelName, Missing, Qos, Service, Settings, find_command};
+pub use schema::{
+    LogDevice, LogLevelName, Missing, Qos, Service, Settings, TOP_LEVEL_KEYS, find_command,
+};
 pub use tree::{ConfigItem, ConfigValue};

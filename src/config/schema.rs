@@ -213,8 +213,9 @@ impl Default for Settings {
 }
 
 /// Names accepted at the top level, for case-insensitive matching of
-/// collectd.conf keys (collectd's own keys are case-insensitive).
-pub(super) const TOP_LEVEL_KEYS: &[&str] = &[
+/// collectd.conf keys (collectd's own keys are case-insensitive), and for
+/// the documentation, which must describe each.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
     "Host",
     "User",
     "Password",
