@@ -123,6 +123,10 @@ fn settings_that_cannot_work_fail_the_check() {
             "would take its own results for commands",
         ),
         (
+            r#"{"Host": "b", "CommandTopic": "c/#", "CommandResultTopic": "r/x", "StatusTopic": "c/x/status"}"#,
+            "the host's presence would arrive as a command",
+        ),
+        (
             r#"{"Services": {"a": {"commands": {"x": "true"}}}, "Services": {}}"#,
             "the key `Services` appears twice",
         ),

@@ -73,10 +73,10 @@ impl SigningArgs {
     }
 }
 
-/// How to reach the broker, and the host's topics. Short flags follow
-/// mosquitto_pub's (`-p -t -u -P -q`, `--cafile`).
+/// How to reach the broker. Short flags follow mosquitto_pub's (`-p -u
+/// -P`, `--cafile`).
 #[derive(Args, Debug)]
-pub struct BrokerArgs {
+pub struct ConnectArgs {
     /// Broker, `host` or `host:port` (1883 by default, 8883 with --tls).
     #[arg(long)]
     host: String,
@@ -112,6 +112,58 @@ pub struct BrokerArgs {
     /// Do not verify the broker's certificate (insecure).
     #[arg(long)]
     insecure: bool,
+}
+
+impl ConnectArgs {
+    /// The connection, with a client id of its own (`<role>-<pid>-<n>`);
+    /// an error for a broker address that is not `host` or `host:port`, or
+    /// a password file that cannot be read.
+    pub fn connection(&self, role: &str) -> Result<Connection, String> {
+        let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
+        let (host, port) = parse_host(&self.host, tls)?;
+        let port = self.port.unwrap_or(port);
+        let password = match &self.password_file {
+            Some(path) => Some(
+                crate::files::read_regular(path, 64 * 1024, crate::files::Links::Follow)
+                    .map_err(|e| format!("--password-file {}: {e}", path.display()))
+                    .map(|bytes| {
+                        String::from_utf8_lossy(&bytes)
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })?,
+            ),
+            None => self.password.clone(),
+        };
+        Ok(Connection {
+            host,
+            port,
+            client_id: format!(
+                "collectd-monitor-{role}-{}-{}",
+                std::process::id(),
+                fastrand::u32(..)
+            ),
+            credentials: self.user.clone().map(|u| (u, password.unwrap_or_default())),
+            tls: tls.then(|| TlsSettings {
+                ca_file: self.ca.clone(),
+                client_auth: self.cert.clone().zip(self.key.clone()),
+                skip_verify: self.insecure,
+            }),
+            keep_alive: Duration::from_secs(30),
+            clean_session: true,
+            manual_acks: false,
+            max_packet: MQTT_MAX_PACKET,
+            last_will: None,
+        })
+    }
+}
+
+/// How to reach the broker, and the host's topics.
+#[derive(Args, Debug)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The host's CommandTopic.
     #[arg(short = 't', long)]
     topic: String,
@@ -130,46 +182,10 @@ pub struct BrokerArgs {
 }
 
 impl BrokerArgs {
-    /// The sender's settings; an error for a broker address that is not
-    /// `host` or `host:port`, or a password file that cannot be read.
+    /// The sender's settings (see [`ConnectArgs::connection`]).
     pub fn options(&self) -> Result<SendOptions, String> {
-        let tls = self.tls || self.ca.is_some() || self.cert.is_some() || self.insecure;
-        let (host, port) = parse_host(&self.host, tls)?;
-        let port = self.port.unwrap_or(port);
-        let password = match &self.password_file {
-            Some(path) => Some(
-                crate::files::read_regular(path, 64 * 1024, crate::files::Links::Follow)
-                    .map_err(|e| format!("--password-file {}: {e}", path.display()))
-                    .map(|bytes| {
-                        String::from_utf8_lossy(&bytes)
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string()
-                    })?,
-            ),
-            None => self.password.clone(),
-        };
         Ok(SendOptions {
-            connection: Connection {
-                host,
-                port,
-                client_id: format!(
-                    "collectd-monitor-send-{}-{}",
-                    std::process::id(),
-                    fastrand::u32(..)
-                ),
-                credentials: self.user.clone().map(|u| (u, password.unwrap_or_default())),
-                tls: tls.then(|| TlsSettings {
-                    ca_file: self.ca.clone(),
-                    client_auth: self.cert.clone().zip(self.key.clone()),
-                    skip_verify: self.insecure,
-                }),
-                keep_alive: Duration::from_secs(30),
-                clean_session: true,
-                manual_acks: false,
-                max_packet: MQTT_MAX_PACKET,
-            },
+            connection: self.connect.connection("send")?,
             topic: self.topic.clone(),
             result_topic: self.result_topic.clone(),
             qos: crate::mqtt::qos(self.qos),

@@ -254,6 +254,9 @@ fn summarise(loaded: &Loaded, report: &mut ConfigCheck) {
                 "commands on {}, results on {}",
                 r.command_topic, r.result_topic
             ));
+            if let Some(status) = &r.status_topic {
+                lines.push(format!("presence on {status} (retained, with a last will)"));
+            }
             if !r.config_push {
                 lines.push("collectd.conf push: off (AllowConfigPush false)".into());
             } else {

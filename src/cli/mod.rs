@@ -8,13 +8,14 @@ mod args;
 mod conf_page;
 mod config;
 mod docs;
+mod hosts;
 mod keygen;
 mod lua;
 mod rules;
 mod send;
 mod status;
 
-pub use args::{BrokerArgs, LimitArgs, SigningArgs};
+pub use args::{BrokerArgs, ConnectArgs, LimitArgs, SigningArgs};
 
 use crate::lua::VmLimits;
 use crate::sandbox::WorkerArgs;
@@ -80,6 +81,24 @@ enum Action {
         /// Refresh every SECONDS until interrupted.
         #[arg(long, value_name = "SECONDS", value_parser = args::positive_seconds)]
         watch: Option<f64>,
+    },
+    /// List the fleet: every host whose plugin publishes its presence
+    /// (`StatusTopic`), online or offline, with its version and settings.
+    #[command(
+        after_help = "Exit status: 0 listed (also when no host answered), 2 bad arguments, 3 the broker could not be reached or refused the subscription."
+    )]
+    Hosts {
+        #[command(flatten)]
+        connect: Box<ConnectArgs>,
+        /// The hosts' StatusTopic as a filter, e.g. 'collectd/+/status'.
+        #[arg(long)]
+        status_topic: String,
+        /// One JSON status message per host instead of a summary.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the broker.
+        #[arg(long, default_value_t = 10.0, value_parser = args::positive_seconds)]
+        timeout: f64,
     },
     /// Print the completion script for a shell (bash: save it as
     /// /usr/share/bash-completion/completions/collectd-monitor).
@@ -265,6 +284,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         } => send::config(&broker, &signing, &file),
         Action::Keygen { name, dir } => keygen::run(&name, &dir),
         Action::Completions { shell } => docs::completions(shell),
+        Action::Hosts {
+            connect,
+            status_topic,
+            json,
+            timeout,
+        } => hosts::run(&connect, &status_topic, json, timeout),
         Action::Man { out } => docs::man(&out),
         Action::Status {
             socket,

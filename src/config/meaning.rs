@@ -54,6 +54,13 @@ pub fn check(s: &Settings) -> Result<(), String> {
             ));
         }
     }
+    if let (Some(commands), Some(status)) = (&s.command_topic, &s.status_topic)
+        && filter_matches(commands, status)
+    {
+        return Err(format!(
+            "key `StatusTopic`: \"{status}\" is also matched by CommandTopic \"{commands}\": the host's presence would arrive as a command"
+        ));
+    }
     if let (Some(commands), Some(results)) = (&s.command_topic, &s.command_result_topic) {
         // Both expand `%{hostname}` the same way: compare them as written.
         if filter_matches(commands, results) {

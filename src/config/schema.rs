@@ -28,6 +28,11 @@ pub struct Settings {
     pub command_topic: Option<String>,
     #[serde(rename = "CommandResultTopic")]
     pub command_result_topic: Option<String>,
+    /// Where the host's presence is published, retained (`%{hostname}`
+    /// expanded): online at every connection, offline as the MQTT last
+    /// will and when collectd stops. Unset: no presence.
+    #[serde(rename = "StatusTopic")]
+    pub status_topic: Option<String>,
     /// Seconds between reconnection attempts to the broker.
     #[serde(rename = "ReconnectInterval")]
     pub reconnect_interval: Option<u64>,
@@ -224,6 +229,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "QoS",
     "CommandTopic",
     "CommandResultTopic",
+    "StatusTopic",
     "ReconnectInterval",
     "LogDevice",
     "LogLevel",

@@ -57,6 +57,9 @@ pub struct Connection {
     /// CONNECT: the broker drops a larger message for this client, and
     /// one that arrives anyway ends the connection before it is read.
     pub max_packet: u32,
+    /// `(topic, payload)` the broker publishes, retained, when this client
+    /// goes away without a clean disconnect (the host's presence).
+    pub last_will: Option<(String, Vec<u8>)>,
 }
 
 impl Connection {
@@ -74,6 +77,15 @@ impl Connection {
             .set_network_options(network);
         if let Some((user, password)) = &self.credentials {
             o.set_credentials(user, password);
+        }
+        if let Some((topic, payload)) = &self.last_will {
+            o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                topic,
+                payload.clone(),
+                QoS::AtLeastOnce,
+                true,
+                None,
+            ));
         }
         if let Some(tls) = &self.tls {
             o.set_transport(Transport::tls_with_config(client_config(tls)?));

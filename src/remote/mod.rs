@@ -10,6 +10,7 @@ mod confirm;
 mod decide;
 mod journal;
 mod message;
+pub mod presence;
 pub mod sender;
 mod session;
 
@@ -40,6 +41,8 @@ pub struct RemoteSettings {
     pub journal_path: PathBuf,
     /// collectd's `Hostname`, which signed requests must be signed for.
     pub hostname: String,
+    /// `StatusTopic`, expanded: where the host's presence goes.
+    pub status_topic: Option<String>,
     /// `AllowConfigPush`.
     pub config_push: bool,
     /// Where the session's state goes, for `status` (set by the plugin).
@@ -106,6 +109,12 @@ impl RemoteSettings {
             keep_alive: Duration::from_secs(s.keep_alive),
             clean_session: s.clean_session,
             manual_acks: true,
+            last_will: s.status_topic.as_ref().map(|t| {
+                (
+                    t.replace("%{hostname}", hostname),
+                    presence::Presence::will(hostname).to_json(),
+                )
+            }),
             // The broker drops what MaxPayloadBytes would refuse anyway.
             max_packet: u32::try_from(s.max_payload_bytes)
                 .unwrap_or(u32::MAX)
@@ -142,6 +151,10 @@ impl RemoteSettings {
             max_age: Duration::from_secs(s.command_max_age),
             journal_path: s.state_dir.join("tasks.journal"),
             hostname: hostname.to_string(),
+            status_topic: s
+                .status_topic
+                .as_ref()
+                .map(|t| t.replace("%{hostname}", hostname)),
             config_push: s.allow_config_push,
             board: None,
             trust: match &s.trusted_keys {

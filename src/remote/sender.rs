@@ -134,3 +134,65 @@ pub async fn send(
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     outcome
 }
+
+/// The fleet's presence: subscribes to `filter` (`collectd/+/status`) and
+/// gathers the retained status messages the broker sends, until none has
+/// come for `quiet` (or `limit` passed); by host name.
+pub async fn gather_presence(
+    connection: &Connection,
+    filter: &str,
+    quiet: Duration,
+    limit: Duration,
+) -> Result<std::collections::BTreeMap<String, super::presence::Presence>, String> {
+    let (client, mut eventloop) = connection.client(16)?;
+    let broker = format!("{}:{}", connection.host, connection.port);
+    let mut hosts = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut subscribed = false;
+    let outcome = loop {
+        // Once subscribed, a pause of `quiet` ends the gathering.
+        let wait = if subscribed {
+            quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        let event = match tokio::time::timeout(wait, eventloop.poll()).await {
+            Err(_) if subscribed => break Ok(()),
+            Err(_) => {
+                break Err(format!(
+                    "broker {broker}: no subscription within {} s",
+                    limit.as_secs_f64()
+                ));
+            }
+            Ok(Err(e)) => break Err(format!("broker {broker}: {}", describe(&e))),
+            Ok(Ok(event)) => event,
+        };
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                if let Err(e) = client.try_subscribe(filter, QoS::AtLeastOnce) {
+                    break Err(format!("subscribe: {e}"));
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    break Err(format!("the broker refused the subscription to {filter}"));
+                }
+                subscribed = true;
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                // A message that is not a status is not a host.
+                if let Ok(status) = serde_json::from_slice::<super::presence::Presence>(&p.payload)
+                {
+                    hosts.insert(status.hostname.clone(), status);
+                }
+            }
+            _ => {}
+        }
+    };
+    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
+    outcome.map(|()| hosts)
+}

@@ -14,6 +14,7 @@ use super::confirm::Confirmations;
 use super::decide::{Decision, RequestPolicy, decide};
 use super::journal::Journal;
 use super::message::{Malformed, parse};
+use super::presence::Presence;
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
 use crate::mqtt::{
@@ -92,6 +93,13 @@ pub(super) async fn run(
         _ = stop.wait_for(|s| *s) => {}
     }
     reports.abort();
+    // A clean disconnect suppresses the last will: say offline ourselves
+    // (queued before the DISCONNECT below, so the broker has it first).
+    if let Some(topic) = &session.settings.status_topic {
+        let mut offline = Presence::will(&session.settings.hostname);
+        offline.since = crate::task::iso8601(SystemTime::now());
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, offline.to_json());
+    }
     // Results already decided go out before we disconnect: a refusal
     // answered just before collectd stops must not be lost. The publisher
     // ends once every sender is gone (commands still running keep theirs,
@@ -327,6 +335,32 @@ impl Session {
         )
     }
 
+    /// Publishes the host's presence, retained: online, with what it runs.
+    fn announce(&self) {
+        let Some(topic) = &self.settings.status_topic else {
+            return;
+        };
+        let status = self.settings.board.as_ref().map(|b| b.snapshot());
+        let online = Presence {
+            hostname: self.settings.hostname.clone(),
+            state: "online".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            since: status.as_ref().map_or_else(
+                || crate::task::iso8601(SystemTime::now()),
+                |s| s.started.clone(),
+            ),
+            rule_files: status.as_ref().map(|s| s.rule_files.len() as u64),
+            config_push: Some(self.settings.config_push),
+            signed_only: Some(self.settings.trust.is_some()),
+        };
+        if let Err(e) = self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, true, online.to_json())
+        {
+            warn!("remote: cannot publish this host's presence on {topic}: {e}");
+        }
+    }
+
     fn on_connection_error(&mut self, e: &ConnectionError, delay: Duration) {
         if let Some(board) = &self.settings.board {
             board.remote_connected(false);
@@ -381,6 +415,7 @@ impl Session {
                 } else {
                     QoS::AtLeastOnce
                 };
+                self.announce();
                 if let Err(e) = self.client.try_subscribe(&self.settings.command_topic, qos) {
                     error!(
                         "remote: cannot subscribe to {}: {e}",

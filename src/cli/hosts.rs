@@ -1,0 +1,59 @@
+//! `hosts`: the fleet as the broker knows it, from the hosts' retained
+//! presence messages (`StatusTopic`).
+
+use super::CliError;
+use super::args::ConnectArgs;
+use crate::remote::sender::gather_presence;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Lists every host with a status message under `filter`.
+pub fn run(
+    connect: &ConnectArgs,
+    filter: &str,
+    json: bool,
+    timeout: f64,
+) -> Result<ExitCode, CliError> {
+    let connection = connect.connection("hosts").map_err(CliError::Usage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    let hosts = runtime
+        .block_on(gather_presence(
+            &connection,
+            filter,
+            Duration::from_millis(500),
+            Duration::from_secs_f64(timeout),
+        ))
+        .map_err(CliError::NoResult)?;
+    for (name, h) in &hosts {
+        if json {
+            println!("{}", serde_json::to_string(h).unwrap_or_default());
+            continue;
+        }
+        let detail = match (h.rule_files, h.config_push, h.signed_only) {
+            (Some(files), Some(push), Some(signed)) => format!(
+                ", {files} rule files, config push {}, {}",
+                if push { "on" } else { "off" },
+                if signed {
+                    "signed requests only"
+                } else {
+                    "requests not authenticated"
+                }
+            ),
+            _ => String::new(),
+        };
+        let since = if h.since.is_empty() {
+            String::new()
+        } else {
+            format!(" since {}", h.since)
+        };
+        println!("{name}: {}{since}, version {}{detail}", h.state, h.version);
+    }
+    if !json {
+        let online = hosts.values().filter(|h| h.state == "online").count();
+        eprintln!("{} hosts, {online} online", hosts.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,107 @@
+//! The fleet's presence: real collectd instances with distinct host names
+//! on one real mosquitto publish a retained online status (`StatusTopic`);
+//! a clean stop says offline, a killed one is marked offline by the broker
+//! (the MQTT last will); `collectd-monitor hosts` lists them.
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto, wait_for};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn start(broker: &Mosquitto, hostname: &str, state: &std::path::Path) -> Collectd {
+    let config = json!({
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "collectd/%{hostname}/command",
+        "CommandResultTopic": "collectd/%{hostname}/result",
+        "StatusTopic": "collectd/%{hostname}/status",
+        "KeepAlive": 5,
+        "StateDir": state.join(hostname),
+    });
+    let mut c = Collectd::start(CollectdSpec {
+        hostname: hostname.into(),
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    c.wait_for_log(&format!(
+        "listening for commands on collectd/{hostname}/command"
+    ));
+    c
+}
+
+/// `hosts --json`: the state of each host.
+fn fleet(broker: &Mosquitto) -> BTreeMap<String, Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["hosts", "--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["--status-topic", "collectd/+/status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["hostname"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+fn state_of(broker: &Mosquitto, host: &str) -> Option<String> {
+    fleet(broker)
+        .get(host)
+        .and_then(|v| v["state"].as_str().map(str::to_string))
+}
+
+#[test]
+fn hosts_lists_the_fleet_online_and_offline() {
+    let broker = Mosquitto::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut web1 = start(&broker, "web1", state.path());
+    let mut web2 = start(&broker, "web2", state.path());
+    let both = wait_for("both hosts online", || {
+        let f = fleet(&broker);
+        (f.len() == 2 && f.values().all(|v| v["state"] == "online")).then_some(f)
+    });
+    let web1_status = &both["web1"];
+    assert_eq!(web1_status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(web1_status["config_push"], true);
+    assert_eq!(web1_status["signed_only"], false);
+    assert!(web1_status["since"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // The summary for people.
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["hosts", "--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["--status-topic", "collectd/+/status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("web1: online since ") && text.contains("requests not authenticated"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 hosts, 2 online"));
+
+    // A clean stop says so at once.
+    assert!(web1.stop().success());
+    wait_for("web1 offline", || {
+        (state_of(&broker, "web1").as_deref() == Some("offline")).then_some(())
+    });
+    // A host that vanishes is marked offline by the broker (its will),
+    // once the broker notices the silence.
+    web2.crash();
+    wait_for("web2 offline by its last will", || {
+        (state_of(&broker, "web2").as_deref() == Some("offline")).then_some(())
+    });
+    // Back again: online again.
+    web2.start_again();
+    wait_for("web2 online again", || {
+        (state_of(&broker, "web2").as_deref() == Some("online")).then_some(())
+    });
+}
