@@ -11,4 +11,4 @@ mod trust;
 
 pub use canonical::{Content, Signable};
 pub use keys::{KeyError, SigningKey, generate, valid_key_name, write_pair};
-pub use trust::{ConfigRight, Presented, Refusal, Rights, TrustedKey, TrustedKeys};
+pub use trust::{ConfigRight, Presented, Refusal, Rights, TrustedKey, TrustedKeys, glob_matches};

@@ -285,7 +285,7 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
 }
 
 /// `*` matches any text (also `/`); everything else matches itself.
-fn glob_matches(glob: &str, text: &str) -> bool {
+pub fn glob_matches(glob: &str, text: &str) -> bool {
     let parts: Vec<&str> = glob.split('*').collect();
     if parts.len() == 1 {
         return glob == text;

@@ -55,7 +55,7 @@ pub(super) fn positive_seconds(text: &str) -> Result<f64, String> {
 #[derive(Args, Debug)]
 pub struct SigningArgs {
     /// Sign the request with this private key (made by `keygen`).
-    #[arg(long, requires = "target")]
+    #[arg(long)]
     signing_key: Option<PathBuf>,
     /// The target host's collectd Hostname, which the signature binds.
     #[arg(long, requires = "signing_key")]
@@ -65,11 +65,30 @@ pub struct SigningArgs {
 impl SigningArgs {
     /// `payload` signed as asked, or as it is without --signing-key.
     pub fn apply(&self, payload: Vec<u8>) -> Result<Vec<u8>, String> {
-        let (Some(path), Some(target)) = (&self.signing_key, &self.target) else {
-            return Ok(payload);
-        };
-        let key = crate::auth::SigningKey::read(path).map_err(|e| format!("--signing-key {e}"))?;
-        crate::remote::sender::sign(&payload, &key, target)
+        match (self.key()?, &self.target) {
+            (Some(key), Some(target)) => crate::remote::sender::sign(&payload, &key, target),
+            (Some(_), None) => Err("--signing-key needs --target HOSTNAME (the host's collectd Hostname, which the signature binds)".into()),
+            (None, _) => Ok(payload),
+        }
+    }
+
+    /// The signing key, when one is given.
+    pub fn key(&self) -> Result<Option<crate::auth::SigningKey>, String> {
+        self.signing_key
+            .as_ref()
+            .map(|path| {
+                crate::auth::SigningKey::read(path).map_err(|e| format!("--signing-key {e}"))
+            })
+            .transpose()
+    }
+
+    /// For many hosts, each request is signed for its own host: `--target`
+    /// would name one.
+    pub fn check_fleet(&self) -> Result<(), String> {
+        match &self.target {
+            Some(_) => Err("--target names one host; with --hosts, --hosts-file or --online each request is signed for its own host".into()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -182,6 +201,11 @@ pub struct BrokerArgs {
 }
 
 impl BrokerArgs {
+    /// How to reach the broker.
+    pub fn connect(&self) -> &ConnectArgs {
+        &self.connect
+    }
+
     /// The sender's settings (see [`ConnectArgs::connection`]).
     pub fn options(&self) -> Result<SendOptions, String> {
         Ok(SendOptions {
@@ -191,5 +215,63 @@ impl BrokerArgs {
             qos: crate::mqtt::qos(self.qos),
             timeout: Duration::from_secs_f64(self.timeout),
         })
+    }
+}
+
+/// Many hosts at once (`send-command`): who, how many at a time, and how
+/// many failures stop the rest, as AWS SSM Run Command's MaxConcurrency
+/// and MaxErrors.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// Hosts by collectd Hostname, comma-separated; -t and --result-topic
+    /// are then templates with %{hostname}.
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// A file of host names, one per line (`#` starts a comment).
+    #[arg(long)]
+    pub hosts_file: Option<PathBuf>,
+    /// The hosts online whose name matches this glob (`web*`), from the
+    /// presence on --status-topic.
+    #[arg(long, requires = "status_topic")]
+    pub online: Option<String>,
+    /// The hosts' StatusTopic as a filter (`collectd/+/status`), for --online.
+    #[arg(long)]
+    pub status_topic: Option<String>,
+    /// Hosts in flight at once: a number or a percentage of the targets.
+    #[arg(long, default_value = "10", value_parser = crate::remote::fanout::Amount::parse)]
+    pub max_concurrency: crate::remote::fanout::Amount,
+    /// Failed or timed-out hosts allowed before no further host is sent
+    /// the request (those in flight finish): a number or a percentage.
+    #[arg(long, default_value = "0", value_parser = crate::remote::fanout::Amount::parse)]
+    pub max_errors: crate::remote::fanout::Amount,
+}
+
+impl TargetArgs {
+    /// Whether any target flag was given (else: one host, as before).
+    pub fn given(&self) -> bool {
+        !self.hosts.is_empty() || self.hosts_file.is_some() || self.online.is_some()
+    }
+
+    /// The named hosts (from --hosts and --hosts-file), in order, each
+    /// once; an error for a name that cannot be part of a topic.
+    pub fn named(&self) -> Result<Vec<String>, String> {
+        let mut names: Vec<String> = self.hosts.iter().map(|h| h.trim().to_string()).collect();
+        if let Some(path) = &self.hosts_file {
+            let bytes = crate::files::read_regular(path, 16 << 20, crate::files::Links::Follow)
+                .map_err(|e| format!("--hosts-file {}: {e}", path.display()))?;
+            names.extend(
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim().to_string()),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
+        if let Some(bad) = names.iter().find(|n| n.contains(['/', '+', '#', '\0'])) {
+            return Err(format!(
+                "host {bad:?}: a host name cannot hold '/', '+' or '#'"
+            ));
+        }
+        Ok(names)
     }
 }

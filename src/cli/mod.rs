@@ -8,6 +8,7 @@ mod args;
 mod conf_page;
 mod config;
 mod docs;
+mod fleet;
 mod hosts;
 mod keygen;
 mod lua;
@@ -15,7 +16,7 @@ mod rules;
 mod send;
 mod status;
 
-pub use args::{BrokerArgs, ConnectArgs, LimitArgs, SigningArgs};
+pub use args::{BrokerArgs, ConnectArgs, LimitArgs, SigningArgs, TargetArgs};
 
 use crate::lua::VmLimits;
 use crate::sandbox::WorkerArgs;
@@ -51,6 +52,8 @@ enum Action {
         broker: Box<BrokerArgs>,
         #[command(flatten)]
         signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
     },
     /// Push a new collectd.conf to a host, and print the result.
     ///
@@ -219,7 +222,7 @@ enum ConfigCommand {
 }
 
 /// The exit status of `send-command` and `send-config`.
-const SEND_EXIT_CODES: &str = "Exit status: 0 the host's result code is 0, 1 any other result code, 2 a usage error (a bad --host, an unreadable file), 3 no result arrived (broker unreachable or refusing, TLS failure, timeout).";
+const SEND_EXIT_CODES: &str = "Exit status: 0 the host's result code is 0 (with --hosts, --hosts-file or --online: every host's), 1 any other result code (or a host failed, timed out or was not sent the request), 2 a usage error (a bad --host, an unreadable file), 3 no result arrived (broker unreachable or refusing, TLS failure, timeout).";
 
 /// Why a subcommand did not succeed, which decides the exit code.
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +279,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             command,
             broker,
             signing,
+            targets,
+        } if targets.given() => fleet::command(&broker, &signing, &targets, &service, &command),
+        Action::SendCommand {
+            service,
+            command,
+            broker,
+            signing,
+            ..
         } => send::command(&broker, &signing, &service, &command),
         Action::SendConfig {
             file,

@@ -8,6 +8,7 @@
 mod backoff;
 mod confirm;
 mod decide;
+pub mod fanout;
 mod journal;
 mod message;
 pub mod presence;

@@ -196,3 +196,114 @@ pub async fn gather_presence(
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     outcome.map(|()| hosts)
 }
+
+/// Where a fan-out goes: the topics as templates with `%{hostname}`, and
+/// how to wait.
+#[derive(Clone, Debug)]
+pub struct FanoutTopics {
+    pub connection: Connection,
+    /// `collectd/%{hostname}/command`.
+    pub command: String,
+    /// `collectd/%{hostname}/result`.
+    pub result: String,
+    pub qos: QoS,
+}
+
+/// The result filters to subscribe: one wildcard when `%{hostname}` is a
+/// whole level of the template, else each host's own topic.
+fn result_filters(template: &str, hosts: &[String]) -> Vec<String> {
+    let whole_level = template
+        .split('/')
+        .all(|level| level == "%{hostname}" || !level.contains("%{hostname}"));
+    if whole_level {
+        vec![template.replace("%{hostname}", "+")]
+    } else {
+        hosts
+            .iter()
+            .map(|h| template.replace("%{hostname}", h))
+            .collect()
+    }
+}
+
+/// Sends one request to many hosts as `fanout` decides (concurrency,
+/// error budget, per-host timeout) over one connection, and gathers their
+/// results by task id. `request(host, task_id)` builds each host's
+/// payload (signed for it, when asked); `progress` hears the counts as
+/// they change.
+pub async fn fan_out(
+    topics: &FanoutTopics,
+    hosts: &[String],
+    mut fanout: super::fanout::Fanout,
+    request: impl Fn(&str, u64) -> Result<Vec<u8>, String>,
+    mut progress: impl FnMut((usize, usize, usize, usize)),
+) -> Result<std::collections::BTreeMap<String, super::fanout::HostOutcome>, String> {
+    use std::collections::HashMap;
+    // Room for every request at once: a full queue never refuses one.
+    let (client, mut eventloop) = topics.connection.client(hosts.len() + 64)?;
+    let broker = format!("{}:{}", topics.connection.host, topics.connection.port);
+    let mut tasks: HashMap<u64, String> = HashMap::new();
+    let mut subscribed = false;
+    let outcome = loop {
+        let now = std::time::Instant::now();
+        fanout.tick(now);
+        if subscribed {
+            while let Some(host) = fanout.next(now) {
+                let task_id = new_task_id();
+                let payload = request(&host, task_id)?;
+                let topic = topics.command.replace("%{hostname}", &host);
+                client
+                    .try_publish(&topic, topics.qos, false, payload)
+                    .map_err(|e| format!("publish to {topic}: {e}"))?;
+                tasks.insert(task_id, host);
+            }
+            progress(fanout.counts());
+            if fanout.finished() {
+                break Ok(());
+            }
+        }
+        let wait = fanout
+            .next_deadline()
+            .map_or(Duration::from_millis(200), |d| {
+                d.saturating_duration_since(now)
+                    .min(Duration::from_millis(200))
+            });
+        let event = match tokio::time::timeout(wait, eventloop.poll()).await {
+            Err(_) => continue,
+            Ok(Err(e)) => break Err(format!("broker {broker}: {}", describe(&e))),
+            Ok(Ok(event)) => event,
+        };
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                let filters = result_filters(&topics.result, hosts)
+                    .into_iter()
+                    .map(|f| rumqttc::v5::mqttbytes::v5::Filter::new(f, topics.qos));
+                if let Err(e) = client.try_subscribe_many(filters) {
+                    break Err(format!("subscribe: {e}"));
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    break Err(format!(
+                        "the broker refused the subscription to {}",
+                        topics.result
+                    ));
+                }
+                subscribed = true;
+            }
+            Event::Incoming(Packet::Publish(p)) => {
+                if let Ok(result) = serde_json::from_slice::<TaskResult>(&p.payload)
+                    && let Some(host) = tasks.remove(&result.task_id)
+                {
+                    fanout.result(&host, result.code, result.message);
+                }
+            }
+            _ => {}
+        }
+    };
+    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
+    outcome.map(|()| fanout.outcomes())
+}

@@ -1,0 +1,148 @@
+//! `send-command` to many hosts (`--hosts`, `--hosts-file`, `--online`):
+//! the fan-out with its concurrency and error budget, progress on a
+//! terminal, and every host's outcome.
+
+use super::CliError;
+use super::args::{BrokerArgs, SigningArgs, TargetArgs};
+use crate::remote::fanout::{Fanout, HostOutcome};
+use crate::remote::sender::{self, FanoutTopics, gather_presence};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Sends `service`/`command` to every targeted host; exit 0 only when
+/// every one answered 0.
+pub fn command(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    service: &str,
+    command: &str,
+) -> Result<ExitCode, CliError> {
+    signing.check_fleet().map_err(CliError::Usage)?;
+    let options = broker.options().map_err(CliError::Usage)?;
+    let key = signing.key().map_err(CliError::Usage)?;
+    let mut hosts = targets.named().map_err(CliError::Usage)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    if let (Some(glob), Some(filter)) = (&targets.online, &targets.status_topic) {
+        let presence = broker
+            .connect()
+            .connection("hosts")
+            .map_err(CliError::Usage)?;
+        let fleet = runtime
+            .block_on(gather_presence(
+                &presence,
+                filter,
+                Duration::from_millis(500),
+                options.timeout,
+            ))
+            .map_err(CliError::NoResult)?;
+        for (name, status) in fleet {
+            if status.state == "online"
+                && crate::auth::glob_matches(glob, &name)
+                && !hosts.contains(&name)
+            {
+                hosts.push(name);
+            }
+        }
+    }
+    if hosts.is_empty() {
+        return Err(CliError::Usage("no host to send to".into()));
+    }
+    let topics = FanoutTopics {
+        connection: options.connection.clone(),
+        command: options.topic.clone(),
+        result: options.result_topic.clone(),
+        qos: options.qos,
+    };
+    let fanout = Fanout::new(
+        hosts.clone(),
+        targets.max_concurrency,
+        targets.max_errors,
+        options.timeout,
+    );
+    let total = hosts.len();
+    let terminal = std::io::stderr().is_terminal();
+    let request = |host: &str, task_id: u64| {
+        let payload = sender::command_message(task_id, service, command);
+        match &key {
+            Some(key) => sender::sign(&payload, key, host),
+            None => Ok(payload),
+        }
+    };
+    let progress = |(sent, ok, failed, timed_out): (usize, usize, usize, usize)| {
+        if terminal {
+            eprint!("\r{sent}/{total} sent, {ok} ok, {failed} failed, {timed_out} timed out ");
+        }
+    };
+    let outcomes = runtime
+        .block_on(sender::fan_out(&topics, &hosts, fanout, request, progress))
+        .map_err(CliError::NoResult)?;
+    if terminal {
+        eprintln!();
+    }
+    print_outcomes(&outcomes, broker.json);
+    Ok(if outcomes.values().all(HostOutcome::succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// One JSON line per host, or a summary by outcome.
+fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
+    if json {
+        for (host, outcome) in outcomes {
+            let line = match outcome {
+                HostOutcome::Result { code, message } => serde_json::json!({
+                    "host": host, "outcome": "result", "code": code, "message": message,
+                }),
+                HostOutcome::TimedOut => serde_json::json!({"host": host, "outcome": "timed_out"}),
+                HostOutcome::NotSent => serde_json::json!({"host": host, "outcome": "not_sent"}),
+            };
+            println!("{line}");
+        }
+        return;
+    }
+    let group = |keep: &dyn Fn(&HostOutcome) -> bool| -> Vec<&String> {
+        outcomes
+            .iter()
+            .filter(|(_, o)| keep(o))
+            .map(|(h, _)| h)
+            .collect()
+    };
+    let ok = group(&HostOutcome::succeeded);
+    println!("ok ({}): {}", ok.len(), join(&ok));
+    let failed: Vec<(&String, &i64, &String)> = outcomes
+        .iter()
+        .filter_map(|(h, o)| match o {
+            HostOutcome::Result { code, message } if *code != 0 => Some((h, code, message)),
+            _ => None,
+        })
+        .collect();
+    println!("failed ({}):", failed.len());
+    for (host, code, message) in failed {
+        let first = message.lines().next().unwrap_or("");
+        println!("  {host}: code {code} ({code:#x}) {first}");
+    }
+    let timed_out = group(&|o| *o == HostOutcome::TimedOut);
+    println!("timed out ({}): {}", timed_out.len(), join(&timed_out));
+    let not_sent = group(&|o| *o == HostOutcome::NotSent);
+    println!(
+        "not sent, the error budget was spent ({}): {}",
+        not_sent.len(),
+        join(&not_sent)
+    );
+}
+
+fn join(hosts: &[&String]) -> String {
+    hosts
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

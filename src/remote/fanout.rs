@@ -1,0 +1,256 @@
+//! One request to many hosts, as AWS SSM Run Command does it: at most
+//! `max_concurrency` hosts in flight, and once more than `max_errors`
+//! hosts failed no further host is sent the request (those in flight
+//! finish). A pure state machine: the sender tells it what happened and
+//! asks it what to do; it never touches the network.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How many hosts: a number, or a percentage of the targets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Amount {
+    Count(usize),
+    Percent(f64),
+}
+
+impl Amount {
+    /// `10` or `25%`.
+    pub fn parse(text: &str) -> Result<Amount, String> {
+        match text.strip_suffix('%') {
+            Some(p) => match p.parse::<f64>() {
+                Ok(v) if (0.0..=100.0).contains(&v) => Ok(Amount::Percent(v)),
+                _ => Err(format!("{text:?}: a percentage from 0% to 100%")),
+            },
+            None => text
+                .parse()
+                .map(Amount::Count)
+                .map_err(|_| format!("{text:?}: a number of hosts, or a percentage such as 10%")),
+        }
+    }
+
+    /// Of `targets` hosts; `round_up` for concurrency (a share of a host
+    /// is one host), down for an error budget.
+    fn of(self, targets: usize, round_up: bool) -> usize {
+        match self {
+            Amount::Count(n) => n,
+            Amount::Percent(p) => {
+                let exact = targets as f64 * p / 100.0;
+                (if round_up {
+                    exact.ceil()
+                } else {
+                    exact.floor()
+                }) as usize
+            }
+        }
+    }
+}
+
+/// How one host's request ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostOutcome {
+    /// The host's result: its code and message.
+    Result { code: i64, message: String },
+    /// No result within the per-host timeout.
+    TimedOut,
+    /// Never sent: the error budget was spent first.
+    NotSent,
+}
+
+impl HostOutcome {
+    pub fn succeeded(&self) -> bool {
+        matches!(self, HostOutcome::Result { code: 0, .. })
+    }
+}
+
+/// The fan-out's state.
+#[derive(Debug)]
+pub struct Fanout {
+    waiting: VecDeque<String>,
+    /// Host -> when its result is due.
+    in_flight: BTreeMap<String, Instant>,
+    done: BTreeMap<String, HostOutcome>,
+    concurrency: usize,
+    error_budget: usize,
+    errors: usize,
+    timeout: Duration,
+}
+
+impl Fanout {
+    /// `hosts` in the order they are to be sent.
+    pub fn new(
+        hosts: Vec<String>,
+        concurrency: Amount,
+        errors: Amount,
+        timeout: Duration,
+    ) -> Fanout {
+        let n = hosts.len();
+        Fanout {
+            concurrency: concurrency.of(n, true).max(1),
+            error_budget: errors.of(n, false),
+            waiting: hosts.into(),
+            in_flight: BTreeMap::new(),
+            done: BTreeMap::new(),
+            errors: 0,
+            timeout,
+        }
+    }
+
+    /// Whether the error budget is spent (no host is sent anything more).
+    pub fn stopped(&self) -> bool {
+        self.errors > self.error_budget
+    }
+
+    /// The next host to send the request to now, if any.
+    pub fn next(&mut self, now: Instant) -> Option<String> {
+        if self.stopped() || self.in_flight.len() >= self.concurrency {
+            return None;
+        }
+        let host = self.waiting.pop_front()?;
+        self.in_flight.insert(host.clone(), now + self.timeout);
+        Some(host)
+    }
+
+    /// A host's result arrived (ignored unless the host is in flight).
+    pub fn result(&mut self, host: &str, code: i64, message: String) {
+        if self.in_flight.remove(host).is_some() {
+            self.finish(host, HostOutcome::Result { code, message });
+        }
+    }
+
+    /// Time passed: hosts past their deadline have timed out.
+    pub fn tick(&mut self, now: Instant) {
+        let late: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, due)| **due <= now)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for host in late {
+            self.in_flight.remove(&host);
+            self.finish(&host, HostOutcome::TimedOut);
+        }
+    }
+
+    fn finish(&mut self, host: &str, outcome: HostOutcome) {
+        if !outcome.succeeded() {
+            self.errors += 1;
+        }
+        self.done.insert(host.to_string(), outcome);
+        if self.stopped() {
+            for host in self.waiting.drain(..) {
+                self.done.insert(host, HostOutcome::NotSent);
+            }
+        }
+    }
+
+    /// The earliest deadline of a host in flight.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.in_flight.values().min().copied()
+    }
+
+    /// Nothing in flight and nothing more to send.
+    pub fn finished(&self) -> bool {
+        self.in_flight.is_empty() && (self.waiting.is_empty() || self.stopped())
+    }
+
+    /// `(sent, ok, failed, timed out)` so far, for progress lines.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let ok = self.done.values().filter(|o| o.succeeded()).count();
+        let timed_out = self
+            .done
+            .values()
+            .filter(|o| **o == HostOutcome::TimedOut)
+            .count();
+        let not_sent = self
+            .done
+            .values()
+            .filter(|o| **o == HostOutcome::NotSent)
+            .count();
+        let sent = self.done.len() - not_sent + self.in_flight.len();
+        (
+            sent,
+            ok,
+            self.done.len() - ok - timed_out - not_sent,
+            timed_out,
+        )
+    }
+
+    /// Every host's outcome, once [`Fanout::finished`].
+    pub fn outcomes(self) -> BTreeMap<String, HostOutcome> {
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn amounts_parse_and_scale_as_ssm_does() {
+        assert_eq!(Amount::parse("10"), Ok(Amount::Count(10)));
+        assert_eq!(Amount::parse("25%"), Ok(Amount::Percent(25.0)));
+        assert!(Amount::parse("x").is_err() && Amount::parse("150%").is_err());
+        assert_eq!(Amount::Percent(10.0).of(15, true), 2);
+        assert_eq!(Amount::Percent(10.0).of(15, false), 1);
+    }
+
+    #[test]
+    fn concurrency_is_bounded_and_the_error_budget_stops_sending() {
+        let t0 = Instant::now();
+        let mut f = Fanout::new(
+            hosts(6),
+            Amount::Count(2),
+            Amount::Count(1),
+            Duration::from_secs(5),
+        );
+        assert_eq!(f.next(t0).as_deref(), Some("h0"));
+        assert_eq!(f.next(t0).as_deref(), Some("h1"));
+        assert_eq!(f.next(t0), None, "two in flight at most");
+        f.result("h0", 1, "failed".into());
+        assert_eq!(
+            f.next(t0).as_deref(),
+            Some("h2"),
+            "one error is within the budget"
+        );
+        f.result("h1", 0, "ok".into());
+        assert_eq!(f.next(t0 + Duration::from_secs(2)).as_deref(), Some("h3"));
+        // h2 times out: the second error spends the budget.
+        f.tick(t0 + Duration::from_secs(6));
+        assert!(f.stopped());
+        assert_eq!(f.next(t0 + Duration::from_secs(6)), None);
+        assert!(!f.finished(), "h3 is still in flight");
+        f.result("h3", 0, "ok".into());
+        assert!(f.finished());
+        assert_eq!(f.counts(), (4, 2, 1, 1));
+        let out = f.outcomes();
+        assert_eq!(out["h2"], HostOutcome::TimedOut);
+        assert_eq!(
+            (out["h4"].clone(), out["h5"].clone()),
+            (HostOutcome::NotSent, HostOutcome::NotSent)
+        );
+        // A late result of a host no longer in flight changes nothing.
+    }
+
+    #[test]
+    fn all_hosts_are_sent_without_errors() {
+        let t0 = Instant::now();
+        let mut f = Fanout::new(
+            hosts(3),
+            Amount::Percent(100.0),
+            Amount::Count(0),
+            Duration::from_secs(5),
+        );
+        let sent: Vec<String> = std::iter::from_fn(|| f.next(t0)).collect();
+        assert_eq!(sent.len(), 3);
+        for h in &sent {
+            f.result(h, 0, String::new());
+        }
+        f.result("h0", 1, "late duplicate".into());
+        assert!(f.finished() && f.outcomes().values().all(HostOutcome::succeeded));
+    }
+}

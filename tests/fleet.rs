@@ -1,0 +1,161 @@
+//! One command to many hosts: ten real collectd instances (distinct host
+//! names and state directories) on one real mosquitto, `send-command`
+//! with `--hosts`, `--online` and the error budget; a host whose command
+//! fails, and one that is not running.
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+const HOSTS: usize = 10;
+/// Not started: its requests time out.
+const OFFLINE: &str = "web7";
+/// Its hello/exec exits 3.
+const FAILING: &str = "web3";
+
+fn start(broker: &Mosquitto, hostname: &str, state: &std::path::Path) -> Collectd {
+    let exec = if hostname == FAILING {
+        "echo broken; exit 3"
+    } else {
+        "echo hi"
+    };
+    let config = json!({
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "collectd/%{hostname}/command",
+        "CommandResultTopic": "collectd/%{hostname}/result",
+        "StatusTopic": "collectd/%{hostname}/status",
+        "StateDir": state.join(hostname),
+        "Services": {"hello": {"commands": {"exec": exec}}},
+    });
+    let mut c = Collectd::start(CollectdSpec {
+        hostname: hostname.into(),
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    c.wait_for_log(&format!(
+        "listening for commands on collectd/{hostname}/command"
+    ));
+    c
+}
+
+/// `send-command hello exec` with `extra`: exit status and each host's
+/// outcome.
+fn send(broker: &Mosquitto, extra: &[&str]) -> (Option<i32>, BTreeMap<String, Value>) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["send-command", "hello", "exec"])
+        .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["-t", "collectd/%{hostname}/command"])
+        .args(["--result-topic", "collectd/%{hostname}/result"])
+        // Per host; generous, so that only the stopped host times out
+        // on a busy machine.
+        .args(["--timeout", "30", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let outcomes = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["host"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    (out.status.code(), outcomes)
+}
+
+#[test]
+fn a_command_fans_out_to_the_fleet_within_its_concurrency_and_error_budget() {
+    let broker = Mosquitto::start();
+    let state = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..HOSTS).map(|i| format!("web{i}")).collect();
+    let _fleet: Vec<Collectd> = names
+        .iter()
+        .filter(|n| *n != OFFLINE)
+        .map(|n| start(&broker, n, state.path()))
+        .collect();
+
+    // Every host named: the failing one answers 3, the stopped one times
+    // out, the others run it; with the budget at 100 % nothing is held back.
+    let all = names.join(",");
+    let (status, outcomes) = send(
+        &broker,
+        &[
+            "--hosts",
+            &all,
+            "--max-concurrency",
+            "3",
+            "--max-errors",
+            "100%",
+        ],
+    );
+    assert_eq!(status, Some(1), "{outcomes:?}");
+    assert_eq!(outcomes.len(), HOSTS, "{outcomes:?}");
+    for (host, o) in &outcomes {
+        match host.as_str() {
+            FAILING => {
+                assert_eq!(
+                    (&o["outcome"], &o["code"]),
+                    (&json!("result"), &json!(3)),
+                    "{o}"
+                );
+                assert_eq!(o["message"], "broken");
+            }
+            OFFLINE => assert_eq!(o["outcome"], "timed_out", "{o}"),
+            _ => assert_eq!(
+                (&o["outcome"], &o["code"]),
+                (&json!("result"), &json!(0)),
+                "{o}"
+            ),
+        }
+    }
+
+    // One at a time, no error allowed: the failing host first stops the
+    // rest, which are never sent the request.
+    let (status, outcomes) = send(
+        &broker,
+        &[
+            "--hosts",
+            "web3,web0,web1,web2",
+            "--max-concurrency",
+            "1",
+            "--max-errors",
+            "0",
+        ],
+    );
+    assert_eq!(status, Some(1));
+    assert_eq!(outcomes["web3"]["code"], 3);
+    for host in ["web0", "web1", "web2"] {
+        assert_eq!(outcomes[host]["outcome"], "not_sent", "{outcomes:?}");
+    }
+
+    // The hosts online whose name matches: the stopped one is not among
+    // them, so nothing times out.
+    let (status, outcomes) = send(
+        &broker,
+        &[
+            "--online",
+            "web*",
+            "--status-topic",
+            "collectd/+/status",
+            "--max-concurrency",
+            "50%",
+            "--max-errors",
+            "1",
+        ],
+    );
+    assert_eq!(status, Some(1), "{outcomes:?}");
+    assert_eq!(outcomes.len(), HOSTS - 1, "{outcomes:?}");
+    assert!(!outcomes.contains_key(OFFLINE));
+    assert_eq!(
+        outcomes.values().filter(|o| o["code"] == 0).count(),
+        HOSTS - 2,
+        "{outcomes:?}"
+    );
+
+    // All succeed: exit 0.
+    let (status, outcomes) = send(&broker, &["--hosts", "web0,web1,web2,web4"]);
+    assert_eq!(status, Some(0), "{outcomes:?}");
+}
