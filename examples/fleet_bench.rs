@@ -123,7 +123,10 @@ fn main() {
         let started = Instant::now();
         let out = Command::new("/usr/bin/time")
             .args(["-f", "%M"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/collectd-monitor"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/release/collectd-monitor"
+            ))
             .args(["send-command", "hello", "exec"])
             .args(["--host", &format!("127.0.0.1:{port}")])
             .args(["-t", "collectd/%{hostname}/command"])

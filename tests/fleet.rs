@@ -158,4 +158,39 @@ fn a_command_fans_out_to_the_fleet_within_its_concurrency_and_error_budget() {
     // All succeed: exit 0.
     let (status, outcomes) = send(&broker, &["--hosts", "web0,web1,web2,web4"]);
     assert_eq!(status, Some(0), "{outcomes:?}");
+
+    // A staged config rollout whose canary refuses the config: the other
+    // hosts are never tried. `%{hostname}` is each host's own name.
+    let conf = state.path().join("push.conf");
+    std::fs::write(&conf, "LoadPlugin %{hostname}\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .arg("send-config")
+        .arg(&conf)
+        .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["-t", "collectd/%{hostname}/command"])
+        .args(["--result-topic", "collectd/%{hostname}/result"])
+        .args(["--timeout", "30", "--json"])
+        .args(["--hosts", "web0,web1,web2,web4,web5"])
+        .args(["--canary", "1", "--wave-size", "2", "--max-errors", "100%"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let outcomes: BTreeMap<String, Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["host"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(outcomes["web0"]["code"], 0x2002, "{outcomes:?}");
+    assert!(
+        outcomes["web0"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("LoadPlugin \"web0\"")),
+        "{outcomes:?}"
+    );
+    for host in ["web1", "web2", "web4", "web5"] {
+        assert_eq!(outcomes[host]["outcome"], "not_sent", "{outcomes:?}");
+    }
 }

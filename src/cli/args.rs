@@ -275,3 +275,32 @@ impl TargetArgs {
         Ok(names)
     }
 }
+
+/// A count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A staged config rollout (`send-config` to many hosts).
+#[derive(Args, Debug)]
+pub struct RolloutArgs {
+    /// Push to this many hosts first; the rest only if every one of them
+    /// answered 0.
+    #[arg(long, requires = "wave_size")]
+    pub canary: Option<usize>,
+    /// After the canaries, push in waves of this many hosts, each once the
+    /// previous one has finished.
+    #[arg(long, requires = "canary", value_parser = at_least_one)]
+    pub wave_size: Option<usize>,
+}
+
+impl RolloutArgs {
+    /// `(canaries, wave size)`, when a staged rollout is asked for.
+    pub fn stages(&self) -> Option<(usize, usize)> {
+        self.canary.zip(self.wave_size)
+    }
+}

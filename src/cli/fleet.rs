@@ -1,6 +1,7 @@
-//! `send-command` to many hosts (`--hosts`, `--hosts-file`, `--online`):
-//! the fan-out with its concurrency and error budget, progress on a
-//! terminal, and every host's outcome.
+//! `send-command` and `send-config` to many hosts (`--hosts`,
+//! `--hosts-file`, `--online`): the fan-out with its concurrency and error
+//! budget (and for configs, canaries and waves), progress on a terminal,
+//! and every host's outcome.
 
 use super::CliError;
 use super::args::{BrokerArgs, SigningArgs, TargetArgs};
@@ -19,6 +20,37 @@ pub fn command(
     targets: &TargetArgs,
     service: &str,
     command: &str,
+) -> Result<ExitCode, CliError> {
+    fan_out(broker, signing, targets, None, |_, task_id| {
+        sender::command_message(task_id, service, command)
+    })
+}
+
+/// Pushes `file` to every targeted host, `%{hostname}` in it replaced by
+/// each host's name; with `stages` (canaries, wave size), as a staged
+/// rollout.
+pub fn config(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    stages: Option<(usize, usize)>,
+    file: &std::path::Path,
+) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    fan_out(broker, signing, targets, stages, |host, task_id| {
+        sender::config_message(task_id, &text.replace("%{hostname}", host))
+    })
+}
+
+/// One request per host, built by `build(host, task_id)` and signed for
+/// that host when asked.
+fn fan_out(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    stages: Option<(usize, usize)>,
+    build: impl Fn(&str, u64) -> Vec<u8>,
 ) -> Result<ExitCode, CliError> {
     signing.check_fleet().map_err(CliError::Usage)?;
     let options = broker.options().map_err(CliError::Usage)?;
@@ -59,16 +91,19 @@ pub fn command(
         result: options.result_topic.clone(),
         qos: options.qos,
     };
-    let fanout = Fanout::new(
+    let mut fanout = Fanout::new(
         hosts.clone(),
         targets.max_concurrency,
         targets.max_errors,
         options.timeout,
     );
+    if let Some((canary, wave)) = stages {
+        fanout = fanout.staged(canary, wave);
+    }
     let total = hosts.len();
     let terminal = std::io::stderr().is_terminal();
     let request = |host: &str, task_id: u64| {
-        let payload = sender::command_message(task_id, service, command);
+        let payload = build(host, task_id);
         match &key {
             Some(key) => sender::sign(&payload, key, host),
             None => Ok(payload),
@@ -133,7 +168,7 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
     println!("timed out ({}): {}", timed_out.len(), join(&timed_out));
     let not_sent = group(&|o| *o == HostOutcome::NotSent);
     println!(
-        "not sent, the error budget was spent ({}): {}",
+        "not sent: the error budget was spent or a canary failed ({}): {}",
         not_sent.len(),
         join(&not_sent)
     );

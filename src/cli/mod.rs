@@ -16,7 +16,7 @@ mod rules;
 mod send;
 mod status;
 
-pub use args::{BrokerArgs, ConnectArgs, LimitArgs, SigningArgs, TargetArgs};
+pub use args::{BrokerArgs, ConnectArgs, LimitArgs, RolloutArgs, SigningArgs, TargetArgs};
 
 use crate::lua::VmLimits;
 use crate::sandbox::WorkerArgs;
@@ -61,12 +61,16 @@ enum Action {
     /// file, restarts collectd and rolls back if it does not come up.
     #[command(after_help = SEND_EXIT_CODES)]
     SendConfig {
-        /// The new collectd.conf.
+        /// The new collectd.conf (`%{hostname}` in it is each host's name).
         file: PathBuf,
         #[command(flatten)]
         broker: Box<BrokerArgs>,
         #[command(flatten)]
         signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
+        #[command(flatten)]
+        rollout: RolloutArgs,
     },
     /// Show what the running plugin is doing: each rule file and handler
     /// (decisions, errors, the series they acted on), the MQTT session,
@@ -292,7 +296,21 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             file,
             broker,
             signing,
-        } => send::config(&broker, &signing, &file),
+            targets,
+            rollout,
+        } if targets.given() => fleet::config(&broker, &signing, &targets, rollout.stages(), &file),
+        Action::SendConfig {
+            file,
+            broker,
+            signing,
+            rollout,
+            ..
+        } => match rollout.stages() {
+            Some(_) => Err(CliError::Usage(
+                "--canary and --wave-size need hosts: --hosts, --hosts-file or --online".into(),
+            )),
+            None => send::config(&broker, &signing, &file),
+        },
         Action::Keygen { name, dir } => keygen::run(&name, &dir),
         Action::Completions { shell } => docs::completions(shell),
         Action::Hosts {

@@ -75,6 +75,8 @@ pub struct Fanout {
     concurrency: usize,
     error_budget: usize,
     errors: usize,
+    /// A staged rollout: the canaries, then waves (see [`Fanout::staged`]).
+    stages: Option<Stages>,
     /// `(ok, timed out, not sent)` so far.
     ok: usize,
     timed_out: usize,
@@ -94,6 +96,7 @@ impl Fanout {
         Fanout {
             concurrency: concurrency.of(n, true).max(1),
             error_budget: errors.of(n, false),
+            stages: None,
             waiting: hosts.into(),
             in_flight: HashMap::new(),
             due: BTreeSet::new(),
@@ -106,17 +109,54 @@ impl Fanout {
         }
     }
 
-    /// Whether the error budget is spent (no host is sent anything more).
+    /// A staged rollout, as AWS IoT Jobs and canary deployments do it: the
+    /// first `canary` hosts alone; only if every one of them succeeds, the
+    /// rest in waves of `wave` hosts, each wave sent once the previous one
+    /// has finished. The error budget applies throughout.
+    pub fn staged(mut self, canary: usize, wave: usize) -> Fanout {
+        self.stages = Some(Stages {
+            canary,
+            wave: wave.max(1),
+            released: 0,
+            wave_left: 0,
+            canaries: Vec::new(),
+            canary_failed: false,
+        });
+        self
+    }
+
+    /// Whether no host is sent anything more: the error budget is spent,
+    /// or a canary failed.
     pub fn stopped(&self) -> bool {
-        self.errors > self.error_budget
+        self.errors > self.error_budget || self.stages.as_ref().is_some_and(|s| s.canary_failed)
     }
 
     /// The next host to send the request to now, if any.
     pub fn next(&mut self, now: Instant) -> Option<String> {
-        if self.stopped() || self.in_flight.len() >= self.concurrency {
+        if self.stopped() {
+            return None;
+        }
+        let mut canary = false;
+        if let Some(stages) = &mut self.stages {
+            if stages.released < stages.canary {
+                // Every canary at once.
+                canary = true;
+            } else if stages.wave_left > 0 {
+                stages.wave_left -= 1;
+            } else if self.in_flight.is_empty() && !self.waiting.is_empty() {
+                // The canaries (or the previous wave) are done: a new wave.
+                stages.wave_left = stages.wave - 1;
+            } else {
+                return None;
+            }
+            stages.released += 1;
+        } else if self.in_flight.len() >= self.concurrency {
             return None;
         }
         let host = self.waiting.pop_front()?;
+        if let (true, Some(stages)) = (canary, &mut self.stages) {
+            stages.canaries.push(host.clone());
+        }
         let due = now + self.timeout;
         self.in_flight.insert(host.clone(), due);
         self.due.insert((due, host.clone()));
@@ -145,6 +185,12 @@ impl Fanout {
     }
 
     fn finish(&mut self, host: &str, outcome: HostOutcome) {
+        if let Some(stages) = &mut self.stages
+            && !outcome.succeeded()
+            && stages.canaries.iter().any(|c| c == host)
+        {
+            stages.canary_failed = true;
+        }
         match &outcome {
             o if o.succeeded() => self.ok += 1,
             HostOutcome::TimedOut => {
@@ -200,6 +246,20 @@ impl Fanout {
     }
 }
 
+/// Where a staged rollout stands.
+#[derive(Debug)]
+struct Stages {
+    canary: usize,
+    wave: usize,
+    /// Hosts sent so far (the first `canary` are the canaries).
+    released: usize,
+    /// Hosts the current wave may still send.
+    wave_left: usize,
+    canaries: Vec<String>,
+    /// A canary did not succeed: nothing more is sent.
+    canary_failed: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +312,47 @@ mod tests {
             (HostOutcome::NotSent, HostOutcome::NotSent)
         );
         // A late result of a host no longer in flight changes nothing.
+    }
+
+    #[test]
+    fn a_staged_rollout_waits_for_its_canaries_then_goes_in_waves() {
+        let t0 = Instant::now();
+        let budget = Amount::Count(5);
+        let mut f =
+            Fanout::new(hosts(6), Amount::Count(1), budget, Duration::from_secs(5)).staged(1, 2);
+        assert_eq!(f.next(t0).as_deref(), Some("h0"));
+        assert_eq!(f.next(t0), None, "nothing beside the canary");
+        f.result("h0", 0, String::new());
+        // The first wave: two hosts, nothing more until both finished.
+        assert_eq!(f.next(t0).as_deref(), Some("h1"));
+        assert_eq!(f.next(t0).as_deref(), Some("h2"));
+        assert_eq!(f.next(t0), None);
+        f.result("h1", 0, String::new());
+        assert_eq!(f.next(t0), None, "h2 still in flight");
+        f.result("h2", 1, "refused".into());
+        assert_eq!(f.next(t0).as_deref(), Some("h3"), "within the budget");
+        assert_eq!(f.next(t0).as_deref(), Some("h4"));
+        f.result("h3", 0, String::new());
+        f.result("h4", 0, String::new());
+        assert_eq!(f.next(t0).as_deref(), Some("h5"));
+        f.result("h5", 0, String::new());
+        assert!(f.finished());
+
+        // A failing canary stops the rollout: the rest is never tried.
+        let mut f =
+            Fanout::new(hosts(4), Amount::Count(1), budget, Duration::from_secs(5)).staged(2, 2);
+        assert_eq!(f.next(t0).as_deref(), Some("h0"));
+        assert_eq!(f.next(t0).as_deref(), Some("h1"));
+        f.result("h1", 0x2002, "broken".into());
+        assert!(f.stopped());
+        assert_eq!(f.next(t0), None);
+        f.result("h0", 0, String::new());
+        assert!(f.finished());
+        let out = f.outcomes();
+        assert_eq!(
+            (out["h2"].clone(), out["h3"].clone()),
+            (HostOutcome::NotSent, HostOutcome::NotSent)
+        );
     }
 
     #[test]
