@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 const HOSTS: usize = 10;
-/// Not started: its requests time out.
+/// Killed before the commands: its requests time out.
 const OFFLINE: &str = "web7";
 /// Its hello/exec exits 3.
 const FAILING: &str = "web3";
@@ -71,11 +71,38 @@ fn a_command_fans_out_to_the_fleet_within_its_concurrency_and_error_budget() {
     let broker = Mosquitto::start();
     let state = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..HOSTS).map(|i| format!("web{i}")).collect();
-    let _fleet: Vec<Collectd> = names
+    let mut fleet: Vec<Collectd> = names
         .iter()
-        .filter(|n| *n != OFFLINE)
         .map(|n| start(&broker, n, state.path()))
         .collect();
+    // All ten online; then one is killed, and the broker marks it offline
+    // (its last will).
+    let online = |broker: &Mosquitto| -> BTreeMap<String, String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["hosts", "--host", &format!("127.0.0.1:{}", broker.port)])
+            .args(["--status-topic", "collectd/+/status", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["hostname"].as_str().unwrap().to_string(),
+                    v["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    common::wait_for("ten hosts online", || {
+        let f = online(&broker);
+        (f.len() == HOSTS && f.values().all(|s| s == "online")).then_some(())
+    });
+    fleet[7].crash();
+    common::wait_for("the killed host offline", || {
+        (online(&broker).get(OFFLINE).map(String::as_str) == Some("offline")).then_some(())
+    });
 
     // Every host named: the failing one answers 3, the stopped one times
     // out, the others run it; with the budget at 100 % nothing is held back.
