@@ -55,15 +55,18 @@ fn send(broker: &Mosquitto, extra: &[&str]) -> (Option<i32>, BTreeMap<String, Va
         .args(extra)
         .output()
         .unwrap();
-    let outcomes = String::from_utf8(out.stdout)
-        .unwrap()
+    (out.status.code(), by_host(&out.stdout))
+}
+
+/// `--json` output: each host's outcome line, by host.
+fn by_host(stdout: &[u8]) -> BTreeMap<String, Value> {
+    String::from_utf8_lossy(stdout)
         .lines()
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
             (v["host"].as_str().unwrap().to_string(), v)
         })
-        .collect();
-    (out.status.code(), outcomes)
+        .collect()
 }
 
 #[test]
@@ -202,14 +205,7 @@ fn a_command_fans_out_to_the_fleet_within_its_concurrency_and_error_budget() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let outcomes: BTreeMap<String, Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["host"].as_str().unwrap().to_string(), v)
-        })
-        .collect();
+    let outcomes = by_host(&out.stdout);
     assert_eq!(outcomes["web0"]["code"], 0x2002, "{outcomes:?}");
     assert!(
         outcomes["web0"]["message"]

@@ -74,6 +74,13 @@ pub fn sign(payload: &[u8], key: &crate::auth::SigningKey, host: &str) -> Result
     Ok(serde_json::Value::Object(message).to_string().into_bytes())
 }
 
+/// Whether the broker refused a subscription of this SUBACK.
+fn refused(ack: &rumqttc::v5::mqttbytes::v5::SubAck) -> bool {
+    ack.return_codes
+        .iter()
+        .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+}
+
 /// Publishes `payload` once subscribed to the result topic, and returns the
 /// result whose task id is `task_id`.
 pub async fn send(
@@ -97,11 +104,7 @@ pub async fn send(
                         .map_err(|e| format!("subscribe: {e}"))?;
                 }
                 Event::Incoming(Packet::SubAck(ack)) => {
-                    if ack
-                        .return_codes
-                        .iter()
-                        .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                    {
+                    if refused(&ack) {
                         return Err(format!(
                             "the broker refused the subscription to {}",
                             options.result_topic
@@ -174,11 +177,7 @@ pub async fn gather_presence(
                 }
             }
             Event::Incoming(Packet::SubAck(ack)) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                {
+                if refused(&ack) {
                     break Err(format!("the broker refused the subscription to {filter}"));
                 }
                 subscribed = true;
@@ -282,11 +281,7 @@ pub async fn fan_out(
                 }
             }
             Event::Incoming(Packet::SubAck(ack)) => {
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                {
+                if refused(&ack) {
                     break Err(format!(
                         "the broker refused the subscription to {}",
                         topics.result
