@@ -624,3 +624,91 @@ fn a_host_with_config_push_off_refuses_every_push() {
     assert!(message.contains("AllowConfigPush false"), "{message}");
     assert_eq!(s.conf_text(), old);
 }
+
+/// A staged rollout for real: three daemonized collectd hosts on one
+/// broker take the same templated config (`%{hostname}`), the canary first,
+/// then a wave of two; each host restarts with it.
+#[test]
+fn a_staged_rollout_replaces_every_hosts_config_canary_first_then_in_waves() {
+    let broker = Mosquitto::start();
+    // Each host's directory is reachable as <fleet>/<host>: the one config
+    // names its paths through it.
+    let fleet = tempfile::Builder::new()
+        .prefix("cm-fleet")
+        .tempdir()
+        .unwrap();
+    let names = ["web0", "web1", "web2"];
+    let mut hosts: Vec<Collectd> = names
+        .iter()
+        .map(|name| {
+            let config = json!({
+                "Host": format!("127.0.0.1:{}", broker.port),
+                "CommandTopic": "collectd/%{hostname}/command",
+                "CommandResultTopic": "collectd/%{hostname}/result",
+                "ReconnectInterval": 1,
+                "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+                "CommandTimeout": 20,
+                "Services": {"hello": {"commands": {"exec": "echo hi"}}}
+            });
+            Collectd::start(CollectdSpec {
+                hostname: (*name).into(),
+                monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+                config_json: Some((config.to_string(), 0o600)),
+                daemonize: true,
+                ..Default::default()
+            })
+        })
+        .collect();
+    for (name, host) in names.iter().zip(&mut hosts) {
+        std::os::unix::fs::symlink(host.dir.path(), fleet.path().join(name)).unwrap();
+        host.wait_for_log(&format!(
+            "listening for commands on collectd/{name}/command"
+        ));
+    }
+    // web0's config, its directory and name made templates, plus a csv
+    // writer whose files prove each host runs the new config.
+    let web0 = std::fs::read_to_string(hosts[0].conf_path()).unwrap();
+    let template = format!(
+        "LoadPlugin csv\n<Plugin csv>\n  DataDir \"{}/%{{hostname}}/csv\"\n</Plugin>\n{}",
+        fleet.path().display(),
+        web0.replace(
+            &hosts[0].dir.path().display().to_string(),
+            &format!("{}/%{{hostname}}", fleet.path().display())
+        )
+        .replace("Hostname \"web0\"", "Hostname \"%{hostname}\"")
+    );
+    assert!(template.contains("Hostname \"%{hostname}\""), "{template}");
+    let file = fleet.path().join("fleet.conf");
+    std::fs::write(&file, &template).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .arg("send-config")
+        .arg(&file)
+        .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["-t", "collectd/%{hostname}/command"])
+        .args(["--result-topic", "collectd/%{hostname}/result"])
+        .args(["--timeout", "90", "--json"])
+        .args([
+            "--hosts",
+            "web0,web1,web2",
+            "--canary",
+            "1",
+            "--wave-size",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.lines().all(|l| l.contains("\"code\":0")), "{stdout}");
+    for (name, host) in names.iter().zip(&hosts) {
+        let expected = template.replace("%{hostname}", name);
+        assert_eq!(std::fs::read_to_string(host.conf_path()).unwrap(), expected);
+        wait_for("csv output of the new config", || {
+            std::fs::read_dir(fleet.path().join(name).join("csv"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .map(|_| ())
+        });
+    }
+}

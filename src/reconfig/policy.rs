@@ -157,9 +157,15 @@ impl PushPolicy {
     }
 }
 
+/// The same directory: as written, or once links are resolved (a link to
+/// an allowed directory is that directory).
 fn same_dir(a: &Path, b: &Path) -> bool {
     let clean = |p: &Path| p.components().collect::<PathBuf>();
     clean(a) == clean(b)
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 fn list(paths: &[PathBuf]) -> String {
