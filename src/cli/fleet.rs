@@ -56,10 +56,7 @@ fn fan_out(
     let options = broker.options().map_err(CliError::Usage)?;
     let key = signing.key().map_err(CliError::Usage)?;
     let mut hosts = targets.named().map_err(CliError::Usage)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    let runtime = super::broker_runtime()?;
     if let (Some(glob), Some(filter)) = (&targets.online, &targets.status_topic) {
         let presence = broker
             .connect()

@@ -15,10 +15,7 @@ pub fn run(
     timeout: f64,
 ) -> Result<ExitCode, CliError> {
     let connection = connect.connection("hosts").map_err(CliError::Usage)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    let runtime = super::broker_runtime()?;
     let hosts = runtime
         .block_on(gather_presence(
             &connection,

@@ -255,6 +255,15 @@ impl CliError {
     }
 }
 
+/// The runtime the commands that talk to the broker run their exchange
+/// on (one thread: the CLI waits for it anyway).
+fn broker_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::NoResult(e.to_string()))
+}
+
 /// Parses the command line, runs the subcommand, prints an error and
 /// returns the exit code.
 pub fn main() -> ExitCode {

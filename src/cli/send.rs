@@ -40,10 +40,7 @@ pub fn config(
 /// Exit 0 for result code 0, 1 for any other code; no result is an error.
 fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode, CliError> {
     let options = broker.options().map_err(CliError::Usage)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::NoResult(e.to_string()))?;
+    let runtime = super::broker_runtime()?;
     let result = runtime
         .block_on(sender::send(&options, task_id, payload))
         .map_err(CliError::NoResult)?;

@@ -77,3 +77,18 @@ pub struct Metric {
     pub dsnames: Vec<String>,
     pub dstypes: Vec<DsType>,
 }
+
+impl Metric {
+    /// `[host, plugin, plugin_instance, type, type_instance]`: what
+    /// identifies the series (rule filters, guards and per-series state
+    /// all key on it).
+    pub fn identity(&self) -> [&str; 5] {
+        [
+            &self.host,
+            &self.plugin,
+            &self.plugin_instance,
+            &self.type_,
+            &self.type_instance,
+        ]
+    }
+}

@@ -61,3 +61,18 @@ pub struct Notification {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub meta: Vec<(String, MetaValue)>,
 }
+
+impl Notification {
+    /// `[host, plugin, plugin_instance, type, type_instance]`: what
+    /// identifies the series (rule filters, guards and per-series state
+    /// all key on it).
+    pub fn identity(&self) -> [&str; 5] {
+        [
+            &self.host,
+            &self.plugin,
+            &self.plugin_instance,
+            &self.type_,
+            &self.type_instance,
+        ]
+    }
+}

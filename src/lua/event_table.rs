@@ -198,21 +198,11 @@ impl SeriesEntry {
     fn holds(&self, m: &Metric) -> bool {
         self.identity
             .iter()
-            .zip(identity(m))
+            .zip(m.identity())
             .all(|(a, b)| **a == *b)
             && self.dsnames == m.dsnames
             && self.dstypes == m.dstypes
     }
-}
-
-fn identity(m: &Metric) -> [&str; 5] {
-    [
-        &m.host,
-        &m.plugin,
-        &m.plugin_instance,
-        &m.type_,
-        &m.type_instance,
-    ]
 }
 
 impl SeriesTables {
@@ -234,7 +224,7 @@ impl SeriesTables {
         // Not a keyed hash: a collision only costs the colliding series
         // their kept tables (an entry is checked before it is used).
         let mut hasher = rustc_hash::FxHasher::default();
-        identity(m).hash(&mut hasher);
+        m.identity().hash(&mut hasher);
         let hash = hasher.finish();
         if let Some(entry) = self.entries.get(&hash).filter(|e| e.holds(m)) {
             let k = Keys::of(ctx);
@@ -252,7 +242,7 @@ impl SeriesTables {
         self.entries.insert(
             hash,
             SeriesEntry {
-                identity: identity(m).map(Box::from),
+                identity: m.identity().map(Box::from),
                 dsnames: m.dsnames.clone(),
                 dstypes: m.dstypes.clone(),
                 table: stashed.clone(),

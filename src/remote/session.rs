@@ -340,16 +340,16 @@ impl Session {
         let Some(topic) = &self.settings.status_topic else {
             return;
         };
-        let status = self.settings.board.as_ref().map(|b| b.snapshot());
+        let board = self.settings.board.as_ref().map(|b| b.started_and_files());
         let online = Presence {
             hostname: self.settings.hostname.clone(),
             state: "online".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            since: status.as_ref().map_or_else(
+            since: board.as_ref().map_or_else(
                 || crate::task::iso8601(SystemTime::now()),
-                |s| s.started.clone(),
+                |(started, _)| started.clone(),
             ),
-            rule_files: status.as_ref().map(|s| s.rule_files.len() as u64),
+            rule_files: board.map(|(_, files)| files),
             config_push: Some(self.settings.config_push),
             signed_only: Some(self.settings.trust.is_some()),
         };

@@ -126,13 +126,7 @@ pub(super) trait Identity {
 
 impl Identity for Metric {
     fn identity_fields(&self) -> [&str; 5] {
-        [
-            &self.host,
-            &self.plugin,
-            &self.plugin_instance,
-            &self.type_,
-            &self.type_instance,
-        ]
+        self.identity()
     }
 }
 
@@ -142,13 +136,7 @@ impl Identity for Notification {
     }
 
     fn identity_fields(&self) -> [&str; 5] {
-        [
-            &self.host,
-            &self.plugin,
-            &self.plugin_instance,
-            &self.type_,
-            &self.type_instance,
-        ]
+        self.identity()
     }
 }
 

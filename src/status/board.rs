@@ -280,6 +280,13 @@ impl Board {
         });
     }
 
+    /// When the plugin started, and how many rule files it has: what the
+    /// host's presence says, without the snapshot's reads of `/proc`.
+    pub fn started_and_files(&self) -> (String, u64) {
+        let files = self.inner.lock().map_or(0, |i| i.files.len() as u64);
+        (iso8601(self.started), files)
+    }
+
     /// The whole document, now.
     pub fn snapshot(&self) -> Status {
         let (files, mut remote) = self

@@ -477,15 +477,14 @@ impl<'a> Scope<'a> {
         Ok(())
     }
 
-    /// Whether nothing of the handler's event table outlives the call, on
-    /// top of [`Self::reads_event_only`]: its tables (`values`, `dsnames`,
+    /// Whether nothing of the handler's event table outlives the call, for
+    /// a handler [`Self::reads_event_only`] already passed: its tables (`values`, `dsnames`,
     /// `dstypes`) are only indexed or measured (`m.values[1]`,
     /// `#m.values`), never held, and no function is defined in the
     /// handler (a closure could keep the table). Then a table refilled
     /// for the next value list of the series is one the handler cannot
     /// tell from a new one.
     fn keeps_nothing_of_event(&self, body: &FunctionBody) -> Result<(), String> {
-        self.reads_event_only(body)?;
         let Some(param) = first_param(body) else {
             return Ok(());
         };
