@@ -176,6 +176,7 @@ impl Plugin for Monitor {
             runner,
             self.invocation.clone(),
             items,
+            loaded.config_path.clone(),
             &board,
         );
         let _ = self.running.set(Running {
@@ -432,6 +433,7 @@ fn start_remote(
     runner: Arc<Runner>,
     invocation: Option<Invocation>,
     block: Vec<crate::config::ConfigItem>,
+    config_json: Option<std::path::PathBuf>,
     board: &Arc<Board>,
 ) -> Option<Remote> {
     let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
@@ -439,7 +441,17 @@ fn start_remote(
         Some(mut remote) => {
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
-            remote.replace.policy.running_block = Some(block);
+            let policy = &mut remote.replace.policy;
+            policy.running_block = Some(block);
+            let running = &mut policy.running;
+            running.base_dir = collectd::global_option("BaseDir")
+                .map(|d| invocation_dir(remote.replace.invocation.as_ref()).join(d));
+            running.pid_file = remote.replace.pid_file.clone();
+            running.protected.extend(config_json.clone());
+            running
+                .protected
+                .extend(remote.replace.invocation.as_ref().map(|i| i.config.clone()));
+            policy.writable_dirs.extend(running.base_dir.clone());
             remote.board = Some(Arc::clone(board));
             Remote::start(remote, services, runner).map(Some)
         }
@@ -449,6 +461,11 @@ fn start_remote(
         report_config_error(&format!("remote commands disabled: {e}"));
         None
     })
+}
+
+/// Where relative paths of collectd's command line start.
+fn invocation_dir(invocation: Option<&Invocation>) -> std::path::PathBuf {
+    invocation.map_or_else(|| "/".into(), |i| i.cwd.clone())
 }
 
 /// A broken configuration is logged and also sent as a FAILURE notification,

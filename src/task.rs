@@ -87,6 +87,10 @@ result_codes! {
     REPLACE_INCLUDE_REFUSED = 0x200C, "include not allowed";
     /// The config changes this plugin's own block without the right to.
     REPLACE_BLOCK_REFUSED = 0x200D, "monitor block change not allowed";
+    /// The config writes or reads a file outside the places the push
+    /// policy allows, or moves collectd's `BaseDir` or this plugin's
+    /// `StateDir` (where the task journal keeps at-most-once).
+    REPLACE_PATH_REFUSED = 0x200E, "path not allowed";
 }
 
 /// A short name for a code of this table, for people reading results.

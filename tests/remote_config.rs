@@ -71,8 +71,9 @@ impl Setup {
         )
     }
 
+    /// Under collectd's BaseDir: where the push policy lets csv write.
     fn csv_dir(&self) -> PathBuf {
-        self.work.path().join("csv")
+        self.collectd.dir.path().join("csv")
     }
 
     fn push(&self, config: &str, extra: &[&str]) -> Output {
@@ -613,6 +614,111 @@ fn a_signed_push_is_held_to_the_host_push_policy() {
     let (got, message) = s.push_code_with(&service, &admin_args);
     assert_eq!(got, 0, "{message}");
     assert!(!marker.exists());
+}
+
+/// The attacks of a key allowed to push collectd.conf (`config=yes`) on
+/// root: each refused with its code, the config and collectd untouched,
+/// and nothing of it written; then a refused push leaves nothing behind,
+/// and a config that loads this plugin through an allowed include (as the
+/// package does) is applied.
+#[test]
+fn a_config_push_key_cannot_reach_root() {
+    let keys = tempfile::tempdir().unwrap();
+    let deploy = keygen(keys.path(), "deploy");
+    let trusted = keys.path().join("trusted");
+    std::fs::write(&trusted, format!("{deploy} config=yes\n")).unwrap();
+    let work = tempfile::Builder::new().prefix("cm-inc").tempdir().unwrap();
+    let (inc, pkg) = (work.path().join("inc"), work.path().join("pkg"));
+    std::fs::create_dir(&inc).unwrap();
+    std::fs::create_dir(&pkg).unwrap();
+    let s = Setup::start(
+        Value::Null,
+        json!({"TrustedKeys": trusted, "PushIncludeDirs": [inc, pkg]}),
+    );
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    let args = [
+        "--signing-key".to_string(),
+        keys.path().join("deploy.key").display().to_string(),
+        "--target".to_string(),
+        "testhost".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let base = s.collectd.dir.path();
+    let plugins = base.join("plugins");
+
+    // A link to the plugin directory, in a directory anyone may write.
+    let open = s.work.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&plugins, open.join("plugins")).unwrap();
+    // A file outside collectd's directories, which a PIDFile would overwrite.
+    let victim = s.work.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    // An included file that loads exec.
+    let evil = inc.join("evil.conf");
+    std::fs::write(&evil, "LoadPlugin exec\n").unwrap();
+    let second_block = format!(
+        "{old}\n<Plugin \"Monitor\">\n  PushAllowedPlugins \"exec\" \"logfile\"\n</Plugin>\n"
+    );
+    let plugin_dir = old.replace(
+        &format!("PluginDir \"{}\"", plugins.display()),
+        &format!("PluginDir \"{}\"", open.join("plugins").display()),
+    );
+    assert_ne!(plugin_dir, old, "the test must change PluginDir");
+    let pid_file = old.replace(
+        &format!("PIDFile \"{}/collectd.pid\"", base.display()),
+        &format!("PIDFile \"{}\"", victim.display()),
+    );
+    assert_ne!(pid_file, old, "the test must change PIDFile");
+    let base_dir = old.replace(
+        &format!("BaseDir \"{}\"", base.display()),
+        &format!("BaseDir \"{}\"", s.work.path().display()),
+    );
+    assert_ne!(base_dir, old, "the test must change BaseDir");
+    let log_in_includes = old.replace(
+        &format!("File \"{}/collectd.log\"", base.display()),
+        &format!("File \"{}/evil.log\"", inc.display()),
+    );
+    assert_ne!(log_in_includes, old, "the test must change the log file");
+    let include = format!("Include \"{}\"\n{old}", evil.display());
+    let split = format!("Include \"{} /etc/passwd\"\n{old}", evil.display());
+    for (config, code, says) in [
+        (&second_block, 0x200D, "changes <Plugin monitor>"),
+        (&plugin_dir, 0x200B, "writable by others than root"),
+        (&pid_file, 0x200E, "may write only under"),
+        (&base_dir, 0x200E, "may not move collectd's BaseDir"),
+        (&log_in_includes, 0x200E, "evil.log"),
+        (&include, 0x200B, "plugin \"exec\" runs arbitrary code"),
+        (&split, 0x200C, "' ' is not allowed"),
+    ] {
+        let (got, message) = s.push_code_with(config, &args);
+        assert_eq!(got, code, "{message}");
+        assert!(message.contains(says), "{message}");
+        assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old.clone()));
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!inc.join("evil.log").exists());
+
+    // A broken push leaves nothing behind for the next one; that one loads
+    // this plugin through an include of an allowed directory, as the
+    // package's conffile does.
+    // (collectd's parser stops at the first line; the rest must not stay
+    // in its buffer.)
+    let (got, message) = s.push_code_with(&format!("</Plugin>\n{old}"), &args);
+    assert_eq!(got, 0x2002, "{message}");
+    std::fs::write(pkg.join("load-plugin.conf"), "LoadPlugin monitor\n").unwrap();
+    let packaged = old.replace(
+        "LoadPlugin monitor\n",
+        &format!("Include \"{}/load-plugin.conf\"\n", pkg.display()),
+    );
+    assert_ne!(
+        packaged, old,
+        "the test must load the plugin through the include"
+    );
+    let (got, message) = s.push_code_with(&packaged, &args);
+    assert_eq!(got, 0, "{message}");
+    assert_eq!(s.conf_text(), packaged);
 }
 
 #[test]

@@ -21,6 +21,11 @@ unsafe extern "C" {
     /// does not reset it, so without help a parse error in a new file is
     /// reported at the line count of collectd.conf plus the real line.
     static mut yylineno: std::os::raw::c_int;
+
+    /// Frees the flex scanner's buffers and resets its globals. After a
+    /// parse error the scanner keeps the unread rest of that file in its
+    /// buffer, and the next parse would read it first.
+    fn yylex_destroy() -> std::os::raw::c_int;
 }
 
 /// Parses `path` with collectd's `oconfig_parse_file`. On failure, the
@@ -32,7 +37,9 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
         .lock()
         .map_err(|_| "config parser lock poisoned".to_string())?;
     let (tree, stderr) = capture_stderr(|| {
-        // SAFETY: `yylineno` is a plain int exported by collectd's scanner;
+        // SAFETY: `yylineno` and `yylex_destroy` are exported by collectd's
+        // flex scanner (`yylex_destroy` only frees the scanner's own
+        // buffers, which nothing else holds between parses);
         // the PARSER lock held here makes us its only user at runtime
         // (collectd itself parses only at start-up). `c_path` is a valid C
         // string for the call. The returned
@@ -41,6 +48,9 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
         unsafe {
             std::ptr::addr_of_mut!(yylineno).write(1);
             let root = sys::oconfig_parse_file(c_path.as_ptr());
+            // The file is closed by now; nothing of this parse may reach
+            // the next one.
+            yylex_destroy();
             if root.is_null() {
                 return None;
             }

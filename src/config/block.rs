@@ -160,7 +160,7 @@ fn duplicate(key: &str) -> BlockError {
 }
 
 /// Keys that take a list: `PushAllowedPlugins "cpu" "memory"`.
-const LIST_KEYS: &[&str] = &["PushAllowedPlugins", "PushIncludeDirs"];
+const LIST_KEYS: &[&str] = &["PushAllowedPlugins", "PushIncludeDirs", "PushWritableDirs"];
 
 fn list_value(item: &ConfigItem) -> Result<Value, BlockError> {
     if !item.children.is_empty() {

@@ -54,6 +54,21 @@ pub fn check(s: &Settings) -> Result<(), String> {
             ));
         }
     }
+    // The plugin publishes on these: a broker refuses a wildcard in a topic
+    // name (mosquitto drops the connection), and a NUL is never valid.
+    for (key, topic) in [
+        ("CommandResultTopic", &s.command_result_topic),
+        ("StatusTopic", &s.status_topic),
+    ] {
+        if let Some(topic) = topic
+            && let Some(c) = topic.chars().find(|c| matches!(c, '+' | '#' | '\0'))
+        {
+            return Err(format!(
+                "key `{key}`: {c:?} in \"{}\": the plugin publishes on this topic, and a published topic may not hold wildcards",
+                topic.escape_debug()
+            ));
+        }
+    }
     if let (Some(commands), Some(status)) = (&s.command_topic, &s.status_topic)
         && filter_matches(commands, status)
     {
@@ -188,6 +203,8 @@ mod tests {
                 r#"{"CommandTopic": "c/#", "CommandResultTopic": "c/r/%{hostname}"}"#,
                 "CommandResultTopic",
             ),
+            (r#"{"CommandResultTopic": "res/+"}"#, "CommandResultTopic"),
+            (r#"{"StatusTopic": "status/#"}"#, "StatusTopic"),
         ] {
             let e = check(&settings(json)).unwrap_err();
             assert!(e.contains(&format!("`{key}`")), "{json}: {e}");

@@ -113,6 +113,11 @@ pub struct Settings {
     /// Directories a pushed collectd.conf may `Include` from.
     #[serde(rename = "PushIncludeDirs", default = "default_include_dirs")]
     pub push_include_dirs: Vec<PathBuf>,
+    /// Directories the plugins of a pushed collectd.conf may write into
+    /// (csv/rrdtool `DataDir`, logfile `File`, `PIDFile`, ...), beside the
+    /// running `BaseDir` and `PIDFile`.
+    #[serde(rename = "PushWritableDirs", default = "default_writable_dirs")]
+    pub push_writable_dirs: Vec<PathBuf>,
 
     // --- Local monitoring and its sandbox ---
     /// VM fuel one handler call may burn before it is stopped.
@@ -182,8 +187,22 @@ fn default_helper() -> PathBuf {
     PathBuf::from("collectd-monitor")
 }
 
+/// collectd's own configuration, and the package's file that loads this
+/// plugin (`Include "/usr/share/collectd-monitor/load-plugin.conf"`).
 fn default_include_dirs() -> Vec<PathBuf> {
-    vec![PathBuf::from("/etc/collectd")]
+    vec![
+        PathBuf::from("/etc/collectd"),
+        PathBuf::from("/usr/share/collectd-monitor"),
+    ]
+}
+
+/// collectd's own directories (Debian); the plugin adds the running
+/// `BaseDir` and `PIDFile`.
+fn default_writable_dirs() -> Vec<PathBuf> {
+    ["/var/lib/collectd", "/var/log/collectd", "/run/collectd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn default_true() -> bool {
@@ -252,6 +271,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "AllowConfigPush",
     "PushAllowedPlugins",
     "PushIncludeDirs",
+    "PushWritableDirs",
     "ControlSocket",
     "RuleFuel",
     "RuleMemoryLimit",

@@ -5,7 +5,9 @@
 use super::invocation::Invocation;
 use super::job::Job;
 use super::lock::{self, Busy};
+use super::policy::{PushPolicy, Refused};
 use super::validate::{DEFAULT_PLUGIN_DIR, validate};
+use super::{includes, trusted};
 use crate::collectd::parse_config_file;
 use crate::config::Service;
 use crate::mqtt::Connection;
@@ -61,12 +63,14 @@ pub fn launch(
         )
     })?;
 
-    let checked = check(&ctx.state_dir, task_id, config, |tree| {
-        ctx.policy
-            .check(tree, may_change_block)
-            .map_err(|r| (r.code, r.message))
-    })
-    .map_err(|(code, message)| fail(code, message))?;
+    let checked = check(
+        &ctx.state_dir,
+        task_id,
+        config,
+        &ctx.policy,
+        may_change_block,
+    )
+    .map_err(|r| fail(r.code, r.message))?;
 
     let lock_path = ctx.state_dir.join("replace.lock");
     match lock::acquire(&lock_path, task_id) {
@@ -150,17 +154,26 @@ pub fn pending_reports(state_dir: &Path) -> Vec<(PathBuf, TaskResult)> {
         .collect()
 }
 
-/// Parses the text with collectd's parser, holds the tree to the host's
-/// push policy first (a refused config is not even looked at further),
-/// then validates it; returns the warnings for the result message, or the
-/// code and reason of a refusal.
+/// Included files are parsed only when they are regular files of at most
+/// this size.
+const MAX_INCLUDED_BYTES: u64 = 1024 * 1024;
+
+/// Parses the text with collectd's parser, expands its includes as
+/// collectd will (each path held to the policy before it is read), holds
+/// the whole to the host's push policy (a refused config is not looked at
+/// further), then validates it; returns the warnings for the result
+/// message, or the refusal.
 fn check(
     state_dir: &Path,
     task_id: u64,
     config: &str,
-    policy: impl FnOnce(&crate::config::ConfigItem) -> Result<(), (i64, String)>,
-) -> Result<Vec<String>, (i64, String)> {
-    let invalid = |message: String| (code::REPLACE_INVALID, message);
+    policy: &PushPolicy,
+    may_change_block: bool,
+) -> Result<Vec<String>, Refused> {
+    let invalid = |message: String| Refused {
+        code: code::REPLACE_INVALID,
+        message,
+    };
     let path = state_dir.join(format!("incoming-{task_id}.conf"));
     std::fs::write(&path, config).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
     let parsed = parse_config_file(&path);
@@ -171,10 +184,27 @@ fn check(
             e.replace(&path.display().to_string(), "<new config>")
         ))
     })?;
-    policy(&tree)?;
-    validate(&tree, Path::new(DEFAULT_PLUGIN_DIR), &|p: &Path| p.exists())
-        .map(|c| c.warnings)
-        .map_err(invalid)
+    let resolve = |p: &Path| trusted::resolve(p);
+    let allow = |p: &str| policy.include(p, &resolve);
+    let parse = |p: &Path| {
+        crate::files::open_regular(p, MAX_INCLUDED_BYTES, crate::files::Links::Follow)
+            .map_err(|e| e.to_string())?;
+        parse_config_file(p)
+    };
+    let tree = includes::expand(
+        tree,
+        &includes::Reader {
+            allow: &allow,
+            parse: &parse,
+        },
+    )?;
+    policy.check(&tree, may_change_block, &resolve)?;
+    let checked =
+        validate(&tree, Path::new(DEFAULT_PLUGIN_DIR), &|p: &Path| p.exists()).map_err(invalid)?;
+    if let Some(new) = &checked.state_dir {
+        policy.same_state_dir(new, &resolve)?;
+    }
+    Ok(checked.warnings)
 }
 
 fn spawn_helper(ctx: &ReplaceContext, task_id: u64, job_path: &Path) -> Result<(), String> {

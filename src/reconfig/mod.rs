@@ -5,17 +5,22 @@
 
 mod helper;
 mod host;
+mod includes;
 mod invocation;
 mod job;
 mod launch;
 mod lock;
 mod policy;
 mod procedure;
+mod trusted;
 mod validate;
 
 pub use helper::run_helper;
 pub use invocation::Invocation;
 pub use launch::{ReplaceContext, launch, pending_reports};
-pub use policy::{CODE_RUNNING_PLUGINS, PushPolicy, Refused, this_library_dir};
+pub use policy::{
+    CODE_RUNNING_PLUGINS, PushPolicy, READ_PATHS, Refused, RunningFiles, WRITTEN_PATHS,
+    this_library_dir,
+};
 pub use procedure::{Host, ReplaceOutcome, Started, replace};
 pub use validate::{Checked, DEFAULT_PLUGIN_DIR, validate};

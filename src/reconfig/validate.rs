@@ -14,6 +14,9 @@ pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/collectd";
 #[derive(Debug, Default, PartialEq)]
 pub struct Checked {
     pub warnings: Vec<String>,
+    /// The new monitor settings' `StateDir` as written, when the config
+    /// loads this plugin: the push policy keeps it where the journal is.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Validates the tree `oconfig_parse_file` returned for the new config.
@@ -48,7 +51,7 @@ pub fn validate(
                         file.display()
                     ));
                 }
-                loads_monitor |= name == "monitor";
+                loads_monitor |= name.eq_ignore_ascii_case("monitor");
             }
             "typesdb" => {
                 for value in &item.values {
@@ -59,7 +62,7 @@ pub fn validate(
                     }
                 }
             }
-            "plugin" if matches!(item.values.first(), Some(ConfigValue::String(n)) if n == "monitor") =>
+            "plugin" if matches!(item.values.first(), Some(ConfigValue::String(n)) if n.eq_ignore_ascii_case("monitor")) =>
             {
                 monitor_items.extend(item.children.iter().cloned());
             }
@@ -76,7 +79,10 @@ pub fn validate(
     }
     if !loads_monitor {
         warnings.push("the new config does not load the monitor plugin: this host will no longer answer remote commands".into());
-        return Ok(Checked { warnings });
+        return Ok(Checked {
+            warnings,
+            state_dir: None,
+        });
     }
     let block = PluginBlock::from_items(&monitor_items).map_err(|e| e.to_string())?;
     let loaded = config::load(&block)
@@ -84,7 +90,10 @@ pub fn validate(
     if loaded.settings.host.is_none() {
         warnings.push("the new config's monitor settings have no Host: this host will no longer answer remote commands".into());
     }
-    Ok(Checked { warnings })
+    Ok(Checked {
+        warnings,
+        state_dir: Some(loaded.settings.state_dir),
+    })
 }
 
 fn string_value(item: &ConfigItem) -> Result<String, String> {

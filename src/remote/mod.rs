@@ -98,6 +98,12 @@ impl RemoteSettings {
             return Err("CommandMaxAge must be at least 1 second".into());
         }
         let qos = crate::mqtt::qos(s.qos.level());
+        // Relative to collectd's BaseDir, which is the working directory
+        // once collectd has read its configuration: made absolute now, so
+        // the push policy can tell when a new config would move it.
+        let state_dir = std::env::current_dir()
+            .map(|cwd| cwd.join(&s.state_dir))
+            .unwrap_or_else(|_| s.state_dir.clone());
         let connection = Connection {
             host,
             port,
@@ -127,7 +133,7 @@ impl RemoteSettings {
                 service: s.services.get("collectd").cloned(),
                 pid_file: None,
                 helper: s.helper_path.clone(),
-                state_dir: s.state_dir.clone(),
+                state_dir: state_dir.clone(),
                 timeout_secs: s.command_timeout,
                 connection: connection.clone(),
                 result_topic: result_topic.clone(),
@@ -139,8 +145,19 @@ impl RemoteSettings {
                         .into_iter()
                         .chain(crate::reconfig::this_library_dir())
                         .collect(),
+                    writable_dirs: s.push_writable_dirs.clone(),
                     // The plugin sets it from collectd's configuration.
                     running_block: None,
+                    running: crate::reconfig::RunningFiles {
+                        state_dir: Some(state_dir.clone()),
+                        protected: [&s.trusted_keys, &s.local_monitor_config_dir]
+                            .into_iter()
+                            .flatten()
+                            .cloned()
+                            .chain([s.helper_path.clone()])
+                            .collect(),
+                        ..Default::default()
+                    },
                 },
             },
             connection,
@@ -150,7 +167,7 @@ impl RemoteSettings {
             reconnect: Duration::from_secs(s.reconnect_interval.unwrap_or(5).max(1)),
             max_payload: s.max_payload_bytes,
             max_age: Duration::from_secs(s.command_max_age),
-            journal_path: s.state_dir.join("tasks.journal"),
+            journal_path: state_dir.join("tasks.journal"),
             hostname: hostname.to_string(),
             status_topic: s
                 .status_topic

@@ -60,7 +60,12 @@ impl Collectd {
     /// Writes the config, starts collectd and waits until it has finished
     /// initialising every plugin.
     pub fn start(spec: CollectdSpec) -> Collectd {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // Not tempfile's ".tmpXXXX": csv refuses a DataDir under a directory
+        // whose name starts with a dot, and pushed configs write under here.
+        let dir = tempfile::Builder::new()
+            .prefix("cm-collectd")
+            .tempdir()
+            .expect("temp dir");
         let root = dir.path();
         let plugins = root.join("plugins");
         std::fs::create_dir(&plugins).unwrap();
