@@ -10,16 +10,29 @@ fn run(args: &[&str]) -> Output {
         .expect("run collectd-monitor")
 }
 
-const SUBCOMMANDS: &[&str] = &[
-    "send-command",
-    "send-config",
-    "status",
-    "keygen",
-    "rules",
-    "config",
-    "lua",
-    "completions",
-];
+/// Every subcommand, as the program's own `--help` lists them (a new one
+/// is checked without anyone adding it here).
+fn subcommands() -> Vec<String> {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(String::from)
+        .collect();
+    for known in ["send-command", "send-config", "status", "hosts", "rules"] {
+        assert!(
+            names.iter().any(|n| n == known),
+            "--help lacks {known}: {help}"
+        );
+    }
+    names
+}
 
 #[test]
 fn completions_know_every_subcommand() {
@@ -27,8 +40,8 @@ fn completions_know_every_subcommand() {
         let out = run(&["completions", shell]);
         assert!(out.status.success(), "{shell}");
         let script = String::from_utf8(out.stdout).unwrap();
-        for sub in SUBCOMMANDS {
-            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        for sub in subcommands() {
+            assert!(script.contains(&sub), "{shell} completion lacks {sub}");
         }
     }
     let out = run(&["completions", "tcsh"]);
@@ -46,7 +59,7 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
     );
     let main = dir.path().join("collectd-monitor.1");
     let text = std::fs::read_to_string(&main).unwrap();
-    for sub in SUBCOMMANDS {
+    for sub in subcommands() {
         // roff writes a hyphen as `\-`.
         assert!(
             text.contains(&sub.replace('-', "\\-")),

@@ -28,6 +28,43 @@ fn repo(path: &str) -> PathBuf {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("many.lua");
+    // Far more than a pipe holds.
+    std::fs::write(
+        &script,
+        "for i = 1, 20000 do print(string.rep('x', 100)) end",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["lua", script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone (as `| head -1` goes).
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(first.len(), 101);
+    assert!(
+        out.status.success(),
+        "{:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn lua_runs_a_script_in_the_rule_environment() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("s.lua");

@@ -75,10 +75,14 @@ fn config_json_wins_over_the_block_key_by_key() {
 
 #[test]
 fn block_settings_apply_when_config_json_is_silent() {
-    // The same block LogLevel, with no config.json: the info line must not appear.
-    let block = "LogLevel \"error\"\n<Service \"a\">\n  Command \"x\" \"true\"\n</Service>";
+    // The same block LogLevel, with no config.json: the plugin runs (its
+    // remote half, lacking a topic, says so at error level, after the point
+    // where it announces itself at info level), and the info line is not
+    // there.
+    let block = "LogLevel \"error\"\nHost \"127.0.0.1:1\"\n<Service \"a\">\n  Command \"x\" \"true\"\n</Service>";
     let mut c = Collectd::start(spec(block, None));
-    c.putval("testhost/memory/memory-free N:1");
+    let error = c.wait_for_log("monitor: remote commands disabled");
+    assert!(error.contains("CommandTopic"), "{error}");
     assert!(c.stop().success());
     let log = c.log_text();
     assert!(!log.contains("monitor: collectd-monitor"), "{log}");

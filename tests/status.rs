@@ -60,6 +60,7 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     )
     .unwrap();
     let socket = work.path().join("state/control.sock");
+    let release = work.path().join("release");
     let config = json!({
         "LocalMonitorConfigDir": rules,
         "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
@@ -68,8 +69,13 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         "CommandResultTopic": "res/%{hostname}",
         "StateDir": work.path().join("state"),
         "RuleCrashLimit": 1,
-        // Still running while the status is read.
-        "Services": {"hello": {"commands": {"exec": "sleep 4; echo hi"}}},
+        // Still running while the status is read: it ends when the test
+        // lets it (or at the command timeout).
+        "CommandTimeout": 600,
+        "Services": {"hello": {"commands": {"exec": format!(
+            "while [ ! -e {} ]; do sleep 0.1; done; echo hi",
+            release.display()
+        )}}},
     });
     let mut collectd = Collectd::start(CollectdSpec {
         monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
@@ -175,6 +181,17 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         "{}",
         file("example.lua")
     );
+    // Every thread of a worker runs under the system-call filter (mode 2),
+    // its hang watchdog's too.
+    let worker = file("example.lua")["worker_pid"].as_u64().unwrap();
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{worker}/task"))
+        .unwrap()
+        .map(|t| std::fs::read_to_string(t.unwrap().path().join("status")).unwrap())
+        .collect();
+    assert!(threads.len() >= 2, "the worker and its watchdog");
+    for status in &threads {
+        assert!(status.contains("\nSeccomp:\t2\n"), "{status}");
+    }
     let crash = file("crash.lua");
     assert!(
         crash["note"]
@@ -256,6 +273,9 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         answer.contains("unknown request \\\"shutdown\\\""),
         "{answer}"
     );
+
+    // The command may end now.
+    std::fs::write(&release, "").unwrap();
 
     // The broker goes away: the session says so.
     let mut broker = broker;

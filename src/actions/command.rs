@@ -333,18 +333,39 @@ mod tests {
     #[test]
     fn kills_the_whole_group_at_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("survived");
+        let child = dir.path().join("child.pid");
+        // A child in the background that would outlive its parent: it says
+        // who it is, then the command waits for the timeout.
         let o = run(&RunSpec {
-            timeout: Duration::from_millis(300),
-            ..spec(&format!("(sleep 1; touch {}) & sleep 60", marker.display()))
+            timeout: Duration::from_secs(3),
+            ..spec(&format!(
+                "sh -c 'echo $$ > {0}.tmp; mv {0}.tmp {0}; exec sleep 600' & sleep 600",
+                child.display()
+            ))
         });
         assert_eq!(o.ending, Ending::TimedOut);
         assert_eq!(o.code(), code::TIMED_OUT);
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(
-            !marker.exists(),
-            "a child of the command outlived the timeout"
-        );
+        let pid: i32 = std::fs::read_to_string(&child)
+            .expect("the child started within the timeout")
+            .trim()
+            .parse()
+            .unwrap();
+        // Signalled with its group: gone (or a zombie waiting for init) as
+        // soon as the kernel has delivered it. Without the signal it would
+        // sleep for ten minutes.
+        let running = || {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let s = state
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            s.is_some_and(|s| s != "Z" && s != "X")
+        };
+        let since = std::time::Instant::now();
+        while running() && since.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!running(), "a child of the command outlived the timeout");
     }
 
     #[test]

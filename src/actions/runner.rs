@@ -53,10 +53,25 @@ impl Runner {
     /// refuses at once when the limits say no. `timeout` overrides the
     /// runner's (a service's own `Timeout`).
     pub fn run(&self, service: &str, command: &str, line: &str, timeout: Option<Duration>) -> Ran {
+        self.run_announced(service, command, line, timeout, || {})
+    }
+
+    /// [`Runner::run`], calling `started` once the limits let the command
+    /// start (and not when they refuse it): for a log line that says
+    /// "running" only of what runs.
+    pub fn run_announced(
+        &self,
+        service: &str,
+        command: &str,
+        line: &str,
+        timeout: Option<Duration>,
+        started: impl FnOnce(),
+    ) -> Ran {
         self.slots
             .lock()
             .map_err(|_| Refusal::Busy { max: 0 })?
             .try_acquire(service, command)?;
+        started();
         let outcome = run(&RunSpec {
             line: line.to_string(),
             timeout: timeout.unwrap_or(self.limits.timeout),

@@ -96,6 +96,12 @@ impl TrustedKeys {
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+                // A hidden `.x.pub` (an editor's or a copy's leftover) is
+                // not a key anyone meant to trust.
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+                })
                 .take(MAX_KEY_FILES + 1)
                 .collect();
             if files.len() > MAX_KEY_FILES {
@@ -249,7 +255,14 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
         .filter(|k| k.len() == 32)
         .ok_or_else(|| format!("key {name}: not a base64 Ed25519 public key (32 bytes)"))?;
     let mut rights = Rights::default();
+    let mut given = Vec::new();
     for word in words {
+        // `config=yes config=no` would otherwise mean its last word.
+        let right = word.split_once('=').map_or(word, |(r, _)| r);
+        if given.contains(&right) {
+            return Err(format!("key {name}: {right}= is given twice"));
+        }
+        given.push(right);
         match word.split_once('=') {
             Some(("commands", globs)) => {
                 for glob in globs.split(',').filter(|g| !g.is_empty()) {
@@ -335,6 +348,17 @@ mod tests {
         t.add_lines("keys", &format!("ops ed25519 {public} {rights}\n"))
             .unwrap();
         t
+    }
+
+    #[test]
+    fn a_directory_trusts_its_visible_pub_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |name: &str| format!("{name} ed25519 {}\n", BASE64.encode([7u8; 32]));
+        std::fs::write(dir.path().join("ops.pub"), line("ops")).unwrap();
+        std::fs::write(dir.path().join(".old.pub"), line("old")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
+        let keys = TrustedKeys::load(dir.path()).unwrap();
+        assert_eq!(keys.keys.keys().collect::<Vec<_>>(), ["ops"]);
     }
 
     fn signature(host: &str, content: Content<'_>) -> String {
@@ -449,6 +473,7 @@ mod tests {
             ("commands=hello", "not service/command"),
             ("config=maybe", "use yes, no or all"),
             ("shell=yes", "unknown right"),
+            ("config=yes config=no", "config= is given twice"),
         ] {
             let e = t
                 .add_lines("f", &format!("ops ed25519 {public} {rights}"))

@@ -40,7 +40,7 @@ pub fn check(
         check_collectd_conf(file, collectd, plugin)?
     };
     if json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        say!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         for w in &report.warnings {
             eprintln!("warning: {w}");
@@ -49,9 +49,9 @@ pub fn check(
             eprintln!("{e}");
         }
         if report.errors.is_empty() {
-            println!("{}: OK", file.display());
+            say!("{}: OK", file.display());
             for line in &report.summary {
-                println!("  {line}");
+                say!("  {line}");
             }
         }
     }

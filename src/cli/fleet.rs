@@ -136,7 +136,7 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
                 HostOutcome::TimedOut => serde_json::json!({"host": host, "outcome": "timed_out"}),
                 HostOutcome::NotSent => serde_json::json!({"host": host, "outcome": "not_sent"}),
             };
-            println!("{line}");
+            say!("{line}");
         }
         return;
     }
@@ -148,7 +148,7 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
             .collect()
     };
     let ok = group(&HostOutcome::succeeded);
-    println!("ok ({}): {}", ok.len(), join(&ok));
+    say!("ok ({}): {}", ok.len(), join(&ok));
     let failed: Vec<(&String, &i64, &String)> = outcomes
         .iter()
         .filter_map(|(h, o)| match o {
@@ -156,15 +156,15 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
             _ => None,
         })
         .collect();
-    println!("failed ({}):", failed.len());
+    say!("failed ({}):", failed.len());
     for (host, code, message) in failed {
         let first = message.lines().next().unwrap_or("");
-        println!("  {host}: code {code} ({code:#x}) {first}");
+        say!("  {host}: code {code} ({code:#x}) {first}");
     }
     let timed_out = group(&|o| *o == HostOutcome::TimedOut);
-    println!("timed out ({}): {}", timed_out.len(), join(&timed_out));
+    say!("timed out ({}): {}", timed_out.len(), join(&timed_out));
     let not_sent = group(&|o| *o == HostOutcome::NotSent);
-    println!(
+    say!(
         "not sent: the error budget was spent or a canary failed ({}): {}",
         not_sent.len(),
         join(&not_sent)

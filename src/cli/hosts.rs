@@ -26,7 +26,7 @@ pub fn run(
         .map_err(CliError::NoResult)?;
     for (name, h) in &hosts {
         if json {
-            println!("{}", serde_json::to_string(h).unwrap_or_default());
+            say!("{}", serde_json::to_string(h).unwrap_or_default());
             continue;
         }
         let detail = match (h.rule_files, h.config_push, h.signed_only) {
@@ -46,7 +46,7 @@ pub fn run(
         } else {
             format!(" since {}", h.since)
         };
-        println!("{name}: {}{since}, version {}{detail}", h.state, h.version);
+        say!("{name}: {}{since}, version {}{detail}", h.state, h.version);
     }
     if !json {
         let online = hosts.values().filter(|h| h.state == "online").count();

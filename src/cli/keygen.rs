@@ -16,12 +16,12 @@ pub fn run(name: &str, dir: &Path) -> Result<ExitCode, CliError> {
         KeyError::Invalid(m) => CliError::Usage(m),
         io @ KeyError::Io { .. } => CliError::Failed(io.to_string()),
     })?;
-    println!(
+    say!(
         "private key: {} (mode 0600; keep it on the controller)",
         private.display()
     );
-    println!("public key:  {}", public.display());
-    println!(
+    say!("public key:  {}", public.display());
+    say!(
         "Trust it on a host: add its line to the file or directory TrustedKeys names, with the key's rights, e.g.\n  {} commands=hello/*,nginx/restart config=no",
         std::fs::read_to_string(&public).unwrap_or_default().trim()
     );

@@ -52,7 +52,7 @@ pub fn run_here(file: &Path, limits: VmLimits) -> Result<ExitCode, CliError> {
     let outcome = Vm::new(limits).and_then(|mut vm| {
         let result = vm.run_chunk(&file.display().to_string(), &source);
         for line in vm.take_printed() {
-            println!("{line}");
+            say!("{line}");
         }
         result
     });

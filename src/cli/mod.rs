@@ -4,6 +4,22 @@
 //! what that code returns. Exit codes are decided in one place:
 //! [`CliError::exit_code`].
 
+/// `println!` for what a command prints on stdout: a reader that went away
+/// (`collectd-monitor hosts --json | head -1`) ends the command quietly
+/// instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` likewise.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        $crate::cli::print_out(format_args!($($arg)*))
+    };
+}
+
 mod args;
 mod conf_page;
 mod config;
@@ -275,6 +291,20 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Writes to stdout; when the reader has closed the pipe, the command ends
+/// at once with success, as the classic tools do.
+pub fn print_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -42,26 +42,26 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<Exi
     }
     let report = check_files(&files, services.as_ref());
     if json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        say!("{}", serde_json::to_string(&report).unwrap_or_default());
         return verdict(!report.errors.is_empty());
     }
     for file in &report.files {
         let path = file.path.display();
-        println!("{path}: OK");
+        say!("{path}: OK");
         for warning in &file.warnings {
             eprintln!("{path}: warning: {warning}");
         }
         if file.has_metric_handlers {
             match &file.fresh_tables {
-                None => println!("  value-list tables: one per series, refilled"),
-                Some(why) => println!("  value-list tables: a new one per value list: {why}"),
+                None => say!("  value-list tables: one per series, refilled"),
+                Some(why) => say!("  value-list tables: a new one per value list: {why}"),
             }
         }
         for h in &file.handlers {
-            println!("  {}", h.name);
+            say!("  {}", h.name);
             match (&h.indexed, &h.not_indexed) {
-                (Some(guard), _) => println!("    indexed: {guard}"),
-                (None, why) => println!("    not indexed: {}", why.as_deref().unwrap_or("")),
+                (Some(guard), _) => say!("    indexed: {guard}"),
+                (None, why) => say!("    not indexed: {}", why.as_deref().unwrap_or("")),
             }
         }
     }
@@ -90,7 +90,7 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
         }
         let e = &o.evaluation;
         for (file, printed) in &e.printed {
-            println!("line {n}: {}: print: {printed}", file.display());
+            say!("line {n}: {}: print: {printed}", file.display());
         }
         for (f, unknown) in e.fired.iter().zip(&o.unknown) {
             let note = match unknown {
@@ -98,22 +98,24 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
                 Some(Unknown::Command) => " (config.json has no such command)",
                 None => "",
             };
-            println!(
+            say!(
                 "line {n}: {} -> {}/{}{note}",
-                f.handler, f.service, f.command
+                f.handler,
+                f.service,
+                f.command
             );
         }
         for h in &e.held {
-            println!("line {n}: {}: held: {}", h.handler, h.reason);
+            say!("line {n}: {}: held: {}", h.handler, h.reason);
         }
         for err in &e.errors {
-            println!("line {n}: {}: error: {}", err.handler, err.reason);
+            say!("line {n}: {}: error: {}", err.handler, err.reason);
         }
         if e.fired.is_empty() && e.errors.is_empty() && e.held.is_empty() {
-            println!("line {n}: nothing fired");
+            say!("line {n}: nothing fired");
         }
         if let Some(diff) = &o.index_difference {
-            println!("line {n}: {diff}");
+            say!("line {n}: {diff}");
         }
     }
     verdict(!errors.is_empty() || outcomes.iter().any(|o| o.failed()))
@@ -136,14 +138,14 @@ pub fn examples(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
     for v in &verdicts {
         let at = format!("{}: example {}", v.file.display(), v.number);
         if v.passed() {
-            println!("{at}: OK ({})", shown(&v.got));
+            say!("{at}: OK ({})", shown(&v.got));
         } else {
             let errors = if v.errors.is_empty() {
                 String::new()
             } else {
                 format!(" (errors: {})", v.errors.join("; "))
             };
-            println!(
+            say!(
                 "{at}: FAILED: expected {}, got {}{errors}",
                 v.expected.as_deref().unwrap_or("nothing to fire"),
                 shown(&v.got),

@@ -54,15 +54,18 @@ fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode,
 
 fn print_result(result: &TaskResult, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(result).unwrap_or_default());
+        say!("{}", serde_json::to_string(result).unwrap_or_default());
         return;
     }
     let name = code_name(result.code).map_or_else(String::new, |n| format!(", {n}"));
-    println!(
+    say!(
         "task {} finished at {}: code {} ({:#x}{name})",
-        result.task_id, result.timestamp, result.code, result.code
+        result.task_id,
+        result.timestamp,
+        result.code,
+        result.code
     );
     if !result.message.is_empty() {
-        println!("{}", result.message);
+        say!("{}", result.message);
     }
 }

@@ -21,11 +21,11 @@ pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, Cl
             render(&status)
         };
         let Some(every) = watch else {
-            print!("{text}");
+            say_raw!("{text}");
             return Ok(ExitCode::SUCCESS);
         };
         // Clear the screen, then the new view.
-        print!("\x1b[2J\x1b[H{text}");
+        say_raw!("\x1b[2J\x1b[H{text}");
         std::thread::sleep(Duration::from_secs_f64(every));
     }
 }

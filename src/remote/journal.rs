@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where a task is in its life.
@@ -51,6 +52,9 @@ pub struct Journal {
     retention_secs: u64,
     /// Bytes appended since the file was last compacted.
     appended: u64,
+    /// The file's size after the last compaction: the next one waits for
+    /// at least as much appended, so rewriting costs O(1) per line.
+    compacted: u64,
 }
 
 /// Appended bytes after which the file is compacted while the plugin
@@ -93,7 +97,7 @@ impl Journal {
             }
         }
         entries.retain(|_, e| e.at.saturating_add(retention_secs) >= now);
-        let file = rewrite(path, &entries)?;
+        let (file, compacted) = rewrite(path, &entries)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
@@ -101,6 +105,7 @@ impl Journal {
             skipped_lines,
             retention_secs,
             appended: 0,
+            compacted,
         })
     }
 
@@ -109,7 +114,7 @@ impl Journal {
         let retention_secs = self.retention_secs;
         self.entries
             .retain(|_, e| e.at.saturating_add(retention_secs) >= now);
-        self.file = rewrite(&self.path, &self.entries)?;
+        (self.file, self.compacted) = rewrite(&self.path, &self.entries)?;
         self.appended = 0;
         Ok(())
     }
@@ -212,7 +217,7 @@ impl Journal {
         let at = line.at;
         fold(&mut self.entries, line);
         self.appended += n as u64;
-        if self.appended > COMPACT_AFTER {
+        if self.appended > COMPACT_AFTER.max(self.compacted) {
             let now = at.unwrap_or_else(unix_now);
             if let Err(e) = self.compact(now) {
                 tracing::warn!(
@@ -226,11 +231,19 @@ impl Journal {
 }
 
 /// Writes the folded state to a new file and swaps it in (a crash leaves
-/// the old or the new file whole); the new file, open for appending.
-fn rewrite(path: &Path, entries: &HashMap<u64, Entry>) -> std::io::Result<File> {
+/// the old or the new file whole); the new file, open for appending, and
+/// its size. Mode 0600: results hold command output.
+fn rewrite(path: &Path, entries: &HashMap<u64, Entry>) -> std::io::Result<(File, u64)> {
     let tmp = path.with_extension("tmp");
-    {
-        let mut out = File::create(&tmp)?;
+    let size = {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // An older file of another mode keeps it when opened.
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         for (id, e) in entries {
             write_line(
                 &mut out,
@@ -254,9 +267,10 @@ fn rewrite(path: &Path, entries: &HashMap<u64, Entry>) -> std::io::Result<File> 
             }
         }
         out.sync_all()?;
-    }
+        out.metadata()?.len()
+    };
     std::fs::rename(&tmp, path)?;
-    OpenOptions::new().append(true).open(path)
+    Ok((OpenOptions::new().append(true).open(path)?, size))
 }
 
 /// Writes one line; the number of bytes it takes.
@@ -287,6 +301,11 @@ fn fold(entries: &mut HashMap<u64, Entry>, line: Line) {
                 e.phase = phase;
                 if line.result.is_some() {
                     e.result = line.result;
+                }
+                // A result the broker has is never sent again: at-most-once
+                // needs only the id and the phase from here on.
+                if phase == TaskPhase::Published {
+                    e.result = None;
                 }
             }
         }
@@ -337,6 +356,34 @@ mod tests {
         assert_eq!(j.phase(3), Some(TaskPhase::Published));
         assert_eq!(j.phase(4), Some(TaskPhase::Received));
         assert_eq!(j.phase(5), None);
+    }
+
+    #[test]
+    fn published_results_are_not_kept_and_the_file_stays_private_and_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.journal");
+        let mut j = Journal::open(&path, 1000, 600).unwrap();
+        let mut largest = 0;
+        for id in 1..=300 {
+            j.received(id, 1000).unwrap();
+            j.running(id).unwrap();
+            j.done(&TaskResult {
+                message: "x".repeat(64 * 1024),
+                ..result(id)
+            })
+            .unwrap();
+            j.published(id).unwrap();
+            largest = largest.max(std::fs::metadata(&path).unwrap().len());
+        }
+        // Every result was 64 KiB (19 MiB in all); the file holds at most
+        // what waits for the next compaction.
+        assert!(largest < 3 * 1024 * 1024, "{largest} bytes");
+        drop(j);
+        let j = Journal::open(&path, 1000, 600).unwrap();
+        assert_eq!(j.phase(300), Some(TaskPhase::Published));
+        assert!(std::fs::metadata(&path).unwrap().len() < 300 * 100);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
         }
     };
     let invalid = |reason: String| Malformed::Invalid { task_id, reason };
+    // A JSON object keeps the last of two equal keys: a signature checked
+    // over one `service` must not stand for a request with another.
+    crate::config::no_duplicate_keys(payload).map_err(invalid)?;
     if map.contains_key("config") {
         let f: ConfigFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         Ok(Request::Config {
@@ -174,6 +177,20 @@ fn parse_timestamp(text: &str) -> Result<SystemTime, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        for payload in [
+            r#"{"task_id": 1, "timestamp": "2020-11-26T00:41:19Z", "service": "hello", "service": "nginx", "command": "exec"}"#,
+            r#"{"task_id": 1, "task_id": 2, "timestamp": "2020-11-26T00:41:19Z", "service": "hello", "command": "exec"}"#,
+            r#"{"task_id": 1, "timestamp": "2020-11-26T00:41:19Z", "config": "x", "key": "a", "key": "b"}"#,
+        ] {
+            let Err(Malformed::Invalid { reason, .. }) = parse(payload.as_bytes()) else {
+                panic!("accepted: {payload}");
+            };
+            assert!(reason.contains("appears twice"), "{reason}");
+        }
+    }
 
     #[test]
     fn parses_the_seed_formats() {

@@ -552,7 +552,6 @@ impl Session {
                     return self.not_recorded(&p, task_id, &e);
                 }
                 self.ack(&p);
-                info!("remote: task {task_id}: running {service}/{command}");
                 let runner = Arc::clone(&self.runner);
                 let results = self.results.clone();
                 tokio::task::spawn_blocking(move || {
@@ -638,8 +637,9 @@ fn execute(
     line: &str,
     timeout: Option<Duration>,
 ) -> TaskResult {
+    let started = || info!("remote: task {task_id}: running {service}/{command}");
     let (code, message) = runner
-        .run(service, command, line, timeout)
+        .run_announced(service, command, line, timeout, started)
         .summary(service, command);
     TaskResult::now(task_id, code, message)
 }

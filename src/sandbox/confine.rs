@@ -46,8 +46,8 @@ const ALLOWED: &[i64] = &[
     libc::SYS_exit_group,
 ];
 
-/// Confines the calling process. `memory` is the Lua limit in bytes.
-/// Call it single-threaded, after reading the rule file and before running
+/// Confines the calling process, all its threads. `memory` is the Lua
+/// limit in bytes. Call it after reading the rule file and before running
 /// it. The resource limits are required; a kernel that refuses the seccomp
 /// filter (old, or a container that forbids it) gives a warning instead,
 /// returned for the caller to pass on: the closed Lua library still holds.
@@ -80,6 +80,7 @@ fn install_seccomp() -> Result<(), String> {
     )
     .map_err(|e| format!("seccomp: {e}"))?;
     let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
-    // Sets no_new_privs and loads the filter for this (only) thread.
-    seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
+    // Sets no_new_privs and loads the filter for every thread of the
+    // process (TSYNC): the hang watchdog's thread already runs.
+    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
 }

@@ -238,8 +238,10 @@ mod tests {
             input.extend(enc.finish());
         }
         let mut output = Vec::new();
+        // Only the fuel can run out, however slow the machine.
         let limits = VmLimits {
             fuel: 100_000,
+            deadline: std::time::Duration::from_secs(600),
             ..VmLimits::default()
         };
         let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
@@ -311,9 +313,11 @@ mod tests {
         enc.push(&metric(1.0));
         input.extend(enc.finish());
         let mut output = Vec::new();
+        // Only the memory can run out, however slow the machine.
         let limits = VmLimits {
             memory: 8 * 1024 * 1024,
-            ..VmLimits::default()
+            fuel: u64::MAX,
+            deadline: std::time::Duration::from_secs(600),
         };
         let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
         let text = String::from_utf8_lossy(&output);
