@@ -217,3 +217,91 @@ fn a_command_fans_out_to_the_fleet_within_its_concurrency_and_error_budget() {
         assert_eq!(outcomes[host]["outcome"], "not_sent", "{outcomes:?}");
     }
 }
+
+/// A request that timed out before its host took it is not run later: the
+/// broker keeps it for the host's persistent session only until the
+/// sender's timeout (MQTT 5 message expiry), then discards it.
+#[test]
+fn a_request_that_timed_out_undelivered_never_runs_later() {
+    let broker = Mosquitto::start();
+    let state = tempfile::tempdir().unwrap();
+    let config = json!({
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "collectd/%{hostname}/command",
+        "CommandResultTopic": "collectd/%{hostname}/result",
+        "StateDir": state.path().join("late"),
+        "CleanSession": false,
+        "QoS": 1,
+        "ClientId": "late-host",
+        "Services": {"hello": {"commands": {"exec": "echo hi"}}},
+    });
+    let mut late = Collectd::start(CollectdSpec {
+        hostname: "late".into(),
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    let listening = "listening for commands on collectd/late/command";
+    late.wait_for_log(listening);
+    assert!(late.stop().success());
+    let send = |timeout: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["send-command", "hello", "exec", "--hosts", "late"])
+            .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+            .args(["-t", "collectd/%{hostname}/command"])
+            .args(["--result-topic", "collectd/%{hostname}/result"])
+            .args(["--timeout", timeout])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // (Brokers count whole seconds: a timeout of 4 s expires the request
+    // within 3.)
+    let first = send("4");
+    assert!(
+        first.contains("timed out, no answer in time (1): late"),
+        "{first}"
+    );
+    assert!(first.contains("expires there and never runs"), "{first}");
+    late.start_again();
+    late.wait_until("the host back", || {
+        (late.log_text().matches(listening).count() == 2).then_some(())
+    });
+    // The broker hands a persistent session what it kept, in order: had it
+    // kept the first request, it would run before this one.
+    let second = send("60");
+    assert!(second.contains("ok (1): late"), "{second}");
+    let log = late.log_text();
+    assert_eq!(log.matches(": running hello/exec").count(), 1, "{log}");
+}
+
+/// A client that may read the command topics and write one result topic of
+/// its own cannot answer for the fleet: a host's result counts only on that
+/// host's result topic.
+#[test]
+fn a_result_counts_only_on_its_hosts_own_topic() {
+    let broker = Mosquitto::start();
+    let requests = broker.subscribe("collectd/+/command", 1, &["-q", "1"]);
+    let sender = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["send-command", "hello", "exec", "--hosts", "ghost1"])
+        .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["-t", "collectd/%{hostname}/command"])
+        .args(["--result-topic", "collectd/%{hostname}/result"])
+        .args(["--timeout", "5", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request: Value = serde_json::from_str(&requests.messages()[0]).unwrap();
+    let forged = json!({
+        "task_id": request["task_id"],
+        "timestamp": "2026-01-01T00:00:00Z",
+        "message": "forged",
+        "code": 0,
+    });
+    let out = broker.publish("collectd/evil/result", &forged.to_string(), &["-q", "1"]);
+    assert!(out.status.success());
+    let out = sender.wait_with_output().unwrap();
+    let hosts = by_host(&out.stdout);
+    assert_eq!(hosts["ghost1"]["outcome"], "timed_out", "{hosts:?}");
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -105,3 +105,92 @@ fn hosts_lists_the_fleet_online_and_offline() {
         (state_of(&broker, "web2").as_deref() == Some("online")).then_some(())
     });
 }
+
+/// Status messages anyone with publish rights could write: the host comes
+/// from the topic, a message naming another host is not taken, names that
+/// are not host names are refused, and nothing reaches the terminal raw.
+#[test]
+fn forged_status_messages_are_not_taken_and_not_printed_raw() {
+    let broker = Mosquitto::start();
+    let state = tempfile::tempdir().unwrap();
+    let _web1 = start(&broker, "web1", state.path());
+    wait_for("web1 online", || {
+        (state_of(&broker, "web1").as_deref() == Some("online")).then_some(())
+    });
+    let forged = |hostname: &str| {
+        json!({"hostname": hostname, "state": "offline", "version": "0", "since": ""}).to_string()
+    };
+    for (topic, hostname) in [
+        // Says web1 went away, from another topic.
+        ("collectd/evil1/status", "web1"),
+        // Clears the screen of whoever lists the fleet.
+        ("collectd/evil2/status", "evil2\u{1b}[2J\r"),
+        ("collectd/evil3/status", "h#1"),
+    ] {
+        let out = broker.publish(topic, &forged(hostname), &["-r", "-q", "1"]);
+        assert!(out.status.success());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["hosts", "--host", &format!("127.0.0.1:{}", broker.port)])
+        .args(["--status-topic", "collectd/+/status"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("web1: online since "), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert_eq!(
+        stderr.matches("warning: status ignored: ").count(),
+        3,
+        "{stderr}"
+    );
+    assert!(stderr.contains("evil2\\u{1b}[2J\\r"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'));
+    assert_eq!(state_of(&broker, "web1").as_deref(), Some("online"));
+}
+
+/// The presence says how many rule files the host runs, also when they
+/// load after the connection was made (and once more when one is added).
+#[test]
+fn the_presence_counts_the_rule_files_as_they_load() {
+    let broker = Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example.lua");
+    for name in ["a.lua", "b.lua"] {
+        std::fs::copy(&example, rules.join(name)).unwrap();
+    }
+    let config = json!({
+        "Host": format!("127.0.0.1:{}", broker.port),
+        "CommandTopic": "collectd/%{hostname}/command",
+        "CommandResultTopic": "collectd/%{hostname}/result",
+        "StatusTopic": "collectd/%{hostname}/status",
+        "StateDir": work.path().join("state"),
+        "LocalMonitorConfigDir": rules,
+        "RuleReloadInterval": 1,
+        "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+        "Services": {"hello": {"commands": {"exec": "true"}}},
+    });
+    let _c = Collectd::start(CollectdSpec {
+        hostname: "web1".into(),
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    let files = || {
+        fleet(&broker)
+            .get("web1")
+            .and_then(|v| v["rule_files"].as_u64())
+    };
+    wait_for("two rule files in the presence", || {
+        (files() == Some(2)).then_some(())
+    });
+    std::fs::copy(&example, rules.join("c.lua")).unwrap();
+    wait_for("three rule files in the presence", || {
+        (files() == Some(3)).then_some(())
+    });
+}

@@ -267,9 +267,12 @@ impl TargetArgs {
         }
         let mut seen = std::collections::HashSet::new();
         names.retain(|n| !n.is_empty() && seen.insert(n.clone()));
-        if let Some(bad) = names.iter().find(|n| n.contains(['/', '+', '#', '\0'])) {
+        if let Some(bad) = names
+            .iter()
+            .find(|n| !crate::remote::presence::valid_host_name(n))
+        {
             return Err(format!(
-                "host {bad:?}: a host name cannot hold '/', '+' or '#'"
+                "host {bad:?}: a host name is letters, digits, '.', '-' and '_'"
             ));
         }
         Ok(names)

@@ -70,7 +70,13 @@ fn fan_out(
                 options.timeout,
             ))
             .map_err(CliError::NoResult)?;
-        for (name, status) in fleet {
+        for why in &fleet.ignored {
+            eprintln!(
+                "warning: status ignored: {}",
+                crate::collectd::loggable(why)
+            );
+        }
+        for (name, status) in fleet.hosts {
             if status.state == "online"
                 && crate::auth::glob_matches(glob, &name)
                 && !hosts.contains(&name)
@@ -162,7 +168,16 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
         say!("  {host}: code {code} ({code:#x}) {first}");
     }
     let timed_out = group(&|o| *o == HostOutcome::TimedOut);
-    say!("timed out ({}): {}", timed_out.len(), join(&timed_out));
+    say!(
+        "timed out, no answer in time ({}): {}",
+        timed_out.len(),
+        join(&timed_out)
+    );
+    if !timed_out.is_empty() {
+        say!(
+            "  (a request the broker had not delivered by then expires there and never runs; one delivered may still run)"
+        );
+    }
     let not_sent = group(&|o| *o == HostOutcome::NotSent);
     say!(
         "not sent: the error budget was spent or a canary failed ({}): {}",

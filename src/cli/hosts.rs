@@ -3,6 +3,7 @@
 
 use super::CliError;
 use super::args::ConnectArgs;
+use crate::collectd::loggable;
 use crate::remote::sender::gather_presence;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,7 +17,7 @@ pub fn run(
 ) -> Result<ExitCode, CliError> {
     let connection = connect.connection("hosts").map_err(CliError::Usage)?;
     let runtime = super::broker_runtime()?;
-    let hosts = runtime
+    let fleet = runtime
         .block_on(gather_presence(
             &connection,
             filter,
@@ -24,6 +25,10 @@ pub fn run(
             Duration::from_secs_f64(timeout),
         ))
         .map_err(CliError::NoResult)?;
+    for why in &fleet.ignored {
+        eprintln!("warning: status ignored: {}", loggable(why));
+    }
+    let hosts = fleet.hosts;
     for (name, h) in &hosts {
         if json {
             say!("{}", serde_json::to_string(h).unwrap_or_default());
@@ -46,7 +51,10 @@ pub fn run(
         } else {
             format!(" since {}", h.since)
         };
-        say!("{name}: {}{since}, version {}{detail}", h.state, h.version);
+        // The message's own words, escaped: a terminal is no place for
+        // what anyone with publish rights wrote.
+        let line = format!("{name}: {}{since}, version {}{detail}", h.state, h.version);
+        say!("{}", loggable(&line));
     }
     if !json {
         let online = hosts.values().filter(|h| h.state == "online").count();

@@ -85,6 +85,11 @@ pub struct Fanout {
 }
 
 impl Fanout {
+    /// How long each host has to answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// `hosts` in the order they are to be sent.
     pub fn new(
         hosts: Vec<String>,

@@ -47,9 +47,66 @@ impl Presence {
     }
 }
 
+/// Whether `name` can be a host in a topic and on a terminal: letters,
+/// digits, `.`, `-` and `_`, at most 253 bytes (a DNS name). Anything else
+/// (a `#`, an escape sequence) is someone's mistake or attack.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The host a status message is about, from the topic it came on: the
+/// level of `topic` where `filter` has its first `+` (the broker's ACL
+/// lets each host write only its own topic, not what the payload claims).
+/// `None` when the filter has no `+` (then only the payload names it) or
+/// the topic is shorter.
+pub fn host_from_topic(filter: &str, topic: &str) -> Option<String> {
+    let level = filter.split('/').position(|l| l == "+")?;
+    topic.split('/').nth(level).map(str::to_string)
+}
+
+/// Which host a status message on `topic` stands for, or why it is not
+/// taken: the topic's host and the payload's must agree, and be a valid
+/// name.
+pub fn status_host(filter: &str, topic: &str, status: &Presence) -> Result<String, String> {
+    let host = host_from_topic(filter, topic).unwrap_or_else(|| status.hostname.clone());
+    if !valid_host_name(&host) {
+        return Err(format!("{host:?} is not a valid host name"));
+    }
+    if status.hostname != host {
+        return Err(format!(
+            "the message names {:?}, the topic {host:?}",
+            status.hostname
+        ));
+    }
+    Ok(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_comes_from_the_topic_and_must_agree_with_the_message() {
+        let filter = "collectd/+/status";
+        let web1 = Presence::will("web1");
+        assert_eq!(
+            status_host(filter, "collectd/web1/status", &web1),
+            Ok("web1".into())
+        );
+        // Written under another host's topic, or naming another host.
+        assert!(status_host(filter, "collectd/web2/status", &web1).is_err());
+        for bad in ["h#1", "a\x1b[2J", "", "x y"] {
+            assert!(!valid_host_name(bad), "{bad:?}");
+            let status = Presence::will(bad);
+            assert!(status_host("s/#", "s/x", &status).is_err(), "{bad:?}");
+        }
+        assert!(valid_host_name("web-1.example_2"));
+        assert_eq!(host_from_topic("a/b", "a/b"), None);
+    }
 
     #[test]
     fn the_will_reads_back_as_offline() {

@@ -74,6 +74,20 @@ pub fn sign(payload: &[u8], key: &crate::auth::SigningKey, host: &str) -> Result
     Ok(serde_json::Value::Object(message).to_string().into_bytes())
 }
 
+/// MQTT 5's message expiry for a request: a broker that has not delivered
+/// it within the sender's timeout (the host offline, its session kept)
+/// discards it, so "timed out" cannot turn into a run long after the
+/// sender gave up. Brokers count whole seconds and expire a message up to
+/// one second late: the interval is the timeout less two seconds (at least
+/// one), so the message is gone by the time the sender says "timed out".
+pub fn expiring(timeout: Duration) -> rumqttc::v5::mqttbytes::v5::PublishProperties {
+    let seconds = timeout.as_secs().saturating_sub(2).max(1);
+    rumqttc::v5::mqttbytes::v5::PublishProperties {
+        message_expiry_interval: Some(u32::try_from(seconds).unwrap_or(u32::MAX)),
+        ..Default::default()
+    }
+}
+
 /// Whether the broker refused a subscription of this SUBACK.
 fn refused(ack: &rumqttc::v5::mqttbytes::v5::SubAck) -> bool {
     ack.return_codes
@@ -112,7 +126,13 @@ pub async fn send(
                     }
                     if let Some(p) = payload.take() {
                         client
-                            .try_publish(&options.topic, options.qos, false, p)
+                            .try_publish_with_properties(
+                                &options.topic,
+                                options.qos,
+                                false,
+                                p,
+                                expiring(options.timeout),
+                            )
                             .map_err(|e| format!("publish: {e}"))?;
                     }
                 }
@@ -140,16 +160,18 @@ pub async fn send(
 
 /// The fleet's presence: subscribes to `filter` (`collectd/+/status`) and
 /// gathers the retained status messages the broker sends, until none has
-/// come for `quiet` (or `limit` passed); by host name.
+/// come for `quiet` (or `limit` passed); by the host name each message's
+/// topic gives (see `presence::status_host`).
 pub async fn gather_presence(
     connection: &Connection,
     filter: &str,
     quiet: Duration,
     limit: Duration,
-) -> Result<std::collections::BTreeMap<String, super::presence::Presence>, String> {
+) -> Result<Fleet, String> {
     let (client, mut eventloop) = connection.client(16)?;
     let broker = format!("{}:{}", connection.host, connection.port);
     let mut hosts = std::collections::BTreeMap::new();
+    let mut ignored = Vec::new();
     let deadline = tokio::time::Instant::now() + limit;
     let mut subscribed = false;
     let outcome = loop {
@@ -184,16 +206,33 @@ pub async fn gather_presence(
             }
             Event::Incoming(Packet::Publish(p)) => {
                 // A message that is not a status is not a host.
-                if let Ok(status) = serde_json::from_slice::<super::presence::Presence>(&p.payload)
-                {
-                    hosts.insert(status.hostname.clone(), status);
+                let Ok(status) = serde_json::from_slice::<super::presence::Presence>(&p.payload)
+                else {
+                    continue;
+                };
+                let topic = String::from_utf8_lossy(&p.topic);
+                match super::presence::status_host(filter, &topic, &status) {
+                    Ok(host) => {
+                        hosts.insert(host, status);
+                    }
+                    Err(why) => ignored.push(format!("{topic}: {why}")),
                 }
             }
             _ => {}
         }
     };
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
-    outcome.map(|()| hosts)
+    outcome.map(|()| Fleet { hosts, ignored })
+}
+
+/// What [`gather_presence`] found.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Each host's status, by the host name its topic gives.
+    pub hosts: std::collections::BTreeMap<String, super::presence::Presence>,
+    /// Status messages not taken, each with its topic and why (untrusted
+    /// text: escape it before printing).
+    pub ignored: Vec<String>,
 }
 
 /// Where a fan-out goes: the topics as templates with `%{hostname}`, and
@@ -251,7 +290,13 @@ pub async fn fan_out(
                 let payload = request(&host, task_id)?;
                 let topic = topics.command.replace("%{hostname}", &host);
                 client
-                    .try_publish(&topic, topics.qos, false, payload)
+                    .try_publish_with_properties(
+                        &topic,
+                        topics.qos,
+                        false,
+                        payload,
+                        expiring(fanout.timeout()),
+                    )
                     .map_err(|e| format!("publish to {topic}: {e}"))?;
                 tasks.insert(task_id, host);
             }
@@ -290,9 +335,15 @@ pub async fn fan_out(
                 subscribed = true;
             }
             Event::Incoming(Packet::Publish(p)) => {
+                // A result counts only on its host's own result topic
+                // (which the broker lets only that host write): a client
+                // allowed one result topic cannot answer for the fleet.
                 if let Ok(result) = serde_json::from_slice::<TaskResult>(&p.payload)
-                    && let Some(host) = tasks.remove(&result.task_id)
+                    && let Some(host) = tasks.get(&result.task_id)
+                    && p.topic == topics.result.replace("%{hostname}", host).as_bytes()
                 {
+                    let host = host.clone();
+                    tasks.remove(&result.task_id);
                     fanout.result(&host, result.code, result.message);
                 }
             }

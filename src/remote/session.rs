@@ -35,6 +35,11 @@ const REQUEST_CAPACITY: usize = 1024;
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Longest wait for the DISCONNECT to go out at shutdown.
 const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+/// Results (and presence messages) waiting for the broker, at most: a
+/// flood of refused requests while the broker is slow must not grow
+/// collectd's memory without bound. Refusals past it are dropped (logged);
+/// results of commands that ran wait for room.
+const OUTGOING_CAPACITY: usize = 4096;
 
 type Services = Arc<LiveServices>;
 
@@ -54,8 +59,7 @@ pub(super) async fn run(
         }
     };
     let journal = Arc::new(Mutex::new(journal));
-    let (results, results_rx) = mpsc::unbounded_channel();
-    replay_unfinished(&journal, &results);
+    let (results, results_rx) = mpsc::channel(OUTGOING_CAPACITY);
 
     let progress = Arc::new(Progress::default());
     let journal_for_drain = Arc::clone(&journal);
@@ -67,10 +71,12 @@ pub(super) async fn run(
         results_rx,
         Arc::clone(&progress),
     ));
+    replay_unfinished(&journal, &results).await;
     let reports = tokio::spawn(forward_reports(
         settings.replace.state_dir.clone(),
         results.clone(),
     ));
+    let presence = tokio::spawn(refresh_presence(settings.clone(), results.clone()));
     let mut session = Session {
         backoff: Backoff::new(
             settings.reconnect,
@@ -93,12 +99,16 @@ pub(super) async fn run(
         _ = stop.wait_for(|s| *s) => {}
     }
     reports.abort();
+    presence.abort();
     // A clean disconnect suppresses the last will: say offline ourselves
     // (queued before the DISCONNECT below, so the broker has it first).
     if let Some(topic) = &session.settings.status_topic {
         let mut offline = Presence::will(&session.settings.hostname);
         offline.since = crate::task::iso8601(SystemTime::now());
-        let _ = client.try_publish(topic, QoS::AtLeastOnce, true, offline.to_json());
+        session.send(Outgoing::Presence {
+            topic: topic.clone(),
+            payload: offline.to_json(),
+        });
     }
     // Results already decided go out before we disconnect: a refusal
     // answered just before collectd stops must not be lost. The publisher
@@ -127,22 +137,26 @@ pub(super) async fn run(
 
 /// Tasks left unfinished by the previous run: results to send again, and
 /// commands that were running (never run again; reported as interrupted).
-fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<Outgoing>) {
-    let Ok(j) = journal.lock() else { return };
-    for result in j.unpublished() {
+async fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::Sender<Outgoing>) {
+    let (unpublished, interrupted) = match journal.lock() {
+        Ok(j) => (j.unpublished(), j.interrupted()),
+        Err(_) => return,
+    };
+    for result in unpublished {
         info!(
             "remote: sending the result of task {} again (not confirmed sent before the restart)",
             result.task_id
         );
-        let _ = results.send(Outgoing::accepted(result));
+        let _ = results.send(Outgoing::accepted(result)).await;
     }
-    for task_id in j.interrupted() {
+    for task_id in interrupted {
         warn!("remote: task {task_id} was running when collectd stopped; it is not run again");
-        let _ = results.send(Outgoing::accepted(TaskResult::now(
+        let result = TaskResult::now(
             task_id,
             code::INTERRUPTED,
             "the command was running when collectd stopped; it was not run again",
-        )));
+        );
+        let _ = results.send(Outgoing::accepted(result)).await;
     }
 }
 
@@ -150,7 +164,7 @@ fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::UnboundedSender<O
 /// not reach the broker.
 const REPORT_SCAN: Duration = Duration::from_secs(5);
 
-async fn forward_reports(state_dir: std::path::PathBuf, results: mpsc::UnboundedSender<Outgoing>) {
+async fn forward_reports(state_dir: std::path::PathBuf, results: mpsc::Sender<Outgoing>) {
     let mut tick = tokio::time::interval(REPORT_SCAN);
     loop {
         tick.tick().await;
@@ -160,30 +174,82 @@ async fn forward_reports(state_dir: std::path::PathBuf, results: mpsc::Unbounded
                 result.task_id
             );
             if std::fs::remove_file(&path).is_ok() {
-                let _ = results.send(Outgoing::accepted(result));
+                let _ = results.send(Outgoing::accepted(result)).await;
             }
         }
     }
 }
 
-/// A result on its way to the broker. `accepted`: the task has an entry in
-/// the journal, whose `done` and `published` lines follow it; a refusal of
-/// a request never accepted is only published.
-struct Outgoing {
-    result: TaskResult,
-    accepted: bool,
+/// How often the presence is looked at for a change (rule files loaded
+/// after the connection, or removed).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The host's online status, when it has a `StatusTopic`.
+fn online(settings: &RemoteSettings) -> Option<Outgoing> {
+    let topic = settings.status_topic.as_ref()?;
+    let board = settings.board.as_ref().map(|b| b.started_and_files());
+    let online = Presence {
+        hostname: settings.hostname.clone(),
+        state: "online".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        since: board.as_ref().map_or_else(
+            || crate::task::iso8601(SystemTime::now()),
+            |(started, _)| started.clone(),
+        ),
+        rule_files: board.map(|(_, files)| files),
+        config_push: Some(settings.config_push),
+        signed_only: Some(settings.trust.is_some()),
+    };
+    Some(Outgoing::Presence {
+        topic: topic.clone(),
+        payload: online.to_json(),
+    })
+}
+
+/// Announces the presence again whenever the number of rule files changes
+/// (they load after the connection, which announced the count then).
+async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
+    let Some(board) = settings.board.clone() else {
+        return;
+    };
+    let mut announced = board.started_and_files().1;
+    let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+    loop {
+        tick.tick().await;
+        let files = board.started_and_files().1;
+        if files == announced {
+            continue;
+        }
+        announced = files;
+        if let Some(outgoing) = online(&settings) {
+            let _ = results.send(outgoing).await;
+        }
+    }
+}
+
+/// A message on its way to the broker. Every publish of the session goes
+/// through one task in this order, so the client writes them in the order
+/// [`Confirmations`] counts them, and a confirmation is matched to its own
+/// message: a presence message never stands in for a result.
+enum Outgoing {
+    /// `accepted`: the task has an entry in the journal, whose `done` and
+    /// `published` lines follow it; a refusal of a request never accepted
+    /// is only published.
+    Result { result: TaskResult, accepted: bool },
+    /// The host's retained status.
+    Presence { topic: String, payload: Vec<u8> },
 }
 
 impl Outgoing {
     fn accepted(result: TaskResult) -> Outgoing {
-        Outgoing {
+        Outgoing::Result {
             result,
             accepted: true,
         }
     }
 
     fn refusal(result: TaskResult) -> Outgoing {
-        Outgoing {
+        Outgoing::Result {
             result,
             accepted: false,
         }
@@ -222,10 +288,26 @@ async fn publish_results(
     topic: String,
     qos: QoS,
     journal: Arc<Mutex<Journal>>,
-    mut results: mpsc::UnboundedReceiver<Outgoing>,
+    mut results: mpsc::Receiver<Outgoing>,
     progress: Arc<Progress>,
 ) {
-    while let Some(Outgoing { result, accepted }) = results.recv().await {
+    while let Some(outgoing) = results.recv().await {
+        let (result, accepted) = match outgoing {
+            Outgoing::Result { result, accepted } => (result, accepted),
+            Outgoing::Presence { topic, payload } => {
+                if let Ok(mut c) = progress.lock() {
+                    c.queued(None);
+                }
+                if client
+                    .publish(&topic, QoS::AtLeastOnce, true, payload)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
         let payload = match serde_json::to_vec(&result) {
             Ok(p) => p,
             Err(e) => {
@@ -265,7 +347,7 @@ struct Session {
     services: Services,
     runner: Arc<Runner>,
     journal: Arc<Mutex<Journal>>,
-    results: mpsc::UnboundedSender<Outgoing>,
+    results: mpsc::Sender<Outgoing>,
     client: AsyncClient,
     backoff: Backoff,
     /// The last connection problem logged, so a broker that stays away
@@ -337,27 +419,8 @@ impl Session {
 
     /// Publishes the host's presence, retained: online, with what it runs.
     fn announce(&self) {
-        let Some(topic) = &self.settings.status_topic else {
-            return;
-        };
-        let board = self.settings.board.as_ref().map(|b| b.started_and_files());
-        let online = Presence {
-            hostname: self.settings.hostname.clone(),
-            state: "online".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            since: board.as_ref().map_or_else(
-                || crate::task::iso8601(SystemTime::now()),
-                |(started, _)| started.clone(),
-            ),
-            rule_files: board.map(|(_, files)| files),
-            config_push: Some(self.settings.config_push),
-            signed_only: Some(self.settings.trust.is_some()),
-        };
-        if let Err(e) = self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, true, online.to_json())
-        {
-            warn!("remote: cannot publish this host's presence on {topic}: {e}");
+        if let Some(outgoing) = online(&self.settings) {
+            self.send(outgoing);
         }
     }
 
@@ -462,12 +525,27 @@ impl Session {
     /// journaled (it may share its id with an accepted task, whose entry
     /// it must not take over, and it must not grow the journal).
     fn reply(&self, result: TaskResult) {
-        let _ = self.results.send(Outgoing::refusal(result));
+        self.send(Outgoing::refusal(result));
     }
 
     /// The result of a task the journal accepted.
     fn finish(&self, result: TaskResult) {
-        let _ = self.results.send(Outgoing::accepted(result));
+        self.send(Outgoing::accepted(result));
+    }
+
+    /// Queues a message for the publisher without waiting (this is the
+    /// event loop's task). When [`OUTGOING_CAPACITY`] messages already wait
+    /// for a broker that does not take them, this one is dropped, loudly;
+    /// an accepted task's result stays `done` in the journal and is sent
+    /// again at the next start.
+    fn send(&self, outgoing: Outgoing) {
+        if let Err(mpsc::error::TrySendError::Full(dropped)) = self.results.try_send(outgoing) {
+            let what = match dropped {
+                Outgoing::Result { result, .. } => format!("the result of task {}", result.task_id),
+                Outgoing::Presence { topic, .. } => format!("the presence message on {topic}"),
+            };
+            warn!("remote: {OUTGOING_CAPACITY} messages wait for the broker; {what} is dropped");
+        }
     }
 
     fn on_publish(&mut self, p: Publish) {
@@ -560,7 +638,8 @@ impl Session {
                         "remote: task {task_id}: {service}/{command} finished with code {}",
                         result.code
                     );
-                    let _ = results.send(Outgoing::accepted(result));
+                    // Waits for room: this thread has nothing else to do.
+                    let _ = results.blocking_send(Outgoing::accepted(result));
                 });
             }
         }
