@@ -150,5 +150,54 @@ fn journal(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, command, validation, journal);
+/// The journal's size and cost per task stay bounded however many tasks it
+/// remembers and however large their output: 10 000 tasks whose results
+/// are 64 KiB (`CommandOutputLimit`'s default) first, then one more such
+/// task per iteration. Prints the file's size after each phase.
+fn journal_large_output(c: &mut Criterion) {
+    const TASKS: u64 = 10_000;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("tasks.journal");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut journal = Journal::open(&path, now, 3600).unwrap();
+    let output = "x".repeat(64 * 1024);
+    let task = |journal: &mut Journal, id: u64| {
+        journal.received(id, now).unwrap();
+        journal.running(id).unwrap();
+        journal
+            .done(&TaskResult::now(id, 0, output.clone()))
+            .unwrap();
+        journal.published(id).unwrap();
+    };
+    let started = std::time::Instant::now();
+    let mut largest = 0;
+    for id in 1..=TASKS {
+        task(&mut journal, id);
+        largest = largest.max(std::fs::metadata(&path).unwrap().len());
+    }
+    eprintln!(
+        "journal: {TASKS} tasks of 64 KiB output in {:.1} s ({:.2} ms per task); file at most {} KiB, now {} KiB",
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1000.0 / TASKS as f64,
+        largest / 1024,
+        std::fs::metadata(&path).unwrap().len() / 1024
+    );
+    let mut id = TASKS;
+    c.bench_function("remote_path/journal_task_64k_output_10k_remembered", |b| {
+        b.iter(|| {
+            id += 1;
+            task(&mut journal, id);
+        })
+    });
+    eprintln!(
+        "journal: {} tasks remembered, file {} KiB",
+        id,
+        std::fs::metadata(&path).unwrap().len() / 1024
+    );
+}
+
+criterion_group!(benches, command, validation, journal, journal_large_output);
 criterion_main!(benches);

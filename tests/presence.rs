@@ -194,3 +194,34 @@ fn the_presence_counts_the_rule_files_as_they_load() {
         (files() == Some(3)).then_some(())
     });
 }
+
+/// A status message far larger than any host sends is dropped by the
+/// broker for `hosts` (its Maximum Packet Size), never read into memory.
+#[test]
+fn hosts_does_not_read_a_huge_message() {
+    let broker = Mosquitto::start();
+    let huge =
+        json!({"hostname": "big", "state": "online", "version": "x".repeat(20 << 20), "since": ""});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), huge.to_string()).unwrap();
+    let out = Command::new("mosquitto_pub")
+        .args(broker.client_args())
+        .args(["-t", "collectd/big/status", "-r", "-q", "1", "-f"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let small = json!({"hostname": "small", "state": "online", "version": "1", "since": ""});
+    let out = broker.publish(
+        "collectd/small/status",
+        &small.to_string(),
+        &["-r", "-q", "1"],
+    );
+    assert!(out.status.success());
+    let hosts = fleet(&broker);
+    assert_eq!(hosts.keys().collect::<Vec<_>>(), ["small"], "{hosts:?}");
+}

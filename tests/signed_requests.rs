@@ -304,4 +304,11 @@ fn keygen_refuses_bad_names_and_never_overwrites_a_key() {
     assert_eq!(std::fs::read(&key).unwrap(), before);
     let bad = cli(&["keygen", "../evil", "--dir", dir.path().to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    // A directory that does not exist yet is made, private.
+    let fresh = dir.path().join("new/keys");
+    let (key, _) = keygen(&fresh, "ci");
+    assert!(key.exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
 }

@@ -132,7 +132,7 @@ pub fn write_pair(
     name: &str,
 ) -> Result<(std::path::PathBuf, std::path::PathBuf), KeyError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let (private, public) = generate(name)?;
     let key_path = dir.join(format!("{name}.key"));
     let pub_path = dir.join(format!("{name}.pub"));
@@ -140,6 +140,14 @@ pub fn write_pair(
         let path = path.display().to_string();
         move |error| KeyError::Io { path, error }
     };
+    // A directory that does not exist yet is made, private (mode 0700).
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
+    }
     if pub_path.exists() {
         return Err(KeyError::Io {
             path: pub_path.display().to_string(),

@@ -2,7 +2,7 @@
 //! library's settings.
 
 use crate::lua::VmLimits;
-use crate::mqtt::{Connection, MQTT_MAX_PACKET, TlsSettings, parse_host};
+use crate::mqtt::{Connection, TlsSettings, parse_host};
 use crate::remote::sender::SendOptions;
 use clap::Args;
 use std::ffi::OsString;
@@ -172,11 +172,17 @@ impl ConnectArgs {
             keep_alive: Duration::from_secs(30),
             clean_session: true,
             manual_acks: false,
-            max_packet: MQTT_MAX_PACKET,
+            max_packet: CLI_MAX_PACKET,
             last_will: None,
         })
     }
 }
+
+/// The largest message the command line takes from the broker: a result or
+/// status message larger than this (someone else's, surely: a host's
+/// result is at most its `CommandOutputLimit`) is dropped by the broker
+/// (MQTT 5 Maximum Packet Size) and never read into memory.
+pub const CLI_MAX_PACKET: u32 = 16 * 1024 * 1024;
 
 /// How to reach the broker, and the host's topics.
 #[derive(Args, Debug)]

@@ -32,10 +32,44 @@ impl DsType {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
+    /// NaN and the infinities, which JSON has no numbers for, are written
+    /// `"nan"`, `"inf"` and `"-inf"` (JSON's `null` would lose them).
+    #[serde(serialize_with = "gauge_json")]
     Gauge(f64),
     Derive(i64),
     Counter(u64),
     Absolute(u64),
+}
+
+fn gauge_json<S: serde::Serializer>(g: &f64, s: S) -> Result<S::Ok, S::Error> {
+    match non_finite_name(*g) {
+        Some(name) => s.serialize_str(name),
+        None => s.serialize_f64(*g),
+    }
+}
+
+/// How a gauge JSON cannot hold as a number is written: `nan`, `inf`,
+/// `-inf` (`None` for a finite one).
+pub fn non_finite_name(g: f64) -> Option<&'static str> {
+    if g.is_nan() {
+        Some("nan")
+    } else if g == f64::INFINITY {
+        Some("inf")
+    } else if g == f64::NEG_INFINITY {
+        Some("-inf")
+    } else {
+        None
+    }
+}
+
+/// The gauge a [`non_finite_name`] stands for.
+pub fn non_finite_value(name: &str) -> Option<f64> {
+    match name.to_ascii_lowercase().as_str() {
+        "nan" | "-nan" => Some(f64::NAN),
+        "inf" | "+inf" | "infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
 }
 
 impl Value {

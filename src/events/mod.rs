@@ -14,7 +14,7 @@ mod metric;
 mod notification;
 
 use batch::new_batch;
-pub use metric::{DsType, Metric, Value};
+pub use metric::{DsType, Metric, Value, non_finite_name, non_finite_value};
 pub use notification::{MetaValue, Notification, Severity};
 use serde::Serialize;
 use std::cell::RefCell;

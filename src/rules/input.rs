@@ -113,7 +113,11 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
             ))
         };
         let v = match ty {
-            DsType::Gauge => DsValue::Gauge(raw.as_f64().ok_or_else(bad)?),
+            DsType::Gauge => DsValue::Gauge(
+                raw.as_f64()
+                    .or_else(|| raw.as_str().and_then(crate::events::non_finite_value))
+                    .ok_or_else(bad)?,
+            ),
             DsType::Derive => DsValue::Derive(raw.as_i64().ok_or_else(bad)?),
             DsType::Counter => DsValue::Counter(raw.as_u64().ok_or_else(bad)?),
             DsType::Absolute => DsValue::Absolute(raw.as_u64().ok_or_else(bad)?),
@@ -183,6 +187,31 @@ mod tests {
             );
             assert_eq!(parse_input_line(&line).unwrap(), event, "{line}");
         }
+        // NaN and the infinities, which JSON has no numbers for.
+        let odd = Event::Metric(Metric {
+            values: vec![
+                DsValue::Gauge(f64::INFINITY),
+                DsValue::Gauge(f64::NEG_INFINITY),
+                DsValue::Gauge(f64::NAN),
+            ],
+            dsnames: vec!["a".into(), "b".into(), "c".into()],
+            dstypes: vec![DsType::Gauge; 3],
+            interval: 10.0,
+            ..Metric::default()
+        });
+        let json = serde_json::to_string(&odd).unwrap();
+        assert!(json.contains(r#""values":["inf","-inf","nan"]"#), "{json}");
+        let Event::Metric(back) = parse_input_line(&format!("x event {json}")).unwrap() else {
+            panic!("not a metric");
+        };
+        assert_eq!(
+            back.values[..2],
+            [
+                DsValue::Gauge(f64::INFINITY),
+                DsValue::Gauge(f64::NEG_INFINITY)
+            ]
+        );
+        assert!(matches!(back.values[2], DsValue::Gauge(g) if g.is_nan()));
         assert!(
             parse_input_line(r#"{"kind": "other", "values": [1]}"#)
                 .unwrap_err()
