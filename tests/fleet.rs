@@ -305,3 +305,81 @@ fn a_result_counts_only_on_its_hosts_own_topic() {
     assert_eq!(hosts["ghost1"]["outcome"], "timed_out", "{hosts:?}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Hosts sign their results with a key of their own, announced in their
+/// presence: with the keys `hosts --keys` printed, a fan-out counts a
+/// result only with its host's signature, even one written on the host's
+/// own result topic.
+#[test]
+fn signed_results_tell_the_host_from_anyone_who_can_write_its_topic() {
+    let broker = Mosquitto::start();
+    let state = tempfile::tempdir().unwrap();
+    let _hosts: Vec<Collectd> = ["web1", "web2"]
+        .iter()
+        .map(|n| start(&broker, n, state.path()))
+        .collect();
+    let keys_file = state.path().join("host-keys");
+    let keys = common::wait_for("both hosts' result keys", || {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args([
+                "hosts",
+                "--keys",
+                "--host",
+                &format!("127.0.0.1:{}", broker.port),
+            ])
+            .args(["--status-topic", "collectd/+/status"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.lines().count() == 2).then_some(text)
+    });
+    assert!(keys.starts_with("web1 ed25519 "), "{keys}");
+    // A host that has not announced a key yet: its result cannot count.
+    std::fs::write(
+        &keys_file,
+        format!("{keys}ghost1 ed25519 {}\n", "A".repeat(43) + "="),
+    )
+    .unwrap();
+    let keys_arg = keys_file.to_str().unwrap();
+    let (status, outcomes) = send(&broker, &["--hosts", "web1,web2", "--host-keys", keys_arg]);
+    assert_eq!(status, Some(0), "{outcomes:?}");
+    assert!(outcomes.values().all(|o| o["code"] == 0), "{outcomes:?}");
+
+    // A forged result on ghost1's own topic (an ACL mistake lets someone
+    // write it): ignored with the keys, counted without them.
+    let forge = |extra: &[&str]| {
+        let requests = broker.subscribe("collectd/ghost1/command", 1, &["-q", "1"]);
+        let sender = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["send-command", "hello", "exec", "--hosts", "ghost1"])
+            .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+            .args(["-t", "collectd/%{hostname}/command"])
+            .args(["--result-topic", "collectd/%{hostname}/result"])
+            .args(["--timeout", "5", "--json"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let request: Value = serde_json::from_str(&requests.messages()[0]).unwrap();
+        let forged = json!({"task_id": request["task_id"], "timestamp": "2026-01-01T00:00:00Z", "message": "forged", "code": 0});
+        assert!(
+            broker
+                .publish("collectd/ghost1/result", &forged.to_string(), &["-q", "1"])
+                .status
+                .success()
+        );
+        let out = sender.wait_with_output().unwrap();
+        (
+            by_host(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (hosts, stderr) = forge(&["--host-keys", keys_arg]);
+    assert_eq!(hosts["ghost1"]["outcome"], "timed_out", "{hosts:?}");
+    assert!(
+        stderr.contains("without ghost1's signature is ignored"),
+        "{stderr}"
+    );
+    let (hosts, _) = forge(&[]);
+    assert_eq!(hosts["ghost1"]["outcome"], "result", "{hosts:?}");
+}

@@ -109,6 +109,41 @@ impl SigningKey {
         })
     }
 
+    /// The key in `path`, made there first (mode 0600) when there is none:
+    /// a host's own key, which signs its results. `name` names a new key
+    /// (a host name that is no valid key name gives `host`).
+    pub fn load_or_create(path: &Path, name: &str) -> Result<SigningKey, KeyError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if !path.exists() {
+            let name = if valid_key_name(name) { name } else { "host" };
+            let (private, _) = generate(name)?;
+            let io = |error| KeyError::Io {
+                path: path.display().to_string(),
+                error,
+            };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            // create_new: two starts at once make one key, and the second
+            // reads it.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    file.write_all(private.as_bytes()).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        SigningKey::read(path)
+    }
+
     /// The name requests carry in `key`.
     pub fn name(&self) -> &str {
         &self.name

@@ -243,6 +243,11 @@ pub struct TargetArgs {
     /// The hosts' StatusTopic as a filter (`collectd/+/status`), for --online.
     #[arg(long)]
     pub status_topic: Option<String>,
+    /// A file of the hosts' result keys (`HOST ed25519 KEY` lines, as
+    /// `hosts --keys` prints them): a result then counts only when its host
+    /// signed it.
+    #[arg(long)]
+    pub host_keys: Option<PathBuf>,
     /// Hosts in flight at once: a number or a percentage of the targets.
     #[arg(long, default_value = "10", value_parser = crate::remote::fanout::Amount::parse)]
     pub max_concurrency: crate::remote::fanout::Amount,

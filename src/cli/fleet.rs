@@ -88,11 +88,19 @@ fn fan_out(
     if hosts.is_empty() {
         return Err(CliError::Usage("no host to send to".into()));
     }
+    let host_keys = match &targets.host_keys {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::auth::TrustedKeys::load(path)
+                .map_err(|e| CliError::Usage(format!("--host-keys: {e}")))?,
+        )),
+        None => None,
+    };
     let topics = FanoutTopics {
         connection: options.connection.clone(),
         command: options.topic.clone(),
         result: options.result_topic.clone(),
         qos: options.qos,
+        host_keys,
     };
     let mut fanout = Fanout::new(
         hosts.clone(),

@@ -8,11 +8,31 @@ use crate::remote::sender::gather_presence;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// What `hosts` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    Summary,
+    Json,
+    /// Each host's result key, as a `--host-keys` line.
+    Keys,
+}
+
+impl Show {
+    /// From the flags.
+    pub fn of(json: bool, keys: bool) -> Show {
+        match (json, keys) {
+            (true, _) => Show::Json,
+            (_, true) => Show::Keys,
+            _ => Show::Summary,
+        }
+    }
+}
+
 /// Lists every host with a status message under `filter`.
 pub fn run(
     connect: &ConnectArgs,
     filter: &str,
-    json: bool,
+    show: Show,
     timeout: f64,
 ) -> Result<ExitCode, CliError> {
     let connection = connect.connection("hosts").map_err(CliError::Usage)?;
@@ -30,9 +50,22 @@ pub fn run(
     }
     let hosts = fleet.hosts;
     for (name, h) in &hosts {
-        if json {
-            say!("{}", serde_json::to_string(h).unwrap_or_default());
-            continue;
+        match (show, &h.result_key) {
+            (Show::Json, _) => {
+                say!("{}", serde_json::to_string(h).unwrap_or_default());
+                continue;
+            }
+            // Keys are base64: anything else is not printed.
+            (Show::Keys, Some(key))
+                if key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) =>
+            {
+                say!("{name} ed25519 {key}");
+                continue;
+            }
+            (Show::Keys, _) => continue,
+            (Show::Summary, _) => {}
         }
         let detail = match (h.rule_files, h.config_push, h.signed_only) {
             (Some(files), Some(push), Some(signed)) => format!(
@@ -56,7 +89,7 @@ pub fn run(
         let line = format!("{name}: {}{since}, version {}{detail}", h.state, h.version);
         say!("{}", loggable(&line));
     }
-    if !json {
+    if show == Show::Summary {
         let online = hosts.values().filter(|h| h.state == "online").count();
         eprintln!("{} hosts, {online} online", hosts.len());
     }

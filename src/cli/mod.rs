@@ -119,6 +119,10 @@ enum Action {
         /// One JSON status message per host instead of a summary.
         #[arg(long)]
         json: bool,
+        /// Print each host's result key as a line of a --host-keys file
+        /// (`HOST ed25519 KEY`) instead of the summary.
+        #[arg(long, conflicts_with = "json")]
+        keys: bool,
         /// Seconds to wait for the broker.
         #[arg(long, default_value_t = 10.0, value_parser = args::positive_seconds)]
         timeout: f64,
@@ -356,8 +360,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             connect,
             status_topic,
             json,
+            keys,
             timeout,
-        } => hosts::run(&connect, &status_topic, json, timeout),
+        } => hosts::run(
+            &connect,
+            &status_topic,
+            hosts::Show::of(json, keys),
+            timeout,
+        ),
         Action::Man { out } => docs::man(&out),
         Action::Status {
             socket,

@@ -64,7 +64,12 @@ fn log(job: &Job, what: &str) {
 
 /// Publishes the result, or leaves it in the report file for the plugin.
 fn deliver(job: &Job, result: &TaskResult) {
-    let payload = serde_json::to_vec(result).unwrap_or_default();
+    let key = job
+        .host_key
+        .as_deref()
+        .and_then(|p| crate::auth::SigningKey::read(p).ok());
+    let signed = crate::auth::SignedResult::new(result.clone(), &job.hostname, key.as_ref());
+    let payload = serde_json::to_vec(&signed).unwrap_or_default();
     let qos = crate::mqtt::qos(job.qos);
     let mut connection = job.connection.clone();
     // Not the plugin's id: the restarted plugin may be connected already.

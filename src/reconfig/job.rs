@@ -39,6 +39,11 @@ pub struct Job {
     pub lock_path: PathBuf,
     /// Appended to a successful result's message.
     pub warnings: Vec<String>,
+    /// This host's name and key file, to sign the result as the plugin does.
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub host_key: Option<PathBuf>,
 }
 
 impl Job {

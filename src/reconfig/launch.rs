@@ -20,6 +20,8 @@ use std::process::{Command, Stdio};
 /// What the plugin knows that a replacement needs.
 #[derive(Clone, Debug)]
 pub struct ReplaceContext {
+    /// collectd's Hostname: results are signed as this host.
+    pub hostname: String,
     /// How this collectd was started (None if /proc was unreadable).
     pub invocation: Option<Invocation>,
     /// `Services.collectd` from the configuration.
@@ -114,6 +116,8 @@ pub fn launch(
         publish_patience_secs: ctx.timeout_secs.saturating_mul(3).clamp(10, 120),
         lock_path: lock_path.clone(),
         warnings: checked,
+        hostname: ctx.hostname.clone(),
+        host_key: Some(ctx.state_dir.join(crate::auth::HOST_KEY_FILE)),
     };
     let job_path = ctx.state_dir.join(format!("replace-{task_id}.job"));
     let started = job

@@ -50,6 +50,10 @@ pub struct RemoteSettings {
     pub board: Option<Arc<crate::status::Board>>,
     /// The keys whose signed requests run; `None`: every request runs.
     pub trust: Option<Arc<crate::auth::TrustedKeys>>,
+    /// This host's own key (`StateDir/host.key`, made at the first start),
+    /// which signs every result it publishes; `None` when it could not be
+    /// read or made (results then go out unsigned, as before).
+    pub result_key: Option<Arc<crate::auth::SigningKey>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -129,6 +133,7 @@ impl RemoteSettings {
         };
         Ok(Some(RemoteSettings {
             replace: ReplaceContext {
+                hostname: hostname.to_string(),
                 invocation: None,
                 service: s.services.get("collectd").cloned(),
                 pid_file: None,
@@ -175,6 +180,7 @@ impl RemoteSettings {
                 .map(|t| t.replace("%{hostname}", hostname)),
             config_push: s.allow_config_push,
             board: None,
+            result_key: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)
@@ -197,10 +203,15 @@ impl Remote {
     /// runs) when the journal cannot be opened: without it, "at most once"
     /// could not be kept.
     pub fn start(
-        settings: RemoteSettings,
+        mut settings: RemoteSettings,
         services: Arc<LiveServices>,
         runner: Arc<Runner>,
     ) -> Result<Remote, String> {
+        let key_path = settings.replace.state_dir.join(crate::auth::HOST_KEY_FILE);
+        match crate::auth::SigningKey::load_or_create(&key_path, &settings.hostname) {
+            Ok(key) => settings.result_key = Some(Arc::new(key)),
+            Err(e) => tracing::warn!("remote: results go out unsigned: host key {e}"),
+        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

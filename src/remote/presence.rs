@@ -24,6 +24,10 @@ pub struct Presence {
     /// Whether only signed requests run (`TrustedKeys`).
     #[serde(default)]
     pub signed_only: Option<bool>,
+    /// The public half of the key this host signs its results with
+    /// (base64 Ed25519), for controllers to keep (`hosts --keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
 }
 
 impl Presence {
@@ -43,6 +47,7 @@ impl Presence {
             rule_files: None,
             config_push: None,
             signed_only: None,
+            result_key: None,
         }
     }
 }

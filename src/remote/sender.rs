@@ -2,6 +2,7 @@
 //! request with a fresh task id and wait for the result carrying the same
 //! id, ignoring every other result on the topic.
 
+use crate::auth::SignedResult;
 use crate::mqtt::{Connection, Event, Packet, QoS, SubscribeReasonCode, describe, disconnect};
 use crate::task::{TaskResult, iso8601};
 use std::time::{Duration, SystemTime};
@@ -245,6 +246,9 @@ pub struct FanoutTopics {
     /// `collectd/%{hostname}/result`.
     pub result: String,
     pub qos: QoS,
+    /// The hosts' result keys (`--host-keys`): when set, a result counts
+    /// only with its host's valid signature.
+    pub host_keys: Option<std::sync::Arc<crate::auth::TrustedKeys>>,
 }
 
 /// The result filters to subscribe: one wildcard when `%{hostname}` is a
@@ -338,11 +342,24 @@ pub async fn fan_out(
                 // A result counts only on its host's own result topic
                 // (which the broker lets only that host write): a client
                 // allowed one result topic cannot answer for the fleet.
-                if let Ok(result) = serde_json::from_slice::<TaskResult>(&p.payload)
-                    && let Some(host) = tasks.get(&result.task_id)
+                if let Ok(signed) = serde_json::from_slice::<SignedResult>(&p.payload)
+                    && let Some(host) = tasks.get(&signed.result.task_id)
                     && p.topic == topics.result.replace("%{hostname}", host).as_bytes()
                 {
+                    if let Some(keys) = &topics.host_keys
+                        && !keys
+                            .keys
+                            .get(host)
+                            .is_some_and(|k| signed.signed_by(host, &k.public))
+                    {
+                        eprintln!(
+                            "warning: a result for {host} (task {}) without {host}'s signature is ignored",
+                            signed.result.task_id
+                        );
+                        continue;
+                    }
                     let host = host.clone();
+                    let result = signed.result;
                     tasks.remove(&result.task_id);
                     fanout.result(&host, result.code, result.message);
                 }

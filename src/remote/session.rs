@@ -66,6 +66,10 @@ pub(super) async fn run(
     let publisher = tokio::spawn(publish_results(
         client.clone(),
         settings.result_topic.clone(),
+        Signer {
+            host: settings.hostname.clone(),
+            key: settings.result_key.clone(),
+        },
         settings.qos,
         Arc::clone(&journal),
         results_rx,
@@ -199,6 +203,7 @@ fn online(settings: &RemoteSettings) -> Option<Outgoing> {
         rule_files: board.map(|(_, files)| files),
         config_push: Some(settings.config_push),
         signed_only: Some(settings.trust.is_some()),
+        result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
     };
     Some(Outgoing::Presence {
         topic: topic.clone(),
@@ -283,9 +288,16 @@ fn track(progress: &Progress, journal: &Mutex<Journal>, event: &Event) {
     confirmed(journal, task);
 }
 
+/// Signs results as this host (see `auth::SignedResult`).
+struct Signer {
+    host: String,
+    key: Option<Arc<crate::auth::SigningKey>>,
+}
+
 async fn publish_results(
     client: AsyncClient,
     topic: String,
+    signer: Signer,
     qos: QoS,
     journal: Arc<Mutex<Journal>>,
     mut results: mpsc::Receiver<Outgoing>,
@@ -308,7 +320,9 @@ async fn publish_results(
                 continue;
             }
         };
-        let payload = match serde_json::to_vec(&result) {
+        let signed =
+            crate::auth::SignedResult::new(result.clone(), &signer.host, signer.key.as_deref());
+        let payload = match serde_json::to_vec(&signed) {
             Ok(p) => p,
             Err(e) => {
                 error!(

@@ -47,9 +47,14 @@ impl Overrun {
 pub fn start(deadline: Duration, label: String) {
     let limit = deadline + grace(deadline);
     let tick = Duration::from_millis(50);
-    let _ = std::thread::Builder::new()
+    // The thread must be running before the filter is applied to it: the
+    // C library's own start-up of a thread (rseq, robust lists) makes
+    // system calls the filter refuses.
+    let (running, started) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
+            let _ = running.send(());
             let mut overrun = Overrun::default();
             loop {
                 std::thread::sleep(tick);
@@ -61,6 +66,9 @@ pub fn start(deadline: Duration, label: String) {
                 }
             }
         });
+    if spawned.is_ok() {
+        let _ = started.recv();
+    }
 }
 
 /// The variable through which a parent tells a sandbox process its PID
