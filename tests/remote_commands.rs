@@ -442,6 +442,69 @@ fn a_broker_restart_during_a_command_loses_no_result() {
     assert!(messages[0].contains("slept"));
 }
 
+/// Results that wait while the broker is away go out with the host's
+/// presence message when it returns (`StatusTopic`); collectd then
+/// crashes. Each result is confirmed by its own acknowledgement, never by
+/// the presence message's: every one reaches the reader, from the first
+/// run or sent again by the next one.
+#[test]
+fn results_waiting_with_presence_survive_a_crash() {
+    let mut broker = Mosquitto::start_with(MosquittoSpec {
+        persistent: true,
+        ..Default::default()
+    });
+    let work = Work::new();
+    let commands: serde_json::Map<String, Value> = (1..=4)
+        .map(|i| (format!("s{i}"), json!(format!("sleep 1; echo result {i}"))))
+        .collect();
+    let extra = json!({
+        "CleanSession": false, "QoS": 1, "ClientId": "presence-test",
+        "StatusTopic": "status/%{hostname}",
+        "Services": {"hello": {"commands": commands}},
+    });
+    let mut collectd = start_collectd(&broker, &work, extra);
+    let session = ["-q", "1", "-c", "-i", "presence-reader"];
+    let first = Command::new("mosquitto_sub")
+        .args(broker.client_args())
+        .args(["-t", RESULTS, "-C", "1", "-W", "1"])
+        .args(session)
+        .output()
+        .unwrap();
+    assert!(first.stdout.is_empty(), "no result may exist yet");
+    for i in 1..=4u64 {
+        let message = json!({"task_id": 70 + i, "timestamp": now(), "service": "hello", "command": format!("s{i}")});
+        let out = broker.publish(COMMANDS, &message.to_string(), &["-q", "1"]);
+        assert!(out.status.success());
+    }
+    collectd.wait_until("four commands running", || {
+        (collectd.log_text().matches(": running hello/s").count() == 4).then_some(())
+    });
+    broker.stop();
+    collectd.wait_until("four results waiting for the broker", || {
+        (collectd.log_text().matches("finished with code 0").count() == 4).then_some(())
+    });
+    broker.start_again();
+    collectd.wait_for_log("reconnected to broker");
+    collectd.crash();
+    collectd.start_again();
+    let out = Command::new("mosquitto_sub")
+        .args(broker.client_args())
+        .args(["-t", RESULTS, "-C", "4", "-W", "60"])
+        .args(session)
+        .output()
+        .unwrap();
+    let messages: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    let mut ids: Vec<u64> = codes(&messages).iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        vec![71, 72, 73, 74],
+        "{messages:?} {}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn tls_is_verified_against_the_configured_ca() {
     let broker = Mosquitto::start_with(MosquittoSpec {
