@@ -400,17 +400,11 @@ fn a_broker_that_is_down_at_start_is_reached_when_it_comes_up() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
-#[test]
-fn a_broker_restart_during_a_command_loses_no_result() {
-    let mut broker = Mosquitto::start_with(MosquittoSpec {
-        persistent: true,
-        ..Default::default()
-    });
-    let work = Work::new();
-    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "restart-test"});
-    let mut collectd = start_collectd(&broker, &work, persistent);
-    // A persistent subscriber session that queues results while it is away.
-    let session = ["-q", "1", "-c", "-i", "result-reader"];
+/// A persistent subscriber session on the result topic, registered with the
+/// broker (which then queues results while it is away); its mosquitto_sub
+/// arguments.
+fn persistent_reader(broker: &Mosquitto, id: &'static str) -> [&'static str; 5] {
+    let session = ["-q", "1", "-c", "-i", id];
     let first = Command::new("mosquitto_sub")
         .args(broker.client_args())
         .args(["-t", RESULTS, "-C", "1", "-W", "1"])
@@ -421,6 +415,19 @@ fn a_broker_restart_during_a_command_loses_no_result() {
         !first.status.success() || first.stdout.is_empty(),
         "no result may exist yet"
     );
+    session
+}
+
+#[test]
+fn a_broker_restart_during_a_command_loses_no_result() {
+    let mut broker = Mosquitto::start_with(MosquittoSpec {
+        persistent: true,
+        ..Default::default()
+    });
+    let work = Work::new();
+    let persistent = json!({"CleanSession": false, "QoS": 1, "ClientId": "restart-test"});
+    let mut collectd = start_collectd(&broker, &work, persistent);
+    let session = persistent_reader(&broker, "result-reader");
     assert!(
         broker
             .publish(COMMANDS, &command_message(31, "slow"), &["-q", "1"])
@@ -463,14 +470,7 @@ fn results_waiting_with_presence_survive_a_crash() {
         "Services": {"hello": {"commands": commands}},
     });
     let mut collectd = start_collectd(&broker, &work, extra);
-    let session = ["-q", "1", "-c", "-i", "presence-reader"];
-    let first = Command::new("mosquitto_sub")
-        .args(broker.client_args())
-        .args(["-t", RESULTS, "-C", "1", "-W", "1"])
-        .args(session)
-        .output()
-        .unwrap();
-    assert!(first.stdout.is_empty(), "no result may exist yet");
+    let session = persistent_reader(&broker, "presence-reader");
     for i in 1..=4u64 {
         let message = json!({"task_id": 70 + i, "timestamp": now(), "service": "hello", "command": format!("s{i}")});
         let out = broker.publish(COMMANDS, &message.to_string(), &["-q", "1"]);
