@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod central;
 pub mod cli;
 #[allow(unsafe_code)]
 pub mod collectd;

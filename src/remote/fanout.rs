@@ -31,7 +31,7 @@ impl Amount {
 
     /// Of `targets` hosts; `round_up` for concurrency (a share of a host
     /// is one host), down for an error budget.
-    fn of(self, targets: usize, round_up: bool) -> usize {
+    pub fn of(self, targets: usize, round_up: bool) -> usize {
         match self {
             Amount::Count(n) => n,
             Amount::Percent(p) => {

@@ -1,0 +1,419 @@
+//! Blast-radius guards for repairs decided centrally, as AWS IoT Jobs and
+//! SSM bound a rollout: at most so many hosts in repair at once, an error
+//! budget after which repairs of a command stop until an operator resumes
+//! them, a cooldown per host, and no request to a host known to be
+//! offline. Pure: the caller says what was decided, sent and finished, and
+//! when; the guards answer whether a request may go out, and count what
+//! they held back.
+
+use crate::remote::fanout::Amount;
+use crate::task::CommandRef;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The limits on one service/command's repairs across the fleet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GuardPolicy {
+    /// Hosts in repair at once: a number, or a share of the hosts seen
+    /// (rounded up: never less than one).
+    pub max_in_flight: Amount,
+    /// Failed or timed-out repairs within `budget_window` after which
+    /// automatic repairs stop until resumed; 0: they never stop.
+    pub error_budget: usize,
+    pub budget_window: Duration,
+    /// Least time between two requests of this command to one host.
+    pub host_cooldown: Duration,
+}
+
+impl Default for GuardPolicy {
+    /// One host in ten at a time, stop after 3 failures in 10 minutes, a
+    /// host repaired at most every 5 minutes.
+    fn default() -> Self {
+        GuardPolicy {
+            max_in_flight: Amount::Percent(10.0),
+            error_budget: 3,
+            budget_window: Duration::from_secs(600),
+            host_cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Whether a decision becomes a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Send,
+    Held(HeldBack),
+}
+
+/// Why a decision was held back, in the order the guards look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HeldBack {
+    /// The command's error budget is spent; an operator resumes it.
+    Stopped,
+    /// The host's presence says offline.
+    Offline,
+    /// The same repair of this host is still under way.
+    InFlight,
+    /// The host was sent this command less than the cooldown ago.
+    Cooldown,
+    /// As many hosts as allowed are in repair already.
+    Concurrency,
+}
+
+impl HeldBack {
+    /// The word `status` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeldBack::Stopped => "stopped",
+            HeldBack::Offline => "offline",
+            HeldBack::InFlight => "in_flight",
+            HeldBack::Cooldown => "cooldown",
+            HeldBack::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// How a repair ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The command answered 0.
+    Succeeded,
+    /// Any other code.
+    Failed,
+    /// No result in time.
+    TimedOut,
+    /// Another controller's identical request ran it (`0x1100`): neither a
+    /// success nor a failure of this one.
+    DoneElsewhere,
+}
+
+/// A command whose repairs the error budget has just stopped: what the
+/// FAILURE notification says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stopped {
+    pub command: CommandRef,
+    pub failures: usize,
+    pub window: Duration,
+}
+
+/// The guards' state over the fleet.
+#[derive(Debug, Default)]
+pub struct Guards {
+    default: GuardPolicy,
+    policies: HashMap<CommandRef, GuardPolicy>,
+    /// At most this many hosts in repair at once, all commands together.
+    global_max_in_flight: Option<Amount>,
+    hosts_seen: HashSet<String>,
+    offline: HashSet<String>,
+    in_flight: HashMap<CommandRef, HashSet<String>>,
+    failures: HashMap<CommandRef, VecDeque<Instant>>,
+    stopped: HashSet<CommandRef>,
+    last_sent: HashMap<(String, CommandRef), Instant>,
+    held: BTreeMap<(CommandRef, HeldBack), u64>,
+    done_elsewhere: u64,
+}
+
+impl Guards {
+    /// `default` for every command without a policy of its own.
+    pub fn new(
+        default: GuardPolicy,
+        policies: HashMap<CommandRef, GuardPolicy>,
+        global_max_in_flight: Option<Amount>,
+    ) -> Guards {
+        Guards {
+            default,
+            policies,
+            global_max_in_flight,
+            ..Guards::default()
+        }
+    }
+
+    fn policy(&self, command: &CommandRef) -> GuardPolicy {
+        self.policies.get(command).copied().unwrap_or(self.default)
+    }
+
+    /// A value list (or status) of `host` arrived: it counts among the
+    /// hosts a share of the fleet is taken of.
+    pub fn host_seen(&mut self, host: &str) {
+        if !self.hosts_seen.contains(host) {
+            self.hosts_seen.insert(host.to_string());
+        }
+    }
+
+    /// The host's presence changed.
+    pub fn presence(&mut self, host: &str, online: bool) {
+        self.host_seen(host);
+        if online {
+            self.offline.remove(host);
+        } else {
+            self.offline.insert(host.to_string());
+        }
+    }
+
+    /// Whether the decision to run `command` on `host` becomes a request
+    /// now; a request it lets through counts as in flight from here on.
+    pub fn decide(&mut self, now: Instant, host: &str, command: &CommandRef) -> Verdict {
+        self.host_seen(host);
+        let verdict = self.look(now, host, command);
+        match verdict {
+            Verdict::Send => {
+                self.in_flight
+                    .entry(command.clone())
+                    .or_default()
+                    .insert(host.to_string());
+                self.last_sent
+                    .insert((host.to_string(), command.clone()), now);
+            }
+            Verdict::Held(why) => {
+                *self.held.entry((command.clone(), why)).or_default() += 1;
+            }
+        }
+        verdict
+    }
+
+    fn look(&self, now: Instant, host: &str, command: &CommandRef) -> Verdict {
+        let policy = self.policy(command);
+        let held = Verdict::Held;
+        if self.stopped.contains(command) {
+            return held(HeldBack::Stopped);
+        }
+        if self.offline.contains(host) {
+            return held(HeldBack::Offline);
+        }
+        let flying = self.in_flight.get(command);
+        if flying.is_some_and(|f| f.contains(host)) {
+            return held(HeldBack::InFlight);
+        }
+        let last = self.last_sent.get(&(host.to_string(), command.clone()));
+        if last.is_some_and(|t| now.saturating_duration_since(*t) < policy.host_cooldown) {
+            return held(HeldBack::Cooldown);
+        }
+        let seen = self.hosts_seen.len();
+        let limit = policy.max_in_flight.of(seen, true).max(1);
+        if flying.map_or(0, HashSet::len) >= limit {
+            return held(HeldBack::Concurrency);
+        }
+        if let Some(global) = self.global_max_in_flight {
+            let all: usize = self.in_flight.values().map(HashSet::len).sum();
+            if all >= global.of(seen, true).max(1) {
+                return held(HeldBack::Concurrency);
+            }
+        }
+        Verdict::Send
+    }
+
+    /// The repair of `command` on `host` ended. `Some` when this failure
+    /// spent the command's error budget: its repairs stop from now on.
+    pub fn finished(
+        &mut self,
+        now: Instant,
+        host: &str,
+        command: &CommandRef,
+        outcome: Outcome,
+    ) -> Option<Stopped> {
+        if let Some(flying) = self.in_flight.get_mut(command) {
+            flying.remove(host);
+        }
+        match outcome {
+            Outcome::Succeeded => return None,
+            Outcome::DoneElsewhere => {
+                self.done_elsewhere += 1;
+                return None;
+            }
+            Outcome::Failed | Outcome::TimedOut => {}
+        }
+        let policy = self.policy(command);
+        if policy.error_budget == 0 {
+            return None;
+        }
+        let failures = self.failures.entry(command.clone()).or_default();
+        failures.push_back(now);
+        while failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > policy.budget_window)
+        {
+            failures.pop_front();
+        }
+        if failures.len() < policy.error_budget || self.stopped.contains(command) {
+            return None;
+        }
+        self.stopped.insert(command.clone());
+        Some(Stopped {
+            command: command.clone(),
+            failures: failures.len(),
+            window: policy.budget_window,
+        })
+    }
+
+    /// An operator resumes a stopped command: its budget starts afresh.
+    /// False when it was not stopped.
+    pub fn resume(&mut self, command: &CommandRef) -> bool {
+        self.failures.remove(command);
+        self.stopped.remove(command)
+    }
+
+    /// Whether the error budget stopped `command`'s repairs.
+    pub fn is_stopped(&self, command: &CommandRef) -> bool {
+        self.stopped.contains(command)
+    }
+
+    /// Hosts in repair with `command` now.
+    pub fn in_flight(&self, command: &CommandRef) -> usize {
+        self.in_flight.get(command).map_or(0, HashSet::len)
+    }
+
+    /// Decisions held back so far, by command and reason.
+    pub fn held(&self) -> &BTreeMap<(CommandRef, HeldBack), u64> {
+        &self.held
+    }
+
+    /// Requests another controller's identical one ran first.
+    pub fn done_elsewhere(&self) -> u64 {
+        self.done_elsewhere
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nginx() -> CommandRef {
+        CommandRef::new("nginx", "restart")
+    }
+
+    fn guards(policy: GuardPolicy) -> Guards {
+        Guards::new(policy, HashMap::new(), None)
+    }
+
+    fn held(g: &Guards, why: HeldBack) -> u64 {
+        g.held().get(&(nginx(), why)).copied().unwrap_or(0)
+    }
+
+    #[test]
+    fn at_most_so_many_hosts_are_in_repair_at_once() {
+        let now = Instant::now();
+        let mut g = guards(GuardPolicy {
+            max_in_flight: Amount::Percent(20.0),
+            ..GuardPolicy::default()
+        });
+        for i in 0..10 {
+            g.host_seen(&format!("web{i}"));
+        }
+        // 20 % of 10 hosts: two.
+        assert_eq!(g.decide(now, "web0", &nginx()), Verdict::Send);
+        assert_eq!(g.decide(now, "web1", &nginx()), Verdict::Send);
+        assert_eq!(
+            g.decide(now, "web2", &nginx()),
+            Verdict::Held(HeldBack::Concurrency)
+        );
+        assert_eq!(g.in_flight(&nginx()), 2);
+        // The same repair again while it runs.
+        assert_eq!(
+            g.decide(now, "web0", &nginx()),
+            Verdict::Held(HeldBack::InFlight)
+        );
+        assert_eq!(g.finished(now, "web0", &nginx(), Outcome::Succeeded), None);
+        assert_eq!(g.decide(now, "web2", &nginx()), Verdict::Send);
+        assert_eq!(held(&g, HeldBack::Concurrency), 1);
+        assert_eq!(held(&g, HeldBack::InFlight), 1);
+    }
+
+    #[test]
+    fn a_host_is_repaired_again_only_after_its_cooldown() {
+        let t0 = Instant::now();
+        let mut g = guards(GuardPolicy {
+            max_in_flight: Amount::Count(5),
+            host_cooldown: Duration::from_secs(60),
+            ..GuardPolicy::default()
+        });
+        assert_eq!(g.decide(t0, "web1", &nginx()), Verdict::Send);
+        g.finished(t0, "web1", &nginx(), Outcome::Succeeded);
+        let soon = t0 + Duration::from_secs(59);
+        assert_eq!(
+            g.decide(soon, "web1", &nginx()),
+            Verdict::Held(HeldBack::Cooldown)
+        );
+        // Another command, or another host, is not held by it.
+        assert_eq!(
+            g.decide(soon, "web1", &CommandRef::new("nginx", "reload")),
+            Verdict::Send
+        );
+        assert_eq!(g.decide(soon, "web2", &nginx()), Verdict::Send);
+        assert_eq!(
+            g.decide(t0 + Duration::from_secs(61), "web1", &nginx()),
+            Verdict::Send
+        );
+    }
+
+    #[test]
+    fn the_error_budget_stops_a_command_until_it_is_resumed() {
+        let t0 = Instant::now();
+        let mut g = guards(GuardPolicy {
+            max_in_flight: Amount::Count(10),
+            error_budget: 2,
+            budget_window: Duration::from_secs(600),
+            host_cooldown: Duration::ZERO,
+        });
+        let run = |g: &mut Guards, host: &str, at: Instant, outcome: Outcome| {
+            assert_eq!(g.decide(at, host, &nginx()), Verdict::Send);
+            g.finished(at, host, &nginx(), outcome)
+        };
+        assert_eq!(run(&mut g, "web1", t0, Outcome::Failed), None);
+        // Another controller ran it: not a failure of ours.
+        assert_eq!(run(&mut g, "web2", t0, Outcome::DoneElsewhere), None);
+        // A failure outside the window no longer counts.
+        let late = t0 + Duration::from_secs(601);
+        assert_eq!(run(&mut g, "web3", late, Outcome::TimedOut), None);
+        let stopped = run(&mut g, "web4", late, Outcome::Failed).expect("budget spent");
+        assert_eq!((stopped.command, stopped.failures), (nginx(), 2));
+        assert!(g.is_stopped(&nginx()));
+        assert_eq!(
+            g.decide(late, "web5", &nginx()),
+            Verdict::Held(HeldBack::Stopped)
+        );
+        // Other commands go on.
+        let reload = CommandRef::new("nginx", "reload");
+        assert_eq!(g.decide(late, "web5", &reload), Verdict::Send);
+        assert!(g.resume(&nginx()));
+        assert!(!g.resume(&nginx()));
+        assert_eq!(run(&mut g, "web5", late, Outcome::Failed), None);
+        assert_eq!(g.done_elsewhere(), 1);
+    }
+
+    #[test]
+    fn offline_hosts_get_no_request_and_a_global_cap_holds_across_commands() {
+        let now = Instant::now();
+        let mut g = Guards::new(
+            GuardPolicy {
+                max_in_flight: Amount::Count(10),
+                ..GuardPolicy::default()
+            },
+            HashMap::from([(
+                CommandRef::new("db", "restart"),
+                GuardPolicy {
+                    max_in_flight: Amount::Count(1),
+                    ..GuardPolicy::default()
+                },
+            )]),
+            Some(Amount::Count(2)),
+        );
+        g.presence("web1", false);
+        assert_eq!(
+            g.decide(now, "web1", &nginx()),
+            Verdict::Held(HeldBack::Offline)
+        );
+        g.presence("web1", true);
+        assert_eq!(g.decide(now, "web1", &nginx()), Verdict::Send);
+        let db = CommandRef::new("db", "restart");
+        assert_eq!(g.decide(now, "db1", &db), Verdict::Send);
+        // The db command's own limit, then the global one.
+        assert_eq!(
+            g.decide(now, "db2", &db),
+            Verdict::Held(HeldBack::Concurrency)
+        );
+        assert_eq!(
+            g.decide(now, "web2", &nginx()),
+            Verdict::Held(HeldBack::Concurrency)
+        );
+    }
+}
