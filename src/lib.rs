@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod actions;
+pub mod amount;
 pub mod auth;
 pub mod central;
 pub mod cli;

@@ -5,6 +5,7 @@
 //! collectd -> `collectd` wrappers -> here -> [`EventQueue`] -> engine thread.
 
 use crate::actions::{Runner, RunnerLimits};
+use crate::central::{Central, CentralConfig, GuardPolicy};
 use crate::collectd::{
     self, Plugin, ValueListRef, dispatch_notification, dispatch_values, push_value_list,
 };
@@ -20,6 +21,7 @@ use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
 use crate::sandbox::RestartPolicy;
 use crate::status::{Board, ControlServer, RunningCommand};
+use crate::task::CommandRef;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,6 +67,132 @@ struct Running {
     config_watcher: Mutex<Option<config::Watcher>>,
     /// Answers `collectd-monitor status`.
     control: Mutex<Option<ControlServer>>,
+    /// Central rules (`FleetMonitorConfigDir`).
+    central: Option<CentralRunning>,
+}
+
+/// Central rules at work: their own queue and engine over the same value
+/// lists, the decisions' side ([`Central`]), and a clock for requests the
+/// hosts never answer.
+struct CentralRunning {
+    queue: Arc<EventQueue>,
+    central: Arc<Central>,
+    engine: Mutex<Option<JoinHandle<()>>>,
+    ticker: Mutex<Option<JoinHandle<()>>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CentralRunning {
+    fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.queue.close();
+        for thread in [&self.engine, &self.ticker] {
+            if let Some(t) = thread.lock().ok().and_then(|mut t| t.take()) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// collectd's Hostname, or `localhost`.
+fn hostname_of_this_host() -> String {
+    collectd::hostname().unwrap_or_else(|| "localhost".into())
+}
+
+/// Starts central rules when `FleetMonitorConfigDir` is set: a second
+/// engine whose decisions become requests to the hosts. A missing or
+/// unreadable `SigningKey` disables them, loudly.
+fn start_central(
+    s: &Settings,
+    hostname: &str,
+    board: &Arc<Board>,
+    responder: &Arc<Responder>,
+    stats: &Arc<Stats>,
+) -> Option<CentralRunning> {
+    let dir = s.fleet_monitor_config_dir.clone()?;
+    let key = match &s.signing_key {
+        Some(path) => match crate::auth::SigningKey::read(path) {
+            Ok(key) => Some(Arc::new(key)),
+            Err(e) => {
+                report_config_error(&format!("central rules disabled: SigningKey: {e}"));
+                return None;
+            }
+        },
+        None => None,
+    };
+    let policy = GuardPolicy {
+        max_in_flight: crate::amount::Amount::parse(&s.fleet_max_in_flight).ok()?,
+        error_budget: usize::try_from(s.fleet_error_budget).unwrap_or(usize::MAX),
+        budget_window: Duration::from_secs(s.fleet_budget_window),
+        host_cooldown: Duration::from_secs(s.fleet_host_cooldown),
+    };
+    let central = Arc::new(Central::new(
+        CentralConfig {
+            hostname: hostname.to_string(),
+            command_topic: s.fleet_command_topic.clone()?,
+            result_topic: s.fleet_result_topic.clone()?,
+            window: Duration::from_secs(s.fleet_task_window),
+            timeout: Duration::from_secs(s.fleet_request_timeout),
+            key,
+            guards: policy,
+        },
+        Box::new(collectd::dispatch_notification),
+        Arc::clone(board),
+    ));
+    let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
+    let config = engine_config(s, Some(dir.clone()), Arc::clone(board));
+    let (engine_queue, engine_stats) = (Arc::clone(&queue), Arc::clone(stats));
+    let (decide, account) = (Arc::clone(&central), Arc::clone(responder));
+    let engine = std::thread::Builder::new()
+        .name("monitor-central".into())
+        .spawn(move || {
+            let sink = Arc::new(move |file: &std::path::Path, report| match report {
+                crate::sandbox::Report::Fired {
+                    handler,
+                    service,
+                    command,
+                    series,
+                } => decide.fire(file, &handler, CommandRef::new(service, command), &series),
+                // Failures, prints, counts: as for local rules.
+                other => account.handle(file, other),
+            });
+            Engine::start(config, sink, engine_stats).run(&engine_queue)
+        });
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (clock, stop) = (Arc::clone(&central), Arc::clone(&stopping));
+    let ticker = std::thread::Builder::new()
+        .name("monitor-central-clock".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(500));
+                clock.expire(std::time::Instant::now());
+            }
+        });
+    match (engine, ticker) {
+        (Ok(engine), Ok(ticker)) => {
+            info!(
+                "central rules from {}: requests on {}",
+                dir.display(),
+                s.fleet_command_topic.as_deref().unwrap_or_default()
+            );
+            Some(CentralRunning {
+                queue,
+                central,
+                engine: Mutex::new(Some(engine)),
+                ticker: Mutex::new(Some(ticker)),
+                stopping,
+            })
+        }
+        (engine, ticker) => {
+            report_config_error(&format!(
+                "central rules disabled: cannot start their threads ({:?}, {:?})",
+                engine.err(),
+                ticker.err()
+            ));
+            None
+        }
+    }
 }
 
 impl Plugin for Monitor {
@@ -158,7 +286,18 @@ impl Plugin for Monitor {
             ),
             None => None,
         };
-        let engine_config = engine_config(&loaded.settings, Arc::clone(&board));
+        let central = start_central(
+            &loaded.settings,
+            &hostname_of_this_host(),
+            &board,
+            &responder,
+            &stats,
+        );
+        let engine_config = engine_config(
+            &loaded.settings,
+            loaded.settings.local_monitor_config_dir.clone(),
+            Arc::clone(&board),
+        );
         let engine_stats = Arc::clone(&stats);
         let engine_responder = Arc::clone(&responder);
         let engine = std::thread::Builder::new()
@@ -174,11 +313,17 @@ impl Plugin for Monitor {
             &loaded.settings,
             services,
             runner,
-            self.invocation.clone(),
-            items,
-            loaded.config_path.clone(),
+            RunningConfig {
+                invocation: self.invocation.clone(),
+                block: items,
+                config_json: loaded.config_path.clone(),
+            },
             &board,
+            central.as_ref().map(|c| Arc::clone(&c.central)),
         );
+        if let (Some(c), Some(r)) = (&central, &remote) {
+            c.central.connect(r.requests());
+        }
         let _ = self.running.set(Running {
             queue,
             rules: loaded.settings.local_monitor_config_dir.is_some(),
@@ -188,19 +333,34 @@ impl Plugin for Monitor {
             remote: Mutex::new(remote),
             control: Mutex::new(control),
             config_watcher: Mutex::new(config_watcher),
+            central,
         });
         Ok(())
     }
 
     fn write(&self, values: &ValueListRef<'_>) {
-        if let Some(running) = self.running.get().filter(|r| r.wants_events()) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        if running.wants_events() {
             running.queue.offer_with(|buf| push_value_list(buf, values));
+        }
+        if let Some(central) = &running.central {
+            central.queue.offer_with(|buf| push_value_list(buf, values));
         }
     }
 
     fn notification(&self, notification: Notification) {
-        if let Some(running) = self.running.get().filter(|r| r.wants_events()) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        if running.wants_events() {
             running
+                .queue
+                .offer_with(|buf| wire::push_notification(buf, &notification));
+        }
+        if let Some(central) = &running.central {
+            central
                 .queue
                 .offer_with(|buf| wire::push_notification(buf, &notification));
         }
@@ -245,6 +405,9 @@ impl Plugin for Monitor {
             watcher.stop();
         }
         running.responder.stop();
+        if let Some(central) = &running.central {
+            central.stop();
+        }
         drop(running.control.lock().ok().and_then(|mut c| c.take()));
         running.queue.close();
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
@@ -302,11 +465,11 @@ fn reload_interval(s: &Settings) -> Option<Duration> {
     (s.rule_reload_interval > 0).then(|| Duration::from_secs(s.rule_reload_interval))
 }
 
-fn engine_config(s: &Settings, board: Arc<Board>) -> EngineConfig {
+fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board>) -> EngineConfig {
     let (fuel, memory, timeout) = (s.rule_fuel, s.rule_memory_limit, s.rule_timeout);
     let per_file = s.rule_files.clone();
     EngineConfig {
-        dir: s.local_monitor_config_dir.clone(),
+        dir,
         program: s.helper_path.clone(),
         policy: RestartPolicy {
             crash_limit: usize::try_from(s.rule_crash_limit).unwrap_or(usize::MAX),
@@ -427,20 +590,35 @@ fn runner_limits(s: &Settings) -> RunnerLimits {
 
 /// Starts the MQTT thread when `Host` is set. A remote configuration error
 /// disables remote commands only, loudly; local monitoring goes on.
+/// What this collectd runs with: how it was started, this plugin's block,
+/// and its config.json; a pushed config is held to them.
+struct RunningConfig {
+    invocation: Option<Invocation>,
+    block: Vec<crate::config::ConfigItem>,
+    config_json: Option<std::path::PathBuf>,
+}
+
 fn start_remote(
     s: &Settings,
     services: Arc<LiveServices>,
     runner: Arc<Runner>,
-    invocation: Option<Invocation>,
-    block: Vec<crate::config::ConfigItem>,
-    config_json: Option<std::path::PathBuf>,
+    RunningConfig {
+        invocation,
+        block,
+        config_json,
+    }: RunningConfig,
     board: &Arc<Board>,
+    central: Option<Arc<Central>>,
 ) -> Option<Remote> {
     let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
         Some(mut remote) => {
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
+            remote.fleet = central.map(|c| crate::remote::FleetLink {
+                result_filter: c.result_filter(),
+                on_result: Arc::new(move |topic: &str, payload: &[u8]| c.result(topic, payload)),
+            });
             let policy = &mut remote.replace.policy;
             policy.running_block = Some(block);
             let running = &mut policy.running;

@@ -6,7 +6,7 @@
 //! when; the guards answer whether a request may go out, and count what
 //! they held back.
 
-use crate::remote::fanout::Amount;
+use crate::amount::Amount;
 use crate::task::CommandRef;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};

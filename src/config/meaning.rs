@@ -69,6 +69,34 @@ pub fn check(s: &Settings) -> Result<(), String> {
             ));
         }
     }
+    if s.fleet_monitor_config_dir.is_some() {
+        if s.host.is_none() {
+            return Err("key `FleetMonitorConfigDir`: central rules send requests through the broker: set Host".into());
+        }
+        for (key, topic) in [
+            ("FleetCommandTopic", &s.fleet_command_topic),
+            ("FleetResultTopic", &s.fleet_result_topic),
+        ] {
+            match topic {
+                Some(t) if t.contains("%{hostname}") && !t.contains(['+', '#']) => {}
+                _ => {
+                    return Err(format!(
+                        "key `{key}`: central rules need it, a topic with %{{hostname}} (and no wildcard)"
+                    ));
+                }
+            }
+        }
+        for (key, value) in [
+            ("FleetTaskWindow", s.fleet_task_window),
+            ("FleetRequestTimeout", s.fleet_request_timeout),
+        ] {
+            if value == 0 {
+                return Err(format!("key `{key}`: must be greater than 0"));
+            }
+        }
+        crate::amount::Amount::parse(&s.fleet_max_in_flight)
+            .map_err(|e| format!("key `FleetMaxInFlight`: {e}"))?;
+    }
     if let (Some(commands), Some(status)) = (&s.command_topic, &s.status_topic)
         && filter_matches(commands, status)
     {

@@ -18,7 +18,7 @@ mod tree;
 pub use block::{BlockError, PluginBlock};
 pub use file_check::{BlockReport, CHECK_KEY};
 pub use load::{ConfigError, Loaded, load, load_json_file};
-pub use meaning::no_duplicate_keys;
+pub use meaning::{filter_matches, no_duplicate_keys};
 pub use reload::{ConfigReload, LiveServices, Reloaded, Watcher};
 pub use schema::{
     LogDevice, LogLevelName, Missing, Qos, Service, Settings, TOP_LEVEL_KEYS, find_command,

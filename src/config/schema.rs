@@ -144,6 +144,63 @@ pub struct Settings {
     /// (per service/command); 0 turns flap control off.
     #[serde(rename = "CommandCooldown", default = "default_cooldown")]
     pub command_cooldown: u64,
+
+    // --- Central rules over the fleet's values ---
+    /// Directory of rule files run over every value list this collectd
+    /// receives (from other hosts, through the network plugin): a decision
+    /// becomes a request to the host the value list came from.
+    #[serde(rename = "FleetMonitorConfigDir")]
+    pub fleet_monitor_config_dir: Option<PathBuf>,
+    /// Where a host takes its commands, `%{hostname}` its name.
+    #[serde(rename = "FleetCommandTopic")]
+    pub fleet_command_topic: Option<String>,
+    /// Where a host publishes its results, `%{hostname}` its name.
+    #[serde(rename = "FleetResultTopic")]
+    pub fleet_result_topic: Option<String>,
+    /// The controller's private key (`collectd-monitor keygen`): requests
+    /// to the hosts are signed with it.
+    #[serde(rename = "SigningKey")]
+    pub signing_key: Option<PathBuf>,
+    /// Seconds of the window a central decision's task id is derived in:
+    /// two controllers deciding the same repair within it send one task.
+    #[serde(rename = "FleetTaskWindow", default = "default_fleet_window")]
+    pub fleet_task_window: u64,
+    /// Seconds a host has to answer a central request.
+    #[serde(rename = "FleetRequestTimeout", default = "default_fleet_timeout")]
+    pub fleet_request_timeout: u64,
+    /// Hosts in repair at once per service/command: a number or `P%` of
+    /// the hosts seen.
+    #[serde(rename = "FleetMaxInFlight", default = "default_fleet_in_flight")]
+    pub fleet_max_in_flight: String,
+    /// Failed or timed-out repairs of a service/command within
+    /// `FleetBudgetWindow` after which its repairs stop; 0: never.
+    #[serde(rename = "FleetErrorBudget", default = "default_fleet_budget")]
+    pub fleet_error_budget: u64,
+    /// Seconds.
+    #[serde(rename = "FleetBudgetWindow", default = "default_fleet_budget_window")]
+    pub fleet_budget_window: u64,
+    /// Seconds between two requests of one service/command to one host.
+    #[serde(rename = "FleetHostCooldown", default = "default_fleet_cooldown")]
+    pub fleet_host_cooldown: u64,
+}
+
+fn default_fleet_window() -> u64 {
+    300
+}
+fn default_fleet_timeout() -> u64 {
+    120
+}
+fn default_fleet_in_flight() -> String {
+    "10%".into()
+}
+fn default_fleet_budget() -> u64 {
+    3
+}
+fn default_fleet_budget_window() -> u64 {
+    600
+}
+fn default_fleet_cooldown() -> u64 {
+    300
 }
 
 /// Limits of one rule file, overriding `RuleFuel`, `RuleMemoryLimit` and
@@ -280,6 +337,16 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "RuleReloadInterval",
     "RuleFiles",
     "CommandCooldown",
+    "FleetMonitorConfigDir",
+    "FleetCommandTopic",
+    "FleetResultTopic",
+    "SigningKey",
+    "FleetTaskWindow",
+    "FleetRequestTimeout",
+    "FleetMaxInFlight",
+    "FleetErrorBudget",
+    "FleetBudgetWindow",
+    "FleetHostCooldown",
 ];
 
 /// One service: named recovery commands, plus the paths the collectd.conf

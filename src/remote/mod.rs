@@ -54,6 +54,9 @@ pub struct RemoteSettings {
     /// which signs every result it publishes; `None` when it could not be
     /// read or made (results then go out unsigned, as before).
     pub result_key: Option<Arc<crate::auth::SigningKey>>,
+    /// Central rules: the hosts' result topics to listen on, and who hears
+    /// what arrives there.
+    pub fleet: Option<FleetLink>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -181,6 +184,7 @@ impl RemoteSettings {
             config_push: s.allow_config_push,
             board: None,
             result_key: None,
+            fleet: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)
@@ -192,10 +196,49 @@ impl RemoteSettings {
     }
 }
 
+/// Hears a host's result for central rules: its topic and payload.
+pub type ResultHandler = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+/// The link between the session and central rules: results of the hosts
+/// arrive on `result_filter` (`collectd/+/result`) and go to `on_result`
+/// with their topic; requests go out through [`Remote::requests`].
+#[derive(Clone)]
+pub struct FleetLink {
+    pub result_filter: String,
+    pub on_result: ResultHandler,
+}
+
+impl std::fmt::Debug for FleetLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FleetLink({})", self.result_filter)
+    }
+}
+
+/// Sends requests to other hosts through this session's connection, in
+/// order with everything else it publishes.
+#[derive(Clone)]
+pub struct RequestSender(tokio::sync::mpsc::Sender<session::Outgoing>);
+
+impl RequestSender {
+    /// Queues `payload` for `topic` (QoS 1, expiring at the broker after
+    /// `expiry`); false when the queue is full (the broker is away for
+    /// long): the caller counts the request as not sent.
+    pub fn send(&self, topic: String, payload: Vec<u8>, expiry: Duration) -> bool {
+        self.0
+            .try_send(session::Outgoing::Request {
+                topic,
+                payload,
+                expiry,
+            })
+            .is_ok()
+    }
+}
+
 /// The running remote thread.
 pub struct Remote {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    requests: RequestSender,
 }
 
 impl Remote {
@@ -274,10 +317,15 @@ impl Remote {
             .build()
             .map_err(|e| format!("cannot start the MQTT runtime: {e}"))?;
         let (stop, stop_rx) = watch::channel(false);
+        let (outgoing, outgoing_rx) = tokio::sync::mpsc::channel(session::OUTGOING_CAPACITY);
+        let requests = RequestSender(outgoing.clone());
         let thread = std::thread::Builder::new()
             .name("monitor-mqtt".into())
             .spawn(move || {
-                runtime.block_on(session::run(settings, services, runner, journal, stop_rx));
+                let queue = (outgoing, outgoing_rx);
+                runtime.block_on(session::run(
+                    settings, services, runner, journal, queue, stop_rx,
+                ));
                 // Commands still running are left to finish on their own;
                 // the journal reports them as interrupted at the next start.
                 runtime.shutdown_timeout(Duration::from_millis(100));
@@ -286,7 +334,13 @@ impl Remote {
         Ok(Remote {
             stop,
             thread: Some(thread),
+            requests,
         })
+    }
+
+    /// Where central rules hand their requests.
+    pub fn requests(&self) -> RequestSender {
+        self.requests.clone()
     }
 
     /// Disconnects and joins the thread.

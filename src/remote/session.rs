@@ -39,7 +39,7 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 /// flood of refused requests while the broker is slow must not grow
 /// collectd's memory without bound. Refusals past it are dropped (logged);
 /// results of commands that ran wait for room.
-const OUTGOING_CAPACITY: usize = 4096;
+pub(super) const OUTGOING_CAPACITY: usize = 4096;
 
 type Services = Arc<LiveServices>;
 
@@ -49,6 +49,7 @@ pub(super) async fn run(
     services: Services,
     runner: Arc<Runner>,
     journal: Journal,
+    (results, results_rx): (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>),
     mut stop: watch::Receiver<bool>,
 ) {
     let (client, eventloop) = match settings.connection.client(REQUEST_CAPACITY) {
@@ -59,7 +60,6 @@ pub(super) async fn run(
         }
     };
     let journal = Arc::new(Mutex::new(journal));
-    let (results, results_rx) = mpsc::channel(OUTGOING_CAPACITY);
 
     let progress = Arc::new(Progress::default());
     let journal_for_drain = Arc::clone(&journal);
@@ -236,13 +236,19 @@ async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoi
 /// through one task in this order, so the client writes them in the order
 /// [`Confirmations`] counts them, and a confirmation is matched to its own
 /// message: a presence message never stands in for a result.
-enum Outgoing {
+pub(super) enum Outgoing {
     /// `accepted`: the task has an entry in the journal, whose `done` and
     /// `published` lines follow it; a refusal of a request never accepted
     /// is only published.
     Result { result: TaskResult, accepted: bool },
     /// The host's retained status.
     Presence { topic: String, payload: Vec<u8> },
+    /// A request of central rules to another host, expiring at the broker.
+    Request {
+        topic: String,
+        payload: Vec<u8>,
+        expiry: Duration,
+    },
 }
 
 impl Outgoing {
@@ -312,6 +318,24 @@ async fn publish_results(
                 }
                 if client
                     .publish(&topic, QoS::AtLeastOnce, true, payload)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Outgoing::Request {
+                topic,
+                payload,
+                expiry,
+            } => {
+                if let Ok(mut c) = progress.lock() {
+                    c.queued(None);
+                }
+                let properties = crate::remote::sender::expiring(expiry);
+                if client
+                    .publish_with_properties(&topic, QoS::AtLeastOnce, false, payload, properties)
                     .await
                     .is_err()
                 {
@@ -493,7 +517,15 @@ impl Session {
                     QoS::AtLeastOnce
                 };
                 self.announce();
-                if let Err(e) = self.client.try_subscribe(&self.settings.command_topic, qos) {
+                let filters = std::iter::once(self.settings.command_topic.clone())
+                    .chain(
+                        self.settings
+                            .fleet
+                            .as_ref()
+                            .map(|f| f.result_filter.clone()),
+                    )
+                    .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t, qos));
+                if let Err(e) = self.client.try_subscribe_many(filters) {
                     error!(
                         "remote: cannot subscribe to {}: {e}",
                         self.settings.command_topic
@@ -512,6 +544,12 @@ impl Session {
                     );
                 } else {
                     info!("remote: listening for commands on {topic}");
+                    if let Some(fleet) = &self.settings.fleet {
+                        info!(
+                            "central: listening for the hosts' results on {}",
+                            fleet.result_filter
+                        );
+                    }
                 }
             }
             Event::Incoming(Packet::Publish(p)) => self.on_publish(p),
@@ -557,6 +595,7 @@ impl Session {
             let what = match dropped {
                 Outgoing::Result { result, .. } => format!("the result of task {}", result.task_id),
                 Outgoing::Presence { topic, .. } => format!("the presence message on {topic}"),
+                Outgoing::Request { topic, .. } => format!("the request on {topic}"),
             };
             warn!("remote: {OUTGOING_CAPACITY} messages wait for the broker; {what} is dropped");
         }
@@ -567,6 +606,15 @@ impl Session {
             board.remote_message();
         }
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
+        // A host's result for central rules: theirs to read, never a command.
+        if let Some(fleet) = &self.settings.fleet
+            && crate::config::filter_matches(&fleet.result_filter, &topic)
+        {
+            if !p.retain && p.payload.len() as u64 <= self.settings.max_payload {
+                (fleet.on_result)(&topic, &p.payload);
+            }
+            return self.ack(&p);
+        }
         if p.retain {
             warn!(
                 "remote: ignoring a retained message on {topic}: retained messages are never executed, they would run again at every reconnect (clear it with: mosquitto_pub -r -n -t '{topic}')"

@@ -1,0 +1,288 @@
+//! Central rules end to end: collectd hosts send their values to a central
+//! collectd (network plugin, UDP on loopback); the central collectd runs
+//! rule files over them (`FleetMonitorConfigDir`) and sends each repair,
+//! signed, to the host it is for, through a real mosquitto; the host runs
+//! it and answers; the central collectd logs the result notification.
+
+mod common;
+use common::{Collectd, CollectdSpec, Mosquitto, free_port, wait_for};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Asks for `app/restart` on the host whose `app` value is 0.
+const APP_RULE: &str = r#"
+return {
+  app_down = function(m)
+    if m.plugin == "app" and m.values[1] == 0 then
+      return { service = "app", command = "restart" }
+    end
+  end,
+}
+"#;
+
+struct Fleet {
+    broker: Mosquitto,
+    work: tempfile::TempDir,
+    /// The controller's key pair, and the hosts' trusted-keys file.
+    key: PathBuf,
+    trusted: PathBuf,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let broker = Mosquitto::start();
+        let work = tempfile::Builder::new()
+            .prefix("cm-central")
+            .tempdir()
+            .unwrap();
+        let keys = work.path().join("keys");
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["keygen", "controller", "--dir"])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let public = std::fs::read_to_string(keys.join("controller.pub")).unwrap();
+        let trusted = work.path().join("trusted");
+        std::fs::write(&trusted, format!("{} commands=app/*\n", public.trim())).unwrap();
+        Fleet {
+            broker,
+            work,
+            key: keys.join("controller.key"),
+            trusted,
+        }
+    }
+
+    fn marker(&self, host: &str) -> PathBuf {
+        self.work.path().join(format!("ran-{host}"))
+    }
+
+    /// Lets `host`'s `app/restart` finish (it waits for this file).
+    fn release(&self, host: &str) {
+        std::fs::write(self.work.path().join(format!("release-{host}")), "").unwrap();
+    }
+
+    fn runs(&self, host: &str) -> usize {
+        std::fs::read_to_string(self.marker(host)).map_or(0, |t| t.lines().count())
+    }
+
+    /// A host sending its values to the central collectds on `ports`; its
+    /// `app/restart` waits until the test releases it, then appends to its
+    /// marker file and exits with `exit`.
+    fn host(&self, name: &str, ports: &[u16], exit: i32) -> Collectd {
+        let config = json!({
+            "Host": format!("127.0.0.1:{}", self.broker.port),
+            "CommandTopic": "collectd/%{hostname}/command",
+            "CommandResultTopic": "collectd/%{hostname}/result",
+            "StateDir": self.work.path().join(name),
+            "TrustedKeys": self.trusted,
+            "CommandTimeout": 600,
+            "Services": {"app": {"commands": {"restart": format!(
+                "while [ ! -e {release} ]; do sleep 0.1; done; echo restarted >> {marker}; exit {exit}",
+                release = self.work.path().join(format!("release-{name}")).display(),
+                marker = self.marker(name).display()
+            )}}},
+        });
+        let servers: String = ports
+            .iter()
+            .map(|p| format!("  Server \"127.0.0.1\" \"{p}\"\n"))
+            .collect();
+        let mut c = Collectd::start(CollectdSpec {
+            hostname: name.into(),
+            monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+            config_json: Some((config.to_string(), 0o600)),
+            extra_conf: format!("LoadPlugin network\n<Plugin network>\n{servers}</Plugin>\n"),
+            ..Default::default()
+        });
+        c.wait_for_log(&format!(
+            "listening for commands on collectd/{name}/command"
+        ));
+        c
+    }
+
+    /// A central collectd listening on `port`, running `APP_RULE` with
+    /// `extra` settings.
+    fn central(&self, name: &str, port: u16, extra: Value) -> Collectd {
+        let rules = self.work.path().join(format!("{name}-rules"));
+        std::fs::create_dir_all(&rules).unwrap();
+        std::fs::write(rules.join("app.lua"), APP_RULE).unwrap();
+        let mut config = json!({
+            "Host": format!("127.0.0.1:{}", self.broker.port),
+            "CommandTopic": "collectd/%{hostname}/command",
+            "CommandResultTopic": "collectd/%{hostname}/result",
+            "StateDir": self.work.path().join(name),
+            "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+            "FleetMonitorConfigDir": rules,
+            "FleetCommandTopic": "collectd/%{hostname}/command",
+            "FleetResultTopic": "collectd/%{hostname}/result",
+            "SigningKey": self.key,
+            "FleetMaxInFlight": "10",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let mut c = Collectd::start(CollectdSpec {
+            hostname: name.into(),
+            monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+            config_json: Some((config.to_string(), 0o600)),
+            extra_conf: format!(
+                "LoadPlugin network\n<Plugin network>\n  Listen \"127.0.0.1\" \"{port}\"\n</Plugin>\n"
+            ),
+            ..Default::default()
+        });
+        c.wait_for_log("central: listening for the hosts' results on collectd/+/result");
+        c.wait_for_log("app.lua: loaded");
+        c
+    }
+}
+
+fn count(c: &Collectd, needle: &str) -> usize {
+    c.log_text().matches(needle).count()
+}
+
+#[test]
+fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let mut central = fleet.central("central", port, json!({}));
+    let web1 = fleet.host("web1", &[port], 0);
+    let web2 = fleet.host("web2", &[port], 0);
+    fleet.release("web2");
+    web1.putval("web1/app/gauge-up N:1");
+    web2.putval("web2/app/gauge-up N:0");
+    let line = central.wait_for_log("Notification: severity = OKAY");
+    assert!(
+        line.contains("host = web2") && line.contains("lua-collectd-monitor-local"),
+        "{line}"
+    );
+    assert!(line.contains("app.lua::metric::app_down"), "{line}");
+    assert_eq!(fleet.runs("web2"), 1);
+    // The request was signed: web2 trusts only the controller's key.
+    assert!(count(&web2, "running app/restart") == 1);
+    // web1 was healthy: no request reached it, and it ran nothing.
+    assert_eq!(fleet.runs("web1"), 0);
+    assert_eq!(count(&web1, "running app/restart"), 0);
+    assert_eq!(count(&central, "requested on collectd/web1/command"), 0);
+}
+
+#[test]
+fn two_central_collectds_fed_the_same_values_cause_one_run() {
+    let fleet = Fleet::new();
+    let (p1, p2) = (free_port(), free_port());
+    let central1 = fleet.central("central1", p1, json!({}));
+    let central2 = fleet.central("central2", p2, json!({}));
+    let web1 = fleet.host("web1", &[p1, p2], 0);
+    web1.putval("web1/app/gauge-up N:0");
+    // Both requests reach the host (the second while the first still runs,
+    // or after: the journal answers it either way), then it may finish.
+    wait_for("both requests at the host", || {
+        (count(&web1, "running app/restart") == 1 && count(&web1, "refused (code 0x1100)") == 1)
+            .then_some(())
+    });
+    fleet.release("web1");
+    let done = "central: app/restart on web1 (task ";
+    let done = |c: &Collectd| {
+        c.log_text()
+            .lines()
+            .filter(|l| l.contains(done) && l.contains("finished with code"))
+            .count()
+    };
+    wait_for("both controllers heard the result", || {
+        (done(&central1) == 1 && done(&central2) == 1).then_some(())
+    });
+    // One run on the host, whose result both controllers report; the
+    // second request was answered 0x1100, which both read.
+    assert_eq!(
+        fleet.runs("web1"),
+        1,
+        "{}\n{}",
+        web1.log_text(),
+        central1.log_text()
+    );
+    assert_eq!(count(&web1, "running app/restart"), 1);
+    for c in [&central1, &central2] {
+        assert_eq!(count(c, "finished with code 0"), 1, "{}", c.log_text());
+    }
+    let duplicate = "was requested by another controller too";
+    assert!(count(&central1, duplicate) + count(&central2, duplicate) >= 1);
+    assert_eq!(
+        count(&web1, "refused (code 0x1100)"),
+        1,
+        "{}",
+        web1.log_text()
+    );
+}
+
+#[test]
+fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budget() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let mut central = fleet.central(
+        "central",
+        port,
+        json!({"FleetMaxInFlight": "1", "FleetErrorBudget": 2, "FleetHostCooldown": 0}),
+    );
+    // Each repair runs until released, and fails.
+    let hosts: Vec<Collectd> = ["web1", "web2", "web3"]
+        .iter()
+        .map(|h| fleet.host(h, &[port], 3))
+        .collect();
+    hosts[0].putval("web1/app/gauge-up N:0");
+    central.wait_for_log("requested on collectd/web1/command");
+    // While web1's repair runs, web2's fault is held back.
+    hosts[1].putval("web2/app/gauge-up N:0");
+    let held = central.wait_for_log("app/restart for web2 held back");
+    assert!(held.contains("(concurrency)"), "{held}");
+    fleet.release("web1");
+    central.wait_for_log("finished with code 3");
+    fleet.release("web2");
+    // Sent once web1's is over; its failure is the second: the budget stops
+    // the command, and says so.
+    hosts[1].putval("web2/app/gauge-up N:0");
+    let stopped = central.wait_for_log("Notification: severity = FAILURE, host = central");
+    assert!(
+        stopped.contains("central repairs of app/restart stopped"),
+        "{stopped}"
+    );
+    hosts[2].putval("web3/app/gauge-up N:0");
+    let held = central.wait_for_log("app/restart for web3 held back");
+    assert!(held.contains("(stopped)"), "{held}");
+    assert_eq!(
+        (fleet.runs("web1"), fleet.runs("web2"), fleet.runs("web3")),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn rules_check_and_test_work_on_central_rule_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.lua");
+    std::fs::write(&file, APP_RULE).unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        r#"{"host": "web2", "plugin": "app", "type": "gauge", "type_instance": "up", "values": [0]}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let out = run(&["rules", "check", &path(&file)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["rules", "test", &path(&file), "--input", &path(&input)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("app/restart"), "{stdout}");
+}
