@@ -132,6 +132,7 @@ fn start_central(
             hostname: hostname.to_string(),
             command_topic: s.fleet_command_topic.clone()?,
             result_topic: s.fleet_result_topic.clone()?,
+            status_topic: s.fleet_status_topic.clone(),
             window: Duration::from_secs(s.fleet_task_window),
             timeout: Duration::from_secs(s.fleet_request_timeout),
             key,
@@ -153,7 +154,14 @@ fn start_central(
                     service,
                     command,
                     series,
-                } => decide.fire(file, &handler, CommandRef::new(service, command), &series),
+                    host,
+                } => decide.fire(
+                    file,
+                    &handler,
+                    CommandRef::new(service, command),
+                    &series,
+                    host.as_deref(),
+                ),
                 // Failures, prints, counts: as for local rules.
                 other => account.handle(file, other),
             });
@@ -616,8 +624,10 @@ fn start_remote(
             remote.replace.invocation = invocation;
             remote.replace.pid_file = collectd::global_option("PIDFile").map(Into::into);
             remote.fleet = central.map(|c| crate::remote::FleetLink {
-                result_filter: c.result_filter(),
-                on_result: Arc::new(move |topic: &str, payload: &[u8]| c.result(topic, payload)),
+                filters: c.filters(),
+                on_message: Arc::new(move |topic: &str, payload: &[u8], retained: bool| {
+                    c.message(topic, payload, retained)
+                }),
             });
             let policy = &mut remote.replace.policy;
             policy.running_block = Some(block);

@@ -10,12 +10,18 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Asks for `app/restart` on the host whose `app` value is 0.
+/// Asks for `app/restart` on the host whose `app` value is 0, and on the
+/// host a load balancer's `lb` value names as a dead backend.
 const APP_RULE: &str = r#"
 return {
   app_down = function(m)
     if m.plugin == "app" and m.values[1] == 0 then
       return { service = "app", command = "restart" }
+    end
+  end,
+  backend_down = function(m)
+    if m.plugin == "lb" and m.values[1] == 0 then
+      return { service = "app", command = "restart", host = m.type_instance }
     end
   end,
 }
@@ -79,6 +85,7 @@ impl Fleet {
             "Host": format!("127.0.0.1:{}", self.broker.port),
             "CommandTopic": "collectd/%{hostname}/command",
             "CommandResultTopic": "collectd/%{hostname}/result",
+            "StatusTopic": "collectd/%{hostname}/status",
             "StateDir": self.work.path().join(name),
             "TrustedKeys": self.trusted,
             "CommandTimeout": 600,
@@ -120,6 +127,7 @@ impl Fleet {
             "FleetMonitorConfigDir": rules,
             "FleetCommandTopic": "collectd/%{hostname}/command",
             "FleetResultTopic": "collectd/%{hostname}/result",
+            "FleetStatusTopic": "collectd/%{hostname}/status",
             "SigningKey": self.key,
             "FleetMaxInFlight": "10",
         });
@@ -135,7 +143,7 @@ impl Fleet {
             ),
             ..Default::default()
         });
-        c.wait_for_log("central: listening for the hosts' results on collectd/+/result");
+        c.wait_for_log("central: listening for the hosts on collectd/+/result");
         c.wait_for_log("app.lua: loaded");
         c
     }
@@ -256,6 +264,48 @@ fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budge
         (fleet.runs("web1"), fleet.runs("web2"), fleet.runs("web3")),
         (1, 1, 0)
     );
+}
+
+#[test]
+fn a_host_whose_presence_says_offline_gets_no_request() {
+    let fleet = Fleet::new();
+    // web9's presence, as its last will leaves it when it vanishes.
+    let offline = json!({"hostname": "web9", "state": "offline", "version": "0", "since": ""});
+    let out = fleet.broker.publish(
+        "collectd/web9/status",
+        &offline.to_string(),
+        &["-r", "-q", "1"],
+    );
+    assert!(out.status.success());
+    let port = free_port();
+    let mut central = fleet.central("central", port, json!({}));
+    let web1 = fleet.host("web1", &[port], 0);
+    fleet.release("web1");
+    // A value of web9 still reaches the central collectd (relayed here
+    // through web1's network plugin): a fault, but web9 is offline.
+    web1.putval("web9/app/gauge-up N:0");
+    let held = central.wait_for_log("app/restart for web9 held back");
+    assert!(held.contains("(offline)"), "{held}");
+    // web1 is online: its fault is repaired.
+    web1.putval("web1/app/gauge-up N:0");
+    central.wait_for_log("central: app/restart on web1 (task");
+    assert_eq!(count(&central, "requested on collectd/web9/command"), 0);
+    assert_eq!(fleet.runs("web1"), 1);
+}
+
+#[test]
+fn a_decision_may_name_the_host_it_is_for() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let mut central = fleet.central("central", port, json!({}));
+    let lb = fleet.host("lb1", &[port], 0);
+    let _web1 = fleet.host("web1", &[port], 0);
+    fleet.release("web1");
+    // The load balancer says its backend web1 is down.
+    lb.putval("lb1/lb/gauge-web1 N:0");
+    let line = central.wait_for_log("Notification: severity = OKAY");
+    assert!(line.contains("host = web1"), "{line}");
+    assert_eq!((fleet.runs("web1"), fleet.runs("lb1")), (1, 0));
 }
 
 #[test]

@@ -27,6 +27,9 @@ pub struct CentralConfig {
     pub command_topic: String,
     /// `collectd/%{hostname}/result`.
     pub result_topic: String,
+    /// `collectd/%{hostname}/status`: the hosts' presence, when they
+    /// announce it; a host that says offline is sent nothing.
+    pub status_topic: Option<String>,
     /// The window task ids are derived in.
     pub window: Duration,
     /// How long a host has to answer.
@@ -39,6 +42,13 @@ impl CentralConfig {
     /// The filter the hosts' results arrive on (`%{hostname}` as `+`).
     pub fn result_filter(&self) -> String {
         self.result_topic.replace("%{hostname}", "+")
+    }
+
+    /// The filter of the hosts' presence, if they announce it.
+    pub fn status_filter(&self) -> Option<String> {
+        self.status_topic
+            .as_ref()
+            .map(|t| t.replace("%{hostname}", "+"))
     }
 }
 
@@ -76,9 +86,39 @@ impl Central {
         }
     }
 
-    /// The filter the hosts' results arrive on.
-    pub fn result_filter(&self) -> String {
-        self.config.result_filter()
+    /// The filters the hosts' results (and presence) arrive on.
+    pub fn filters(&self) -> Vec<String> {
+        std::iter::once(self.config.result_filter())
+            .chain(self.config.status_filter())
+            .collect()
+    }
+
+    /// A message on one of [`Central::filters`].
+    pub fn message(&self, topic: &str, payload: &[u8], retained: bool) {
+        if let Some(filter) = self.config.status_filter()
+            && crate::config::filter_matches(&filter, topic)
+        {
+            return self.presence(&filter, topic, payload);
+        }
+        // A retained result is an old one: never a task of this run.
+        if !retained {
+            self.result(topic, payload);
+        }
+    }
+
+    /// A host's presence: offline hosts are sent nothing.
+    fn presence(&self, filter: &str, topic: &str, payload: &[u8]) {
+        let Ok(status) = serde_json::from_slice::<crate::remote::presence::Presence>(payload)
+        else {
+            return;
+        };
+        let Ok(host) = crate::remote::presence::status_host(filter, topic, &status) else {
+            return;
+        };
+        let online = status.state == "online";
+        if let Ok(mut g) = self.guards.lock() {
+            g.presence(&host, online);
+        }
     }
 
     /// The session's request queue, once it runs.
@@ -87,8 +127,16 @@ impl Central {
     }
 
     /// A central rule in `file` decided on a value list of `series`
-    /// (`host/plugin-instance/type-instance`).
-    pub fn fire(&self, file: &Path, handler: &str, command: CommandRef, series: &str) {
+    /// (`host/plugin-instance/type-instance`), for `host` when the handler
+    /// named one, else for the value list's host.
+    pub fn fire(
+        &self,
+        file: &Path,
+        handler: &str,
+        command: CommandRef,
+        series: &str,
+        host: Option<&str>,
+    ) {
         let path = file.display().to_string();
         self.board.handler(
             &path,
@@ -98,7 +146,7 @@ impl Central {
                 command: command.to_string(),
             },
         );
-        let host = series.split('/').next().unwrap_or_default();
+        let host = host.unwrap_or_else(|| series.split('/').next().unwrap_or_default());
         if !crate::remote::presence::valid_host_name(host) {
             warn!(
                 "central: rule {handler} decided for {series:?}, whose host is no host name; not sent"
@@ -184,7 +232,7 @@ impl Central {
     }
 
     /// A message on a host's result topic.
-    pub fn result(&self, topic: &str, payload: &[u8]) {
+    fn result(&self, topic: &str, payload: &[u8]) {
         let filter = self.config.result_filter();
         let Some(host) = crate::remote::presence::host_from_topic(&filter, topic) else {
             return;

@@ -73,6 +73,13 @@ pub fn check(s: &Settings) -> Result<(), String> {
         if s.host.is_none() {
             return Err("key `FleetMonitorConfigDir`: central rules send requests through the broker: set Host".into());
         }
+        if let Some(t) = &s.fleet_status_topic
+            && (!t.contains("%{hostname}") || t.contains(['+', '#']))
+        {
+            return Err(
+                "key `FleetStatusTopic`: a topic with %{hostname} (and no wildcard)".into(),
+            );
+        }
         for (key, topic) in [
             ("FleetCommandTopic", &s.fleet_command_topic),
             ("FleetResultTopic", &s.fleet_result_topic),

@@ -157,6 +157,10 @@ pub struct Settings {
     /// Where a host publishes its results, `%{hostname}` its name.
     #[serde(rename = "FleetResultTopic")]
     pub fleet_result_topic: Option<String>,
+    /// Where a host announces its presence, `%{hostname}` its name: a host
+    /// that says offline is sent no request.
+    #[serde(rename = "FleetStatusTopic")]
+    pub fleet_status_topic: Option<String>,
     /// The controller's private key (`collectd-monitor keygen`): requests
     /// to the hosts are signed with it.
     #[serde(rename = "SigningKey")]
@@ -340,6 +344,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "FleetMonitorConfigDir",
     "FleetCommandTopic",
     "FleetResultTopic",
+    "FleetStatusTopic",
     "SigningKey",
     "FleetTaskWindow",
     "FleetRequestTimeout",

@@ -123,11 +123,14 @@ impl Responder {
                 debug!("rule {handler}: held back: {reason}")
             }
             Report::Warning { message } => warn!("{}: {message}", file.display()),
+            // A `host` a local rule names is not ours to act on: local
+            // rules repair this host.
             Report::Fired {
                 handler,
                 service,
                 command,
                 series,
+                host: _,
             } => {
                 self.board.handler(
                     &path,

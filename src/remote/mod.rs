@@ -196,21 +196,22 @@ impl RemoteSettings {
     }
 }
 
-/// Hears a host's result for central rules: its topic and payload.
-pub type ResultHandler = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+/// Hears a message for central rules: its topic, payload, and whether it
+/// was retained.
+pub type FleetHandler = Arc<dyn Fn(&str, &[u8], bool) + Send + Sync>;
 
-/// The link between the session and central rules: results of the hosts
-/// arrive on `result_filter` (`collectd/+/result`) and go to `on_result`
-/// with their topic; requests go out through [`Remote::requests`].
+/// The link between the session and central rules: the hosts' results
+/// (and presence) arrive on `filters` (`collectd/+/result`) and go to
+/// `on_message`; requests go out through [`Remote::requests`].
 #[derive(Clone)]
 pub struct FleetLink {
-    pub result_filter: String,
-    pub on_result: ResultHandler,
+    pub filters: Vec<String>,
+    pub on_message: FleetHandler,
 }
 
 impl std::fmt::Debug for FleetLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FleetLink({})", self.result_filter)
+        write!(f, "FleetLink({:?})", self.filters)
     }
 }
 

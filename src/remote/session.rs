@@ -518,12 +518,7 @@ impl Session {
                 };
                 self.announce();
                 let filters = std::iter::once(self.settings.command_topic.clone())
-                    .chain(
-                        self.settings
-                            .fleet
-                            .as_ref()
-                            .map(|f| f.result_filter.clone()),
-                    )
+                    .chain(self.settings.fleet.iter().flat_map(|f| f.filters.clone()))
                     .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t, qos));
                 if let Err(e) = self.client.try_subscribe_many(filters) {
                     error!(
@@ -546,8 +541,8 @@ impl Session {
                     info!("remote: listening for commands on {topic}");
                     if let Some(fleet) = &self.settings.fleet {
                         info!(
-                            "central: listening for the hosts' results on {}",
-                            fleet.result_filter
+                            "central: listening for the hosts on {}",
+                            fleet.filters.join(", ")
                         );
                     }
                 }
@@ -606,12 +601,16 @@ impl Session {
             board.remote_message();
         }
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
-        // A host's result for central rules: theirs to read, never a command.
+        // A host's result or presence for central rules: theirs to read,
+        // never a command.
         if let Some(fleet) = &self.settings.fleet
-            && crate::config::filter_matches(&fleet.result_filter, &topic)
+            && fleet
+                .filters
+                .iter()
+                .any(|f| crate::config::filter_matches(f, &topic))
         {
-            if !p.retain && p.payload.len() as u64 <= self.settings.max_payload {
-                (fleet.on_result)(&topic, &p.payload);
+            if p.payload.len() as u64 <= self.settings.max_payload {
+                (fleet.on_message)(&topic, &p.payload, p.retain);
             }
             return self.ack(&p);
         }

@@ -79,6 +79,17 @@ pub struct Fired {
     pub handler: String,
     pub service: String,
     pub command: String,
+    /// The host the handler named (`host = "..."`), for central rules.
+    pub host: Option<String>,
+}
+
+/// What a handler asked for: a command, and the host it is for when it
+/// names one (central rules act on the value list's host otherwise; local
+/// rules on this host).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub command: CommandRef,
+    pub host: Option<String>,
 }
 
 /// A handler failed or returned something that is not a decision.
@@ -95,7 +106,7 @@ pub struct HandlerOutcome {
     pub handler: Arc<str>,
     pub policy: DebouncePolicy,
     /// The decision, or why there is none (and the limit hit, if any).
-    pub result: Result<Option<CommandRef>, CallFailure>,
+    pub result: Result<Option<Decision>, CallFailure>,
 }
 
 /// Why a handler gave no decision, and the sandbox limit it hit, if any.
@@ -552,15 +563,32 @@ fn filter(conditions: &BTreeMap<String, LuaValue>) -> Result<Vec<(String, FieldM
 
 /// What a handler's return values mean: nil/false/nothing is "no action",
 /// `{service = "...", command = "..."}` a request.
-fn decision(returned: &[LuaValue]) -> Result<Option<CommandRef>, String> {
+fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
     match returned.first() {
         None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => Ok(None),
-        Some(LuaValue::Table(_, fields)) => match (fields.get("service"), fields.get("command")) {
-            (Some(LuaValue::Str(service)), Some(LuaValue::Str(command))) => {
-                Ok(Some(CommandRef::new(service, command)))
-            }
-            _ => Err("returned a table without string fields `service` and `command`".into()),
-        },
+        Some(LuaValue::Table(_, fields)) => {
+            let command = match (fields.get("service"), fields.get("command")) {
+                (Some(LuaValue::Str(service)), Some(LuaValue::Str(command))) => {
+                    CommandRef::new(service, command)
+                }
+                _ => {
+                    return Err(
+                        "returned a table without string fields `service` and `command`".into(),
+                    );
+                }
+            };
+            let host = match fields.get("host") {
+                None | Some(LuaValue::Nil) => None,
+                Some(LuaValue::Str(host)) => Some(host.clone()),
+                Some(other) => {
+                    return Err(format!(
+                        "returned a `host` that is a {}, not a string",
+                        other.type_name()
+                    ));
+                }
+            };
+            Ok(Some(Decision { command, host }))
+        }
         Some(other) => Err(format!(
             "returned a {}; expected nil or {{service = \"...\", command = \"...\"}}",
             other.type_name()

@@ -3,7 +3,7 @@
 //! every handler and value series lives here, in Rust.
 
 use super::debounce::{State, Verdict};
-use super::file::{Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
+use super::file::{Decision, Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
 use crate::events::{Metric, Notification};
 use crate::lua::VmLimits;
 use crate::task::CommandRef;
@@ -163,11 +163,16 @@ impl RuleSet {
                 let reason = match verdict {
                     Verdict::Clear => continue,
                     Verdict::Fire => {
-                        if let Some(CommandRef { service, command }) = wants {
+                        if let Some(Decision {
+                            command: CommandRef { service, command },
+                            host,
+                        }) = wants
+                        {
                             out.fired.push(Fired {
                                 handler: outcome.handler.to_string(),
                                 service,
                                 command,
+                                host,
                             });
                         }
                         continue;

@@ -69,6 +69,9 @@ pub enum Report {
         service: String,
         command: String,
         series: String,
+        /// The host the handler named, if any (central rules).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// A handler's request was held back by its debounce options.
     Held { handler: String, reason: String },

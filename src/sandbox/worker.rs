@@ -202,6 +202,7 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
         service: f.service,
         command: f.command,
         series: series.clone(),
+        host: f.host,
     }));
     out
 }
