@@ -177,6 +177,11 @@ fn start_central(
                 clock.expire(std::time::Instant::now());
             }
         });
+    let (shown, controlled) = (Arc::clone(&central), Arc::clone(&central));
+    board.set_central(
+        Box::new(move || Some(shown.status())),
+        Box::new(move |request| controlled.control(request)),
+    );
     match (engine, ticker) {
         (Ok(engine), Ok(ticker)) => {
             info!(

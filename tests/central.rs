@@ -103,7 +103,10 @@ impl Fleet {
             hostname: name.into(),
             monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
             config_json: Some((config.to_string(), 0o600)),
-            extra_conf: format!("LoadPlugin network\n<Plugin network>\n{servers}</Plugin>\n"),
+            // The network plugin sends what it buffered at each flush.
+            extra_conf: format!(
+                "<LoadPlugin network>\n  FlushInterval 1\n</LoadPlugin>\n<Plugin network>\n{servers}</Plugin>\n"
+            ),
             ..Default::default()
         });
         c.wait_for_log(&format!(
@@ -264,6 +267,47 @@ fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budge
         (fleet.runs("web1"), fleet.runs("web2"), fleet.runs("web3")),
         (1, 1, 0)
     );
+
+    // `status` shows the guards; an operator resumes the command.
+    let socket = fleet.work.path().join("central/control.sock");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(args)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let status: Value = serde_json::from_str(&cli(&["status", "--json"])).unwrap();
+    let guard = &status["central"]["commands"][0];
+    assert_eq!(guard["command"], "app/restart", "{status}");
+    assert_eq!(guard["stopped"], true, "{guard}");
+    assert_eq!(guard["failures"], 2, "{guard}");
+    assert_eq!(
+        guard["held"],
+        json!([["stopped", 1], ["concurrency", 1]]),
+        "{guard}"
+    );
+    let text = cli(&["status"]);
+    assert!(
+        text.contains("app/restart: 0 in repair, 2 of 2 failures in the window, STOPPED"),
+        "{text}"
+    );
+    let answer = cli(&["central", "resume", "app/restart"]);
+    assert!(
+        answer.contains("central repairs of app/restart resumed"),
+        "{answer}"
+    );
+    fleet.release("web3");
+    hosts[2].putval("web3/app/gauge-up N:0");
+    central.wait_for_log("requested on collectd/web3/command");
+    wait_for("web3 repaired", || (fleet.runs("web3") == 1).then_some(()));
 }
 
 #[test]

@@ -96,6 +96,17 @@ pub struct Stopped {
     pub window: Duration,
 }
 
+/// One command's guards, as `status` shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommandState {
+    pub command: CommandRef,
+    pub in_flight: usize,
+    pub failures: usize,
+    pub error_budget: usize,
+    pub stopped: bool,
+    pub held: Vec<(HeldBack, u64)>,
+}
+
 /// The guards' state over the fleet.
 #[derive(Debug, Default)]
 pub struct Guards {
@@ -271,6 +282,42 @@ impl Guards {
     pub fn done_elsewhere(&self) -> u64 {
         self.done_elsewhere
     }
+
+    /// Each command the guards have seen, with its state at `now`, for
+    /// `status`.
+    pub fn commands(&self, now: Instant) -> Vec<CommandState> {
+        let mut seen: Vec<&CommandRef> = self
+            .in_flight
+            .keys()
+            .chain(self.failures.keys())
+            .chain(self.stopped.iter())
+            .chain(self.held.keys().map(|(c, _)| c))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen.into_iter()
+            .map(|command| {
+                let policy = self.policy(command);
+                CommandState {
+                    command: command.clone(),
+                    in_flight: self.in_flight(command),
+                    failures: self.failures.get(command).map_or(0, |f| {
+                        f.iter()
+                            .filter(|t| now.saturating_duration_since(**t) <= policy.budget_window)
+                            .count()
+                    }),
+                    error_budget: policy.error_budget,
+                    stopped: self.stopped.contains(command),
+                    held: self
+                        .held
+                        .iter()
+                        .filter(|((c, _), _)| c == command)
+                        .map(|((_, why), n)| (*why, *n))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +421,16 @@ mod tests {
         // Other commands go on.
         let reload = CommandRef::new("nginx", "reload");
         assert_eq!(g.decide(late, "web5", &reload), Verdict::Send);
+        let state = &g.commands(late)[1];
+        assert_eq!(
+            (
+                &state.command,
+                state.stopped,
+                state.failures,
+                state.held.clone()
+            ),
+            (&nginx(), true, 2, vec![(HeldBack::Stopped, 1)])
+        );
         assert!(g.resume(&nginx()));
         assert!(!g.resume(&nginx()));
         assert_eq!(run(&mut g, "web5", late, Outcome::Failed), None);

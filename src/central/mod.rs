@@ -9,6 +9,6 @@ mod guards;
 mod responder;
 mod task_id;
 
-pub use guards::{GuardPolicy, Guards, HeldBack, Outcome, Stopped, Verdict};
+pub use guards::{CommandState, GuardPolicy, Guards, HeldBack, Outcome, Stopped, Verdict};
 pub use responder::{Central, CentralConfig};
 pub use task_id::derived_task_id;

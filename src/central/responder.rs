@@ -306,6 +306,66 @@ impl Central {
         self.finished(&host, &pending.command, outcome);
     }
 
+    /// What `status` shows of central rules.
+    pub fn status(&self) -> crate::status::CentralStatus {
+        let now = Instant::now();
+        let (commands, requested_by_others) = match self.guards.lock() {
+            Ok(g) => (g.commands(now), g.done_elsewhere()),
+            Err(_) => return Default::default(),
+        };
+        let mut in_flight: Vec<crate::status::CentralRequest> = self
+            .pending
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .map(|(id, x)| crate::status::CentralRequest {
+                        task_id: *id,
+                        host: x.host.clone(),
+                        command: x.command.to_string(),
+                        age: now.saturating_duration_since(x.sent).as_secs(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        in_flight.sort_by(|a, b| (&a.host, a.task_id).cmp(&(&b.host, b.task_id)));
+        crate::status::CentralStatus {
+            commands: commands
+                .into_iter()
+                .map(|c| crate::status::CentralCommand {
+                    command: c.command.to_string(),
+                    in_flight: c.in_flight,
+                    failures: c.failures,
+                    error_budget: c.error_budget,
+                    stopped: c.stopped,
+                    held: c
+                        .held
+                        .into_iter()
+                        .map(|(why, n)| (why.as_str().to_string(), n))
+                        .collect(),
+                })
+                .collect(),
+            in_flight,
+            requested_by_others,
+        }
+    }
+
+    /// A control request (`resume SERVICE/COMMAND`): the answer, or `None`
+    /// for a request that is not central rules'.
+    pub fn control(&self, request: &str) -> Option<String> {
+        let target = request.strip_prefix("resume ")?.trim();
+        let Some((service, command)) = target.split_once('/') else {
+            return Some(format!("resume {target:?}: name a service/command"));
+        };
+        let command = CommandRef::new(service, command);
+        let resumed = self.guards.lock().is_ok_and(|mut g| g.resume(&command));
+        Some(if resumed {
+            info!("central: repairs of {command} resumed by an operator");
+            format!("central repairs of {command} resumed")
+        } else {
+            format!("central repairs of {command} were not stopped")
+        })
+    }
+
     /// Requests without an answer within the timeout: timed out.
     pub fn expire(&self, now: Instant) {
         let expired: Vec<(u64, Pending)> = match self.pending.lock() {

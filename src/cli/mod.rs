@@ -88,6 +88,10 @@ enum Action {
         #[command(flatten)]
         rollout: RolloutArgs,
     },
+    /// Central rules on this collectd: resume the repairs of a command
+    /// that the error budget stopped.
+    #[command(subcommand)]
+    Central(CentralCommand),
     /// Show what the running plugin is doing: each rule file and handler
     /// (decisions, errors, the series they acted on), the MQTT session,
     /// the commands running now, its counters.
@@ -286,6 +290,20 @@ fn broker_runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Parses the command line, runs the subcommand, prints an error and
 /// returns the exit code.
+/// `collectd-monitor central ...`.
+#[derive(Subcommand, Debug)]
+pub enum CentralCommand {
+    /// Resume central repairs of SERVICE/COMMAND after the error budget
+    /// stopped them (as `status` shows).
+    Resume {
+        /// `service/command`.
+        command: String,
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
 pub fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -374,6 +392,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             watch,
         } => status::run(&socket, json, watch),
+        Action::Central(CentralCommand::Resume { command, socket }) => {
+            status::resume(&socket, &command)
+        }
         Action::Lua {
             file,
             limits,

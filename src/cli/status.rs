@@ -11,6 +11,18 @@ use std::time::Duration;
 /// with the default `StateDir` and `ControlSocket`.
 pub const DEFAULT_SOCKET: &str = "/var/lib/collectd/monitor/control.sock";
 
+/// `central resume SERVICE/COMMAND`: asks the plugin to resume them.
+pub fn resume(socket: &Path, command: &str) -> Result<ExitCode, CliError> {
+    let answer = crate::status::control(
+        socket,
+        &format!("resume {command}"),
+        Duration::from_secs(10),
+    )
+    .map_err(CliError::NoResult)?;
+    say!("{answer}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Asks once, or every `watch` seconds until interrupted.
 pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, CliError> {
     loop {
@@ -27,6 +39,44 @@ pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, Cl
         // Clear the screen, then the new view.
         say_raw!("\x1b[2J\x1b[H{text}");
         std::thread::sleep(Duration::from_secs_f64(every));
+    }
+}
+
+/// Central rules' part of the status.
+fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
+    let _ = writeln!(
+        out,
+        "central rules: {} requests waiting for their host, {} also requested by another controller",
+        c.in_flight.len(),
+        c.requested_by_others
+    );
+    for r in &c.in_flight {
+        let _ = writeln!(
+            out,
+            "  {} on {} (task {}), sent {} s ago",
+            r.command, r.host, r.task_id, r.age
+        );
+    }
+    for g in &c.commands {
+        let held: Vec<String> = g.held.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "  {}: {} in repair, {} of {} failures in the window{}{}",
+            g.command,
+            g.in_flight,
+            g.failures,
+            g.error_budget,
+            if g.stopped {
+                ", STOPPED (collectd-monitor central resume)"
+            } else {
+                ""
+            },
+            if held.is_empty() {
+                String::new()
+            } else {
+                format!("; held back: {}", held.join(", "))
+            }
+        );
     }
 }
 
@@ -142,6 +192,9 @@ pub fn render(s: &Status) -> String {
             "command running: {}/{} since {}",
             c.service, c.command, c.since
         );
+    }
+    if let Some(central) = &s.central {
+        render_central(&mut out, central);
     }
     let counters: Vec<String> = s
         .counters

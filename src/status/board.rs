@@ -1,7 +1,9 @@
 //! The plugin's threads record what happens here (a few map updates, no
 //! I/O); the control socket takes a snapshot of it.
 
-use super::{FileStatus, HandlerStatus, Occurrence, RemoteStatus, RunningCommand, Status};
+use super::{
+    CentralStatus, FileStatus, HandlerStatus, Occurrence, RemoteStatus, RunningCommand, Status,
+};
 use crate::task::iso8601;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -50,7 +52,13 @@ pub struct Board {
     counters: Mutex<Option<Source<Counters>>>,
     running: Mutex<Option<Source<Vec<RunningCommand>>>>,
     journal: Mutex<Option<std::path::PathBuf>>,
+    central: Mutex<Option<Source<Option<CentralStatus>>>>,
+    control: Mutex<Option<Control>>,
 }
+
+/// Answers a control request other than `status` (`resume app/restart`),
+/// or `None` when it is not one it knows.
+pub type Control = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for Board {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +84,28 @@ impl Board {
             counters: Mutex::new(None),
             running: Mutex::new(None),
             journal: Mutex::new(None),
+            central: Mutex::new(None),
+            control: Mutex::new(None),
         }
+    }
+
+    /// Where central rules' state is read from, and who answers their
+    /// control requests.
+    pub fn set_central(&self, status: Source<Option<CentralStatus>>, control: Control) {
+        if let Ok(mut c) = self.central.lock() {
+            *c = Some(status);
+        }
+        if let Ok(mut c) = self.control.lock() {
+            *c = Some(control);
+        }
+    }
+
+    /// The answer to a control request other than `status`.
+    pub fn control(&self, request: &str) -> Option<String> {
+        self.control
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|f| f(request)))
     }
 
     /// Where the counters and the running commands are read from.
@@ -332,6 +361,7 @@ impl Board {
             remote,
             running: read(&self.running),
             counters: read(&self.counters),
+            central: read(&self.central),
         }
     }
 }

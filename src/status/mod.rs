@@ -8,7 +8,7 @@ mod client;
 mod server;
 
 pub use board::{Board, FileState, HandlerEvent};
-pub use client::fetch;
+pub use client::{control, fetch};
 pub use server::ControlServer;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,45 @@ pub struct Status {
     pub running: Vec<RunningCommand>,
     /// The self-monitoring counters, by name (as dispatched to collectd).
     pub counters: Vec<(String, f64)>,
+    /// Central rules, when `FleetMonitorConfigDir` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub central: Option<CentralStatus>,
+}
+
+/// Central rules: the guards' state by command, and the requests waiting
+/// for an answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralStatus {
+    pub commands: Vec<CentralCommand>,
+    /// Requests sent and not answered yet.
+    pub in_flight: Vec<CentralRequest>,
+    /// Requests another controller's identical one answered (`0x1100`).
+    pub requested_by_others: u64,
+}
+
+/// One service/command's guards.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralCommand {
+    /// `service/command`.
+    pub command: String,
+    pub in_flight: usize,
+    /// Failed or timed-out repairs in the budget's window, and the budget.
+    pub failures: usize,
+    pub error_budget: usize,
+    /// The budget is spent: repairs stop until resumed.
+    pub stopped: bool,
+    /// Decisions held back so far, by reason.
+    pub held: Vec<(String, u64)>,
+}
+
+/// A request waiting for its host's answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralRequest {
+    pub task_id: u64,
+    pub host: String,
+    pub command: String,
+    /// Seconds since it was sent.
+    pub age: u64,
 }
 
 /// One rule file.

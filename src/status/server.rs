@@ -99,11 +99,16 @@ fn serve(stream: UnixStream, board: &Board) {
     }
     let answer = match line.trim() {
         "status" => serde_json::to_vec(&board.snapshot()).unwrap_or_default(),
-        other => format!(
-            "{{\"error\": {}}}",
-            serde_json::Value::from(format!("unknown request {other:?}; ask `status`"))
-        )
-        .into_bytes(),
+        other => match board.control(other) {
+            Some(answer) => serde_json::json!({ "answer": answer })
+                .to_string()
+                .into_bytes(),
+            None => format!(
+                "{{\"error\": {}}}",
+                serde_json::Value::from(format!("unknown request {other:?}; ask `status`"))
+            )
+            .into_bytes(),
+        },
     };
     let mut stream = stream;
     let _ = stream.write_all(&answer);
