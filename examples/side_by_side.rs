@@ -183,18 +183,6 @@ end)
     ]
 }
 
-/// CPU ticks (utime + stime) of a process or a thread, from its stat file.
-fn ticks(stat_path: &str) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(stat_path) else {
-        return 0;
-    };
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields after the comm: state(0) ppid(1) ... utime(11) stime(12).
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
 fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -213,21 +201,6 @@ fn pss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            stat.rsplit(')')
-                .next()
-                .and_then(|s| s.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u32>().ok())
-                == Some(pid)
-        })
-        .collect()
-}
-
 /// Ticks of collectd's write threads (named `writer#N`).
 fn writer_ticks(pid: u32) -> u64 {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -237,39 +210,15 @@ fn writer_ticks(pid: u32) -> u64 {
                     std::fs::read_to_string(e.path().join("comm"))
                         .is_ok_and(|c| c.starts_with("writer"))
                 })
-                .map(|e| ticks(&e.path().join("stat").display().to_string()))
+                .map(|e| common::ticks(&e.path().join("stat").display().to_string()))
                 .sum()
         })
         .unwrap_or(0)
 }
 
-fn udp_rcvbuf_errors() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RcvbufErrors")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// collectd's binary protocol: one value list, all parts written out.
 fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
-    let part_str = |buf: &mut Vec<u8>, kind: u16, s: &str| {
-        buf.extend_from_slice(&kind.to_be_bytes());
-        buf.extend_from_slice(&((s.len() + 5) as u16).to_be_bytes());
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(0);
-    };
-    let part_u64 = |buf: &mut Vec<u8>, kind: u16, v: u64| {
-        buf.extend_from_slice(&kind.to_be_bytes());
-        buf.extend_from_slice(&12u16.to_be_bytes());
-        buf.extend_from_slice(&v.to_be_bytes());
-    };
+    use common::{part_str, part_u64};
     // A realistic mix; 1 % are memory/free values that the example rules
     // act on.
     let series = i % 500;
@@ -335,12 +284,7 @@ fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
 /// A value list only the reaction rule acts on, in a packet of its own.
 fn reaction_marker(seq: u64, time: u64) -> Vec<u8> {
     let mut buf = Vec::new();
-    let part_str = |buf: &mut Vec<u8>, kind: u16, s: &str| {
-        buf.extend_from_slice(&kind.to_be_bytes());
-        buf.extend_from_slice(&((s.len() + 5) as u16).to_be_bytes());
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(0);
-    };
+    use common::part_str;
     part_str(&mut buf, 0x0000, HOST);
     buf.extend_from_slice(&0x0008u16.to_be_bytes());
     buf.extend_from_slice(&12u16.to_be_bytes());
@@ -469,22 +413,25 @@ LoadPlugin network
     // Let the workers load.
     std::thread::sleep(Duration::from_secs(1));
     let stat = format!("/proc/{pid}/stat");
-    let workers = children(pid);
-    let workers_ticks =
-        |ws: &[u32]| -> u64 { ws.iter().map(|w| ticks(&format!("/proc/{w}/stat"))).sum() };
+    let workers = common::children(pid);
+    let workers_ticks = |ws: &[u32]| -> u64 {
+        ws.iter()
+            .map(|w| common::ticks(&format!("/proc/{w}/stat")))
+            .sum()
+    };
     let (c0, w0, k0, u0) = (
-        ticks(&stat),
+        common::ticks(&stat),
         writer_ticks(pid),
         workers_ticks(&workers),
-        udp_rcvbuf_errors(),
+        common::udp_rcvbuf_errors(),
     );
     let started = Instant::now();
     let markers = send(port, a.values, a.rate);
     // Wait until collectd and the workers are idle again.
-    let mut last = (ticks(&stat), workers_ticks(&workers));
+    let mut last = (common::ticks(&stat), workers_ticks(&workers));
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        let now = (ticks(&stat), workers_ticks(&workers));
+        let now = (common::ticks(&stat), workers_ticks(&workers));
         if now == last {
             break;
         }
@@ -492,10 +439,10 @@ LoadPlugin network
     }
     let seconds = started.elapsed().as_secs_f64();
     let (c1, w1, k1, u1) = (
-        ticks(&stat),
+        common::ticks(&stat),
         writer_ticks(pid),
         workers_ticks(&workers),
-        udp_rcvbuf_errors(),
+        common::udp_rcvbuf_errors(),
     );
     let collectd_hwm = status_kib(pid, "VmHWM:");
     // Proportional set size: the program's pages are shared by all the
