@@ -179,6 +179,25 @@ fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
     assert_eq!(fleet.runs("web1"), 0);
     assert_eq!(count(&web1, "running app/restart"), 0);
     assert_eq!(count(&central, "requested on collectd/web1/command"), 0);
+    // The host's log says who asked; the controller's status lists the repair.
+    assert_eq!(
+        count(&web2, "comes from central: "),
+        1,
+        "{}",
+        web2.log_text()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["status", "--json", "--socket"])
+        .arg(fleet.work.path().join("central/control.sock"))
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recent = &status["central"]["recent"][0];
+    assert_eq!(
+        (&recent["host"], &recent["command"], &recent["code"]),
+        (&json!("web2"), &json!("app/restart"), &json!(0)),
+        "{status}"
+    );
 }
 
 #[test]

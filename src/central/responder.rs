@@ -52,6 +52,18 @@ impl CentralConfig {
     }
 }
 
+/// Repairs `status` remembers.
+const RECENT: usize = 100;
+
+/// A repair that ended: its result code (`None`: timed out), and when.
+struct Ended {
+    task_id: u64,
+    host: String,
+    command: CommandRef,
+    code: Option<i64>,
+    at: Instant,
+}
+
 /// A request on its way, by task id.
 struct Pending {
     host: String,
@@ -70,6 +82,8 @@ pub struct Central {
     pending: Mutex<HashMap<u64, Pending>>,
     /// Set once the MQTT session runs.
     requests: OnceLock<RequestSender>,
+    /// The last repairs that ended, newest first, at most [`RECENT`].
+    recent: Mutex<std::collections::VecDeque<Ended>>,
     notify: NotificationSink,
     board: Arc<Board>,
 }
@@ -81,6 +95,7 @@ impl Central {
             config,
             pending: Mutex::new(HashMap::new()),
             requests: OnceLock::new(),
+            recent: Mutex::default(),
             notify,
             board,
         }
@@ -182,8 +197,13 @@ impl Central {
             SystemTime::now(),
             self.config.window,
         );
-        let message =
-            crate::remote::sender::command_message(task_id, &command.service, &command.command);
+        let mut message: serde_json::Value = serde_json::from_slice(
+            &crate::remote::sender::command_message(task_id, &command.service, &command.command),
+        )
+        .unwrap_or_default();
+        // For the host's log: which controller and rule decided it.
+        message["origin"] = format!("{}: {handler}", self.config.hostname).into();
+        let message = message.to_string().into_bytes();
         let payload = match &self.config.key {
             Some(key) => match crate::remote::sender::sign(&message, key, host) {
                 Ok(signed) => signed,
@@ -303,7 +323,21 @@ impl Central {
                 );
             }
         }
+        self.remember(result.task_id, &pending, Some(result.code));
         self.finished(&host, &pending.command, outcome);
+    }
+
+    fn remember(&self, task_id: u64, p: &Pending, code: Option<i64>) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.push_front(Ended {
+                task_id,
+                host: p.host.clone(),
+                command: p.command.clone(),
+                code,
+                at: Instant::now(),
+            });
+            recent.truncate(RECENT);
+        }
     }
 
     /// What `status` shows of central rules.
@@ -346,6 +380,21 @@ impl Central {
                 .collect(),
             in_flight,
             requested_by_others,
+            recent: self
+                .recent
+                .lock()
+                .map(|r| {
+                    r.iter()
+                        .map(|e| crate::status::CentralRepair {
+                            task_id: e.task_id,
+                            host: e.host.clone(),
+                            command: e.command.to_string(),
+                            code: e.code,
+                            ago: now.saturating_duration_since(e.at).as_secs(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -388,6 +437,7 @@ impl Central {
                 p.host,
                 self.config.timeout.as_secs()
             );
+            self.remember(task_id, &p, None);
             self.finished(&p.host, &p.command, Outcome::TimedOut);
         }
     }

@@ -57,6 +57,18 @@ fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
             r.command, r.host, r.task_id, r.age
         );
     }
+    for r in c.recent.iter().take(10) {
+        let _ = writeln!(
+            out,
+            "  ended: {} on {} (task {}), {}, {} s ago",
+            r.command,
+            r.host,
+            r.task_id,
+            r.code
+                .map_or_else(|| "no answer in time".to_string(), |c| format!("code {c}")),
+            r.ago
+        );
+    }
     for g in &c.commands {
         let held: Vec<String> = g.held.iter().map(|(why, n)| format!("{why} {n}")).collect();
         let _ = writeln!(

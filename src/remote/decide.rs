@@ -181,6 +181,7 @@ mod tests {
             service: service.into(),
             command: cmd.into(),
             auth: Default::default(),
+            origin: None,
         }
     }
 
@@ -239,6 +240,7 @@ mod tests {
             service: "a".into(),
             command: "b".into(),
             auth: Default::default(),
+            origin: None,
         };
         assert_eq!(code_of(decide(&r, false, None, &policy)), code::NO_SERVICES);
     }

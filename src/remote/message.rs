@@ -16,6 +16,9 @@ pub enum Request {
         service: String,
         command: String,
         auth: Auth,
+        /// Who decided it, for the host's log (central rules name their
+        /// rule file and handler); not covered by the signature.
+        origin: Option<String>,
     },
     /// Replace collectd.conf with `config`.
     Config {
@@ -99,6 +102,7 @@ struct CommandFields {
     key: Option<String>,
     signature: Option<String>,
     host: Option<String>,
+    origin: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +152,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
             service: f.service,
             command: f.command,
             auth: auth(f.key, f.signature, f.host, f.timestamp).map_err(invalid)?,
+            origin: f.origin,
         })
     }
 }

@@ -13,7 +13,7 @@ use super::backoff::Backoff;
 use super::confirm::Confirmations;
 use super::decide::{Decision, RequestPolicy, decide};
 use super::journal::Journal;
-use super::message::{Malformed, parse};
+use super::message::{Malformed, Request, parse};
 use super::presence::Presence;
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
@@ -641,6 +641,13 @@ impl Session {
             }
         };
         let task_id = request.task_id();
+        if let Request::Command {
+            origin: Some(origin),
+            ..
+        } = &request
+        {
+            info!("remote: task {task_id} comes from {origin}");
+        }
         let now = SystemTime::now();
         let decision = {
             let Ok(journal) = self.journal.lock() else {

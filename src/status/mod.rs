@@ -41,6 +41,21 @@ pub struct CentralStatus {
     pub in_flight: Vec<CentralRequest>,
     /// Requests another controller's identical one answered (`0x1100`).
     pub requested_by_others: u64,
+    /// The last repairs that ended, newest first.
+    #[serde(default)]
+    pub recent: Vec<CentralRepair>,
+}
+
+/// A central repair that ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralRepair {
+    pub task_id: u64,
+    pub host: String,
+    pub command: String,
+    /// The host's result code; `None`: no answer in time.
+    pub code: Option<i64>,
+    /// Seconds since it ended.
+    pub ago: u64,
 }
 
 /// One service/command's guards.
