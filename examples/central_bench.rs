@@ -14,7 +14,6 @@
 
 mod common;
 
-use collectd_monitor::mqtt::{Connection, Event, MQTT_MAX_PACKET, Packet, QoS};
 use common::{part_str, part_u64};
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -66,74 +65,6 @@ end }"#,
 
 /// When each host received its request.
 type Arrivals = Arc<Mutex<HashMap<String, SystemTime>>>;
-
-/// Answers every request of every host, noting when it arrived.
-fn simulate(port: u16, arrivals: Arrivals, ready: std::sync::mpsc::Sender<()>) {
-    let connection = Connection {
-        host: "127.0.0.1".into(),
-        port,
-        client_id: "central-bench-fleet".into(),
-        credentials: None,
-        tls: None,
-        keep_alive: Duration::from_secs(30),
-        clean_session: true,
-        manual_acks: false,
-        max_packet: MQTT_MAX_PACKET,
-        last_will: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, mut eventloop) = connection.client(100_000).unwrap();
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client
-                        .try_subscribe("collectd/+/command", QoS::AtLeastOnce)
-                        .unwrap();
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = ready.send(());
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                    let Some(host) = topic
-                        .strip_prefix("collectd/")
-                        .and_then(|t| t.strip_suffix("/command"))
-                    else {
-                        continue;
-                    };
-                    arrivals
-                        .lock()
-                        .unwrap()
-                        .entry(host.to_string())
-                        .or_insert_with(SystemTime::now);
-                    let request: serde_json::Value =
-                        serde_json::from_slice(&p.payload).unwrap_or_default();
-                    let result = serde_json::json!({
-                        "task_id": request["task_id"],
-                        "timestamp": "2026-11-25T00:00:00Z",
-                        "message": "restarted",
-                        "code": 0,
-                    });
-                    let _ = client.try_publish(
-                        format!("collectd/{host}/result"),
-                        QoS::AtLeastOnce,
-                        false,
-                        result.to_string(),
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("fleet simulator: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    });
-}
 
 /// One value list of `host` in collectd's binary protocol.
 fn push_value_list(buf: &mut Vec<u8>, host: &str, i: u64, time: u64, fault: bool) {
@@ -358,30 +289,25 @@ fn main() {
         .prefix("cm-central-bench")
         .tempdir()
         .unwrap();
-    let broker = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        work.path().join("mosquitto.conf"),
-        format!(
-            "listener {broker} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 1000000\n"
-        ),
-    )
-    .unwrap();
-    let mut mosquitto = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(work.path().join("mosquitto.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto");
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut mosquitto, broker) = common::start_mosquitto(work.path());
     let arrivals: Arrivals = Arc::default();
     let (ready, is_ready) = std::sync::mpsc::channel();
     let fleet = Arc::clone(&arrivals);
-    std::thread::spawn(move || simulate(broker, fleet, ready));
+    std::thread::spawn(move || {
+        common::simulate_fleet(
+            broker,
+            move || {
+                let _ = ready.send(());
+            },
+            |host| {
+                fleet
+                    .lock()
+                    .unwrap()
+                    .entry(host.to_string())
+                    .or_insert_with(SystemTime::now);
+            },
+        )
+    });
     is_ready
         .recv_timeout(Duration::from_secs(10))
         .expect("the fleet simulator subscribed");

@@ -7,100 +7,21 @@
 //!
 //! `cargo build --release --bins --example fleet_bench && target/release/examples/fleet_bench`
 
-use collectd_monitor::mqtt::{Connection, Event, MQTT_MAX_PACKET, Packet, QoS};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Answers every command of every host until killed.
-fn simulate(port: u16) {
-    let connection = Connection {
-        host: "127.0.0.1".into(),
-        port,
-        client_id: "fleet-simulator".into(),
-        credentials: None,
-        tls: None,
-        keep_alive: Duration::from_secs(30),
-        clean_session: true,
-        manual_acks: false,
-        max_packet: MQTT_MAX_PACKET,
-        last_will: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, mut eventloop) = connection.client(100_000).unwrap();
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    client
-                        .try_subscribe("collectd/+/command", QoS::AtLeastOnce)
-                        .unwrap();
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => println!("ready"),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                    let Some(host) = topic
-                        .strip_prefix("collectd/")
-                        .and_then(|t| t.strip_suffix("/command"))
-                    else {
-                        continue;
-                    };
-                    let request: serde_json::Value =
-                        serde_json::from_slice(&p.payload).unwrap_or_default();
-                    let result = serde_json::json!({
-                        "task_id": request["task_id"],
-                        "timestamp": "2026-11-25T00:00:00Z",
-                        "message": "ok",
-                        "code": 0,
-                    });
-                    let _ = client.try_publish(
-                        format!("collectd/{host}/result"),
-                        QoS::AtLeastOnce,
-                        false,
-                        result.to_string(),
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("simulator: {e}");
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-    });
-}
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, port] = args.as_slice()
         && flag == "--simulate"
     {
-        simulate(port.parse().unwrap());
+        common::simulate_fleet(port.parse().unwrap(), || println!("ready"), |_| {});
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::write(
-        work.path().join("mosquitto.conf"),
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
-        ),
-    )
-    .unwrap();
-    let mut broker = Command::new("/usr/sbin/mosquitto")
-        .arg("-c")
-        .arg(work.path().join("mosquitto.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto");
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut broker, port) = common::start_mosquitto(work.path());
     let mut simulator = Command::new(std::env::current_exe().unwrap())
         .args(["--simulate", &port.to_string()])
         .stdout(Stdio::piped())

@@ -253,7 +253,7 @@ impl Plugin for Monitor {
         let runner = Arc::new(Runner::new(runner_limits(&loaded.settings)));
         let stats = Arc::new(Stats::default());
         let services = LiveServices::new(loaded.settings.services.clone());
-        let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
+        let hostname = hostname_of_this_host();
         let board = Arc::new(Board::new(&hostname));
         board.set_sources(
             {
@@ -623,7 +623,7 @@ fn start_remote(
     board: &Arc<Board>,
     central: Option<Arc<Central>>,
 ) -> Option<Remote> {
-    let hostname = collectd::hostname().unwrap_or_else(|| "localhost".into());
+    let hostname = hostname_of_this_host();
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
         Some(mut remote) => {
             remote.replace.invocation = invocation;

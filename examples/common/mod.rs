@@ -99,3 +99,100 @@ pub fn part_u64(buf: &mut Vec<u8>, kind: u16, v: u64) {
     buf.extend_from_slice(&12u16.to_be_bytes());
     buf.extend_from_slice(&v.to_be_bytes());
 }
+
+/// A mosquitto for the benchmarks, on a free loopback port, with queues
+/// large enough for bursts: the process and its port.
+pub fn start_mosquitto(work: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = work.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n"
+        ),
+    )
+    .unwrap();
+    let broker = std::process::Command::new("/usr/sbin/mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto");
+    std::thread::sleep(Duration::from_millis(300));
+    (broker, port)
+}
+
+/// Answers like the plugin for every host (`collectd/<host>/command` ->
+/// `collectd/<host>/result`, code 0) until the process ends; `ready` once
+/// subscribed, `on_request(host)` as each request arrives.
+pub fn simulate_fleet(port: u16, ready: impl FnOnce(), mut on_request: impl FnMut(&str)) {
+    use collectd_monitor::mqtt::{Connection, Event, MQTT_MAX_PACKET, Packet, QoS};
+    let connection = Connection {
+        host: "127.0.0.1".into(),
+        port,
+        client_id: format!("fleet-simulator-{}", std::process::id()),
+        credentials: None,
+        tls: None,
+        keep_alive: Duration::from_secs(30),
+        clean_session: true,
+        manual_acks: false,
+        max_packet: MQTT_MAX_PACKET,
+        last_will: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut ready = Some(ready);
+    runtime.block_on(async {
+        let (client, mut eventloop) = connection.client(100_000).unwrap();
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    client
+                        .try_subscribe("collectd/+/command", QoS::AtLeastOnce)
+                        .unwrap();
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(ready) = ready.take() {
+                        ready();
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    let Some(host) = topic
+                        .strip_prefix("collectd/")
+                        .and_then(|t| t.strip_suffix("/command"))
+                    else {
+                        continue;
+                    };
+                    on_request(host);
+                    let request: serde_json::Value =
+                        serde_json::from_slice(&p.payload).unwrap_or_default();
+                    let result = serde_json::json!({
+                        "task_id": request["task_id"],
+                        "timestamp": "2026-11-25T00:00:00Z",
+                        "message": "ok",
+                        "code": 0,
+                    });
+                    let _ = client.try_publish(
+                        format!("collectd/{host}/result"),
+                        QoS::AtLeastOnce,
+                        false,
+                        result.to_string(),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("fleet simulator: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    });
+}
