@@ -159,6 +159,30 @@ fn a_good_config_is_applied_and_runs() {
 }
 
 #[test]
+fn a_dry_run_says_what_would_change_and_an_unchanged_config_is_not_applied() {
+    let s = Setup::start(Value::Null, json!({}));
+    let pid = s.collectd.pid();
+    let old = s.conf_text();
+    let (code, message) = s.push_code_with(&s.good_config(), &["--dry-run"]);
+    assert_eq!(code, 0, "{message}");
+    assert!(
+        message.starts_with("dry run: the config is valid")
+            && message.contains("start loading csv, load"),
+        "{message}"
+    );
+    // Refused as a push would be.
+    let exec = format!("LoadPlugin exec\n{old}");
+    let (code, message) = s.push_code_with(&exec, &["--dry-run"]);
+    assert_eq!(code, 0x200B, "{message}");
+    // The same text as now: nothing to do.
+    let (code, message) = s.push_code(&old);
+    assert_eq!(code, 0, "{message}");
+    assert!(message.starts_with("unchanged: "), "{message}");
+    assert_eq!((s.collectd.pid(), s.conf_text()), (pid, old));
+    assert!(!s.csv_dir().exists());
+}
+
+#[test]
 fn broken_configs_are_refused_and_nothing_changes() {
     let s = Setup::start(Value::Null, json!({}));
     let pid = s.collectd.pid();

@@ -21,8 +21,17 @@
 /// What a request asks for, as the signature covers it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Content<'a> {
-    Command { service: &'a str, command: &'a str },
-    Config { config: &'a str },
+    Command {
+        service: &'a str,
+        command: &'a str,
+    },
+    /// A collectd.conf push; `dry_run`: check it and say what would
+    /// change, apply nothing (signed as its own kind, so a signed dry run
+    /// cannot be replayed as a push).
+    Config {
+        config: &'a str,
+        dry_run: bool,
+    },
 }
 
 /// Everything a signature binds.
@@ -55,9 +64,10 @@ impl Signable<'_> {
                 ("service", service),
                 ("command", command),
             ]),
-            Content::Config { config } => {
+            Content::Config { config, dry_run } => {
                 digest = sha256_hex(config.as_bytes());
-                fields.extend([("kind", "config"), ("config_sha256", digest.as_str())]);
+                let kind = if *dry_run { "config-dry-run" } else { "config" };
+                fields.extend([("kind", kind), ("config_sha256", digest.as_str())]);
             }
         }
         let mut out = format!("{VERSION}\n");
@@ -103,13 +113,29 @@ mod tests {
             "collectd-monitor-request-v1\nkey=ops\nhost=web1\ntask_id=42\ntimestamp=2026-11-25T12:00:00Z\nkind=command\nservice=nginx\ncommand=restart\n"
         );
         let c = Signable {
-            content: Content::Config { config: "abc" },
+            content: Content::Config {
+                config: "abc",
+                dry_run: false,
+            },
             ..s.clone()
         };
         assert!(
             String::from_utf8(c.canonical().unwrap())
                 .unwrap()
                 .ends_with("kind=config\nconfig_sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n")
+        );
+        // A signed dry run is another kind: it cannot pass for a push.
+        let dry = Signable {
+            content: Content::Config {
+                config: "abc",
+                dry_run: true,
+            },
+            ..s.clone()
+        };
+        assert!(
+            String::from_utf8(dry.canonical().unwrap())
+                .unwrap()
+                .contains("\nkind=config-dry-run\n")
         );
         let forged = Signable {
             content: Content::Command {

@@ -436,6 +436,7 @@ mod tests {
             code::NOT_PERMITTED
         );
         let config = Content::Config {
+            dry_run: false,
             config: "LoadPlugin cpu\n",
         };
         let push = Presented {

@@ -35,11 +35,12 @@ pub fn config(
     targets: &TargetArgs,
     stages: Option<(usize, usize)>,
     file: &std::path::Path,
+    dry_run: bool,
 ) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
     fan_out(broker, signing, targets, stages, |host, task_id| {
-        sender::config_message(task_id, &text.replace("%{hostname}", host))
+        sender::config_message(task_id, &text.replace("%{hostname}", host), dry_run)
     })
 }
 

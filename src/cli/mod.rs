@@ -87,6 +87,10 @@ enum Action {
         targets: Box<TargetArgs>,
         #[command(flatten)]
         rollout: RolloutArgs,
+        /// Only check the config on the host and say what it would change;
+        /// nothing is applied, collectd is not restarted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Central rules on this collectd: resume the repairs of a command
     /// that the error budget stopped.
@@ -359,18 +363,27 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
             targets,
             rollout,
-        } if targets.given() => fleet::config(&broker, &signing, &targets, rollout.stages(), &file),
+            dry_run,
+        } if targets.given() => fleet::config(
+            &broker,
+            &signing,
+            &targets,
+            rollout.stages(),
+            &file,
+            dry_run,
+        ),
         Action::SendConfig {
             file,
             broker,
             signing,
             rollout,
+            dry_run,
             ..
         } => match rollout.stages() {
             Some(_) => Err(CliError::Usage(
                 "--canary and --wave-size need hosts: --hosts, --hosts-file or --online".into(),
             )),
-            None => send::config(&broker, &signing, &file),
+            None => send::config(&broker, &signing, &file, dry_run),
         },
         Action::Keygen { name, dir } => keygen::run(&name, &dir),
         Action::Completions { shell } => docs::completions(shell),

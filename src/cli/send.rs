@@ -27,12 +27,13 @@ pub fn config(
     broker: &BrokerArgs,
     signing: &SigningArgs,
     file: &Path,
+    dry_run: bool,
 ) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
     let task_id = sender::new_task_id();
     let payload = signing
-        .apply(sender::config_message(task_id, &text))
+        .apply(sender::config_message(task_id, &text, dry_run))
         .map_err(CliError::Usage)?;
     send(broker, task_id, payload)
 }

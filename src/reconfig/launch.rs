@@ -38,14 +38,27 @@ pub struct ReplaceContext {
     pub policy: super::PushPolicy,
 }
 
-/// Starts a replacement, or says why not with the result to send.
-/// `may_change_block`: the sender may change this plugin's own block.
-pub fn launch(
-    ctx: &ReplaceContext,
-    task_id: u64,
-    config: &str,
-    may_change_block: bool,
-) -> Result<(), TaskResult> {
+/// A pushed collectd.conf, as the host takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Push<'a> {
+    pub task_id: u64,
+    pub config: &'a str,
+    /// The sender may change this plugin's own block.
+    pub may_change_block: bool,
+    /// Only check it and say what would change.
+    pub dry_run: bool,
+}
+
+/// Starts a replacement (`Ok(None)`: the helper publishes the result), or
+/// answers at once: a dry run's verdict, or a config identical to the
+/// running one, which is not applied (`Ok(Some)`); or says why not.
+pub fn launch(ctx: &ReplaceContext, push: &Push<'_>) -> Result<Option<TaskResult>, TaskResult> {
+    let Push {
+        task_id,
+        config,
+        may_change_block,
+        dry_run,
+    } = *push;
     let fail = |code: i64, message: String| TaskResult::now(task_id, code, message);
     let Some(invocation) = ctx.invocation.clone() else {
         return Err(fail(
@@ -65,6 +78,25 @@ pub fn launch(
         )
     })?;
 
+    // The file as it is now: a push of the same text changes nothing, and
+    // a dry run says what would change.
+    let current = crate::files::read_regular(
+        &config_path,
+        MAX_INCLUDED_BYTES * 16,
+        crate::files::Links::Follow,
+    )
+    .map(|b| String::from_utf8_lossy(&b).into_owned())
+    .unwrap_or_default();
+    if current == config {
+        return Ok(Some(TaskResult::now(
+            task_id,
+            0,
+            format!(
+                "unchanged: {} already has this text; nothing applied, collectd not restarted",
+                config_path.display()
+            ),
+        )));
+    }
     let checked = check(
         &ctx.state_dir,
         task_id,
@@ -73,6 +105,16 @@ pub fn launch(
         may_change_block,
     )
     .map_err(|r| fail(r.code, r.message))?;
+    if dry_run {
+        let mut message = format!(
+            "dry run: the config is valid and allowed here; applying it would {}",
+            super::changes::describe(&current, config)
+        );
+        for warning in &checked {
+            message.push_str(&format!("\nwarning: {warning}"));
+        }
+        return Ok(Some(TaskResult::now(task_id, 0, message)));
+    }
 
     let lock_path = ctx.state_dir.join("replace.lock");
     match lock::acquire(&lock_path, task_id) {
@@ -131,7 +173,7 @@ pub fn launch(
             format!("cannot start the replacement helper: {e}"),
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Where a helper that could not publish leaves its result.

@@ -3,6 +3,7 @@
 //! collectd, swap the file, start collectd, roll back when it does not come
 //! up, and publish exactly one result.
 
+mod changes;
 mod helper;
 mod host;
 mod includes;
@@ -17,7 +18,7 @@ mod validate;
 
 pub use helper::run_helper;
 pub use invocation::Invocation;
-pub use launch::{ReplaceContext, launch, pending_reports};
+pub use launch::{Push, ReplaceContext, launch, pending_reports};
 pub use policy::{
     CODE_RUNNING_PLUGINS, PushPolicy, READ_PATHS, Refused, RunningFiles, WRITTEN_PATHS,
     this_library_dir,

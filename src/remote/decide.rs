@@ -45,6 +45,8 @@ pub enum Decision {
         /// The sender may change this plugin's own block: there are no
         /// trusted keys (as before them), or its key has `config=all`.
         may_change_block: bool,
+        /// Only check it and say what would change.
+        dry_run: bool,
     },
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
@@ -128,11 +130,14 @@ pub fn decide(
                 "this host does not take pushed configs (AllowConfigPush false)".into(),
             );
         }
-        Request::Config { config, .. } => {
+        Request::Config {
+            config, dry_run, ..
+        } => {
             return Decision::Replace {
                 task_id,
                 config: config.clone(),
                 may_change_block,
+                dry_run: *dry_run,
             };
         }
     };

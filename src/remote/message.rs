@@ -20,12 +20,14 @@ pub enum Request {
         /// rule file and handler); not covered by the signature.
         origin: Option<String>,
     },
-    /// Replace collectd.conf with `config`.
+    /// Replace collectd.conf with `config`; with `dry_run`, only check it
+    /// and say what would change.
     Config {
         task_id: u64,
         timestamp: SystemTime,
         config: String,
         auth: Auth,
+        dry_run: bool,
     },
 }
 
@@ -73,7 +75,12 @@ impl Request {
                 Request::Command {
                     service, command, ..
                 } => crate::auth::Content::Command { service, command },
-                Request::Config { config, .. } => crate::auth::Content::Config { config },
+                Request::Config {
+                    config, dry_run, ..
+                } => crate::auth::Content::Config {
+                    config,
+                    dry_run: *dry_run,
+                },
             },
         }
     }
@@ -114,6 +121,8 @@ struct ConfigFields {
     key: Option<String>,
     signature: Option<String>,
     host: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// Parses one payload.
@@ -143,6 +152,7 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
             timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
             config: f.config,
             auth: auth(f.key, f.signature, f.host, f.timestamp).map_err(invalid)?,
+            dry_run: f.dry_run,
         })
     } else {
         let f: CommandFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;

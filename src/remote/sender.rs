@@ -35,15 +35,18 @@ pub fn command_message(task_id: u64, service: &str, command: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The config message of docs/COMPATIBILITY.md §5, stamped now.
-pub fn config_message(task_id: u64, config: &str) -> Vec<u8> {
-    serde_json::json!({
+/// The config message of docs/COMPATIBILITY.md §5, stamped now; with
+/// `dry_run` the host only checks it and says what would change.
+pub fn config_message(task_id: u64, config: &str, dry_run: bool) -> Vec<u8> {
+    let mut message = serde_json::json!({
         "task_id": task_id,
         "timestamp": iso8601(SystemTime::now()),
         "config": config,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if dry_run {
+        message["dry_run"] = true.into();
+    }
+    message.to_string().into_bytes()
 }
 
 /// `payload` (a request built above) signed with `key` for the host whose
@@ -54,7 +57,10 @@ pub fn sign(payload: &[u8], key: &crate::auth::SigningKey, host: &str) -> Result
         serde_json::from_slice(payload).map_err(|e| format!("not a request: {e}"))?;
     let text = |name: &str| message.get(name).and_then(|v| v.as_str());
     let content = match (text("config"), text("service"), text("command")) {
-        (Some(config), _, _) => Content::Config { config },
+        (Some(config), _, _) => Content::Config {
+            config,
+            dry_run: message.get("dry_run").and_then(|v| v.as_bool()) == Some(true),
+        },
         (None, Some(service), Some(command)) => Content::Command { service, command },
         _ => return Err("not a request: neither config nor service and command".into()),
     };

@@ -681,7 +681,16 @@ impl Session {
                 task_id,
                 config,
                 may_change_block,
-            } => self.start_replacement(&p, task_id, &config, may_change_block, now),
+                dry_run,
+            } => {
+                let push = reconfig::Push {
+                    task_id,
+                    config: &config,
+                    may_change_block,
+                    dry_run,
+                };
+                self.start_replacement(&p, push, now)
+            }
             Decision::Run {
                 task_id,
                 service,
@@ -737,14 +746,8 @@ impl Session {
 
     /// A collectd.conf push: validated here, carried out by the helper,
     /// which publishes the result itself.
-    fn start_replacement(
-        &mut self,
-        p: &Publish,
-        task_id: u64,
-        config: &str,
-        may_change_block: bool,
-        now: SystemTime,
-    ) {
+    fn start_replacement(&mut self, p: &Publish, push: reconfig::Push<'_>, now: SystemTime) {
+        let task_id = push.task_id;
         let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let recorded = self.record(|j| j.received(task_id, unix_now));
         if let Err(e) = recorded {
@@ -752,11 +755,16 @@ impl Session {
         }
         self.ack(p);
         info!(
-            "remote: task {task_id}: collectd.conf replacement requested ({} bytes)",
-            config.len()
+            "remote: task {task_id}: collectd.conf replacement requested ({} bytes){}",
+            push.config.len(),
+            if push.dry_run { ", a dry run" } else { "" }
         );
-        match reconfig::launch(&self.settings.replace, task_id, config, may_change_block) {
-            Ok(()) => {
+        match reconfig::launch(&self.settings.replace, &push) {
+            Ok(Some(answer)) => {
+                info!("remote: task {task_id}: {}", answer.message);
+                self.finish(answer);
+            }
+            Ok(None) => {
                 info!(
                     "remote: task {task_id}: the new config is valid; the replacement helper takes over"
                 );
