@@ -23,6 +23,7 @@ pub mod local;
 pub mod logging;
 pub mod lua;
 pub mod mqtt;
+pub mod pause;
 mod plugin;
 pub mod reconfig;
 pub mod remote;

@@ -95,6 +95,41 @@ impl CentralRunning {
     }
 }
 
+/// The maintenance pauses, kept in `StateDir/pauses.json`, answered on
+/// the control socket and shown in `status`.
+fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook> {
+    let dir = std::env::current_dir()
+        .map(|cwd| cwd.join(&s.state_dir))
+        .unwrap_or_else(|_| s.state_dir.clone());
+    let (book, problem) = crate::pause::PauseBook::open(
+        dir.join("pauses.json"),
+        Duration::from_secs(s.pause_default_duration),
+        Duration::from_secs(s.pause_max_duration),
+    );
+    if let Some(problem) = problem {
+        warn!("maintenance pauses not read, none in force: {problem}");
+    }
+    let book = Arc::new(book);
+    let (listed, controlled) = (Arc::clone(&book), Arc::clone(&book));
+    board.set_pauses(
+        Box::new(move || {
+            listed
+                .list()
+                .iter()
+                .map(|p| crate::status::PauseStatus {
+                    what: p.describe(),
+                    until: crate::task::iso8601(
+                        std::time::UNIX_EPOCH + Duration::from_secs(p.until),
+                    ),
+                    reason: p.reason.clone(),
+                })
+                .collect()
+        }),
+        Box::new(move |request| controlled.control(request)),
+    );
+    book
+}
+
 /// collectd's Hostname, or `localhost`.
 fn hostname_of_this_host() -> String {
     collectd::hostname().unwrap_or_else(|| "localhost".into())
@@ -282,15 +317,19 @@ impl Plugin for Monitor {
             },
         );
         let control = start_control(&loaded.settings, &board);
-        let responder = Arc::new(Responder::new(
-            Arc::clone(&services),
-            Duration::from_secs(loaded.settings.command_cooldown),
-            Arc::clone(&runner),
-            Arc::clone(&stats),
-            hostname,
-            Box::new(collectd::dispatch_notification),
-            Arc::clone(&board),
-        ));
+        let pauses = open_pauses(&loaded.settings, &board);
+        let responder = Arc::new(
+            Responder::new(
+                Arc::clone(&services),
+                Duration::from_secs(loaded.settings.command_cooldown),
+                Arc::clone(&runner),
+                Arc::clone(&stats),
+                hostname,
+                Box::new(collectd::dispatch_notification),
+                Arc::clone(&board),
+            )
+            .pausing(Arc::clone(&pauses)),
+        );
         let reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
         let config_watcher = match reload_interval(&loaded.settings) {
             Some(every) => Some(
@@ -333,6 +372,7 @@ impl Plugin for Monitor {
             },
             &board,
             central.as_ref().map(|c| Arc::clone(&c.central)),
+            pauses,
         );
         if let (Some(c), Some(r)) = (&central, &remote) {
             c.central.connect(r.requests());
@@ -622,6 +662,7 @@ fn start_remote(
     }: RunningConfig,
     board: &Arc<Board>,
     central: Option<Arc<Central>>,
+    pauses: Arc<crate::pause::PauseBook>,
 ) -> Option<Remote> {
     let hostname = hostname_of_this_host();
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
@@ -634,6 +675,7 @@ fn start_remote(
                     c.message(topic, payload, retained)
                 }),
             });
+            remote.pauses = Some(pauses);
             let policy = &mut remote.replace.policy;
             policy.running_block = Some(block);
             let running = &mut policy.running;

@@ -46,6 +46,8 @@ result_codes! {
     /// The task could not be recorded in the task journal (a full disk,
     /// say), so it was not run: at most once needs the record first.
     NOT_RECORDED = 0x100C, "not recorded, not run";
+    /// A maintenance pause that covers remote commands holds it back.
+    PAUSED = 0x100D, "paused";
     /// A task with this id is running or already ran.
     DUPLICATE_TASK = 0x1100, "duplicate task id";
     /// The host trusts keys (`TrustedKeys`) and the request is unsigned.

@@ -28,6 +28,7 @@ mod fleet;
 mod hosts;
 mod keygen;
 mod lua;
+mod pause;
 mod rules;
 mod send;
 mod status;
@@ -91,6 +92,42 @@ enum Action {
         /// nothing is applied, collectd is not restarted.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Pause automatic repairs for maintenance: decisions of the rules
+    /// it covers are logged and counted as paused, not run (remote commands
+    /// too with --remote); it ends by itself and survives a restart.
+    Pause {
+        /// How long (30m, 2h, 90s); default `PauseDefaultDuration`.
+        #[arg(long = "for", value_name = "DURATION")]
+        length: Option<String>,
+        /// Only this service, or service/command.
+        #[arg(long, value_name = "SERVICE[/COMMAND]")]
+        service: Option<String>,
+        /// Only the decisions of this rule file (its name, `disk.lua`).
+        #[arg(long, value_name = "RULEFILE")]
+        file: Option<String>,
+        /// Why, for the log and `status`.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Refuse remote commands it covers too (code 0x100D).
+        #[arg(long)]
+        remote: bool,
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// End a maintenance pause (the one with exactly this scope, or --all).
+    Resume {
+        #[arg(long, value_name = "SERVICE[/COMMAND]")]
+        service: Option<String>,
+        #[arg(long, value_name = "RULEFILE")]
+        file: Option<String>,
+        /// End every pause.
+        #[arg(long)]
+        all: bool,
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Central rules on this collectd: resume the repairs of a command
     /// that the error budget stopped.
@@ -405,6 +442,36 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             watch,
         } => status::run(&socket, json, watch),
+        Action::Pause {
+            length,
+            service,
+            file,
+            reason,
+            remote,
+            socket,
+        } => pause::pause(
+            &socket,
+            &pause::Scope {
+                service: service.as_deref(),
+                file: file.as_deref(),
+            },
+            length.as_deref(),
+            &reason,
+            remote,
+        ),
+        Action::Resume {
+            service,
+            file,
+            all,
+            socket,
+        } => pause::resume(
+            &socket,
+            &pause::Scope {
+                service: service.as_deref(),
+                file: file.as_deref(),
+            },
+            all,
+        ),
         Action::Central(CentralCommand::Resume { command, socket }) => {
             status::resume(&socket, &command)
         }

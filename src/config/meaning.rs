@@ -9,7 +9,9 @@ use std::collections::HashSet;
 
 /// Why the settings cannot work, naming the key.
 pub fn check(s: &Settings) -> Result<(), String> {
-    let positive: [(&str, u64); 8] = [
+    let positive: [(&str, u64); 10] = [
+        ("PauseDefaultDuration", s.pause_default_duration),
+        ("PauseMaxDuration", s.pause_max_duration),
         ("RuleFuel", s.rule_fuel),
         ("RuleMemoryLimit", s.rule_memory_limit),
         ("RuleTimeout", s.rule_timeout),

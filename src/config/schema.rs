@@ -145,6 +145,13 @@ pub struct Settings {
     #[serde(rename = "CommandCooldown", default = "default_cooldown")]
     pub command_cooldown: u64,
 
+    /// Seconds a pause lasts when `collectd-monitor pause` gives no `--for`.
+    #[serde(rename = "PauseDefaultDuration", default = "default_pause")]
+    pub pause_default_duration: u64,
+    /// The longest pause allowed, in seconds.
+    #[serde(rename = "PauseMaxDuration", default = "default_pause_max")]
+    pub pause_max_duration: u64,
+
     // --- Central rules over the fleet's values ---
     /// Directory of rule files run over every value list this collectd
     /// receives (from other hosts, through the network plugin): a decision
@@ -188,6 +195,12 @@ pub struct Settings {
     pub fleet_host_cooldown: u64,
 }
 
+fn default_pause() -> u64 {
+    3600
+}
+fn default_pause_max() -> u64 {
+    86_400
+}
 fn default_fleet_window() -> u64 {
     300
 }
@@ -341,6 +354,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "RuleReloadInterval",
     "RuleFiles",
     "CommandCooldown",
+    "PauseDefaultDuration",
+    "PauseMaxDuration",
     "FleetMonitorConfigDir",
     "FleetCommandTopic",
     "FleetResultTopic",

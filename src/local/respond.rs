@@ -45,6 +45,8 @@ pub struct Responder {
     /// Set at collectd's shutdown: no new commands, no more notifications
     /// into a collectd that is tearing its plugins down.
     stopped: AtomicBool,
+    /// Maintenance pauses: a decision they cover is not run.
+    pauses: Option<Arc<crate::pause::PauseBook>>,
 }
 
 impl Responder {
@@ -72,6 +74,15 @@ impl Responder {
             failures: Mutex::new(Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60))),
             prints: Mutex::new(Throttle::new(PRINTS_PER_WINDOW, Duration::from_secs(10))),
             stopped: AtomicBool::new(false),
+            pauses: None,
+        }
+    }
+
+    /// The same, holding back what `pauses` cover.
+    pub fn pausing(self, pauses: Arc<crate::pause::PauseBook>) -> Responder {
+        Responder {
+            pauses: Some(pauses),
+            ..self
         }
     }
 
@@ -172,6 +183,24 @@ impl Responder {
                 return;
             }
         };
+        let file = Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+        if let Some(pause) = self
+            .pauses
+            .as_ref()
+            .and_then(|p| p.find(file.as_deref().or(Some("")), &wanted))
+        {
+            Stats::add(&self.stats.commands_paused, 1);
+            self.board.handler(path, &handler, HandlerEvent::Suppressed);
+            info!(
+                "rule {handler} on {series}: {wanted} paused ({}; until {}): not run",
+                pause.reason,
+                crate::task::iso8601(std::time::UNIX_EPOCH + Duration::from_secs(pause.until))
+            );
+            return;
+        }
         let (line, timeout) = (line.to_string(), svc.timeout.map(Duration::from_secs));
         let cooldown = svc
             .cooldown

@@ -19,6 +19,8 @@ pub struct Stats {
     pub commands_failed: AtomicU64,
     pub commands_timed_out: AtomicU64,
     pub commands_suppressed: AtomicU64,
+    /// Rule decisions a maintenance pause held back.
+    pub commands_paused: AtomicU64,
     pub sandbox_restarts: AtomicU64,
     pub files_active: AtomicU64,
     pub files_quarantined: AtomicU64,
@@ -50,6 +52,7 @@ impl Stats {
             ("commands_failed", get(&self.commands_failed)),
             ("commands_timed_out", get(&self.commands_timed_out)),
             ("commands_suppressed", get(&self.commands_suppressed)),
+            ("commands_paused", get(&self.commands_paused)),
             ("sandbox_restarts", get(&self.sandbox_restarts)),
             ("queue_depth", level(depth)),
             (

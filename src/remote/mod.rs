@@ -57,6 +57,8 @@ pub struct RemoteSettings {
     /// Central rules: the hosts' result topics to listen on, and who hears
     /// what arrives there.
     pub fleet: Option<FleetLink>,
+    /// Maintenance pauses; one with `remote` refuses a command (0x100D).
+    pub pauses: Option<Arc<crate::pause::PauseBook>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -185,6 +187,7 @@ impl RemoteSettings {
             board: None,
             result_key: None,
             fleet: None,
+            pauses: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)

@@ -698,6 +698,25 @@ impl Session {
                 line,
                 timeout,
             } => {
+                let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+                if let Some(pause) = self
+                    .settings
+                    .pauses
+                    .as_ref()
+                    .and_then(|p| p.find(None, &wanted))
+                {
+                    let reason = format!(
+                        "{wanted} is paused ({}) until {}",
+                        pause.reason,
+                        crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(pause.until))
+                    );
+                    warn!(
+                        "remote: task {task_id} refused (code {:#x}): {reason}",
+                        code::PAUSED
+                    );
+                    self.reply(TaskResult::now(task_id, code::PAUSED, reason));
+                    return self.ack(&p);
+                }
                 let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let recorded = self.record(|j| {
                     j.received(task_id, unix_now)

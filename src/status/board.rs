@@ -2,7 +2,8 @@
 //! I/O); the control socket takes a snapshot of it.
 
 use super::{
-    CentralStatus, FileStatus, HandlerStatus, Occurrence, RemoteStatus, RunningCommand, Status,
+    CentralStatus, FileStatus, HandlerStatus, Occurrence, PauseStatus, RemoteStatus,
+    RunningCommand, Status,
 };
 use crate::task::iso8601;
 use std::collections::BTreeMap;
@@ -53,7 +54,8 @@ pub struct Board {
     running: Mutex<Option<Source<Vec<RunningCommand>>>>,
     journal: Mutex<Option<std::path::PathBuf>>,
     central: Mutex<Option<Source<Option<CentralStatus>>>>,
-    control: Mutex<Option<Control>>,
+    pauses: Mutex<Option<Source<Vec<PauseStatus>>>>,
+    controls: Mutex<Vec<Control>>,
 }
 
 /// Answers a control request other than `status` (`resume app/restart`),
@@ -85,7 +87,19 @@ impl Board {
             running: Mutex::new(None),
             journal: Mutex::new(None),
             central: Mutex::new(None),
-            control: Mutex::new(None),
+            pauses: Mutex::new(None),
+            controls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Where the maintenance pauses are read from, and who answers
+    /// `pause`/`resume`.
+    pub fn set_pauses(&self, pauses: Source<Vec<PauseStatus>>, control: Control) {
+        if let Ok(mut p) = self.pauses.lock() {
+            *p = Some(pauses);
+        }
+        if let Ok(mut c) = self.controls.lock() {
+            c.push(control);
         }
     }
 
@@ -95,17 +109,18 @@ impl Board {
         if let Ok(mut c) = self.central.lock() {
             *c = Some(status);
         }
-        if let Ok(mut c) = self.control.lock() {
-            *c = Some(control);
+        if let Ok(mut c) = self.controls.lock() {
+            c.push(control);
         }
     }
 
-    /// The answer to a control request other than `status`.
+    /// The answer to a control request other than `status`: the first of
+    /// the plugin's parts that knows it.
     pub fn control(&self, request: &str) -> Option<String> {
-        self.control
+        self.controls
             .lock()
             .ok()
-            .and_then(|c| c.as_ref().and_then(|f| f(request)))
+            .and_then(|c| c.iter().find_map(|f| f(request)))
     }
 
     /// Where the counters and the running commands are read from.
@@ -362,6 +377,7 @@ impl Board {
             running: read(&self.running),
             counters: read(&self.counters),
             central: read(&self.central),
+            pauses: read(&self.pauses),
         }
     }
 }

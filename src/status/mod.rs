@@ -30,6 +30,19 @@ pub struct Status {
     /// Central rules, when `FleetMonitorConfigDir` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub central: Option<CentralStatus>,
+    /// Maintenance pauses in force.
+    #[serde(default)]
+    pub pauses: Vec<PauseStatus>,
+}
+
+/// A maintenance pause.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PauseStatus {
+    /// What it covers (`nginx/*`, `every command asked for by disk.lua`).
+    pub what: String,
+    /// When it ends (ISO-8601 UTC).
+    pub until: String,
+    pub reason: String,
 }
 
 /// Central rules: the guards' state by command, and the requests waiting

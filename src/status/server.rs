@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Longest request line read.
-const MAX_REQUEST: u64 = 64;
+/// Longest request line read (a pause with its reason).
+const MAX_REQUEST: u64 = 4096;
 /// How long a client may take to ask, and to take the answer.
 const CLIENT_TIME: Duration = Duration::from_secs(2);
 

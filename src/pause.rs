@@ -1,0 +1,381 @@
+//! Maintenance pauses, as Monit's `unmonitor` and Alertmanager's silences:
+//! while a pause matches, a rule's decision is logged and counted as
+//! paused instead of run (and, when the pause says so, a remote command is
+//! refused). Pauses end by themselves, and are kept in a file so they
+//! survive a restart. Pure but for [`Pauses::load`] and [`Pauses::save`].
+
+use crate::task::CommandRef;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest pause file read.
+const MAX_FILE: u64 = 1024 * 1024;
+/// Pauses kept at once.
+pub const MAX_PAUSES: usize = 256;
+
+/// One pause: what it covers, until when, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    /// A service (`nginx`), or absent for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// A command of that service, or absent for all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A rule file's name (`disk.lua`), or absent for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Remote commands are refused too (else only rules are paused).
+    #[serde(default)]
+    pub remote: bool,
+    /// Seconds since the epoch when it ends.
+    pub until: u64,
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Pause {
+    /// Whether it covers `command` asked for by the rule file `file`
+    /// (`None`: a remote command).
+    fn covers(&self, file: Option<&str>, command: &CommandRef) -> bool {
+        let service = self.service.as_ref().is_none_or(|s| *s == command.service);
+        let cmd = self.command.as_ref().is_none_or(|c| *c == command.command);
+        let origin = match file {
+            Some(file) => self.file.as_ref().is_none_or(|f| f == file),
+            None => self.remote && self.file.is_none(),
+        };
+        service && cmd && origin
+    }
+
+    /// What it covers, in words.
+    pub fn describe(&self) -> String {
+        let what = match (&self.service, &self.command) {
+            (Some(s), Some(c)) => format!("{s}/{c}"),
+            (Some(s), None) => format!("{s}/*"),
+            _ => "every command".into(),
+        };
+        let file = self
+            .file
+            .as_ref()
+            .map_or(String::new(), |f| format!(" asked for by {f}"));
+        let remote = if self.remote {
+            " (remote commands too)"
+        } else {
+            ""
+        };
+        format!("{what}{file}{remote}")
+    }
+}
+
+/// The pauses in force.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pauses {
+    pub pauses: Vec<Pause>,
+}
+
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Pauses {
+    /// The pause covering `command` for `file` (`None`: remote) at `now`.
+    pub fn find(
+        &self,
+        file: Option<&str>,
+        command: &CommandRef,
+        now: SystemTime,
+    ) -> Option<&Pause> {
+        let now = seconds(now);
+        self.pauses
+            .iter()
+            .find(|p| p.until > now && p.covers(file, command))
+    }
+
+    /// Adds a pause lasting `length` (at most `max`) from `now`; replaces
+    /// one with the same scope. Returns it.
+    pub fn add(
+        &mut self,
+        mut pause: Pause,
+        length: Duration,
+        max: Duration,
+        now: SystemTime,
+    ) -> Result<Pause, String> {
+        if length.is_zero() {
+            return Err("a pause needs a length".into());
+        }
+        if length > max {
+            return Err(format!(
+                "a pause may last at most {} s (PauseMaxDuration)",
+                max.as_secs()
+            ));
+        }
+        if pause.command.is_some() && pause.service.is_none() {
+            return Err("a command needs its service".into());
+        }
+        self.expire(now);
+        pause.until = seconds(now).saturating_add(length.as_secs());
+        self.pauses.retain(|p| {
+            (&p.service, &p.command, &p.file) != (&pause.service, &pause.command, &pause.file)
+        });
+        if self.pauses.len() >= MAX_PAUSES {
+            return Err(format!("{MAX_PAUSES} pauses are in force already"));
+        }
+        self.pauses.push(pause.clone());
+        Ok(pause)
+    }
+
+    /// Ends the pauses of exactly this scope (all of them with `all`); how
+    /// many ended.
+    pub fn resume(&mut self, scope: &Pause, all: bool) -> usize {
+        let before = self.pauses.len();
+        self.pauses.retain(|p| {
+            !all && (&p.service, &p.command, &p.file)
+                != (&scope.service, &scope.command, &scope.file)
+        });
+        before - self.pauses.len()
+    }
+
+    /// Forgets the pauses that ended.
+    pub fn expire(&mut self, now: SystemTime) {
+        let now = seconds(now);
+        self.pauses.retain(|p| p.until > now);
+    }
+
+    /// The pauses kept in `path` (none when it does not exist).
+    pub fn load(path: &Path) -> Result<Pauses, String> {
+        match crate::files::read_regular(path, MAX_FILE, crate::files::Links::Refuse) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Pauses::default()),
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Writes them to `path` (mode 0600, replaced whole).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(&text)
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The pauses of this host, kept in their file: what the responder, the
+/// remote session and the control socket share.
+#[derive(Debug)]
+pub struct PauseBook {
+    path: std::path::PathBuf,
+    pauses: std::sync::Mutex<Pauses>,
+    default: Duration,
+    max: Duration,
+}
+
+/// A control request: `pause {...}` or `resume {...}`, the JSON fields of
+/// a [`Pause`] plus `for` (seconds) and `all`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    remote: bool,
+    #[serde(default)]
+    reason: String,
+    #[serde(default, rename = "for")]
+    seconds: Option<u64>,
+    #[serde(default)]
+    all: bool,
+}
+
+impl PauseBook {
+    /// The pauses kept in `path` (an unreadable file is reported, and the
+    /// book starts empty).
+    pub fn open(
+        path: std::path::PathBuf,
+        default: Duration,
+        max: Duration,
+    ) -> (PauseBook, Option<String>) {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let (pauses, problem) = match Pauses::load(&path) {
+            Ok(p) => (p, None),
+            Err(e) => (Pauses::default(), Some(e)),
+        };
+        let book = PauseBook {
+            path,
+            pauses: std::sync::Mutex::new(pauses),
+            default,
+            max,
+        };
+        (book, problem)
+    }
+
+    /// The pause covering `command` for the rule file `file` (`None`: a
+    /// remote command), now.
+    pub fn find(&self, file: Option<&str>, command: &CommandRef) -> Option<Pause> {
+        self.pauses
+            .lock()
+            .ok()?
+            .find(file, command, SystemTime::now())
+            .cloned()
+    }
+
+    /// The pauses in force, for `status` and the presence.
+    pub fn list(&self) -> Vec<Pause> {
+        self.pauses
+            .lock()
+            .map(|mut p| {
+                p.expire(SystemTime::now());
+                p.pauses.clone()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Answers `pause {...}` and `resume {...}`; `None` for other requests.
+    pub fn control(&self, line: &str) -> Option<String> {
+        let (verb, json) = line.split_once(' ').unwrap_or((line, "{}"));
+        if verb != "pause" && verb != "resume" {
+            return None;
+        }
+        let request: Request = match serde_json::from_str(json) {
+            Ok(r) => r,
+            Err(e) => return Some(format!("error: {verb}: {e}")),
+        };
+        let scope = Pause {
+            service: request.service,
+            command: request.command,
+            file: request.file,
+            remote: request.remote,
+            until: 0,
+            reason: request.reason,
+        };
+        let Ok(mut pauses) = self.pauses.lock() else {
+            return Some("error: the pauses are unavailable".into());
+        };
+        let answer = if verb == "pause" {
+            let length = request.seconds.map_or(self.default, Duration::from_secs);
+            match pauses.add(scope, length, self.max, SystemTime::now()) {
+                Ok(p) => {
+                    tracing::warn!(
+                        "paused {} for {} s: {}",
+                        p.describe(),
+                        length.as_secs(),
+                        p.reason
+                    );
+                    format!("paused {} for {} s", p.describe(), length.as_secs())
+                }
+                Err(e) => return Some(format!("error: {e}")),
+            }
+        } else {
+            let n = pauses.resume(&scope, request.all);
+            tracing::info!("{n} pause(s) ended by an operator");
+            format!("{n} pause(s) ended")
+        };
+        match pauses.save(&self.path) {
+            Ok(()) => Some(answer),
+            Err(e) => Some(format!("error: {answer}, but not kept for a restart: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pause(service: Option<&str>, command: Option<&str>, file: Option<&str>) -> Pause {
+        Pause {
+            service: service.map(Into::into),
+            command: command.map(Into::into),
+            file: file.map(Into::into),
+            remote: false,
+            until: 0,
+            reason: "upgrade".into(),
+        }
+    }
+
+    #[test]
+    fn a_pause_covers_its_scope_until_it_ends() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1000);
+        let hour = Duration::from_secs(3600);
+        let mut p = Pauses::default();
+        p.add(pause(Some("nginx"), None, None), hour, hour, t0)
+            .unwrap();
+        let restart = CommandRef::new("nginx", "restart");
+        let other = CommandRef::new("db", "restart");
+        assert!(p.find(Some("web.lua"), &restart, t0).is_some());
+        assert!(p.find(Some("web.lua"), &other, t0).is_none());
+        // Remote commands go on unless the pause says so.
+        assert!(p.find(None, &restart, t0).is_none());
+        let later = t0 + hour;
+        assert!(p.find(Some("web.lua"), &restart, later).is_none());
+        // One file's decisions only.
+        p.add(pause(None, None, Some("disk.lua")), hour, hour, t0)
+            .unwrap();
+        assert!(p.find(Some("disk.lua"), &other, t0).is_some());
+        assert!(p.find(Some("web.lua"), &other, t0).is_none());
+        let mut remote = pause(Some("db"), Some("restart"), None);
+        remote.remote = true;
+        p.add(remote, hour, hour, t0).unwrap();
+        assert!(p.find(None, &other, t0).is_some());
+        assert_eq!(p.resume(&pause(Some("nginx"), None, None), false), 1);
+        assert!(p.find(Some("web.lua"), &restart, t0).is_none());
+        assert_eq!(p.resume(&pause(None, None, None), true), 2);
+    }
+
+    #[test]
+    fn lengths_are_bounded_and_scopes_make_sense() {
+        let t0 = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let mut p = Pauses::default();
+        assert!(p.add(pause(None, None, None), hour * 2, hour, t0).is_err());
+        assert!(
+            p.add(pause(None, None, None), Duration::ZERO, hour, t0)
+                .is_err()
+        );
+        assert!(p.add(pause(None, Some("x"), None), hour, hour, t0).is_err());
+        // The same scope again replaces it.
+        p.add(pause(None, None, None), hour, hour, t0).unwrap();
+        p.add(pause(None, None, None), hour / 2, hour, t0).unwrap();
+        assert_eq!(p.pauses.len(), 1);
+    }
+
+    #[test]
+    fn pauses_survive_in_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pauses.json");
+        assert_eq!(Pauses::load(&path).unwrap(), Pauses::default());
+        let mut p = Pauses::default();
+        let hour = Duration::from_secs(3600);
+        p.add(
+            pause(Some("nginx"), None, None),
+            hour,
+            hour,
+            SystemTime::now(),
+        )
+        .unwrap();
+        p.save(&path).unwrap();
+        assert_eq!(Pauses::load(&path).unwrap(), p);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
