@@ -398,10 +398,10 @@ impl Central {
         }
     }
 
-    /// A control request (`resume SERVICE/COMMAND`): the answer, or `None`
+    /// A control request (`central-resume SERVICE/COMMAND`): the answer, or `None`
     /// for a request that is not central rules'.
     pub fn control(&self, request: &str) -> Option<String> {
-        let target = request.strip_prefix("resume ")?.trim();
+        let target = request.strip_prefix("central-resume ")?.trim();
         let Some((service, command)) = target.split_once('/') else {
             return Some(format!("resume {target:?}: name a service/command"));
         };

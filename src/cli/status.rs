@@ -15,7 +15,7 @@ pub const DEFAULT_SOCKET: &str = "/var/lib/collectd/monitor/control.sock";
 pub fn resume(socket: &Path, command: &str) -> Result<ExitCode, CliError> {
     let answer = crate::status::control(
         socket,
-        &format!("resume {command}"),
+        &format!("central-resume {command}"),
         Duration::from_secs(10),
     )
     .map_err(CliError::NoResult)?;
