@@ -58,6 +58,7 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
         "Host": format!("127.0.0.1:{}", broker.port),
         "CommandTopic": "cmd/%{hostname}",
         "CommandResultTopic": "res/%{hostname}",
+        "StatusTopic": "status/%{hostname}",
         "Services": {"hello": {"commands": {"exec": "echo hi"}}},
     });
     let mut c = Collectd::start(CollectdSpec {
@@ -83,6 +84,16 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
         serde_json::from_slice(&cli(&socket, &["status", "--json"]).stdout).unwrap();
     assert_eq!(status["pauses"][0]["what"], "hello/*", "{status}");
     assert_eq!(status["pauses"][0]["reason"], "upgrade", "{status}");
+    // The host's presence says so too, and `hosts` shows it.
+    c.wait_until("the pause in the presence", || {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["hosts", "--host", &format!("127.0.0.1:{}", broker.port)])
+            .args(["--status-topic", "status/+"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        listed.contains("paused: hello/* until ").then_some(())
+    });
 
     // Still paused after a restart.
     assert!(c.stop().success());

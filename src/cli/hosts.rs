@@ -86,7 +86,15 @@ pub fn run(
         };
         // The message's own words, escaped: a terminal is no place for
         // what anyone with publish rights wrote.
-        let line = format!("{name}: {}{since}, version {}{detail}", h.state, h.version);
+        let paused = if h.pauses.is_empty() {
+            String::new()
+        } else {
+            format!("; paused: {}", h.pauses.join("; "))
+        };
+        let line = format!(
+            "{name}: {}{since}, version {}{detail}{paused}",
+            h.state, h.version
+        );
         say!("{}", loggable(&line));
     }
     if show == Show::Summary {

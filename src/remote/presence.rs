@@ -28,6 +28,9 @@ pub struct Presence {
     /// (base64 Ed25519), for controllers to keep (`hosts --keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_key: Option<String>,
+    /// The maintenance pauses in force (`nginx/* until ...: reason`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<String>,
 }
 
 impl Presence {
@@ -48,6 +51,7 @@ impl Presence {
             config_push: None,
             signed_only: None,
             result_key: None,
+            pauses: Vec::new(),
         }
     }
 }

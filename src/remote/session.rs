@@ -204,6 +204,7 @@ fn online(settings: &RemoteSettings) -> Option<Outgoing> {
         config_push: Some(settings.config_push),
         signed_only: Some(settings.trust.is_some()),
         result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
+        pauses: pauses_in_force(settings),
     };
     Some(Outgoing::Presence {
         topic: topic.clone(),
@@ -211,21 +212,40 @@ fn online(settings: &RemoteSettings) -> Option<Outgoing> {
     })
 }
 
-/// Announces the presence again whenever the number of rule files changes
-/// (they load after the connection, which announced the count then).
+/// The pauses in force, as the presence tells them.
+fn pauses_in_force(settings: &RemoteSettings) -> Vec<String> {
+    settings.pauses.as_ref().map_or_else(Vec::new, |book| {
+        book.list()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} until {}: {}",
+                    p.describe(),
+                    crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(p.until)),
+                    p.reason
+                )
+            })
+            .collect()
+    })
+}
+
+/// Announces the presence again whenever the number of rule files (they
+/// load after the connection, which announced the count then) or the
+/// pauses in force change.
 async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
     let Some(board) = settings.board.clone() else {
         return;
     };
-    let mut announced = board.started_and_files().1;
+    let said = |s: &RemoteSettings| (board.started_and_files().1, pauses_in_force(s));
+    let mut announced = said(&settings);
     let mut tick = tokio::time::interval(PRESENCE_REFRESH);
     loop {
         tick.tick().await;
-        let files = board.started_and_files().1;
-        if files == announced {
+        let now = said(&settings);
+        if now == announced {
             continue;
         }
-        announced = files;
+        announced = now;
         if let Some(outgoing) = online(&settings) {
             let _ = results.send(outgoing).await;
         }
