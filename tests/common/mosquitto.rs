@@ -393,6 +393,25 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Reads the messages as they come until `done` says that is enough
+    /// (or mosquitto_sub ends), then stops it; the messages read.
+    pub fn until(mut self, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        use std::io::BufRead;
+        let mut child = self.child.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut messages = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            messages.push(line);
+            if done(&messages) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        messages
+    }
+
     /// Waits for mosquitto_sub to exit and returns the messages it printed.
     pub fn messages(mut self) -> Vec<String> {
         let out = self.child.take().unwrap().wait_with_output().unwrap();
