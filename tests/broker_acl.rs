@@ -116,7 +116,7 @@ fn each_host_uses_only_its_own_topics_under_the_fleet_acl() {
 
     // web1's credentials cannot answer for web2: of a forged result on
     // web2's topic and then one on web1's own, only the latter arrives.
-    let results = broker.subscribe("collectd/+/result", 1, &as_controller);
+    let results = broker.subscribe("collectd/+/result", 100, &as_controller);
     let forged =
         json!({"task_id": 72, "timestamp": "2026-11-25T00:00:00Z", "message": "forged", "code": 0});
     let as_web1 = ["-u", "web1", "-P", "web1-secret"];
@@ -129,5 +129,10 @@ fn each_host_uses_only_its_own_topics_under_the_fleet_acl() {
             .status
             .success()
     );
-    assert_eq!(result_codes(&results.messages()), vec![(73, 0)]);
+    // (web2's own answer to task 71 may still come in between, on a busy
+    // machine: it is web2's to send.)
+    let got = result_codes(&results.until(|m| result_codes(m).iter().any(|(id, _)| *id == 73)));
+    let ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+    assert!(!ids.contains(&72), "the forged result arrived: {got:?}");
+    assert!(ids.iter().all(|id| [71, 73].contains(id)), "{got:?}");
 }
