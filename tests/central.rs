@@ -240,6 +240,20 @@ fn two_central_collectds_fed_the_same_values_cause_one_run() {
     }
     let duplicate = "was requested by another controller too";
     assert!(count(&central1, duplicate) + count(&central2, duplicate) >= 1);
+    // `status` counts what the log says.
+    for (name, c) in [("central1", &central1), ("central2", &central2)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["status", "--json", "--socket"])
+            .arg(fleet.work.path().join(name).join("control.sock"))
+            .output()
+            .unwrap();
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            status["central"]["requested_by_others"].as_u64(),
+            Some(count(c, duplicate) as u64),
+            "{status}"
+        );
+    }
     assert_eq!(
         count(&web1, "refused (code 0x1100)"),
         1,

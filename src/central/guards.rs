@@ -256,6 +256,15 @@ impl Guards {
         })
     }
 
+    /// A request the guards let through never left (no broker connection,
+    /// no signature): no longer in flight, and no cooldown started.
+    pub fn cancel(&mut self, host: &str, command: &CommandRef) {
+        if let Some(flying) = self.in_flight.get_mut(command) {
+            flying.remove(host);
+        }
+        self.last_sent.remove(&(host.to_string(), command.clone()));
+    }
+
     /// An operator resumes a stopped command: its budget starts afresh.
     /// False when it was not stopped.
     pub fn resume(&mut self, command: &CommandRef) -> bool {
@@ -362,6 +371,11 @@ mod tests {
         assert_eq!(g.finished(now, "web0", &nginx(), Outcome::Succeeded), None);
         assert_eq!(g.decide(now, "web2", &nginx()), Verdict::Send);
         assert_eq!(held(&g, HeldBack::Concurrency), 1);
+        // A request that never left frees its slot and starts no cooldown.
+        g.cancel("web2", &nginx());
+        assert_eq!(g.in_flight(&nginx()), 1);
+        assert_eq!(g.decide(now, "web2", &nginx()), Verdict::Send);
+        assert_eq!(g.done_elsewhere(), 0);
         assert_eq!(held(&g, HeldBack::InFlight), 1);
     }
 

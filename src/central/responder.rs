@@ -13,6 +13,7 @@ use crate::status::{Board, HandlerEvent};
 use crate::task::{CommandRef, code};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
@@ -84,6 +85,8 @@ pub struct Central {
     requests: OnceLock<RequestSender>,
     /// The last repairs that ended, newest first, at most [`RECENT`].
     recent: Mutex<std::collections::VecDeque<Ended>>,
+    /// Requests another controller made too (the host's 0x1100 seen).
+    requested_by_others: AtomicU64,
     notify: NotificationSink,
     board: Arc<Board>,
 }
@@ -96,6 +99,7 @@ impl Central {
             pending: Mutex::new(HashMap::new()),
             requests: OnceLock::new(),
             recent: Mutex::default(),
+            requested_by_others: AtomicU64::new(0),
             notify,
             board,
         }
@@ -209,7 +213,7 @@ impl Central {
                 Ok(signed) => signed,
                 Err(e) => {
                     warn!("central: cannot sign the request for {host}: {e}");
-                    self.forget(now, host, &command);
+                    self.forget(host, &command);
                     return;
                 }
             },
@@ -224,7 +228,7 @@ impl Central {
             warn!(
                 "central: rule {handler}: {command} for {host} not sent: no broker connection (or its queue is full)"
             );
-            self.forget(now, host, &command);
+            self.forget(host, &command);
             return;
         }
         info!(
@@ -245,9 +249,9 @@ impl Central {
     }
 
     /// A request that never left counts as no repair at all.
-    fn forget(&self, now: Instant, host: &str, command: &CommandRef) {
+    fn forget(&self, host: &str, command: &CommandRef) {
         if let Ok(mut g) = self.guards.lock() {
-            g.finished(now, host, command, Outcome::DoneElsewhere);
+            g.cancel(host, command);
         }
     }
 
@@ -271,6 +275,7 @@ impl Central {
                 && !x.duplicate
             {
                 x.duplicate = true;
+                self.requested_by_others.fetch_add(1, Ordering::Relaxed);
                 info!(
                     "central: {} on {host} (task {}) was requested by another controller too; the host runs it once",
                     x.command, result.task_id
@@ -343,10 +348,11 @@ impl Central {
     /// What `status` shows of central rules.
     pub fn status(&self) -> crate::status::CentralStatus {
         let now = Instant::now();
-        let (commands, requested_by_others) = match self.guards.lock() {
-            Ok(g) => (g.commands(now), g.done_elsewhere()),
+        let commands = match self.guards.lock() {
+            Ok(g) => g.commands(now),
             Err(_) => return Default::default(),
         };
+        let requested_by_others = self.requested_by_others.load(Ordering::Relaxed);
         let mut in_flight: Vec<crate::status::CentralRequest> = self
             .pending
             .lock()
