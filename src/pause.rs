@@ -184,25 +184,26 @@ pub struct PauseBook {
     max: Duration,
 }
 
-/// A control request: `pause {...}` or `resume {...}`, the JSON fields of
-/// a [`Pause`] plus `for` (seconds) and `all`.
-#[derive(Deserialize)]
+/// A pause to start or end, as the control socket and a signed `pause`
+/// or `resume` request carry it: the JSON fields of a [`Pause`] plus
+/// `for` (seconds) and `all`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Request {
+pub struct Change {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     #[serde(default)]
-    service: Option<String>,
+    pub remote: bool,
     #[serde(default)]
-    command: Option<String>,
+    pub reason: String,
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<u64>,
     #[serde(default)]
-    file: Option<String>,
-    #[serde(default)]
-    remote: bool,
-    #[serde(default)]
-    reason: String,
-    #[serde(default, rename = "for")]
-    seconds: Option<u64>,
-    #[serde(default)]
-    all: bool,
+    pub all: bool,
 }
 
 impl PauseBook {
@@ -256,44 +257,50 @@ impl PauseBook {
         if verb != "pause" && verb != "resume" {
             return None;
         }
-        let request: Request = match serde_json::from_str(json) {
+        let change: Change = match serde_json::from_str(json) {
             Ok(r) => r,
             Err(e) => return Some(format!("error: {verb}: {e}")),
         };
+        Some(match self.apply(verb == "resume", change, "an operator") {
+            Ok(answer) => answer,
+            Err(e) => format!("error: {e}"),
+        })
+    }
+
+    /// Starts (or with `resume`, ends) a pause asked for by `who`; the
+    /// answer in words, or why not.
+    pub fn apply(&self, resume: bool, change: Change, who: &str) -> Result<String, String> {
         let scope = Pause {
-            service: request.service,
-            command: request.command,
-            file: request.file,
-            remote: request.remote,
+            service: change.service,
+            command: change.command,
+            file: change.file,
+            remote: change.remote,
             until: 0,
-            reason: request.reason,
+            reason: change.reason,
         };
-        let Ok(mut pauses) = self.pauses.lock() else {
-            return Some("error: the pauses are unavailable".into());
-        };
-        let answer = if verb == "pause" {
-            let length = request.seconds.map_or(self.default, Duration::from_secs);
-            match pauses.add(scope, length, self.max, SystemTime::now()) {
-                Ok(p) => {
-                    tracing::warn!(
-                        "paused {} for {} s: {}",
-                        p.describe(),
-                        length.as_secs(),
-                        p.reason
-                    );
-                    format!("paused {} for {} s", p.describe(), length.as_secs())
-                }
-                Err(e) => return Some(format!("error: {e}")),
-            }
-        } else {
-            let n = pauses.resume(&scope, request.all);
-            tracing::info!("{n} pause(s) ended by an operator");
+        let mut pauses = self
+            .pauses
+            .lock()
+            .map_err(|_| "the pauses are unavailable".to_string())?;
+        let answer = if resume {
+            let n = pauses.resume(&scope, change.all);
+            tracing::info!("{n} pause(s) ended by {who}");
             format!("{n} pause(s) ended")
+        } else {
+            let length = change.seconds.map_or(self.default, Duration::from_secs);
+            let p = pauses.add(scope, length, self.max, SystemTime::now())?;
+            tracing::warn!(
+                "paused {} for {} s by {who}: {}",
+                p.describe(),
+                length.as_secs(),
+                crate::collectd::loggable(&p.reason)
+            );
+            format!("paused {} for {} s", p.describe(), length.as_secs())
         };
-        match pauses.save(&self.path) {
-            Ok(()) => Some(answer),
-            Err(e) => Some(format!("error: {answer}, but not kept for a restart: {e}")),
-        }
+        pauses
+            .save(&self.path)
+            .map(|()| answer.clone())
+            .map_err(|e| format!("{answer}, but not kept for a restart: {e}"))
     }
 }
 

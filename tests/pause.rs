@@ -157,3 +157,156 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("at most 86400 s"), "{}", text(&out));
 }
+
+/// `keygen NAME` in `dir`: the private key's path and its public line.
+fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["keygen", name, "--dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
+    (dir.join(format!("{name}.key")), public.trim().to_string())
+}
+
+#[test]
+fn a_signed_pause_reaches_two_of_three_hosts_and_only_with_the_right() {
+    let broker = Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("probe.lua"), PROBE_RULE).unwrap();
+    let (ops, ops_pub) = keygen(work.path(), "ops");
+    let (deploy, deploy_pub) = keygen(work.path(), "deploy");
+    let keys = work.path().join("trusted-keys");
+    std::fs::write(
+        &keys,
+        format!("{ops_pub} pause=yes\n{deploy_pub} commands=* config=yes\n"),
+    )
+    .unwrap();
+    let names = ["web1", "web2", "web3"];
+    let mut hosts: Vec<Collectd> = names
+        .iter()
+        .map(|name| {
+            let config = json!({
+                "LocalMonitorConfigDir": rules,
+                "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+                "StateDir": work.path().join(name),
+                "CommandCooldown": 0,
+                "TrustedKeys": keys,
+                "Host": format!("127.0.0.1:{}", broker.port),
+                "CommandTopic": "collectd/%{hostname}/command",
+                "CommandResultTopic": "collectd/%{hostname}/result",
+                "Services": {"hello": {"commands": {"exec": "echo hi"}}},
+            });
+            let mut c = Collectd::start(CollectdSpec {
+                hostname: (*name).into(),
+                monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+                config_json: Some((config.to_string(), 0o600)),
+                ..Default::default()
+            });
+            c.wait_for_log(&format!(
+                "listening for commands on collectd/{name}/command"
+            ));
+            c.wait_for_log("probe.lua: loaded");
+            c
+        })
+        .collect();
+    let send = |verb: &str, key: &Path, extra: &[&str]| -> (Option<i32>, Vec<Value>) {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .arg(verb)
+            .args(["--host", &format!("127.0.0.1:{}", broker.port)])
+            .args(["-t", "collectd/%{hostname}/command"])
+            .args(["--result-topic", "collectd/%{hostname}/result"])
+            .args(["--timeout", "60", "--json", "--signing-key"])
+            .arg(key)
+            .args(extra)
+            .output()
+            .unwrap();
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status.code(), lines)
+    };
+
+    // A key without `pause=yes` may not pause.
+    let (status, refused) = send(
+        "send-pause",
+        &deploy,
+        &[
+            "--hosts",
+            "web1",
+            "--service",
+            "hello",
+            "--reason",
+            "upgrade",
+        ],
+    );
+    assert_eq!(status, Some(1), "{refused:?}");
+    assert_eq!(refused[0]["code"], 0x1205, "{refused:?}");
+
+    let (status, paused_hosts) = send(
+        "send-pause",
+        &ops,
+        &[
+            "--hosts",
+            "web1,web2",
+            "--service",
+            "hello",
+            "--reason",
+            "upgrade",
+        ],
+    );
+    assert_eq!(status, Some(0), "{paused_hosts:?}");
+    assert_eq!(paused_hosts.len(), 2, "{paused_hosts:?}");
+    for outcome in &paused_hosts {
+        assert_eq!(outcome["code"], 0, "{outcome}");
+        assert!(
+            outcome["message"]
+                .as_str()
+                .unwrap()
+                .contains("paused hello/* for 3600 s"),
+            "{outcome}"
+        );
+    }
+    for (c, name) in hosts.iter().zip(names) {
+        c.putval(&format!("{name}/probe/gauge-x N:1"));
+    }
+    hosts[0].wait_until("web1 paused", || (paused(&hosts[0]) == 1).then_some(()));
+    hosts[1].wait_until("web2 paused", || (paused(&hosts[1]) == 1).then_some(()));
+    hosts[2].wait_until("web3 ran it", || (runs(&hosts[2]) == 1).then_some(()));
+    assert_eq!(runs(&hosts[0]) + runs(&hosts[1]), 0);
+    assert_eq!(paused(&hosts[2]), 0);
+    assert!(
+        hosts[0]
+            .log_text()
+            .contains("paused hello/* for 3600 s by key ops: upgrade"),
+        "{}",
+        hosts[0].log_text()
+    );
+
+    // Resumed on one host by a signed request: its next decision runs.
+    let (status, resumed) = send(
+        "send-resume",
+        &ops,
+        &["--hosts", "web2", "--service", "hello"],
+    );
+    assert_eq!(status, Some(0), "{resumed:?}");
+    assert!(
+        resumed[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 pause(s) ended")
+    );
+    hosts[1].putval("web2/probe/gauge-x N:2");
+    hosts[1].wait_until("web2 ran it", || (runs(&hosts[1]) == 1).then_some(()));
+    hosts[0].putval("web1/probe/gauge-x N:2");
+    hosts[0].wait_until("web1 still paused", || {
+        (paused(&hosts[0]) == 2).then_some(())
+    });
+    assert_eq!(runs(&hosts[0]), 0);
+    for c in &mut hosts {
+        assert!(c.stop().success());
+    }
+}

@@ -15,8 +15,11 @@
 //!
 //! or, for a collectd.conf push, `kind=config` and
 //! `config_sha256=<lowercase hex SHA-256 of the config text>` in place of
-//! the last two lines. Every line ends with `\n`; a value with a line
-//! break cannot be signed (it could forge a line).
+//! the last two lines. The kinds with a JSON body (`pause`, `resume`,
+//! `rules`, `rollback`, `history`) end with `kind=<kind>` and
+//! `body_sha256=<SHA-256 of the body's JSON text, exactly as written in the
+//! message>`. Every line ends with `\n`; a value with a line break cannot
+//! be signed (it could forge a line).
 
 /// What a request asks for, as the signature covers it.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +34,12 @@ pub enum Content<'a> {
     Config {
         config: &'a str,
         dry_run: bool,
+    },
+    /// A request of `kind` whose JSON body (the value of the field named
+    /// `kind`) is `body`, as written in the message.
+    Body {
+        kind: &'a str,
+        body: &'a str,
     },
 }
 
@@ -68,6 +77,10 @@ impl Signable<'_> {
                 digest = sha256_hex(config.as_bytes());
                 let kind = if *dry_run { "config-dry-run" } else { "config" };
                 fields.extend([("kind", kind), ("config_sha256", digest.as_str())]);
+            }
+            Content::Body { kind, body } => {
+                digest = sha256_hex(body.as_bytes());
+                fields.extend([("kind", *kind), ("body_sha256", digest.as_str())]);
             }
         }
         let mut out = format!("{VERSION}\n");
@@ -136,6 +149,18 @@ mod tests {
             String::from_utf8(dry.canonical().unwrap())
                 .unwrap()
                 .contains("\nkind=config-dry-run\n")
+        );
+        let pause = Signable {
+            content: Content::Body {
+                kind: "pause",
+                body: "abc",
+            },
+            ..s.clone()
+        };
+        assert!(
+            String::from_utf8(pause.canonical().unwrap())
+                .unwrap()
+                .ends_with("kind=pause\nbody_sha256=ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n")
         );
         let forged = Signable {
             content: Content::Command {

@@ -3,9 +3,9 @@
 //! through when they are set. Default deny: a key line without rights may
 //! do nothing.
 //!
-//! A line: `NAME ed25519 BASE64 [commands=GLOB[,GLOB...]] [config=yes|no]`,
-//! where a glob is `service/command` with `*` for any text (`hello/*`,
-//! `*/status`, `*`). `#` starts a comment.
+//! A line: `NAME ed25519 BASE64 [commands=GLOB[,GLOB...]] [config=yes|no|all]
+//! [pause=yes] [rules=yes] [history=yes]`, where a glob is `service/command`
+//! with `*` for any text (`hello/*`, `*/status`, `*`). `#` starts a comment.
 
 use super::canonical::{Content, Signable};
 use super::keys::{MAX_KEY_FILE, valid_key_name};
@@ -36,6 +36,12 @@ pub struct Rights {
     /// `service/command` globs.
     pub commands: Vec<String>,
     pub config: ConfigRight,
+    /// Start and end maintenance pauses (`pause`, `resume`).
+    pub pause: bool,
+    /// Replace the rule files and config.json, and roll them back.
+    pub rules: bool,
+    /// Read the host's history of repairs and requests.
+    pub history: bool,
 }
 
 impl Rights {
@@ -57,7 +63,27 @@ impl Rights {
             ConfigRight::Yes => "yes",
             ConfigRight::All => "all",
         };
-        format!("commands={commands} config={config}")
+        let mut text = format!("commands={commands} config={config}");
+        for (right, given) in [
+            ("pause", self.pause),
+            ("rules", self.rules),
+            ("history", self.history),
+        ] {
+            if given {
+                text.push_str(&format!(" {right}=yes"));
+            }
+        }
+        text
+    }
+
+    /// Whether a request of `kind` with a JSON body is within these rights.
+    pub fn allows_kind(&self, kind: &str) -> bool {
+        match kind {
+            "pause" | "resume" => self.pause,
+            "rules" | "rollback" => self.rules,
+            "history" => self.history,
+            _ => false,
+        }
     }
 }
 
@@ -209,6 +235,10 @@ impl TrustedKeys {
                 trusted.rights.config != ConfigRight::No,
                 "a collectd.conf push".into(),
             ),
+            Content::Body { kind, .. } => (
+                trusted.rights.allows_kind(kind),
+                format!("a {kind} request"),
+            ),
         };
         if !allowed {
             return refuse(
@@ -280,9 +310,21 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
             Some(("config", other)) => {
                 return Err(format!("key {name}: config={other}: use yes, no or all"));
             }
+            Some((right @ ("pause" | "rules" | "history"), value)) => {
+                let given = match value {
+                    "yes" => true,
+                    "no" => false,
+                    other => return Err(format!("key {name}: {right}={other}: use yes or no")),
+                };
+                match right {
+                    "pause" => rights.pause = given,
+                    "rules" => rights.rules = given,
+                    _ => rights.history = given,
+                }
+            }
             _ => {
                 return Err(format!(
-                    "key {name}: unknown right {word:?} (commands=... or config=yes|no|all)"
+                    "key {name}: unknown right {word:?} (commands=..., config=yes|no|all, pause=yes, rules=yes or history=yes)"
                 ));
             }
         }
@@ -450,6 +492,24 @@ mod tests {
         };
         assert_eq!(code(keys.authorize(&push, "web1")), code::NOT_PERMITTED);
         assert!(trusted("config=yes").authorize(&push, "web1").is_ok());
+        // A pause needs `pause=yes`; `config=all` or `commands=*` is not it.
+        let pause = Content::Body {
+            kind: "pause",
+            body: "{}",
+        };
+        let sig = signature("web1", pause.clone());
+        let pause = Presented {
+            content: pause,
+            signature: Some(&sig),
+            ..command(Some("ops"), None)
+        };
+        for other in ["config=all commands=*", "rules=yes history=yes"] {
+            assert_eq!(
+                code(trusted(other).authorize(&pause, "web1")),
+                code::NOT_PERMITTED
+            );
+        }
+        assert!(trusted("pause=yes").authorize(&pause, "web1").is_ok());
         // Default deny: a key without rights may do nothing.
         assert_eq!(
             code(trusted("").authorize(&command(Some("ops"), Some(&good)), "web1")),

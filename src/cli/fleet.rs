@@ -26,6 +26,21 @@ pub fn command(
     })
 }
 
+/// Sends a request with a JSON body (`pause`, `resume`, ...) to every
+/// targeted host.
+pub fn ask(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    stages: Option<(usize, usize)>,
+    kind: &str,
+    body: &serde_json::Value,
+) -> Result<ExitCode, CliError> {
+    fan_out(broker, signing, targets, stages, |_, task_id| {
+        sender::ask_message(task_id, kind, body.clone())
+    })
+}
+
 /// Pushes `file` to every targeted host, `%{hostname}` in it replaced by
 /// each host's name; with `stages` (canaries, wave size), as a staged
 /// rollout.

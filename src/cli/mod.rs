@@ -97,37 +97,42 @@ enum Action {
     /// it covers are logged and counted as paused, not run (remote commands
     /// too with --remote); it ends by itself and survives a restart.
     Pause {
-        /// How long (30m, 2h, 90s); default `PauseDefaultDuration`.
-        #[arg(long = "for", value_name = "DURATION")]
-        length: Option<String>,
-        /// Only this service, or service/command.
-        #[arg(long, value_name = "SERVICE[/COMMAND]")]
-        service: Option<String>,
-        /// Only the decisions of this rule file (its name, `disk.lua`).
-        #[arg(long, value_name = "RULEFILE")]
-        file: Option<String>,
-        /// Why, for the log and `status`.
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// Refuse remote commands it covers too (code 0x100D).
-        #[arg(long)]
-        remote: bool,
+        #[command(flatten)]
+        pause: pause::PauseArgs,
         /// The plugin's control socket (`ControlSocket`).
         #[arg(long, default_value = status::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// End a maintenance pause (the one with exactly this scope, or --all).
     Resume {
-        #[arg(long, value_name = "SERVICE[/COMMAND]")]
-        service: Option<String>,
-        #[arg(long, value_name = "RULEFILE")]
-        file: Option<String>,
-        /// End every pause.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        resume: pause::ResumeArgs,
         /// The plugin's control socket (`ControlSocket`).
         #[arg(long, default_value = status::DEFAULT_SOCKET)]
         socket: PathBuf,
+    },
+    /// `pause` on other hosts, over MQTT: a signed request (the key needs
+    /// `pause=yes`) to one host or, with --hosts/--online, to many.
+    SendPause {
+        #[command(flatten)]
+        pause: pause::PauseArgs,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
+    },
+    /// `resume` on other hosts, over MQTT (the key needs `pause=yes`).
+    SendResume {
+        #[command(flatten)]
+        resume: pause::ResumeArgs,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
     },
     /// Central rules on this collectd: resume the repairs of a command
     /// that the error budget stopped.
@@ -442,36 +447,20 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             watch,
         } => status::run(&socket, json, watch),
-        Action::Pause {
-            length,
-            service,
-            file,
-            reason,
-            remote,
-            socket,
-        } => pause::pause(
-            &socket,
-            &pause::Scope {
-                service: service.as_deref(),
-                file: file.as_deref(),
-            },
-            length.as_deref(),
-            &reason,
-            remote,
-        ),
-        Action::Resume {
-            service,
-            file,
-            all,
-            socket,
-        } => pause::resume(
-            &socket,
-            &pause::Scope {
-                service: service.as_deref(),
-                file: file.as_deref(),
-            },
-            all,
-        ),
+        Action::Pause { pause, socket } => pause::local(&socket, "pause", pause.body()?),
+        Action::Resume { resume, socket } => pause::local(&socket, "resume", resume.body()),
+        Action::SendPause {
+            pause,
+            broker,
+            signing,
+            targets,
+        } => pause::remote(&broker, &signing, &targets, "pause", pause.body()?),
+        Action::SendResume {
+            resume,
+            broker,
+            signing,
+            targets,
+        } => pause::remote(&broker, &signing, &targets, "resume", resume.body()),
         Action::Central(CentralCommand::Resume { command, socket }) => {
             status::resume(&socket, &command)
         }

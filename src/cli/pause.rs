@@ -1,39 +1,103 @@
 //! `pause` and `resume`: maintenance pauses on this host, through the
-//! plugin's control socket.
+//! plugin's control socket; `send-pause` and `send-resume`: the same on
+//! other hosts, as signed requests over MQTT.
 
 use super::CliError;
+use super::args::{BrokerArgs, SigningArgs, TargetArgs};
+use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// What a pause or resume is about: `--service S[/C]` and `--file F`.
-pub struct Scope<'a> {
-    pub service: Option<&'a str>,
-    pub file: Option<&'a str>,
+/// What a pause covers and for how long.
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// How long (30m, 2h, 90s); default `PauseDefaultDuration`.
+    #[arg(long = "for", value_name = "DURATION")]
+    length: Option<String>,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// Why, for the log and `status`.
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Refuse remote commands it covers too (code 0x100D).
+    #[arg(long)]
+    remote: bool,
 }
 
-impl Scope<'_> {
+/// Which pauses end.
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// End every pause.
+    #[arg(long)]
+    all: bool,
+}
+
+/// What a pause or resume is about: `--service S[/C]` and `--file F`.
+#[derive(Args, Debug)]
+struct ScopeArgs {
+    /// Only this service, or service/command.
+    #[arg(long, value_name = "SERVICE[/COMMAND]")]
+    service: Option<String>,
+    /// Only the decisions of this rule file (its name, `disk.lua`).
+    #[arg(long, value_name = "RULEFILE")]
+    file: Option<String>,
+}
+
+impl ScopeArgs {
     fn json(&self) -> serde_json::Value {
         let mut v = serde_json::json!({});
-        if let Some(service) = self.service {
+        if let Some(service) = &self.service {
             match service.split_once('/') {
                 Some((s, c)) => {
                     v["service"] = s.into();
                     v["command"] = c.into();
                 }
-                None => v["service"] = service.into(),
+                None => v["service"] = service.as_str().into(),
             }
         }
-        if let Some(file) = self.file {
-            v["file"] = file.into();
+        if let Some(file) = &self.file {
+            v["file"] = file.as_str().into();
         }
         v
     }
 }
 
-/// Sends `verb {json}` and prints the answer; an answer that is an error
-/// exits 1.
-fn ask(socket: &Path, verb: &str, request: &serde_json::Value) -> Result<ExitCode, CliError> {
+impl PauseArgs {
+    /// The request body: the fields of a pause (`crate::pause::Change`).
+    pub fn body(&self) -> Result<serde_json::Value, CliError> {
+        let mut request = self.scope.json();
+        if let Some(length) = &self.length {
+            let seconds = humantime::parse_duration(length)
+                .map(|d| d.as_secs())
+                .or_else(|_| length.parse::<u64>())
+                .map_err(|_| {
+                    CliError::Usage(format!(
+                        "--for {length:?}: a duration such as 30m, 2h or 90s"
+                    ))
+                })?;
+            request["for"] = seconds.into();
+        }
+        request["reason"] = self.reason.as_str().into();
+        request["remote"] = self.remote.into();
+        Ok(request)
+    }
+}
+
+impl ResumeArgs {
+    /// The request body.
+    pub fn body(&self) -> serde_json::Value {
+        let mut request = self.scope.json();
+        request["all"] = self.all.into();
+        request
+    }
+}
+
+/// Sends `verb {json}` to this host's plugin and prints the answer; an
+/// answer that is an error exits 1.
+pub fn local(socket: &Path, verb: &str, request: serde_json::Value) -> Result<ExitCode, CliError> {
     let answer = crate::status::control(
         socket,
         &format!("{verb} {request}"),
@@ -49,34 +113,17 @@ fn ask(socket: &Path, verb: &str, request: &serde_json::Value) -> Result<ExitCod
     }
 }
 
-/// `pause [--for DURATION] [--service S[/C]] [--file F] [--reason TEXT] [--remote]`.
-pub fn pause(
-    socket: &Path,
-    scope: &Scope<'_>,
-    length: Option<&str>,
-    reason: &str,
-    remote: bool,
+/// Sends `verb` as a request to one host, or to many with targets.
+pub fn remote(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    verb: &str,
+    request: serde_json::Value,
 ) -> Result<ExitCode, CliError> {
-    let mut request = scope.json();
-    if let Some(length) = length {
-        let seconds = humantime::parse_duration(length)
-            .map(|d| d.as_secs())
-            .or_else(|_| length.parse::<u64>())
-            .map_err(|_| {
-                CliError::Usage(format!(
-                    "--for {length:?}: a duration such as 30m, 2h or 90s"
-                ))
-            })?;
-        request["for"] = seconds.into();
+    if targets.given() {
+        super::fleet::ask(broker, signing, targets, None, verb, &request)
+    } else {
+        super::send::ask(broker, signing, verb, request)
     }
-    request["reason"] = reason.into();
-    request["remote"] = remote.into();
-    ask(socket, "pause", &request)
-}
-
-/// `resume [--service S[/C]] [--file F] [--all]`.
-pub fn resume(socket: &Path, scope: &Scope<'_>, all: bool) -> Result<ExitCode, CliError> {
-    let mut request = scope.json();
-    request["all"] = all.into();
-    ask(socket, "resume", &request)
 }

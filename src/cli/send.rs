@@ -38,6 +38,20 @@ pub fn config(
     send(broker, task_id, payload)
 }
 
+/// A request with a JSON body (`pause`, `resume`, ...) to one host.
+pub fn ask(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    kind: &str,
+    body: serde_json::Value,
+) -> Result<ExitCode, CliError> {
+    let task_id = sender::new_task_id();
+    let payload = signing
+        .apply(sender::ask_message(task_id, kind, body))
+        .map_err(CliError::Usage)?;
+    send(broker, task_id, payload)
+}
+
 /// Exit 0 for result code 0, 1 for any other code; no result is an error.
 fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode, CliError> {
     let options = broker.options().map_err(CliError::Usage)?;

@@ -2,7 +2,7 @@
 //! journal's memory of its task id, the configured services and the clock.
 
 use super::journal::TaskPhase;
-use super::message::Request;
+use super::message::{Ask, Request};
 use crate::auth::{ConfigRight, TrustedKeys};
 use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
@@ -48,6 +48,9 @@ pub enum Decision {
         /// Only check it and say what would change.
         dry_run: bool,
     },
+    /// Carry out a request with a body (a pause, say); `who` names the
+    /// key that signed it, for the log and the history.
+    Ask { task_id: u64, ask: Ask, who: String },
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
     Ignore(String),
@@ -72,12 +75,12 @@ pub fn decide(
     };
     // Before anything else: an unauthenticated sender learns nothing of
     // the journal and cannot use up a task id.
-    let may_change_block = match policy
+    let (may_change_block, who) = match policy
         .trust
         .map(|t| t.authorize(&request.presented(), policy.hostname))
     {
-        None => true,
-        Some(Ok((_, rights))) => rights.config == ConfigRight::All,
+        None => (true, "an unsigned request".to_string()),
+        Some(Ok((name, rights))) => (rights.config == ConfigRight::All, format!("key {name}")),
         Some(Err(refusal)) => return reply(refusal.code, refusal.message),
     };
     match seen {
@@ -121,6 +124,13 @@ pub fn decide(
         }
     }
     let (service, command) = match request {
+        Request::Ask { ask, .. } => {
+            return Decision::Ask {
+                task_id,
+                ask: ask.clone(),
+                who,
+            };
+        }
         Request::Command {
             service, command, ..
         } => (service, command),

@@ -29,6 +29,47 @@ pub enum Request {
         auth: Auth,
         dry_run: bool,
     },
+    /// A request whose JSON body is the value of the field that names its
+    /// kind (`{"pause": {...}}`); signed over the body as written.
+    Ask {
+        task_id: u64,
+        timestamp: SystemTime,
+        auth: Auth,
+        /// The body exactly as written: the signature covers its digest.
+        body: String,
+        ask: Ask,
+    },
+}
+
+/// What a request with a JSON body asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ask {
+    /// Start a maintenance pause.
+    Pause(crate::pause::Change),
+    /// End maintenance pauses.
+    Resume(crate::pause::Change),
+}
+
+/// The kinds of [`Ask`], by the field that carries their body.
+const ASK_KINDS: &[&str] = &["pause", "resume"];
+
+impl Ask {
+    /// The field name, which is also the kind a signature covers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Ask::Pause(_) => "pause",
+            Ask::Resume(_) => "resume",
+        }
+    }
+
+    fn parse(kind: &str, body: &str) -> Result<Ask, String> {
+        let change = || serde_json::from_str(body).map_err(|e| format!("{kind}: {e}"));
+        match kind {
+            "pause" => Ok(Ask::Pause(change()?)),
+            "resume" => Ok(Ask::Resume(change()?)),
+            other => Err(format!("unknown request kind {other:?}")),
+        }
+    }
 }
 
 /// What a signed request adds to the old format: the key's name, the
@@ -45,20 +86,26 @@ pub struct Auth {
 impl Request {
     pub fn task_id(&self) -> u64 {
         match self {
-            Request::Command { task_id, .. } | Request::Config { task_id, .. } => *task_id,
+            Request::Command { task_id, .. }
+            | Request::Config { task_id, .. }
+            | Request::Ask { task_id, .. } => *task_id,
         }
     }
 
     pub fn timestamp(&self) -> SystemTime {
         match self {
-            Request::Command { timestamp, .. } | Request::Config { timestamp, .. } => *timestamp,
+            Request::Command { timestamp, .. }
+            | Request::Config { timestamp, .. }
+            | Request::Ask { timestamp, .. } => *timestamp,
         }
     }
 
     /// The request's signature fields.
     pub fn auth(&self) -> &Auth {
         match self {
-            Request::Command { auth, .. } | Request::Config { auth, .. } => auth,
+            Request::Command { auth, .. }
+            | Request::Config { auth, .. }
+            | Request::Ask { auth, .. } => auth,
         }
     }
 
@@ -80,6 +127,10 @@ impl Request {
                 } => crate::auth::Content::Config {
                     config,
                     dry_run: *dry_run,
+                },
+                Request::Ask { body, ask, .. } => crate::auth::Content::Body {
+                    kind: ask.kind(),
+                    body,
                 },
             },
         }
@@ -145,6 +196,14 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
     // A JSON object keeps the last of two equal keys: a signature checked
     // over one `service` must not stand for a request with another.
     crate::config::no_duplicate_keys(payload).map_err(invalid)?;
+    let kinds: Vec<&str> = ASK_KINDS
+        .iter()
+        .copied()
+        .filter(|k| map.contains_key(*k))
+        .collect();
+    if !kinds.is_empty() {
+        return parse_ask(payload, task_id, &kinds).map_err(invalid);
+    }
     if map.contains_key("config") {
         let f: ConfigFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         Ok(Request::Config {
@@ -165,6 +224,44 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
             origin: f.origin,
         })
     }
+}
+
+/// A request with a JSON body: exactly one kind, and besides it only the
+/// fields every request has.
+fn parse_ask(payload: &[u8], task_id: u64, kinds: &[&str]) -> Result<Request, String> {
+    use serde_json::value::RawValue;
+    let [kind] = kinds else {
+        return Err(format!(
+            "one request asks for one thing, not {}",
+            kinds.join(" and ")
+        ));
+    };
+    let mut fields: std::collections::BTreeMap<String, Box<RawValue>> =
+        serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    let body = fields
+        .remove(*kind)
+        .map(|b| b.get().to_string())
+        .unwrap_or_default();
+    let ask = Ask::parse(kind, &body)?;
+    let mut text = |name: &str| -> Result<Option<String>, String> {
+        fields
+            .remove(name)
+            .map(|v| serde_json::from_str::<String>(v.get()).map_err(|e| format!("{name}: {e}")))
+            .transpose()
+    };
+    let timestamp = text("timestamp")?.ok_or("missing field `timestamp`")?;
+    let (key, signature, host) = (text("key")?, text("signature")?, text("host")?);
+    fields.remove("task_id");
+    if let Some(unknown) = fields.keys().next() {
+        return Err(format!("unknown field `{unknown}` in a {kind} request"));
+    }
+    Ok(Request::Ask {
+        task_id,
+        timestamp: parse_timestamp(&timestamp)?,
+        auth: auth(key, signature, host, timestamp)?,
+        body,
+        ask,
+    })
 }
 
 fn auth(
@@ -220,6 +317,42 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r, Request::Config { ref config, .. } if config == "LoadPlugin cpu\n"));
+    }
+
+    #[test]
+    fn a_pause_request_keeps_its_body_as_written() {
+        let payload = br#"{"task_id": 5, "timestamp": "2020-11-26T00:41:19Z", "pause": {"service": "nginx",  "for": 60}}"#;
+        let r = parse(payload).unwrap();
+        let Request::Ask { body, ask, .. } = &r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(body, r#"{"service": "nginx",  "for": 60}"#);
+        let Ask::Pause(change) = ask else {
+            panic!("{ask:?}")
+        };
+        assert_eq!(change.service.as_deref(), Some("nginx"));
+        assert_eq!(change.seconds, Some(60));
+        assert_eq!(r.task_id(), 5);
+        for (bad, why) in [
+            (
+                r#"{"task_id": 5, "timestamp": "2020-11-26T00:41:19Z", "pause": {}, "resume": {}}"#,
+                "one thing",
+            ),
+            (
+                r#"{"task_id": 5, "timestamp": "2020-11-26T00:41:19Z", "pause": {}, "service": "x"}"#,
+                "unknown field `service`",
+            ),
+            (
+                r#"{"task_id": 5, "timestamp": "2020-11-26T00:41:19Z", "pause": {"forever": true}}"#,
+                "unknown field `forever`",
+            ),
+            (r#"{"task_id": 5, "pause": {}}"#, "timestamp"),
+        ] {
+            let Err(Malformed::Invalid { reason, .. }) = parse(bad.as_bytes()) else {
+                panic!("accepted: {bad}");
+            };
+            assert!(reason.contains(why), "{bad}: {reason}");
+        }
     }
 
     #[test]

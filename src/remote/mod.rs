@@ -17,7 +17,7 @@ mod session;
 
 pub use decide::{Decision, RequestPolicy, decide};
 pub use journal::{Journal, TaskPhase};
-pub use message::{Malformed, Request, parse};
+pub use message::{Ask, Malformed, Request, parse};
 
 use crate::actions::Runner;
 use crate::config::{LiveServices, Settings};

@@ -49,30 +49,33 @@ pub fn config_message(task_id: u64, config: &str, dry_run: bool) -> Vec<u8> {
     message.to_string().into_bytes()
 }
 
+/// A request whose body is `body` under the field `kind` (`pause`,
+/// `resume`, `rules`, `rollback`, `history`).
+pub fn ask_message(task_id: u64, kind: &str, body: serde_json::Value) -> Vec<u8> {
+    let mut message = serde_json::json!({
+        "task_id": task_id,
+        "timestamp": iso8601(SystemTime::now()),
+    });
+    message[kind] = body;
+    message.to_string().into_bytes()
+}
+
 /// `payload` (a request built above) signed with `key` for the host whose
 /// collectd `Hostname` is `host`: it gains `key`, `host` and `signature`.
 pub fn sign(payload: &[u8], key: &crate::auth::SigningKey, host: &str) -> Result<Vec<u8>, String> {
-    use crate::auth::{Content, Signable};
+    use crate::auth::Signable;
     let mut message: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(payload).map_err(|e| format!("not a request: {e}"))?;
-    let text = |name: &str| message.get(name).and_then(|v| v.as_str());
-    let content = match (text("config"), text("service"), text("command")) {
-        (Some(config), _, _) => Content::Config {
-            config,
-            dry_run: message.get("dry_run").and_then(|v| v.as_bool()) == Some(true),
-        },
-        (None, Some(service), Some(command)) => Content::Command { service, command },
-        _ => return Err("not a request: neither config nor service and command".into()),
-    };
+    // Written compactly, as it goes out: a body is signed as written.
+    let compact = serde_json::Value::Object(message.clone()).to_string();
+    let request = super::parse(compact.as_bytes()).map_err(|e| format!("not a request: {e}"))?;
+    let presented = request.presented();
     let signable = Signable {
         key: key.name(),
         host,
-        task_id: message
-            .get("task_id")
-            .and_then(|v| v.as_u64())
-            .ok_or("not a request: no task_id")?,
-        timestamp: text("timestamp").ok_or("not a request: no timestamp")?,
-        content,
+        task_id: presented.task_id,
+        timestamp: presented.timestamp,
+        content: presented.content,
     };
     let signature = key.sign(&signable.canonical()?);
     message.insert("key".into(), key.name().into());

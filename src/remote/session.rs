@@ -13,7 +13,7 @@ use super::backoff::Backoff;
 use super::confirm::Confirmations;
 use super::decide::{Decision, RequestPolicy, decide};
 use super::journal::Journal;
-use super::message::{Malformed, Request, parse};
+use super::message::{Ask, Malformed, Request, parse};
 use super::presence::Presence;
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
@@ -697,6 +697,23 @@ impl Session {
                 self.reply(result);
                 self.ack(&p);
             }
+            Decision::Ask { task_id, ask, who } => {
+                let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                let recorded = self.record(|j| {
+                    j.received(task_id, unix_now)
+                        .and_then(|()| j.running(task_id))
+                });
+                if let Err(e) = recorded {
+                    return self.not_recorded(&p, task_id, &e);
+                }
+                self.ack(&p);
+                let result = self.answer(task_id, ask, &who);
+                info!(
+                    "remote: task {task_id} from {who}: code {:#x}: {}",
+                    result.code, result.message
+                );
+                self.finish(result);
+            }
             Decision::Replace {
                 task_id,
                 config,
@@ -758,6 +775,22 @@ impl Session {
                     let _ = results.blocking_send(Outgoing::accepted(result));
                 });
             }
+        }
+    }
+
+    /// Carries out a request with a body, here on the session's thread:
+    /// each is a small change of a file.
+    fn answer(&self, task_id: u64, ask: Ask, who: &str) -> TaskResult {
+        let outcome = match (ask, &self.settings.pauses) {
+            (Ask::Pause(change), Some(book)) => book.apply(false, change, who),
+            (Ask::Resume(change), Some(book)) => book.apply(true, change, who),
+            (_, None) => {
+                return TaskResult::now(task_id, code::UNSUPPORTED, "this host keeps no pauses");
+            }
+        };
+        match outcome {
+            Ok(message) => TaskResult::now(task_id, 0, message),
+            Err(message) => TaskResult::now(task_id, code::INVALID_REQUEST, message),
         }
     }
 
