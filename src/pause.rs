@@ -293,7 +293,7 @@ impl PauseBook {
                 "paused {} for {} s by {who}: {}",
                 p.describe(),
                 length.as_secs(),
-                crate::collectd::loggable(&p.reason)
+                p.reason.escape_debug()
             );
             format!("paused {} for {} s", p.describe(), length.as_secs())
         };
