@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const MAX_FILE: u64 = 1024 * 1024;
 /// Pauses kept at once.
 pub const MAX_PAUSES: usize = 256;
+/// Bytes of a pause's reason, service, command or file name.
+const MAX_TEXT: usize = 512;
 
 /// One pause: what it covers, until when, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +110,17 @@ impl Pauses {
             return Err(format!(
                 "a pause may last at most {} s (PauseMaxDuration)",
                 max.as_secs()
+            ));
+        }
+        // 256 pauses must fit the file read back at the next start.
+        let texts = [&pause.service, &pause.command, &pause.file];
+        if pause.reason.len() > MAX_TEXT
+            || texts
+                .iter()
+                .any(|t| t.as_ref().is_some_and(|t| t.len() > MAX_TEXT))
+        {
+            return Err(format!(
+                "a pause's reason and names are at most {MAX_TEXT} bytes each"
             ));
         }
         if pause.command.is_some() && pause.service.is_none() {
@@ -359,6 +372,9 @@ mod tests {
                 .is_err()
         );
         assert!(p.add(pause(None, Some("x"), None), hour, hour, t0).is_err());
+        let mut long = pause(None, None, None);
+        long.reason = "x".repeat(MAX_TEXT + 1);
+        assert!(p.add(long, hour, hour, t0).is_err());
         // The same scope again replaces it.
         p.add(pause(None, None, None), hour, hour, t0).unwrap();
         p.add(pause(None, None, None), hour / 2, hour, t0).unwrap();
