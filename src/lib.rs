@@ -19,6 +19,7 @@ pub mod collectd;
 pub mod config;
 pub mod events;
 pub mod files;
+pub mod history;
 pub mod local;
 pub mod logging;
 pub mod lua;

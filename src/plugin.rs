@@ -130,6 +130,30 @@ fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook>
     book
 }
 
+/// The history of repairs and requests (`StateDir/history.redb`),
+/// answered on the control socket; `None` (logged) when it cannot be
+/// opened: repairs go on without it.
+fn open_history(s: &Settings, board: &Arc<Board>) -> Option<Arc<crate::history::History>> {
+    let dir = std::env::current_dir()
+        .map(|cwd| cwd.join(&s.state_dir))
+        .unwrap_or_else(|_| s.state_dir.clone());
+    let bounds = crate::history::Bounds {
+        max_records: s.history_max_records,
+        max_age: Duration::from_secs(s.history_max_age),
+    };
+    match crate::history::History::open(&dir, bounds) {
+        Ok(history) => {
+            let answering = Arc::clone(&history);
+            board.add_control(Box::new(move |request| answering.control(request)));
+            Some(history)
+        }
+        Err(e) => {
+            error!("history: not kept: {e}");
+            None
+        }
+    }
+}
+
 /// collectd's Hostname, or `localhost`.
 fn hostname_of_this_host() -> String {
     collectd::hostname().unwrap_or_else(|| "localhost".into())
@@ -318,6 +342,7 @@ impl Plugin for Monitor {
         );
         let control = start_control(&loaded.settings, &board);
         let pauses = open_pauses(&loaded.settings, &board);
+        let history = open_history(&loaded.settings, &board);
         let responder = Arc::new(
             Responder::new(
                 Arc::clone(&services),
@@ -328,7 +353,8 @@ impl Plugin for Monitor {
                 Box::new(collectd::dispatch_notification),
                 Arc::clone(&board),
             )
-            .pausing(Arc::clone(&pauses)),
+            .pausing(Arc::clone(&pauses))
+            .recording(history.clone()),
         );
         let reload = ConfigReload::new(block, loaded.settings.clone(), Arc::clone(&services));
         let config_watcher = match reload_interval(&loaded.settings) {
@@ -372,7 +398,7 @@ impl Plugin for Monitor {
             },
             &board,
             central.as_ref().map(|c| Arc::clone(&c.central)),
-            pauses,
+            (pauses, history),
         );
         if let (Some(c), Some(r)) = (&central, &remote) {
             c.central.connect(r.requests());
@@ -662,7 +688,10 @@ fn start_remote(
     }: RunningConfig,
     board: &Arc<Board>,
     central: Option<Arc<Central>>,
-    pauses: Arc<crate::pause::PauseBook>,
+    (pauses, history): (
+        Arc<crate::pause::PauseBook>,
+        Option<Arc<crate::history::History>>,
+    ),
 ) -> Option<Remote> {
     let hostname = hostname_of_this_host();
     let started = RemoteSettings::from_settings(s, &hostname).and_then(|remote| match remote {
@@ -676,6 +705,7 @@ fn start_remote(
                 }),
             });
             remote.pauses = Some(pauses);
+            remote.history = history;
             let policy = &mut remote.replace.policy;
             policy.running_block = Some(block);
             let running = &mut policy.running;

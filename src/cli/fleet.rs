@@ -60,7 +60,7 @@ pub fn config(
 }
 
 /// One request per host, built by `build(host, task_id)` and signed for
-/// that host when asked.
+/// that host when asked; prints every host's outcome.
 fn fan_out(
     broker: &BrokerArgs,
     signing: &SigningArgs,
@@ -68,6 +68,37 @@ fn fan_out(
     stages: Option<(usize, usize)>,
     build: impl Fn(&str, u64) -> Vec<u8>,
 ) -> Result<ExitCode, CliError> {
+    let outcomes = gather(broker, signing, targets, stages, build)?;
+    print_outcomes(&outcomes, broker.json);
+    Ok(if outcomes.values().all(HostOutcome::succeeded) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A host's outcome other than a result, in words.
+pub fn describe(outcome: &HostOutcome) -> String {
+    match outcome {
+        HostOutcome::Result { code, message } => {
+            format!(
+                "code {code} ({code:#x}) {}",
+                message.lines().next().unwrap_or("")
+            )
+        }
+        HostOutcome::TimedOut => "timed out, no answer in time".into(),
+        HostOutcome::NotSent => "not sent: the error budget was spent".into(),
+    }
+}
+
+/// The fan-out itself: every targeted host's outcome.
+pub fn gather(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    targets: &TargetArgs,
+    stages: Option<(usize, usize)>,
+    build: impl Fn(&str, u64) -> Vec<u8>,
+) -> Result<BTreeMap<String, HostOutcome>, CliError> {
     signing.check_fleet().map_err(CliError::Usage)?;
     let options = broker.options().map_err(CliError::Usage)?;
     let key = signing.key().map_err(CliError::Usage)?;
@@ -147,12 +178,7 @@ fn fan_out(
     if terminal {
         eprintln!();
     }
-    print_outcomes(&outcomes, broker.json);
-    Ok(if outcomes.values().all(HostOutcome::succeeded) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(outcomes)
 }
 
 /// One JSON line per host, or a summary by outcome.

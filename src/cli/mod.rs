@@ -25,6 +25,7 @@ mod conf_page;
 mod config;
 mod docs;
 mod fleet;
+mod history;
 mod hosts;
 mod keygen;
 mod lua;
@@ -116,6 +117,30 @@ enum Action {
     SendPause {
         #[command(flatten)]
         pause: pause::PauseArgs,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
+    },
+    /// What ran on this host, why and for whom: rule decisions, remote
+    /// commands, config pushes, pauses and refused requests, oldest first.
+    History {
+        #[command(flatten)]
+        query: history::QueryArgs,
+        /// One JSON record per line.
+        #[arg(long)]
+        json: bool,
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// `history` of other hosts, over MQTT: a signed request (the key needs
+    /// `history=yes`) to each of --hosts/--online; records by host.
+    SendHistory {
+        #[command(flatten)]
+        query: history::QueryArgs,
         #[command(flatten)]
         broker: Box<BrokerArgs>,
         #[command(flatten)]
@@ -455,6 +480,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
             targets,
         } => pause::remote(&broker, &signing, &targets, "pause", pause.body()?),
+        Action::History {
+            query,
+            json,
+            socket,
+        } => history::local(&socket, &query, json),
+        Action::SendHistory {
+            query,
+            broker,
+            signing,
+            targets,
+        } => history::remote(&broker, &signing, &targets, &query),
         Action::SendResume {
             resume,
             broker,

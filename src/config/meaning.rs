@@ -7,10 +7,15 @@ use super::schema::Settings;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
 
+/// Records the history may keep: at about 1 KiB each, 1 GiB of disk.
+const MAX_HISTORY_RECORDS: u64 = 1_000_000;
+
 /// Why the settings cannot work, naming the key.
 pub fn check(s: &Settings) -> Result<(), String> {
-    let positive: [(&str, u64); 10] = [
+    let positive: [(&str, u64); 12] = [
         ("PauseDefaultDuration", s.pause_default_duration),
+        ("HistoryMaxRecords", s.history_max_records),
+        ("HistoryMaxAge", s.history_max_age),
         ("PauseMaxDuration", s.pause_max_duration),
         ("RuleFuel", s.rule_fuel),
         ("RuleMemoryLimit", s.rule_memory_limit),
@@ -25,6 +30,11 @@ pub fn check(s: &Settings) -> Result<(), String> {
         if value == 0 {
             return Err(format!("key `{key}`: must be greater than 0"));
         }
+    }
+    if s.history_max_records > MAX_HISTORY_RECORDS {
+        return Err(format!(
+            "key `HistoryMaxRecords`: at most {MAX_HISTORY_RECORDS}"
+        ));
     }
     if s.rule_memory_limit > MAX_RULE_MEMORY_MIB {
         return Err(format!(

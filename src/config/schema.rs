@@ -151,6 +151,13 @@ pub struct Settings {
     /// The longest pause allowed, in seconds.
     #[serde(rename = "PauseMaxDuration", default = "default_pause_max")]
     pub pause_max_duration: u64,
+    /// Records the history (`StateDir/history.redb`) keeps at most; the
+    /// oldest go first.
+    #[serde(rename = "HistoryMaxRecords", default = "default_history_records")]
+    pub history_max_records: u64,
+    /// Seconds a history record is kept at most.
+    #[serde(rename = "HistoryMaxAge", default = "default_history_age")]
+    pub history_max_age: u64,
 
     // --- Central rules over the fleet's values ---
     /// Directory of rule files run over every value list this collectd
@@ -200,6 +207,12 @@ fn default_pause() -> u64 {
 }
 fn default_pause_max() -> u64 {
     86_400
+}
+fn default_history_records() -> u64 {
+    10_000
+}
+fn default_history_age() -> u64 {
+    30 * 86_400
 }
 fn default_fleet_window() -> u64 {
     300
@@ -356,6 +369,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "CommandCooldown",
     "PauseDefaultDuration",
     "PauseMaxDuration",
+    "HistoryMaxRecords",
+    "HistoryMaxAge",
     "FleetMonitorConfigDir",
     "FleetCommandTopic",
     "FleetResultTopic",

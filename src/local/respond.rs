@@ -11,6 +11,7 @@ use super::throttle::Throttle;
 use crate::actions::{Ending, Runner, Summary};
 use crate::config::{LiveServices, find_command};
 use crate::events::Notification;
+use crate::history::{History, Record};
 use crate::sandbox::Report;
 use crate::status::{Board, HandlerEvent};
 use std::path::Path;
@@ -47,6 +48,8 @@ pub struct Responder {
     stopped: AtomicBool,
     /// Maintenance pauses: a decision they cover is not run.
     pauses: Option<Arc<crate::pause::PauseBook>>,
+    /// Where decisions that ran or were paused are recorded.
+    history: Option<Arc<History>>,
 }
 
 impl Responder {
@@ -75,6 +78,7 @@ impl Responder {
             prints: Mutex::new(Throttle::new(PRINTS_PER_WINDOW, Duration::from_secs(10))),
             stopped: AtomicBool::new(false),
             pauses: None,
+            history: None,
         }
     }
 
@@ -83,6 +87,17 @@ impl Responder {
         Responder {
             pauses: Some(pauses),
             ..self
+        }
+    }
+
+    /// The same, recording what it runs and holds back in `history`.
+    pub fn recording(self, history: Option<Arc<History>>) -> Responder {
+        Responder { history, ..self }
+    }
+
+    fn record(&self, record: Record) {
+        if let Some(history) = &self.history {
+            history.record(record);
         }
     }
 
@@ -194,10 +209,19 @@ impl Responder {
         {
             Stats::add(&self.stats.commands_paused, 1);
             self.board.handler(path, &handler, HandlerEvent::Suppressed);
+            let until =
+                crate::task::iso8601(std::time::UNIX_EPOCH + Duration::from_secs(pause.until));
             info!(
-                "rule {handler} on {series}: {wanted} paused ({}; until {}): not run",
+                "rule {handler} on {series}: {wanted} paused ({}; until {until}): not run",
                 pause.reason,
-                crate::task::iso8601(std::time::UNIX_EPOCH + Duration::from_secs(pause.until))
+            );
+            self.record(
+                Record::new("rule", &wanted.to_string(), &handler)
+                    .on_series(series)
+                    .outcome(&format!(
+                        "paused ({}; until {until}): not run",
+                        pause.reason
+                    )),
             );
             return;
         }
@@ -233,9 +257,20 @@ impl Responder {
         let task_id = self.next_task_id.fetch_add(1, Ordering::Relaxed);
         info!("rule {handler} on {series}: running {service}/{command} (task {task_id})");
         let me = Arc::clone(self);
+        let series = series.to_string();
         let spawned = std::thread::Builder::new()
             .name("monitor-command".into())
-            .spawn(move || me.run(&handler, task_id, &service, &command, &line, timeout));
+            .spawn(move || {
+                let started = Instant::now();
+                let (code, message) = me.run(&handler, task_id, &service, &command, &line, timeout);
+                me.record(
+                    Record::new("rule", &format!("{service}/{command}"), &handler)
+                        .task(task_id)
+                        .on_series(&series)
+                        .result(code, &message)
+                        .took(started.elapsed()),
+                );
+            });
         if let Err(e) = spawned {
             error!("cannot start a thread for a recovery command: {e}");
         }
@@ -249,7 +284,7 @@ impl Responder {
         command: &str,
         line: &str,
         timeout: Option<Duration>,
-    ) {
+    ) -> (i64, String) {
         let ran = self.runner.run(service, command, line, timeout);
         let (code, message) = ran.summary(service, command);
         match &ran {
@@ -257,7 +292,7 @@ impl Responder {
                 info!(
                     "rule {handler}: {service}/{command} (task {task_id}) not started: {message}"
                 );
-                return;
+                return (code, message);
             }
             Ok(outcome) => {
                 Stats::add(&self.stats.commands_run, 1);
@@ -273,13 +308,14 @@ impl Responder {
                 );
             }
         }
-        if self.stopped.load(Ordering::SeqCst) {
-            return;
+        if !self.stopped.load(Ordering::SeqCst) {
+            let notification =
+                result_notification(&self.hostname, handler, task_id, code, &message);
+            if let Err(status) = (self.notify)(&notification) {
+                error!("could not dispatch the result of task {task_id} (status {status})");
+            }
         }
-        let notification = result_notification(&self.hostname, handler, task_id, code, &message);
-        if let Err(status) = (self.notify)(&notification) {
-            error!("could not dispatch the result of task {task_id} (status {status})");
-        }
+        (code, message)
     }
 }
 

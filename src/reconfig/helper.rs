@@ -36,6 +36,7 @@ pub fn run_helper(job_path: &Path) -> i32 {
         );
     }
     log(&job, "replacing collectd.conf");
+    let started = Instant::now();
     let outcome = replace(&mut RealHost::new(&job));
     let mut message = outcome.message;
     if outcome.code == 0 {
@@ -49,6 +50,16 @@ pub fn run_helper(job_path: &Path) -> i32 {
         &format!("finished with code {:#x}: {message}", outcome.code),
     );
     let result = TaskResult::now(job.task_id, outcome.code, message);
+    // collectd holds the history's file; the restarted plugin takes this in.
+    if let Some(state_dir) = job.report_path.parent() {
+        let record = crate::history::Record::new("config", "collectd.conf", &job.who)
+            .task(job.task_id)
+            .result(result.code, &result.message)
+            .took(started.elapsed());
+        if let Err(e) = crate::history::leave(state_dir, &record) {
+            log(&job, &format!("the history record is lost: {e}"));
+        }
+    }
     deliver(&job, &result);
     lock::release(&job.lock_path, job.task_id);
     0

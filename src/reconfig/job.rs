@@ -44,6 +44,9 @@ pub struct Job {
     pub hostname: String,
     #[serde(default)]
     pub host_key: Option<PathBuf>,
+    /// Who asked, for the history record the helper leaves.
+    #[serde(default)]
+    pub who: String,
 }
 
 impl Job {

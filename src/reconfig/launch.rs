@@ -47,6 +47,8 @@ pub struct Push<'a> {
     pub may_change_block: bool,
     /// Only check it and say what would change.
     pub dry_run: bool,
+    /// Who asked (`key ops`), for the history record the helper leaves.
+    pub who: &'a str,
 }
 
 /// Starts a replacement (`Ok(None)`: the helper publishes the result), or
@@ -58,6 +60,7 @@ pub fn launch(ctx: &ReplaceContext, push: &Push<'_>) -> Result<Option<TaskResult
         config,
         may_change_block,
         dry_run,
+        who,
     } = *push;
     let fail = |code: i64, message: String| TaskResult::now(task_id, code, message);
     let Some(invocation) = ctx.invocation.clone() else {
@@ -160,6 +163,7 @@ pub fn launch(ctx: &ReplaceContext, push: &Push<'_>) -> Result<Option<TaskResult
         warnings: checked,
         hostname: ctx.hostname.clone(),
         host_key: Some(ctx.state_dir.join(crate::auth::HOST_KEY_FILE)),
+        who: who.to_string(),
     };
     let job_path = ctx.state_dir.join(format!("replace-{task_id}.job"));
     let started = job

@@ -35,6 +35,8 @@ pub enum Decision {
         line: String,
         /// The service's own `Timeout`, if any.
         timeout: Option<Duration>,
+        /// The key that signed it (`key ops`), for the log and the history.
+        who: String,
     },
     /// Do not run; answer with this result.
     Reply(TaskResult),
@@ -47,6 +49,7 @@ pub enum Decision {
         may_change_block: bool,
         /// Only check it and say what would change.
         dry_run: bool,
+        who: String,
     },
     /// Carry out a request with a body (a pause, say); `who` names the
     /// key that signed it, for the log and the history.
@@ -148,6 +151,7 @@ pub fn decide(
                 config: config.clone(),
                 may_change_block,
                 dry_run: *dry_run,
+                who,
             };
         }
     };
@@ -170,6 +174,7 @@ pub fn decide(
         command: command.clone(),
         line: line.to_string(),
         timeout: svc.timeout.map(Duration::from_secs),
+        who,
     }
 }
 
@@ -230,6 +235,7 @@ mod tests {
                 command: "exec".into(),
                 line: "/bin/echo hi".into(),
                 timeout: None,
+                who: "an unsigned request".into(),
             }
         );
         assert_eq!(

@@ -48,10 +48,12 @@ pub enum Ask {
     Pause(crate::pause::Change),
     /// End maintenance pauses.
     Resume(crate::pause::Change),
+    /// Read the history.
+    History(crate::history::Query),
 }
 
 /// The kinds of [`Ask`], by the field that carries their body.
-const ASK_KINDS: &[&str] = &["pause", "resume"];
+const ASK_KINDS: &[&str] = &["pause", "resume", "history"];
 
 impl Ask {
     /// The field name, which is also the kind a signature covers.
@@ -59,14 +61,18 @@ impl Ask {
         match self {
             Ask::Pause(_) => "pause",
             Ask::Resume(_) => "resume",
+            Ask::History(_) => "history",
         }
     }
 
     fn parse(kind: &str, body: &str) -> Result<Ask, String> {
-        let change = || serde_json::from_str(body).map_err(|e| format!("{kind}: {e}"));
+        fn body_of<T: serde::de::DeserializeOwned>(kind: &str, body: &str) -> Result<T, String> {
+            serde_json::from_str(body).map_err(|e| format!("{kind}: {e}"))
+        }
         match kind {
-            "pause" => Ok(Ask::Pause(change()?)),
-            "resume" => Ok(Ask::Resume(change()?)),
+            "pause" => Ok(Ask::Pause(body_of(kind, body)?)),
+            "resume" => Ok(Ask::Resume(body_of(kind, body)?)),
+            "history" => Ok(Ask::History(body_of(kind, body)?)),
             other => Err(format!("unknown request kind {other:?}")),
         }
     }

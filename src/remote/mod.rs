@@ -59,6 +59,8 @@ pub struct RemoteSettings {
     pub fleet: Option<FleetLink>,
     /// Maintenance pauses; one with `remote` refuses a command (0x100D).
     pub pauses: Option<Arc<crate::pause::PauseBook>>,
+    /// Where requests and their outcomes are recorded.
+    pub history: Option<Arc<crate::history::History>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -188,6 +190,7 @@ impl RemoteSettings {
             result_key: None,
             fleet: None,
             pauses: None,
+            history: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)

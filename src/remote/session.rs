@@ -17,6 +17,7 @@ use super::message::{Ask, Malformed, Request, parse};
 use super::presence::Presence;
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
+use crate::history::Record;
 use crate::mqtt::{
     AsyncClient, ConnectionError, Event, EventLoop, Outgoing as MqttOutgoing, Packet, Publish, QoS,
     StateError, SubscribeReasonCode,
@@ -694,6 +695,27 @@ impl Session {
                     "remote: task {task_id} refused (code {:#x}): {}",
                     result.code, result.message
                 );
+                // Refusals of requests that did not prove their sender are
+                // not kept: anyone who may publish could flood the history
+                // with them and push out what matters.
+                let unproven = [
+                    code::UNSIGNED,
+                    code::UNKNOWN_KEY,
+                    code::BAD_SIGNATURE,
+                    code::WRONG_HOST,
+                ];
+                if !unproven.contains(&result.code) {
+                    let who = request
+                        .auth()
+                        .key
+                        .as_ref()
+                        .map_or_else(|| "an unsigned request".into(), |k| format!("key {k}"));
+                    self.remember(
+                        Record::new("refused", &describe(&request), &who)
+                            .task(task_id)
+                            .result(result.code, &result.message),
+                    );
+                }
                 self.reply(result);
                 self.ack(&p);
             }
@@ -707,11 +729,21 @@ impl Session {
                     return self.not_recorded(&p, task_id, &e);
                 }
                 self.ack(&p);
+                let kind = ask.kind();
+                let what = describe(&request);
                 let result = self.answer(task_id, ask, &who);
                 info!(
                     "remote: task {task_id} from {who}: code {:#x}: {}",
                     result.code, result.message
                 );
+                // Reading the history changes nothing worth recording.
+                if kind != "history" {
+                    self.remember(
+                        Record::new(kind, &what, &who)
+                            .task(task_id)
+                            .result(result.code, &result.message),
+                    );
+                }
                 self.finish(result);
             }
             Decision::Replace {
@@ -719,12 +751,14 @@ impl Session {
                 config,
                 may_change_block,
                 dry_run,
+                who,
             } => {
                 let push = reconfig::Push {
                     task_id,
                     config: &config,
                     may_change_block,
                     dry_run,
+                    who: &who,
                 };
                 self.start_replacement(&p, push, now)
             }
@@ -734,6 +768,7 @@ impl Session {
                 command,
                 line,
                 timeout,
+                who,
             } => {
                 let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
                 if let Some(pause) = self
@@ -751,6 +786,11 @@ impl Session {
                         "remote: task {task_id} refused (code {:#x}): {reason}",
                         code::PAUSED
                     );
+                    self.remember(
+                        Record::new("refused", &wanted.to_string(), &who)
+                            .task(task_id)
+                            .result(code::PAUSED, &reason),
+                    );
                     self.reply(TaskResult::now(task_id, code::PAUSED, reason));
                     return self.ack(&p);
                 }
@@ -765,12 +805,22 @@ impl Session {
                 self.ack(&p);
                 let runner = Arc::clone(&self.runner);
                 let results = self.results.clone();
+                let history = self.settings.history.clone();
                 tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
                     let result = execute(&runner, task_id, &service, &command, &line, timeout);
                     info!(
                         "remote: task {task_id}: {service}/{command} finished with code {}",
                         result.code
                     );
+                    if let Some(history) = history {
+                        history.record(
+                            Record::new("remote", &format!("{service}/{command}"), &who)
+                                .task(task_id)
+                                .result(result.code, &result.message)
+                                .took(started.elapsed()),
+                        );
+                    }
                     // Waits for room: this thread has nothing else to do.
                     let _ = results.blocking_send(Outgoing::accepted(result));
                 });
@@ -778,15 +828,30 @@ impl Session {
         }
     }
 
+    /// Keeps `record` in the history, when there is one.
+    fn remember(&self, record: Record) {
+        if let Some(history) = &self.settings.history {
+            history.record(record);
+        }
+    }
+
     /// Carries out a request with a body, here on the session's thread:
-    /// each is a small change of a file.
+    /// each is a small change of a file, or a read.
     fn answer(&self, task_id: u64, ask: Ask, who: &str) -> TaskResult {
-        let outcome = match (ask, &self.settings.pauses) {
-            (Ask::Pause(change), Some(book)) => book.apply(false, change, who),
-            (Ask::Resume(change), Some(book)) => book.apply(true, change, who),
-            (_, None) => {
-                return TaskResult::now(task_id, code::UNSUPPORTED, "this host keeps no pauses");
-            }
+        let (pauses, history) = (&self.settings.pauses, &self.settings.history);
+        let outcome = match ask {
+            Ask::Pause(change) => pauses.as_ref().map(|book| book.apply(false, change, who)),
+            Ask::Resume(change) => pauses.as_ref().map(|book| book.apply(true, change, who)),
+            Ask::History(query) => history
+                .as_ref()
+                .map(|h| h.query(&query).map(|records| history_answer(&records))),
+        };
+        let Some(outcome) = outcome else {
+            return TaskResult::now(
+                task_id,
+                code::UNSUPPORTED,
+                "this host keeps no pauses or history",
+            );
         };
         match outcome {
             Ok(message) => TaskResult::now(task_id, 0, message),
@@ -831,15 +896,23 @@ impl Session {
             push.config.len(),
             if push.dry_run { ", a dry run" } else { "" }
         );
+        let what = if push.dry_run {
+            "collectd.conf (dry run)"
+        } else {
+            "collectd.conf"
+        };
+        let record = Record::new("config", what, push.who).task(task_id);
         match reconfig::launch(&self.settings.replace, &push) {
             Ok(Some(answer)) => {
                 info!("remote: task {task_id}: {}", answer.message);
+                self.remember(record.result(answer.code, &answer.message));
                 self.finish(answer);
             }
             Ok(None) => {
                 info!(
                     "remote: task {task_id}: the new config is valid; the replacement helper takes over"
                 );
+                self.remember(record.outcome("valid; the replacement helper restarts collectd"));
                 if let Err(e) = self.record(|j| j.delegated(task_id)) {
                     error!("remote: {e}");
                 }
@@ -849,9 +922,45 @@ impl Session {
                     "remote: task {task_id}: replacement refused (code {:#x}): {}",
                     result.code, result.message
                 );
+                self.remember(record.result(result.code, &result.message));
                 self.finish(result);
             }
         }
+    }
+}
+
+/// Bytes of history one answer carries at most: the newest records that
+/// fit.
+const MAX_HISTORY_ANSWER: usize = 256 * 1024;
+
+/// History records as a result message: one JSON record per line, the
+/// newest that fit in [`MAX_HISTORY_ANSWER`].
+fn history_answer(records: &[Record]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut size = 0;
+    for record in records.iter().rev() {
+        let Ok(line) = serde_json::to_string(record) else {
+            continue;
+        };
+        size += line.len() + 1;
+        if size > MAX_HISTORY_ANSWER {
+            break;
+        }
+        lines.push(line);
+    }
+    lines.reverse();
+    lines.join("\n")
+}
+
+/// What `request` asks for, in a history record's words.
+fn describe(request: &Request) -> String {
+    match request {
+        Request::Command {
+            service, command, ..
+        } => format!("{service}/{command}"),
+        Request::Config { dry_run: true, .. } => "collectd.conf (dry run)".into(),
+        Request::Config { .. } => "collectd.conf".into(),
+        Request::Ask { body, .. } => body.clone(),
     }
 }
 

@@ -103,6 +103,13 @@ impl Board {
         }
     }
 
+    /// Adds an answerer of control requests (`history {...}`).
+    pub fn add_control(&self, control: Control) {
+        if let Ok(mut c) = self.controls.lock() {
+            c.push(control);
+        }
+    }
+
     /// Where central rules' state is read from, and who answers their
     /// control requests.
     pub fn set_central(&self, status: Source<Option<CentralStatus>>, control: Control) {
