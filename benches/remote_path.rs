@@ -55,6 +55,7 @@ fn command(c: &mut Criterion) {
                     trust,
                     hostname: "web1",
                     config_push: true,
+                    rules_push: true,
                 };
                 let decision = decide(&request, false, None, &policy);
                 assert!(matches!(decision, Decision::Run { .. }), "{decision:?}");

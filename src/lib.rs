@@ -17,6 +17,7 @@ pub mod cli;
 #[allow(unsafe_code)]
 pub mod collectd;
 pub mod config;
+pub mod deploy;
 pub mod events;
 pub mod files;
 pub mod history;

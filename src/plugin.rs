@@ -154,6 +154,37 @@ fn open_history(s: &Settings, board: &Arc<Board>) -> Option<Arc<crate::history::
     }
 }
 
+/// What carries out rule pushes, when this host takes them
+/// (`AllowRulesPush` and a `LocalMonitorConfigDir`).
+fn deployer_for(
+    s: &Settings,
+    config_json: Option<std::path::PathBuf>,
+    board: &Arc<Board>,
+    history: Option<Arc<crate::history::History>>,
+) -> Option<Arc<crate::deploy::Deployer>> {
+    if !s.allow_rules_push {
+        return None;
+    }
+    // The directory exactly as the engine names its files.
+    let rules_dir = s.local_monitor_config_dir.clone()?;
+    let state_dir = std::env::current_dir()
+        .map(|cwd| cwd.join(&s.state_dir))
+        .unwrap_or_else(|_| s.state_dir.clone());
+    let places = crate::deploy::Places {
+        rules_dir,
+        config_json,
+        state_dir,
+        helper: s.helper_path.clone(),
+    };
+    Some(Arc::new(crate::deploy::Deployer::new(
+        places,
+        Arc::clone(board),
+        Duration::from_secs(s.rule_reload_interval.max(1)),
+        Duration::from_secs(s.rules_grace_period),
+        history,
+    )))
+}
+
 /// collectd's Hostname, or `localhost`.
 fn hostname_of_this_host() -> String {
     collectd::hostname().unwrap_or_else(|| "localhost".into())
@@ -705,6 +736,7 @@ fn start_remote(
                 }),
             });
             remote.pauses = Some(pauses);
+            remote.deployer = deployer_for(s, config_json.clone(), board, history.clone());
             remote.history = history;
             let policy = &mut remote.replace.policy;
             policy.running_block = Some(block);

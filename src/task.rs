@@ -93,6 +93,20 @@ result_codes! {
     /// policy allows, or moves collectd's `BaseDir` or this plugin's
     /// `StateDir` (where the task journal keeps at-most-once).
     REPLACE_PATH_REFUSED = 0x200E, "path not allowed";
+    /// Rule files (or config.json) pushed to the host do not pass `rules
+    /// check` there; nothing changed.
+    RULES_INVALID = 0x3001, "the rule files are broken";
+    /// This host does not take pushed rule files (`AllowRulesPush false`,
+    /// or no `LocalMonitorConfigDir`).
+    RULES_PUSH_OFF = 0x3002, "rule push is off";
+    /// The rule files could not be installed; the previous set stays.
+    RULES_SWAP_FAILED = 0x3003, "cannot install the rule files";
+    /// A rollback was asked for and no previous set is kept.
+    RULES_NO_PREVIOUS = 0x3004, "no previous rule set";
+    /// The installed files did not all load; the previous set is back.
+    RULES_ROLLED_BACK = 0x3005, "the new rule files did not load, rolled back";
+    /// Another rule push or rollback is under way.
+    RULES_BUSY = 0x3006, "another rule push is under way";
 }
 
 /// A short name for a code of this table, for people reading results.

@@ -4,7 +4,7 @@
 //! do nothing.
 //!
 //! A line: `NAME ed25519 BASE64 [commands=GLOB[,GLOB...]] [config=yes|no|all]
-//! [pause=yes] [rules=yes] [history=yes]`, where a glob is `service/command`
+//! [pause=yes] [rules=yes|all] [history=yes]`, where a glob is `service/command`
 //! with `*` for any text (`hello/*`, `*/status`, `*`). `#` starts a comment.
 
 use super::canonical::{Content, Signable};
@@ -38,8 +38,10 @@ pub struct Rights {
     pub config: ConfigRight,
     /// Start and end maintenance pauses (`pause`, `resume`).
     pub pause: bool,
-    /// Replace the rule files and config.json, and roll them back.
-    pub rules: bool,
+    /// Replace the rule files (`Yes`) and also config.json (`All`: it
+    /// defines the commands that run, so it is as strong as `config=all`),
+    /// and roll them back.
+    pub rules: ConfigRight,
     /// Read the host's history of repairs and requests.
     pub history: bool,
 }
@@ -64,14 +66,15 @@ impl Rights {
             ConfigRight::All => "all",
         };
         let mut text = format!("commands={commands} config={config}");
-        for (right, given) in [
-            ("pause", self.pause),
-            ("rules", self.rules),
-            ("history", self.history),
-        ] {
+        for (right, given) in [("pause", self.pause), ("history", self.history)] {
             if given {
                 text.push_str(&format!(" {right}=yes"));
             }
+        }
+        match self.rules {
+            ConfigRight::No => {}
+            ConfigRight::Yes => text.push_str(" rules=yes"),
+            ConfigRight::All => text.push_str(" rules=all"),
         }
         text
     }
@@ -80,7 +83,7 @@ impl Rights {
     pub fn allows_kind(&self, kind: &str) -> bool {
         match kind {
             "pause" | "resume" => self.pause,
-            "rules" | "rollback" => self.rules,
+            "rules" | "rollback" => self.rules != ConfigRight::No,
             "history" => self.history,
             _ => false,
         }
@@ -310,7 +313,13 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
             Some(("config", other)) => {
                 return Err(format!("key {name}: config={other}: use yes, no or all"));
             }
-            Some((right @ ("pause" | "rules" | "history"), value)) => {
+            Some(("rules", "yes")) => rights.rules = ConfigRight::Yes,
+            Some(("rules", "all")) => rights.rules = ConfigRight::All,
+            Some(("rules", "no")) => rights.rules = ConfigRight::No,
+            Some(("rules", other)) => {
+                return Err(format!("key {name}: rules={other}: use yes, no or all"));
+            }
+            Some((right @ ("pause" | "history"), value)) => {
                 let given = match value {
                     "yes" => true,
                     "no" => false,
@@ -318,13 +327,12 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
                 };
                 match right {
                     "pause" => rights.pause = given,
-                    "rules" => rights.rules = given,
                     _ => rights.history = given,
                 }
             }
             _ => {
                 return Err(format!(
-                    "key {name}: unknown right {word:?} (commands=..., config=yes|no|all, pause=yes, rules=yes or history=yes)"
+                    "key {name}: unknown right {word:?} (commands=..., config=yes|no|all, pause=yes, rules=yes|all or history=yes)"
                 ));
             }
         }

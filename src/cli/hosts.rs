@@ -5,6 +5,7 @@ use super::CliError;
 use super::args::ConnectArgs;
 use crate::collectd::loggable;
 use crate::remote::sender::gather_presence;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -91,8 +92,15 @@ pub fn run(
         } else {
             format!("; paused: {}", h.pauses.join("; "))
         };
+        let rule_set = h
+            .rule_set
+            .as_ref()
+            .map_or(String::new(), |d| format!(", rule set {d}"))
+            + &h.config_json
+                .as_ref()
+                .map_or(String::new(), |d| format!(", config.json {d}"));
         let line = format!(
-            "{name}: {}{since}, version {}{detail}{paused}",
+            "{name}: {}{since}, version {}{detail}{rule_set}{paused}",
             h.state, h.version
         );
         say!("{}", loggable(&line));
@@ -100,6 +108,25 @@ pub fn run(
     if show == Show::Summary {
         let online = hosts.values().filter(|h| h.state == "online").count();
         eprintln!("{} hosts, {online} online", hosts.len());
+        // Which hosts run which rule set, most common first.
+        let mut sets: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, h) in &hosts {
+            if let (Some(d), "online") = (&h.rule_set, h.state.as_str()) {
+                sets.entry(d.as_str()).or_default().push(name.as_str());
+            }
+        }
+        if sets.len() > 1 {
+            let mut sets: Vec<_> = sets.into_iter().collect();
+            sets.sort_by_key(|(_, names)| std::cmp::Reverse(names.len()));
+            for (digest, names) in sets {
+                eprintln!(
+                    "rule set {}: {} host(s): {}",
+                    loggable(digest),
+                    names.len(),
+                    loggable(&names.join(", "))
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

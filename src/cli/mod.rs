@@ -30,6 +30,7 @@ mod hosts;
 mod keygen;
 mod lua;
 mod pause;
+mod push;
 mod rules;
 mod send;
 mod status;
@@ -147,6 +148,44 @@ enum Action {
         signing: SigningArgs,
         #[command(flatten)]
         targets: Box<TargetArgs>,
+    },
+    /// Replace the rule files of a host, or of many with canaries and
+    /// waves: checked there before anything changes, swapped in whole, the
+    /// previous set kept (`--rollback` brings it back). The key needs
+    /// `rules=yes` (`rules=all` with --config).
+    SendRules {
+        /// Rule files, or directories of them (their `*.lua` files); the
+        /// host's rule directory then holds exactly these.
+        #[arg(required_unless_present_any = ["rollback", "config"])]
+        paths: Vec<PathBuf>,
+        /// Replace config.json with this file too.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Put back the rule set (and config.json) the last push replaced.
+        #[arg(long, conflicts_with_all = ["paths", "config"])]
+        rollback: bool,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
+        #[command(flatten)]
+        rollout: RolloutArgs,
+    },
+    /// Replace config.json of a host or many (the rule files stay): as
+    /// `send-rules --config`; the key needs `rules=all`.
+    SendMonitorConfig {
+        /// The new config.json.
+        file: PathBuf,
+        #[command(flatten)]
+        broker: Box<BrokerArgs>,
+        #[command(flatten)]
+        signing: SigningArgs,
+        #[command(flatten)]
+        targets: Box<TargetArgs>,
+        #[command(flatten)]
+        rollout: RolloutArgs,
     },
     /// `resume` on other hosts, over MQTT (the key needs `pause=yes`).
     SendResume {
@@ -491,6 +530,35 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
             targets,
         } => history::remote(&broker, &signing, &targets, &query),
+        Action::SendRules {
+            paths,
+            config,
+            rollback,
+            broker,
+            signing,
+            targets,
+            rollout,
+        } => {
+            let (kind, body) = if rollback {
+                ("rollback", serde_json::json!({}))
+            } else {
+                (
+                    "rules",
+                    push::body(&push::bundle(&paths, config.as_deref())?),
+                )
+            };
+            push::send(&broker, &signing, &targets, rollout.stages(), kind, body)
+        }
+        Action::SendMonitorConfig {
+            file,
+            broker,
+            signing,
+            targets,
+            rollout,
+        } => {
+            let body = push::body(&push::bundle(&[], Some(&file))?);
+            push::send(&broker, &signing, &targets, rollout.stages(), "rules", body)
+        }
         Action::SendResume {
             resume,
             broker,

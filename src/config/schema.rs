@@ -102,6 +102,14 @@ pub struct Settings {
     /// config can load any plugin the policy below allows).
     #[serde(rename = "AllowConfigPush", default = "default_true")]
     pub allow_config_push: bool,
+    /// Whether the rule files (and config.json) may be replaced remotely
+    /// (`send-rules`, `send-monitor-config`).
+    #[serde(rename = "AllowRulesPush", default = "default_true")]
+    pub allow_rules_push: bool,
+    /// Seconds after a rule push during which a quarantined file of the
+    /// new set rolls the set back by itself.
+    #[serde(rename = "RulesGracePeriod", default = "default_rules_grace")]
+    pub rules_grace_period: u64,
     /// Plugins a pushed collectd.conf may load or configure; unset: any
     /// but the ones that run arbitrary code (exec, python, perl, java, lua).
     #[serde(rename = "PushAllowedPlugins")]
@@ -207,6 +215,9 @@ fn default_pause() -> u64 {
 }
 fn default_pause_max() -> u64 {
     86_400
+}
+fn default_rules_grace() -> u64 {
+    300
 }
 fn default_history_records() -> u64 {
     10_000
@@ -356,6 +367,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "HelperPath",
     "TrustedKeys",
     "AllowConfigPush",
+    "AllowRulesPush",
+    "RulesGracePeriod",
     "PushAllowedPlugins",
     "PushIncludeDirs",
     "PushWritableDirs",

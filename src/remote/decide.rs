@@ -22,6 +22,8 @@ pub struct RequestPolicy<'a> {
     pub hostname: &'a str,
     /// `AllowConfigPush`.
     pub config_push: bool,
+    /// `AllowRulesPush`, and a rule directory to push to.
+    pub rules_push: bool,
 }
 
 /// The verdict.
@@ -78,14 +80,32 @@ pub fn decide(
     };
     // Before anything else: an unauthenticated sender learns nothing of
     // the journal and cannot use up a task id.
-    let (may_change_block, who) = match policy
+    let (may_change_block, may_push_config_json, who) = match policy
         .trust
         .map(|t| t.authorize(&request.presented(), policy.hostname))
     {
-        None => (true, "an unsigned request".to_string()),
-        Some(Ok((name, rights))) => (rights.config == ConfigRight::All, format!("key {name}")),
+        None => (true, true, "an unsigned request".to_string()),
+        Some(Ok((name, rights))) => (
+            rights.config == ConfigRight::All,
+            rights.rules == ConfigRight::All,
+            format!("key {name}"),
+        ),
         Some(Err(refusal)) => return reply(refusal.code, refusal.message),
     };
+    if let Request::Ask {
+        ask: Ask::Rules(bundle),
+        ..
+    } = request
+        && bundle.config.is_some()
+        && !may_push_config_json
+    {
+        // config.json defines the commands that run: as strong as
+        // collectd.conf's own block.
+        return reply(
+            code::NOT_PERMITTED,
+            format!("{who} may not push config.json (it needs rules=all)"),
+        );
+    }
     match seen {
         // Accepted before a restart but never started: run it now.
         None | Some(TaskPhase::Received) => {}
@@ -127,6 +147,15 @@ pub fn decide(
         }
     }
     let (service, command) = match request {
+        Request::Ask {
+            ask: Ask::Rules(_) | Ask::Rollback(_),
+            ..
+        } if !policy.rules_push => {
+            return reply(
+                code::RULES_PUSH_OFF,
+                "this host does not take pushed rule files (AllowRulesPush false, or no LocalMonitorConfigDir)".into(),
+            );
+        }
         Request::Ask { ask, .. } => {
             return Decision::Ask {
                 task_id,
@@ -214,6 +243,7 @@ mod tests {
             trust: None,
             hostname: "web1",
             config_push: true,
+            rules_push: true,
         };
         decide(r, dup, seen, &policy)
     }
@@ -254,6 +284,7 @@ mod tests {
             trust: None,
             hostname: "web1",
             config_push: true,
+            rules_push: true,
         };
         let r = Request::Command {
             task_id: 1,

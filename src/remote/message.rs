@@ -50,10 +50,14 @@ pub enum Ask {
     Resume(crate::pause::Change),
     /// Read the history.
     History(crate::history::Query),
+    /// Replace the rule files and/or config.json.
+    Rules(crate::deploy::Bundle),
+    /// Put the previous rule set back.
+    Rollback(crate::deploy::Rollback),
 }
 
 /// The kinds of [`Ask`], by the field that carries their body.
-const ASK_KINDS: &[&str] = &["pause", "resume", "history"];
+const ASK_KINDS: &[&str] = &["pause", "resume", "history", "rules", "rollback"];
 
 impl Ask {
     /// The field name, which is also the kind a signature covers.
@@ -62,6 +66,18 @@ impl Ask {
             Ask::Pause(_) => "pause",
             Ask::Resume(_) => "resume",
             Ask::History(_) => "history",
+            Ask::Rules(_) => "rules",
+            Ask::Rollback(_) => "rollback",
+        }
+    }
+
+    /// What it asks for, in a history record's words.
+    pub fn describe(&self) -> String {
+        match self {
+            Ask::Pause(c) | Ask::Resume(c) => serde_json::to_string(c).unwrap_or_default(),
+            Ask::History(_) => "history".into(),
+            Ask::Rules(bundle) => bundle.describe(),
+            Ask::Rollback(_) => "the previous rule set".into(),
         }
     }
 
@@ -73,6 +89,8 @@ impl Ask {
             "pause" => Ok(Ask::Pause(body_of(kind, body)?)),
             "resume" => Ok(Ask::Resume(body_of(kind, body)?)),
             "history" => Ok(Ask::History(body_of(kind, body)?)),
+            "rules" => Ok(Ask::Rules(body_of(kind, body)?)),
+            "rollback" => Ok(Ask::Rollback(body_of(kind, body)?)),
             other => Err(format!("unknown request kind {other:?}")),
         }
     }

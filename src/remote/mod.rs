@@ -61,6 +61,8 @@ pub struct RemoteSettings {
     pub pauses: Option<Arc<crate::pause::PauseBook>>,
     /// Where requests and their outcomes are recorded.
     pub history: Option<Arc<crate::history::History>>,
+    /// Carries out rule pushes; `None`: they are refused (0x3002).
+    pub deployer: Option<Arc<crate::deploy::Deployer>>,
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
@@ -191,6 +193,7 @@ impl RemoteSettings {
             fleet: None,
             pauses: None,
             history: None,
+            deployer: None,
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)

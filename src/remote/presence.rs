@@ -31,6 +31,13 @@ pub struct Presence {
     /// The maintenance pauses in force (`nginx/* until ...: reason`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<String>,
+    /// The digest of the rule files this host runs: hosts with the same
+    /// one run the same set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_set: Option<String>,
+    /// The digest of its config.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_json: Option<String>,
 }
 
 impl Presence {
@@ -52,6 +59,8 @@ impl Presence {
             signed_only: None,
             result_key: None,
             pauses: Vec::new(),
+            rule_set: None,
+            config_json: None,
         }
     }
 }

@@ -193,6 +193,7 @@ const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 fn online(settings: &RemoteSettings) -> Option<Outgoing> {
     let topic = settings.status_topic.as_ref()?;
     let board = settings.board.as_ref().map(|b| b.started_and_files());
+    let versions = settings.deployer.as_ref().map(|d| d.digest());
     let online = Presence {
         hostname: settings.hostname.clone(),
         state: "online".into(),
@@ -206,6 +207,8 @@ fn online(settings: &RemoteSettings) -> Option<Outgoing> {
         signed_only: Some(settings.trust.is_some()),
         result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
         pauses: pauses_in_force(settings),
+        rule_set: versions.as_ref().map(|v| v.rule_set.clone()),
+        config_json: versions.and_then(|v| v.config_json),
     };
     Some(Outgoing::Presence {
         topic: topic.clone(),
@@ -231,13 +234,19 @@ fn pauses_in_force(settings: &RemoteSettings) -> Vec<String> {
 }
 
 /// Announces the presence again whenever the number of rule files (they
-/// load after the connection, which announced the count then) or the
-/// pauses in force change.
+/// load after the connection, which announced the count then), the
+/// pauses in force or the rule set change.
 async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
     let Some(board) = settings.board.clone() else {
         return;
     };
-    let said = |s: &RemoteSettings| (board.started_and_files().1, pauses_in_force(s));
+    let said = |s: &RemoteSettings| {
+        (
+            board.started_and_files().1,
+            pauses_in_force(s),
+            s.deployer.as_ref().map(|d| d.digest()),
+        )
+    };
     let mut announced = said(&settings);
     let mut tick = tokio::time::interval(PRESENCE_REFRESH);
     loop {
@@ -682,6 +691,7 @@ impl Session {
                 trust: self.settings.trust.as_deref(),
                 hostname: &self.settings.hostname,
                 config_push: self.settings.config_push,
+                rules_push: self.settings.deployer.is_some(),
             };
             decide(&request, p.dup, journal.phase(task_id), &policy)
         };
@@ -731,6 +741,37 @@ impl Session {
                 self.ack(&p);
                 let kind = ask.kind();
                 let what = describe(&request);
+                if let (Ask::Rules(_) | Ask::Rollback(_), Some(deployer)) =
+                    (&ask, &self.settings.deployer)
+                {
+                    // Checking and loading a rule set takes seconds: not
+                    // on the session's thread.
+                    let deployer = Arc::clone(deployer);
+                    let results = self.results.clone();
+                    let history = self.settings.history.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let started = std::time::Instant::now();
+                        let result = match ask {
+                            Ask::Rules(bundle) => deployer.push(task_id, &bundle, &who),
+                            _ => deployer.rollback(task_id, &who),
+                        };
+                        info!(
+                            "remote: task {task_id} from {who}: code {:#x}: {}",
+                            result.code,
+                            crate::collectd::loggable(&result.message)
+                        );
+                        if let Some(history) = history {
+                            history.record(
+                                Record::new(kind, &what, &who)
+                                    .task(task_id)
+                                    .result(result.code, &result.message)
+                                    .took(started.elapsed()),
+                            );
+                        }
+                        let _ = results.blocking_send(Outgoing::accepted(result));
+                    });
+                    return;
+                }
                 let result = self.answer(task_id, ask, &who);
                 info!(
                     "remote: task {task_id} from {who}: code {:#x}: {}",
@@ -845,12 +886,14 @@ impl Session {
             Ask::History(query) => history
                 .as_ref()
                 .map(|h| h.query(&query).map(|records| history_answer(&records))),
+            // Carried out beside the session (see `on_publish`).
+            Ask::Rules(_) | Ask::Rollback(_) => None,
         };
         let Some(outcome) = outcome else {
             return TaskResult::now(
                 task_id,
                 code::UNSUPPORTED,
-                "this host keeps no pauses or history",
+                "this host keeps no pauses, history or rule set to push to",
             );
         };
         match outcome {
@@ -960,7 +1003,7 @@ fn describe(request: &Request) -> String {
         } => format!("{service}/{command}"),
         Request::Config { dry_run: true, .. } => "collectd.conf (dry run)".into(),
         Request::Config { .. } => "collectd.conf".into(),
-        Request::Ask { body, .. } => body.clone(),
+        Request::Ask { ask, .. } => ask.describe(),
     }
 }
 

@@ -338,6 +338,15 @@ impl Board {
         (iso8601(self.started), files)
     }
 
+    /// The rule files as recorded, without what `snapshot` reads from
+    /// /proc: what a rule push watches while the new set loads.
+    pub fn file_statuses(&self) -> Vec<FileStatus> {
+        self.inner
+            .lock()
+            .map(|i| i.files.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The whole document, now.
     pub fn snapshot(&self) -> Status {
         let (files, mut remote) = self
