@@ -69,6 +69,8 @@ struct Running {
     control: Mutex<Option<ControlServer>>,
     /// Central rules (`FleetMonitorConfigDir`).
     central: Option<CentralRunning>,
+    /// Written to the end when collectd stops.
+    history: Option<Arc<crate::history::History>>,
 }
 
 /// Central rules at work: their own queue and engine over the same value
@@ -429,7 +431,7 @@ impl Plugin for Monitor {
             },
             &board,
             central.as_ref().map(|c| Arc::clone(&c.central)),
-            (pauses, history),
+            (pauses, history.clone()),
         );
         if let (Some(c), Some(r)) = (&central, &remote) {
             c.central.connect(r.requests());
@@ -444,6 +446,7 @@ impl Plugin for Monitor {
             control: Mutex::new(control),
             config_watcher: Mutex::new(config_watcher),
             central,
+            history,
         });
         Ok(())
     }
@@ -522,6 +525,11 @@ impl Plugin for Monitor {
         running.queue.close();
         if let Some(engine) = running.engine.lock().ok().and_then(|mut e| e.take()) {
             let _ = engine.join();
+        }
+        if let Some(history) = &running.history
+            && !history.flush(Duration::from_secs(2))
+        {
+            warn!("history: the last records may not have reached the disk");
         }
         let stats = &running.stats;
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);

@@ -156,6 +156,31 @@ fn a_good_config_is_applied_and_runs() {
             .and_then(|mut d| d.next())
             .map(|_| ())
     });
+    // The history of the restarted plugin has the push: accepted before
+    // the restart, and the helper's outcome taken in after it.
+    let socket = s.work.path().join("state/control.sock");
+    let records = s.collectd.wait_until("the push in the history", || {
+        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+            .args(["history", "--json", "--kind", "config", "--socket"])
+            .arg(&socket)
+            .output()
+            .unwrap();
+        let records: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        (records.len() == 2).then_some(records)
+    });
+    assert!(
+        records[0]["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("the replacement helper restarts collectd"),
+        "{records:?}"
+    );
+    assert_eq!(records[1]["code"], 0, "{records:?}");
+    assert_eq!(records[1]["who"], "an unsigned request", "{records:?}");
+    assert_eq!(records[0]["task_id"], records[1]["task_id"], "{records:?}");
 }
 
 #[test]

@@ -60,9 +60,16 @@ pub fn leave(state_dir: &Path, record: &Record) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// What the writer thread is handed.
+enum Message {
+    Record(Record),
+    /// Answer once everything before has been written.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// This host's history: what records and what answers queries.
 pub struct History {
-    queue: SyncSender<Record>,
+    queue: SyncSender<Message>,
     store: Arc<Store>,
     dropped: AtomicU64,
 }
@@ -95,7 +102,7 @@ impl History {
     /// Queues `record` without waiting; false when it was dropped (the
     /// queue is full, or the writer is gone).
     pub fn record(&self, record: Record) -> bool {
-        match self.queue.try_send(record) {
+        match self.queue.try_send(Message::Record(record)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 // Logged once per 1000, not once per record of a flood.
@@ -108,6 +115,27 @@ impl History {
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    /// Waits (at most `patience`) until what was recorded so far is on
+    /// disk: collectd stops right after, and the writer with it.
+    pub fn flush(&self, patience: Duration) -> bool {
+        let (done, written) = std::sync::mpsc::channel();
+        let deadline = std::time::Instant::now() + patience;
+        let mut message = Message::Flush(done);
+        loop {
+            match self.queue.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
+                    message = m;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => return false,
+            }
+        }
+        written
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_ok()
     }
 
     /// Records dropped because the writer could not keep up.
@@ -144,18 +172,23 @@ impl History {
 
 /// Writes what arrives, in batches, and takes in the inbox, until every
 /// sender is gone.
-fn write_forever(store: &Store, rx: &Receiver<Record>, inbox: &Path) {
+fn write_forever(store: &Store, rx: &Receiver<Message>, inbox: &Path) {
     let mut next_scan = std::time::Instant::now();
     loop {
         let mut batch = Vec::new();
+        let mut flushed = Vec::new();
+        let mut take = |message: Message| match message {
+            Message::Record(record) => batch.push(record),
+            Message::Flush(done) => flushed.push(done),
+        };
         match rx.recv_timeout(INBOX_SCAN) {
-            Ok(record) => batch.push(record),
+            Ok(message) => take(message),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        while batch.len() < BATCH {
+        for _ in 0..BATCH {
             match rx.try_recv() {
-                Ok(record) => batch.push(record),
+                Ok(message) => take(message),
                 Err(_) => break,
             }
         }
@@ -167,16 +200,18 @@ fn write_forever(store: &Store, rx: &Receiver<Record>, inbox: &Path) {
                 taken.push(path);
             }
         }
-        if batch.is_empty() {
-            continue;
-        }
-        match store.append(&batch, SystemTime::now()) {
-            Ok(()) => {
-                for path in taken {
-                    let _ = std::fs::remove_file(path);
+        if !batch.is_empty() {
+            match store.append(&batch, SystemTime::now()) {
+                Ok(()) => {
+                    for path in taken {
+                        let _ = std::fs::remove_file(path);
+                    }
                 }
+                Err(e) => tracing::warn!("history: {} record(s) not written: {e}", batch.len()),
             }
-            Err(e) => tracing::warn!("history: {} record(s) not written: {e}", batch.len()),
+        }
+        for done in flushed {
+            let _ = done.send(());
         }
     }
 }
@@ -252,6 +287,9 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(std::fs::read_dir(inbox(dir.path())).unwrap().count(), 0);
+        h.record(Record::new("remote", "a/b", "key ops"));
+        assert!(h.flush(Duration::from_secs(10)));
+        assert_eq!(h.query(&Query::default()).unwrap().len(), 3);
         let answer = h.control(r#"history {"kind": "config"}"#).unwrap();
         assert!(answer.contains("\"replaced\""), "{answer}");
         assert!(!answer.contains("nginx"), "{answer}");
