@@ -247,6 +247,7 @@ fn start_central(
                     command,
                     series,
                     host,
+                    ..
                 } => decide.fire(
                     file,
                     &handler,

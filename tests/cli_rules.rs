@@ -673,3 +673,118 @@ fn rules_check_json_has_the_index_the_warnings_and_the_errors() {
         "{errors:?}"
     );
 }
+
+/// The mistakes rule authors make, each with a clear word from `rules
+/// check` (and exit 1 with --strict), `rules test` and the parser.
+#[test]
+fn authoring_mistakes_get_clear_messages_and_strict_fails_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"Services": {"nginx": {"commands": {"restart": "true"}}}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = config.to_str().unwrap();
+    // A decision built and never returned; a service misspelt through a
+    // local constant.
+    let forgot = write(
+        "forgot.lua",
+        r#"local SVC = "ngnix"
+return {
+  load = function(m)
+    if m.plugin == "load" then
+      local action = { service = SVC, command = "restart" }
+    end
+  end,
+}"#,
+    );
+    let out = run(&["rules", "check", &forgot, "--config", config]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "handler `load` builds a {service, command} table (line 5) but returns nothing"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("asks for ngnix/restart, and config.json has no such service"),
+        "{stderr}"
+    );
+    // A misspelt field: a warning, exit 0; exit 1 with --strict.
+    let typo = write(
+        "typo.lua",
+        r#"return { disk = function(m)
+  if m.plugin == "df" and m.plugin_instnace == "root" then
+    return { service = "nginx", command = "restart" }
+  end
+end }"#,
+    );
+    let out = run(&["rules", "check", &typo]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("rule index leaves that test out"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_fails_with(&run(&["rules", "check", "--strict", &typo]), "--strict");
+    // A bare table where `return` belongs: Lua's own words.
+    let bare = write(
+        "bare.lua",
+        "{ service = \"nginx\", command = \"restart\" }\n",
+    );
+    assert_fails_with(
+        &run(&["rules", "check", &bare]),
+        "bare.lua:1: unexpected symbol near '{'",
+    );
+    // A severity test reads as rule authors write it.
+    let notif = write(
+        "notif.lua",
+        r#"return nil, { failed = function(n)
+  if n.severity == NOTIF_FAILURE and n.plugin == "app" then
+    return { service = "nginx", command = "restart" }
+  end
+end }"#,
+    );
+    let out = run(&["rules", "check", &notif]);
+    assert!(
+        text(&out.stdout).contains("severity == NOTIF_FAILURE"),
+        "{}",
+        text(&out.stdout)
+    );
+    // `rules test` without --input says which files it could not test.
+    let out = run(&[
+        "rules",
+        "test",
+        &typo,
+        repo("rules/example.lua").to_str().unwrap(),
+    ]);
+    assert!(
+        text(&out.stdout).contains("typo.lua: no examples (its third return value), not tested"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A runtime error names its line, in Lua's words.
+    let broken = write(
+        "broken.lua",
+        "local limits = {}\nreturn { over = function(m)\n  local cfg = limits[m.plugin_instance]\n  return cfg.max < 1 and nil\nend }\n",
+    );
+    let input = write(
+        "input.json",
+        r#"{"host":"web1","plugin":"df","plugin_instance":"root","type":"percent_bytes","type_instance":"used","values":[95],"dsnames":["value"],"dstypes":["gauge"],"time":0,"interval":10}"#,
+    );
+    let out = run(&["rules", "test", &broken, "--input", &input]);
+    assert!(
+        text(&out.stdout).contains("broken.lua:4: attempt to index a nil value"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}

@@ -790,3 +790,50 @@ return {
     assert!(evaluated >= 2 && evaluated + 20 <= handled, "{line}");
     assert!(!log.contains("print: wanted o"), "{log}");
 }
+
+#[test]
+fn a_handlers_own_cooldown_is_not_silenced_by_another_rule_and_errors_name_their_line() {
+    let df = r#"
+return { disk = function(m)
+  if m.plugin == "df" then return { service = "app", command = "restart" } end
+end }"#;
+    let load = r#"
+return { high = {
+  cooldown = 3600,
+  handler = function(m)
+    if m.plugin == "load" then return { service = "app", command = "restart" } end
+  end,
+} }"#;
+    let broken = r#"local limits = {}
+return { over = function(m)
+  if m.plugin ~= "broken" then return end
+  local cfg = limits[m.plugin_instance]
+  return cfg.max < 1 and nil
+end }"#;
+    let mut l = start(
+        &[("df.lua", df), ("load.lua", load), ("broken.lua", broken)],
+        r#"{"app": {"commands": {"restart": "echo restarted"}}}"#,
+        r#", "CommandCooldown": 3600"#,
+    );
+    let c = &mut l.collectd;
+    c.putval("testhost/df-root/percent_bytes-used N:95");
+    wait_results(c, 1);
+    // The shared cooldown would hold app/restart back for an hour; the
+    // load rule's own cooldown is its own.
+    c.putval("testhost/load/load N:5:5:5");
+    let r = wait_results(c, 2);
+    assert!(
+        r.iter().any(|l| l.contains("load.lua::metric::high")),
+        "{r:?}"
+    );
+    // Within its own cooldown it is held back; the df rule by the shared one.
+    c.putval("testhost/load/load N:6:6:6");
+    c.wait_for_log("load.lua::metric::high: app/restart suppressed");
+    c.putval("testhost/df-root/percent_bytes-used N:96");
+    c.wait_for_log("df.lua::metric::disk: app/restart suppressed");
+    assert_eq!(results(c).len(), 2);
+    // A VM error names its file and line, in Lua's words.
+    c.putval("testhost/broken-x/gauge-y N:1");
+    let line = c.wait_for_log("broken.lua:5: attempt to index a nil value");
+    assert!(line.contains("broken.lua::metric::over failed"), "{line}");
+}

@@ -302,15 +302,19 @@ enum RulesCommand {
     /// Load rule files (or every *.lua of a directory) and list their
     /// handlers and what the rule index calls each on.
     #[command(
-        after_help = "Exit status: 0 every file loaded, 1 a file did not, 2 a path could not be read."
+        after_help = "Exit status: 0 every file loaded, 1 a file did not (or, with --strict, a warning), 2 a path could not be read."
     )]
     Check {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// A config.json: every service/command a handler spells out must
-        /// be in its Services.
+        /// A config.json: every service/command a handler spells out (as a
+        /// string, or a local bound to one) must be in its Services.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Fail (exit 1) on warnings too: a misspelt field, a decision
+        /// never returned.
+        #[arg(long)]
+        strict: bool,
         /// Print the findings as one JSON document (errors included).
         #[arg(long)]
         json: bool,
@@ -594,8 +598,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 RulesCommand::Check {
                     paths,
                     config,
+                    strict,
                     json,
-                } => rules::check(&paths, config.as_deref(), json),
+                } => rules::check(&paths, config.as_deref(), strict, json),
                 RulesCommand::Test {
                     paths,
                     input: Some(input),

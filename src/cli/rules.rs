@@ -26,8 +26,14 @@ fn services_of(config: Option<&Path>) -> Result<Option<BTreeMap<String, Service>
         .map(|l| l.settings.services))
 }
 
-/// `rules check PATHS`: load each file, list its handlers.
-pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+/// `rules check PATHS`: load each file, list its handlers; with `strict`,
+/// a warning fails the check too.
+pub fn check(
+    paths: &[PathBuf],
+    config: Option<&Path>,
+    strict: bool,
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let services = services_of(config)?;
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     if files.is_empty() {
@@ -41,9 +47,11 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<Exi
         )));
     }
     let report = check_files(&files, services.as_ref());
+    let warned = report.files.iter().any(|f| !f.warnings.is_empty());
+    let failed = !report.errors.is_empty() || (strict && warned);
     if json {
         say!("{}", serde_json::to_string(&report).unwrap_or_default());
-        return verdict(!report.errors.is_empty());
+        return verdict(failed);
     }
     for file in &report.files {
         let path = file.path.display();
@@ -53,8 +61,12 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<Exi
         }
         if file.has_metric_handlers {
             match &file.fresh_tables {
-                None => say!("  value-list tables: one per series, refilled"),
-                Some(why) => say!("  value-list tables: a new one per value list: {why}"),
+                None => say!(
+                    "  value-list tables: one per series, refilled with each new value list (no handler keeps one)"
+                ),
+                Some(why) => {
+                    say!("  value-list tables: a new one for every value list, because {why}")
+                }
             }
         }
         for h in &file.handlers {
@@ -68,7 +80,10 @@ pub fn check(paths: &[PathBuf], config: Option<&Path>, json: bool) -> Result<Exi
     for e in &report.errors {
         eprintln!("{e}");
     }
-    verdict(!report.errors.is_empty())
+    if strict && warned {
+        eprintln!("warnings fail the check (--strict)");
+    }
+    verdict(failed)
 }
 
 /// `rules test PATHS --input EVENTS [--config JSON]`: what each event
@@ -157,6 +172,19 @@ pub fn examples(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
             "no examples found: rule files carry them as their third return value, or give --input"
                 .into(),
         ));
+    }
+    // A file without examples is not tested: say so rather than pass it
+    // in silence (a file that did not load is reported above).
+    for file in &files {
+        let loaded = !load_errors
+            .iter()
+            .any(|e| e.starts_with(&file.display().to_string()));
+        if loaded && !verdicts.iter().any(|v| v.file == *file) {
+            say!(
+                "{}: no examples (its third return value), not tested; give --input to test it",
+                file.display()
+            );
+        }
     }
     verdict(!load_errors.is_empty() || verdicts.iter().any(|v| !v.passed()))
 }

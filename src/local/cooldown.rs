@@ -25,22 +25,28 @@ struct LastRun {
     suppressed: u64,
 }
 
-/// When each service/command last ran on a rule's request.
+/// When each service/command last ran on a rule's request: shared by
+/// every rule, or (`handler`) a handler's own with its `cooldown` option.
 #[derive(Debug, Default)]
 pub struct Cooldowns {
-    last: HashMap<CommandRef, LastRun>,
+    last: HashMap<(Option<String>, CommandRef), LastRun>,
 }
 
 impl Cooldowns {
-    /// Decides, and records the run when the answer is [`Gate::Run`].
+    /// Decides, and records the run when the answer is [`Gate::Run`];
+    /// `handler`: that handler's own cooldown (`None`: the shared one).
     pub fn check(
         &mut self,
+        handler: Option<&str>,
         service: &str,
         command: &str,
         cooldown: Duration,
         now: Instant,
     ) -> Gate {
-        let key = CommandRef::new(service, command);
+        let key = (
+            handler.map(str::to_string),
+            CommandRef::new(service, command),
+        );
         if let Some(last) = self.last.get_mut(&key) {
             let ago = now.saturating_duration_since(last.at);
             if ago < cooldown {
@@ -72,11 +78,11 @@ mod tests {
         let mut c = Cooldowns::default();
         let t0 = Instant::now();
         let minute = Duration::from_secs(60);
-        assert_eq!(c.check("s", "c", minute, t0), Gate::Run);
-        assert_eq!(c.check("s", "other", minute, t0), Gate::Run);
+        assert_eq!(c.check(None, "s", "c", minute, t0), Gate::Run);
+        assert_eq!(c.check(None, "s", "other", minute, t0), Gate::Run);
         let t1 = t0 + Duration::from_secs(10);
         assert_eq!(
-            c.check("s", "c", minute, t1),
+            c.check(None, "s", "c", minute, t1),
             Gate::Suppressed {
                 ago: Duration::from_secs(10),
                 cooldown: minute,
@@ -84,14 +90,30 @@ mod tests {
             }
         );
         assert!(matches!(
-            c.check("s", "c", minute, t1),
+            c.check(None, "s", "c", minute, t1),
             Gate::Suppressed { first: false, .. }
         ));
         let t2 = t0 + minute;
-        assert_eq!(c.check("s", "c", minute, t2), Gate::Run);
+        assert_eq!(c.check(None, "s", "c", minute, t2), Gate::Run);
         assert!(matches!(
-            c.check("s", "c", minute, t2),
+            c.check(None, "s", "c", minute, t2),
             Gate::Suppressed { first: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_handlers_own_cooldown_is_apart_from_the_shared_one() {
+        let mut c = Cooldowns::default();
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert_eq!(c.check(None, "app", "restart", minute, t0), Gate::Run);
+        assert_eq!(
+            c.check(Some("load.lua::metric::high"), "app", "restart", minute, t0),
+            Gate::Run
+        );
+        assert!(matches!(
+            c.check(Some("load.lua::metric::high"), "app", "restart", minute, t0),
+            Gate::Suppressed { .. }
         ));
     }
 
@@ -100,7 +122,7 @@ mod tests {
         let mut c = Cooldowns::default();
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert_eq!(c.check("s", "c", Duration::ZERO, t0), Gate::Run);
+            assert_eq!(c.check(None, "s", "c", Duration::ZERO, t0), Gate::Run);
         }
     }
 }

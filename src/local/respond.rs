@@ -157,6 +157,7 @@ impl Responder {
                 command,
                 series,
                 host: _,
+                cooldown,
             } => {
                 self.board.handler(
                     &path,
@@ -166,7 +167,7 @@ impl Responder {
                         command: format!("{service}/{command}"),
                     },
                 );
-                self.fire(&path, handler, service, command, &series)
+                self.fire(&path, handler, service, command, &series, cooldown)
             }
             Report::Ready { .. } | Report::LoadFailed { .. } | Report::Fatal { .. } => {}
         }
@@ -179,6 +180,7 @@ impl Responder {
         service: String,
         command: String,
         series: &str,
+        own_cooldown: Option<f64>,
     ) {
         if self.stopped.load(Ordering::SeqCst) {
             info!("rule {handler} asked for {service}/{command} during shutdown; not run");
@@ -226,13 +228,21 @@ impl Responder {
             return;
         }
         let (line, timeout) = (line.to_string(), svc.timeout.map(Duration::from_secs));
-        let cooldown = svc
-            .cooldown
-            .map_or(self.default_cooldown, Duration::from_secs);
+        // A handler's own `cooldown` is kept apart from the one every rule
+        // shares, so another rule asking for the same command does not
+        // silence it.
+        let (cooldown, owner) = match own_cooldown {
+            Some(seconds) => (Duration::from_secs_f64(seconds), Some(handler.as_str())),
+            None => (
+                svc.cooldown
+                    .map_or(self.default_cooldown, Duration::from_secs),
+                None,
+            ),
+        };
         let gate = self
             .cooldowns
             .lock()
-            .map(|mut c| c.check(&service, &command, cooldown, Instant::now()))
+            .map(|mut c| c.check(owner, &service, &command, cooldown, Instant::now()))
             .unwrap_or(Gate::Run);
         if let Gate::Suppressed {
             ago,

@@ -382,7 +382,10 @@ fn error_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
 fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc> {
     match error {
         piccolo::Error::Lua(e) => e.0,
-        piccolo::Error::Runtime(e) => Value::String(ctx.intern(e.to_string().as_bytes())),
+        piccolo::Error::Runtime(e) => {
+            let text = super::vm::lua_wording(&e.to_string());
+            Value::String(ctx.intern(text.as_bytes()))
+        }
     }
 }
 

@@ -76,7 +76,7 @@ impl ArithError {
     fn message(&self) -> String {
         match self {
             ArithError::DivideByZero => "attempt to divide by zero".into(),
-            ArithError::ModuloByZero => "attempt to perform 'n%%0'".into(),
+            ArithError::ModuloByZero => "attempt to perform 'n%0'".into(),
             ArithError::NoIntegerRepresentation => "number has no integer representation".into(),
         }
     }

@@ -96,6 +96,20 @@ function xpcall(f, handler, ...)
   return false, handler(r[2])
 end
 
+-- coroutine.resume: Lua 5.4's answers for a coroutine that cannot be
+-- resumed (piccolo's is an error object, not these words).
+do
+  local resume, status = coroutine.resume, coroutine.status
+  function coroutine.resume(co, ...)
+    if type(co) == "thread" then
+      local s = status(co)
+      if s == "dead" then return false, "cannot resume dead coroutine" end
+      if s == "running" then return false, "cannot resume non-suspended coroutine" end
+    end
+    return resume(co, ...)
+  end
+end
+
 function coroutine.wrap(f)
   local co = coroutine.create(f)
   return function(...)

@@ -178,6 +178,9 @@ pub struct Vm {
     /// Set once a panic went through the instance: its heap may be in any
     /// state, so every later call fails with this message.
     broken: Option<String>,
+    /// Chunks get line markers (a diagnosis instance, see
+    /// [`Vm::diagnosing`]).
+    line_markers: bool,
 }
 
 /// The text of a panic's payload.
@@ -211,6 +214,7 @@ impl Vm {
             limits,
             series: super::event_table::SeriesTables::within(limits.memory),
             broken: None,
+            line_markers: false,
         };
         vm.run_prelude()?;
         Ok(vm)
@@ -254,6 +258,24 @@ impl Vm {
         .map(|_| ())
     }
 
+    /// An instance whose chunks record the line of every statement they
+    /// reach, for [`Vm::line_reached`]: slower, only ever used to tell
+    /// where a handler that failed in a normal instance fails.
+    pub fn diagnosing(limits: VmLimits) -> Result<Vm, CallError> {
+        let mut vm = Vm::new(limits)?;
+        vm.line_markers = true;
+        Ok(vm)
+    }
+
+    /// The line of the last statement a marked chunk reached.
+    pub fn line_reached(&mut self) -> Option<u32> {
+        let marker = super::front::LINE_MARKER;
+        self.lua.enter(|ctx| match ctx.globals().get(ctx, marker) {
+            Value::Integer(line) => u32::try_from(line).ok(),
+            _ => None,
+        })
+    }
+
     /// Runs a chunk and returns what it returned.
     pub fn run_chunk(&mut self, name: &str, source: &[u8]) -> Result<Vec<LuaValue>, CallError> {
         self.guarded(|vm| vm.run_chunk_unguarded(name, source))?
@@ -275,10 +297,16 @@ impl Vm {
                 message: "the file is not UTF-8 text".into(),
             }
         })?;
-        let code = rewrite_source(text, name).map_err(|e| CallError::Syntax {
+        let mut code = rewrite_source(text, name).map_err(|e| CallError::Syntax {
             line: e.line,
             message: e.message,
         })?;
+        if self.line_markers {
+            code = super::front::add_line_markers(&code).map_err(|e| CallError::Syntax {
+                line: e.line,
+                message: e.message,
+            })?;
+        }
         self.run(
             |ctx, executor| {
                 let closure = Closure::load(ctx, Some(name), code.as_bytes())?;
@@ -530,10 +558,29 @@ impl CallError {
 /// An error's text without piccolo's "lua error: " / "runtime error: "
 /// prefixes, so messages read as Lua's do.
 fn plain_message(text: &str) -> String {
-    text.strip_prefix("lua error: ")
+    let plain = text
+        .strip_prefix("lua error: ")
         .or_else(|| text.strip_prefix("runtime error: "))
-        .unwrap_or(text)
-        .to_string()
+        .unwrap_or(text);
+    lua_wording(plain)
+}
+
+/// piccolo's type errors in Lua 5.4's words (as the prelude's `pcall`
+/// gives them): `type error, expected table, found nil` is Lua's `attempt
+/// to index a nil value`.
+pub(super) fn lua_wording(text: &str) -> String {
+    let Some((expected, found)) = text
+        .strip_prefix("type error, expected ")
+        .and_then(|rest| rest.split_once(", found "))
+    else {
+        return text.to_string();
+    };
+    match expected {
+        "table" => format!("attempt to index a {found} value"),
+        "string or table" => format!("attempt to get length of a {found} value"),
+        "function" => format!("attempt to call a {found} value"),
+        _ => text.to_string(),
+    }
 }
 
 /// piccolo says "runtime error: parse error at line 2: unexpected ...".

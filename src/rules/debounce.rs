@@ -16,6 +16,10 @@ pub struct DebouncePolicy {
     /// `(after, within)`: stop acting after `after` actions within
     /// `within` seconds, until the handler stops asking.
     pub give_up: Option<(u32, f64)>,
+    /// Seconds during which this handler's command is not run again on its
+    /// request, apart from the cooldown every rule shares (the `cooldown`
+    /// option; `None`: the shared one, `CommandCooldown`).
+    pub cooldown: Option<f64>,
 }
 
 impl DebouncePolicy {
@@ -125,6 +129,7 @@ mod tests {
             hits: 1,
             repeat_interval: Some(60.0),
             give_up: Some((2, 600.0)),
+            cooldown: None,
         };
         let mut s = State::default();
         assert_eq!(s.step(&p, true, 0.0), Verdict::Fire);

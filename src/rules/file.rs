@@ -4,11 +4,13 @@
 use super::debounce::DebouncePolicy;
 use super::guard::{self, Derived, Guard, Subject};
 use crate::events::{Metric, Notification};
+use crate::lua::CallError;
 use crate::lua::{
     EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits, pattern_matches,
 };
 use crate::task::CommandRef;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,7 +75,7 @@ impl Handler {
 }
 
 /// A handler asked for a recovery command (after debouncing).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fired {
     /// `<file>::metric::<name>` (docs/COMPATIBILITY.md §2: the result notification's type).
     pub handler: String,
@@ -81,6 +83,8 @@ pub struct Fired {
     pub command: String,
     /// The host the handler named (`host = "..."`), for central rules.
     pub host: Option<String>,
+    /// The handler's own cooldown (its `cooldown` option), in seconds.
+    pub cooldown: Option<f64>,
 }
 
 /// What a handler asked for: a command, and the host it is for when it
@@ -205,7 +209,16 @@ pub struct RuleFile {
     /// Why value lists get a new table each (`None`: the metric handlers
     /// keep nothing of theirs, and one table per series is refilled).
     fresh_tables: Option<String>,
+    /// The file's text and limits, for a diagnosis run (see
+    /// [`RuleFile::locate`]).
+    source: Vec<u8>,
+    limits: VmLimits,
+    /// Lines found by diagnosis runs, by handler and message.
+    located: HashMap<(Arc<str>, String), Option<u32>>,
 }
+
+/// Diagnoses remembered per file at most.
+const MAX_LOCATED: usize = 64;
 
 impl RuleFile {
     /// Reads and runs the file; fails with a message naming the file.
@@ -258,7 +271,75 @@ impl RuleFile {
             indexed: true,
             typos: index.typos,
             fresh_tables: index.fresh_tables,
+            source: source.to_vec(),
+            limits,
+            located: HashMap::new(),
         })
+    }
+
+    /// `message` with the line where the handler failed, as Lua gives it
+    /// (`file.lua:4: attempt to index a nil value`). piccolo's own VM
+    /// errors carry no position, and tracking lines would slow every call:
+    /// instead, a failure without one is run once more in a VM of its own,
+    /// from the file's start, with a line marker before each statement,
+    /// and the handler called with the same event. A handler whose failure
+    /// depends on what earlier events left behind may not fail there: its
+    /// message keeps no line. The answer is remembered, so a handler that
+    /// fails on every event costs one run.
+    fn locate(
+        &mut self,
+        kind: HandlerKind,
+        index: usize,
+        event: EventRef<'_>,
+        message: String,
+    ) -> String {
+        let label = self.path.display().to_string();
+        if message.starts_with(&format!("{label}:")) {
+            return message;
+        }
+        let handler = &self.list(kind)[index];
+        let key = (Arc::clone(&handler.label), message.clone());
+        let line = match self.located.get(&key) {
+            Some(line) => *line,
+            None => {
+                let line = self.diagnose(kind, handler.name.clone(), event, &message);
+                if self.located.len() >= MAX_LOCATED {
+                    self.located.clear();
+                }
+                self.located.insert(key, line);
+                line
+            }
+        };
+        match line {
+            Some(line) => format!("{label}:{line}: {message}"),
+            None => message,
+        }
+    }
+
+    /// The line a diagnosis run of the handler fails on with `message`.
+    fn diagnose(
+        &self,
+        kind: HandlerKind,
+        name: Option<String>,
+        event: EventRef<'_>,
+        message: &str,
+    ) -> Option<u32> {
+        let label = self.path.display().to_string();
+        let mut vm = Vm::diagnosing(self.limits).ok()?;
+        let returned = vm.run_chunk(&label, &self.source).ok()?;
+        let which = match kind {
+            HandlerKind::Metric => returned.first(),
+            HandlerKind::Notification => returned.get(1),
+        };
+        let function = handlers(which, &label, "")
+            .ok()?
+            .into_iter()
+            .find(|h| h.name == name)?
+            .function;
+        match vm.call_with_event(&function, &mut EventTableCache::default(), event) {
+            Err(e) if e.to_string() == message => vm.line_reached(),
+            _ => None,
+        }
     }
 
     /// Mistakes `rules check` warns about: fields a handler reads that its
@@ -416,11 +497,13 @@ impl RuleFile {
                 continue;
             }
             let (handler, function, policy) = (Arc::clone(&h.label), h.function.clone(), h.policy);
-            let result = self
-                .vm
-                .call_with_event(&function, &mut table, argument)
-                .map_err(|e| (e.to_string(), e.limit()))
-                .and_then(|r| decision(&r).map_err(|e| (e, None)));
+            let result = match self.vm.call_with_event(&function, &mut table, argument) {
+                Ok(r) => decision(&r).map_err(|e| (e, None)),
+                Err(e) if e.limit().is_none() && matches!(e, CallError::Runtime(_)) => {
+                    Err((self.locate(kind, i, argument, e.to_string()), None))
+                }
+                Err(e) => Err((e.to_string(), e.limit())),
+            };
             outcomes.push(HandlerOutcome {
                 handler,
                 policy,
@@ -489,6 +572,11 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
             ("repeat_interval", LuaValue::Int(_) | LuaValue::Num(_)) => {
                 h.policy.repeat_interval = Some(number(value))
             }
+            ("cooldown", LuaValue::Int(_) | LuaValue::Num(_))
+                if number(value) >= 0.0 && number(value).is_finite() =>
+            {
+                h.policy.cooldown = Some(number(value))
+            }
             ("give_up", LuaValue::Table(_, g)) => match (g.get("after"), g.get("within")) {
                 (
                     Some(LuaValue::Int(after)),
@@ -504,7 +592,7 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
             },
             (other, v) => {
                 return Err(format!(
-                    "a table with an invalid option `{other}` (a {}); options: handler, match, hits, repeat_interval, give_up",
+                    "a table with an invalid option `{other}` (a {}); options: handler, match, hits, repeat_interval, give_up, cooldown",
                     v.type_name()
                 ));
             }

@@ -173,6 +173,7 @@ impl RuleSet {
                                 service,
                                 command,
                                 host,
+                                cooldown: outcome.policy.cooldown,
                             });
                         }
                         continue;

@@ -72,6 +72,9 @@ pub enum Report {
         /// The host the handler named, if any (central rules).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
+        /// The handler's own cooldown in seconds (its `cooldown` option).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cooldown: Option<f64>,
     },
     /// A handler's request was held back by its debounce options.
     Held { handler: String, reason: String },

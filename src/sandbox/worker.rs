@@ -203,6 +203,7 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
         command: f.command,
         series: series.clone(),
         host: f.host,
+        cooldown: f.cooldown,
     }));
     out
 }

@@ -27,6 +27,7 @@ mod build;
 mod constants;
 mod empty;
 mod literals;
+mod markers;
 mod methods;
 mod statements;
 
@@ -34,6 +35,7 @@ use build::*;
 use constants::*;
 pub use empty::blank_empty_statements;
 use literals::*;
+pub use markers::{LINE_MARKER, add_line_markers};
 use methods::*;
 use statements::*;
 
@@ -135,7 +137,7 @@ pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
             let first = errors.first();
             FrontError {
                 line: first.map(|e| e.range().0.line() as u32),
-                message: first.map_or_else(|| "cannot parse".into(), |e| e.error_message().into()),
+                message: first.map_or_else(|| "cannot parse".into(), parse_message),
             }
         })?;
     let mut constants = Constants::default();
@@ -149,6 +151,21 @@ pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
     match rewrites.error {
         Some(e) => Err(e),
         None => Ok(out),
+    }
+}
+
+/// A parse error in Lua's words where Lua's differ from full_moon's: a
+/// bare table where a statement belongs (`{...}` without `return`) is
+/// Lua's `unexpected symbol near '{'`.
+fn parse_message(error: &full_moon::Error) -> String {
+    let message = error.error_message();
+    match error {
+        full_moon::Error::AstError(e)
+            if message == "unexpected token, this needs to be a statement" =>
+        {
+            format!("unexpected symbol near '{}'", e.token())
+        }
+        _ => message.into(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading a rule file's source for its handlers' guards (the soundness
 //! rules are in the module's documentation).
 
-use super::lint::field_typos;
+use super::lint::{field_typos, unreturned_decision};
 use super::syntax::*;
 use super::{Derived, Field, FileIndex, Guard, Kind};
 use full_moon::LuaVersion;
@@ -74,7 +74,11 @@ pub fn analyse(source: &str) -> FileIndex {
     }
     let typos = found
         .iter()
-        .flat_map(|(kind, name, body)| field_typos(*kind, name.as_deref(), body))
+        .flat_map(|(kind, name, body)| {
+            field_typos(*kind, name.as_deref(), body)
+                .into_iter()
+                .chain(unreturned_decision(name.as_deref(), body))
+        })
         .collect();
     // Every handler shares the event's table: one that writes or passes
     // it on could change what the others' fields say.

@@ -5,7 +5,7 @@
 use super::Kind;
 use super::syntax::*;
 use full_moon::LuaVersion;
-use full_moon::ast::{Field as TableField, FunctionBody, TableConstructor};
+use full_moon::ast::{Expression, Field as TableField, FunctionBody, TableConstructor};
 use full_moon::tokenizer::{Symbol, TokenType};
 use full_moon::visitors::Visitor;
 
@@ -67,7 +67,7 @@ pub(super) fn field_typos(kind: Kind, handler: Option<&str>, body: &FunctionBody
             .unwrap_or("plugin");
         let who = handler.map_or_else(|| "the handler".to_string(), |h| format!("handler `{h}`"));
         let line = format!(
-            "{who} reads `{param}.{name}`, which {table} never has (did you mean `{param}.{nearest}`?)"
+            "{who} reads `{param}.{name}`, which {table} never has (did you mean `{param}.{nearest}`?): it is always nil, so a test of it never holds, and the rule index leaves that test out"
         );
         if !out.contains(&line) {
             out.push(line);
@@ -76,27 +76,108 @@ pub(super) fn field_typos(kind: Kind, handler: Option<&str>, body: &FunctionBody
     out
 }
 
-/// Every `{service = "...", command = "..."}` the source spells out with
-/// string literals (what its handlers can ask for), in order.
+/// Whether a table constructor is a decision: it has `service` and
+/// `command` keys.
+fn is_decision(t: &TableConstructor) -> bool {
+    let keys: Vec<String> = t
+        .fields()
+        .iter()
+        .filter_map(|f| match f {
+            TableField::NameKey { key, .. } => Some(ident(key)),
+            _ => None,
+        })
+        .collect();
+    keys.iter().any(|k| k == "service") && keys.iter().any(|k| k == "command")
+}
+
+/// A handler that builds a `{service = ..., command = ...}` table but
+/// never returns a value: nothing it decides ever fires.
+pub(super) fn unreturned_decision(handler: Option<&str>, body: &FunctionBody) -> Option<String> {
+    use full_moon::ast::Return;
+    use full_moon::node::Node;
+    use full_moon::visitors::Visit;
+    #[derive(Default)]
+    struct Scan {
+        /// Function bodies entered below the handler's own.
+        depth: usize,
+        returns_value: bool,
+        decision_line: Option<usize>,
+    }
+    impl Visitor for Scan {
+        fn visit_function_body(&mut self, _: &FunctionBody) {
+            self.depth += 1;
+        }
+        fn visit_function_body_end(&mut self, _: &FunctionBody) {
+            self.depth -= 1;
+        }
+        fn visit_return(&mut self, r: &Return) {
+            if self.depth == 0 && !r.returns().is_empty() {
+                self.returns_value = true;
+            }
+        }
+        fn visit_table_constructor(&mut self, t: &TableConstructor) {
+            if self.decision_line.is_none() && is_decision(t) {
+                self.decision_line = t.start_position().map(|p| p.line());
+            }
+        }
+    }
+    let mut scan = Scan::default();
+    body.block().visit(&mut scan);
+    let line = scan.decision_line.filter(|_| !scan.returns_value)?;
+    let who = handler.map_or_else(|| "the handler".to_string(), |h| format!("handler `{h}`"));
+    Some(format!(
+        "{who} builds a {{service, command}} table (line {line}) but returns nothing: nothing it decides ever fires (write `return {{ service = ..., command = ... }}`)"
+    ))
+}
+
+/// Every `{service = ..., command = ...}` the source spells out with
+/// string literals, or with locals bound to one (`local SVC = "nginx"`):
+/// what its handlers can ask for, in order.
 pub fn requested_commands(source: &str) -> Vec<crate::task::CommandRef> {
-    struct Requests(Vec<crate::task::CommandRef>);
+    use full_moon::ast::LocalAssignment;
+    #[derive(Default)]
+    struct Requests {
+        found: Vec<crate::task::CommandRef>,
+        /// `local NAME = "text"` seen so far (a name bound twice to
+        /// different texts is not used).
+        constants: std::collections::HashMap<String, Option<String>>,
+    }
+    impl Requests {
+        fn text(&self, value: &Expression) -> Option<String> {
+            string_literal(value).or_else(|| match unparen(value) {
+                Expression::Var(full_moon::ast::Var::Name(name)) => {
+                    self.constants.get(&ident(name)).cloned().flatten()
+                }
+                _ => None,
+            })
+        }
+    }
     impl Visitor for Requests {
+        fn visit_local_assignment(&mut self, l: &LocalAssignment) {
+            for (name, value) in l.names().iter().zip(l.expressions().iter()) {
+                let text = string_literal(value);
+                let entry = self.constants.entry(ident(name)).or_insert(text.clone());
+                if *entry != text {
+                    *entry = None;
+                }
+            }
+        }
         fn visit_table_constructor(&mut self, t: &TableConstructor) {
             let mut service = None;
             let mut command = None;
             for field in t.fields() {
                 if let TableField::NameKey { key, value, .. } = field {
                     match ident(key).as_str() {
-                        "service" => service = string_literal(value),
-                        "command" => command = string_literal(value),
+                        "service" => service = self.text(value),
+                        "command" => command = self.text(value),
                         _ => {}
                     }
                 }
             }
             if let (Some(s), Some(c)) = (service, command) {
                 let r = crate::task::CommandRef::new(s, c);
-                if !self.0.contains(&r) {
-                    self.0.push(r);
+                if !self.found.contains(&r) {
+                    self.found.push(r);
                 }
             }
         }
@@ -105,9 +186,9 @@ pub fn requested_commands(source: &str) -> Vec<crate::task::CommandRef> {
     let Ok(ast) = full_moon::parse_fallible(&source, LuaVersion::lua54()).into_result() else {
         return Vec::new();
     };
-    let mut found = Requests(Vec::new());
+    let mut found = Requests::default();
     found.visit_ast(&ast);
-    found.0
+    found.found
 }
 
 /// Levenshtein distance, for suggesting a field name.

@@ -229,7 +229,13 @@ impl fmt::Display for Guard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Guard::Eq(field, s) => write!(f, "{} == {s:?}", field.name()),
-            Guard::Severity(n) => write!(f, "severity == {n}"),
+            // In the rule API's names, as rule authors write them.
+            Guard::Severity(n) => match n {
+                1 => write!(f, "severity == NOTIF_FAILURE"),
+                2 => write!(f, "severity == NOTIF_WARNING"),
+                4 => write!(f, "severity == NOTIF_OKAY"),
+                n => write!(f, "severity == {n}"),
+            },
             Guard::Finds(field, p, true) => write!(f, "{} contains {p:?}", field.name()),
             Guard::Finds(field, p, false) => write!(f, "{} matches {p:?}", field.name()),
             Guard::Not(g) => match g.as_ref() {
@@ -343,7 +349,7 @@ mod tests {
         assert!(!g.admits(&subject("memory", "used")));
         assert!(!g.admits(&subject("cpu", "free")));
         let n = guard(EXAMPLE, Kind::Notification, Some("fail_example")).unwrap();
-        assert_eq!(n.to_string(), "severity == 1");
+        assert_eq!(n.to_string(), "severity == NOTIF_FAILURE");
         let mut s = subject("nginx", "");
         s.severity = Some(4);
         assert!(!n.admits(&s));
