@@ -771,7 +771,8 @@ end }"#,
         "{}",
         text(&out.stdout)
     );
-    // A runtime error names its line, in Lua's words.
+    // A runtime error names its line, in Lua's words, with Lua's
+    // description of the value (what `lua5.4` says of the same function).
     let broken = write(
         "broken.lua",
         "local limits = {}\nreturn { over = function(m)\n  local cfg = limits[m.plugin_instance]\n  return cfg.max < 1 and nil\nend }\n",
@@ -782,9 +783,72 @@ end }"#,
     );
     let out = run(&["rules", "test", &broken, "--input", &input]);
     assert!(
-        text(&out.stdout).contains("broken.lua:4: attempt to index a nil value"),
+        text(&out.stdout).contains("broken.lua:4: attempt to index a nil value (local 'cfg')"),
         "{}{}",
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// A handler's runtime error reads as `lua5.4`'s for the same function:
+/// file, line, Lua's words and its description of the value.
+#[test]
+fn handler_errors_read_as_lua_5_4_reports_them() {
+    let handlers = [
+        ("a", "local t = nil; return t.x"),
+        ("b", "return #m.nothing"),
+        ("c", "undefinedfn()"),
+        ("d", "return m.values[1] + m.nope"),
+        ("e", "return up.x"),
+        ("f", "local s = m.nope; return s .. \"x\""),
+        ("g", "return m.values[1] < m.nope"),
+        ("h", "return m.nope > 1"),
+        ("i", "return helper(nil)"),
+        ("j", "m.nope.x = 1"),
+        ("l", "return -m.nope"),
+        ("n", "return m.nope()"),
+        ("o", "return m.host:nomethod()"),
+        ("p", "local cfg = {}; return cfg.limits.max"),
+    ];
+    let head = "local up = nil\nlocal function helper(x) return x.field end\n";
+    let body: String = handlers
+        .iter()
+        .map(|(name, code)| format!("  {name} = function(m) {code} end,\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The same lines in both files, so the line numbers compare.
+    let rule = dir.path().join("h.lua");
+    std::fs::write(&rule, format!("{head}return {{\n{body}}}\n")).unwrap();
+    let reference = dir.path().join("h_ref.lua");
+    let names: Vec<String> = handlers.iter().map(|(n, _)| format!("{n:?}")).collect();
+    std::fs::write(
+        &reference,
+        format!(
+            "{head}local h = {{\n{body}}}\nlocal m = {{ host = \"web1\", values = {{95}} }}\nfor _, k in ipairs({{{}}}) do print(select(2, pcall(h[k], m))) end\n",
+            names.join(", ")
+        ),
+    )
+    .unwrap();
+    let expected = Command::new("lua5.4")
+        .arg("h_ref.lua")
+        .current_dir(dir.path())
+        .output()
+        .expect("lua5.4 (scripts/install-deps installs it)");
+    let expected = text(&expected.stdout).replace("h_ref.lua", "h.lua");
+    let input = dir.path().join("in.json");
+    std::fs::write(
+        &input,
+        r#"{"host":"web1","plugin":"df","plugin_instance":"root","type":"percent_bytes","type_instance":"used","values":[95],"dsnames":["value"],"dstypes":["gauge"],"time":0,"interval":10}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["rules", "test", "h.lua", "--input", "in.json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let ours: String = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(": error: ").map(|(_, m)| format!("{m}\n")))
+        .collect();
+    assert_eq!(ours, expected);
 }

@@ -834,6 +834,6 @@ end }"#;
     assert_eq!(results(c).len(), 2);
     // A VM error names its file and line, in Lua's words.
     c.putval("testhost/broken-x/gauge-y N:1");
-    let line = c.wait_for_log("broken.lua:5: attempt to index a nil value");
+    let line = c.wait_for_log("broken.lua:5: attempt to index a nil value (local 'cfg')");
     assert!(line.contains("broken.lua::metric::over failed"), "{line}");
 }

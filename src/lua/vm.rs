@@ -168,6 +168,9 @@ fn owned<'gc>(ctx: Context<'gc>, value: Value<'gc>, depth: u8) -> LuaValue {
     }
 }
 
+/// The checked operations of a diagnosis instance.
+const DIAGNOSE: &str = include_str!("diagnose.lua");
+
 /// A Lua instance with the rule environment.
 pub struct Vm {
     lua: Lua,
@@ -263,8 +266,17 @@ impl Vm {
     /// where a handler that failed in a normal instance fails.
     pub fn diagnosing(limits: VmLimits) -> Result<Vm, CallError> {
         let mut vm = Vm::new(limits)?;
+        // Before the markers are on: the helpers' own operations are
+        // the plain ones.
+        vm.run_chunk("diagnose", DIAGNOSE.as_bytes())?;
         vm.line_markers = true;
         Ok(vm)
+    }
+
+    /// A message raised by the diagnosis helpers (Lua's words, with the
+    /// value described), without its mark; `None` for any other.
+    pub fn diagnosed_message(message: &str) -> Option<&str> {
+        message.split_once('\u{1}').map(|(_, words)| words)
     }
 
     /// The line of the last statement a marked chunk reached.
@@ -302,10 +314,12 @@ impl Vm {
             message: e.message,
         })?;
         if self.line_markers {
-            code = super::front::add_line_markers(&code).map_err(|e| CallError::Syntax {
-                line: e.line,
-                message: e.message,
-            })?;
+            code = super::front::add_line_markers(&code)
+                .and_then(|marked| super::front::add_checks(&marked))
+                .map_err(|e| CallError::Syntax {
+                    line: e.line,
+                    message: e.message,
+                })?;
         }
         self.run(
             |ctx, executor| {

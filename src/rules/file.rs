@@ -213,9 +213,13 @@ pub struct RuleFile {
     /// [`RuleFile::locate`]).
     source: Vec<u8>,
     limits: VmLimits,
-    /// Lines found by diagnosis runs, by handler and message.
-    located: HashMap<(Arc<str>, String), Option<u32>>,
+    /// What diagnosis runs found (the line, Lua's message), by handler
+    /// and message.
+    located: HashMap<(Arc<str>, String), Option<Located>>,
 }
+
+/// Where a diagnosis run failed: the line, and Lua's message.
+type Located = (u32, String);
 
 /// Diagnoses remembered per file at most.
 const MAX_LOCATED: usize = 64;
@@ -294,36 +298,53 @@ impl RuleFile {
         message: String,
     ) -> String {
         let label = self.path.display().to_string();
-        if message.starts_with(&format!("{label}:")) {
+        // A message with its position already (from the front end's
+        // helpers) lacks only the value's description where Lua gives one.
+        let words = message
+            .strip_prefix(&format!("{label}:"))
+            .and_then(|rest| rest.split_once(": "))
+            .map(|(_, words)| words);
+        let describable = |w: &str| {
+            [
+                "attempt to perform arithmetic on a ",
+                "attempt to concatenate a ",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p))
+                && !w.ends_with(')')
+        };
+        if words.is_some_and(|w| !describable(w)) {
             return message;
         }
         let handler = &self.list(kind)[index];
         let key = (Arc::clone(&handler.label), message.clone());
-        let line = match self.located.get(&key) {
-            Some(line) => *line,
+        let found = match self.located.get(&key) {
+            Some(found) => found.clone(),
             None => {
-                let line = self.diagnose(kind, handler.name.clone(), event, &message);
+                let found = self.diagnose(kind, handler.name.clone(), event, &message);
                 if self.located.len() >= MAX_LOCATED {
                     self.located.clear();
                 }
-                self.located.insert(key, line);
-                line
+                self.located.insert(key, found.clone());
+                found
             }
         };
-        match line {
-            Some(line) => format!("{label}:{line}: {message}"),
+        match found {
+            Some((line, words)) => format!("{label}:{line}: {words}"),
             None => message,
         }
     }
 
-    /// The line a diagnosis run of the handler fails on with `message`.
+    /// Where a diagnosis run of the handler fails, and why in Lua's words
+    /// (its checked operations describe the value); `None` when it does
+    /// not fail there as it did here.
     fn diagnose(
         &self,
         kind: HandlerKind,
         name: Option<String>,
         event: EventRef<'_>,
         message: &str,
-    ) -> Option<u32> {
+    ) -> Option<(u32, String)> {
         let label = self.path.display().to_string();
         let mut vm = Vm::diagnosing(self.limits).ok()?;
         let returned = vm.run_chunk(&label, &self.source).ok()?;
@@ -336,10 +357,16 @@ impl RuleFile {
             .into_iter()
             .find(|h| h.name == name)?
             .function;
-        match vm.call_with_event(&function, &mut EventTableCache::default(), event) {
-            Err(e) if e.to_string() == message => vm.line_reached(),
-            _ => None,
-        }
+        let Err(e) = vm.call_with_event(&function, &mut EventTableCache::default(), event) else {
+            return None;
+        };
+        let text = e.to_string();
+        let words = match Vm::diagnosed_message(&text) {
+            Some(words) => words.to_string(),
+            None if text == message => text,
+            None => return None,
+        };
+        Some((vm.line_reached()?, words))
     }
 
     /// Mistakes `rules check` warns about: fields a handler reads that its

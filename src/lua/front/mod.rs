@@ -24,6 +24,7 @@ use full_moon::visitors::{Visitor, VisitorMut};
 use std::collections::{HashMap, HashSet};
 
 mod build;
+mod checks;
 mod constants;
 mod empty;
 mod literals;
@@ -32,6 +33,7 @@ mod methods;
 mod statements;
 
 use build::*;
+pub use checks::add_checks;
 use constants::*;
 pub use empty::blank_empty_statements;
 use literals::*;
