@@ -163,11 +163,18 @@ fn bitwise_int(n: Num) -> Result<i64, ArithError> {
     }
 }
 
-/// What a numeric `for` runs with: `(init, limit, step)` of the loop the VM
-/// will run (all integers or all floats), or why Lua refuses it.
-pub(super) fn for_prep(init: Num, limit: Num, step: Num) -> Result<(Num, Num, Num), String> {
+/// What a numeric `for` runs with: `(init, limit, step, back)` of the
+/// loop the VM will run (all integers or all floats), the loop variable
+/// being the VM's value minus `back`; or why Lua refuses it.
+///
+/// The VM adds the step after the last round and tests the sum against
+/// the limit: where that sum would pass the integer limits (a loop up to
+/// `math.maxinteger`), it would wrap around and the loop never end. Such a
+/// loop runs shifted by `shift` towards zero, where the sum cannot
+/// overflow, and its variable is shifted back: the same values as Lua's.
+pub(super) fn for_prep(init: Num, limit: Num, step: Num) -> Result<(Num, Num, Num, Num), String> {
     /// A loop the VM will not run even once.
-    const SKIP: (Num, Num, Num) = (Num::Int(1), Num::Int(0), Num::Int(1));
+    const SKIP: (Num, Num, Num, Num) = (Num::Int(1), Num::Int(0), Num::Int(1), Num::Int(0));
     match (init, step) {
         (Num::Int(i), Num::Int(s)) => {
             if s == 0 {
@@ -193,21 +200,33 @@ pub(super) fn for_prep(init: Num, limit: Num, step: Num) -> Result<(Num, Num, Nu
             if (s > 0 && i > l) || (s < 0 && i < l) {
                 return Ok(SKIP);
             }
-            // The VM adds the step after the last round: stop where that
-            // addition cannot overflow by giving it the last value reached.
+            // The last value reached, and the VM's sum after it.
             let count = if s > 0 {
                 (l as i128 - i as i128) / s as i128
             } else {
                 (i as i128 - l as i128) / -(s as i128)
             };
             let last = i as i128 + count * s as i128;
-            if i64::try_from(last + s as i128).is_err() {
-                return Err(
-                    "a numeric 'for' whose next value would pass the integer limits is not supported"
-                        .into(),
-                );
-            }
-            Ok((Num::Int(i), Num::Int(last as i64), Num::Int(s)))
+            let after = last + s as i128;
+            // 0 unless `after` is out of range; then the shift that brings
+            // it back to the edge (the first value stays in range: the
+            // whole span is less than 2^64).
+            let shift = if after > i64::MAX as i128 {
+                after - i64::MAX as i128
+            } else if after < i64::MIN as i128 {
+                after - i64::MIN as i128
+            } else {
+                0
+            };
+            let narrow = |v: i128| {
+                i64::try_from(v).map_err(|_| "a numeric 'for' beyond the integer range".to_string())
+            };
+            Ok((
+                Num::Int(narrow(i as i128 - shift)?),
+                Num::Int(narrow(last - shift)?),
+                Num::Int(s),
+                Num::Int(narrow(-shift)?),
+            ))
         }
         _ => {
             let s = to_float(step);
@@ -218,6 +237,7 @@ pub(super) fn for_prep(init: Num, limit: Num, step: Num) -> Result<(Num, Num, Nu
                 Num::Float(to_float(init)),
                 Num::Float(to_float(limit)),
                 Num::Float(s),
+                Num::Int(0),
             ))
         }
     }
@@ -539,8 +559,9 @@ fn for_prep_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
                 )
             })?;
         }
-        let (i, l, s) = for_prep(parts[0], parts[1], parts[2]).map_err(|e| located(ctx, at, e))?;
-        stack.replace(ctx, (value(i), value(l), value(s)));
+        let (i, l, s, shift) =
+            for_prep(parts[0], parts[1], parts[2]).map_err(|e| located(ctx, at, e))?;
+        stack.replace(ctx, (value(i), value(l), value(s), value(shift)));
         Ok(CallbackReturn::Return)
     })
 }
@@ -623,17 +644,29 @@ mod tests {
 
     #[test]
     fn numeric_for_keeps_integers_and_refuses_step_zero() {
-        assert_eq!(for_prep(I(1), F(3.5), I(1)), Ok((I(1), I(3), I(1))));
-        assert_eq!(for_prep(I(3), F(0.5), I(-1)), Ok((I(3), I(1), I(-1))));
-        assert_eq!(for_prep(I(1), I(10), I(4)), Ok((I(1), I(9), I(4))));
+        assert_eq!(for_prep(I(1), F(3.5), I(1)), Ok((I(1), I(3), I(1), I(0))));
+        assert_eq!(for_prep(I(3), F(0.5), I(-1)), Ok((I(3), I(1), I(-1), I(0))));
+        assert_eq!(for_prep(I(1), I(10), I(4)), Ok((I(1), I(9), I(4), I(0))));
         assert_eq!(for_prep(I(1), F(f64::NAN), I(1)).unwrap().1, I(0));
         assert!(for_prep(I(1), I(10), I(0)).is_err());
         assert!(for_prep(F(1.0), I(10), F(0.0)).is_err());
-        assert_eq!(for_prep(I(1), I(2), F(0.5)), Ok((F(1.0), F(2.0), F(0.5))));
-        assert!(for_prep(I(i64::MAX - 1), I(i64::MAX), I(1)).is_err());
+        assert_eq!(
+            for_prep(I(1), I(2), F(0.5)),
+            Ok((F(1.0), F(2.0), F(0.5), I(0)))
+        );
+        // Up to the integer limits: shifted so the VM's last sum fits, the
+        // variable shifted back.
+        assert_eq!(
+            for_prep(I(i64::MAX - 1), I(i64::MAX), I(1)),
+            Ok((I(i64::MAX - 2), I(i64::MAX - 1), I(1), I(-1)))
+        );
+        assert_eq!(
+            for_prep(I(i64::MIN + 1), I(i64::MIN), I(-1)),
+            Ok((I(i64::MIN + 2), I(i64::MIN + 1), I(-1), I(1)))
+        );
         assert_eq!(
             for_prep(I(i64::MAX - 1), F(1e300), I(-1)),
-            Ok((I(1), I(0), I(1)))
+            Ok((I(1), I(0), I(1), I(0)))
         );
     }
 }

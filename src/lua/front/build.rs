@@ -16,6 +16,7 @@ pub(super) fn binop_symbol(text: &str, newlines: usize) -> BinOp {
     match text.trim() {
         "<" => BinOp::LessThan(token),
         "<=" => BinOp::LessThanEqual(token),
+        "-" => BinOp::Minus(token),
         other => unreachable!("binop_symbol({other})"),
     }
 }

@@ -36,14 +36,15 @@ pub(super) fn has_integer_literal_controls(f: &NumericFor) -> bool {
     small_int(f.start()) && step_ok && limit_ok
 }
 
-/// `for i = a, b, c do ... end` becomes `do local __for1, __for2, __for3 =
-/// __for_prep(a, b, c); for i = __for1, __for2, __for3 do ... end end`, on
-/// the same lines.
+/// `for i = a, b, c do ... end` becomes `do local __for1, __for2, __for3,
+/// __for4 = __for_prep(a, b, c); for __fi = __for1, __for2, __for3 do local
+/// i = __fi - __for4; ... end end`, on the same lines (`__for4`, 0 but
+/// for loops that reach the integer limits, see `ops::for_prep`).
 pub(super) fn prepared_for(f: NumericFor, position: Expression) -> Do {
-    let names = ["__for1", "__for2", "__for3"];
+    let names = ["__for1", "__for2", "__for3", "__for4"];
     let mut list = Punctuated::new();
     for (i, n) in names.iter().enumerate() {
-        list.push(if i == 2 {
+        list.push(if i == names.len() - 1 {
             Pair::End(identifier(n))
         } else {
             Pair::Punctuated(identifier(n), symbol(", "))
@@ -65,7 +66,25 @@ pub(super) fn prepared_for(f: NumericFor, position: Expression) -> Do {
         .with_expressions(args);
     let var = |n: &str| Expression::Var(Var::Name(identifier(n)));
     let end_token = f.end_token().clone();
+    // The loop's own variable, a local of each round as in Lua.
+    let mut own = Punctuated::new();
+    own.push(Pair::End(f.index_variable().clone()));
+    let mut shifted = Punctuated::new();
+    shifted.push(Pair::End(Expression::BinaryOperator {
+        lhs: Box::new(var("__fi")),
+        binop: binop_symbol(" - ", 0),
+        rhs: Box::new(var(names[3])),
+    }));
+    let variable = LocalAssignment::new(own)
+        .with_local_token(symbol("local "))
+        .with_equal_token(Some(symbol(" = ")))
+        .with_expressions(shifted);
+    let mut stmts = vec![(Stmt::LocalAssignment(variable), Some(symbol("; ")))];
+    stmts.extend(f.block().stmts_with_semicolon().cloned());
+    let block = f.block().clone().with_stmts(stmts);
     let looped = f
+        .with_index_variable(identifier("__fi"))
+        .with_block(block)
         .with_start(var(names[0]))
         .with_end(var(names[1]))
         .with_end_step_comma(Some(symbol(", ")))
