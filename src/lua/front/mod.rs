@@ -617,7 +617,7 @@ mod tests {
         let out = rw("for i = lo + 1, hi do\n  x = i\nend\ny = 1");
         assert_eq!(
             out,
-            "do local __for1, __for2, __for3 =  __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for i = __for1, __for2, __for3 do\n  x = i\nend end\ny = 1"
+            "do local __for1, __for2, __for3, __for4 =  __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for __fi = __for1, __for2, __for3 do\nlocal i = __fi - __for4;   x = i\nend end\ny = 1"
         );
         assert_eq!(rw("for i = 1, #t do end"), "for i = 1, #t do end");
     }

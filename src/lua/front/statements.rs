@@ -68,7 +68,9 @@ pub(super) fn prepared_for(f: NumericFor, position: Expression) -> Do {
     let end_token = f.end_token().clone();
     // The loop's own variable, a local of each round as in Lua.
     let mut own = Punctuated::new();
-    own.push(Pair::End(f.index_variable().clone()));
+    own.push(Pair::End(identifier(
+        &f.index_variable().token().to_string(),
+    )));
     let mut shifted = Punctuated::new();
     shifted.push(Pair::End(Expression::BinaryOperator {
         lhs: Box::new(var("__fi")),
@@ -82,8 +84,15 @@ pub(super) fn prepared_for(f: NumericFor, position: Expression) -> Do {
     let mut stmts = vec![(Stmt::LocalAssignment(variable), Some(symbol("; ")))];
     stmts.extend(f.block().stmts_with_semicolon().cloned());
     let block = f.block().clone().with_stmts(stmts);
+    let counter = TokenReference::new(
+        Vec::new(),
+        Token::new(TokenType::Identifier {
+            identifier: "__fi".into(),
+        }),
+        f.index_variable().trailing_trivia().cloned().collect(),
+    );
     let looped = f
-        .with_index_variable(identifier("__fi"))
+        .with_index_variable(counter)
         .with_block(block)
         .with_start(var(names[0]))
         .with_end(var(names[1]))
