@@ -298,18 +298,12 @@ impl Vm {
         name: &str,
         source: &[u8],
     ) -> Result<Vec<LuaValue>, CallError> {
-        let text = std::str::from_utf8(source).map_err(|e| {
-            let line = source[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1;
-            CallError::Syntax {
-                line: Some(line as u32),
-                message: "the file is not UTF-8 text".into(),
-            }
+        // Lua takes any bytes in strings and comments.
+        let text = super::front::utf8_text(source).map_err(|e| CallError::Syntax {
+            line: e.line,
+            message: e.message,
         })?;
-        let mut code = rewrite_source(text, name).map_err(|e| CallError::Syntax {
+        let mut code = rewrite_source(&text, name).map_err(|e| CallError::Syntax {
             line: e.line,
             message: e.message,
         })?;

@@ -24,6 +24,7 @@ use full_moon::visitors::{Visitor, VisitorMut};
 use std::collections::{HashMap, HashSet};
 
 mod build;
+mod bytes;
 mod checks;
 mod constants;
 mod empty;
@@ -33,6 +34,7 @@ mod methods;
 mod statements;
 
 use build::*;
+pub use bytes::utf8_text;
 pub use checks::add_checks;
 use constants::*;
 pub use empty::blank_empty_statements;
