@@ -67,7 +67,8 @@ impl Places {
     }
 
     /// The running rule files, by name, and config.json, as they are on
-    /// disk (bounded; what does not fit the bounds is left out).
+    /// disk (bounded; what does not fit the bounds, and links, which the
+    /// engine does not load either, are left out).
     fn running(&self) -> (Vec<NamedFile>, Option<Vec<u8>>) {
         let files = lua_files(&self.rules_dir)
             .into_iter()
@@ -76,14 +77,14 @@ impl Places {
                 let bytes = crate::files::read_regular(
                     &path,
                     MAX_FILE_BYTES as u64,
-                    crate::files::Links::Follow,
+                    crate::files::Links::Refuse,
                 )
                 .ok()?;
                 Some((name, bytes))
             })
             .collect();
         let config = self.config_json.as_ref().and_then(|p| {
-            crate::files::read_regular(p, MAX_FILE_BYTES as u64, crate::files::Links::Follow).ok()
+            crate::files::read_regular(p, MAX_FILE_BYTES as u64, crate::files::Links::Refuse).ok()
         });
         (files, config)
     }
