@@ -83,8 +83,10 @@ impl Places {
                 Some((name, bytes))
             })
             .collect();
+        // config.json is the file the plugin was configured with, wherever
+        // it points.
         let config = self.config_json.as_ref().and_then(|p| {
-            crate::files::read_regular(p, MAX_FILE_BYTES as u64, crate::files::Links::Refuse).ok()
+            crate::files::read_regular(p, MAX_FILE_BYTES as u64, crate::files::Links::Follow).ok()
         });
         (files, config)
     }
