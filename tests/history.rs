@@ -5,7 +5,7 @@
 //! store within `HistoryMaxRecords`.
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto};
+use common::{Collectd, CollectdSpec, Mosquitto, keygen};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -43,13 +43,6 @@ fn history(socket: &Path, extra: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
-    let out = cli(&["keygen", name, "--dir", dir.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
-    (dir.join(format!("{name}.key")), public.trim().to_string())
 }
 
 #[test]

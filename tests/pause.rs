@@ -4,7 +4,7 @@
 //! `--remote` refuses remote commands too.
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto};
+use common::{Collectd, CollectdSpec, Mosquitto, keygen};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -156,17 +156,6 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
     let out = cli(&socket, &["pause", "--for", "400d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("at most 86400 s"), "{}", text(&out));
-}
-
-/// `keygen NAME` in `dir`: the private key's path and its public line.
-fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(["keygen", name, "--dir", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
-    (dir.join(format!("{name}.key")), public.trim().to_string())
 }
 
 #[test]

@@ -584,16 +584,7 @@ fn hostile_configs_are_refused_without_hurting_collectd() {
 
 /// `keygen NAME` into `dir`; the public line.
 fn keygen(dir: &Path, name: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(["keygen", name, "--dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    std::fs::read_to_string(dir.join(format!("{name}.pub")))
-        .unwrap()
-        .trim()
-        .to_string()
+    common::keygen(dir, name).1
 }
 
 #[test]

@@ -29,13 +29,6 @@ fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 struct Fleet {
     broker: Mosquitto,
@@ -123,17 +116,8 @@ impl Fleet {
 fn start() -> Fleet {
     let broker = Mosquitto::start();
     let work = tempfile::tempdir().unwrap();
-    let keygen = |name: &str| {
-        let out = cli(&["keygen", name, "--dir", work.path().to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out));
-        let public = std::fs::read_to_string(work.path().join(format!("{name}.pub"))).unwrap();
-        (
-            work.path().join(format!("{name}.key")),
-            public.trim().to_string(),
-        )
-    };
-    let (deploy, deploy_pub) = keygen("deploy");
-    let (operator, operator_pub) = keygen("operator");
+    let (deploy, deploy_pub) = common::keygen(work.path(), "deploy");
+    let (operator, operator_pub) = common::keygen(work.path(), "operator");
     let keys = work.path().join("trusted-keys");
     std::fs::write(
         &keys,

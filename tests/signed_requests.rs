@@ -5,7 +5,7 @@
 //! log line, and nothing refused runs.
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto, result_codes as codes};
+use common::{Collectd, CollectdSpec, Mosquitto, keygen, result_codes as codes};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,20 +28,6 @@ fn cli(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `keygen NAME` in `dir`: the private key's path and the public line.
-fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
-    let out = cli(&["keygen", name, "--dir", dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let key = dir.join(format!("{name}.key"));
-    let mode = std::fs::metadata(&key).unwrap().permissions();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-        0o600
-    );
-    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
-    (key, public.trim().to_string())
 }
 
 struct Fleet {

@@ -730,15 +730,9 @@ impl Session {
                 self.ack(&p);
             }
             Decision::Ask { task_id, ask, who } => {
-                let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let recorded = self.record(|j| {
-                    j.received(task_id, unix_now)
-                        .and_then(|()| j.running(task_id))
-                });
-                if let Err(e) = recorded {
-                    return self.not_recorded(&p, task_id, &e);
+                if !self.accept(&p, task_id, now) {
+                    return;
                 }
-                self.ack(&p);
                 let kind = ask.kind();
                 let what = describe(&request);
                 if let (Ask::Rules(_) | Ask::Rollback(_), Some(deployer)) =
@@ -835,15 +829,9 @@ impl Session {
                     self.reply(TaskResult::now(task_id, code::PAUSED, reason));
                     return self.ack(&p);
                 }
-                let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let recorded = self.record(|j| {
-                    j.received(task_id, unix_now)
-                        .and_then(|()| j.running(task_id))
-                });
-                if let Err(e) = recorded {
-                    return self.not_recorded(&p, task_id, &e);
+                if !self.accept(&p, task_id, now) {
+                    return;
                 }
-                self.ack(&p);
                 let runner = Arc::clone(&self.runner);
                 let results = self.results.clone();
                 let history = self.settings.history.clone();
@@ -900,6 +888,22 @@ impl Session {
             Ok(message) => TaskResult::now(task_id, 0, message),
             Err(message) => TaskResult::now(task_id, code::INVALID_REQUEST, message),
         }
+    }
+
+    /// Records the task as received and running, then acknowledges it;
+    /// false (and answered) when the journal could not record it.
+    fn accept(&mut self, p: &Publish, task_id: u64, now: SystemTime) -> bool {
+        let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let recorded = self.record(|j| {
+            j.received(task_id, unix_now)
+                .and_then(|()| j.running(task_id))
+        });
+        if let Err(e) = recorded {
+            self.not_recorded(p, task_id, &e);
+            return false;
+        }
+        self.ack(p);
+        true
     }
 
     /// A task the journal could not record (a full disk, say): refused and

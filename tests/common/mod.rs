@@ -150,3 +150,27 @@ pub fn memory_kib(field: &str, pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// `collectd-monitor keygen NAME --dir DIR`: the private key's path (mode
+/// 0600, checked) and the public line to trust it with.
+pub fn keygen(dir: &std::path::Path, name: &str) -> (PathBuf, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["keygen", name, "--dir"])
+        .arg(dir)
+        .output()
+        .expect("run collectd-monitor keygen");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = dir.join(format!("{name}.key"));
+    let mode = std::fs::metadata(&key).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let public = std::fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap();
+    (key, public.trim().to_string())
+}
