@@ -29,7 +29,6 @@ fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
-
 struct Fleet {
     broker: Mosquitto,
     work: tempfile::TempDir,

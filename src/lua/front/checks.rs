@@ -347,12 +347,7 @@ impl VisitorMut for Checks {
 /// `code` (already rewritten, and marked) with its indexing, calls, `#`,
 /// arithmetic and comparisons checked by the diagnosis helpers.
 pub fn add_checks(code: &str) -> Result<String, FrontError> {
-    let ast = full_moon::parse_fallible(code, LuaVersion::lua54())
-        .into_result()
-        .map_err(|errors| FrontError {
-            line: errors.first().map(|e| e.range().0.line() as u32),
-            message: "cannot add checks".into(),
-        })?;
+    let ast = super::markers::parse_rewritten(code, "checks")?;
     let mut checks = Checks {
         scopes: vec![Scope {
             names: HashSet::new(),

@@ -42,13 +42,20 @@ impl VisitorMut for Markers {
 /// `code` (already rewritten by the front end) with a line marker before
 /// every statement.
 pub fn add_line_markers(code: &str) -> Result<String, FrontError> {
-    let ast = full_moon::parse_fallible(code, LuaVersion::lua54())
+    Ok(Markers
+        .visit_ast(parse_rewritten(code, "line markers")?)
+        .to_string())
+}
+
+/// Parses code the front end wrote itself, for a pass of a diagnosis run
+/// (`what` it is for, in the error).
+pub(super) fn parse_rewritten(code: &str, what: &str) -> Result<full_moon::ast::Ast, FrontError> {
+    full_moon::parse_fallible(code, LuaVersion::lua54())
         .into_result()
         .map_err(|errors| FrontError {
             line: errors.first().map(|e| e.range().0.line() as u32),
-            message: "cannot add line markers".into(),
-        })?;
-    Ok(Markers.visit_ast(ast).to_string())
+            message: format!("cannot add {what}"),
+        })
 }
 
 #[cfg(test)]
