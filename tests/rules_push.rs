@@ -135,7 +135,11 @@ fn start() -> Fleet {
                 "StateDir": work.path().join(name).join("state"),
                 "CommandCooldown": 0,
                 "RuleReloadInterval": 1,
+                // The first death quarantines (the test kills a worker);
+                // a generous time limit, so that no other death happens
+                // on a busy machine.
                 "RuleCrashLimit": 1,
+                "RuleTimeout": 60000,
                 "RulesGracePeriod": 600,
                 "TrustedKeys": keys,
                 "Host": format!("127.0.0.1:{}", broker.port),
