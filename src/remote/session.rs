@@ -752,7 +752,7 @@ impl Session {
                         info!(
                             "remote: task {task_id} from {who}: code {:#x}: {}",
                             result.code,
-                            crate::collectd::loggable(&result.message)
+                            brief(&result.message)
                         );
                         if let Some(history) = history {
                             history.record(
@@ -769,7 +769,8 @@ impl Session {
                 let result = self.answer(task_id, ask, &who);
                 info!(
                     "remote: task {task_id} from {who}: code {:#x}: {}",
-                    result.code, result.message
+                    result.code,
+                    brief(&result.message)
                 );
                 // Reading the history changes nothing worth recording.
                 if kind != "history" {
@@ -997,6 +998,18 @@ fn history_answer(records: &[Record]) -> String {
     }
     lines.reverse();
     lines.join("\n")
+}
+
+/// The first line of a result message, at most 200 bytes, escaped: a
+/// history answer or a rule check's report is for the sender, not the log.
+fn brief(message: &str) -> String {
+    let first = message.lines().next().unwrap_or("");
+    let mut end = first.len().min(200);
+    while !first.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < message.len() { " ..." } else { "" };
+    format!("{}{more}", crate::collectd::loggable(&first[..end]))
 }
 
 /// What `request` asks for, in a history record's words.
