@@ -1000,16 +1000,16 @@ fn history_answer(records: &[Record]) -> String {
     lines.join("\n")
 }
 
-/// The first line of a result message, at most 200 bytes, escaped: a
-/// history answer or a rule check's report is for the sender, not the log.
+/// A result message for the log: its lines joined, at most 300 bytes,
+/// escaped (a history answer is for the sender, not the log).
 fn brief(message: &str) -> String {
-    let first = message.lines().next().unwrap_or("");
-    let mut end = first.len().min(200);
-    while !first.is_char_boundary(end) {
+    let joined = message.lines().collect::<Vec<_>>().join(" / ");
+    let mut end = joined.len().min(300);
+    while !joined.is_char_boundary(end) {
         end -= 1;
     }
-    let more = if end < message.len() { " ..." } else { "" };
-    format!("{}{more}", crate::collectd::loggable(&first[..end]))
+    let more = if end < joined.len() { " ..." } else { "" };
+    format!("{}{more}", crate::collectd::loggable(&joined[..end]))
 }
 
 /// What `request` asks for, in a history record's words.
