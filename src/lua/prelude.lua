@@ -88,6 +88,32 @@ do
   end
 end
 
+-- To-be-closed variables (see front/close.rs): the value is checked where
+-- it is declared, and its __close runs when the rest of its scope ends,
+-- with the error if one ended it (which then goes on).
+do
+  local getmetatable = getmetatable
+  function __close_check(v, name, at)
+    if v == nil or v == false then return end
+    local t = type(v)
+    local mt = (t == "table" or t == "userdata") and getmetatable(v)
+    if type(mt) == "table" and mt.__close ~= nil then return end
+    error(at .. " variable '" .. name .. "' got a non-closable value", 0)
+  end
+  function __close_run(v, f, ...)
+    local r = pack(pcall(f, ...))
+    if v ~= nil and v ~= false then
+      local close = getmetatable(v).__close
+      if r[1] then close(v, nil) else close(v, r[2]) end
+    end
+    if not r[1] then error(r[2], 0) end
+    return r
+  end
+  function __close_unpack(r)
+    return unpack(r, 3, r.n)
+  end
+end
+
 -- xpcall: the handler sees the error value (after unwinding, unlike PUC
 -- Lua, so it cannot inspect the failing stack).
 function xpcall(f, handler, ...)

@@ -26,6 +26,7 @@ use std::collections::{HashMap, HashSet};
 mod build;
 mod bytes;
 mod checks;
+mod close;
 mod constants;
 mod empty;
 mod literals;
@@ -131,10 +132,12 @@ pub struct FrontError {
 /// exact helpers of `ops.rs`; numerals piccolo reads differently are
 /// written out as Lua reads them; a numeric `for` whose control values are
 /// not all integer literals gets them from `__for_prep`; `<const>` is
-/// dropped (after the front end has checked it), `<close>` is refused; an
+/// dropped (after the front end has checked it), `<close>` scopes are run
+/// by `__close_run` (see `close.rs`); an
 /// empty statement (`;`) is blanked out before parsing.
 pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
     let source = blank_empty_statements(source);
+    let source = close::rewrite_closes(&source, chunk)?;
     let ast = full_moon::parse_fallible(&source, LuaVersion::lua54())
         .into_result()
         .map_err(|errors| {
