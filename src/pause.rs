@@ -203,18 +203,25 @@ pub struct PauseBook {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
+    /// As [`Pause::service`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// As [`Pause::command`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// As [`Pause::file`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// As [`Pause::remote`].
     #[serde(default)]
     pub remote: bool,
+    /// Why, for the log, `status` and the history.
     #[serde(default)]
     pub reason: String,
+    /// How long a pause lasts (`PauseDefaultDuration` without it).
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub seconds: Option<u64>,
+    /// Resume: end every pause, whatever its scope.
     #[serde(default)]
     pub all: bool,
 }

@@ -38,7 +38,9 @@ pub type Fingerprint = Vec<(PathBuf, u64, i128)>;
 /// What a host runs, as its presence tells it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Versions {
+    /// The digest of the rule files.
     pub rule_set: String,
+    /// The digest of config.json, when the plugin reads one.
     pub config_json: Option<String>,
 }
 

@@ -12,7 +12,9 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 /// How much the history keeps.
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
+    /// `HistoryMaxRecords`: the oldest go first past it.
     pub max_records: u64,
+    /// `HistoryMaxAge`: older records go at the next write.
     pub max_age: Duration,
 }
 
