@@ -1,7 +1,9 @@
 //! Reading a file that a message, a setting or a rule directory names,
 //! bounded before a byte is read: regular files only (a FIFO would block
 //! the reader for ever, `/dev/zero` would fill its memory), no more than
-//! a stated size, and, where the caller says so, no symbolic link.
+//! a stated size, and, where the caller says so, no symbolic link. And
+//! writing the plugin's own small files whole: synced, with their mode
+//! from the start.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -76,6 +78,33 @@ pub fn read_regular(path: &Path, max: u64, links: Links) -> io::Result<Vec<u8>> 
     read_bounded(open_regular(path, max, links)?, max)
 }
 
+/// Writes `bytes` to `path`, which must not exist yet, with `mode` from
+/// the start, synced to disk.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Puts `bytes` at `path` whole (mode 0600): written to a hidden file
+/// beside it and renamed over it, so a reader, or a start after a crash,
+/// finds the old file or the new one, never part of one.
+pub fn replace_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    // Left by a crash between the two steps.
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, bytes, 0o600)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn too_large(max: u64) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -86,6 +115,20 @@ fn too_large(max: u64) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_is_whole_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.json");
+        replace_private(&file, b"one").unwrap();
+        replace_private(&file, b"two").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(write_new(&file, b"three", 0o600).is_err());
+    }
 
     #[test]
     fn only_regular_files_within_the_bound_are_read() {

@@ -168,22 +168,8 @@ impl Pauses {
 
     /// Writes them to `path` (mode 0600, replaced whole).
     pub fn save(&self, path: &Path) -> Result<(), String> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("tmp");
         let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(&text)
-            .and_then(|()| file.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+        crate::files::replace_private(path, &text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

@@ -5,8 +5,7 @@
 //! set.
 
 use super::bundle::{Bundle, MAX_FILE_BYTES, MAX_FILES, digest};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,34 +119,17 @@ impl Places {
     }
 }
 
-/// The `*.lua` files directly in `dir`, in name order (at most
-/// [`MAX_FILES`] + 1, so that too many can be told).
+/// The `*.lua` files directly in `dir` as the engine lists them (it runs
+/// exactly these), in name order, at most [`MAX_FILES`] + 1 of them.
 fn lua_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "lua")
-                && p.file_name()
-                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
-        })
-        .take(MAX_FILES + 1)
-        .collect();
-    files.sort();
+    let mut files = crate::rules::lua_files(dir).unwrap_or_default();
+    files.truncate(MAX_FILES + 1);
     files
 }
 
 /// Writes `bytes` to a new file `path` with `mode`, synced.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .map_err(io(path))
+    crate::files::write_new(path, bytes, mode).map_err(io(path))
 }
 
 /// Writes the files of a set into a new directory `dir`.

@@ -46,17 +46,9 @@ pub fn leave(state_dir: &Path, record: &Record) -> Result<(), String> {
         record::micros(SystemTime::now()),
         std::process::id()
     );
-    let tmp = dir.join(format!(".{name}"));
     let text = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(name)))
+    // Whole or not at all: the inbox skips the hidden file being written.
+    crate::files::replace_private(&dir.join(name), &text)
         .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
