@@ -26,16 +26,25 @@ pub fn command(
     })
 }
 
-/// Sends a request with a JSON body (`pause`, `resume`, ...) to every
-/// targeted host.
+/// Sends a request with a JSON body (`pause`, `rules`, ...) to every
+/// targeted host (staged when asked), or, without targets, to the one
+/// host of `--topic` (signed for `--target`).
 pub fn ask(
     broker: &BrokerArgs,
     signing: &SigningArgs,
     targets: &TargetArgs,
     stages: Option<(usize, usize)>,
     kind: &str,
-    body: &serde_json::Value,
+    body: serde_json::Value,
 ) -> Result<ExitCode, CliError> {
+    if !targets.given() {
+        return match stages {
+            Some(_) => Err(CliError::Usage(
+                "--canary and --wave-size need hosts: --hosts, --hosts-file or --online".into(),
+            )),
+            None => super::send::ask(broker, signing, kind, body),
+        };
+    }
     fan_out(broker, signing, targets, stages, |_, task_id| {
         sender::ask_message(task_id, kind, body.clone())
     })
@@ -205,17 +214,13 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
     };
     let ok = group(&HostOutcome::succeeded);
     say!("ok ({}): {}", ok.len(), join(&ok));
-    let failed: Vec<(&String, &i64, &String)> = outcomes
+    let failed: Vec<(&String, &HostOutcome)> = outcomes
         .iter()
-        .filter_map(|(h, o)| match o {
-            HostOutcome::Result { code, message } if *code != 0 => Some((h, code, message)),
-            _ => None,
-        })
+        .filter(|(_, o)| matches!(o, HostOutcome::Result { code, .. } if *code != 0))
         .collect();
     say!("failed ({}):", failed.len());
-    for (host, code, message) in failed {
-        let first = message.lines().next().unwrap_or("");
-        say!("  {host}: code {code} ({code:#x}) {first}");
+    for (host, outcome) in failed {
+        say!("  {host}: {}", describe(outcome));
     }
     let timed_out = group(&|o| *o == HostOutcome::TimedOut);
     say!(

@@ -522,7 +522,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             broker,
             signing,
             targets,
-        } => pause::remote(&broker, &signing, &targets, "pause", pause.body()?),
+        } => fleet::ask(&broker, &signing, &targets, None, "pause", pause.body()?),
         Action::History {
             query,
             json,
@@ -551,7 +551,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     push::body(&push::bundle(&paths, config.as_deref())?),
                 )
             };
-            push::send(&broker, &signing, &targets, rollout.stages(), kind, body)
+            fleet::ask(&broker, &signing, &targets, rollout.stages(), kind, body)
         }
         Action::SendMonitorConfig {
             file,
@@ -561,14 +561,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             rollout,
         } => {
             let body = push::body(&push::bundle(&[], Some(&file))?);
-            push::send(&broker, &signing, &targets, rollout.stages(), "rules", body)
+            fleet::ask(&broker, &signing, &targets, rollout.stages(), "rules", body)
         }
         Action::SendResume {
             resume,
             broker,
             signing,
             targets,
-        } => pause::remote(&broker, &signing, &targets, "resume", resume.body()),
+        } => fleet::ask(&broker, &signing, &targets, None, "resume", resume.body()),
         Action::Central(CentralCommand::Resume { command, socket }) => {
             status::resume(&socket, &command)
         }

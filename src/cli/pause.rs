@@ -1,9 +1,8 @@
 //! `pause` and `resume`: maintenance pauses on this host, through the
-//! plugin's control socket; `send-pause` and `send-resume`: the same on
-//! other hosts, as signed requests over MQTT.
+//! plugin's control socket; the same arguments make the bodies of
+//! `send-pause` and `send-resume` (sent by `fleet::ask`).
 
 use super::CliError;
-use super::args::{BrokerArgs, SigningArgs, TargetArgs};
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
@@ -110,20 +109,5 @@ pub fn local(socket: &Path, verb: &str, request: serde_json::Value) -> Result<Ex
             say!("{answer}");
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Sends `verb` as a request to one host, or to many with targets.
-pub fn remote(
-    broker: &BrokerArgs,
-    signing: &SigningArgs,
-    targets: &TargetArgs,
-    verb: &str,
-    request: serde_json::Value,
-) -> Result<ExitCode, CliError> {
-    if targets.given() {
-        super::fleet::ask(broker, signing, targets, None, verb, &request)
-    } else {
-        super::send::ask(broker, signing, verb, request)
     }
 }

@@ -3,11 +3,9 @@
 //! `send-rules --rollback`.
 
 use super::CliError;
-use super::args::{BrokerArgs, SigningArgs, TargetArgs};
 use crate::deploy::{Bundle, valid_file_name};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Reads a file to push: regular, bounded, UTF-8.
 fn read_text(path: &Path) -> Result<String, CliError> {
@@ -49,26 +47,6 @@ pub fn bundle(paths: &[PathBuf], config: Option<&Path>) -> Result<Bundle, CliErr
     }
     bundle.check().map_err(CliError::Usage)?;
     Ok(bundle)
-}
-
-/// Sends `kind` with `body` to one host, or to many (staged when asked).
-pub fn send(
-    broker: &BrokerArgs,
-    signing: &SigningArgs,
-    targets: &TargetArgs,
-    stages: Option<(usize, usize)>,
-    kind: &str,
-    body: serde_json::Value,
-) -> Result<ExitCode, CliError> {
-    if targets.given() {
-        super::fleet::ask(broker, signing, targets, stages, kind, &body)
-    } else if stages.is_some() {
-        Err(CliError::Usage(
-            "--canary and --wave-size need hosts: --hosts, --hosts-file or --online".into(),
-        ))
-    } else {
-        super::send::ask(broker, signing, kind, body)
-    }
 }
 
 /// The request body of a bundle.

@@ -15,11 +15,9 @@ pub fn command(
     service: &str,
     command: &str,
 ) -> Result<ExitCode, CliError> {
-    let task_id = sender::new_task_id();
-    let payload = signing
-        .apply(sender::command_message(task_id, service, command))
-        .map_err(CliError::Usage)?;
-    send(broker, task_id, payload)
+    send(broker, signing, |task_id| {
+        sender::command_message(task_id, service, command)
+    })
 }
 
 /// `send-config FILE`.
@@ -31,11 +29,9 @@ pub fn config(
 ) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let task_id = sender::new_task_id();
-    let payload = signing
-        .apply(sender::config_message(task_id, &text, dry_run))
-        .map_err(CliError::Usage)?;
-    send(broker, task_id, payload)
+    send(broker, signing, |task_id| {
+        sender::config_message(task_id, &text, dry_run)
+    })
 }
 
 /// A request with a JSON body (`pause`, `resume`, ...) to one host.
@@ -45,15 +41,21 @@ pub fn ask(
     kind: &str,
     body: serde_json::Value,
 ) -> Result<ExitCode, CliError> {
-    let task_id = sender::new_task_id();
-    let payload = signing
-        .apply(sender::ask_message(task_id, kind, body))
-        .map_err(CliError::Usage)?;
-    send(broker, task_id, payload)
+    send(broker, signing, |task_id| {
+        sender::ask_message(task_id, kind, body)
+    })
 }
 
-/// Exit 0 for result code 0, 1 for any other code; no result is an error.
-fn send(broker: &BrokerArgs, task_id: u64, payload: Vec<u8>) -> Result<ExitCode, CliError> {
+/// Sends the request `build` makes for a new task id (signed when asked)
+/// and prints the result: exit 0 for result code 0, 1 for any other code;
+/// no result is an error.
+fn send(
+    broker: &BrokerArgs,
+    signing: &SigningArgs,
+    build: impl FnOnce(u64) -> Vec<u8>,
+) -> Result<ExitCode, CliError> {
+    let task_id = sender::new_task_id();
+    let payload = signing.apply(build(task_id)).map_err(CliError::Usage)?;
     let options = broker.options().map_err(CliError::Usage)?;
     let runtime = super::broker_runtime()?;
     let result = runtime
