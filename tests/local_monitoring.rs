@@ -804,6 +804,14 @@ return { high = {
     if m.plugin == "load" then return { service = "app", command = "restart" } end
   end,
 } }"#;
+    // A cooldown longer than any duration: for ever, not a crash.
+    let forever = r#"
+return { once = {
+  cooldown = 1e300,
+  handler = function(m)
+    if m.plugin == "forever" then return { service = "app", command = "restart" } end
+  end,
+} }"#;
     let broken = r#"local limits = {}
 return { over = function(m)
   if m.plugin ~= "broken" then return end
@@ -811,7 +819,12 @@ return { over = function(m)
   return cfg.max < 1 and nil
 end }"#;
     let mut l = start(
-        &[("df.lua", df), ("load.lua", load), ("broken.lua", broken)],
+        &[
+            ("df.lua", df),
+            ("load.lua", load),
+            ("forever.lua", forever),
+            ("broken.lua", broken),
+        ],
         r#"{"app": {"commands": {"restart": "echo restarted"}}}"#,
         r#", "CommandCooldown": 3600"#,
     );
@@ -832,6 +845,15 @@ end }"#;
     c.putval("testhost/df-root/percent_bytes-used N:96");
     c.wait_for_log("df.lua::metric::disk: app/restart suppressed");
     assert_eq!(results(c).len(), 2);
+    c.putval("testhost/forever/gauge N:1");
+    let r = wait_results(c, 3);
+    assert!(
+        r.iter().any(|l| l.contains("forever.lua::metric::once")),
+        "{r:?}"
+    );
+    c.putval("testhost/forever/gauge N:2");
+    c.wait_for_log("forever.lua::metric::once: app/restart suppressed");
+    assert_eq!(results(c).len(), 3);
     // A VM error names its file and line, in Lua's words.
     c.putval("testhost/broken-x/gauge-y N:1");
     let line = c.wait_for_log("broken.lua:5: attempt to index a nil value (local 'cfg')");

@@ -213,17 +213,12 @@ impl Responder {
             self.board.handler(path, &handler, HandlerEvent::Suppressed);
             let until =
                 crate::task::iso8601(std::time::UNIX_EPOCH + Duration::from_secs(pause.until));
-            info!(
-                "rule {handler} on {series}: {wanted} paused ({}; until {until}): not run",
-                pause.reason,
-            );
+            let outcome = format!("paused ({}; until {until}): not run", pause.reason);
+            info!("rule {handler} on {series}: {wanted} {outcome}");
             self.record(
                 Record::new("rule", &wanted.to_string(), &handler)
                     .on_series(series)
-                    .outcome(&format!(
-                        "paused ({}; until {until}): not run",
-                        pause.reason
-                    )),
+                    .outcome(&outcome),
             );
             return;
         }
@@ -232,7 +227,11 @@ impl Responder {
         // shares, so another rule asking for the same command does not
         // silence it.
         let (cooldown, owner) = match own_cooldown {
-            Some(seconds) => (Duration::from_secs_f64(seconds), Some(handler.as_str())),
+            // (A cooldown too long for a Duration is for ever.)
+            Some(seconds) => (
+                Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX),
+                Some(handler.as_str()),
+            ),
             None => (
                 svc.cooldown
                     .map_or(self.default_cooldown, Duration::from_secs),
