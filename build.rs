@@ -48,6 +48,8 @@ fn main() {
         .allowlist_function("oconfig_parse_file")
         .allowlist_function("oconfig_free")
         .allowlist_function("global_option_get")
+        .allowlist_function("meta_data_exists")
+        .allowlist_function("meta_data_get_string")
         .allowlist_var("hostname_g")
         .allowlist_var("DATA_MAX_NAME_LEN")
         .allowlist_var("NOTIF_MAX_MSG_LEN")

@@ -56,6 +56,7 @@ fn command(c: &mut Criterion) {
                     hostname: "web1",
                     config_push: true,
                     rules_push: true,
+                    rule_runs: None,
                 };
                 let decision = decide(&request, false, None, &policy);
                 assert!(matches!(decision, Decision::Run { .. }), "{decision:?}");

@@ -35,6 +35,10 @@ pub struct Pause {
     pub until: u64,
     #[serde(default)]
     pub reason: String,
+    /// The hosts it covers, a glob (`web*`): only a controller's pauses
+    /// of central repairs name hosts; absent: every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
 }
 
 impl Pause {
@@ -48,6 +52,35 @@ impl Pause {
             None => self.remote && self.file.is_none(),
         };
         service && cmd && origin
+    }
+
+    /// How `status` shows it.
+    pub fn status(&self) -> crate::status::PauseStatus {
+        crate::status::PauseStatus {
+            what: self.describe(),
+            until: crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(self.until)),
+            reason: self.reason.clone(),
+        }
+    }
+
+    /// What makes two pauses the same one: a new pause of a scope
+    /// replaces the old, a resume names it.
+    fn scope(
+        &self,
+    ) -> (
+        &Option<String>,
+        &Option<String>,
+        &Option<String>,
+        &Option<String>,
+    ) {
+        (&self.service, &self.command, &self.file, &self.hosts)
+    }
+
+    /// Whether it covers `host` (a controller's pause of central repairs).
+    pub fn covers_host(&self, host: &str) -> bool {
+        self.hosts
+            .as_ref()
+            .is_none_or(|g| crate::auth::glob_matches(g, host))
     }
 
     /// What it covers, in words.
@@ -66,7 +99,11 @@ impl Pause {
         } else {
             ""
         };
-        format!("{what}{file}{remote}")
+        let hosts = self
+            .hosts
+            .as_ref()
+            .map_or(String::new(), |h| format!(" on {h}"));
+        format!("{what}{hosts}{file}{remote}")
     }
 }
 
@@ -94,6 +131,21 @@ impl Pauses {
             .find(|p| p.until > now && p.covers(file, command))
     }
 
+    /// The pause covering a central decision of the rule file `file` for
+    /// `command` on `host` at `now` (a controller's own pauses).
+    pub fn find_for_host(
+        &self,
+        file: &str,
+        command: &CommandRef,
+        host: &str,
+        now: SystemTime,
+    ) -> Option<&Pause> {
+        let now = seconds(now);
+        self.pauses
+            .iter()
+            .find(|p| p.until > now && p.covers(Some(file), command) && p.covers_host(host))
+    }
+
     /// Adds a pause lasting `length` (at most `max`) from `now`; replaces
     /// one with the same scope. Returns it.
     pub fn add(
@@ -113,7 +165,7 @@ impl Pauses {
             ));
         }
         // 256 pauses must fit the file read back at the next start.
-        let texts = [&pause.service, &pause.command, &pause.file];
+        let texts = [&pause.service, &pause.command, &pause.file, &pause.hosts];
         if pause.reason.len() > MAX_TEXT
             || texts
                 .iter()
@@ -128,9 +180,7 @@ impl Pauses {
         }
         self.expire(now);
         pause.until = seconds(now).saturating_add(length.as_secs());
-        self.pauses.retain(|p| {
-            (&p.service, &p.command, &p.file) != (&pause.service, &pause.command, &pause.file)
-        });
+        self.pauses.retain(|p| p.scope() != pause.scope());
         if self.pauses.len() >= MAX_PAUSES {
             return Err(format!("{MAX_PAUSES} pauses are in force already"));
         }
@@ -142,10 +192,7 @@ impl Pauses {
     /// many ended.
     pub fn resume(&mut self, scope: &Pause, all: bool) -> usize {
         let before = self.pauses.len();
-        self.pauses.retain(|p| {
-            !all && (&p.service, &p.command, &p.file)
-                != (&scope.service, &scope.command, &scope.file)
-        });
+        self.pauses.retain(|p| !all && p.scope() != scope.scope());
         before - self.pauses.len()
     }
 
@@ -181,6 +228,33 @@ pub struct PauseBook {
     pauses: std::sync::Mutex<Pauses>,
     default: Duration,
     max: Duration,
+    /// The control requests it answers (`pause`, `resume`), and whether
+    /// its pauses may name hosts (a controller's book of central pauses).
+    verbs: Verbs,
+}
+
+/// The words of a book's control requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verbs {
+    pub pause: &'static str,
+    pub resume: &'static str,
+    /// Its pauses may name hosts.
+    pub hosts: bool,
+}
+
+impl Verbs {
+    /// A host's own pauses: `pause` and `resume`.
+    pub const HOST: Verbs = Verbs {
+        pause: "pause",
+        resume: "resume",
+        hosts: false,
+    };
+    /// A controller's pauses of central repairs.
+    pub const CENTRAL: Verbs = Verbs {
+        pause: "central-pause",
+        resume: "central-resume",
+        hosts: true,
+    };
 }
 
 /// A pause to start or end, as the control socket and a signed `pause`
@@ -201,6 +275,9 @@ pub struct Change {
     /// As [`Pause::remote`].
     #[serde(default)]
     pub remote: bool,
+    /// As [`Pause::hosts`]: a controller's pauses only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
     /// Why, for the log, `status` and the history.
     #[serde(default)]
     pub reason: String,
@@ -219,6 +296,7 @@ impl PauseBook {
         path: std::path::PathBuf,
         default: Duration,
         max: Duration,
+        verbs: Verbs,
     ) -> (PauseBook, Option<String>) {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -232,6 +310,7 @@ impl PauseBook {
             pauses: std::sync::Mutex::new(pauses),
             default,
             max,
+            verbs,
         };
         (book, problem)
     }
@@ -257,26 +336,45 @@ impl PauseBook {
             .unwrap_or_default()
     }
 
-    /// Answers `pause {...}` and `resume {...}`; `None` for other requests.
+    /// The pause covering a central decision (see [`Pauses::find_for_host`]), now.
+    pub fn find_for_host(&self, file: &str, command: &CommandRef, host: &str) -> Option<Pause> {
+        self.pauses
+            .lock()
+            .ok()?
+            .find_for_host(file, command, host, SystemTime::now())
+            .cloned()
+    }
+
+    /// Answers `pause {...}` and `resume {...}` (its [`Verbs`]); `None`
+    /// for other requests.
     pub fn control(&self, line: &str) -> Option<String> {
         let (verb, json) = line.split_once(' ').unwrap_or((line, "{}"));
-        if verb != "pause" && verb != "resume" {
+        if verb != self.verbs.pause && verb != self.verbs.resume {
             return None;
         }
         let change: Change = match serde_json::from_str(json) {
             Ok(r) => r,
             Err(e) => return Some(format!("error: {verb}: {e}")),
         };
-        Some(match self.apply(verb == "resume", change, "an operator") {
-            Ok(answer) => answer,
-            Err(e) => format!("error: {e}"),
-        })
+        Some(
+            match self.apply(verb == self.verbs.resume, change, "an operator") {
+                Ok(answer) => answer,
+                Err(e) => format!("error: {e}"),
+            },
+        )
     }
 
     /// Starts (or with `resume`, ends) a pause asked for by `who`; the
     /// answer in words, or why not.
     pub fn apply(&self, resume: bool, change: Change, who: &str) -> Result<String, String> {
+        if change.hosts.is_some() && !self.verbs.hosts {
+            return Err(
+                "a host's own pause covers this host: only a controller's pauses (central pause) name hosts"
+                    .into(),
+            );
+        }
         let scope = Pause {
+            hosts: change.hosts,
             service: change.service,
             command: change.command,
             file: change.file,
@@ -322,6 +420,7 @@ mod tests {
             remote: false,
             until: 0,
             reason: "upgrade".into(),
+            hosts: None,
         }
     }
 

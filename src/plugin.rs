@@ -5,7 +5,7 @@
 //! collectd -> `collectd` wrappers -> here -> [`EventQueue`] -> engine thread.
 
 use crate::actions::{Runner, RunnerLimits};
-use crate::central::{Central, CentralConfig, GuardPolicy};
+use crate::central::{Central, CentralRunning, CentralStart};
 use crate::collectd::{
     self, Plugin, ValueListRef, dispatch_notification, dispatch_values, push_value_list,
 };
@@ -21,7 +21,6 @@ use crate::reconfig::Invocation;
 use crate::remote::{Remote, RemoteSettings};
 use crate::sandbox::RestartPolicy;
 use crate::status::{Board, ControlServer, RunningCommand};
-use crate::task::CommandRef;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -73,30 +72,6 @@ struct Running {
     history: Option<Arc<crate::history::History>>,
 }
 
-/// Central rules at work: their own queue and engine over the same value
-/// lists, the decisions' side ([`Central`]), and a clock for requests the
-/// hosts never answer.
-struct CentralRunning {
-    queue: Arc<EventQueue>,
-    central: Arc<Central>,
-    engine: Mutex<Option<JoinHandle<()>>>,
-    ticker: Mutex<Option<JoinHandle<()>>>,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl CentralRunning {
-    fn stop(&self) {
-        self.stopping
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.queue.close();
-        for thread in [&self.engine, &self.ticker] {
-            if let Some(t) = thread.lock().ok().and_then(|mut t| t.take()) {
-                let _ = t.join();
-            }
-        }
-    }
-}
-
 /// The maintenance pauses, kept in `StateDir/pauses.json`, answered on
 /// the control socket and shown in `status`.
 fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook> {
@@ -107,6 +82,7 @@ fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook>
         dir.join("pauses.json"),
         Duration::from_secs(s.pause_default_duration),
         Duration::from_secs(s.pause_max_duration),
+        crate::pause::Verbs::HOST,
     );
     if let Some(problem) = problem {
         warn!("maintenance pauses not read, none in force: {problem}");
@@ -118,13 +94,7 @@ fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook>
             listed
                 .list()
                 .iter()
-                .map(|p| crate::status::PauseStatus {
-                    what: p.describe(),
-                    until: crate::task::iso8601(
-                        std::time::UNIX_EPOCH + Duration::from_secs(p.until),
-                    ),
-                    reason: p.reason.clone(),
-                })
+                .map(crate::pause::Pause::status)
                 .collect()
         }),
         Box::new(move |request| controlled.control(request)),
@@ -192,113 +162,25 @@ fn hostname_of_this_host() -> String {
     collectd::hostname().unwrap_or_else(|| "localhost".into())
 }
 
-/// Starts central rules when `FleetMonitorConfigDir` is set: a second
-/// engine whose decisions become requests to the hosts. A missing or
-/// unreadable `SigningKey` disables them, loudly.
-fn start_central(
-    s: &Settings,
-    hostname: &str,
-    board: &Arc<Board>,
-    responder: &Arc<Responder>,
-    stats: &Arc<Stats>,
-) -> Option<CentralRunning> {
-    let dir = s.fleet_monitor_config_dir.clone()?;
-    let key = match &s.signing_key {
-        Some(path) => match crate::auth::SigningKey::read(path) {
-            Ok(key) => Some(Arc::new(key)),
-            Err(e) => {
-                report_config_error(&format!("central rules disabled: SigningKey: {e}"));
-                return None;
-            }
-        },
-        None => None,
-    };
-    let policy = GuardPolicy {
-        max_in_flight: crate::amount::Amount::parse(&s.fleet_max_in_flight).ok()?,
-        error_budget: usize::try_from(s.fleet_error_budget).unwrap_or(usize::MAX),
-        budget_window: Duration::from_secs(s.fleet_budget_window),
-        host_cooldown: Duration::from_secs(s.fleet_host_cooldown),
-    };
-    let central = Arc::new(Central::new(
-        CentralConfig {
-            hostname: hostname.to_string(),
-            command_topic: s.fleet_command_topic.clone()?,
-            result_topic: s.fleet_result_topic.clone()?,
-            status_topic: s.fleet_status_topic.clone(),
-            window: Duration::from_secs(s.fleet_task_window),
-            timeout: Duration::from_secs(s.fleet_request_timeout),
-            key,
-            guards: policy,
-        },
-        Box::new(collectd::dispatch_notification),
-        Arc::clone(board),
-    ));
-    let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
-    let config = engine_config(s, Some(dir.clone()), Arc::clone(board));
-    let (engine_queue, engine_stats) = (Arc::clone(&queue), Arc::clone(stats));
-    let (decide, account) = (Arc::clone(&central), Arc::clone(responder));
-    let engine = std::thread::Builder::new()
-        .name("monitor-central".into())
-        .spawn(move || {
-            let sink = Arc::new(move |file: &std::path::Path, report| match report {
-                crate::sandbox::Report::Fired {
-                    handler,
-                    service,
-                    command,
-                    series,
-                    host,
-                    ..
-                } => decide.fire(
-                    file,
-                    &handler,
-                    CommandRef::new(service, command),
-                    &series,
-                    host.as_deref(),
-                ),
-                // Failures, prints, counts: as for local rules.
-                other => account.handle(file, other),
-            });
-            Engine::start(config, sink, engine_stats).run(&engine_queue)
-        });
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (clock, stop) = (Arc::clone(&central), Arc::clone(&stopping));
-    let ticker = std::thread::Builder::new()
-        .name("monitor-central-clock".into())
-        .spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(500));
-                clock.expire(std::time::Instant::now());
-            }
-        });
-    let (shown, controlled) = (Arc::clone(&central), Arc::clone(&central));
-    board.set_central(
-        Box::new(move || Some(shown.status())),
-        Box::new(move |request| controlled.control(request)),
-    );
-    match (engine, ticker) {
-        (Ok(engine), Ok(ticker)) => {
-            info!(
-                "central rules from {}: requests on {}",
-                dir.display(),
-                s.fleet_command_topic.as_deref().unwrap_or_default()
-            );
-            Some(CentralRunning {
-                queue,
-                central,
-                engine: Mutex::new(Some(engine)),
-                ticker: Mutex::new(Some(ticker)),
-                stopping,
-            })
-        }
-        (engine, ticker) => {
-            report_config_error(&format!(
-                "central rules disabled: cannot start their threads ({:?}, {:?})",
-                engine.err(),
-                ticker.err()
-            ));
-            None
-        }
-    }
+/// Starts central rules when `FleetMonitorConfigDir` is set. A setting
+/// they cannot start with disables them, loudly.
+fn start_central(s: &Settings, board: &Arc<Board>, runner: &Arc<Runner>) -> Option<CentralRunning> {
+    let state_dir = std::env::current_dir()
+        .map(|cwd| cwd.join(&s.state_dir))
+        .unwrap_or_else(|_| s.state_dir.clone());
+    let started = CentralRunning::start(CentralStart {
+        settings: s,
+        hostname: &hostname_of_this_host(),
+        state_dir: &state_dir,
+        board,
+        engine: &|dir, board| engine_config(s, Some(dir), board),
+        notify: || Box::new(collectd::dispatch_notification),
+        runner: Arc::clone(runner),
+    });
+    started.unwrap_or_else(|e| {
+        report_config_error(&format!("central rules disabled: {e}"));
+        None
+    })
 }
 
 impl Plugin for Monitor {
@@ -398,13 +280,7 @@ impl Plugin for Monitor {
             ),
             None => None,
         };
-        let central = start_central(
-            &loaded.settings,
-            &hostname_of_this_host(),
-            &board,
-            &responder,
-            &stats,
-        );
+        let central = start_central(&loaded.settings, &board, &runner);
         let engine_config = engine_config(
             &loaded.settings,
             loaded.settings.local_monitor_config_dir.clone(),
@@ -431,11 +307,11 @@ impl Plugin for Monitor {
                 config_json: loaded.config_path.clone(),
             },
             &board,
-            central.as_ref().map(|c| Arc::clone(&c.central)),
+            central.as_ref().map(|c| Arc::clone(c.central())),
             (pauses, history.clone()),
         );
         if let (Some(c), Some(r)) = (&central, &remote) {
-            c.central.connect(r.requests());
+            c.central().connect(r.requests());
         }
         let _ = self.running.set(Running {
             queue,
@@ -460,7 +336,7 @@ impl Plugin for Monitor {
             running.queue.offer_with(|buf| push_value_list(buf, values));
         }
         if let Some(central) = &running.central {
-            central.queue.offer_with(|buf| push_value_list(buf, values));
+            central.write(values);
         }
     }
 
@@ -474,9 +350,7 @@ impl Plugin for Monitor {
                 .offer_with(|buf| wire::push_notification(buf, &notification));
         }
         if let Some(central) = &running.central {
-            central
-                .queue
-                .offer_with(|buf| wire::push_notification(buf, &notification));
+            central.notification(&notification);
         }
     }
 
@@ -492,6 +366,13 @@ impl Plugin for Monitor {
             let type_ = value.ds_type().as_str();
             if let Err(status) = dispatch_values("monitor", "", type_, type_instance, &[value]) {
                 debug!("could not dispatch monitor/{type_}-{type_instance} (status {status})");
+            }
+        }
+        // Central rules' figures, as `monitor-central/...`.
+        if let Some(central) = &running.central {
+            for (type_instance, value) in central.figures() {
+                let type_ = value.ds_type().as_str();
+                let _ = dispatch_values("monitor", "central", type_, &type_instance, &[value]);
             }
         }
     }

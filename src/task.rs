@@ -50,6 +50,9 @@ result_codes! {
     PAUSED = 0x100D, "paused";
     /// A task with this id is running or already ran.
     DUPLICATE_TASK = 0x1100, "duplicate task id";
+    /// A central request for a command this host ran for the same rule
+    /// within the rule's window (another controller's decision).
+    REPEATED_RULE = 0x1101, "already ran for this rule";
     /// The host trusts keys (`TrustedKeys`) and the request is unsigned.
     UNSIGNED = 0x1201, "unsigned request";
     /// The request is signed with a key the host does not trust.

@@ -5,156 +5,11 @@
 //! it and answers; the central collectd logs the result notification.
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto, free_port, wait_for};
+use common::central::{APP_RULE, Fleet, count};
+use common::{Collectd, free_port, wait_for};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// Asks for `app/restart` on the host whose `app` value is 0, and on the
-/// host a load balancer's `lb` value names as a dead backend.
-const APP_RULE: &str = r#"
-return {
-  app_down = function(m)
-    if m.plugin == "app" and m.values[1] == 0 then
-      return { service = "app", command = "restart" }
-    end
-  end,
-  backend_down = function(m)
-    if m.plugin == "lb" and m.values[1] == 0 then
-      return { service = "app", command = "restart", host = m.type_instance }
-    end
-  end,
-}
-"#;
-
-struct Fleet {
-    broker: Mosquitto,
-    work: tempfile::TempDir,
-    /// The controller's key pair, and the hosts' trusted-keys file.
-    key: PathBuf,
-    trusted: PathBuf,
-}
-
-impl Fleet {
-    fn new() -> Fleet {
-        let broker = Mosquitto::start();
-        let work = tempfile::Builder::new()
-            .prefix("cm-central")
-            .tempdir()
-            .unwrap();
-        let keys = work.path().join("keys");
-        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-            .args(["keygen", "controller", "--dir"])
-            .arg(&keys)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let public = std::fs::read_to_string(keys.join("controller.pub")).unwrap();
-        let trusted = work.path().join("trusted");
-        std::fs::write(&trusted, format!("{} commands=app/*\n", public.trim())).unwrap();
-        Fleet {
-            broker,
-            work,
-            key: keys.join("controller.key"),
-            trusted,
-        }
-    }
-
-    fn marker(&self, host: &str) -> PathBuf {
-        self.work.path().join(format!("ran-{host}"))
-    }
-
-    /// Lets `host`'s `app/restart` finish (it waits for this file).
-    fn release(&self, host: &str) {
-        std::fs::write(self.work.path().join(format!("release-{host}")), "").unwrap();
-    }
-
-    fn runs(&self, host: &str) -> usize {
-        std::fs::read_to_string(self.marker(host)).map_or(0, |t| t.lines().count())
-    }
-
-    /// A host sending its values to the central collectds on `ports`; its
-    /// `app/restart` waits until the test releases it, then appends to its
-    /// marker file and exits with `exit`.
-    fn host(&self, name: &str, ports: &[u16], exit: i32) -> Collectd {
-        let config = json!({
-            "Host": format!("127.0.0.1:{}", self.broker.port),
-            "CommandTopic": "collectd/%{hostname}/command",
-            "CommandResultTopic": "collectd/%{hostname}/result",
-            "StatusTopic": "collectd/%{hostname}/status",
-            "StateDir": self.work.path().join(name),
-            "TrustedKeys": self.trusted,
-            "CommandTimeout": 600,
-            "Services": {"app": {"commands": {"restart": format!(
-                "while [ ! -e {release} ]; do sleep 0.1; done; echo restarted >> {marker}; exit {exit}",
-                release = self.work.path().join(format!("release-{name}")).display(),
-                marker = self.marker(name).display()
-            )}}},
-        });
-        let servers: String = ports
-            .iter()
-            .map(|p| format!("  Server \"127.0.0.1\" \"{p}\"\n"))
-            .collect();
-        let mut c = Collectd::start(CollectdSpec {
-            hostname: name.into(),
-            monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
-            config_json: Some((config.to_string(), 0o600)),
-            // The network plugin sends what it buffered at each flush.
-            extra_conf: format!(
-                "<LoadPlugin network>\n  FlushInterval 1\n</LoadPlugin>\n<Plugin network>\n{servers}</Plugin>\n"
-            ),
-            ..Default::default()
-        });
-        c.wait_for_log(&format!(
-            "listening for commands on collectd/{name}/command"
-        ));
-        c
-    }
-
-    /// A central collectd listening on `port`, running `APP_RULE` with
-    /// `extra` settings.
-    fn central(&self, name: &str, port: u16, extra: Value) -> Collectd {
-        let rules = self.work.path().join(format!("{name}-rules"));
-        std::fs::create_dir_all(&rules).unwrap();
-        std::fs::write(rules.join("app.lua"), APP_RULE).unwrap();
-        let mut config = json!({
-            "Host": format!("127.0.0.1:{}", self.broker.port),
-            "CommandTopic": "collectd/%{hostname}/command",
-            "CommandResultTopic": "collectd/%{hostname}/result",
-            "StateDir": self.work.path().join(name),
-            "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
-            "FleetMonitorConfigDir": rules,
-            "FleetCommandTopic": "collectd/%{hostname}/command",
-            "FleetResultTopic": "collectd/%{hostname}/result",
-            "FleetStatusTopic": "collectd/%{hostname}/status",
-            "SigningKey": self.key,
-            "FleetMaxInFlight": "10",
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        let mut c = Collectd::start(CollectdSpec {
-            hostname: name.into(),
-            monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
-            config_json: Some((config.to_string(), 0o600)),
-            extra_conf: format!(
-                "LoadPlugin network\n<Plugin network>\n  Listen \"127.0.0.1\" \"{port}\"\n</Plugin>\n"
-            ),
-            ..Default::default()
-        });
-        c.wait_for_log("central: listening for the hosts on collectd/+/result");
-        c.wait_for_log("app.lua: loaded");
-        c
-    }
-}
-
-fn count(c: &Collectd, needle: &str) -> usize {
-    c.log_text().matches(needle).count()
-}
 
 #[test]
 fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
@@ -164,6 +19,7 @@ fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
     let web1 = fleet.host("web1", &[port], 0);
     let web2 = fleet.host("web2", &[port], 0);
     fleet.release("web2");
+    fleet.wait_known("central", 2);
     web1.putval("web1/app/gauge-up N:1");
     web2.putval("web2/app/gauge-up N:0");
     let line = central.wait_for_log("Notification: severity = OKAY");
@@ -186,12 +42,7 @@ fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
         "{}",
         web2.log_text()
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(["status", "--json", "--socket"])
-        .arg(fleet.work.path().join("central/control.sock"))
-        .output()
-        .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = fleet.status("central");
     let recent = &status["central"]["recent"][0];
     assert_eq!(
         (&recent["host"], &recent["command"], &recent["code"]),
@@ -207,6 +58,8 @@ fn two_central_collectds_fed_the_same_values_cause_one_run() {
     let central1 = fleet.central("central1", p1, json!({}));
     let central2 = fleet.central("central2", p2, json!({}));
     let web1 = fleet.host("web1", &[p1, p2], 0);
+    fleet.wait_known("central1", 1);
+    fleet.wait_known("central2", 1);
     web1.putval("web1/app/gauge-up N:0");
     // Both requests reach the host (the second while the first still runs,
     // or after: the journal answers it either way), then it may finish.
@@ -242,12 +95,7 @@ fn two_central_collectds_fed_the_same_values_cause_one_run() {
     assert!(count(&central1, duplicate) + count(&central2, duplicate) >= 1);
     // `status` counts what the log says.
     for (name, c) in [("central1", &central1), ("central2", &central2)] {
-        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-            .args(["status", "--json", "--socket"])
-            .arg(fleet.work.path().join(name).join("control.sock"))
-            .output()
-            .unwrap();
-        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let status = fleet.status(name);
         assert_eq!(
             status["central"]["requested_by_others"].as_u64(),
             Some(count(c, duplicate) as u64),
@@ -276,6 +124,7 @@ fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budge
         .iter()
         .map(|h| fleet.host(h, &[port], 3))
         .collect();
+    fleet.wait_known("central", 3);
     hosts[0].putval("web1/app/gauge-up N:0");
     central.wait_for_log("requested on collectd/web1/command");
     // While web1's repair runs, web2's fault is held back.
@@ -302,14 +151,8 @@ fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budge
     );
 
     // `status` shows the guards; an operator resumes the command.
-    let socket = fleet.work.path().join("central/control.sock");
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-            .args(args)
-            .arg("--socket")
-            .arg(&socket)
-            .output()
-            .unwrap();
+        let out = fleet.cli("central", args);
         assert!(
             out.status.success(),
             "{}",
@@ -354,12 +197,16 @@ fn a_host_whose_presence_says_offline_gets_no_request() {
         &["-r", "-q", "1"],
     );
     assert!(out.status.success());
+    // web1's values may speak for web9 (a relay, as a proxy collectd is).
+    let origins = fleet.work.path().join("origins");
+    std::fs::write(&origins, "user web1 web1 web9\n").unwrap();
     let port = free_port();
-    let mut central = fleet.central("central", port, json!({}));
+    let mut central = fleet.central("central", port, json!({"FleetValueOrigins": origins}));
     let web1 = fleet.host("web1", &[port], 0);
     fleet.release("web1");
-    // A value of web9 still reaches the central collectd (relayed here
-    // through web1's network plugin): a fault, but web9 is offline.
+    fleet.wait_known("central", 2);
+    // A value of web9 reaches the central collectd through web1's network
+    // plugin: a fault, but web9 is offline.
     web1.putval("web9/app/gauge-up N:0");
     let held = central.wait_for_log("app/restart for web9 held back");
     assert!(held.contains("(offline)"), "{held}");
@@ -371,18 +218,26 @@ fn a_host_whose_presence_says_offline_gets_no_request() {
 }
 
 #[test]
-fn a_decision_may_name_the_host_it_is_for() {
+fn a_decision_may_name_another_host_only_where_the_origins_file_allows_it() {
     let fleet = Fleet::new();
     let port = free_port();
-    let mut central = fleet.central("central", port, json!({}));
+    let origins = fleet.work.path().join("origins");
+    std::fs::write(&origins, "asks lb* web*\n").unwrap();
+    let mut central = fleet.central("central", port, json!({"FleetValueOrigins": origins}));
     let lb = fleet.host("lb1", &[port], 0);
-    let _web1 = fleet.host("web1", &[port], 0);
+    let web1 = fleet.host("web1", &[port], 0);
     fleet.release("web1");
+    fleet.wait_known("central", 2);
+    // web1's own values may not name another host: held back.
+    web1.putval("web1/lb/gauge-lb1 N:0");
+    let held = central.wait_for_log("app/restart for lb1 held back");
+    assert!(held.contains("(unproven)"), "{held}");
     // The load balancer says its backend web1 is down.
     lb.putval("lb1/lb/gauge-web1 N:0");
     let line = central.wait_for_log("Notification: severity = OKAY");
     assert!(line.contains("host = web1"), "{line}");
     assert_eq!((fleet.runs("web1"), fleet.runs("lb1")), (1, 0));
+    assert_eq!(count(&central, "requested on collectd/lb1/command"), 0);
 }
 
 #[test]

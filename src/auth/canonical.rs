@@ -13,7 +13,11 @@
 //! command=<command>
 //! ```
 //!
-//! or, for a collectd.conf push, `kind=config` and
+//! A central rule's request adds `rule=<file>::<handler>` and
+//! `window=<seconds>` after the command (the host runs a command once per
+//! rule and window, whichever controller asks).
+//!
+//! Or, for a collectd.conf push, `kind=config` and
 //! `config_sha256=<lowercase hex SHA-256 of the config text>` in place of
 //! the last two lines. The kinds with a JSON body (`pause`, `resume`,
 //! `rules`, `rollback`, `history`) end with `kind=<kind>` and
@@ -27,20 +31,17 @@ pub enum Content<'a> {
     Command {
         service: &'a str,
         command: &'a str,
+        /// A central rule's decision: the rule (`file::handler`) and its
+        /// window in seconds.
+        rule: Option<(&'a str, u64)>,
     },
     /// A collectd.conf push; `dry_run`: check it and say what would
     /// change, apply nothing (signed as its own kind, so a signed dry run
     /// cannot be replayed as a push).
-    Config {
-        config: &'a str,
-        dry_run: bool,
-    },
+    Config { config: &'a str, dry_run: bool },
     /// A request of `kind` whose JSON body (the value of the field named
     /// `kind`) is `body`, as written in the message.
-    Body {
-        kind: &'a str,
-        body: &'a str,
-    },
+    Body { kind: &'a str, body: &'a str },
 }
 
 /// Everything a signature binds.
@@ -60,6 +61,7 @@ impl Signable<'_> {
     /// The canonical bytes, or which field cannot be signed.
     pub fn canonical(&self) -> Result<Vec<u8>, String> {
         let task_id = self.task_id.to_string();
+        let window;
         let digest;
         let mut fields: Vec<(&str, &str)> = vec![
             ("key", self.key),
@@ -68,11 +70,21 @@ impl Signable<'_> {
             ("timestamp", self.timestamp),
         ];
         match &self.content {
-            Content::Command { service, command } => fields.extend([
-                ("kind", "command"),
-                ("service", service),
-                ("command", command),
-            ]),
+            Content::Command {
+                service,
+                command,
+                rule,
+            } => {
+                fields.extend([
+                    ("kind", "command"),
+                    ("service", service),
+                    ("command", command),
+                ]);
+                if let Some((name, seconds)) = rule {
+                    window = seconds.to_string();
+                    fields.extend([("rule", *name), ("window", window.as_str())]);
+                }
+            }
             Content::Config { config, dry_run } => {
                 digest = sha256_hex(config.as_bytes());
                 let kind = if *dry_run { "config-dry-run" } else { "config" };
@@ -119,6 +131,7 @@ mod tests {
             content: Content::Command {
                 service: "nginx",
                 command: "restart",
+                rule: None,
             },
         };
         assert_eq!(
@@ -166,9 +179,25 @@ mod tests {
             content: Content::Command {
                 service: "nginx\ncommand=stop",
                 command: "restart",
+                rule: None,
+            },
+            ..s.clone()
+        };
+        assert!(forged.canonical().unwrap_err().contains("service"));
+        let central = Signable {
+            content: Content::Command {
+                service: "nginx",
+                command: "restart",
+                rule: Some(("web.lua::down", 300)),
             },
             ..s
         };
-        assert!(forged.canonical().unwrap_err().contains("service"));
+        assert!(
+            String::from_utf8(central.canonical().unwrap())
+                .unwrap()
+                .ends_with(
+                    "kind=command\nservice=nginx\ncommand=restart\nrule=web.lua::down\nwindow=300\n"
+                )
+        );
     }
 }

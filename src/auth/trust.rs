@@ -230,7 +230,9 @@ impl TrustedKeys {
             );
         }
         let (allowed, what) = match request.content {
-            Content::Command { service, command } => (
+            Content::Command {
+                service, command, ..
+            } => (
                 trusted.rights.allows_command(service, command),
                 format!("{service:?}/{command:?}"),
             ),
@@ -388,6 +390,7 @@ mod tests {
             content: Content::Command {
                 service: "nginx",
                 command: "restart",
+                rule: None,
             },
         }
     }
@@ -430,6 +433,7 @@ mod tests {
             Content::Command {
                 service: "nginx",
                 command: "restart",
+                rule: None,
             },
         );
         assert_eq!(public, "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=");
@@ -444,6 +448,7 @@ mod tests {
         let nginx = Content::Command {
             service: "nginx",
             command: "restart",
+            rule: None,
         };
         let good = signature("web1", nginx.clone());
         let keys = trusted("commands=nginx/*,hello/exec config=no");

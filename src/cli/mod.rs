@@ -407,11 +407,21 @@ fn broker_runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// `collectd-monitor central ...`.
 #[derive(Subcommand, Debug)]
 pub enum CentralCommand {
-    /// Resume central repairs of SERVICE/COMMAND after the error budget
-    /// stopped them (as `status` shows).
+    /// Resume central repairs: of SERVICE/COMMAND after the error budget
+    /// stopped them (as `status` shows), and the controller's pauses of
+    /// that scope.
     Resume {
-        /// `service/command`.
-        command: String,
+        #[command(flatten)]
+        resume: pause::CentralResumeArgs,
+        /// The plugin's control socket (`ControlSocket`).
+        #[arg(long, default_value = status::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Pause central repairs, as a silence: decisions it covers are held
+    /// back (`paused`); it ends by itself and survives a restart.
+    Pause {
+        #[command(flatten)]
+        pause: pause::CentralPauseArgs,
         /// The plugin's control socket (`ControlSocket`).
         #[arg(long, default_value = status::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -569,8 +579,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             signing,
             targets,
         } => fleet::ask(&broker, &signing, &targets, None, "resume", resume.body()),
-        Action::Central(CentralCommand::Resume { command, socket }) => {
-            status::resume(&socket, &command)
+        Action::Central(CentralCommand::Resume { resume, socket }) => {
+            pause::local(&socket, "central-resume", resume.body())
+        }
+        Action::Central(CentralCommand::Pause { pause, socket }) => {
+            pause::local(&socket, "central-pause", pause.body()?)
         }
         Action::Lua {
             file,

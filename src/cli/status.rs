@@ -11,18 +11,6 @@ use std::time::Duration;
 /// with the default `StateDir` and `ControlSocket`.
 pub const DEFAULT_SOCKET: &str = "/var/lib/collectd/monitor/control.sock";
 
-/// `central resume SERVICE/COMMAND`: asks the plugin to resume them.
-pub fn resume(socket: &Path, command: &str) -> Result<ExitCode, CliError> {
-    let answer = crate::status::control(
-        socket,
-        &format!("central-resume {command}"),
-        Duration::from_secs(10),
-    )
-    .map_err(CliError::NoResult)?;
-    say!("{answer}");
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Asks once, or every `watch` seconds until interrupted.
 pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, CliError> {
     loop {
@@ -42,11 +30,41 @@ pub fn run(socket: &Path, json: bool, watch: Option<f64>) -> Result<ExitCode, Cl
     }
 }
 
+/// `name value` pairs on one line.
+fn pairs<T: std::fmt::Display>(items: &[(String, T)]) -> String {
+    items
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Central rules' part of the status.
 fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
+    let h = &c.hosts;
     let _ = writeln!(
         out,
-        "central rules: {} requests waiting for their host, {} also requested by another controller",
+        "central rules: {} hosts known ({} online, {} offline, {} never heard{}), window {} s, rule set {}",
+        h.known,
+        h.online,
+        h.offline,
+        h.silent,
+        if h.evicted > 0 {
+            format!(", {} forgotten past FleetMaxHosts", h.evicted)
+        } else {
+            String::new()
+        },
+        c.window,
+        if c.rule_set.is_empty() {
+            "-"
+        } else {
+            &c.rule_set
+        }
+    );
+    render_files(out, &c.rule_files, "central rule file");
+    let _ = writeln!(
+        out,
+        "  {} requests waiting for their host, {} also requested by another controller",
         c.in_flight.len(),
         c.requested_by_others
     );
@@ -70,46 +88,62 @@ fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
         );
     }
     for g in &c.commands {
-        let held: Vec<String> = g.held.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        let mut line = format!(
+            "  {}: {} in repair, {} of {} failures in the window",
+            g.command, g.in_flight, g.failures, g.error_budget
+        );
+        if g.stopped {
+            line.push_str(", STOPPED (collectd-monitor central resume)");
+        }
+        if !g.held.is_empty() {
+            line.push_str(&format!("; held back: {}", pairs(&g.held)));
+        }
+        if !g.refused.is_empty() {
+            line.push_str(&format!("; refused by hosts: {}", pairs(&g.refused)));
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    for u in &c.unproven {
         let _ = writeln!(
             out,
-            "  {}: {} in repair, {} of {} failures in the window{}{}",
-            g.command,
-            g.in_flight,
-            g.failures,
-            g.error_budget,
-            if g.stopped {
-                ", STOPPED (collectd-monitor central resume)"
-            } else {
-                ""
-            },
-            if held.is_empty() {
-                String::new()
-            } else {
-                format!("; held back: {}", held.join(", "))
-            }
+            "  not proven: {} value lists of {}: {}",
+            u.values, u.host, u.why
         );
     }
+    for p in &c.pauses {
+        let _ = writeln!(
+            out,
+            "  paused by this controller: {} until {}: {}",
+            p.what, p.until, p.reason
+        );
+    }
+    for p in &c.peers {
+        let _ = writeln!(
+            out,
+            "  controller {}: window {} s, rule set {}{}",
+            p.hostname,
+            p.window,
+            p.rule_set,
+            if p.agrees { "" } else { " (DIFFERS from ours)" }
+        );
+    }
+    let counters: Vec<String> = c
+        .counters
+        .iter()
+        .map(|(name, v)| format!("{name}={v}"))
+        .collect();
+    let _ = writeln!(out, "  central counters: {}", counters.join(" "));
 }
 
-/// The status as people read it.
-pub fn render(s: &Status) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "collectd-monitor {} on {}, running since {}",
-        s.version, s.hostname, s.started
-    );
-    if s.rule_files.is_empty() {
-        let _ = writeln!(out, "rule files: none");
-    }
-    for f in &s.rule_files {
+/// Rule files and their handlers, each line starting with `label`.
+fn render_files(out: &mut String, files: &[crate::status::FileStatus], label: &str) {
+    for f in files {
         let memory = f.worker_rss_kib.map_or(String::new(), |kib| {
             format!(", worker {} KiB resident", kib)
         });
         let _ = writeln!(
             out,
-            "rule file {}: {} since {}, {} evaluations{memory}",
+            "{label} {}: {} since {}, {} evaluations{memory}",
             f.path, f.state, f.since, f.evaluations
         );
         if let Some(note) = &f.note {
@@ -170,6 +204,20 @@ pub fn render(s: &Status) -> String {
             }
         }
     }
+}
+
+/// The status as people read it.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "collectd-monitor {} on {}, running since {}",
+        s.version, s.hostname, s.started
+    );
+    if s.rule_files.is_empty() {
+        let _ = writeln!(out, "rule files: none");
+    }
+    render_files(&mut out, &s.rule_files, "rule file");
     match &s.remote {
         None => {
             let _ = writeln!(out, "remote commands: off");

@@ -134,6 +134,43 @@ impl<'a> ValueListRef<'a> {
         unsafe { std::slice::from_raw_parts(self.vl.values, self.vl.values_len) }
     }
 
+    /// Whether collectd's meta data of the value list has `key` (the
+    /// network plugin's `network:received`).
+    pub fn has_meta(&self, key: &std::ffi::CStr) -> bool {
+        if self.vl.meta.is_null() {
+            return false;
+        }
+        // SAFETY: `meta` is the value list's own meta data, valid for the
+        // callback (from_raw's contract), and non-null; collectd locks it
+        // for the lookup; `key` is NUL-terminated.
+        unsafe { sys::meta_data_exists(self.vl.meta, key.as_ptr()) == 1 }
+    }
+
+    /// A string entry of collectd's meta data of the value list (the
+    /// network plugin's `network:username`), if it has one.
+    pub fn meta_string(&self, key: &std::ffi::CStr) -> Option<String> {
+        if self.vl.meta.is_null() {
+            return None;
+        }
+        let mut value: *mut c_char = std::ptr::null_mut();
+        // SAFETY: as in `has_meta`; on success collectd stores a string it
+        // allocated with malloc in `value`, which we own.
+        let status = unsafe { sys::meta_data_get_string(self.vl.meta, key.as_ptr(), &mut value) };
+        if status != 0 || value.is_null() {
+            return None;
+        }
+        // SAFETY: `value` is the NUL-terminated copy collectd made for us;
+        // it is read once, then freed with the allocator that made it.
+        let text = unsafe {
+            let text = std::ffi::CStr::from_ptr(value)
+                .to_string_lossy()
+                .into_owned();
+            libc::free(value.cast());
+            text
+        };
+        Some(text)
+    }
+
     /// Seconds since the epoch.
     pub fn time(&self) -> f64 {
         cdtime_to_secs(self.vl.time)

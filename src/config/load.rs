@@ -58,6 +58,7 @@ pub fn load(block: &PluginBlock) -> Result<Loaded, ConfigError> {
         },
         message,
     })?;
+    warnings.extend(super::meaning::warnings(&settings));
     Ok(Loaded {
         settings,
         config_path: block.monitor_config_path.clone(),

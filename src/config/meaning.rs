@@ -115,6 +115,30 @@ pub fn check(s: &Settings) -> Result<(), String> {
         }
         crate::amount::Amount::parse(&s.fleet_max_in_flight)
             .map_err(|e| format!("key `FleetMaxInFlight`: {e}"))?;
+        if s.fleet_max_hosts == 0 {
+            return Err("key `FleetMaxHosts`: must be greater than 0".into());
+        }
+        let controllers = &s.fleet_controller_topic;
+        if !controllers.is_empty() {
+            if !controllers.contains("%{hostname}") || controllers.contains(['+', '#']) {
+                return Err("key `FleetControllerTopic`: a topic with %{hostname} (and no wildcard), or \"\" for none".into());
+            }
+            let filter = controllers.replace("%{hostname}", "+");
+            for (key, topic) in [
+                ("FleetResultTopic", &s.fleet_result_topic),
+                ("FleetStatusTopic", &s.fleet_status_topic),
+                ("FleetCommandTopic", &s.fleet_command_topic),
+            ] {
+                if let Some(t) = topic
+                    && (filter_matches(&filter, t)
+                        || filter_matches(&t.replace("%{hostname}", "+"), controllers))
+                {
+                    return Err(format!(
+                        "key `FleetControllerTopic`: \"{controllers}\" and {key} \"{t}\" overlap: announcements and the hosts' messages would be taken for each other"
+                    ));
+                }
+            }
+        }
     }
     if let (Some(commands), Some(status)) = (&s.command_topic, &s.status_topic)
         && filter_matches(commands, status)
@@ -132,6 +156,25 @@ pub fn check(s: &Settings) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What is allowed but weakens the plugin, said at every start and by
+/// `config check`.
+pub fn warnings(s: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.fleet_monitor_config_dir.is_none() {
+        return out;
+    }
+    if s.fleet_accept_unproven_values {
+        out.push("WARNING: FleetAcceptUnprovenValues is true: central rules take every value list for the host it names, so anyone who can send to this collectd's network plugin picks the host to repair (a lab setting: use SecurityLevel Sign and leave it false)".into());
+    }
+    if s.fleet_status_topic.is_none() && s.fleet_host_keys.is_none() {
+        out.push("central rules know no host: set FleetStatusTopic (the hosts announce themselves) or FleetHostKeys (the hosts and their keys); until then every decision is held back (unknown_host)".into());
+    }
+    if s.signing_key.is_none() {
+        out.push("central rules sign nothing (no SigningKey): hosts with TrustedKeys refuse their requests".into());
+    }
+    out
 }
 
 /// Largest `RuleMemoryLimit` (MiB): the sandbox's address-space limit is

@@ -208,6 +208,33 @@ pub struct Settings {
     /// Seconds between two requests of one service/command to one host.
     #[serde(rename = "FleetHostCooldown", default = "default_fleet_cooldown")]
     pub fleet_host_cooldown: u64,
+    /// A file of who may speak for which hosts' values beyond the default
+    /// (the network plugin's user of the host's own name): `user`,
+    /// `network`, `local` and `asks` lines.
+    #[serde(rename = "FleetValueOrigins")]
+    pub fleet_value_origins: Option<PathBuf>,
+    /// Take every value list for its host without proof (a lab): anyone
+    /// who can send to the network plugin picks the host to repair.
+    #[serde(rename = "FleetAcceptUnprovenValues", default)]
+    pub fleet_accept_unproven_values: bool,
+    /// The hosts central rules may repair and the keys their results are
+    /// signed with (`collectd-monitor hosts --keys`); unset: the hosts
+    /// that announce themselves on `FleetStatusTopic`, keys taken on
+    /// first sight.
+    #[serde(rename = "FleetHostKeys")]
+    pub fleet_host_keys: Option<PathBuf>,
+    /// Hosts central rules keep state for at most; past it the one heard
+    /// from least recently is forgotten.
+    #[serde(rename = "FleetMaxHosts", default = "default_fleet_max_hosts")]
+    pub fleet_max_hosts: u64,
+    /// Where this controller announces its window and rule files to the
+    /// other controllers (retained), `%{hostname}` its name; `""`: no
+    /// announcement.
+    #[serde(
+        rename = "FleetControllerTopic",
+        default = "default_fleet_controller_topic"
+    )]
+    pub fleet_controller_topic: String,
 }
 
 fn default_pause() -> u64 {
@@ -242,6 +269,12 @@ fn default_fleet_budget_window() -> u64 {
 }
 fn default_fleet_cooldown() -> u64 {
     300
+}
+fn default_fleet_max_hosts() -> u64 {
+    100_000
+}
+fn default_fleet_controller_topic() -> String {
+    "collectd/%{hostname}/controller".into()
 }
 
 /// Limits of one rule file, overriding `RuleFuel`, `RuleMemoryLimit` and
@@ -395,6 +428,11 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "FleetErrorBudget",
     "FleetBudgetWindow",
     "FleetHostCooldown",
+    "FleetValueOrigins",
+    "FleetAcceptUnprovenValues",
+    "FleetHostKeys",
+    "FleetMaxHosts",
+    "FleetControllerTopic",
 ];
 
 /// One service: named recovery commands, plus the paths the collectd.conf

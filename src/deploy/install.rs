@@ -71,19 +71,7 @@ impl Places {
     /// disk (bounded; what does not fit the bounds, and links, which the
     /// engine does not load either, are left out).
     fn running(&self) -> (Vec<NamedFile>, Option<Vec<u8>>) {
-        let files = lua_files(&self.rules_dir)
-            .into_iter()
-            .filter_map(|path| {
-                let name = path.file_name()?.to_string_lossy().into_owned();
-                let bytes = crate::files::read_regular(
-                    &path,
-                    MAX_FILE_BYTES as u64,
-                    crate::files::Links::Refuse,
-                )
-                .ok()?;
-                Some((name, bytes))
-            })
-            .collect();
+        let files = running_files(&self.rules_dir);
         // config.json is the file the plugin was configured with, wherever
         // it points.
         let config = self.config_json.as_ref().and_then(|p| {
@@ -117,6 +105,32 @@ impl Places {
             config_json: config.map(|c| digest([], Some(&c))),
         }
     }
+}
+
+/// The rule files of `dir` the engine runs, by name, as they are on disk
+/// (bounded; links and what does not fit are left out).
+fn running_files(dir: &Path) -> Vec<NamedFile> {
+    lua_files(dir)
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            let bytes = crate::files::read_regular(
+                &path,
+                MAX_FILE_BYTES as u64,
+                crate::files::Links::Refuse,
+            )
+            .ok()?;
+            Some((name, bytes))
+        })
+        .collect()
+}
+
+/// The digest of the rule files in `dir` (as a host announces its rule
+/// set): what a controller announces of its central rules, so that
+/// redundant controllers can tell they run the same ones.
+pub fn rule_set_digest(dir: &Path) -> String {
+    let files = running_files(dir);
+    digest(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())), None)
 }
 
 /// The `*.lua` files directly in `dir` as the engine lists them (it runs

@@ -12,7 +12,7 @@ mod install;
 mod watch;
 
 pub use bundle::{Bundle, MAX_FILE_BYTES, Rollback, valid_file_name};
-pub use install::{Places, Versions};
+pub use install::{Places, Versions, rule_set_digest};
 
 use crate::history::{History, Record};
 use crate::status::Board;

@@ -22,4 +22,4 @@ pub use engine::{Engine, EngineConfig};
 pub use respond::{NotificationSink, Responder};
 pub use result::result_notification;
 pub use routing::Router;
-pub use stats::Stats;
+pub use stats::{Figure, Stats};

@@ -158,6 +158,7 @@ impl Responder {
                 series,
                 host: _,
                 cooldown,
+                time: _,
             } => {
                 self.board.handler(
                     &path,

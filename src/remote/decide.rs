@@ -2,7 +2,8 @@
 //! journal's memory of its task id, the configured services and the clock.
 
 use super::journal::TaskPhase;
-use super::message::{Ask, Request};
+use super::message::{Ask, Request, RuleRef};
+use super::repeat::RuleRuns;
 use crate::auth::{ConfigRight, TrustedKeys};
 use crate::config::{Missing, Service, find_command};
 use crate::task::{TaskResult, code, iso8601};
@@ -24,6 +25,8 @@ pub struct RequestPolicy<'a> {
     pub config_push: bool,
     /// `AllowRulesPush`, and a rule directory to push to.
     pub rules_push: bool,
+    /// The central rules' commands this host ran lately.
+    pub rule_runs: Option<&'a RuleRuns>,
 }
 
 /// The verdict.
@@ -39,6 +42,8 @@ pub enum Decision {
         timeout: Option<Duration>,
         /// The key that signed it (`key ops`), for the log and the history.
         who: String,
+        /// The central rule it comes from, if any.
+        rule: Option<RuleRef>,
     },
     /// Do not run; answer with this result.
     Reply(TaskResult),
@@ -146,7 +151,7 @@ pub fn decide(
             );
         }
     }
-    let (service, command) = match request {
+    let (service, command, rule) = match request {
         Request::Ask {
             ask: Ask::Rules(_) | Ask::Rollback(_),
             ..
@@ -164,8 +169,11 @@ pub fn decide(
             };
         }
         Request::Command {
-            service, command, ..
-        } => (service, command),
+            service,
+            command,
+            rule,
+            ..
+        } => (service, command, rule),
         Request::Config { .. } if !policy.config_push => {
             return reply(
                 code::REPLACE_PUSH_OFF,
@@ -197,6 +205,15 @@ pub fn decide(
             return reply(code, missing.message(service, command));
         }
     };
+    let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+    if let (Some(rule), Some(runs)) = (rule, policy.rule_runs)
+        && let Some(earlier) = runs.earlier(rule, &wanted, policy.now)
+    {
+        return reply(
+            code::REPEATED_RULE,
+            super::repeat::refusal(rule, &wanted, earlier),
+        );
+    }
     Decision::Run {
         task_id,
         service: service.clone(),
@@ -204,6 +221,7 @@ pub fn decide(
         line: line.to_string(),
         timeout: svc.timeout.map(Duration::from_secs),
         who,
+        rule: rule.clone(),
     }
 }
 
@@ -231,6 +249,7 @@ mod tests {
             command: cmd.into(),
             auth: Default::default(),
             origin: None,
+            rule: None,
         }
     }
 
@@ -244,6 +263,7 @@ mod tests {
             hostname: "web1",
             config_push: true,
             rules_push: true,
+            rule_runs: None,
         };
         decide(r, dup, seen, &policy)
     }
@@ -266,6 +286,7 @@ mod tests {
                 line: "/bin/echo hi".into(),
                 timeout: None,
                 who: "an unsigned request".into(),
+                rule: None,
             }
         );
         assert_eq!(
@@ -285,6 +306,7 @@ mod tests {
             hostname: "web1",
             config_push: true,
             rules_push: true,
+            rule_runs: None,
         };
         let r = Request::Command {
             task_id: 1,
@@ -293,6 +315,7 @@ mod tests {
             command: "b".into(),
             auth: Default::default(),
             origin: None,
+            rule: None,
         };
         assert_eq!(code_of(decide(&r, false, None, &policy)), code::NO_SERVICES);
     }
@@ -329,6 +352,51 @@ mod tests {
         assert!(matches!(
             decide_now(&r, true, Some(TaskPhase::Received)),
             Decision::Run { .. }
+        ));
+    }
+
+    #[test]
+    fn a_central_rules_command_runs_once_per_rule_and_window() {
+        let services = services();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut runs = RuleRuns::default();
+        let rule = RuleRef {
+            name: "app.lua::down".into(),
+            window: 300,
+        };
+        let hello = crate::task::CommandRef::new("hello", "exec");
+        runs.ran(&rule, &hello, 5, now - Duration::from_secs(10));
+        let mut r = command("hello", "exec", 1);
+        if let Request::Command { rule: r, .. } = &mut r {
+            *r = Some(rule.clone());
+        }
+        let policy = |runs| RequestPolicy {
+            services: &services,
+            max_age: Duration::from_secs(300),
+            now,
+            trust: None,
+            hostname: "web1",
+            config_push: true,
+            rules_push: true,
+            rule_runs: runs,
+        };
+        assert_eq!(
+            code_of(decide(&r, false, None, &policy(Some(&runs)))),
+            code::REPEATED_RULE
+        );
+        // Without that memory (or for a plain remote command) it runs.
+        assert!(matches!(
+            decide(&r, false, None, &policy(None)),
+            Decision::Run { rule: Some(_), .. }
+        ));
+        assert!(matches!(
+            decide(
+                &command("hello", "exec", 1),
+                false,
+                None,
+                &policy(Some(&runs))
+            ),
+            Decision::Run { rule: None, .. }
         ));
     }
 }

@@ -19,6 +19,9 @@ pub enum Request {
         /// Who decided it, for the host's log (central rules name their
         /// rule file and handler); not covered by the signature.
         origin: Option<String>,
+        /// A central rule's decision: the host runs the command once per
+        /// rule and window (covered by the signature).
+        rule: Option<RuleRef>,
     },
     /// Replace collectd.conf with `config`; with `dry_run`, only check it
     /// and say what would change.
@@ -40,6 +43,19 @@ pub enum Request {
         ask: Ask,
     },
 }
+
+/// The central rule a request comes from, and the window within which
+/// the host runs its command once, whichever controller asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRef {
+    /// `file::handler`.
+    pub name: String,
+    /// Seconds.
+    pub window: u64,
+}
+
+/// Bytes of a rule name in a request.
+const MAX_RULE_NAME: usize = 512;
 
 /// What a request with a JSON body asks for.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,8 +160,15 @@ impl Request {
             timestamp: &auth.timestamp,
             content: match self {
                 Request::Command {
-                    service, command, ..
-                } => crate::auth::Content::Command { service, command },
+                    service,
+                    command,
+                    rule,
+                    ..
+                } => crate::auth::Content::Command {
+                    service,
+                    command,
+                    rule: rule.as_ref().map(|r| (r.name.as_str(), r.window)),
+                },
                 Request::Config {
                     config, dry_run, ..
                 } => crate::auth::Content::Config {
@@ -185,6 +208,9 @@ struct CommandFields {
     signature: Option<String>,
     host: Option<String>,
     origin: Option<String>,
+    // A central rule's decision (both or neither).
+    rule: Option<String>,
+    window: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -239,7 +265,18 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
         })
     } else {
         let f: CommandFields = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+        let rule = match (f.rule, f.window) {
+            (None, None) => None,
+            (Some(name), Some(window)) if !name.is_empty() && name.len() <= MAX_RULE_NAME => {
+                Some(RuleRef { name, window })
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(format!("`rule` is 1 to {MAX_RULE_NAME} bytes")));
+            }
+            _ => return Err(invalid("`rule` and `window` go together".into())),
+        };
         Ok(Request::Command {
+            rule,
             task_id: f.task_id,
             timestamp: parse_timestamp(&f.timestamp).map_err(invalid)?,
             service: f.service,

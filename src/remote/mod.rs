@@ -12,12 +12,13 @@ pub mod fanout;
 mod journal;
 mod message;
 pub mod presence;
+mod repeat;
 pub mod sender;
 mod session;
 
 pub use decide::{Decision, RequestPolicy, decide};
 pub use journal::{Journal, TaskPhase};
-pub use message::{Ask, Malformed, Request, parse};
+pub use message::{Ask, Malformed, Request, RuleRef, parse};
 
 use crate::actions::Runner;
 use crate::config::{LiveServices, Settings};
@@ -240,6 +241,14 @@ impl RequestSender {
                 payload,
                 expiry,
             })
+            .is_ok()
+    }
+
+    /// Publishes `payload` on `topic`, retained (a controller's
+    /// announcement); false when the queue is full.
+    pub fn announce(&self, topic: String, payload: Vec<u8>) -> bool {
+        self.0
+            .try_send(session::Outgoing::Presence { topic, payload })
             .is_ok()
     }
 }

@@ -31,6 +31,10 @@ pub struct Presence {
     /// The maintenance pauses in force (`nginx/* until ...: reason`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pauses: Vec<String>,
+    /// The same pauses as data: what a controller holds its central
+    /// repairs of this host to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paused: Vec<crate::pause::Pause>,
     /// The digest of the rule files this host runs: hosts with the same
     /// one run the same set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +63,7 @@ impl Presence {
             signed_only: None,
             result_key: None,
             pauses: Vec::new(),
+            paused: Vec::new(),
             rule_set: None,
             config_json: None,
         }

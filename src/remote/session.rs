@@ -15,6 +15,7 @@ use super::decide::{Decision, RequestPolicy, decide};
 use super::journal::Journal;
 use super::message::{Ask, Malformed, Request, parse};
 use super::presence::Presence;
+use super::repeat::RuleRuns;
 use crate::actions::{Runner, Summary};
 use crate::config::LiveServices;
 use crate::history::Record;
@@ -97,6 +98,7 @@ pub(super) async fn run(
         unsolicited_in_a_row: 0,
         progress: Arc::clone(&progress),
         pending_acks: VecDeque::new(),
+        rule_runs: RuleRuns::default(),
     };
     let mut eventloop = eventloop;
     tokio::select! {
@@ -207,6 +209,10 @@ fn online(settings: &RemoteSettings) -> Option<Outgoing> {
         signed_only: Some(settings.trust.is_some()),
         result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
         pauses: pauses_in_force(settings),
+        paused: settings
+            .pauses
+            .as_ref()
+            .map_or_else(Vec::new, |book| book.list()),
         rule_set: versions.as_ref().map(|v| v.rule_set.clone()),
         config_json: versions.and_then(|v| v.config_json),
     };
@@ -432,6 +438,8 @@ struct Session {
     /// of unacknowledged messages full, and it stops delivering. The
     /// broker's window bounds how many can wait.
     pending_acks: VecDeque<Publish>,
+    /// The central rules' commands run lately: one run per rule and window.
+    rule_runs: RuleRuns,
 }
 
 /// After this many unsolicited-ack failures in a row, the broker's session
@@ -692,6 +700,7 @@ impl Session {
                 hostname: &self.settings.hostname,
                 config_push: self.settings.config_push,
                 rules_push: self.settings.deployer.is_some(),
+                rule_runs: Some(&self.rule_runs),
             };
             decide(&request, p.dup, journal.phase(task_id), &policy)
         };
@@ -705,6 +714,17 @@ impl Session {
                     "remote: task {task_id} refused (code {:#x}): {}",
                     result.code, result.message
                 );
+                if let Request::Command {
+                    service,
+                    command,
+                    rule: Some(rule),
+                    ..
+                } = &request
+                    && result.code == code::REPEATED_RULE
+                {
+                    let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+                    self.rule_runs.widen(rule, &wanted);
+                }
                 // Refusals of requests that did not prove their sender are
                 // not kept: anyone who may publish could flood the history
                 // with them and push out what matters.
@@ -805,13 +825,19 @@ impl Session {
                 line,
                 timeout,
                 who,
+                rule,
             } => {
                 let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+                // A central rule's decision is a rule's: every pause of
+                // its command holds it, as it holds this host's own rules.
+                let file = rule
+                    .as_ref()
+                    .map(|r| r.name.split("::").next().unwrap_or_default());
                 if let Some(pause) = self
                     .settings
                     .pauses
                     .as_ref()
-                    .and_then(|p| p.find(None, &wanted))
+                    .and_then(|p| p.find(file, &wanted))
                 {
                     let reason = format!(
                         "{wanted} is paused ({}) until {}",
@@ -832,6 +858,9 @@ impl Session {
                 }
                 if !self.accept(&p, task_id, now) {
                     return;
+                }
+                if let Some(rule) = &rule {
+                    self.rule_runs.ran(rule, &wanted, task_id, now);
                 }
                 let runner = Arc::clone(&self.runner);
                 let results = self.results.clone();

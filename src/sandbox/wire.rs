@@ -75,6 +75,11 @@ pub enum Report {
         /// The handler's own cooldown in seconds (its `cooldown` option).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cooldown: Option<f64>,
+        /// The event's own time (seconds since the epoch, the sending
+        /// host's clock): central rules derive their task id's window
+        /// from it, the same at every controller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time: Option<f64>,
     },
     /// A handler's request was held back by its debounce options.
     Held { handler: String, reason: String },

@@ -197,13 +197,20 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
         handler: h.handler,
         reason: h.reason,
     }));
-    out.extend(fired.into_iter().map(|f| Report::Fired {
-        handler: f.handler,
-        service: f.service,
-        command: f.command,
-        series: series.clone(),
-        host: f.host,
-        cooldown: f.cooldown,
+    out.extend(fired.into_iter().map(|f| {
+        Report::Fired {
+            handler: f.handler,
+            service: f.service,
+            command: f.command,
+            series: series.clone(),
+            host: f.host,
+            cooldown: f.cooldown,
+            time: Some(match event {
+                Event::Metric(m) => m.time,
+                Event::Notification(n) => n.time,
+            })
+            .filter(|t| t.is_finite() && *t > 0.0),
+        }
     }));
     out
 }

@@ -347,14 +347,13 @@ impl Board {
             .unwrap_or_default()
     }
 
-    /// The whole document, now.
-    pub fn snapshot(&self) -> Status {
-        let (files, mut remote) = self
-            .inner
+    /// The rule files as `status` shows them: with their workers' memory,
+    /// and what collectd sends for the plugins a file waits for.
+    pub fn rule_files(&self) -> Vec<FileStatus> {
+        self.inner
             .lock()
             .map(|i| {
-                let files = i
-                    .files
+                i.files
                     .values()
                     .cloned()
                     .map(|mut f| {
@@ -370,10 +369,15 @@ impl Board {
                         }
                         f
                     })
-                    .collect();
-                (files, i.remote.clone())
+                    .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The whole document, now.
+    pub fn snapshot(&self) -> Status {
+        let files = self.rule_files();
+        let mut remote = self.inner.lock().ok().and_then(|i| i.remote.clone());
         if let (Some(r), Ok(Some(path))) = (&mut remote, self.journal.lock().as_deref()) {
             r.journal_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
         }

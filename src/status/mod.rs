@@ -45,8 +45,9 @@ pub struct PauseStatus {
     pub reason: String,
 }
 
-/// Central rules: the guards' state by command, and the requests waiting
-/// for an answer.
+/// Central rules: their rule files, what reached them, the hosts they
+/// know, the guards' state by command, the requests waiting for an
+/// answer, and the other controllers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CentralStatus {
     pub commands: Vec<CentralCommand>,
@@ -57,6 +58,65 @@ pub struct CentralStatus {
     /// The last repairs that ended, newest first.
     #[serde(default)]
     pub recent: Vec<CentralRepair>,
+    /// The central rule files, as `rule_files` shows a host's.
+    #[serde(default)]
+    pub rule_files: Vec<FileStatus>,
+    /// The central rules' own counters (`values_received`,
+    /// `values_unproven`, `evaluations`, ...), by name.
+    #[serde(default)]
+    pub counters: Vec<(String, f64)>,
+    /// Hosts whose value lists were not proven (the most, at most 10),
+    /// with how many and why.
+    #[serde(default)]
+    pub unproven: Vec<UnprovenHost>,
+    /// The hosts central rules may repair.
+    #[serde(default)]
+    pub hosts: CentralHosts,
+    /// The controller's own pauses of central repairs.
+    #[serde(default)]
+    pub pauses: Vec<PauseStatus>,
+    /// `FleetTaskWindow` and the digest of the central rule files, as
+    /// announced to the other controllers.
+    #[serde(default)]
+    pub window: u64,
+    #[serde(default)]
+    pub rule_set: String,
+    /// The other controllers heard.
+    #[serde(default)]
+    pub peers: Vec<CentralPeer>,
+}
+
+/// A host whose value lists did not prove it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnprovenHost {
+    pub host: String,
+    pub values: u64,
+    /// Why the last one did not (`received unsigned`, ...).
+    pub why: String,
+}
+
+/// The hosts central rules know.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralHosts {
+    /// Known: announced (presence) or listed (`FleetHostKeys`).
+    pub known: usize,
+    pub online: usize,
+    pub offline: usize,
+    /// Listed in `FleetHostKeys`, no presence heard yet.
+    pub silent: usize,
+    /// Forgotten past `FleetMaxHosts`.
+    pub evicted: u64,
+}
+
+/// Another controller, as it announced itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CentralPeer {
+    pub hostname: String,
+    pub window: u64,
+    pub rule_set: String,
+    pub since: String,
+    /// Same window and rule files as ours.
+    pub agrees: bool,
 }
 
 /// A central repair that ended.
@@ -84,6 +144,10 @@ pub struct CentralCommand {
     pub stopped: bool,
     /// Decisions held back so far, by reason.
     pub held: Vec<(String, u64)>,
+    /// Requests the hosts refused (stale clock, paused, ...), by reason:
+    /// none of them spends the error budget.
+    #[serde(default)]
+    pub refused: Vec<(String, u64)>,
 }
 
 /// A request waiting for its host's answer.

@@ -24,6 +24,8 @@ pub struct CollectdSpec {
     /// Start collectd as a daemon (no `-f`), tracked through its PID file,
     /// as a config replacement restarts it.
     pub daemonize: bool,
+    /// Environment variables collectd starts with (a faked clock).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for CollectdSpec {
@@ -35,6 +37,7 @@ impl Default for CollectdSpec {
             extra_conf: String::new(),
             load_monitor: true,
             daemonize: false,
+            env: Vec::new(),
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct Collectd {
     pub config_json: PathBuf,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
 }
 
 impl Collectd {
@@ -119,6 +123,7 @@ LoadPlugin unixsock
         std::fs::write(&conf_path, conf).unwrap();
         let mut c = Self::new(dir, &conf_path, Some(log), socket, config_json);
         c.daemon = spec.daemonize;
+        c.env = spec.env;
         c.launch();
         c
     }
@@ -155,6 +160,7 @@ LoadPlugin unixsock
             config_json,
             stdout: Arc::default(),
             stderr: Arc::default(),
+            env: Vec::new(),
         }
     }
 
@@ -166,6 +172,7 @@ LoadPlugin unixsock
             let out = Command::new("/usr/sbin/collectd")
                 .arg("-C")
                 .arg(&self.conf)
+                .envs(self.env.iter().cloned())
                 .stdin(Stdio::null())
                 .output()
                 .expect("start /usr/sbin/collectd (Debian package collectd-core)");
@@ -182,6 +189,7 @@ LoadPlugin unixsock
             .arg("-f")
             .arg("-C")
             .arg(&self.conf)
+            .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod central;
 mod collectd;
 mod mosquitto;
+pub mod netpacket;
 #[allow(unused_imports)] // each test binary uses a different part of the harness
 pub use collectd::{Collectd, CollectdSpec};
 #[allow(unused_imports)]
