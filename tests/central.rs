@@ -172,7 +172,7 @@ fn the_guards_hold_back_repairs_past_the_concurrency_and_stop_at_the_error_budge
     );
     let text = cli(&["status"]);
     assert!(
-        text.contains("app/restart: 0 in repair, 2 of 2 failures in the window, STOPPED"),
+        text.contains("app/restart: 0 in repair, 2 of 2 failures in the window, 2 sent (0 run for another task), STOPPED"),
         "{text}"
     );
     let answer = cli(&["central", "resume", "app/restart"]);

@@ -216,6 +216,10 @@ pub struct CommandState {
     pub held: Vec<(HeldBack, u64)>,
     /// Requests the hosts refused, by why.
     pub refused: Vec<(Refusal, u64)>,
+    /// Requests sent, and of them run for another task (another
+    /// controller's request, a local rule).
+    pub sent: u64,
+    pub done_elsewhere: u64,
 }
 
 /// The guards' state over the fleet. Its memory is bounded by the known
@@ -232,7 +236,9 @@ pub struct Guards {
     last_sent: HashMap<(String, CommandRef), Instant>,
     held: BTreeMap<(CommandRef, HeldBack), u64>,
     refused: BTreeMap<(CommandRef, Refusal), u64>,
-    done_elsewhere: u64,
+    /// Requests sent and run elsewhere, by command.
+    sent: BTreeMap<CommandRef, u64>,
+    done_elsewhere: BTreeMap<CommandRef, u64>,
 }
 
 impl Guards {
@@ -266,6 +272,7 @@ impl Guards {
         let verdict = self.look(now, host, command, facts);
         match verdict {
             Verdict::Send => {
+                *self.sent.entry(command.clone()).or_default() += 1;
                 self.in_flight
                     .entry(command.clone())
                     .or_default()
@@ -334,7 +341,7 @@ impl Guards {
         match outcome {
             Outcome::Succeeded => return None,
             Outcome::DoneElsewhere => {
-                self.done_elsewhere += 1;
+                *self.done_elsewhere.entry(command.clone()).or_default() += 1;
                 return None;
             }
             Outcome::Refused(why) => {
@@ -371,6 +378,9 @@ impl Guards {
     pub fn cancel(&mut self, host: &str, command: &CommandRef) {
         if let Some(flying) = self.in_flight.get_mut(command) {
             flying.remove(host);
+        }
+        if let Some(n) = self.sent.get_mut(command) {
+            *n = n.saturating_sub(1);
         }
         self.last_sent.remove(&(host.to_string(), command.clone()));
     }
@@ -416,9 +426,9 @@ impl Guards {
         &self.held
     }
 
-    /// Requests another controller's identical one ran first.
+    /// Requests run there for another task, all commands together.
     pub fn done_elsewhere(&self) -> u64 {
-        self.done_elsewhere
+        self.done_elsewhere.values().sum()
     }
 
     /// Each command the guards have seen, with its state at `now`, for
@@ -431,6 +441,7 @@ impl Guards {
             .chain(self.stopped.iter())
             .chain(self.held.keys().map(|(c, _)| c))
             .chain(self.refused.keys().map(|(c, _)| c))
+            .chain(self.sent.keys())
             .collect();
         seen.sort();
         seen.dedup();
@@ -459,6 +470,8 @@ impl Guards {
                         .filter(|((c, _), _)| c == command)
                         .map(|((_, why), n)| (*why, *n))
                         .collect(),
+                    sent: self.sent.get(command).copied().unwrap_or(0),
+                    done_elsewhere: self.done_elsewhere.get(command).copied().unwrap_or(0),
                 }
             })
             .collect()

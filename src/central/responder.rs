@@ -245,12 +245,13 @@ impl Central {
         }
     }
 
-    /// Logs `line` once per `key` and interval.
-    fn once(&self, key: &str, line: impl FnOnce() -> String, warning: bool) {
+    /// Logs `line` once per `key` and interval, and a few lines of
+    /// `group` per interval (the rest are counted, see [`Central::tick`]).
+    fn once(&self, key: &str, group: &str, line: impl FnOnce() -> String, warning: bool) {
         let admitted = self
             .fleet
             .lock()
-            .is_ok_and(|mut f| f.quiet.admit(key, Instant::now()));
+            .is_ok_and(|mut f| f.quiet.admit(key, group, Instant::now()));
         if admitted {
             if warning {
                 warn!("{}", line());
@@ -271,6 +272,7 @@ impl Central {
                 let topic = crate::collectd::loggable(topic).into_owned();
                 return self.once(
                     &format!("presence {topic}"),
+                    "ignored status messages",
                     || format!("central: a status message on {topic} is ignored: {why}"),
                     true,
                 );
@@ -286,6 +288,7 @@ impl Central {
             Heard::Known => {}
             Heard::KeyChanged => self.once(
                 &format!("key {host}"),
+                "changed host keys",
                 || format!(
                     "central: host {host} announces another result key than the one kept; its results are checked with the kept key (restart the controller, or put the new key in FleetHostKeys, if the host's key was really replaced)"
                 ),
@@ -293,6 +296,7 @@ impl Central {
             ),
             Heard::NotListed => self.once(
                 &format!("unlisted {host}"),
+                "hosts not in FleetHostKeys",
                 || format!("central: host {host} is not in FleetHostKeys; central rules do not repair it"),
                 true,
             ),
@@ -354,6 +358,7 @@ impl Central {
             let host = crate::collectd::loggable(host).into_owned();
             return self.once(
                 &format!("name {host}"),
+                "decisions for no host name",
                 || format!("central: rule {handler} decided for {host:?} on {series}, which is no host name; not sent"),
                 true,
             );
@@ -389,6 +394,7 @@ impl Central {
             self.board.handler(&path, handler, HandlerEvent::Held);
             return self.once(
                 &format!("held {host} {command} {}", why.as_str()),
+                &format!("held-back decisions of {command} ({})", why.as_str()),
                 || {
                     format!(
                         "central: rule {handler}: {command} for {host} held back ({}); said once a minute per host, command and reason, counted in status",
@@ -492,6 +498,7 @@ impl Central {
             self.counts.results_unproven.fetch_add(1, Ordering::Relaxed);
             return self.once(
                 &format!("result {host}"),
+                "unproven results",
                 || format!(
                     "central: a result on {topic} (task {}) is not signed with host {host}'s key; ignored (said once a minute per host, counted in status)",
                     result.task_id
@@ -645,6 +652,16 @@ impl Central {
             .unwrap_or_default();
         for line in lines {
             warn!("{line}");
+        }
+        let held = self
+            .fleet
+            .lock()
+            .map(|mut f| f.quiet.held(now))
+            .unwrap_or_default();
+        for (group, n) in held {
+            info!(
+                "central: {n} more line(s) of {group} not logged in the last minute (status counts them)"
+            );
         }
         self.announce(now);
     }

@@ -64,6 +64,8 @@ pub struct RosterCounts {
     pub offline: usize,
     /// Heard of only through `FleetHostKeys`, no presence yet.
     pub silent: usize,
+    /// With a maintenance pause of their own in force.
+    pub paused: usize,
     pub evicted: u64,
 }
 
@@ -197,9 +199,22 @@ impl Roster {
         })
     }
 
-    /// For `status`.
-    pub fn counts(&self) -> RosterCounts {
+    /// Hosts it keeps state for (for the memory bound).
+    pub fn entries(&self) -> usize {
+        self.hosts.len() + self.pinned.len()
+    }
+
+    /// For `status`, at `now`.
+    pub fn counts(&self, now: SystemTime) -> RosterCounts {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let online = self.hosts.values().filter(|e| e.online).count();
+        let paused = self
+            .hosts
+            .values()
+            .filter(|e| e.pauses.iter().any(|p| p.until > now))
+            .count();
         let heard = self.hosts.len();
         RosterCounts {
             known: self.size(),
@@ -213,6 +228,7 @@ impl Roster {
             } else {
                 0
             },
+            paused,
             evicted: self.evicted,
         }
     }
@@ -278,12 +294,13 @@ mod tests {
         );
         assert_eq!(r.key("web1"), Some(&[7u8; 32][..]));
         assert_eq!(
-            r.counts(),
+            r.counts(SystemTime::now()),
             RosterCounts {
                 known: 1,
                 online: 1,
                 offline: 0,
                 silent: 0,
+                paused: 0,
                 evicted: 0
             }
         );
@@ -299,7 +316,7 @@ mod tests {
         r.heard("d", &presence("d", true, None));
         assert!(!r.known("b"));
         assert!(r.known("a") && r.known("c") && r.known("d"));
-        assert_eq!((r.size(), r.counts().evicted), (3, 1));
+        assert_eq!((r.size(), r.counts(SystemTime::now()).evicted), (3, 1));
     }
 
     #[test]

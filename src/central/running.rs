@@ -234,7 +234,10 @@ impl CentralRunning {
     /// The figures of central rules, for self-monitoring: the engine's
     /// and the queue's with their kinds, central rules' own as counters.
     pub fn figures(&self) -> Vec<(String, crate::events::Value)> {
-        let count = |n: f64| crate::events::Value::Derive(n as i64);
+        let value = |name: &str, n: f64| match name {
+            "state_entries" => crate::events::Value::Gauge(n),
+            _ => crate::events::Value::Derive(n as i64),
+        };
         engine_figures(&self.stats, &self.queue)
             .into_iter()
             .map(|(name, v)| (name.to_string(), v))
@@ -242,7 +245,8 @@ impl CentralRunning {
                 self.central
                     .counters()
                     .into_iter()
-                    .map(|(name, n)| (name, count(n))),
+                    .map(|(name, n)| (value(&name, n), name))
+                    .map(|(v, name)| (name, v)),
             )
             .collect()
     }

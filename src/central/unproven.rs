@@ -1,17 +1,16 @@
 //! Value lists that did not prove their host: counted per host (bounded,
 //! so a flood of invented names costs a fixed amount of memory), shown in
 //! `status`, and logged once per host and interval, a few hosts per
-//! line's worth at a time. Pure: the caller passes the clock.
+//! interval, the rest in one line. Pure: the caller passes the clock.
 
 use super::origins::Unproven;
-use super::quiet::OncePer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Hosts counted one by one; the rest only in the total.
 const MAX_HOSTS: usize = 1024;
-/// Host lines logged per report; the rest in one line.
-const LINES_PER_REPORT: usize = 20;
+/// Host lines logged per interval; the rest in one line.
+const LINES_PER_INTERVAL: usize = 10;
 
 #[derive(Debug)]
 struct Count {
@@ -19,26 +18,30 @@ struct Count {
     /// Since the host's last line.
     new: u64,
     why: Unproven,
+    said: Option<Instant>,
 }
 
 /// The unproven value lists so far.
 #[derive(Debug)]
 pub struct UnprovenBook {
+    every: Duration,
     hosts: HashMap<String, Count>,
     total: u64,
-    /// Not counted by host (past [`MAX_HOSTS`]) since the last report.
+    /// Not counted by host (past [`MAX_HOSTS`]) since the last line.
     others: u64,
-    quiet: OncePer,
+    /// The current interval: its start and the host lines logged in it.
+    window: Option<(Instant, usize)>,
 }
 
 impl UnprovenBook {
     /// One line per host per `every`.
     pub fn new(every: Duration) -> UnprovenBook {
         UnprovenBook {
+            every,
             hosts: HashMap::new(),
             total: 0,
             others: 0,
-            quiet: OncePer::new(every),
+            window: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl UnprovenBook {
                     values: 1,
                     new: 1,
                     why,
+                    said: None,
                 },
             );
         } else {
@@ -63,29 +67,51 @@ impl UnprovenBook {
         }
     }
 
+    /// Hosts counted one by one (for the memory bound).
+    pub fn entries(&self) -> usize {
+        self.hosts.len()
+    }
+
     /// Every value list not proven so far.
     pub fn total(&self) -> u64 {
         self.total
     }
 
-    /// The lines to log now: a host with news whose last line is older
-    /// than the interval, at most [`LINES_PER_REPORT`], then one line for
-    /// the rest.
+    /// The lines to log now: each host with news whose last line is
+    /// older than the interval, at most [`LINES_PER_INTERVAL`] hosts per
+    /// interval; when an interval ends, one line for what was left out.
     pub fn report(&mut self, now: Instant) -> Vec<String> {
+        let every = self.every;
         let mut lines = Vec::new();
-        let mut held = 0u64;
+        let (start, mut logged) = *self.window.get_or_insert((now, 0));
+        if now.saturating_duration_since(start) >= every {
+            let waiting = self.hosts.values().filter(|c| c.new > 0).count();
+            let others = std::mem::take(&mut self.others);
+            if (logged >= LINES_PER_INTERVAL && waiting > 0) || others > 0 {
+                lines.push(format!(
+                    "central: value lists of {waiting} more host(s), and {others} of hosts past the first {MAX_HOSTS}, not proven: not taken by central rules (status shows the hosts with the most)"
+                ));
+            }
+            self.window = Some((now, 0));
+            logged = 0;
+        }
         let mut names: Vec<&String> = self
             .hosts
             .iter()
-            .filter(|(_, c)| c.new > 0)
+            .filter(|(_, c)| {
+                c.new > 0
+                    && c.said
+                        .is_none_or(|t| now.saturating_duration_since(t) >= every)
+            })
             .map(|(h, _)| h)
             .collect();
         names.sort();
-        let names: Vec<String> = names.into_iter().cloned().collect();
+        let names: Vec<String> = names
+            .into_iter()
+            .take(LINES_PER_INTERVAL.saturating_sub(logged))
+            .cloned()
+            .collect();
         for host in names {
-            if lines.len() >= LINES_PER_REPORT || !self.quiet.admit(&host, now) {
-                continue;
-            }
             let Some(c) = self.hosts.get_mut(&host) else {
                 continue;
             };
@@ -96,20 +122,11 @@ impl UnprovenBook {
                 c.why
             ));
             c.new = 0;
+            c.said = Some(now);
+            logged += 1;
         }
-        for c in self.hosts.values() {
-            held += c.new;
-        }
-        let others = std::mem::take(&mut self.others);
-        if others > 0 {
-            lines.push(format!(
-                "central: {others} more value list(s) of hosts past the first {MAX_HOSTS} not proven, not taken by central rules"
-            ));
-        }
-        if held > 0 && lines.len() >= LINES_PER_REPORT {
-            lines.push(format!(
-                "central: and {held} value list(s) of other hosts not proven (shown in status)"
-            ));
+        if let Some(w) = &mut self.window {
+            w.1 = logged;
         }
         lines
     }
@@ -155,9 +172,13 @@ mod tests {
             b.record(&format!("fake{i}"), Unproven::Unsigned);
         }
         assert!(b.hosts.len() <= MAX_HOSTS);
-        let flood = b.report(t0 + minute * 2);
-        assert!(flood.len() <= LINES_PER_REPORT + 2, "{}", flood.len());
-        assert!(flood.iter().any(|l| l.contains("past the first")));
+        let mut flood = b.report(t0 + minute * 2);
+        for tick in 1..120 {
+            flood.extend(b.report(t0 + minute * 2 + Duration::from_millis(500 * tick)));
+        }
+        assert!(flood.len() <= LINES_PER_INTERVAL + 2, "{}", flood.len());
+        let flood = b.report(t0 + minute * 4);
+        assert!(flood[0].contains("past the first"), "{flood:?}");
         assert_eq!(b.total(), 30 + 1 + 1 + 100_000);
         assert_eq!(b.top(1)[0].0, "web1");
     }

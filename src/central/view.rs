@@ -38,14 +38,17 @@ pub fn status(central: &Central) -> CentralStatus {
                     .into_iter()
                     .map(|(why, n)| (why.as_str().to_string(), n))
                     .collect(),
+                sent: c.sent,
+                done_elsewhere: c.done_elsewhere,
             })
             .collect();
-        let h = f.roster.counts();
+        let h = f.roster.counts(std::time::SystemTime::now());
         out.hosts = CentralHosts {
             known: h.known,
             online: h.online,
             offline: h.offline,
             silent: h.silent,
+            paused: h.paused,
             evicted: h.evicted,
         };
         out.peers = f
@@ -108,12 +111,22 @@ pub fn status(central: &Central) -> CentralStatus {
 pub fn counters(central: &Central) -> Vec<(String, f64)> {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let counts = &central.counts;
-    let unproven = central.unproven.lock().map_or(0, |u| u.total());
+    let (unproven, book) = central
+        .unproven
+        .lock()
+        .map_or((0, 0), |u| (u.total(), u.entries()));
+    let fleet = central.fleet.lock().map_or(0, |f| {
+        f.roster.entries() + f.guards.entries() + f.quiet.entries() + f.peers.list().len()
+    });
+    let pending = central.pending.lock().map_or(0, |p| p.len());
     [
         ("values_unproven", unproven),
         ("requests_sent", load(&counts.requests_sent)),
         ("results_proven", load(&counts.results_proven)),
         ("results_unproven", load(&counts.results_unproven)),
+        // What the controller keeps per host, sender or key: bounded
+        // by FleetMaxHosts and fixed bounds, whatever names arrive.
+        ("state_entries", (fleet + book + pending) as u64),
     ]
     .into_iter()
     .map(|(name, v)| (name.to_string(), v as f64))

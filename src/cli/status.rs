@@ -44,11 +44,12 @@ fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
     let h = &c.hosts;
     let _ = writeln!(
         out,
-        "central rules: {} hosts known ({} online, {} offline, {} never heard{}), window {} s, rule set {}",
+        "central rules: {} hosts known ({} online, {} offline, {} never heard, {} paused{}), window {} s, rule set {}",
         h.known,
         h.online,
         h.offline,
         h.silent,
+        h.paused,
         if h.evicted > 0 {
             format!(", {} forgotten past FleetMaxHosts", h.evicted)
         } else {
@@ -89,8 +90,8 @@ fn render_central(out: &mut String, c: &crate::status::CentralStatus) {
     }
     for g in &c.commands {
         let mut line = format!(
-            "  {}: {} in repair, {} of {} failures in the window",
-            g.command, g.in_flight, g.failures, g.error_budget
+            "  {}: {} in repair, {} of {} failures in the window, {} sent ({} run for another task)",
+            g.command, g.in_flight, g.failures, g.error_budget, g.sent, g.done_elsewhere
         );
         if g.stopped {
             line.push_str(", STOPPED (collectd-monitor central resume)");

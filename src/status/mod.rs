@@ -104,6 +104,9 @@ pub struct CentralHosts {
     pub offline: usize,
     /// Listed in `FleetHostKeys`, no presence heard yet.
     pub silent: usize,
+    /// With a maintenance pause of their own in force.
+    #[serde(default)]
+    pub paused: usize,
     /// Forgotten past `FleetMaxHosts`.
     pub evicted: u64,
 }
@@ -148,6 +151,12 @@ pub struct CentralCommand {
     /// none of them spends the error budget.
     #[serde(default)]
     pub refused: Vec<(String, u64)>,
+    /// Requests sent, and of them run there for another task (another
+    /// controller's, a local rule's).
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub done_elsewhere: u64,
 }
 
 /// A request waiting for its host's answer.

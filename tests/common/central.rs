@@ -158,6 +158,17 @@ impl Fleet {
     /// A central collectd listening on `port`, running `APP_RULE` with
     /// `extra` settings.
     pub fn central(&self, name: &str, port: u16, extra: Value) -> Collectd {
+        self.central_with(name, port, extra, Vec::new())
+    }
+
+    /// The same, with environment variables for its collectd.
+    pub fn central_with(
+        &self,
+        name: &str,
+        port: u16,
+        extra: Value,
+        env: Vec<(String, String)>,
+    ) -> Collectd {
         let rules = self.work.path().join(format!("{name}-rules"));
         std::fs::create_dir_all(&rules).unwrap();
         std::fs::write(rules.join("app.lua"), APP_RULE).unwrap();
@@ -187,6 +198,7 @@ impl Fleet {
                 "LoadPlugin network\n<Plugin network>\n  <Listen \"127.0.0.1\" \"{port}\">\n    SecurityLevel None\n    AuthFile \"{}\"\n  </Listen>\n</Plugin>\n",
                 self.auth.display()
             ),
+            env,
             ..Default::default()
         });
         c.wait_for_log("central: listening for the hosts on collectd/+/result");

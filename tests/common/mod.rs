@@ -37,8 +37,15 @@ pub fn plugin_library() -> PathBuf {
 }
 
 /// Polls `probe` until it returns Some, or panics with `what` after PATIENCE.
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
+pub fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    wait_within(what, PATIENCE, probe)
+}
+
+/// The same with a deadline of its own, for work a debug build does
+/// slowly (a flood of 100 000 value lists): still a deadline for
+/// failing, not a performance limit.
+pub fn wait_within<T>(what: &str, patience: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(v) = probe() {
             return v;
