@@ -1,10 +1,14 @@
 //! The central-rules benchmark (`scripts/bench`): a simulated fleet sends
 //! value lists to a central collectd over the network plugin (UDP on
-//! loopback, collectd's binary protocol), about 50 000 a second for
-//! 1 000 and for 10 000 hosts; the central collectd runs 5 rule files over
-//! them (`FleetMonitorConfigDir`). Midway, 50 hosts report a fault; their
+//! loopback, collectd's binary protocol, each host's packets signed as
+//! that host: `SecurityLevel Sign` with an `AuthFile` of every host),
+//! about 50 000 a second for 1 000 and for 10 000 hosts; the central
+//! collectd runs 5 rule files over them (`FleetMonitorConfigDir`), knowing
+//! the hosts from `FleetHostKeys`. Midway, 50 hosts report a fault; their
 //! repairs go out as signed requests through a local mosquitto to one
-//! process answering for every host. Measured: the central collectd's
+//! process answering for every host, its results signed.
+//! `CENTRAL_BENCH_UNSIGNED=1` sends unsigned datagrams instead, taken
+//! without proof (`FleetAcceptUnprovenValues`), for comparison. Measured: the central collectd's
 //! CPU per value list (collectd and its rule workers), the time from the
 //! faulty value to the request reaching its host (p50, p99), how many
 //! decisions the guards held back, and the UDP datagrams the kernel
@@ -28,6 +32,8 @@ const RATE: u64 = 50_000;
 const SECONDS: u64 = 10;
 /// Hosts that report a fault.
 const FAULTS: usize = 50;
+/// Value lists of one host in a row, in one signed datagram.
+const PER_PACKET: u64 = 15;
 
 /// Five central rule files; `app.lua` repairs the faults.
 const RULES: &[(&str, &str)] = &[
@@ -103,8 +109,36 @@ fn push_value_list(buf: &mut Vec<u8>, host: &str, i: u64, time: u64, fault: bool
     }
 }
 
-/// Sends the load for `hosts` hosts; the faults midway. Returns when each
-/// faulty host's value went out.
+/// `CENTRAL_BENCH_UNSIGNED=1`: the fleet sends unsigned datagrams and the
+/// central collectd takes them all (`FleetAcceptUnprovenValues`), for the
+/// cost of the proof.
+fn unsigned() -> bool {
+    std::env::var_os("CENTRAL_BENCH_UNSIGNED").is_some()
+}
+
+/// `payload` signed as `host` (its password is `pw-<host>`), as the
+/// host's network plugin signs it.
+fn signed(payload: &[u8], host: &str) -> Vec<u8> {
+    if unsigned() {
+        return payload.to_vec();
+    }
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, format!("pw-{host}").as_bytes());
+    let mut ctx = ring::hmac::Context::with_key(&key);
+    ctx.update(host.as_bytes());
+    ctx.update(payload);
+    let tag = ctx.sign();
+    let mut out = Vec::with_capacity(payload.len() + 36 + host.len());
+    out.extend_from_slice(&0x0200u16.to_be_bytes());
+    out.extend_from_slice(&((36 + host.len()) as u16).to_be_bytes());
+    out.extend_from_slice(tag.as_ref());
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Sends the load for `hosts` hosts, each host's value lists in datagrams
+/// of its own, signed; the faults midway. Returns when each faulty host's
+/// value went out.
 fn send(port: u16, hosts: usize) -> HashMap<String, SystemTime> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(("127.0.0.1", port)).unwrap();
@@ -114,31 +148,29 @@ fn send(port: u16, hosts: usize) -> HashMap<String, SystemTime> {
     let started = Instant::now();
     let mut packet = Vec::with_capacity(1452);
     let mut faults = HashMap::new();
-    let flush = |packet: &mut Vec<u8>| {
+    let flush = |packet: &mut Vec<u8>, host: &str| {
         if !packet.is_empty() {
-            let _ = socket.send(packet);
+            let _ = socket.send(&signed(packet, host));
             packet.clear();
         }
     };
     for i in 0..total {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let time = (now.as_secs() << 30) + ((u64::from(now.subsec_nanos()) << 30) / 1_000_000_000);
+        let host = &names[((i / PER_PACKET) as usize) % hosts];
         if i == fault_at {
-            flush(&mut packet);
+            flush(&mut packet, host);
             // Each fault in a datagram of its own, sent at a known time.
-            for host in names.iter().step_by((hosts / FAULTS).max(1)).take(FAULTS) {
+            for faulty in names.iter().step_by((hosts / FAULTS).max(1)).take(FAULTS) {
                 let mut one = Vec::new();
-                push_value_list(&mut one, host, i, time, true);
-                faults.insert(host.clone(), SystemTime::now());
-                let _ = socket.send(&one);
+                push_value_list(&mut one, faulty, i, time, true);
+                faults.insert(faulty.clone(), SystemTime::now());
+                let _ = socket.send(&signed(&one, faulty));
             }
         }
-        let before = packet.len();
-        push_value_list(&mut packet, &names[(i as usize) % hosts], i, time, false);
-        if packet.len() > 1452 {
-            let tail = packet.split_off(before);
-            flush(&mut packet);
-            packet = tail;
+        push_value_list(&mut packet, host, i, time, false);
+        if i % PER_PACKET == PER_PACKET - 1 {
+            flush(&mut packet, host);
         }
         if i % 1000 == 999 {
             let due = Duration::from_secs_f64((i + 1) as f64 / RATE as f64);
@@ -147,7 +179,8 @@ fn send(port: u16, hosts: usize) -> HashMap<String, SystemTime> {
             }
         }
     }
-    flush(&mut packet);
+    let last = &names[((total / PER_PACKET) as usize) % hosts];
+    flush(&mut packet, last);
     faults
 }
 
@@ -159,7 +192,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// One run with `hosts` simulated hosts; prints a table row.
-fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals) {
+fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals, fleet_key: &str) {
     let dir = work.join(format!("central-{hosts}"));
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
@@ -174,6 +207,14 @@ fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals) {
         .output()
         .unwrap();
     assert!(keygen.status.success());
+    // Every host's network user and result key.
+    let names = (0..hosts).map(|h| format!("host{h:05}"));
+    let auth: String = names.clone().map(|h| format!("{h}: pw-{h}\n")).collect();
+    std::fs::write(dir.join("network-users"), auth).unwrap();
+    let keys: String = names
+        .map(|h| format!("{h} ed25519 {fleet_key}\n"))
+        .collect();
+    std::fs::write(dir.join("host-keys"), keys).unwrap();
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -189,6 +230,8 @@ fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals) {
         "FleetCommandTopic": "collectd/%{hostname}/command",
         "FleetResultTopic": "collectd/%{hostname}/result",
         "SigningKey": dir.join("keys/controller.key"),
+        "FleetHostKeys": dir.join("host-keys"),
+        "FleetAcceptUnprovenValues": unsigned(),
         "FleetMaxInFlight": "20",
     });
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
@@ -208,8 +251,10 @@ LoadPlugin logfile
 </Plugin>
 LoadPlugin network
 <Plugin network>
-  Listen "127.0.0.1" "{port}"
-  ReceiveBufferSize 16777216
+  <Listen "127.0.0.1" "{port}">
+    SecurityLevel {level}
+    AuthFile "{dir}/network-users"
+  </Listen>
 </Plugin>
 PluginDir "{plugins}"
 LoadPlugin monitor
@@ -217,9 +262,10 @@ LoadPlugin monitor
   MonitorConfigPath "{dir}/config.json"
 </Plugin>
 "#,
+        plugins = plugins.display(),
         dir = dir.display(),
         log = log.display(),
-        plugins = plugins.display(),
+        level = if unsigned() { "None" } else { "Sign" },
     );
     std::fs::write(dir.join("collectd.conf"), conf).unwrap();
     let mut collectd = Command::new("/usr/sbin/collectd")
@@ -293,9 +339,12 @@ fn main() {
     let arrivals: Arrivals = Arc::default();
     let (ready, is_ready) = std::sync::mpsc::channel();
     let fleet = Arc::clone(&arrivals);
+    let key = common::fleet_key(work.path());
+    let public = key.public_base64();
     std::thread::spawn(move || {
         common::simulate_fleet(
             broker,
+            key,
             move || {
                 let _ = ready.send(());
             },
@@ -312,14 +361,14 @@ fn main() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the fleet simulator subscribed");
     println!(
-        "{RATE} value lists/s for {SECONDS} s, 5 central rule files, a fault on {FAULTS} hosts, FleetMaxInFlight 20"
+        "{RATE} value lists/s for {SECONDS} s, each host's datagrams signed (SecurityLevel Sign), 5 central rule files, a fault on {FAULTS} hosts, FleetMaxInFlight 20"
     );
     println!(
         "| hosts | central CPU per value list | fault to request at the host, p50 | p99 | repairs requested | decisions held back | UDP datagrams dropped |"
     );
     println!("|---|---|---|---|---|---|---|");
     for hosts in [1_000, 10_000] {
-        run(work.path(), broker, hosts, &arrivals);
+        run(work.path(), broker, hosts, &arrivals, &public);
     }
     let _ = mosquitto.kill();
     let _ = mosquitto.wait();

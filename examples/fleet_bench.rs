@@ -17,7 +17,9 @@ fn main() {
     if let [_, flag, port] = args.as_slice()
         && flag == "--simulate"
     {
-        common::simulate_fleet(port.parse().unwrap(), || println!("ready"), |_| {});
+        let keys = tempfile::tempdir().unwrap();
+        let key = common::fleet_key(keys.path());
+        common::simulate_fleet(port.parse().unwrap(), key, || println!("ready"), |_| {});
         return;
     }
     let work = tempfile::tempdir().unwrap();

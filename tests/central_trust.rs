@@ -610,3 +610,45 @@ fn the_controllers_status_shows_its_rule_files_and_a_held_host_is_logged_once() 
     assert!(text.contains("2 hosts known (2 online"), "{text}");
     fleet.release("web1");
 }
+
+#[test]
+fn a_keys_file_from_hosts_keys_names_the_hosts_central_rules_repair() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let web1 = fleet.host("web1", &[port], 0);
+    let web2 = fleet.host("web2", &[port], 0);
+    fleet.release("web1");
+    fleet.release("web2");
+    // The operator keeps web1's line of `hosts --keys`, not web2's.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args([
+            "hosts",
+            "--keys",
+            "--host",
+            &format!("127.0.0.1:{}", fleet.broker.port),
+        ])
+        .args(["--status-topic", "collectd/+/status"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    let web1_line: String = keys.lines().filter(|l| l.starts_with("web1 ")).collect();
+    let file = fleet.work.path().join("host-keys");
+    std::fs::write(&file, format!("{web1_line}\n")).unwrap();
+    let mut central = fleet.central("central", port, json!({"FleetHostKeys": file}));
+    fleet.wait_known("central", 1);
+    web2.putval("web2/app/gauge-up N:0");
+    let held = central.wait_for_log("app/restart for web2 held back");
+    assert!(held.contains("(unknown_host)"), "{held}");
+    web1.putval("web1/app/gauge-up N:0");
+    // web1's result is signed with the key of the file: believed.
+    let line = central.wait_for_log("Notification: severity = OKAY");
+    assert!(line.contains("host = web1"), "{line}");
+    assert_eq!((fleet.runs("web1"), fleet.runs("web2")), (1, 0));
+    let hosts = fleet.status("central")["central"]["hosts"].clone();
+    assert_eq!(
+        (&hosts["known"], &hosts["online"]),
+        (&json!(1), &json!(1)),
+        "{hosts}"
+    );
+}

@@ -323,3 +323,68 @@ fn usage_errors_of_status_and_config_check_exit_2() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn central_settings_are_summarised_their_files_checked_and_no_proof_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let origins = dir.path().join("origins");
+    let keys = dir.path().join("host-keys");
+    std::fs::write(&origins, "user relay1 web*\nasks lb* web*\n").unwrap();
+    std::fs::write(
+        &keys,
+        "web1 ed25519 A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\n",
+    )
+    .unwrap();
+    let config = |extra: &str| {
+        format!(
+            r#"{{"Host": "broker", "CommandTopic": "collectd/c/command", "CommandResultTopic": "collectd/c/result",
+                "FleetMonitorConfigDir": "{}", "FleetCommandTopic": "collectd/%{{hostname}}/command",
+                "FleetResultTopic": "collectd/%{{hostname}}/result", "FleetStatusTopic": "collectd/%{{hostname}}/status"{extra}}}"#,
+            dir.path().display()
+        )
+    };
+    let write = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    };
+    write(config(&format!(
+        r#", "FleetValueOrigins": "{}", "FleetHostKeys": "{}""#,
+        origins.display(),
+        keys.display()
+    )));
+    let out = check(&path);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("central rules: "), "{stdout}");
+    assert!(stdout.contains("the 1 of"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("as {} says", origins.display())),
+        "{stdout}"
+    );
+    // A bad origins line fails the check with its line.
+    std::fs::write(&origins, "allow everyone\n").unwrap();
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("origins:1:"), "{stderr}");
+    // No proof: loud.
+    write(config(r#", "FleetAcceptUnprovenValues": true"#));
+    let out = check(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING: FleetAcceptUnprovenValues is true"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("WITHOUT proof"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -127,10 +127,22 @@ pub fn start_mosquitto(work: &Path) -> (std::process::Child, u16) {
     (broker, port)
 }
 
+/// The key the simulated hosts sign their results with (one for all of
+/// them), kept in `dir`.
+pub fn fleet_key(dir: &Path) -> collectd_monitor::auth::SigningKey {
+    collectd_monitor::auth::SigningKey::load_or_create(&dir.join("fleet.key"), "fleet").unwrap()
+}
+
 /// Answers like the plugin for every host (`collectd/<host>/command` ->
-/// `collectd/<host>/result`, code 0) until the process ends; `ready` once
-/// subscribed, `on_request(host)` as each request arrives.
-pub fn simulate_fleet(port: u16, ready: impl FnOnce(), mut on_request: impl FnMut(&str)) {
+/// `collectd/<host>/result`, code 0, signed with `key` as that host) until
+/// the process ends; `ready` once subscribed, `on_request(host)` as each
+/// request arrives.
+pub fn simulate_fleet(
+    port: u16,
+    key: collectd_monitor::auth::SigningKey,
+    ready: impl FnOnce(),
+    mut on_request: impl FnMut(&str),
+) {
     use collectd_monitor::mqtt::{Connection, Event, MQTT_MAX_PACKET, Packet, QoS};
     let connection = Connection {
         host: "127.0.0.1".into(),
@@ -174,17 +186,18 @@ pub fn simulate_fleet(port: u16, ready: impl FnOnce(), mut on_request: impl FnMu
                     on_request(host);
                     let request: serde_json::Value =
                         serde_json::from_slice(&p.payload).unwrap_or_default();
-                    let result = serde_json::json!({
-                        "task_id": request["task_id"],
-                        "timestamp": "2026-11-25T00:00:00Z",
-                        "message": "ok",
-                        "code": 0,
-                    });
+                    let result = collectd_monitor::task::TaskResult::now(
+                        request["task_id"].as_u64().unwrap_or_default(),
+                        0,
+                        "ok",
+                    );
+                    let signed =
+                        collectd_monitor::auth::SignedResult::new(result, host, Some(&key));
                     let _ = client.try_publish(
                         format!("collectd/{host}/result"),
                         QoS::AtLeastOnce,
                         false,
-                        result.to_string(),
+                        serde_json::to_vec(&signed).unwrap_or_default(),
                     );
                 }
                 Ok(_) => {}

@@ -18,6 +18,8 @@ use std::path::Path;
 
 /// Files read from a `TrustedKeys` directory at most.
 const MAX_KEY_FILES: usize = 1024;
+/// Largest file of hosts' result keys read: about 200 000 hosts.
+pub const MAX_HOSTS_FILE: u64 = 16 * 1024 * 1024;
 
 /// Whether a key may push collectd.conf.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -118,6 +120,17 @@ impl TrustedKeys {
     /// order). Any bad line is an error naming its file and line: a host
     /// must not start with fewer keys, or other rights, than written.
     pub fn load(path: &Path) -> Result<TrustedKeys, String> {
+        Self::load_bounded(path, MAX_KEY_FILE)
+    }
+
+    /// The hosts' result keys (`hosts --keys`, `--host-keys`,
+    /// `FleetHostKeys`): one line per host, so a file may be as large as
+    /// a fleet's ([`MAX_HOSTS_FILE`]).
+    pub fn load_hosts(path: &Path) -> Result<TrustedKeys, String> {
+        Self::load_bounded(path, MAX_HOSTS_FILE)
+    }
+
+    fn load_bounded(path: &Path, max_file: u64) -> Result<TrustedKeys, String> {
         let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let files = if meta.is_dir() {
             let mut files: Vec<_> = std::fs::read_dir(path)
@@ -146,9 +159,8 @@ impl TrustedKeys {
         };
         let mut trusted = TrustedKeys::default();
         for file in files {
-            let bytes =
-                crate::files::read_regular(&file, MAX_KEY_FILE, crate::files::Links::Refuse)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes = crate::files::read_regular(&file, max_file, crate::files::Links::Refuse)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
             trusted.add_lines(&file.display().to_string(), text)?;

@@ -73,7 +73,7 @@ pub enum StartError {
 
 /// The hosts and keys of a `FleetHostKeys` file (`hosts --keys` lines).
 fn host_keys(path: &std::path::Path) -> Result<BTreeMap<String, Vec<u8>>, StartError> {
-    let keys = crate::auth::TrustedKeys::load(path).map_err(StartError::HostKeys)?;
+    let keys = crate::auth::TrustedKeys::load_hosts(path).map_err(StartError::HostKeys)?;
     Ok(keys
         .keys
         .into_iter()

@@ -303,4 +303,65 @@ fn summarise(loaded: &Loaded, report: &mut ConfigCheck) {
         let commands: Vec<&str> = service.commands.keys().map(String::as_str).collect();
         lines.push(format!("service {name}: {}", commands.join(", ")));
     }
+    summarise_central(s, report);
+}
+
+/// Central rules' settings, and the files they read checked as the
+/// plugin reads them.
+fn summarise_central(s: &crate::config::Settings, report: &mut ConfigCheck) {
+    let Some(dir) = &s.fleet_monitor_config_dir else {
+        return;
+    };
+    let lines = &mut report.summary;
+    lines.push(format!(
+        "central rules: {}; requests on {}, results on {}, signed with {}",
+        dir.display(),
+        s.fleet_command_topic.as_deref().unwrap_or("-"),
+        s.fleet_result_topic.as_deref().unwrap_or("-"),
+        s.signing_key
+            .as_ref()
+            .map_or("nothing (no SigningKey)".into(), |k| k
+                .display()
+                .to_string())
+    ));
+    lines.push(format!(
+        "central guards: {} in repair at once, error budget {} in {} s, host cooldown {} s, window {} s, timeout {} s",
+        s.fleet_max_in_flight,
+        s.fleet_error_budget,
+        s.fleet_budget_window,
+        s.fleet_host_cooldown,
+        s.fleet_task_window,
+        s.fleet_request_timeout
+    ));
+    match crate::central::Origins::load(
+        "%{hostname}",
+        s.fleet_accept_unproven_values,
+        s.fleet_value_origins.as_deref(),
+    ) {
+        Err(e) => report.errors.push(format!("FleetValueOrigins: {e}")),
+        Ok(_) if s.fleet_accept_unproven_values => report
+            .summary
+            .push("central values: taken WITHOUT proof (FleetAcceptUnprovenValues)".into()),
+        Ok(_) => report.summary.push(format!(
+            "central values: a value list counts for the host whose network user signed it{}",
+            s.fleet_value_origins
+                .as_ref()
+                .map_or(String::new(), |p| format!(", and as {} says", p.display()))
+        )),
+    }
+    match &s.fleet_host_keys {
+        Some(path) => match crate::auth::TrustedKeys::load_hosts(path) {
+            Ok(keys) => report.summary.push(format!(
+                "central hosts: the {} of {} with their result keys",
+                keys.keys.len(),
+                path.display()
+            )),
+            Err(e) => report.errors.push(format!("FleetHostKeys: {e}")),
+        },
+        None => report.summary.push(format!(
+            "central hosts: those announcing themselves on {} (keys kept from their first presence), at most {}",
+            s.fleet_status_topic.as_deref().unwrap_or("(no FleetStatusTopic: none)"),
+            s.fleet_max_hosts
+        )),
+    }
 }

@@ -146,7 +146,7 @@ pub fn gather(
     }
     let host_keys = match &targets.host_keys {
         Some(path) => Some(std::sync::Arc::new(
-            crate::auth::TrustedKeys::load(path)
+            crate::auth::TrustedKeys::load_hosts(path)
                 .map_err(|e| CliError::Usage(format!("--host-keys: {e}")))?,
         )),
         None => None,
