@@ -54,6 +54,15 @@ impl Pause {
         service && cmd && origin
     }
 
+    /// Whether its texts are within what a pause may hold (a pause read
+    /// from someone else's message, a host's presence, is taken only then).
+    pub fn is_bounded(&self) -> bool {
+        [&self.service, &self.command, &self.file, &self.hosts]
+            .iter()
+            .all(|t| t.as_ref().is_none_or(|t| t.len() <= MAX_TEXT))
+            && self.reason.len() <= MAX_TEXT
+    }
+
     /// How `status` shows it.
     pub fn status(&self) -> crate::status::PauseStatus {
         crate::status::PauseStatus {

@@ -97,6 +97,7 @@ impl Roster {
         let pauses: Vec<Pause> = presence
             .paused
             .iter()
+            .filter(|p| p.is_bounded())
             .take(PAUSES_PER_HOST)
             .cloned()
             .collect();

@@ -216,7 +216,12 @@ pub fn render(s: &Status) -> String {
         s.version, s.hostname, s.started
     );
     if s.rule_files.is_empty() {
-        let _ = writeln!(out, "rule files: none");
+        let central = if s.central.is_some() {
+            " on this host (central rule files below)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "rule files: none{central}");
     }
     render_files(&mut out, &s.rule_files, "rule file");
     match &s.remote {
