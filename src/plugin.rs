@@ -72,12 +72,18 @@ struct Running {
     history: Option<Arc<crate::history::History>>,
 }
 
+/// `StateDir`, absolute: relative to collectd's `BaseDir`, the working
+/// directory once collectd has read its configuration.
+fn state_dir(s: &Settings) -> std::path::PathBuf {
+    std::env::current_dir()
+        .map(|cwd| cwd.join(&s.state_dir))
+        .unwrap_or_else(|_| s.state_dir.clone())
+}
+
 /// The maintenance pauses, kept in `StateDir/pauses.json`, answered on
 /// the control socket and shown in `status`.
 fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook> {
-    let dir = std::env::current_dir()
-        .map(|cwd| cwd.join(&s.state_dir))
-        .unwrap_or_else(|_| s.state_dir.clone());
+    let dir = state_dir(s);
     let (book, problem) = crate::pause::PauseBook::open(
         dir.join("pauses.json"),
         Duration::from_secs(s.pause_default_duration),
@@ -106,9 +112,7 @@ fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook>
 /// answered on the control socket; `None` (logged) when it cannot be
 /// opened: repairs go on without it.
 fn open_history(s: &Settings, board: &Arc<Board>) -> Option<Arc<crate::history::History>> {
-    let dir = std::env::current_dir()
-        .map(|cwd| cwd.join(&s.state_dir))
-        .unwrap_or_else(|_| s.state_dir.clone());
+    let dir = state_dir(s);
     let bounds = crate::history::Bounds {
         max_records: s.history_max_records,
         max_age: Duration::from_secs(s.history_max_age),
@@ -126,30 +130,34 @@ fn open_history(s: &Settings, board: &Arc<Board>) -> Option<Arc<crate::history::
     }
 }
 
-/// What carries out rule pushes, when this host takes them
-/// (`AllowRulesPush` and a `LocalMonitorConfigDir`).
+/// Where pushed rule sets go, when this host takes them (`AllowRulesPush`
+/// and a `LocalMonitorConfigDir`).
+fn rule_places(
+    s: &Settings,
+    config_json: Option<std::path::PathBuf>,
+) -> Option<crate::deploy::Places> {
+    if !s.allow_rules_push {
+        return None;
+    }
+    Some(crate::deploy::Places {
+        // The directory exactly as the engine names its files.
+        rules_dir: s.local_monitor_config_dir.clone()?,
+        config_json,
+        state_dir: state_dir(s),
+        helper: s.helper_path.clone(),
+        sandbox_user: Some(s.sandbox_user.clone()).filter(|u| !u.is_empty()),
+    })
+}
+
+/// What carries out rule pushes, when this host takes them.
 fn deployer_for(
     s: &Settings,
     config_json: Option<std::path::PathBuf>,
     board: &Arc<Board>,
     history: Option<Arc<crate::history::History>>,
 ) -> Option<Arc<crate::deploy::Deployer>> {
-    if !s.allow_rules_push {
-        return None;
-    }
-    // The directory exactly as the engine names its files.
-    let rules_dir = s.local_monitor_config_dir.clone()?;
-    let state_dir = std::env::current_dir()
-        .map(|cwd| cwd.join(&s.state_dir))
-        .unwrap_or_else(|_| s.state_dir.clone());
-    let places = crate::deploy::Places {
-        rules_dir,
-        config_json,
-        state_dir,
-        helper: s.helper_path.clone(),
-    };
     Some(Arc::new(crate::deploy::Deployer::new(
-        places,
+        rule_places(s, config_json)?,
         Arc::clone(board),
         Duration::from_secs(s.rule_reload_interval.max(1)),
         Duration::from_secs(s.rules_grace_period),
@@ -165,9 +173,7 @@ fn hostname_of_this_host() -> String {
 /// Starts central rules when `FleetMonitorConfigDir` is set. A setting
 /// they cannot start with disables them, loudly.
 fn start_central(s: &Settings, board: &Arc<Board>, runner: &Arc<Runner>) -> Option<CentralRunning> {
-    let state_dir = std::env::current_dir()
-        .map(|cwd| cwd.join(&s.state_dir))
-        .unwrap_or_else(|_| s.state_dir.clone());
+    let state_dir = state_dir(s);
     let started = CentralRunning::start(CentralStart {
         settings: s,
         hostname: &hostname_of_this_host(),
@@ -221,6 +227,13 @@ impl Plugin for Monitor {
         logging::configure(loaded.settings.log_device, loaded.settings.log_level);
         for warning in &loaded.warnings {
             warn!("{warning}");
+        }
+        // A rule push a crash interrupted is finished or undone before
+        // the engine reads the rule directory.
+        if let Some(done) = rule_places(&loaded.settings, loaded.config_path.clone())
+            .and_then(|places| crate::deploy::recover(&places))
+        {
+            warn!("rules: {done}");
         }
         let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
         let engine_queue = Arc::clone(&queue);
@@ -489,6 +502,7 @@ fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board
             )
         }),
         board,
+        user: Some(s.sandbox_user.clone()).filter(|u| !u.is_empty()),
     }
 }
 

@@ -110,6 +110,9 @@ result_codes! {
     RULES_ROLLED_BACK = 0x3005, "the new rule files did not load, rolled back";
     /// Another rule push or rollback is under way.
     RULES_BUSY = 0x3006, "another rule push is under way";
+    /// The pushed config.json changes a setting only the host's own files
+    /// set (who may do what, where state lives); nothing changed.
+    RULES_SETTING_REFUSED = 0x3007, "setting not pushable";
 }
 
 /// A short name for a code of this table, for people reading results.

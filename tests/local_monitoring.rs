@@ -225,6 +225,25 @@ fn workers_are_confined() {
     let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
     assert!(status.contains("Seccomp:\t2"), "{status}");
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    // Not root: collectd runs as root here, the worker as SandboxUser
+    // (nobody), with none of root's groups.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let ids = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse::<u32>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the test runs as root"
+    );
+    assert_eq!(ids("Uid:"), vec![nobody.uid.as_raw(); 4], "{status}");
+    assert_eq!(ids("Gid:"), vec![nobody.gid.as_raw(); 4], "{status}");
+    assert!(ids("Groups:").is_empty(), "{status}");
     let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
     let line = |name: &str| {
         limits

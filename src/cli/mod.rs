@@ -318,6 +318,13 @@ enum RulesCommand {
         /// Print the findings as one JSON document (errors included).
         #[arg(long)]
         json: bool,
+        /// Read the files, then confine this process as a rule worker is
+        /// (the host checking a pushed set).
+        #[arg(long, hide = true)]
+        sandbox: bool,
+        /// With --sandbox, the user to become once the files are read.
+        #[arg(long, hide = true, requires = "sandbox")]
+        sandbox_user: Option<String>,
     },
     /// Feed sample events to rule files and print which handlers fire; runs
     /// nothing. Without --input, checks the examples each file carries as
@@ -598,7 +605,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Action::RuleWorker(args) => Ok(ExitCode::from(crate::sandbox::worker::run(
             &args.file,
             args.limits(),
-            true,
+            Some(args.user.as_deref()),
         ))),
         Action::Rules(command) => {
             // The rule tools run files in this process: the watchdog ends
@@ -613,7 +620,12 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     config,
                     strict,
                     json,
-                } => rules::check(&paths, config.as_deref(), strict, json),
+                    sandbox,
+                    sandbox_user,
+                } => {
+                    let sandbox = sandbox.then_some(sandbox_user.as_deref());
+                    rules::check(&paths, config.as_deref(), strict, json, sandbox)
+                }
                 RulesCommand::Test {
                     paths,
                     input: Some(input),

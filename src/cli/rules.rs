@@ -3,7 +3,7 @@
 
 use super::CliError;
 use crate::config::{self, Service};
-use crate::rules::{Unknown, check_examples, check_files, dry_run, expand_paths};
+use crate::rules::{Unknown, check_examples, check_sources, dry_run, expand_paths};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,15 +27,26 @@ fn services_of(config: Option<&Path>) -> Result<Option<BTreeMap<String, Service>
 }
 
 /// `rules check PATHS`: load each file, list its handlers; with `strict`,
-/// a warning fails the check too.
+/// a warning fails the check too. With `sandbox` (the host checking a
+/// pushed set), everything is read first, then the process confines
+/// itself as a rule worker does (as the user given) before a line runs.
 pub fn check(
     paths: &[PathBuf],
     config: Option<&Path>,
     strict: bool,
     json: bool,
+    sandbox: Option<Option<&str>>,
 ) -> Result<ExitCode, CliError> {
     let services = services_of(config)?;
     let files = expand_paths(paths).map_err(CliError::Usage)?;
+    let sources = crate::rules::read_sources(&files);
+    if let Some(user) = sandbox {
+        if let Some(warning) =
+            crate::sandbox::confine_checker(user, files.len()).map_err(CliError::Failed)?
+        {
+            eprintln!("warning: {warning}");
+        }
+    }
     if files.is_empty() {
         return Err(CliError::Failed(format!(
             "no .lua file in {}",
@@ -46,7 +57,7 @@ pub fn check(
                 .join(", ")
         )));
     }
-    let report = check_files(&files, services.as_ref());
+    let report = check_sources(&sources, services.as_ref());
     let warned = report.files.iter().any(|f| !f.warnings.is_empty());
     let failed = !report.errors.is_empty() || (strict && warned);
     if json {

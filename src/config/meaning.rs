@@ -81,6 +81,14 @@ pub fn check(s: &Settings) -> Result<(), String> {
             ));
         }
     }
+    if !s.sandbox_user.is_empty()
+        && !matches!(nix::unistd::User::from_name(&s.sandbox_user), Ok(Some(u)) if !u.uid.is_root())
+    {
+        return Err(format!(
+            "key `SandboxUser`: {:?} is no user of this host other than root (rule workers run as it; \"\" keeps collectd's user)",
+            s.sandbox_user
+        ));
+    }
     if s.fleet_monitor_config_dir.is_some() {
         if s.host.is_none() {
             return Err("key `FleetMonitorConfigDir`: central rules send requests through the broker: set Host".into());

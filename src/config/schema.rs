@@ -152,6 +152,11 @@ pub struct Settings {
     /// (per service/command); 0 turns flap control off.
     #[serde(rename = "CommandCooldown", default = "default_cooldown")]
     pub command_cooldown: u64,
+    /// The user rule workers and the checker of pushed rule files run as
+    /// once they have read their files, when collectd runs as root; `""`:
+    /// collectd's own user.
+    #[serde(rename = "SandboxUser", default = "default_sandbox_user")]
+    pub sandbox_user: String,
 
     /// Seconds a pause lasts when `collectd-monitor pause` gives no `--for`.
     #[serde(rename = "PauseDefaultDuration", default = "default_pause")]
@@ -237,6 +242,9 @@ pub struct Settings {
     pub fleet_controller_topic: String,
 }
 
+fn default_sandbox_user() -> String {
+    "nobody".into()
+}
 fn default_pause() -> u64 {
     3600
 }
@@ -413,6 +421,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "RuleReloadInterval",
     "RuleFiles",
     "CommandCooldown",
+    "SandboxUser",
     "PauseDefaultDuration",
     "PauseMaxDuration",
     "HistoryMaxRecords",

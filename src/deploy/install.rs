@@ -26,6 +26,8 @@ pub struct Places {
     pub state_dir: PathBuf,
     /// `HelperPath`: this program, which runs `rules check`.
     pub helper: PathBuf,
+    /// `SandboxUser`: whom the checker of a pushed set runs as.
+    pub sandbox_user: Option<String>,
 }
 
 /// A file's name and content.
@@ -46,8 +48,8 @@ pub struct Versions {
 /// A new set written beside the running one, not yet in place.
 #[derive(Debug, Default)]
 pub struct Staged {
-    files: Option<PathBuf>,
-    config: Option<PathBuf>,
+    pub(super) files: Option<PathBuf>,
+    pub(super) config: Option<PathBuf>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
@@ -127,7 +129,8 @@ fn running_files(dir: &Path) -> Vec<NamedFile> {
 
 /// The digest of the rule files in `dir` (as a host announces its rule
 /// set): what a controller announces of its central rules, so that
-/// redundant controllers can tell they run the same ones.
+/// redundant controllers can tell they run the same ones, and how a swap
+/// interrupted by a crash tells whether the rule directory moved.
 pub fn rule_set_digest(dir: &Path) -> String {
     let files = running_files(dir);
     digest(files.iter().map(|(n, b)| (n.as_str(), b.as_slice())), None)
@@ -198,30 +201,43 @@ pub fn discard(staged: &Staged) {
 /// against the new config.json or the running one; and the new
 /// config.json as the plugin would load it. The error lists every
 /// problem with the file's name and line.
-pub fn check(places: &Places, staged: &Staged) -> Result<(), String> {
+pub fn check(places: &Places, staged: &Staged) -> Result<(), CheckError> {
     if let Some(config) = &staged.config {
         crate::config::load_json_file(config).map_err(|e| {
-            format!(
+            CheckError::Invalid(format!(
                 "config.json: {}",
                 e.to_string()
                     .replace(&config.display().to_string(), "config.json")
-            )
+            ))
         })?;
+        let refused = super::settings::refused_changes(
+            &json_object(places.config_json.as_deref())?,
+            &json_object(Some(config))?,
+        );
+        if !refused.is_empty() {
+            return Err(CheckError::Settings(refused));
+        }
     }
     let dir = staged.files.as_ref().unwrap_or(&places.rules_dir);
     if lua_files(dir).is_empty() {
         return Ok(());
     }
+    // Confined as a rule worker: a pushed file's top level runs there.
     let mut command = Command::new(&places.helper);
-    command.args(["rules", "check", "--json"]).arg(dir);
+    crate::sandbox::watchdog::tie_to_parent(&mut command);
+    command.args(["rules", "check", "--json", "--sandbox"]);
+    if let Some(user) = &places.sandbox_user {
+        command.arg(format!("--sandbox-user={user}"));
+    }
+    command.arg(dir);
     if let Some(config) = staged.config.as_ref().or(places.config_json.as_ref()) {
         command.arg("--config").arg(config);
     }
     // Its exit status is not known inside collectd (see `run_bounded`):
     // the report says it all.
-    let report = run_bounded(command, CHECK_TIMEOUT)?;
+    let report = run_bounded(command, CHECK_TIMEOUT).map_err(CheckError::Invalid)?;
     let report: serde_json::Value = serde_json::from_slice(&report)
-        .map_err(|e| format!("rules check answered no report: {e}"))?;
+        .map_err(|e| CheckError::Invalid(format!("rules check answered no report: {e}")))?;
     let prefix = format!("{}/", dir.display());
     let errors: Vec<String> = report["errors"]
         .as_array()
@@ -233,10 +249,39 @@ pub fn check(places: &Places, staged: &Staged) -> Result<(), String> {
     if errors.is_empty() && report["files"].is_array() {
         Ok(())
     } else if errors.is_empty() {
-        Err("rules check answered no report".into())
+        Err(CheckError::Invalid("rules check answered no report".into()))
     } else {
-        Err(errors.join("\n"))
+        Err(CheckError::Invalid(errors.join("\n")))
     }
+}
+
+/// Why a staged set is not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// It does not load, or a command it asks for is not configured.
+    #[error("{0}")]
+    Invalid(String),
+    /// The pushed config.json changes settings only the host's own files
+    /// set.
+    #[error(
+        "config.json may not change {}: who may do what and where state lives stay as this host's own files set them (a push may change Services and rule options)",
+        .0.join(", ")
+    )]
+    Settings(Vec<String>),
+}
+
+/// The top-level object of the JSON file at `path` (none: empty).
+fn json_object(
+    path: Option<&Path>,
+) -> Result<serde_json::Map<String, serde_json::Value>, CheckError> {
+    let Some(path) = path else {
+        return Ok(serde_json::Map::new());
+    };
+    let bytes =
+        crate::files::read_regular(path, MAX_FILE_BYTES as u64, crate::files::Links::Follow)
+            .map_err(|e| CheckError::Invalid(format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CheckError::Invalid(format!("{}: {e}", path.display())))
 }
 
 /// Runs `command`, killing it past `timeout`; the first [`MAX_REPORT`]
@@ -296,10 +341,23 @@ pub fn keep_previous(places: &Places) -> Result<(), String> {
     if let Some(config) = config {
         write_new(&tmp.join("config.json"), &config, 0o600)?;
     }
+    super::swap::crash_point("before-keeping");
+    // Never a moment without a kept set: the new one takes the old one's
+    // place in one step, and the old one (now at `tmp`) goes after.
     if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io(&previous))?;
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        renameat2(
+            AT_FDCWD,
+            tmp.as_path(),
+            AT_FDCWD,
+            previous.as_path(),
+            RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(|e| format!("{}: {e}", previous.display()))?;
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))
+    } else {
+        std::fs::rename(&tmp, &previous).map_err(io(&previous))
     }
-    std::fs::rename(&tmp, &previous).map_err(io(&previous))
 }
 
 /// The kept set as a bundle, or `None` when nothing is kept.
@@ -334,33 +392,6 @@ pub fn previous_bundle(places: &Places) -> Result<Option<Bundle>, String> {
     }))
 }
 
-/// Puts a staged set in place: the rule directory in one step, then
-/// config.json.
-pub fn install(places: &Places, staged: &Staged) -> Result<(), String> {
-    if let Some(dir) = &staged.files {
-        let target = &places.rules_dir;
-        if target.exists() {
-            use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-            renameat2(
-                AT_FDCWD,
-                dir.as_path(),
-                AT_FDCWD,
-                target.as_path(),
-                RenameFlags::RENAME_EXCHANGE,
-            )
-            .map_err(|e| format!("{}: {e}", target.display()))?;
-            // The old set is now at the staged path.
-            let _ = std::fs::remove_dir_all(dir);
-        } else {
-            std::fs::rename(dir, target).map_err(io(target))?;
-        }
-    }
-    if let (Some(new), Some(path)) = (&staged.config, &places.config_json) {
-        std::fs::rename(new, path).map_err(io(path))?;
-    }
-    Ok(())
-}
-
 /// Removes what an interrupted push left beside the running set.
 pub fn sweep(places: &Places) {
     for (path, tag) in [
@@ -392,6 +423,7 @@ mod tests {
             config_json: Some(root.join("config.json")),
             state_dir: root.join("state"),
             helper: PathBuf::from("/nonexistent"),
+            sandbox_user: None,
         }
     }
 
@@ -410,7 +442,7 @@ mod tests {
         };
         let staged = stage(&p, &bundle, 7).unwrap();
         keep_previous(&p).unwrap();
-        install(&p, &staged).unwrap();
+        super::super::swap::install(&p, &staged, 1).unwrap();
         assert!(p.rules_dir.join("new.lua").exists());
         assert!(!p.rules_dir.join("old.lua").exists());
         assert_ne!(p.digest(), before);
@@ -430,7 +462,7 @@ mod tests {
         assert_eq!(back.config.as_deref(), Some("{}"));
         let staged = stage(&p, &back, 8).unwrap();
         keep_previous(&p).unwrap();
-        install(&p, &staged).unwrap();
+        super::super::swap::install(&p, &staged, 1).unwrap();
         assert_eq!(p.digest(), before);
         // An interrupted push leaves nothing after a sweep.
         stage(&p, &bundle, 9).unwrap();

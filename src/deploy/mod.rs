@@ -9,10 +9,13 @@
 
 mod bundle;
 mod install;
+mod settings;
+mod swap;
 mod watch;
 
 pub use bundle::{Bundle, MAX_FILE_BYTES, Rollback, valid_file_name};
 pub use install::{Places, Versions, rule_set_digest};
+pub use swap::recover;
 
 use crate::history::{History, Record};
 use crate::status::Board;
@@ -102,7 +105,11 @@ impl Deployer {
         };
         if let Err(why) = install::check(&self.places, &staged) {
             install::discard(&staged);
-            return fail(code::RULES_INVALID, format!("nothing changed:\n{why}"));
+            let code = match why {
+                install::CheckError::Invalid(_) => code::RULES_INVALID,
+                install::CheckError::Settings(_) => code::RULES_SETTING_REFUSED,
+            };
+            return fail(code, format!("nothing changed:\n{why}"));
         }
         if let Err(why) = install::keep_previous(&self.places) {
             install::discard(&staged);
@@ -112,7 +119,7 @@ impl Deployer {
             );
         }
         let pushed = self.running_workers(bundle);
-        if let Err(why) = install::install(&self.places, &staged) {
+        if let Err(why) = swap::install(&self.places, &staged, task_id) {
             install::discard(&staged);
             return fail(code::RULES_SWAP_FAILED, format!("nothing changed: {why}"));
         }
@@ -179,7 +186,7 @@ impl Deployer {
             let previous = previous.ok_or("no previous set is kept")?;
             let staged = install::stage(&self.places, &previous, task_id)?;
             install::keep_previous(&self.places)
-                .and_then(|()| install::install(&self.places, &staged))
+                .and_then(|()| swap::install(&self.places, &staged, task_id))
                 .inspect_err(|_| install::discard(&staged))
         });
         match swapped {

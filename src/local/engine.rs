@@ -42,6 +42,8 @@ pub struct EngineConfig {
     pub limits: Box<dyn Fn(&Path) -> VmLimits + Send>,
     /// Where each file's state goes, for `status`.
     pub board: Arc<Board>,
+    /// `SandboxUser`: whom workers run as; `None`: collectd's user.
+    pub user: Option<String>,
 }
 
 /// A worker and what the engine sent it.
@@ -427,6 +429,7 @@ impl Engine {
             program: self.config.program.clone(),
             file: path.to_path_buf(),
             limits: (self.config.limits)(path),
+            user: self.config.user.clone(),
         }
     }
 }

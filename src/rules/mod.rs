@@ -21,6 +21,6 @@ pub use file::{
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
 pub use tools::{
-    CheckReport, ExampleVerdict, FileCheck, HandlerCheck, LineOutcome, Unknown, check_examples,
-    check_files, difference, dry_run, expand_paths,
+    CheckReport, ExampleVerdict, FileCheck, HandlerCheck, LineOutcome, SourceFile, Unknown,
+    check_examples, check_files, check_sources, difference, dry_run, expand_paths, read_sources,
 };

@@ -56,16 +56,50 @@ pub struct CheckReport {
     pub errors: Vec<String>,
 }
 
+/// A rule file read from disk (`Err`: why it could not be): what the
+/// checker works on, so that a confined checker reads everything first.
+pub type SourceFile = (PathBuf, Result<Vec<u8>, String>);
+
+/// Reads `files` as the plugin does (regular files, bounded, no links).
+pub fn read_sources(files: &[PathBuf]) -> Vec<SourceFile> {
+    files
+        .iter()
+        .map(|p| {
+            let read = super::read_rule_file(p).map_err(|e| format!("{}: {e}", p.display()));
+            (p.clone(), read)
+        })
+        .collect()
+}
+
 /// Loads `files` as the plugin would and reports on each; with
 /// `services`, every service/command a handler spells out must be there.
 pub fn check_files(files: &[PathBuf], services: Option<&BTreeMap<String, Service>>) -> CheckReport {
+    check_sources(&read_sources(files), services)
+}
+
+/// [`check_files`] of files already read.
+pub fn check_sources(
+    sources: &[SourceFile],
+    services: Option<&BTreeMap<String, Service>>,
+) -> CheckReport {
     use super::HandlerKind;
-    let (set, errors) = RuleSet::load_files(files, VmLimits::default());
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for (path, source) in sources {
+        match source
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|s| super::RuleFile::from_source(path, s, VmLimits::default()))
+        {
+            Ok(file) => loaded.push((file, source.as_deref().unwrap_or_default())),
+            Err(e) => errors.push(e),
+        }
+    }
     let mut report = CheckReport {
         files: Vec::new(),
         errors,
     };
-    for file in set.files() {
+    for (file, bytes) in &loaded {
         let path = file.path().display();
         let handlers = [HandlerKind::Metric, HandlerKind::Notification]
             .iter()
@@ -77,8 +111,7 @@ pub fn check_files(files: &[PathBuf], services: Option<&BTreeMap<String, Service
             ));
             continue;
         }
-        // Read once, for the warnings and the commands it asks for.
-        let source = std::fs::read_to_string(file.path()).unwrap_or_default();
+        let source = String::from_utf8_lossy(bytes);
         let warnings = crate::lua::unsupported_features(&source)
             .into_iter()
             .chain(file.typos().iter().cloned())

@@ -1,7 +1,9 @@
-//! What a rule worker does to itself before it runs a line of a rule file:
-//! drop every descriptor but its pipes, cap its address space, and install a
-//! seccomp filter that leaves it only the system calls a computation needs
-//! (read and write on the pipes it already has, memory, time, exit).
+//! What a rule worker (and the checker of a pushed rule set) does to itself
+//! before it runs a line of a rule file: drop every descriptor but its
+//! pipes, give up root for an unprivileged user (`SandboxUser`), cap its
+//! address space, and install a seccomp filter that leaves it only the
+//! system calls a computation needs (read and write on the pipes it
+//! already has, memory, time, exit).
 //!
 //! The Lua library is already a closed world; this is the second wall, for
 //! the day a bug in the VM or in our library lets a rule reach further.
@@ -49,6 +51,49 @@ const ALLOWED: &[i64] = &[
     libc::SYS_exit,
     libc::SYS_exit_group,
 ];
+
+/// Gives up collectd's user for `user` (its uid, its primary group, no
+/// supplementary groups), when running as root: a rule then cannot read
+/// or write what only root may, whatever else fails. A process that is
+/// not root has nothing to give up, and keeps its user.
+pub fn drop_privileges(user: &str) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+    if !Uid::effective().is_root() {
+        return Ok(());
+    }
+    let found = User::from_name(user)
+        .map_err(|e| format!("SandboxUser {user}: {e}"))?
+        .ok_or_else(|| format!("SandboxUser {user}: no such user"))?;
+    if found.uid.is_root() {
+        return Err(format!("SandboxUser {user} is root"));
+    }
+    setgroups(&[]).map_err(|e| format!("cannot drop the supplementary groups: {e}"))?;
+    setgid(found.gid).map_err(|e| format!("cannot take group {}: {e}", found.gid))?;
+    setuid(found.uid).map_err(|e| format!("cannot take user {user}: {e}"))?;
+    // A process that can become root again has given up nothing.
+    if setuid(Uid::from_raw(0)).is_ok() || nix::unistd::setgid(Gid::from_raw(0)).is_ok() {
+        return Err(format!(
+            "still able to become root after taking user {user}"
+        ));
+    }
+    Ok(())
+}
+
+/// Confines a checker of `files` rule files that has read them already
+/// (`rules check --sandbox`): tied to its parent, as `user` when given,
+/// then the limits and filter of a rule worker, with room for every file's
+/// VM. The watchdog must run already (`watchdog::start`).
+pub fn confine_checker(user: Option<&str>, files: usize) -> Result<Option<String>, String> {
+    super::watchdog::die_with_parent();
+    if let Some(user) = user {
+        drop_privileges(user)?;
+        super::watchdog::die_with_parent();
+    }
+    let memory = crate::lua::VmLimits::default()
+        .memory
+        .saturating_mul(files.max(1));
+    confine(memory)
+}
 
 /// Confines the calling process, all its threads. `memory` is the Lua
 /// limit in bytes. Call it after reading the rule file and before running

@@ -18,7 +18,7 @@ pub mod wire;
 pub mod worker;
 mod worker_args;
 
-pub use confine::confine;
+pub use confine::{confine, confine_checker};
 pub use process::{ReportSink, Routing, Worker, WorkerPhase, WorkerSpec};
 pub use supervision::{AfterDeath, RestartPolicy, Supervision};
 pub use wire::Report;

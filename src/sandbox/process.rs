@@ -31,6 +31,8 @@ pub struct WorkerSpec {
     pub program: PathBuf,
     pub file: PathBuf,
     pub limits: VmLimits,
+    /// `SandboxUser`: whom the worker runs as once it read its file.
+    pub user: Option<String>,
 }
 
 /// Where a worker is in its life.
@@ -78,7 +80,10 @@ impl Worker {
         let mut command = Command::new(&spec.program);
         super::watchdog::tie_to_parent(&mut command);
         let mut child = command
-            .args(super::WorkerArgs::new(spec.file.clone(), spec.limits).command_line())
+            .args(
+                super::WorkerArgs::new(spec.file.clone(), spec.limits, spec.user.clone())
+                    .command_line(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

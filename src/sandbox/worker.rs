@@ -20,12 +20,13 @@ pub const EXIT_FATAL: u8 = 3;
 /// Exit status when the file did not load (after a `LoadFailed` report).
 pub const EXIT_LOAD_FAILED: u8 = 4;
 
-/// Runs the worker on stdin/stdout. `sandboxed` false skips the
+/// Runs the worker on stdin/stdout. `sandbox`: `Some(user)` confines it
+/// (as `user` once the file is read, when given); `None` skips the
 /// confinement (for tests of the protocol alone).
-pub fn run(path: &Path, limits: VmLimits, sandboxed: bool) -> u8 {
+pub fn run(path: &Path, limits: VmLimits, sandbox: Option<Option<&str>>) -> u8 {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let code = serve(path, limits, sandboxed, &mut io::stdin().lock(), &mut out);
+    let code = serve(path, limits, sandbox, &mut io::stdin().lock(), &mut out);
     let _ = out.flush();
     code
 }
@@ -34,11 +35,12 @@ pub fn run(path: &Path, limits: VmLimits, sandboxed: bool) -> u8 {
 pub fn serve<W: Write>(
     path: &Path,
     limits: VmLimits,
-    sandboxed: bool,
+    sandbox: Option<Option<&str>>,
     input: &mut impl io::Read,
     out: &mut W,
 ) -> u8 {
     let send = |out: &mut W, report: Report| write_frame(out, &report.encode()).is_ok();
+    let sandboxed = sandbox.is_some();
     if sandboxed {
         super::watchdog::die_with_parent();
         // Before the file is even opened: nothing of collectd's (its
@@ -53,6 +55,16 @@ pub fn serve<W: Write>(
             return EXIT_LOAD_FAILED;
         }
     };
+    if let Some(Some(user)) = sandbox {
+        // Read as collectd's user; run as one who may read nothing else.
+        if let Err(e) = super::confine::drop_privileges(user) {
+            let reason = format!("cannot enter the sandbox: {e}");
+            send(out, Report::Fatal { reason });
+            return EXIT_FATAL;
+        }
+        // A change of user clears the tie to the parent: tie again.
+        super::watchdog::die_with_parent();
+    }
     if sandboxed {
         super::watchdog::start(limits.deadline, path.display().to_string());
         match confine(limits.memory) {
@@ -253,7 +265,7 @@ mod tests {
             deadline: std::time::Duration::from_secs(600),
             ..VmLimits::default()
         };
-        let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
+        let code = serve(&path, limits, None, &mut input.as_slice(), &mut output);
         let mut reports = Vec::new();
         let mut r = output.as_slice();
         while let Some(frame) = read_frame(&mut r).unwrap() {
@@ -328,7 +340,7 @@ mod tests {
             fuel: u64::MAX,
             deadline: std::time::Duration::from_secs(600),
         };
-        let code = serve(&path, limits, false, &mut input.as_slice(), &mut output);
+        let code = serve(&path, limits, None, &mut input.as_slice(), &mut output);
         let text = String::from_utf8_lossy(&output);
         assert_eq!(code, EXIT_FATAL, "{text}");
         assert!(text.contains("memory limit"), "{text}");

@@ -21,16 +21,21 @@ pub struct WorkerArgs {
     /// Milliseconds per call.
     #[arg(long)]
     pub deadline_ms: u64,
+    /// The user the worker runs as once it has read its file
+    /// (`SandboxUser`); none: collectd's.
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 impl WorkerArgs {
-    /// The worker for `file` under `limits`.
-    pub fn new(file: PathBuf, limits: VmLimits) -> WorkerArgs {
+    /// The worker for `file` under `limits`, as `user`.
+    pub fn new(file: PathBuf, limits: VmLimits, user: Option<String>) -> WorkerArgs {
         WorkerArgs {
             file,
             fuel: limits.fuel,
             memory: limits.memory,
             deadline_ms: u64::try_from(limits.deadline.as_millis()).unwrap_or(u64::MAX),
+            user,
         }
     }
 
@@ -53,6 +58,9 @@ impl WorkerArgs {
         ]
         .map(OsString::from)
         .to_vec();
+        if let Some(user) = &self.user {
+            args.push(format!("--user={user}").into());
+        }
         args.push(self.file.clone().into_os_string());
         args
     }
@@ -82,6 +90,7 @@ mod tests {
                 memory: 1 << 20,
                 deadline: Duration::from_millis(250),
             },
+            Some("nobody".into()),
         );
         let line = std::iter::once(OsString::from("collectd-monitor")).chain(args.command_line());
         let Action::RuleWorker(parsed) = Cli::parse_from(line).action;

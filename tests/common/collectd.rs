@@ -208,6 +208,28 @@ LoadPlugin unixsock
         self.launch();
     }
 
+    /// The environment of the next start (a test hook, a faked clock).
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.env = env;
+    }
+
+    /// Waits until collectd exits on its own (a test hook killed it) and
+    /// returns how.
+    pub fn wait_exited(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("collectd running");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("collectd did not exit\n{}", self.diagnostics());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, as in a crash: no shutdown callback runs.
     pub fn crash(&mut self) {
         let mut child = self.child.take().expect("collectd running");
