@@ -12,7 +12,7 @@ fn main() {
         max_records: 10_000,
         max_age: Duration::from_secs(30 * 86_400),
     };
-    let history = History::open(dir.path(), bounds).expect("open");
+    let (history, _) = History::open(dir.path(), bounds).expect("open");
     let record = |i: usize| {
         Record::new("rule", "nginx/restart", "web.lua::metric::down")
             .task(i as u64)

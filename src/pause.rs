@@ -310,10 +310,18 @@ impl PauseBook {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let (pauses, problem) = match Pauses::load(&path) {
+        let (mut pauses, problem) = match Pauses::load(&path) {
             Ok(p) => (p, None),
             Err(e) => (Pauses::default(), Some(e)),
         };
+        // A file edited by hand cannot pause longer than a request may,
+        // nor hold what a request could not.
+        let latest = seconds(SystemTime::now()).saturating_add(max.as_secs());
+        pauses.pauses.retain(Pause::is_bounded);
+        pauses.pauses.truncate(MAX_PAUSES);
+        for p in &mut pauses.pauses {
+            p.until = p.until.min(latest);
+        }
         let book = PauseBook {
             path,
             pauses: std::sync::Mutex::new(pauses),
@@ -410,10 +418,15 @@ impl PauseBook {
             );
             format!("paused {} for {} s", p.describe(), length.as_secs())
         };
-        pauses
-            .save(&self.path)
-            .map(|()| answer.clone())
-            .map_err(|e| format!("{answer}, but not kept for a restart: {e}"))
+        // The change took effect: a file that cannot be written only
+        // loses it at the next restart, which the answer says.
+        Ok(match pauses.save(&self.path) {
+            Ok(()) => answer,
+            Err(e) => {
+                tracing::warn!("{answer}, but not kept for a restart: {e}");
+                format!("{answer}, but not kept for a restart: {e}")
+            }
+        })
     }
 }
 

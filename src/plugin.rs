@@ -118,7 +118,10 @@ fn open_history(s: &Settings, board: &Arc<Board>) -> Option<Arc<crate::history::
         max_age: Duration::from_secs(s.history_max_age),
     };
     match crate::history::History::open(&dir, bounds) {
-        Ok(history) => {
+        Ok((history, note)) => {
+            if let Some(note) = note {
+                report_failure("history", &note);
+            }
             let answering = Arc::clone(&history);
             board.add_control(Box::new(move |request| answering.control(request)));
             Some(history)
@@ -672,6 +675,12 @@ fn invocation_dir(invocation: Option<&Invocation>) -> std::path::PathBuf {
 /// A broken configuration is logged and also sent as a FAILURE notification,
 /// so it is visible wherever the host's notifications are collected.
 fn report_config_error(message: &str) {
+    report_failure("config", message);
+}
+
+/// Logs `message` as an error and sends it as a FAILURE notification of
+/// plugin `monitor`, type `kind`.
+fn report_failure(kind: &str, message: &str) {
     error!("{message}");
     let notification = Notification {
         severity: Severity::Failure,
@@ -680,11 +689,11 @@ fn report_config_error(message: &str) {
         host: collectd::hostname().unwrap_or_default(),
         plugin: "monitor".into(),
         plugin_instance: String::new(),
-        type_: "config".into(),
+        type_: kind.into(),
         type_instance: String::new(),
         meta: vec![],
     };
     if let Err(status) = dispatch_notification(&notification) {
-        error!("could not dispatch the configuration-error notification (status {status})");
+        error!("could not dispatch the {kind} notification (status {status})");
     }
 }

@@ -48,6 +48,9 @@ result_codes! {
     NOT_RECORDED = 0x100C, "not recorded, not run";
     /// A maintenance pause that covers remote commands holds it back.
     PAUSED = 0x100D, "paused";
+    /// The history could not be read (its store is damaged or its disk
+    /// fails); the records are not lost for that, the answer says why.
+    HISTORY_UNAVAILABLE = 0x100E, "history unavailable";
     /// A task with this id is running or already ran.
     DUPLICATE_TASK = 0x1100, "duplicate task id";
     /// A central request for a command this host ran for the same rule

@@ -4,7 +4,7 @@
 //! do nothing.
 //!
 //! A line: `NAME ed25519 BASE64 [commands=GLOB[,GLOB...]] [config=yes|no|all]
-//! [pause=yes] [rules=yes|all] [history=yes]`, where a glob is `service/command`
+//! [pause=yes] [rules=yes|all] [history=yes|all]`, where a glob is `service/command`
 //! with `*` for any text (`hello/*`, `*/status`, `*`). `#` starts a comment.
 
 use super::canonical::{Content, Signable};
@@ -44,8 +44,10 @@ pub struct Rights {
     /// defines the commands that run, so it is as strong as `config=all`),
     /// and roll them back.
     pub rules: ConfigRight,
-    /// Read the host's history of repairs and requests.
-    pub history: bool,
+    /// Read the host's history of repairs and requests: `Yes`, every
+    /// record, with the outcome (a command's output) only of the commands
+    /// the key may run itself; `All`, every outcome.
+    pub history: ConfigRight,
 }
 
 impl Rights {
@@ -68,17 +70,26 @@ impl Rights {
             ConfigRight::All => "all",
         };
         let mut text = format!("commands={commands} config={config}");
-        for (right, given) in [("pause", self.pause), ("history", self.history)] {
-            if given {
-                text.push_str(&format!(" {right}=yes"));
+        if self.pause {
+            text.push_str(" pause=yes");
+        }
+        for (right, level) in [("rules", self.rules), ("history", self.history)] {
+            match level {
+                ConfigRight::No => {}
+                ConfigRight::Yes => text.push_str(&format!(" {right}=yes")),
+                ConfigRight::All => text.push_str(&format!(" {right}=all")),
             }
         }
-        match self.rules {
-            ConfigRight::No => {}
-            ConfigRight::Yes => text.push_str(" rules=yes"),
-            ConfigRight::All => text.push_str(" rules=all"),
-        }
         text
+    }
+
+    /// Whether a history reader with these rights sees `record`'s outcome
+    /// (a command's output, a push's message): of the commands it may run
+    /// itself with `history=yes`, of everything with `history=all`.
+    pub fn reads_outcome_of(&self, kind: &str, command: Option<(&str, &str)>) -> bool {
+        self.history == ConfigRight::All
+            || (matches!(kind, "rule" | "remote" | "refused")
+                && command.is_some_and(|(s, c)| self.allows_command(s, c)))
     }
 
     /// Whether a request of `kind` with a JSON body is within these rights.
@@ -86,7 +97,7 @@ impl Rights {
         match kind {
             "pause" | "resume" => self.pause,
             "rules" | "rollback" => self.rules != ConfigRight::No,
-            "history" => self.history,
+            "history" => self.history != ConfigRight::No,
             _ => false,
         }
     }
@@ -327,22 +338,26 @@ fn parse_line(line: &str) -> Result<(String, TrustedKey), String> {
             Some(("config", other)) => {
                 return Err(format!("key {name}: config={other}: use yes, no or all"));
             }
-            Some(("rules", "yes")) => rights.rules = ConfigRight::Yes,
-            Some(("rules", "all")) => rights.rules = ConfigRight::All,
-            Some(("rules", "no")) => rights.rules = ConfigRight::No,
-            Some(("rules", other)) => {
-                return Err(format!("key {name}: rules={other}: use yes, no or all"));
-            }
-            Some((right @ ("pause" | "history"), value)) => {
-                let given = match value {
-                    "yes" => true,
-                    "no" => false,
-                    other => return Err(format!("key {name}: {right}={other}: use yes or no")),
+            Some((right @ ("rules" | "history"), value)) => {
+                let level = match value {
+                    "yes" => ConfigRight::Yes,
+                    "all" => ConfigRight::All,
+                    "no" => ConfigRight::No,
+                    other => {
+                        return Err(format!("key {name}: {right}={other}: use yes, no or all"));
+                    }
                 };
                 match right {
-                    "pause" => rights.pause = given,
-                    _ => rights.history = given,
+                    "rules" => rights.rules = level,
+                    _ => rights.history = level,
                 }
+            }
+            Some(("pause", value)) => {
+                rights.pause = match value {
+                    "yes" => true,
+                    "no" => false,
+                    other => return Err(format!("key {name}: pause={other}: use yes or no")),
+                };
             }
             _ => {
                 return Err(format!(

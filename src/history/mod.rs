@@ -73,10 +73,16 @@ impl std::fmt::Debug for History {
 }
 
 impl History {
-    /// Opens `StateDir/history.redb` and starts its writer thread.
-    pub fn open(state_dir: &Path, bounds: Bounds) -> Result<Arc<History>, String> {
+    /// Opens `StateDir/history.redb` and starts its writer thread; the
+    /// note says a damaged store was moved aside (for a FAILURE
+    /// notification).
+    pub fn open(
+        state_dir: &Path,
+        bounds: Bounds,
+    ) -> Result<(Arc<History>, Option<String>), String> {
         std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
-        let store = Arc::new(Store::open(&state_dir.join("history.redb"), bounds)?);
+        let (store, note) = Store::open(&state_dir.join("history.redb"), bounds)?;
+        let store = Arc::new(store);
         let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let writer = Arc::clone(&store);
         let inbox = inbox(state_dir);
@@ -84,11 +90,12 @@ impl History {
             .name("monitor-history".into())
             .spawn(move || write_forever(&writer, &rx, &inbox))
             .map_err(|e| format!("cannot start the history writer: {e}"))?;
-        Ok(Arc::new(History {
+        let history = Arc::new(History {
             queue,
             store,
             dropped: AtomicU64::new(0),
-        }))
+        });
+        Ok((history, note))
     }
 
     /// Queues `record` without waiting; false when it was dropped (the
@@ -236,8 +243,16 @@ fn read_inbox(dir: &Path) -> Vec<(PathBuf, Record)> {
             match read {
                 Ok(record) => Some((path, record)),
                 Err(e) => {
-                    tracing::warn!("history: {} is not a record ({e}); removed", path.display());
-                    let _ = std::fs::remove_file(&path);
+                    // Hidden, it is not looked at again (a directory
+                    // cannot be removed as a file).
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    let aside = path.with_file_name(format!(".rejected-{name}"));
+                    let _ = std::fs::rename(&path, &aside);
+                    tracing::warn!(
+                        "history: {} is not a record ({e}); moved aside to {}",
+                        path.display(),
+                        aside.display()
+                    );
                     None
                 }
             }
@@ -256,7 +271,7 @@ mod tests {
             max_records: 100,
             max_age: Duration::from_secs(3600),
         };
-        let h = History::open(dir.path(), bounds).unwrap();
+        let (h, _) = History::open(dir.path(), bounds).unwrap();
         h.record(Record::new("rule", "nginx/restart", "web.lua::metric::down").result(0, "ok"));
         leave(
             dir.path(),
@@ -278,7 +293,11 @@ mod tests {
             kinds.contains(&"rule") && kinds.contains(&"config"),
             "{got:?}"
         );
-        assert_eq!(std::fs::read_dir(inbox(dir.path())).unwrap().count(), 0);
+        let left: Vec<String> = std::fs::read_dir(inbox(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [".rejected-junk.json"]);
         h.record(Record::new("remote", "a/b", "key ops"));
         assert!(h.flush(Duration::from_secs(10)));
         assert_eq!(h.query(&Query::default()).unwrap().len(), 3);

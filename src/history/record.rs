@@ -40,6 +40,10 @@ pub struct Record {
     /// The series a rule acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<String>,
+    /// A refusal repeated (the same request again, a replay): how many
+    /// times, `at` being the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// Cuts `text` to at most `max` bytes, on a character boundary.
@@ -67,6 +71,7 @@ impl Record {
             outcome: String::new(),
             duration_ms: None,
             series: None,
+            count: None,
         }
     }
 
@@ -114,6 +119,27 @@ impl Record {
     /// Its service, when `what` is `service/command`.
     fn service(&self) -> Option<&str> {
         self.what.split_once('/').map(|(s, _)| s)
+    }
+
+    /// `service/command`, when `what` is one.
+    pub fn command(&self) -> Option<(&str, &str)> {
+        self.what
+            .split_once('/')
+            .filter(|(s, c)| !s.is_empty() && !c.is_empty() && !c.contains('/'))
+    }
+
+    /// A refusal: kept in a share of its own, repeats counted in one.
+    pub fn is_refusal(&self) -> bool {
+        self.kind == "refused"
+    }
+
+    /// Whether `later` is the same refusal again (the same request from
+    /// the same sender, refused the same way).
+    pub fn repeats(&self, later: &Record) -> bool {
+        self.is_refusal()
+            && later.is_refusal()
+            && (&self.what, &self.who, self.task_id, self.code)
+                == (&later.what, &later.who, later.task_id, later.code)
     }
 }
 

@@ -59,8 +59,14 @@ pub enum Decision {
         who: String,
     },
     /// Carry out a request with a body (a pause, say); `who` names the
-    /// key that signed it, for the log and the history.
-    Ask { task_id: u64, ask: Ask, who: String },
+    /// key that signed it, for the log and the history, `rights` what it
+    /// may (`None`: no trusted keys, every request is anyone's).
+    Ask {
+        task_id: u64,
+        ask: Ask,
+        who: String,
+        rights: Option<crate::auth::Rights>,
+    },
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
     Ignore(String),
@@ -85,15 +91,16 @@ pub fn decide(
     };
     // Before anything else: an unauthenticated sender learns nothing of
     // the journal and cannot use up a task id.
-    let (may_change_block, may_push_config_json, who) = match policy
+    let (may_change_block, may_push_config_json, who, rights) = match policy
         .trust
         .map(|t| t.authorize(&request.presented(), policy.hostname))
     {
-        None => (true, true, "an unsigned request".to_string()),
+        None => (true, true, "an unsigned request".to_string(), None),
         Some(Ok((name, rights))) => (
             rights.config == ConfigRight::All,
             rights.rules == ConfigRight::All,
             format!("key {name}"),
+            Some(rights),
         ),
         Some(Err(refusal)) => return reply(refusal.code, refusal.message),
     };
@@ -166,6 +173,7 @@ pub fn decide(
                 task_id,
                 ask: ask.clone(),
                 who,
+                rights,
             };
         }
         Request::Command {

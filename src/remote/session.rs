@@ -749,7 +749,12 @@ impl Session {
                 self.reply(result);
                 self.ack(&p);
             }
-            Decision::Ask { task_id, ask, who } => {
+            Decision::Ask {
+                task_id,
+                ask,
+                who,
+                rights,
+            } => {
                 if !self.accept(&p, task_id, now) {
                     return;
                 }
@@ -786,7 +791,7 @@ impl Session {
                     });
                     return;
                 }
-                let result = self.answer(task_id, ask, &who);
+                let result = self.answer(task_id, ask, &who, rights.as_ref());
                 info!(
                     "remote: task {task_id} from {who}: code {:#x}: {}",
                     result.code,
@@ -896,14 +901,27 @@ impl Session {
 
     /// Carries out a request with a body, here on the session's thread:
     /// each is a small change of a file, or a read.
-    fn answer(&self, task_id: u64, ask: Ask, who: &str) -> TaskResult {
+    fn answer(
+        &self,
+        task_id: u64,
+        ask: Ask,
+        who: &str,
+        rights: Option<&crate::auth::Rights>,
+    ) -> TaskResult {
         let (pauses, history) = (&self.settings.pauses, &self.settings.history);
+        let invalid = |e: String| (code::INVALID_REQUEST, e);
         let outcome = match ask {
-            Ask::Pause(change) => pauses.as_ref().map(|book| book.apply(false, change, who)),
-            Ask::Resume(change) => pauses.as_ref().map(|book| book.apply(true, change, who)),
-            Ask::History(query) => history
+            Ask::Pause(change) => pauses
                 .as_ref()
-                .map(|h| h.query(&query).map(|records| history_answer(&records))),
+                .map(|book| book.apply(false, change, who).map_err(invalid)),
+            Ask::Resume(change) => pauses
+                .as_ref()
+                .map(|book| book.apply(true, change, who).map_err(invalid)),
+            Ask::History(query) => history.as_ref().map(|h| {
+                h.query(&query)
+                    .map(|records| history_answer(&records, rights))
+                    .map_err(|e| (code::HISTORY_UNAVAILABLE, e))
+            }),
             // Carried out beside the session (see `on_publish`).
             Ask::Rules(_) | Ask::Rollback(_) => None,
         };
@@ -916,7 +934,7 @@ impl Session {
         };
         match outcome {
             Ok(message) => TaskResult::now(task_id, 0, message),
-            Err(message) => TaskResult::now(task_id, code::INVALID_REQUEST, message),
+            Err((code, message)) => TaskResult::now(task_id, code, message),
         }
     }
 
@@ -1011,12 +1029,17 @@ impl Session {
 const MAX_HISTORY_ANSWER: usize = 256 * 1024;
 
 /// History records as a result message: one JSON record per line, the
-/// newest that fit in [`MAX_HISTORY_ANSWER`].
-fn history_answer(records: &[Record]) -> String {
+/// newest that fit in [`MAX_HISTORY_ANSWER`]; an outcome the reader's
+/// `rights` do not cover withheld (`None`: no trusted keys, all of them).
+fn history_answer(records: &[Record], rights: Option<&crate::auth::Rights>) -> String {
     let mut lines: Vec<String> = Vec::new();
     let mut size = 0;
     for record in records.iter().rev() {
-        let Ok(line) = serde_json::to_string(record) else {
+        let mut record = record.clone();
+        if rights.is_some_and(|r| !r.reads_outcome_of(&record.kind, record.command())) {
+            record.outcome = "(withheld: this key reads the outcomes of the commands it may run; history=all reads every outcome)".into();
+        }
+        let Ok(line) = serde_json::to_string(&record) else {
             continue;
         };
         size += line.len() + 1;
