@@ -852,3 +852,36 @@ fn handler_errors_read_as_lua_5_4_reports_them() {
         .collect();
     assert_eq!(ours, expected);
 }
+
+#[test]
+fn a_file_nested_thousands_deep_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("deep.lua");
+    // 10 KB: 5 000 parentheses deep, as Lua refuses ("C stack overflow").
+    std::fs::write(
+        &deep,
+        format!("return {}1{}", "(".repeat(5000), ")".repeat(5000)),
+    )
+    .unwrap();
+    for args in [
+        vec!["rules", "check", deep.to_str().unwrap()],
+        vec!["lua", deep.to_str().unwrap()],
+    ] {
+        let out = run(&args);
+        assert_fails_with(&out, "C stack overflow");
+        assert!(!text(&out.stderr).contains("fatal runtime error"));
+    }
+    // What Lua takes still loads.
+    let fine = dir.path().join("fine.lua");
+    std::fs::write(
+        &fine,
+        format!(
+            "return {{ metric = function(m) return {}1{} end }}",
+            "(".repeat(150),
+            ")".repeat(150)
+        ),
+    )
+    .unwrap();
+    let out = run(&["rules", "check", fine.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

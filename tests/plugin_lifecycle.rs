@@ -177,3 +177,20 @@ fn world_readable_config_json_is_warned_about() {
     );
     c.wait_for_log("monitor: collectd-monitor");
 }
+
+#[test]
+fn collectd_stops_when_the_state_directory_was_removed_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let json = format!(r#"{{"StateDir": "{}"}}"#, state.display());
+    let mut c = Collectd::start(spec(
+        "MonitorConfigPath \"@CONFIG_JSON@\"",
+        Some((&json, 0o600)),
+    ));
+    c.wait_for_log("control socket for `collectd-monitor status`");
+    assert!(state.join("control.sock").exists());
+    // A tmp cleaner, or an operator.
+    std::fs::remove_dir_all(&state).unwrap();
+    let status = c.stop();
+    assert!(status.success(), "collectd exit status {status}");
+}

@@ -22,7 +22,7 @@ mod vm;
 
 /// Public for `tests/lua_suite.rs`, which cuts files the way the front end
 /// reads them.
-pub use front::blank_empty_statements;
+pub use front::{blank_empty_statements, too_deep};
 pub use vm::{
     CallError, EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits,
     call_in_progress,

@@ -24,6 +24,9 @@ pub struct ControlServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The listening socket, to end its `accept` at shutdown without the
+    /// file system (its file may be gone: a tmp cleaner, an operator).
+    listener: UnixListener,
 }
 
 impl ControlServer {
@@ -51,6 +54,9 @@ impl ControlServer {
             })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let kept = listener
+            .try_clone()
+            .map_err(|e| format!("{shown}: {e}"))?;
         let thread = std::thread::Builder::new()
             .name("monitor-control".into())
             .spawn(move || {
@@ -68,6 +74,7 @@ impl ControlServer {
             path: path.to_path_buf(),
             stop,
             thread: Some(thread),
+            listener: kept,
         })
     }
 }
@@ -75,8 +82,12 @@ impl ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept.
-        let _ = UnixStream::connect(&self.path);
+        // Wake the accept: shutting the socket down ends it with an error
+        // on Linux, whatever became of the socket's file.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.listener),
+            nix::sys::socket::Shutdown::Both,
+        );
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -112,4 +123,28 @@ fn serve(stream: UnixStream, board: &Board) {
     };
     let mut stream = stream;
     let _ = stream.write_all(&answer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server stops though its socket file was removed under it (the
+    /// wake-up cannot go through the file then).
+    #[test]
+    fn it_stops_when_its_socket_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let server = ControlServer::start(&path, Arc::new(Board::new("h"))).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let (done, stopped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(server);
+            let _ = done.send(());
+        });
+        // A deadline for failing, not a measure of speed.
+        stopped
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server did not stop");
+    }
 }

@@ -28,6 +28,7 @@ mod bytes;
 mod checks;
 mod close;
 mod constants;
+mod depth;
 mod empty;
 mod literals;
 mod markers;
@@ -38,6 +39,7 @@ use build::*;
 pub use bytes::utf8_text;
 pub use checks::add_checks;
 use constants::*;
+pub use depth::too_deep;
 pub use empty::blank_empty_statements;
 use literals::*;
 pub use markers::{LINE_MARKER, add_line_markers};
@@ -136,6 +138,12 @@ pub struct FrontError {
 /// by `__close_run` (see `close.rs`); an
 /// empty statement (`;`) is blanked out before parsing.
 pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
+    if let Some(line) = depth::too_deep(source) {
+        return Err(FrontError {
+            line: Some(line),
+            message: depth::TOO_DEEP.into(),
+        });
+    }
     let source = blank_empty_statements(source);
     let source = close::rewrite_closes(&source, chunk)?;
     let ast = full_moon::parse_fallible(&source, LuaVersion::lua54())

@@ -19,6 +19,10 @@ const STRING_LIBRARY_DOORS: &[&str] = &["rawset", "_G", "_ENV", "getmetatable", 
 
 /// Derives the guards of every handler the file's last statement returns.
 pub fn analyse(source: &str) -> FileIndex {
+    // Nested too deeply for the parser (and for Lua): the VM refuses it.
+    if crate::lua::too_deep(source).is_some() {
+        return FileIndex::refuse("the source is nested too deeply");
+    }
     let source = crate::lua::blank_empty_statements(source);
     let Ok(ast) = full_moon::parse_fallible(&source, LuaVersion::lua54()).into_result() else {
         return FileIndex::refuse("the source is not understood");
