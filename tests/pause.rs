@@ -299,3 +299,55 @@ fn a_signed_pause_reaches_two_of_three_hosts_and_only_with_the_right() {
         assert!(c.stop().success());
     }
 }
+
+#[test]
+fn a_pauses_file_edited_by_hand_is_bounded_and_one_that_cannot_be_written_loses_no_pause() {
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // Ten years ahead, by hand: no more than PauseMaxDuration (a day).
+    let decade = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 10 * 365 * 86_400;
+    let pauses = json!({"pauses": [{"service": "hello", "until": decade, "reason": "forever"}]});
+    std::fs::write(state.join("pauses.json"), pauses.to_string()).unwrap();
+    let config = json!({"StateDir": state, "PauseMaxDuration": 86_400});
+    let c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    let socket = state.join("control.sock");
+    let status: Value =
+        serde_json::from_slice(&cli(&socket, &["status", "--json"]).stdout).unwrap();
+    let until = status["pauses"][0]["until"].as_str().unwrap();
+    let until = humantime::parse_rfc3339(until).unwrap();
+    let latest = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400 + 60);
+    assert!(until <= latest, "{status}");
+    drop(c);
+    // pauses.json a directory: a new pause takes effect and says it is not
+    // kept for a restart (an answer of success, not of failure).
+    std::fs::remove_file(state.join("pauses.json")).unwrap();
+    std::fs::create_dir(state.join("pauses.json")).unwrap();
+    let c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((config.to_string(), 0o600)),
+        ..Default::default()
+    });
+    let out = cli(
+        &socket,
+        &["pause", "--service", "hello", "--reason", "upgrade"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("not kept for a restart"),
+        "{}",
+        text(&out)
+    );
+    let status: Value =
+        serde_json::from_slice(&cli(&socket, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["pauses"][0]["reason"], "upgrade", "{status}");
+    drop(c);
+}

@@ -298,3 +298,68 @@ fn keygen_refuses_bad_names_and_never_overwrites_a_key() {
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn one_host_topics_are_expanded_for_the_target_and_wildcards_refused() {
+    let fleet = Fleet::start();
+    let port = fleet.broker.port.to_string();
+    let key = fleet.ops.to_str().unwrap().to_string();
+    let send = |topic: &str, results: &str, timeout: &str, target: bool| {
+        let mut args = vec![
+            "send-command",
+            "hello",
+            "append",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            topic,
+            "--result-topic",
+            results,
+            "--timeout",
+            timeout,
+            "--json",
+            "--signing-key",
+            &key,
+        ];
+        if target {
+            args.extend(["--target", "testhost"]);
+        }
+        cli(&args)
+    };
+    // `%{hostname}` is the --target's name, not a literal topic.
+    let out = send("cmd/%{hostname}", "res/%{hostname}", "30", true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fleet.runs(), vec!["hello"]);
+    for (topic, results, timeout, target, says) in [
+        ("cmd/testhost", "res/#", "30", true, "without wildcards"),
+        ("cmd/+", "res/testhost", "30", true, "without wildcards"),
+        ("cmd/testhost", "res/testhost", "1e300", true, "at most"),
+    ] {
+        let out = send(topic, results, timeout, target);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    // Unsigned, without --target: `%{hostname}` cannot be guessed.
+    let out = cli(&[
+        "send-command",
+        "hello",
+        "append",
+        "--host",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-t",
+        "cmd/%{hostname}",
+        "--result-topic",
+        "res/testhost",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--target"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fleet.runs(), vec!["hello"]);
+}

@@ -44,9 +44,12 @@ impl LimitArgs {
 
 /// Seconds that must be more than zero.
 pub(super) fn positive_seconds(text: &str) -> Result<f64, String> {
+    /// A year: longer is surely a slip of the finger (and `1e300` would
+    /// not even be a duration).
+    const MAX: f64 = 365.0 * 86_400.0;
     match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() => Ok(s),
-        Ok(_) => Err("must be more than 0 seconds".into()),
+        Ok(s) if s > 0.0 && s <= MAX => Ok(s),
+        Ok(_) => Err(format!("must be more than 0 and at most {MAX} seconds")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -70,6 +73,11 @@ impl SigningArgs {
             (Some(_), None) => Err("--signing-key needs --target HOSTNAME (the host's collectd Hostname, which the signature binds)".into()),
             (None, _) => Ok(payload),
         }
+    }
+
+    /// `--target`: the one host a request is for.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 
     /// The signing key, when one is given.
@@ -212,8 +220,16 @@ impl BrokerArgs {
         &self.connect
     }
 
-    /// The sender's settings (see [`ConnectArgs::connection`]).
+    /// The sender's settings (see [`ConnectArgs::connection`]); the
+    /// topics are templates (`%{hostname}`) for many hosts.
     pub fn options(&self) -> Result<SendOptions, String> {
+        for (flag, topic) in [("-t", &self.topic), ("--result-topic", &self.result_topic)] {
+            if topic.contains(['+', '#']) {
+                return Err(format!(
+                    "{flag} {topic:?}: a host's own topic, without wildcards (`+`, `#`)"
+                ));
+            }
+        }
         Ok(SendOptions {
             connection: self.connect.connection("send")?,
             topic: self.topic.clone(),
@@ -221,6 +237,22 @@ impl BrokerArgs {
             qos: crate::mqtt::qos(self.qos),
             timeout: Duration::from_secs_f64(self.timeout),
         })
+    }
+
+    /// The same for one host: `%{hostname}` in the topics is `target`
+    /// (`--target`), and without it an error rather than a literal topic
+    /// nobody listens on.
+    pub fn for_one_host(&self, target: Option<&str>) -> Result<SendOptions, String> {
+        let mut options = self.options()?;
+        for topic in [&mut options.topic, &mut options.result_topic] {
+            if topic.contains("%{hostname}") {
+                let host = target.ok_or_else(|| {
+                    format!("{topic:?} names %{{hostname}}: give --target HOSTNAME, or --hosts")
+                })?;
+                *topic = topic.replace("%{hostname}", host);
+            }
+        }
+        Ok(options)
     }
 }
 

@@ -56,7 +56,9 @@ fn send(
 ) -> Result<ExitCode, CliError> {
     let task_id = sender::new_task_id();
     let payload = signing.apply(build(task_id)).map_err(CliError::Usage)?;
-    let options = broker.options().map_err(CliError::Usage)?;
+    let options = broker
+        .for_one_host(signing.target())
+        .map_err(CliError::Usage)?;
     let runtime = super::broker_runtime()?;
     let result = runtime
         .block_on(sender::send(&options, task_id, payload))

@@ -17,11 +17,10 @@ mod trusted;
 mod validate;
 
 pub use helper::run_helper;
-pub use invocation::Invocation;
+pub use invocation::{Invocation, this_library_dir};
 pub use launch::{Push, ReplaceContext, launch, pending_reports};
 pub use policy::{
     CODE_RUNNING_PLUGINS, PushPolicy, READ_PATHS, Refused, RunningFiles, WRITTEN_PATHS,
-    this_library_dir,
 };
 pub use procedure::{Host, ReplaceOutcome, Started, replace};
 pub use validate::{Checked, DEFAULT_PLUGIN_DIR, validate};

@@ -501,25 +501,6 @@ fn list(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// The directory the shared object holding this code was loaded from
-/// (where collectd found `monitor.so`), read from `/proc/self/maps`.
-pub fn this_library_dir() -> Option<PathBuf> {
-    let here = this_library_dir as *const () as usize;
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_whitespace();
-        let (from, to) = fields.next()?.split_once('-')?;
-        let (from, to) = (
-            usize::from_str_radix(from, 16).ok()?,
-            usize::from_str_radix(to, 16).ok()?,
-        );
-        let path = fields.nth(4)?;
-        (from <= here && here < to && path.starts_with('/'))
-            .then(|| Path::new(path).parent().map(Path::to_path_buf))
-            .flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,15 +751,5 @@ mod tests {
         );
         let e = p.same_state_dir(Path::new("/tmp/new"), &fs).unwrap_err();
         assert_eq!(e.code, code::REPLACE_PATH_REFUSED);
-    }
-
-    #[test]
-    fn this_library_is_found_in_the_process_maps() {
-        // In a test binary the code is in the executable itself.
-        let dir = this_library_dir().expect("a mapping holds this function");
-        assert!(
-            std::env::current_exe().unwrap().starts_with(&dir),
-            "{dir:?}"
-        );
     }
 }

@@ -54,9 +54,7 @@ impl ControlServer {
             })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
-        let kept = listener
-            .try_clone()
-            .map_err(|e| format!("{shown}: {e}"))?;
+        let kept = listener.try_clone().map_err(|e| format!("{shown}: {e}"))?;
         let thread = std::thread::Builder::new()
             .name("monitor-control".into())
             .spawn(move || {
