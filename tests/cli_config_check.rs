@@ -288,7 +288,7 @@ fn usage_errors_of_status_and_config_check_exit_2() {
     for (args, says) in [
         (
             vec!["status", "--watch", "0"],
-            "must be more than 0 seconds",
+            "must be more than 0 and at most",
         ),
         (
             vec![
