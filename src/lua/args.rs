@@ -71,7 +71,14 @@ pub(super) fn int_arg<'gc>(
     n: usize,
     f: &str,
 ) -> Result<i64, Error<'gc>> {
-    match (v, v.and_then(int)) {
+    // A string converts as in Lua (`luaL_checkinteger`).
+    let converted = match v {
+        Some(Value::String(s)) => super::numeral::from_string(&s.to_str_lossy())
+            .map(super::ops::value)
+            .or(v),
+        other => other,
+    };
+    match (converted, converted.and_then(int)) {
         (_, Some(i)) => Ok(i),
         (Some(Value::Number(_)), None) => Err(bad_argument(
             ctx,

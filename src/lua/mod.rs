@@ -8,6 +8,7 @@
 
 mod args;
 mod base;
+mod coroutine;
 mod env;
 mod event_table;
 mod front;
@@ -22,7 +23,7 @@ mod vm;
 
 /// Public for `tests/lua_suite.rs`, which cuts files the way the front end
 /// reads them.
-pub use front::{blank_empty_statements, too_deep};
+pub use front::{blank_empty_statements, comparison_warnings, too_deep};
 pub use vm::{
     CallError, EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits,
     call_in_progress,

@@ -105,6 +105,14 @@ pub(super) fn from_string(text: &str) -> Option<Num> {
     if digits.starts_with(['+', '-']) {
         return None;
     }
+    // Lua reads a decimal integer with its sign: -2^63 is an integer,
+    // though 2^63 is not.
+    if negative && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let significant = digits.trim_start_matches('0');
+        if significant == "9223372036854775808" {
+            return Some(Num::Int(i64::MIN));
+        }
+    }
     Some(match read(digits)? {
         Num::Int(i) if negative => Num::Int(i.wrapping_neg()),
         Num::Float(f) if negative => Num::Float(-f),
@@ -137,6 +145,12 @@ mod tests {
         assert_eq!(from_string("-0x10"), Some(I(-16)));
         assert_eq!(from_string("+0x2"), Some(I(2)));
         assert_eq!(from_string("-0xffffffffffffffff"), Some(I(1)));
+        assert_eq!(from_string("-9223372036854775808"), Some(I(i64::MIN)));
+        assert_eq!(from_string("-009223372036854775808"), Some(I(i64::MIN)));
+        assert_eq!(
+            from_string("9223372036854775808"),
+            Some(F(9223372036854775808.0))
+        );
         assert_eq!(from_string(" 0x1p4 "), Some(F(16.0)));
         assert_eq!(from_string("\t-2.5e1\n"), Some(F(-25.0)));
         assert_eq!(from_string("--1"), None);

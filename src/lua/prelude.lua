@@ -178,7 +178,7 @@ do
     end
     if type(repl) ~= "function" then return rust_gsub(s, pattern, repl, n) end
     local matches = __gsub_matches(s, pattern, n)
-    local out, last = {}, 1
+    local out, last, changed = {}, 1, false
     for i = 1, #matches do
       local m = matches[i]
       out[#out + 1] = string.sub(s, last, m[1] - 1)
@@ -187,24 +187,17 @@ do
         v = string.sub(s, m[1], m[2])
       elseif type(v) ~= "string" and type(v) ~= "number" then
         error("invalid replacement value (a " .. type(v) .. ")", 2)
+      else
+        changed = true
       end
       out[#out + 1] = v
       last = m[2] + 1
     end
+    -- As Lua's: with nothing replaced, the subject itself comes back.
+    -- (A number subject comes back as the string it was read as.)
+    if not changed then return type(s) == "string" and s or tostring(s), #matches end
     out[#out + 1] = string.sub(s, last)
     return concat(out), #matches
-  end
-end
-
--- utf8.codes: iterate (position, code point) pairs.
-function utf8.codes(s)
-  local i = 1
-  return function()
-    if i > #s then return nil end
-    local c = utf8.codepoint(s, i)
-    local at = i
-    i = i + #utf8.char(c)
-    return at, c
   end
 end
 
@@ -216,8 +209,10 @@ do
     i = i or 1
     j = j or #t
     if i > j then return end
-    -- (j - i wraps around for a range wider than the integers.)
-    if j - i >= 1000000 or j - i < 0 then error("too many results to unpack", 2) end
+    -- Lua's stack holds 1 000 000 slots, a score of them taken by the
+    -- call itself. (j - i wraps around for a range wider than the
+    -- integers.)
+    if j - i >= 999980 or j - i < 0 then error("too many results to unpack", 2) end
     if getmetatable(t) == nil then return raw(t, i, j) end
     -- Through __index, element by element, as Lua 5.4 reads.
     local r = {}

@@ -159,7 +159,13 @@ pub fn format(fmt: &[u8], args: &[Arg<'_>]) -> Result<Vec<u8>, String> {
             b'x' | b'X' | b'o' | b'u' => unsigned_int(&spec, integer(&arg, n)? as u64, conv),
             b'e' | b'E' | b'f' | b'g' | b'G' => real(&spec, float(&arg, n)?, conv),
             b'a' | b'A' => {
-                let text = hex_float(float(&arg, n)?);
+                let x = float(&arg, n)?;
+                let negative = x.is_sign_negative() && !x.is_nan();
+                let text = format!(
+                    "{}{}",
+                    sign(&spec, negative),
+                    hex_magnitude(x, spec.precision, spec.alt)
+                );
                 let text = if conv == b'A' {
                     text.to_uppercase()
                 } else {
@@ -254,12 +260,14 @@ fn pad(spec: &Spec, body: Vec<u8>, numeric: bool) -> Vec<u8> {
         let mut v = body;
         v.extend(std::iter::repeat_n(b' ', fill));
         v
-    } else if spec.zero && numeric {
-        let prefix_len = body
+    } else if spec.zero && numeric && !not_finite(&body) {
+        let signs = body
             .iter()
             .take_while(|b| matches!(b, b'-' | b'+' | b' '))
-            .count()
-            + if body[..].starts_with(b"0x") || body[..].starts_with(b"0X") {
+            .count();
+        let rest = &body[signs..];
+        let prefix_len = signs
+            + if rest.starts_with(b"0x") || rest.starts_with(b"0X") {
                 2
             } else {
                 0
@@ -274,6 +282,13 @@ fn pad(spec: &Spec, body: Vec<u8>, numeric: bool) -> Vec<u8> {
         v.extend(body);
         v
     }
+}
+
+/// `inf` or `nan` (after any sign), which C pads with spaces even with `0`.
+fn not_finite(body: &[u8]) -> bool {
+    body.iter()
+        .find(|b| !matches!(b, b'-' | b'+' | b' '))
+        .is_some_and(|b| matches!(b.to_ascii_lowercase(), b'i' | b'n'))
 }
 
 fn sign(spec: &Spec, negative: bool) -> &'static str {
@@ -437,36 +452,60 @@ fn trim_zeros(s: &str) -> &str {
 
 /// C's `%a`.
 pub fn hex_float(x: f64) -> String {
+    let negative = x.is_sign_negative() && !x.is_nan();
+    let body = hex_magnitude(x, None, false);
+    if negative { format!("-{body}") } else { body }
+}
+
+/// `|x|` as C's `%a` writes it: the exact digits without a precision,
+/// else rounded (to nearest, ties to even) or zero-filled to `precision`
+/// hex digits, the point kept with `#`. As glibc, a carry shows in the
+/// leading digit (`%.0a` of 1.5 is `0x2p+0`) and subnormals lead with 0.
+fn hex_magnitude(x: f64, precision: Option<usize>, alt: bool) -> String {
     if x.is_nan() {
         return "nan".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    if x == 0.0 {
-        return format!("{sign}0x0p+0");
+        return "inf".into();
     }
     let bits = x.abs().to_bits();
     let raw_exp = ((bits >> 52) & 0x7ff) as i32;
-    let mantissa = bits & ((1u64 << 52) - 1);
-    let (lead, exp) = if raw_exp == 0 {
-        (0, -1022)
-    } else {
-        (1, raw_exp - 1023)
+    let mut mantissa = bits & ((1u64 << 52) - 1);
+    let (mut lead, exp) = match (raw_exp, mantissa) {
+        (0, 0) => (0, 0),
+        (0, _) => (0, -1022),
+        _ => (1, raw_exp - 1023),
     };
-    let hex = format!("{mantissa:013x}");
-    let hex = hex.trim_end_matches('0');
-    let dot = if hex.is_empty() {
-        String::new()
-    } else {
-        format!(".{hex}")
+    let digits = match precision {
+        None => {
+            let hex = format!("{mantissa:013x}");
+            hex.trim_end_matches('0').to_string()
+        }
+        Some(p) if p >= 13 => format!("{mantissa:013x}{}", "0".repeat(p - 13)),
+        Some(p) => {
+            let shift = 52 - 4 * p as u32;
+            let kept = mantissa >> shift;
+            let rest = mantissa & ((1u64 << shift) - 1);
+            let half = 1u64 << (shift - 1);
+            let odd = if p == 0 { lead & 1 == 1 } else { kept & 1 == 1 };
+            mantissa = kept;
+            if rest > half || (rest == half && odd) {
+                mantissa += 1;
+                if mantissa >> (4 * p) != 0 {
+                    mantissa = 0;
+                    lead += 1;
+                }
+            }
+            if p == 0 {
+                String::new()
+            } else {
+                format!("{mantissa:0width$x}", width = p)
+            }
+        }
     };
-    format!(
-        "{sign}0x{lead}{dot}p{}{}",
-        if exp < 0 { '-' } else { '+' },
-        exp.abs()
-    )
+    let dot = if digits.is_empty() && !alt { "" } else { "." };
+    let exp_sign = if exp < 0 { '-' } else { '+' };
+    format!("0x{lead}{dot}{digits}p{exp_sign}{}", exp.abs())
 }
 
 fn quoted(arg: &Arg<'_>, n: usize) -> Result<Vec<u8>, String> {

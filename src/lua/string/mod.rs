@@ -23,6 +23,36 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), Error<'gc>> {
     if let Value::Table(string) = ctx.get_global("string") {
         string.set(
             ctx,
+            "sub",
+            Callback::from_fn(&ctx, |ctx, _, mut stack| {
+                let s = bytes_arg(ctx, arg(&stack, 1), 1, "string.sub")?;
+                let len = s.len() as i64;
+                // Lua's posrelatI for the start, getendpos for the end.
+                let start = match int_arg(ctx, arg(&stack, 2), 2, "string.sub")? {
+                    p if p > 0 => p,
+                    p if p == 0 || p < -len => 1,
+                    p => len + p + 1,
+                };
+                let end = match arg(&stack, 3).filter(|v| !v.is_nil()) {
+                    None => len,
+                    given => match int_arg(ctx, given, 3, "string.sub")? {
+                        p if p > len => len,
+                        p if p >= 0 => p,
+                        p if p < -len => 0,
+                        p => len + p + 1,
+                    },
+                };
+                let piece = if start <= end {
+                    &s[(start - 1) as usize..end as usize]
+                } else {
+                    &[][..]
+                };
+                stack.replace(ctx, Value::String(piccolo::String::from_slice(&ctx, piece)));
+                Ok(CallbackReturn::Return)
+            }),
+        )?;
+        string.set(
+            ctx,
             "byte",
             Callback::from_fn(&ctx, |ctx, _, mut stack| {
                 let s = bytes(stack.get(0))

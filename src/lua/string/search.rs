@@ -199,15 +199,21 @@ pub(in crate::lua) fn install<'gc>(
             let matches = gsub_matches(&src, &pat, max, &mut budget).map_err(|e| pattern_error(ctx, e))?;
             let mut out = Vec::with_capacity(src.len());
             let mut last = 0;
+            // As Lua's: with nothing replaced, the subject itself comes back.
+            let mut changed = false;
             for m in &matches {
                 out.extend_from_slice(&src[last..m.start]);
+                let mut replaced = true;
                 match &repl_text {
                     Some(text) => expand(ctx, text, &src, m, &mut out)?,
                     None => {
                         let Value::Table(t) = repl else { unreachable!() };
                         let key = capture_value(ctx, &src, m.get(0))?;
                         match t.get_value(key) {
-                            Value::Nil | Value::Boolean(false) => out.extend_from_slice(&src[m.start..m.end]),
+                            Value::Nil | Value::Boolean(false) => {
+                                replaced = false;
+                                out.extend_from_slice(&src[m.start..m.end]);
+                            }
                             Value::String(s) => out.extend_from_slice(s.as_bytes()),
                             Value::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
                             Value::Number(x) => out.extend_from_slice(crate::lua::env::format_number(x).as_bytes()),
@@ -217,6 +223,7 @@ pub(in crate::lua) fn install<'gc>(
                         }
                     }
                 }
+                changed |= replaced;
                 last = m.end;
                 if out.len() > super::MAX_BUILT_STRING {
                     return Err(error(ctx, "string.gsub: result too large".into()));
@@ -225,7 +232,13 @@ pub(in crate::lua) fn install<'gc>(
             out.extend_from_slice(&src[last..]);
             let count = matches.len() as i64;
             charge(&mut exec, (STEP_BUDGET - budget) + out.len() as u64 / 16);
-            stack.replace(ctx, (Value::String(piccolo::String::from_slice(&ctx, out)), Value::Integer(count)));
+            // (A number subject comes back as the string it was read as.)
+            let result = match stack.get(0) {
+                subject @ Value::String(_) if !changed => subject,
+                _ if !changed => Value::String(piccolo::String::from_slice(&ctx, src)),
+                _ => Value::String(piccolo::String::from_slice(&ctx, out)),
+            };
+            stack.replace(ctx, (result, Value::Integer(count)));
             Ok(CallbackReturn::Return)
         }),
     )?;
