@@ -139,6 +139,7 @@ fn trim_fraction(s: &str) -> &str {
 pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>> {
     piccolo::stdlib::load_base(ctx);
     piccolo::stdlib::load_coroutine(ctx);
+    super::coroutine::install(ctx)?;
     piccolo::stdlib::load_math(ctx);
     piccolo::stdlib::load_string(ctx);
     piccolo::stdlib::load_table(ctx);
@@ -177,6 +178,12 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
         ctx,
         "tonumber",
         Callback::from_fn(&ctx, |ctx, _, mut stack| {
+            if stack.is_empty() {
+                return Err(error(
+                    ctx,
+                    "bad argument #1 to 'tonumber' (value expected)".into(),
+                ));
+            }
             let value = stack.get(0);
             let result = match value {
                 Value::Integer(_) | Value::Number(_) => value,
@@ -190,6 +197,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     )?;
     g.set(ctx, "os", super::os::table(ctx)?)?;
     g.set(ctx, super::front::METHOD_HELPER, method_callback(ctx))?;
+    g.set(ctx, super::front::INDEX_HELPER, index_callback(ctx))?;
     g.set(ctx, super::front::CONCAT_HELPER, concat_callback(ctx))?;
     g.set(ctx, super::front::ERROR_HELPER, error_callback(ctx))?;
     g.set(
@@ -246,6 +254,8 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     )?;
     g.set(ctx, "tostring", tostring_callback(ctx))?;
     g.set(ctx, "pcall", pcall_callback(ctx))?;
+    g.set(ctx, "select", select_callback(ctx))?;
+    g.set(ctx, "next", next_callback(ctx))?;
     for name in ["pairs", "ipairs"] {
         let plain = g.get(ctx, name);
         g.set(ctx, name, needs_argument(ctx, name, plain))?;
@@ -309,10 +319,45 @@ fn method_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     })
 }
 
-/// `a .. b`: numbers formatted as Lua prints them, `__concat` honoured.
+/// `__index_str(obj, name)`: what `obj.name` is rewritten into for the
+/// string library's names. A string reads the `string` table (as Lua's
+/// string metatable does); anything else is indexed as the VM would.
+fn index_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let (object, name, at) = (stack.get(0), stack.get(1), stack.get(2));
+        let found = match object {
+            Value::String(_) => match ctx.get_global("string") {
+                Value::Table(string) => string.get_value(name),
+                _ => Value::Nil,
+            },
+            Value::Table(_) | Value::UserData(_) => {
+                match piccolo::meta_ops::index(ctx, object, name)? {
+                    piccolo::meta_ops::MetaResult::Value(v) => v,
+                    piccolo::meta_ops::MetaResult::Call(call) => {
+                        let [table, key] = call.args;
+                        stack.replace(ctx, (table, key));
+                        return Ok(CallbackReturn::Call {
+                            function: call.function,
+                            then: None,
+                        });
+                    }
+                }
+            }
+            other => {
+                let message = format!("attempt to index a {} value", other.type_name());
+                return Err(super::ops::located(ctx, at, message));
+            }
+        };
+        stack.replace(ctx, found);
+        Ok(CallbackReturn::Return)
+    })
+}
+
+/// `a .. b` (with the `chunk:line:` of the operator for errors): numbers
+/// formatted as Lua prints them, `__concat` honoured.
 fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, mut exec, mut stack| {
-        let (a, b) = (stack.get(0), stack.get(1));
+        let (a, b, at) = (stack.get(0), stack.get(1), stack.get(2));
         let piece = |v: Value<'gc>| -> Option<Vec<u8>> {
             match v {
                 Value::String(s) => Some(s.as_bytes().to_vec()),
@@ -339,14 +384,26 @@ fn concat_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
             _ => None,
         });
         match handler {
-            Some(h) => Ok(CallbackReturn::Call {
-                function: piccolo::meta_ops::call(ctx, h)?,
-                then: None,
-            }),
+            Some(h) => {
+                stack.replace(ctx, (a, b));
+                Ok(CallbackReturn::Call {
+                    function: piccolo::meta_ops::call(ctx, h)?,
+                    then: None,
+                })
+            }
             None => {
-                let bad = if piece(a).is_none() { a } else { b };
-                let message = format!("attempt to concatenate a {} value", bad.type_name());
-                Err(error(ctx, message))
+                // Then the operands' descriptions, when the front end has them.
+                let (bad, described) = if piece(a).is_none() {
+                    (a, stack.get(3))
+                } else {
+                    (b, stack.get(4))
+                };
+                let info = match described {
+                    Value::String(d) => format!(" ({})", d.to_str_lossy()),
+                    _ => String::new(),
+                };
+                let message = format!("attempt to concatenate a {} value{info}", bad.type_name());
+                Err(super::ops::located(ctx, at, message))
             }
         }
     })
@@ -387,6 +444,50 @@ fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc>
             Value::String(ctx.intern(text.as_bytes()))
         }
     }
+}
+
+/// `next(t, k)` as Lua's, with its words for a key the table does not
+/// hold (`pairs` keeps the VM's own).
+fn next_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let table = super::args::table_arg(ctx, super::args::arg(&stack, 1), 1, "next")?;
+        match table.next(stack.get(1)) {
+            piccolo::table::NextValue::Found { key, value } => stack.replace(ctx, (key, value)),
+            piccolo::table::NextValue::Last => stack.replace(ctx, Value::Nil),
+            piccolo::table::NextValue::NotFound => {
+                return Err(error(ctx, "invalid key to 'next'".into()));
+            }
+        }
+        Ok(CallbackReturn::Return)
+    })
+}
+
+/// `select(n, ...)` as Lua's: the arguments from the n-th (from the end
+/// when negative), or their count with `'#'`.
+fn select_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
+    Callback::from_fn(&ctx, |ctx, _, mut stack| {
+        let count = stack.len().saturating_sub(1) as i64;
+        let first = stack.get(0);
+        if matches!(first, Value::String(s) if s.as_bytes() == b"#") {
+            stack.replace(ctx, count);
+            return Ok(CallbackReturn::Return);
+        }
+        let n = super::args::int_arg(ctx, super::args::arg(&stack, 1), 1, "select")?;
+        let from = match n {
+            n if n < 0 && -n <= count => count + n + 1,
+            n if n > 0 => n.min(count + 1),
+            _ => {
+                return Err(super::args::bad_argument(
+                    ctx,
+                    1,
+                    "select",
+                    "index out of range",
+                ));
+            }
+        };
+        stack.drain(..from as usize);
+        Ok(CallbackReturn::Return)
+    })
 }
 
 /// `pcall` as Lua's: errors come back as Lua values and message strings
@@ -475,6 +576,11 @@ impl<'gc> piccolo::Sequence<'gc> for MustBeString {
 fn tostring_callback<'gc>(ctx: Context<'gc>) -> Callback<'gc> {
     Callback::from_fn(&ctx, |ctx, _, mut stack| {
         let v = stack.get(0);
+        if let Value::String(_) = v {
+            // The string itself, as Lua's (not an equal copy).
+            stack.replace(ctx, v);
+            return Ok(CallbackReturn::Return);
+        }
         if let Value::Table(t) = v {
             if let Some(h) = t
                 .metatable()

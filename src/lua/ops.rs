@@ -332,7 +332,11 @@ pub(super) fn compare_error(a: Value<'_>, b: Value<'_>) -> String {
 }
 
 /// An error with the `chunk:line:` position the front end passed along.
-fn located<'gc>(ctx: Context<'gc>, at: Value<'gc>, message: String) -> piccolo::Error<'gc> {
+pub(super) fn located<'gc>(
+    ctx: Context<'gc>,
+    at: Value<'gc>,
+    message: String,
+) -> piccolo::Error<'gc> {
     match at {
         Value::String(p) => error(ctx, format!("{} {message}", p.to_str_lossy())),
         _ => error(ctx, message),
@@ -494,10 +498,22 @@ fn arithmetic<'gc>(ctx: Context<'gc>, op: Arith) -> Callback<'gc> {
     Callback::from_fn(&ctx, move |ctx, _, mut stack| {
         // Unary `~x` comes as `(x, position)`; Lua passes the operand twice
         // to a `__bnot` metamethod.
-        let (a, b, at) = if op.unary() {
-            (stack.get(0), stack.get(0), stack.get(1))
+        // Then, when the front end saw string constants, Lua's
+        // description of each operand (`constant '3.5'`, or nil).
+        let (a, b, at, described) = if op.unary() {
+            (
+                stack.get(0),
+                stack.get(0),
+                stack.get(1),
+                [stack.get(2), stack.get(2)],
+            )
         } else {
-            (stack.get(0), stack.get(1), stack.get(2))
+            (
+                stack.get(0),
+                stack.get(1),
+                stack.get(2),
+                [stack.get(3), stack.get(4)],
+            )
         };
         stack.replace(ctx, (a, b));
         // Strings convert for arithmetic (Lua's string metamethods), not
@@ -528,16 +544,24 @@ fn arithmetic<'gc>(ctx: Context<'gc>, op: Arith) -> Callback<'gc> {
                         ),
                     ));
                 }
-                let bad = if x.is_none() { a } else { b };
+                let (bad, described) = if x.is_none() {
+                    (a, described[0])
+                } else {
+                    (b, described[1])
+                };
                 let what = if op.bitwise() {
                     "perform bitwise operation on"
                 } else {
                     "perform arithmetic on"
                 };
+                let info = match described {
+                    Value::String(d) => format!(" ({})", d.to_str_lossy()),
+                    _ => String::new(),
+                };
                 Err(located(
                     ctx,
                     at,
-                    format!("attempt to {what} a {} value", bad.type_name()),
+                    format!("attempt to {what} a {} value{info}", bad.type_name()),
                 ))
             }
         }

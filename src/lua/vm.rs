@@ -2,7 +2,7 @@
 //! bring results out as owned values.
 
 use super::env;
-use super::front::rewrite_source;
+use super::front::{rewrite_library, rewrite_source};
 use piccolo::{
     Closure, Context, Executor, ExecutorMode, Fuel, Function, Lua, StashedExecutor,
     StashedFunction, StashedTable, Value, Variadic,
@@ -249,7 +249,7 @@ impl Vm {
     fn run_prelude(&mut self) -> Result<(), CallError> {
         self.run(
             |ctx, executor| {
-                let prelude = rewrite_source(PRELUDE, "prelude")
+                let prelude = rewrite_library(PRELUDE, "prelude")
                     .map_err(|e| super::args::error(ctx, format!("{e:?}")))?;
                 let closure = Closure::load(ctx, Some("prelude"), prelude.as_bytes())?;
                 let helper = super::string::gsub_matches_callback(ctx);
@@ -451,6 +451,7 @@ impl Vm {
             let outcome = self.lua.enter(|ctx| {
                 let executor = ctx.fetch(&self.executor);
                 if let Some((start, start_error)) = start.take() {
+                    super::coroutine::reset(ctx);
                     start(ctx, executor).map_err(|e| start_error(e.to_string()))?;
                 }
                 Ok(executor
@@ -577,6 +578,24 @@ fn plain_message(text: &str) -> String {
 /// gives them): `type error, expected table, found nil` is Lua's `attempt
 /// to index a nil value`.
 pub(super) fn lua_wording(text: &str) -> String {
+    match text {
+        "table key is Nil" => return "table index is nil".into(),
+        "table key is NaN" => return "table index is NaN".into(),
+        // piccolo's `next` of a key the table does not hold.
+        "invalid table key" => return "invalid key to 'next'".into(),
+        // The VM's own arithmetic runs only where both operands are
+        // numbers whatever happens (`front/numeric.rs`) but for an event's
+        // `values[i]` beyond the last value: nil.
+        "cannot add values"
+        | "cannot subtract values"
+        | "cannot multiply values"
+        | "cannot float divide values"
+        | "cannot floor divide values"
+        | "cannot modulo values"
+        | "cannot exponentiate values"
+        | "cannot negate value" => return "attempt to perform arithmetic on a nil value".into(),
+        _ => {}
+    }
     let Some((expected, found)) = text
         .strip_prefix("type error, expected ")
         .and_then(|rest| rest.split_once(", found "))
@@ -796,6 +815,9 @@ mod tests {
                 .unwrap();
             peak = peak.max(vm.memory_in_use());
         }
+        // Twice: a collection caught mid-sweep only finishes that cycle,
+        // and what died during it waits for the next.
+        vm.lua.gc_collect();
         vm.lua.gc_collect();
         let live = vm.memory_in_use() - base;
         // At most 1024 series' tables (about 2.7 KiB each) stay, and the

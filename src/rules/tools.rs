@@ -115,6 +115,7 @@ pub fn check_sources(
         let warnings = crate::lua::unsupported_features(&source)
             .into_iter()
             .chain(file.typos().iter().cloned())
+            .chain(crate::lua::comparison_warnings(&source))
             .collect();
         if let Some(services) = services {
             for r in super::guard::requested_commands(&source) {

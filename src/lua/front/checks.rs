@@ -164,7 +164,7 @@ impl Checks {
             (helpers::UNM, _, [a, ..]) => {
                 helper_call(NEGATE, vec![a.clone(), described(self.describe(a))], 0)
             }
-            (CONCAT_HELPER, _, [a, b]) => helper_call(
+            (CONCAT_HELPER, _, [a, b, ..]) => helper_call(
                 CONCAT,
                 vec![
                     a.clone(),

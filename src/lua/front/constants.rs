@@ -21,13 +21,21 @@ impl Constants {
             .push(value);
     }
 
-    pub(super) fn small(self) -> HashSet<String> {
+    /// The small constants, each with the largest magnitude any of its
+    /// bindings has (a name may be bound in several scopes).
+    pub(super) fn small(self) -> HashMap<String, f64> {
         self.bindings
             .into_iter()
             .filter(|(name, values)| {
                 !self.assigned.contains(name) && values.iter().all(|v| v.is_some_and(is_small))
             })
-            .map(|(name, _)| name)
+            .map(|(name, values)| {
+                let largest = values
+                    .iter()
+                    .flatten()
+                    .fold(0.0, |m: f64, v| m.max(v.abs()));
+                (name, largest)
+            })
             .collect()
     }
 }
@@ -73,6 +81,31 @@ impl Visitor for Constants {
 /// magnitude is below 2^53, where integers and floats convert exactly.
 pub(super) fn is_small(v: f64) -> bool {
     v.is_finite() && v.abs() < 9_007_199_254_740_992.0
+}
+
+/// A bound on `|e|` when `e` is built of numerals and small constants
+/// (`CPUS * 2`) with `+ - *`, unary minus and parentheses.
+pub(super) fn magnitude_bound(e: &Expression, constants: &HashMap<String, f64>) -> Option<f64> {
+    match e {
+        Expression::Var(Var::Name(n)) => constants.get(&n.token().to_string()).copied(),
+        Expression::Parentheses { expression, .. } => magnitude_bound(expression, constants),
+        Expression::UnaryOperator {
+            unop: UnOp::Minus(_),
+            expression,
+        } => magnitude_bound(expression, constants),
+        Expression::BinaryOperator { lhs, binop, rhs } => {
+            let (a, b) = (
+                magnitude_bound(lhs, constants)?,
+                magnitude_bound(rhs, constants)?,
+            );
+            match binop {
+                BinOp::Plus(_) | BinOp::Minus(_) => Some(a + b),
+                BinOp::Star(_) => Some(a * b),
+                _ => constant_value(e).map(f64::abs),
+            }
+        }
+        _ => constant_value(e).map(f64::abs),
+    }
 }
 
 /// The value of a constant numeric expression (numerals and `+ - * / ^`,

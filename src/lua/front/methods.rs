@@ -3,6 +3,7 @@
 //! `__index` tables.
 
 use super::*;
+use full_moon::ast::Index;
 
 /// Replaces every method-call suffix of a chain by a `__method` call whose
 /// first argument is the chain so far.
@@ -62,6 +63,59 @@ pub(super) fn rewrite_chain(mut prefix: Prefix, suffixes: Vec<Suffix>) -> (Prefi
             }))),
         ]);
         prefix = Prefix::Expression(Box::new(Expression::FunctionCall(call)));
+    }
+    (prefix, pending)
+}
+
+/// The names of the string library: `s.len` reads `string.len` in Lua,
+/// where piccolo cannot index a string.
+const STRING_FIELDS: &[&str] = &[
+    "byte", "char", "dump", "find", "format", "gmatch", "gsub", "len", "lower", "match", "pack",
+    "packsize", "rep", "reverse", "sub", "unpack", "upper",
+];
+
+/// Whether `suffix` reads a field of the string library's name: its
+/// name token.
+fn string_field(suffix: &Suffix) -> Option<&TokenReference> {
+    match suffix {
+        Suffix::Index(Index::Dot { name, .. })
+            if STRING_FIELDS.contains(&name.token().to_string().as_str()) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Replaces the reads of string-library names in a chain (all of them,
+/// or all but the last with `keep_last`: an assignment's target) by
+/// `__index_str(object, "name", "chunk:line:")`, which reads a string's
+/// field from the string library and anything else's as Lua does
+/// (`position` gives the third argument, for its errors).
+pub(super) fn rewrite_string_fields(
+    mut prefix: Prefix,
+    suffixes: Vec<Suffix>,
+    keep_last: bool,
+    position: &dyn Fn(&TokenReference) -> Expression,
+) -> (Prefix, Vec<Suffix>) {
+    let last = suffixes.len().saturating_sub(1);
+    if !suffixes
+        .iter()
+        .enumerate()
+        .any(|(i, s)| string_field(s).is_some() && !(keep_last && i == last))
+    {
+        return (prefix, suffixes);
+    }
+    let mut pending = Vec::new();
+    for (i, suffix) in suffixes.into_iter().enumerate() {
+        let Some(token) = string_field(&suffix).filter(|_| !(keep_last && i == last)) else {
+            pending.push(suffix);
+            continue;
+        };
+        let (name, at) = (token.token().to_string(), position(token));
+        let object = chain_expression(prefix, std::mem::take(&mut pending));
+        let call = helper_call(INDEX_HELPER, vec![object, string_literal(&name), at], 0);
+        prefix = Prefix::Expression(Box::new(call));
     }
     (prefix, pending)
 }

@@ -29,10 +29,13 @@ mod checks;
 mod close;
 mod constants;
 mod depth;
+mod describe;
 mod empty;
+mod lint;
 mod literals;
 mod markers;
 mod methods;
+mod numeric;
 mod statements;
 
 use build::*;
@@ -41,6 +44,7 @@ pub use checks::add_checks;
 use constants::*;
 pub use depth::too_deep;
 pub use empty::blank_empty_statements;
+pub use lint::comparison_warnings;
 use literals::*;
 pub use markers::{LINE_MARKER, add_line_markers};
 use methods::*;
@@ -48,6 +52,8 @@ use statements::*;
 
 /// The global the rewritten calls go through.
 pub const METHOD_HELPER: &str = "__method";
+/// `obj.name` for a string-library name (see `methods.rs`).
+pub const INDEX_HELPER: &str = "__index_str";
 /// The global `a .. b` is rewritten into: piccolo formats floats unlike
 /// Lua (`2.0 .. ""` gives "2") and ignores `__concat`.
 pub const CONCAT_HELPER: &str = "__concat";
@@ -138,6 +144,17 @@ pub struct FrontError {
 /// by `__close_run` (see `close.rs`); an
 /// empty statement (`;`) is blanked out before parsing.
 pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
+    rewrite(source, chunk, false)
+}
+
+/// The same for the library's own Lua (`prelude.lua`), which orders only
+/// values it knows to be numbers or strings: its comparisons with a
+/// literal stay the VM's.
+pub fn rewrite_library(source: &str, chunk: &str) -> Result<String, FrontError> {
+    rewrite(source, chunk, true)
+}
+
+fn rewrite(source: &str, chunk: &str, library: bool) -> Result<String, FrontError> {
     if let Some(line) = depth::too_deep(source) {
         return Err(FrontError {
             line: Some(line),
@@ -160,6 +177,13 @@ pub fn rewrite_source(source: &str, chunk: &str) -> Result<String, FrontError> {
     let mut rewrites = Rewrites {
         chunk: chunk.to_string(),
         small_constants: constants.small(),
+        numeric: numeric::Numeric::of(&ast),
+        descriptions: if library {
+            describe::Descriptions::default()
+        } else {
+            describe::Descriptions::of(&ast)
+        },
+        library,
         error: None,
     };
     let out = rewrites.visit_ast(ast).to_string();
@@ -187,7 +211,13 @@ fn parse_message(error: &full_moon::Error) -> String {
 struct Rewrites {
     chunk: String,
     /// Locals that hold a small numeric constant (see `Constants`).
-    small_constants: HashSet<String>,
+    small_constants: HashMap<String, f64>,
+    /// Which expressions are numbers whatever happens (`numeric.rs`).
+    numeric: numeric::Numeric,
+    /// Lua's description of each operand, for the helpers' errors.
+    descriptions: describe::Descriptions,
+    /// The library's own code (see [`rewrite_library`]).
+    library: bool,
     /// The first construct the VM cannot run correctly.
     error: Option<FrontError>,
 }
@@ -207,7 +237,9 @@ impl Rewrites {
     /// numeric constant.
     fn is_number_operand(&self, e: &Expression) -> bool {
         match e {
-            Expression::Var(Var::Name(n)) => self.small_constants.contains(&n.token().to_string()),
+            Expression::Var(Var::Name(n)) => {
+                self.small_constants.contains_key(&n.token().to_string())
+            }
             Expression::Parentheses { expression, .. } => self.is_number_operand(expression),
             _ => constant_value(e).is_some(),
         }
@@ -221,9 +253,26 @@ impl Rewrites {
             Expression::Symbol(t) => {
                 matches!(t.token().to_string().as_str(), "nil" | "true" | "false")
             }
-            Expression::Var(Var::Name(n)) => self.small_constants.contains(&n.token().to_string()),
+            Expression::Var(Var::Name(n)) => {
+                self.small_constants.contains_key(&n.token().to_string())
+            }
             Expression::Parentheses { expression, .. } => self.is_exact_operand(expression),
             _ => constant_value(e).is_some_and(is_small),
+        }
+    }
+
+    /// How Lua names operand `e` in an error: a string constant, a local,
+    /// an upvalue, a global or a field.
+    fn describe(&self, e: &Expression) -> Option<String> {
+        constant_description(e).or_else(|| self.descriptions.of_operand(e))
+    }
+
+    /// Whether `-e` may stay the VM's own negation.
+    fn negates_natively(&self, e: &Expression) -> bool {
+        if self.library {
+            self.is_number_operand(e)
+        } else {
+            self.numeric.is_number(e)
         }
     }
 
@@ -236,8 +285,31 @@ impl Rewrites {
         ))
     }
 
+    /// A small numeric literal or constant, or arithmetic of them that
+    /// stays small (`CPUS * 2`): compared with another number, the VM's
+    /// answer is Lua's.
+    fn is_small_number(&self, e: &Expression) -> bool {
+        constants::magnitude_bound(e, &self.small_constants).is_some_and(is_small)
+    }
+
     fn comparison(&self, lhs: Expression, binop: BinOp, rhs: Expression) -> Expression {
-        let exact = self.is_exact_operand(&lhs) || self.is_exact_operand(&rhs);
+        let ordering = matches!(
+            binop,
+            BinOp::LessThan(_)
+                | BinOp::LessThanEqual(_)
+                | BinOp::GreaterThan(_)
+                | BinOp::GreaterThanEqual(_)
+        );
+        // The VM orders a string and a number by converting the string,
+        // and a table with `__lt` and a number not at all: its own `<` is
+        // Lua's only between numbers, or between strings.
+        let exact = if ordering && !self.library {
+            (self.is_small_number(&lhs) && self.numeric.is_number(&rhs))
+                || (self.is_small_number(&rhs) && self.numeric.is_number(&lhs))
+                || (is_string_literal(&lhs) && is_string_literal(&rhs))
+        } else {
+            self.is_exact_operand(&lhs) || self.is_exact_operand(&rhs)
+        };
         let at = self.position(binop.token());
         let newlines = binop.to_string().matches('\n').count();
         let (lhs, rhs) = (parenthesised(lhs), parenthesised(rhs));
@@ -279,6 +351,33 @@ impl Rewrites {
     }
 }
 
+/// Lua's description of a string constant operand (`constant '3.5'`).
+fn constant_description(e: &Expression) -> Option<String> {
+    match e {
+        Expression::String(t) => {
+            let text = t.token().to_string();
+            let inner = text
+                .strip_prefix(['"', '\''])
+                .and_then(|t| t.strip_suffix(['"', '\'']))?;
+            (!inner.contains(['\\', '"'])).then(|| format!("constant '{inner}'"))
+        }
+        Expression::Parentheses { expression, .. } => constant_description(expression),
+        _ => None,
+    }
+}
+
+/// The operands' descriptions as a helper's trailing arguments (a string
+/// or nil each); none when no operand has one.
+fn description_arguments<const N: usize>(described: [Option<String>; N]) -> Vec<Expression> {
+    if described.iter().all(Option::is_none) {
+        return Vec::new();
+    }
+    described
+        .into_iter()
+        .map(|d| d.map_or_else(|| Expression::Symbol(symbol("nil")), |d| string_literal(&d)))
+        .collect()
+}
+
 /// Whether `e` is a string literal (perhaps in parentheses).
 fn is_string_literal(e: &Expression) -> bool {
     match e {
@@ -290,6 +389,19 @@ fn is_string_literal(e: &Expression) -> bool {
 
 impl VisitorMut for Rewrites {
     fn visit_expression_end(&mut self, expression: Expression) -> Expression {
+        let expression = match expression {
+            // `s.len` read (not assigned): the last field, too.
+            Expression::Var(Var::Expression(v)) => {
+                let (prefix, suffixes) = methods::rewrite_string_fields(
+                    v.prefix().clone(),
+                    v.suffixes().cloned().collect(),
+                    false,
+                    &|t| self.position(t),
+                );
+                chain_expression(prefix, suffixes)
+            }
+            other => other,
+        };
         match expression {
             Expression::BinaryOperator { lhs, binop, rhs } => {
                 let newlines = binop.to_string().matches('\n').count();
@@ -304,14 +416,18 @@ impl VisitorMut for Rewrites {
                     BinOp::Tilde(_) => Some(helpers::BXOR),
                     _ => None,
                 };
-                // `+ - * / ^`: the VM's own operation when one side is a
-                // number (literal or constant), the exact helper otherwise
-                // (string operands convert as in Lua, `__add` and the
-                // other metamethods are called). A string literal on the
-                // other side is known to need the conversion.
-                let number_side = (self.is_number_operand(&lhs) || self.is_number_operand(&rhs))
-                    && !is_string_literal(&lhs)
-                    && !is_string_literal(&rhs);
+                // `+ - * / ^`: the VM's own operation when both sides are
+                // numbers whatever happens (`numeric.rs`), the exact helper
+                // otherwise: the VM adds a string as a float ("10" + 1 is
+                // 11.0, Lua's 11) and calls no `__add`. The library's own
+                // code keeps the old rule: one side a number it wrote.
+                let number_side = if self.library {
+                    (self.is_number_operand(&lhs) || self.is_number_operand(&rhs))
+                        && !is_string_literal(&lhs)
+                        && !is_string_literal(&rhs)
+                } else {
+                    self.numeric.is_number(&lhs) && self.numeric.is_number(&rhs)
+                };
                 let helper = helper.or(match &binop {
                     _ if number_side => None,
                     BinOp::Plus(_) => Some(helpers::ADD),
@@ -322,10 +438,15 @@ impl VisitorMut for Rewrites {
                     _ => None,
                 });
                 if let Some(helper) = helper {
-                    let mut args = vec![*lhs, *rhs];
-                    if helper != CONCAT_HELPER {
-                        args.push(self.position(binop.token()));
-                    }
+                    // Lua names the operand in the error: `(local 'n')`,
+                    // `(constant '3.5')` for a string that does not convert
+                    // (a constant always concatenates).
+                    let described = [&*lhs, &*rhs].map(|e| match helper {
+                        CONCAT_HELPER => self.descriptions.of_operand(e),
+                        _ => self.describe(e),
+                    });
+                    let mut args = vec![*lhs, *rhs, self.position(binop.token())];
+                    args.extend(description_arguments(described));
                     return helper_call(helper, args, newlines);
                 }
                 match binop {
@@ -346,15 +467,21 @@ impl VisitorMut for Rewrites {
                 unop: UnOp::Tilde(token),
                 expression,
             } => {
-                let at = self.position(&token);
-                helper_call(helpers::BNOT, vec![*expression, at], 0)
+                let mut args = vec![self.position(&token)];
+                args.extend(description_arguments([self.describe(&expression)]));
+                args.insert(0, *expression);
+                helper_call(helpers::BNOT, args, 0)
             }
+            // The VM negates a string as a float (`-s` of "10" is -10.0,
+            // Lua's -10) and calls no `__unm`: only numbers stay its own.
             Expression::UnaryOperator {
                 unop: UnOp::Minus(token),
                 expression,
-            } if !self.is_number_operand(&expression) => {
-                let at = self.position(&token);
-                helper_call(helpers::UNM, vec![*expression, at], 0)
+            } if !self.negates_natively(&expression) => {
+                let mut args = vec![self.position(&token)];
+                args.extend(description_arguments([self.describe(&expression)]));
+                args.insert(0, *expression);
+                helper_call(helpers::UNM, args, 0)
             }
             Expression::UnaryOperator { unop, expression } => Expression::UnaryOperator {
                 unop,
@@ -532,6 +659,8 @@ impl VisitorMut for Rewrites {
         let call = self.locate_error_call(call);
         let (prefix, suffixes) =
             rewrite_chain(call.prefix().clone(), call.suffixes().cloned().collect());
+        let (prefix, suffixes) =
+            methods::rewrite_string_fields(prefix, suffixes, false, &|t| self.position(t));
         match (prefix, suffixes.is_empty()) {
             (Prefix::Expression(e), true) => match *e {
                 Expression::FunctionCall(fc) => fc,
@@ -544,6 +673,10 @@ impl VisitorMut for Rewrites {
     fn visit_var_expression_end(&mut self, var: VarExpression) -> VarExpression {
         let (prefix, suffixes) =
             rewrite_chain(var.prefix().clone(), var.suffixes().cloned().collect());
+        // The last field may be an assignment's target: read at the
+        // expression (below).
+        let (prefix, suffixes) =
+            methods::rewrite_string_fields(prefix, suffixes, true, &|t| self.position(t));
         VarExpression::new(prefix).with_suffixes(suffixes)
     }
 }
@@ -621,8 +754,29 @@ mod tests {
 
     #[test]
     fn swapped_comparisons_keep_their_tokens_apart() {
-        assert_eq!(rw("if i>0 then end"), "if (0  < i) then end");
-        assert_eq!(rw("return a>=1"), "return (1 <= a) ");
+        assert_eq!(rw("if m.time>0 then end"), "if (0  < m.time) then end");
+        assert_eq!(rw("return m.time>=1"), "return (1 <= m.time) ");
+    }
+
+    #[test]
+    fn only_numbers_are_ordered_by_the_vm_against_a_literal() {
+        // A value of the event: a number, the VM's own `<`.
+        assert_eq!(rw("return m.values[1] < 4"), "return m.values[1] < 4");
+        // Anything else may be a string or a table with `__lt`.
+        assert!(rw("return x < 4").contains("__cmp_lt"));
+        assert!(rw("return m.values[1] > \"4\"").contains("__cmp_lt"));
+        assert!(rw("return m.plugin_instance < 2").contains("__cmp_lt"));
+        // The shipped rules' comparisons of event values stay the VM's
+        // (the write path's cost).
+        for file in ["example.lua", "disk_almost_full.lua", "load_high.lua"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rules/").to_string() + file;
+            let source = std::fs::read_to_string(path).unwrap();
+            let out = rewrite_source(&source, file).unwrap();
+            assert!(!out.contains("__cmp_l"), "{file}: {out}");
+            assert!(!out.contains("__op_"), "{file}: {out}");
+        }
+        // Equality never converts: it stays the VM's.
+        assert!(!rw("return x == 4").contains("__cmp"));
     }
 
     #[test]
@@ -630,7 +784,7 @@ mod tests {
         let out = rw("for i = lo + 1, hi do\n  x = i\nend\ny = 1");
         assert_eq!(
             out,
-            "do local __for1, __for2, __for3, __for4 =  __for_prep(lo + 1, hi , 1, \"t.lua:1:\"); for __fi = __for1, __for2, __for3 do\nlocal i = __fi - __for4;   x = i\nend end\ny = 1"
+            "do local __for1, __for2, __for3, __for4 =  __for_prep( __op_add(lo , 1, \"t.lua:1:\", \"global 'lo'\", nil), hi , 1, \"t.lua:1:\"); for __fi = __for1, __for2, __for3 do\nlocal i = __fi - __for4;   x = i\nend end\ny = 1"
         );
         assert_eq!(rw("for i = 1, #t do end"), "for i = 1, #t do end");
     }
@@ -681,10 +835,14 @@ mod tests {
 
     #[test]
     fn concatenation_goes_through_the_helper() {
-        assert_eq!(rw("return a .. b"), "return  __concat(a , b)");
+        // With the position and Lua's description of each operand.
         assert_eq!(
-            rw("return 'x' .. 1 .. y"),
-            "return  __concat('x' ,  __concat(1 , y))"
+            rw("local a\nreturn a .. b"),
+            "local a\nreturn  __concat(a , b, \"t.lua:2:\", \"local 'a'\", \"global 'b'\")"
+        );
+        assert_eq!(
+            rw("return 'x' .. 1 .. f()"),
+            "return  __concat('x' ,  __concat(1 , f(), \"t.lua:1:\"), \"t.lua:1:\")"
         );
         assert_eq!(rw("return a ..\n b").matches('\n').count(), 1);
     }
