@@ -735,6 +735,26 @@ end }"#,
         text(&out.stderr)
     );
     assert_fails_with(&run(&["rules", "check", "--strict", &typo]), "--strict");
+    // A value ordered with a string: Lua raises an error there, so the
+    // rule would never fire: a warning, and --strict fails.
+    let ordered = write(
+        "ordered.lua",
+        r#"return { busy = function(m)
+  if m.plugin == "cpu" and m.values[1] > "90" then
+    return { service = "nginx", command = "restart" }
+  end
+end }"#,
+    );
+    let out = run(&["rules", "check", &ordered]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "line 2: m.values[1] (a number) is compared with a string: Lua raises an error there"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_fails_with(&run(&["rules", "check", "--strict", &ordered]), "--strict");
     // A bare table where `return` belongs: Lua's own words.
     let bare = write(
         "bare.lua",

@@ -84,6 +84,11 @@ fn repairs_are_recorded_with_their_origin_kept_across_a_restart_and_bounded() {
 
     // A rule's repair, and a remote command signed by `ops`.
     c.putval("testhost/probe/gauge-x N:1");
+    // The remote command is sent once the rule's run is over: the same
+    // command running twice at once is refused (0x1007), by design.
+    c.wait_until("the rule's repair recorded", || {
+        (!history(&socket, &[]).is_empty()).then_some(())
+    });
     let broker_args = [
         "--host".to_string(),
         format!("127.0.0.1:{}", broker.port),

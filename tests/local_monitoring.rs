@@ -687,6 +687,46 @@ fn a_nan_gauge_fires_no_comparison() {
     assert_eq!(handlers, ["ge", "gt", "gt_var", "probe", "probe"], "{r:?}");
 }
 
+/// Handlers that order a value with a string: Lua raises an error, so
+/// they never fire.
+const STRING_COMPARE_RULES: &str = r#"local function fire(name) return { service = "cmp", command = name } end
+return {
+  value_vs_string = function(m)
+    if m.plugin == "strcmp" and m.values[1] > "4" then return fire("value") end
+  end,
+  field_vs_number = function(m)
+    if m.plugin == "strcmp" and m.type_instance <= 4 then return fire("field") end
+  end,
+  probe = function(m) if m.plugin == "probe" then return fire("probe") end end,
+}"#;
+
+#[test]
+fn a_value_ordered_with_a_string_fires_nothing_and_its_error_names_the_line() {
+    let services = r#"{"cmp": {"commands": {"value": "echo value", "field": "echo field", "probe": "echo probe"}}}"#;
+    let mut l = start(
+        &[("strcmp.lua", STRING_COMPARE_RULES)],
+        services,
+        r#", "CommandCooldown": 0"#,
+    );
+    let c = &mut l.collectd;
+    c.putval("testhost/strcmp/gauge-3 N:95");
+    let line = c.wait_for_log("strcmp.lua:4: attempt to compare string with number");
+    assert!(
+        line.contains("strcmp.lua::metric::value_vs_string failed"),
+        "{line}"
+    );
+    let line = c.wait_for_log("strcmp.lua:7: attempt to compare string with number");
+    assert!(
+        line.contains("strcmp.lua::metric::field_vs_number failed"),
+        "{line}"
+    );
+    // A value after them: once its result is in, theirs would be too.
+    c.putval("testhost/probe/gauge-x N:1");
+    let r = wait_results(c, 1);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].contains("::metric::probe"), "{r:?}");
+}
+
 #[test]
 fn rule_files_that_are_not_plain_files_are_refused_before_they_are_read() {
     let secret_dir = tempfile::tempdir().unwrap();
