@@ -25,6 +25,7 @@ pub mod local;
 pub mod logging;
 pub mod lua;
 pub mod mqtt;
+pub mod panics;
 pub mod pause;
 mod plugin;
 pub mod reconfig;

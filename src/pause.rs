@@ -235,6 +235,9 @@ impl Pauses {
 pub struct PauseBook {
     path: std::path::PathBuf,
     pauses: std::sync::Mutex<Pauses>,
+    /// Held while the file is written, never with `pauses`: a rule's
+    /// decision looking for a pause never waits for a disk.
+    writing: std::sync::Mutex<()>,
     default: Duration,
     max: Duration,
     /// The control requests it answers (`pause`, `resume`), and whether
@@ -325,6 +328,7 @@ impl PauseBook {
         let book = PauseBook {
             path,
             pauses: std::sync::Mutex::new(pauses),
+            writing: std::sync::Mutex::new(()),
             default,
             max,
             verbs,
@@ -335,29 +339,28 @@ impl PauseBook {
     /// The pause covering `command` for the rule file `file` (`None`: a
     /// remote command), now.
     pub fn find(&self, file: Option<&str>, command: &CommandRef) -> Option<Pause> {
-        self.pauses
-            .lock()
-            .ok()?
-            .find(file, command, SystemTime::now())
-            .cloned()
+        self.lock().find(file, command, SystemTime::now()).cloned()
     }
 
     /// The pauses in force, for `status` and the presence.
     pub fn list(&self) -> Vec<Pause> {
+        let mut pauses = self.lock();
+        pauses.expire(SystemTime::now());
+        pauses.pauses.clone()
+    }
+
+    /// The pauses; a panic elsewhere while they were held leaves them
+    /// whole (each change is one statement), so they stay in force rather
+    /// than failing open.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pauses> {
         self.pauses
             .lock()
-            .map(|mut p| {
-                p.expire(SystemTime::now());
-                p.pauses.clone()
-            })
-            .unwrap_or_default()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The pause covering a central decision (see [`Pauses::find_for_host`]), now.
     pub fn find_for_host(&self, file: &str, command: &CommandRef, host: &str) -> Option<Pause> {
-        self.pauses
-            .lock()
-            .ok()?
+        self.lock()
             .find_for_host(file, command, host, SystemTime::now())
             .cloned()
     }
@@ -399,27 +402,33 @@ impl PauseBook {
             until: 0,
             reason: change.reason,
         };
-        let mut pauses = self
-            .pauses
-            .lock()
-            .map_err(|_| "the pauses are unavailable".to_string())?;
-        let answer = if resume {
-            let n = pauses.resume(&scope, change.all);
-            tracing::info!("{n} pause(s) ended by {who}");
-            format!("{n} pause(s) ended")
-        } else {
-            let length = change.seconds.map_or(self.default, Duration::from_secs);
-            let p = pauses.add(scope, length, self.max, SystemTime::now())?;
-            tracing::warn!(
-                "paused {} for {} s by {who}: {}",
-                p.describe(),
-                length.as_secs(),
-                p.reason.escape_debug()
-            );
-            format!("paused {} for {} s", p.describe(), length.as_secs())
+        let answer = {
+            let mut pauses = self.lock();
+            if resume {
+                let n = pauses.resume(&scope, change.all);
+                tracing::info!("{n} pause(s) ended by {who}");
+                format!("{n} pause(s) ended")
+            } else {
+                let length = change.seconds.map_or(self.default, Duration::from_secs);
+                let p = pauses.add(scope, length, self.max, SystemTime::now())?;
+                tracing::warn!(
+                    "paused {} for {} s by {who}: {}",
+                    p.describe(),
+                    length.as_secs(),
+                    p.reason.escape_debug()
+                );
+                format!("paused {} for {} s", p.describe(), length.as_secs())
+            }
         };
         // The change took effect: a file that cannot be written only
-        // loses it at the next restart, which the answer says.
+        // loses it at the next restart, which the answer says. The file is
+        // written from the pauses as they are once the writing is ours, so
+        // the last change is the one kept.
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pauses = self.lock().clone();
         Ok(match pauses.save(&self.path) {
             Ok(()) => answer,
             Err(e) => {

@@ -186,15 +186,6 @@ pub struct Vm {
     line_markers: bool,
 }
 
-/// The text of a panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
 impl Vm {
     pub fn new(limits: VmLimits) -> Result<Vm, CallError> {
         let mut lua = Lua::empty();
@@ -233,7 +224,7 @@ impl Vm {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(r) => Ok(r),
             Err(payload) => {
-                let message = panic_message(&*payload);
+                let message = crate::panics::message(&*payload);
                 self.broken = Some(message.clone());
                 Err(CallError::Internal(message))
             }

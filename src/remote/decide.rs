@@ -6,6 +6,7 @@ use super::message::{Ask, Request, RuleRef};
 use super::repeat::RuleRuns;
 use crate::auth::{ConfigRight, TrustedKeys};
 use crate::config::{Missing, Service, find_command};
+use crate::history::Record;
 use crate::task::{TaskResult, code, iso8601};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -70,6 +71,32 @@ pub enum Decision {
     /// Do not run and do not answer (the broker redelivered a task we
     /// already handled); the reason is logged.
     Ignore(String),
+}
+
+/// The history record of a refused request, or `None`: refusals of
+/// requests that did not prove their sender are not kept, since anyone
+/// who may publish could flood the history with them and push out what
+/// matters.
+pub fn refusal_record(request: &Request, result: &TaskResult) -> Option<Record> {
+    let unproven = [
+        code::UNSIGNED,
+        code::UNKNOWN_KEY,
+        code::BAD_SIGNATURE,
+        code::WRONG_HOST,
+    ];
+    if unproven.contains(&result.code) {
+        return None;
+    }
+    let who = request
+        .auth()
+        .key
+        .as_ref()
+        .map_or_else(|| "an unsigned request".into(), |k| format!("key {k}"));
+    Some(
+        Record::new("refused", &request.describe(), &who)
+            .task(result.task_id)
+            .result(result.code, &result.message),
+    )
 }
 
 /// Decides what `request` leads to. `redelivered` is the MQTT DUP flag;

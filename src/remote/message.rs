@@ -124,6 +124,18 @@ pub struct Auth {
 }
 
 impl Request {
+    /// What it asks for, in a history record's words.
+    pub fn describe(&self) -> String {
+        match self {
+            Request::Command {
+                service, command, ..
+            } => format!("{service}/{command}"),
+            Request::Config { dry_run: true, .. } => "collectd.conf (dry run)".into(),
+            Request::Config { .. } => "collectd.conf".into(),
+            Request::Ask { ask, .. } => ask.describe(),
+        }
+    }
+
     pub fn task_id(&self) -> u64 {
         match self {
             Request::Command { task_id, .. }

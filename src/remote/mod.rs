@@ -5,18 +5,24 @@
 //! Everything runs on one dedicated thread with its own single-threaded
 //! tokio runtime; collectd's threads never wait for the network.
 
+mod acks;
+mod announce;
 mod backoff;
 mod confirm;
 mod decide;
+mod execute;
 pub mod fanout;
+mod history_answer;
+mod intake;
 mod journal;
 mod message;
 pub mod presence;
+mod publisher;
 mod repeat;
 pub mod sender;
 mod session;
 
-pub use decide::{Decision, RequestPolicy, decide};
+pub use decide::{Decision, RequestPolicy, decide, refusal_record};
 pub use journal::{Journal, TaskPhase};
 pub use message::{Ask, Malformed, Request, RuleRef, parse};
 
@@ -228,7 +234,7 @@ impl std::fmt::Debug for FleetLink {
 /// Sends requests to other hosts through this session's connection, in
 /// order with everything else it publishes.
 #[derive(Clone)]
-pub struct RequestSender(tokio::sync::mpsc::Sender<session::Outgoing>);
+pub struct RequestSender(tokio::sync::mpsc::Sender<publisher::Outgoing>);
 
 impl RequestSender {
     /// Queues `payload` for `topic` (QoS 1, expiring at the broker after
@@ -236,7 +242,7 @@ impl RequestSender {
     /// long): the caller counts the request as not sent.
     pub fn send(&self, topic: String, payload: Vec<u8>, expiry: Duration) -> bool {
         self.0
-            .try_send(session::Outgoing::Request {
+            .try_send(publisher::Outgoing::Request {
                 topic,
                 payload,
                 expiry,
@@ -248,15 +254,21 @@ impl RequestSender {
     /// announcement); false when the queue is full.
     pub fn announce(&self, topic: String, payload: Vec<u8>) -> bool {
         self.0
-            .try_send(session::Outgoing::Presence { topic, payload })
+            .try_send(publisher::Outgoing::Presence { topic, payload })
             .is_ok()
     }
 }
+
+/// Longest wait at shutdown for the journal's last writes.
+const JOURNAL_GRACE: Duration = Duration::from_secs(5);
 
 /// The running remote thread.
 pub struct Remote {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    /// The journal's writer, which ends once the session's handles are
+    /// gone and what they queued is on disk.
+    journal: Option<(journal::JournalWriter, JoinHandle<()>)>,
     requests: RequestSender,
 }
 
@@ -338,6 +350,8 @@ impl Remote {
         let (stop, stop_rx) = watch::channel(false);
         let (outgoing, outgoing_rx) = tokio::sync::mpsc::channel(session::OUTGOING_CAPACITY);
         let requests = RequestSender(outgoing.clone());
+        let (journal, journal_thread) = journal.into_writer();
+        let journal_handle = journal.clone();
         let thread = std::thread::Builder::new()
             .name("monitor-mqtt".into())
             .spawn(move || {
@@ -353,6 +367,7 @@ impl Remote {
         Ok(Remote {
             stop,
             thread: Some(thread),
+            journal: Some((journal_handle, journal_thread)),
             requests,
         })
     }
@@ -367,6 +382,22 @@ impl Remote {
         let _ = self.stop.send(true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // What the session queued is written before collectd goes on
+        // stopping; a disk that does not answer holds it back at most
+        // [`JOURNAL_GRACE`] (the lines are then lost as in a crash, which
+        // the journal is made for).
+        if let Some((journal, t)) = self.journal.take() {
+            journal.close();
+            let deadline = std::time::Instant::now() + JOURNAL_GRACE;
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::warn!("remote: the task journal's last writes did not finish in time");
+            }
         }
     }
 }

@@ -1,32 +1,33 @@
-//! The MQTT session on our own thread: connect, subscribe on every ConnAck,
-//! turn each command message into a journaled decision, run commands on the
-//! shared runner, publish results. Decisions are made in `decide`; this file
-//! is the I/O around them.
+//! The MQTT session on our own thread: connect, subscribe on every
+//! ConnAck, and take each message through three stages: [`intake`] (what
+//! it is), [`decide`] (pure: what to do), and the [`Executor`] (doing it,
+//! off this loop). This loop never waits on a disk, a lock held across
+//! I/O, or a child process: the journal has its own thread, work runs on
+//! blocking threads, and results go out through the publisher's task.
 //!
 //! The event loop is polled by one task that never waits on rumqttc's
 //! request channel (it uses the `try_` calls), because that channel is
-//! drained by the very loop that would be waiting. Results are published
-//! from a second task that may wait.
+//! drained by the very loop that would be waiting.
 
 use super::RemoteSettings;
+use super::acks::Acks;
+use super::announce;
 use super::backoff::Backoff;
-use super::confirm::Confirmations;
-use super::decide::{Decision, RequestPolicy, decide};
-use super::journal::Journal;
-use super::message::{Ask, Malformed, Request, parse};
-use super::presence::Presence;
+use super::decide::{Decision, RequestPolicy, decide, refusal_record};
+use super::execute::{Command, Executor, Replacement};
+use super::intake::{Intake, intake};
+use super::journal::{JournalWriter, Line, TaskPhase};
+use super::message::{Request, RuleRef};
+use super::publisher::{self, Outgoing, Progress, Publisher, Signer, track};
 use super::repeat::RuleRuns;
-use crate::actions::{Runner, Summary};
+use crate::actions::Runner;
 use crate::config::LiveServices;
-use crate::history::Record;
 use crate::mqtt::{
-    AsyncClient, ConnectionError, Event, EventLoop, Outgoing as MqttOutgoing, Packet, Publish, QoS,
-    StateError, SubscribeReasonCode,
+    AsyncClient, ConnectionError, Event, EventLoop, Packet, Publish, QoS, StateError,
+    SubscribeReasonCode,
 };
-use crate::reconfig;
-use crate::task::{TaskResult, code};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use crate::task::{CommandRef, TaskResult, code};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
@@ -43,93 +44,91 @@ const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
 /// results of commands that ran wait for room.
 pub(super) const OUTGOING_CAPACITY: usize = 4096;
 
-type Services = Arc<LiveServices>;
-
 /// Runs the session until `stop` turns true.
 pub(super) async fn run(
     settings: RemoteSettings,
-    services: Services,
+    services: Arc<LiveServices>,
     runner: Arc<Runner>,
-    journal: Journal,
+    journal: JournalWriter,
     (results, results_rx): (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>),
     mut stop: watch::Receiver<bool>,
 ) {
-    let (client, eventloop) = match settings.connection.client(REQUEST_CAPACITY) {
+    let (client, mut eventloop) = match settings.connection.client(REQUEST_CAPACITY) {
         Ok(pair) => pair,
         Err(e) => {
-            error!("remote commands disabled: {e}");
+            error!("remote: remote commands disabled: {e}");
             return;
         }
     };
-    let journal = Arc::new(Mutex::new(journal));
-
     let progress = Arc::new(Progress::default());
-    let journal_for_drain = Arc::clone(&journal);
-    let publisher = tokio::spawn(publish_results(
-        client.clone(),
-        settings.result_topic.clone(),
-        Signer {
-            host: settings.hostname.clone(),
-            key: settings.result_key.clone(),
-        },
-        settings.qos,
-        Arc::clone(&journal),
-        results_rx,
-        Arc::clone(&progress),
-    ));
-    replay_unfinished(&journal, &results).await;
-    let reports = tokio::spawn(forward_reports(
-        settings.replace.state_dir.clone(),
-        results.clone(),
-    ));
-    let presence = tokio::spawn(refresh_presence(settings.clone(), results.clone()));
-    let mut session = Session {
-        backoff: Backoff::new(
-            settings.reconnect,
-            Duration::from_secs(60).max(settings.reconnect),
-        ),
+    let publisher = tokio::spawn(
+        Publisher {
+            client: client.clone(),
+            topic: settings.result_topic.clone(),
+            signer: Signer {
+                host: settings.hostname.clone(),
+                key: settings.result_key.clone(),
+            },
+            qos: settings.qos,
+            journal: journal.clone(),
+            progress: Arc::clone(&progress),
+        }
+        .run(results_rx),
+    );
+    publisher::replay_unfinished(&journal, &results).await;
+    let helpers = [
+        tokio::spawn(publisher::forward_reports(
+            settings.replace.state_dir.clone(),
+            results.clone(),
+        )),
+        tokio::spawn(announce::refresh_presence(
+            settings.clone(),
+            results.clone(),
+        )),
+    ];
+    let mut session = Session::new(
         settings,
         services,
         runner,
-        journal,
+        journal.clone(),
         results,
-        client: client.clone(),
-        last_problem: None,
-        unsolicited_in_a_row: 0,
-        progress: Arc::clone(&progress),
-        pending_acks: VecDeque::new(),
-        rule_runs: RuleRuns::default(),
-    };
-    let mut eventloop = eventloop;
+        &client,
+        Arc::clone(&progress),
+    );
     tokio::select! {
         _ = session.poll_forever(&mut eventloop) => {}
         _ = stop.wait_for(|s| *s) => {}
     }
-    reports.abort();
-    presence.abort();
+    helpers.iter().for_each(tokio::task::JoinHandle::abort);
     // A clean disconnect suppresses the last will: say offline ourselves
     // (queued before the DISCONNECT below, so the broker has it first).
-    if let Some(topic) = &session.settings.status_topic {
-        let mut offline = Presence::will(&session.settings.hostname);
-        offline.since = crate::task::iso8601(SystemTime::now());
-        session.send(Outgoing::Presence {
-            topic: topic.clone(),
-            payload: offline.to_json(),
-        });
+    if let Some(offline) = announce::offline(&session.settings) {
+        session.send(offline);
     }
     // Results already decided go out before we disconnect: a refusal
     // answered just before collectd stops must not be lost. The publisher
     // ends once every sender is gone (commands still running keep theirs,
     // hence the time limit).
     drop(session);
-    // Then the event loop sends what was queued; it is never cancelled in
-    // the middle of a poll here (that can drop a request it already took).
-    let mut publisher = publisher;
+    drain(publisher, &progress, &journal, &mut eventloop).await;
+    crate::mqtt::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
+    info!("remote: disconnected from the broker");
+}
+
+/// Lets the event loop send what was queued, within [`DRAIN_GRACE`]; it
+/// is never cancelled in the middle of a poll here (that can drop a
+/// request it already took).
+async fn drain(
+    mut publisher: tokio::task::JoinHandle<()>,
+    progress: &Progress,
+    journal: &JournalWriter,
+    eventloop: &mut EventLoop,
+) {
     let drained = tokio::time::timeout(DRAIN_GRACE, async {
         let _ = (&mut publisher).await;
         while progress.lock().map_or(0, |c| c.outstanding()) > 0 || eventloop.state.inflight() > 0 {
             match eventloop.poll().await {
-                Ok(event) => track(&progress, &journal_for_drain, &event),
+                Ok(event) => track(progress, journal, &event),
                 Err(_) => break,
             }
         }
@@ -138,290 +137,14 @@ pub(super) async fn run(
     if drained.is_err() {
         publisher.abort();
     }
-    crate::mqtt::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
-    info!("remote: disconnected from the broker");
-}
-
-/// Tasks left unfinished by the previous run: results to send again, and
-/// commands that were running (never run again; reported as interrupted).
-async fn replay_unfinished(journal: &Mutex<Journal>, results: &mpsc::Sender<Outgoing>) {
-    let (unpublished, interrupted) = match journal.lock() {
-        Ok(j) => (j.unpublished(), j.interrupted()),
-        Err(_) => return,
-    };
-    for result in unpublished {
-        info!(
-            "remote: sending the result of task {} again (not confirmed sent before the restart)",
-            result.task_id
-        );
-        let _ = results.send(Outgoing::accepted(result)).await;
-    }
-    for task_id in interrupted {
-        warn!("remote: task {task_id} was running when collectd stopped; it is not run again");
-        let result = TaskResult::now(
-            task_id,
-            code::INTERRUPTED,
-            "the command was running when collectd stopped; it was not run again",
-        );
-        let _ = results.send(Outgoing::accepted(result)).await;
-    }
-}
-
-/// How often to look for results left by a replacement helper that could
-/// not reach the broker.
-const REPORT_SCAN: Duration = Duration::from_secs(5);
-
-async fn forward_reports(state_dir: std::path::PathBuf, results: mpsc::Sender<Outgoing>) {
-    let mut tick = tokio::time::interval(REPORT_SCAN);
-    loop {
-        tick.tick().await;
-        for (path, result) in reconfig::pending_reports(&state_dir) {
-            info!(
-                "remote: publishing the result of replacement task {} left by its helper",
-                result.task_id
-            );
-            if std::fs::remove_file(&path).is_ok() {
-                let _ = results.send(Outgoing::accepted(result)).await;
-            }
-        }
-    }
-}
-
-/// How often the presence is looked at for a change (rule files loaded
-/// after the connection, or removed).
-const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
-
-/// The host's online status, when it has a `StatusTopic`.
-fn online(settings: &RemoteSettings) -> Option<Outgoing> {
-    let topic = settings.status_topic.as_ref()?;
-    let board = settings.board.as_ref().map(|b| b.started_and_files());
-    let versions = settings.deployer.as_ref().map(|d| d.digest());
-    let online = Presence {
-        hostname: settings.hostname.clone(),
-        state: "online".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        since: board.as_ref().map_or_else(
-            || crate::task::iso8601(SystemTime::now()),
-            |(started, _)| started.clone(),
-        ),
-        rule_files: board.map(|(_, files)| files),
-        config_push: Some(settings.config_push),
-        signed_only: Some(settings.trust.is_some()),
-        result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
-        pauses: pauses_in_force(settings),
-        paused: settings
-            .pauses
-            .as_ref()
-            .map_or_else(Vec::new, |book| book.list()),
-        rule_set: versions.as_ref().map(|v| v.rule_set.clone()),
-        config_json: versions.and_then(|v| v.config_json),
-    };
-    Some(Outgoing::Presence {
-        topic: topic.clone(),
-        payload: online.to_json(),
-    })
-}
-
-/// The pauses in force, as the presence tells them.
-fn pauses_in_force(settings: &RemoteSettings) -> Vec<String> {
-    settings.pauses.as_ref().map_or_else(Vec::new, |book| {
-        book.list()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{} until {}: {}",
-                    p.describe(),
-                    crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(p.until)),
-                    p.reason
-                )
-            })
-            .collect()
-    })
-}
-
-/// Announces the presence again whenever the number of rule files (they
-/// load after the connection, which announced the count then), the
-/// pauses in force or the rule set change.
-async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
-    let Some(board) = settings.board.clone() else {
-        return;
-    };
-    let said = |s: &RemoteSettings| {
-        (
-            board.started_and_files().1,
-            pauses_in_force(s),
-            s.deployer.as_ref().map(|d| d.digest()),
-        )
-    };
-    let mut announced = said(&settings);
-    let mut tick = tokio::time::interval(PRESENCE_REFRESH);
-    loop {
-        tick.tick().await;
-        let now = said(&settings);
-        if now == announced {
-            continue;
-        }
-        announced = now;
-        if let Some(outgoing) = online(&settings) {
-            let _ = results.send(outgoing).await;
-        }
-    }
-}
-
-/// A message on its way to the broker. Every publish of the session goes
-/// through one task in this order, so the client writes them in the order
-/// [`Confirmations`] counts them, and a confirmation is matched to its own
-/// message: a presence message never stands in for a result.
-pub(super) enum Outgoing {
-    /// `accepted`: the task has an entry in the journal, whose `done` and
-    /// `published` lines follow it; a refusal of a request never accepted
-    /// is only published.
-    Result { result: TaskResult, accepted: bool },
-    /// The host's retained status.
-    Presence { topic: String, payload: Vec<u8> },
-    /// A request of central rules to another host, expiring at the broker.
-    Request {
-        topic: String,
-        payload: Vec<u8>,
-        expiry: Duration,
-    },
-}
-
-impl Outgoing {
-    fn accepted(result: TaskResult) -> Outgoing {
-        Outgoing::Result {
-            result,
-            accepted: true,
-        }
-    }
-
-    fn refusal(result: TaskResult) -> Outgoing {
-        Outgoing::Result {
-            result,
-            accepted: false,
-        }
-    }
-}
-
-/// Which results the broker has confirmed: shared by the publisher (which
-/// queues them) and the event loop (which sees them written and confirmed).
-type Progress = Mutex<Confirmations>;
-
-/// Journals the broker's confirmation of a task's result.
-fn confirmed(journal: &Mutex<Journal>, task: Option<u64>) {
-    let Some(task) = task else { return };
-    if let Ok(mut j) = journal.lock() {
-        if let Err(e) = j.published(task) {
-            error!("remote: task journal {}: {e}", j.path().display());
-        }
-    }
-}
-
-/// What an event of the client means for the results on their way.
-fn track(progress: &Progress, journal: &Mutex<Journal>, event: &Event) {
-    let Ok(mut c) = progress.lock() else { return };
-    let task = match event {
-        Event::Outgoing(MqttOutgoing::Publish(pkid)) => c.written(*pkid),
-        Event::Incoming(Packet::PubAck(ack)) => c.confirmed(ack.pkid),
-        Event::Incoming(Packet::PubComp(comp)) => c.confirmed(comp.pkid),
-        _ => return,
-    };
-    drop(c);
-    confirmed(journal, task);
-}
-
-/// Signs results as this host (see `auth::SignedResult`).
-struct Signer {
-    host: String,
-    key: Option<Arc<crate::auth::SigningKey>>,
-}
-
-async fn publish_results(
-    client: AsyncClient,
-    topic: String,
-    signer: Signer,
-    qos: QoS,
-    journal: Arc<Mutex<Journal>>,
-    mut results: mpsc::Receiver<Outgoing>,
-    progress: Arc<Progress>,
-) {
-    while let Some(outgoing) = results.recv().await {
-        let (result, accepted) = match outgoing {
-            Outgoing::Result { result, accepted } => (result, accepted),
-            Outgoing::Presence { topic, payload } => {
-                if let Ok(mut c) = progress.lock() {
-                    c.queued(None);
-                }
-                if client
-                    .publish(&topic, QoS::AtLeastOnce, true, payload)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-            Outgoing::Request {
-                topic,
-                payload,
-                expiry,
-            } => {
-                if let Ok(mut c) = progress.lock() {
-                    c.queued(None);
-                }
-                let properties = crate::remote::sender::expiring(expiry);
-                if client
-                    .publish_with_properties(&topic, QoS::AtLeastOnce, false, payload, properties)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-        };
-        let signed =
-            crate::auth::SignedResult::new(result.clone(), &signer.host, signer.key.as_deref());
-        let payload = match serde_json::to_vec(&signed) {
-            Ok(p) => p,
-            Err(e) => {
-                error!(
-                    "remote: cannot serialise the result of task {}: {e}",
-                    result.task_id
-                );
-                continue;
-            }
-        };
-        if accepted {
-            if let Ok(mut j) = journal.lock() {
-                if let Err(e) = j.done(&result) {
-                    error!("remote: task journal {}: {e}", j.path().display());
-                }
-            }
-        }
-        // Journaled as published only once the broker confirms it (see
-        // `track`): until then it lives in the client's memory only.
-        if let Ok(mut c) = progress.lock() {
-            c.queued(accepted.then_some(result.task_id));
-        }
-        // Waits while the broker is away: rumqttc keeps the request and sends
-        // it once reconnected.
-        if client.publish(&topic, qos, false, payload).await.is_err() {
-            return; // the event loop is gone: shutting down
-        }
-        debug!(
-            "remote: result of task {} (code {}) queued for {topic}",
-            result.task_id, result.code
-        );
-    }
 }
 
 struct Session {
     settings: RemoteSettings,
-    services: Services,
-    runner: Arc<Runner>,
-    journal: Arc<Mutex<Journal>>,
-    results: mpsc::Sender<Outgoing>,
+    services: Arc<LiveServices>,
+    journal: JournalWriter,
+    exec: Executor,
+    acks: Arc<Acks>,
     client: AsyncClient,
     backoff: Backoff,
     /// The last connection problem logged, so a broker that stays away
@@ -432,12 +155,6 @@ struct Session {
     /// session disagrees with ours (e.g. a QoS 2 PUBREL for a message
     /// received before a restart) and rumqttc would fail on it forever.
     unsolicited_in_a_row: u32,
-    /// Acknowledgements decided but not yet taken by rumqttc's request
-    /// queue (full during a burst of results). They wait here instead of
-    /// being dropped: a dropped acknowledgement keeps the broker's window
-    /// of unacknowledged messages full, and it stops delivering. The
-    /// broker's window bounds how many can wait.
-    pending_acks: VecDeque<Publish>,
     /// The central rules' commands run lately: one run per rule and window.
     rule_runs: RuleRuns,
 }
@@ -447,9 +164,47 @@ struct Session {
 const UNSOLICITED_LIMIT: u32 = 3;
 
 impl Session {
+    fn new(
+        settings: RemoteSettings,
+        services: Arc<LiveServices>,
+        runner: Arc<Runner>,
+        journal: JournalWriter,
+        results: mpsc::Sender<Outgoing>,
+        client: &AsyncClient,
+        progress: Arc<Progress>,
+    ) -> Session {
+        let acks = Arc::new(Acks::new(client.clone()));
+        let exec = Executor {
+            runner,
+            results,
+            journal: journal.clone(),
+            acks: Arc::clone(&acks),
+            history: settings.history.clone(),
+            pauses: settings.pauses.clone(),
+            deployer: settings.deployer.clone(),
+            replace: settings.replace.clone(),
+        };
+        Session {
+            backoff: Backoff::new(
+                settings.reconnect,
+                Duration::from_secs(60).max(settings.reconnect),
+            ),
+            settings,
+            services,
+            journal,
+            exec,
+            acks,
+            client: client.clone(),
+            last_problem: None,
+            progress,
+            unsolicited_in_a_row: 0,
+            rule_runs: RuleRuns::default(),
+        }
+    }
+
     async fn poll_forever(&mut self, eventloop: &mut EventLoop) {
         loop {
-            self.flush_acks();
+            self.acks.flush();
             match eventloop.poll().await {
                 Ok(event) => {
                     if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
@@ -493,13 +248,6 @@ impl Session {
         )
     }
 
-    /// Publishes the host's presence, retained: online, with what it runs.
-    fn announce(&self) {
-        if let Some(outgoing) = online(&self.settings) {
-            self.send(outgoing);
-        }
-    }
-
     fn on_connection_error(&mut self, e: &ConnectionError, delay: Duration) {
         if let Some(board) = &self.settings.board {
             board.remote_connected(false);
@@ -524,47 +272,7 @@ impl Session {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Incoming(Packet::ConnAck(ack)) => {
-                self.backoff.reset();
-                if let Some(board) = &self.settings.board {
-                    board.remote_connected(true);
-                }
-                // Packet ids start again on a new connection: an old
-                // acknowledgement could name another message. The broker
-                // delivers those messages again; the journal knows them.
-                self.pending_acks.clear();
-                let was_down = self.last_problem.take().is_some();
-                info!(
-                    "remote: {} broker {} as {} (session present: {})",
-                    if was_down {
-                        "reconnected to"
-                    } else {
-                        "connected to"
-                    },
-                    self.broker(),
-                    self.settings.connection.client_id,
-                    ack.session_present
-                );
-                // rumqttc does not restore subscriptions; a clean session
-                // has none: subscribe on every ConnAck. Commands arrive at
-                // QoS 1 at most: the journal makes execution exactly-once
-                // across restarts, which QoS 2 state in the client cannot.
-                let qos = if self.settings.qos == QoS::AtMostOnce {
-                    QoS::AtMostOnce
-                } else {
-                    QoS::AtLeastOnce
-                };
-                self.announce();
-                let filters = std::iter::once(self.settings.command_topic.clone())
-                    .chain(self.settings.fleet.iter().flat_map(|f| f.filters.clone()))
-                    .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t, qos));
-                if let Err(e) = self.client.try_subscribe_many(filters) {
-                    error!(
-                        "remote: cannot subscribe to {}: {e}",
-                        self.settings.command_topic
-                    );
-                }
-            }
+            Event::Incoming(Packet::ConnAck(ack)) => self.on_connected(ack.session_present),
             Event::Incoming(Packet::SubAck(ack)) => {
                 let topic = &self.settings.command_topic;
                 if ack
@@ -585,24 +293,50 @@ impl Session {
                     }
                 }
             }
-            Event::Incoming(Packet::Publish(p)) => self.on_publish(p),
+            Event::Incoming(Packet::Publish(p)) => self.on_publish(&p),
             other => track(&self.progress, &self.journal, &other),
         }
     }
 
-    fn ack(&mut self, p: &Publish) {
-        self.pending_acks.push_back(p.clone());
-        self.flush_acks();
-    }
-
-    /// Hands waiting acknowledgements to rumqttc, in order, as far as its
-    /// request queue takes them (the event loop empties it as it polls).
-    fn flush_acks(&mut self) {
-        while let Some(p) = self.pending_acks.front() {
-            if self.client.try_ack(p).is_err() {
-                break;
-            }
-            self.pending_acks.pop_front();
+    fn on_connected(&mut self, session_present: bool) {
+        self.backoff.reset();
+        if let Some(board) = &self.settings.board {
+            board.remote_connected(true);
+        }
+        // Packet ids start again on a new connection: an old
+        // acknowledgement could name another message. The broker delivers
+        // those messages again; the journal knows them.
+        self.acks.clear();
+        let was_down = self.last_problem.take().is_some();
+        info!(
+            "remote: {} broker {} as {} (session present: {session_present})",
+            if was_down {
+                "reconnected to"
+            } else {
+                "connected to"
+            },
+            self.broker(),
+            self.settings.connection.client_id,
+        );
+        // rumqttc does not restore subscriptions; a clean session has
+        // none: subscribe on every ConnAck. Commands arrive at QoS 1 at
+        // most: the journal makes execution exactly-once across restarts,
+        // which QoS 2 state in the client cannot.
+        let qos = if self.settings.qos == QoS::AtMostOnce {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let results = self.exec.results.clone();
+        tokio::spawn(announce::announce(self.settings.clone(), results));
+        let filters = std::iter::once(self.settings.command_topic.clone())
+            .chain(self.settings.fleet.iter().flat_map(|f| f.filters.clone()))
+            .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t, qos));
+        if let Err(e) = self.client.try_subscribe_many(filters) {
+            error!(
+                "remote: cannot subscribe to {}: {e}",
+                self.settings.command_topic
+            );
         }
     }
 
@@ -613,199 +347,78 @@ impl Session {
         self.send(Outgoing::refusal(result));
     }
 
-    /// The result of a task the journal accepted.
-    fn finish(&self, result: TaskResult) {
-        self.send(Outgoing::accepted(result));
-    }
-
     /// Queues a message for the publisher without waiting (this is the
     /// event loop's task). When [`OUTGOING_CAPACITY`] messages already wait
     /// for a broker that does not take them, this one is dropped, loudly;
     /// an accepted task's result stays `done` in the journal and is sent
     /// again at the next start.
     fn send(&self, outgoing: Outgoing) {
-        if let Err(mpsc::error::TrySendError::Full(dropped)) = self.results.try_send(outgoing) {
-            let what = match dropped {
-                Outgoing::Result { result, .. } => format!("the result of task {}", result.task_id),
-                Outgoing::Presence { topic, .. } => format!("the presence message on {topic}"),
-                Outgoing::Request { topic, .. } => format!("the request on {topic}"),
-            };
-            warn!("remote: {OUTGOING_CAPACITY} messages wait for the broker; {what} is dropped");
+        if let Err(mpsc::error::TrySendError::Full(dropped)) = self.exec.results.try_send(outgoing)
+        {
+            warn!(
+                "remote: {OUTGOING_CAPACITY} messages wait for the broker; {} is dropped",
+                dropped.describe()
+            );
         }
     }
 
-    fn on_publish(&mut self, p: Publish) {
+    fn on_publish(&mut self, p: &Publish) {
         if let Some(board) = &self.settings.board {
             board.remote_message();
         }
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
-        // A host's result or presence for central rules: theirs to read,
-        // never a command.
-        if let Some(fleet) = &self.settings.fleet
-            && fleet
-                .filters
-                .iter()
-                .any(|f| crate::config::filter_matches(f, &topic))
-        {
-            if p.payload.len() as u64 <= self.settings.max_payload {
-                (fleet.on_message)(&topic, &p.payload, p.retain);
+        let request = match intake(p, &topic, &self.settings) {
+            Intake::Done => return self.acks.now(p),
+            Intake::Refused(result) => {
+                self.reply(result);
+                return self.acks.now(p);
             }
-            return self.ack(&p);
-        }
-        if p.retain {
-            warn!(
-                "remote: ignoring a retained message on {topic}: retained messages are never executed, they would run again at every reconnect (clear it with: mosquitto_pub -r -n -t '{topic}')"
-            );
-            return self.ack(&p);
-        }
-        if p.payload.len() as u64 > self.settings.max_payload {
-            warn!(
-                "remote: dropping a {}-byte message on {topic}: larger than MaxPayloadBytes ({})",
-                p.payload.len(),
-                self.settings.max_payload
-            );
-            return self.ack(&p);
-        }
-        let request = match parse(&p.payload) {
-            Ok(r) => r,
-            Err(Malformed::Unanswerable(why)) => {
-                warn!("remote: dropping a message on {topic}: {why}");
-                return self.ack(&p);
-            }
-            Err(Malformed::Invalid { task_id, reason }) => {
-                warn!("remote: refusing task {task_id}: {reason}");
-                self.reply(TaskResult::now(task_id, code::INVALID_REQUEST, reason));
-                return self.ack(&p);
-            }
+            Intake::Request(request) => request,
         };
-        let task_id = request.task_id();
         if let Request::Command {
             origin: Some(origin),
             ..
-        } = &request
+        } = &*request
         {
-            info!("remote: task {task_id} comes from {origin}");
+            info!("remote: task {} comes from {origin}", request.task_id());
         }
         let now = SystemTime::now();
-        let decision = {
-            let Ok(journal) = self.journal.lock() else {
-                return;
-            };
-            let services = self.services.get();
-            let policy = RequestPolicy {
-                services: &services,
-                max_age: self.settings.max_age,
-                now,
-                trust: self.settings.trust.as_deref(),
-                hostname: &self.settings.hostname,
-                config_push: self.settings.config_push,
-                rules_push: self.settings.deployer.is_some(),
-                rule_runs: Some(&self.rule_runs),
-            };
-            decide(&request, p.dup, journal.phase(task_id), &policy)
+        let services = self.services.get();
+        let policy = RequestPolicy {
+            services: &services,
+            max_age: self.settings.max_age,
+            now,
+            trust: self.settings.trust.as_deref(),
+            hostname: &self.settings.hostname,
+            config_push: self.settings.config_push,
+            rules_push: self.settings.deployer.is_some(),
+            rule_runs: Some(&self.rule_runs),
         };
+        let seen = self.journal.phase(request.task_id());
+        let decision = decide(&request, p.dup, seen, &policy);
+        self.carry_out(p, &request, decision, now);
+    }
+
+    /// The third stage: what `decision` leads to, started here and done by
+    /// the executor.
+    fn carry_out(&mut self, p: &Publish, request: &Request, decision: Decision, now: SystemTime) {
+        let received = |task_id| Line::received(task_id, unix_seconds(now));
         match decision {
             Decision::Ignore(why) => {
                 info!("remote: {why}");
-                self.ack(&p);
+                self.acks.now(p);
             }
-            Decision::Reply(result) => {
-                warn!(
-                    "remote: task {task_id} refused (code {:#x}): {}",
-                    result.code, result.message
-                );
-                if let Request::Command {
-                    service,
-                    command,
-                    rule: Some(rule),
-                    ..
-                } = &request
-                    && result.code == code::REPEATED_RULE
-                {
-                    let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
-                    self.rule_runs.widen(rule, &wanted);
-                }
-                // Refusals of requests that did not prove their sender are
-                // not kept: anyone who may publish could flood the history
-                // with them and push out what matters.
-                let unproven = [
-                    code::UNSIGNED,
-                    code::UNKNOWN_KEY,
-                    code::BAD_SIGNATURE,
-                    code::WRONG_HOST,
-                ];
-                if !unproven.contains(&result.code) {
-                    let who = request
-                        .auth()
-                        .key
-                        .as_ref()
-                        .map_or_else(|| "an unsigned request".into(), |k| format!("key {k}"));
-                    self.remember(
-                        Record::new("refused", &describe(&request), &who)
-                            .task(task_id)
-                            .result(result.code, &result.message),
-                    );
-                }
-                self.reply(result);
-                self.ack(&p);
-            }
+            Decision::Reply(result) => self.refuse(p, request, result),
             Decision::Ask {
                 task_id,
                 ask,
                 who,
                 rights,
             } => {
-                if !self.accept(&p, task_id, now) {
-                    return;
-                }
-                let kind = ask.kind();
-                let what = describe(&request);
-                if let (Ask::Rules(_) | Ask::Rollback(_), Some(deployer)) =
-                    (&ask, &self.settings.deployer)
-                {
-                    // Checking and loading a rule set takes seconds: not
-                    // on the session's thread.
-                    let deployer = Arc::clone(deployer);
-                    let results = self.results.clone();
-                    let history = self.settings.history.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let started = std::time::Instant::now();
-                        let result = match ask {
-                            Ask::Rules(bundle) => deployer.push(task_id, &bundle, &who),
-                            _ => deployer.rollback(task_id, &who),
-                        };
-                        info!(
-                            "remote: task {task_id} from {who}: code {:#x}: {}",
-                            result.code,
-                            brief(&result.message)
-                        );
-                        if let Some(history) = history {
-                            history.record(
-                                Record::new(kind, &what, &who)
-                                    .task(task_id)
-                                    .result(result.code, &result.message)
-                                    .took(started.elapsed()),
-                            );
-                        }
-                        let _ = results.blocking_send(Outgoing::accepted(result));
-                    });
-                    return;
-                }
-                let result = self.answer(task_id, ask, &who, rights.as_ref());
-                info!(
-                    "remote: task {task_id} from {who}: code {:#x}: {}",
-                    result.code,
-                    brief(&result.message)
-                );
-                // Reading the history changes nothing worth recording.
-                if kind != "history" {
-                    self.remember(
-                        Record::new(kind, &what, &who)
-                            .task(task_id)
-                            .result(result.code, &result.message),
-                    );
-                }
-                self.finish(result);
+                let lines = vec![received(task_id), running(task_id)];
+                self.exec.accept(p, task_id, lines, move |exec| {
+                    exec.ask(task_id, ask, &who, rights.as_ref());
+                });
             }
             Decision::Replace {
                 task_id,
@@ -814,14 +427,17 @@ impl Session {
                 dry_run,
                 who,
             } => {
-                let push = reconfig::Push {
+                let replacement = Replacement {
                     task_id,
-                    config: &config,
+                    config,
                     may_change_block,
                     dry_run,
-                    who: &who,
+                    who,
                 };
-                self.start_replacement(&p, push, now)
+                self.exec
+                    .accept(p, task_id, vec![received(task_id)], move |exec| {
+                        exec.replace(&replacement);
+                    });
             }
             Decision::Run {
                 task_id,
@@ -832,262 +448,93 @@ impl Session {
                 who,
                 rule,
             } => {
-                let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
-                // A central rule's decision is a rule's: every pause of
-                // its command holds it, as it holds this host's own rules.
-                let file = rule
-                    .as_ref()
-                    .map(|r| r.name.split("::").next().unwrap_or_default());
-                if let Some(pause) = self
-                    .settings
-                    .pauses
-                    .as_ref()
-                    .and_then(|p| p.find(file, &wanted))
-                {
-                    let reason = format!(
-                        "{wanted} is paused ({}) until {}",
-                        pause.reason,
-                        crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(pause.until))
-                    );
-                    warn!(
-                        "remote: task {task_id} refused (code {:#x}): {reason}",
-                        code::PAUSED
-                    );
-                    self.remember(
-                        Record::new("refused", &wanted.to_string(), &who)
-                            .task(task_id)
-                            .result(code::PAUSED, &reason),
-                    );
-                    self.reply(TaskResult::now(task_id, code::PAUSED, reason));
-                    return self.ack(&p);
-                }
-                if !self.accept(&p, task_id, now) {
-                    return;
-                }
-                if let Some(rule) = &rule {
-                    self.rule_runs.ran(rule, &wanted, task_id, now);
-                }
-                let runner = Arc::clone(&self.runner);
-                let results = self.results.clone();
-                let history = self.settings.history.clone();
-                tokio::task::spawn_blocking(move || {
-                    let started = std::time::Instant::now();
-                    let result = execute(&runner, task_id, &service, &command, &line, timeout);
-                    info!(
-                        "remote: task {task_id}: {service}/{command} finished with code {}",
-                        result.code
-                    );
-                    if let Some(history) = history {
-                        history.record(
-                            Record::new("remote", &format!("{service}/{command}"), &who)
-                                .task(task_id)
-                                .result(result.code, &result.message)
-                                .took(started.elapsed()),
-                        );
-                    }
-                    // Waits for room: this thread has nothing else to do.
-                    let _ = results.blocking_send(Outgoing::accepted(result));
-                });
+                let command = Command {
+                    service,
+                    command,
+                    line,
+                    timeout,
+                };
+                self.run(p, task_id, command, who, rule.as_ref(), now);
             }
         }
     }
 
-    /// Keeps `record` in the history, when there is one.
-    fn remember(&self, record: Record) {
-        if let Some(history) = &self.settings.history {
-            history.record(record);
-        }
-    }
-
-    /// Carries out a request with a body, here on the session's thread:
-    /// each is a small change of a file, or a read.
-    fn answer(
-        &self,
-        task_id: u64,
-        ask: Ask,
-        who: &str,
-        rights: Option<&crate::auth::Rights>,
-    ) -> TaskResult {
-        let (pauses, history) = (&self.settings.pauses, &self.settings.history);
-        let invalid = |e: String| (code::INVALID_REQUEST, e);
-        let outcome = match ask {
-            Ask::Pause(change) => pauses
-                .as_ref()
-                .map(|book| book.apply(false, change, who).map_err(invalid)),
-            Ask::Resume(change) => pauses
-                .as_ref()
-                .map(|book| book.apply(true, change, who).map_err(invalid)),
-            Ask::History(query) => history.as_ref().map(|h| {
-                h.query(&query)
-                    .map(|records| history_answer(&records, rights))
-                    .map_err(|e| (code::HISTORY_UNAVAILABLE, e))
-            }),
-            // Carried out beside the session (see `on_publish`).
-            Ask::Rules(_) | Ask::Rollback(_) => None,
-        };
-        let Some(outcome) = outcome else {
-            return TaskResult::now(
-                task_id,
-                code::UNSUPPORTED,
-                "this host keeps no pauses, history or rule set to push to",
-            );
-        };
-        match outcome {
-            Ok(message) => TaskResult::now(task_id, 0, message),
-            Err((code, message)) => TaskResult::now(task_id, code, message),
-        }
-    }
-
-    /// Records the task as received and running, then acknowledges it;
-    /// false (and answered) when the journal could not record it.
-    fn accept(&mut self, p: &Publish, task_id: u64, now: SystemTime) -> bool {
-        let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let recorded = self.record(|j| {
-            j.received(task_id, unix_now)
-                .and_then(|()| j.running(task_id))
-        });
-        if let Err(e) = recorded {
-            self.not_recorded(p, task_id, &e);
-            return false;
-        }
-        self.ack(p);
-        true
-    }
-
-    /// A task the journal could not record (a full disk, say): refused and
-    /// acknowledged, not run. Leaving it unacknowledged would have the
-    /// broker deliver it again and again while the disk stays full.
-    fn not_recorded(&mut self, p: &Publish, task_id: u64, error: &str) {
-        error!("remote: task {task_id} not run: it could not be recorded: {error}");
-        self.reply(TaskResult::now(
-            task_id,
-            code::NOT_RECORDED,
-            format!("not run: the task could not be recorded ({error})"),
-        ));
-        self.ack(p);
-    }
-
-    /// Writes to the task journal; the error names the file.
-    fn record(
-        &self,
-        write: impl FnOnce(&mut Journal) -> std::io::Result<()>,
-    ) -> Result<(), String> {
-        let mut journal = self.journal.lock().map_err(|e| e.to_string())?;
-        write(&mut journal).map_err(|e| format!("task journal {}: {e}", journal.path().display()))
-    }
-
-    /// A collectd.conf push: validated here, carried out by the helper,
-    /// which publishes the result itself.
-    fn start_replacement(&mut self, p: &Publish, push: reconfig::Push<'_>, now: SystemTime) {
-        let task_id = push.task_id;
-        let unix_now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let recorded = self.record(|j| j.received(task_id, unix_now));
-        if let Err(e) = recorded {
-            return self.not_recorded(p, task_id, &e);
-        }
-        self.ack(p);
-        info!(
-            "remote: task {task_id}: collectd.conf replacement requested ({} bytes){}",
-            push.config.len(),
-            if push.dry_run { ", a dry run" } else { "" }
+    fn refuse(&mut self, p: &Publish, request: &Request, result: TaskResult) {
+        warn!(
+            "remote: task {} refused (code {:#x}): {}",
+            result.task_id, result.code, result.message
         );
-        let what = if push.dry_run {
-            "collectd.conf (dry run)"
-        } else {
-            "collectd.conf"
-        };
-        let record = Record::new("config", what, push.who).task(task_id);
-        match reconfig::launch(&self.settings.replace, &push) {
-            Ok(Some(answer)) => {
-                info!("remote: task {task_id}: {}", answer.message);
-                self.remember(record.result(answer.code, &answer.message));
-                self.finish(answer);
-            }
-            Ok(None) => {
-                info!(
-                    "remote: task {task_id}: the new config is valid; the replacement helper takes over"
-                );
-                self.remember(record.outcome("valid; the replacement helper restarts collectd"));
-                if let Err(e) = self.record(|j| j.delegated(task_id)) {
-                    error!("remote: {e}");
-                }
-            }
-            Err(result) => {
-                warn!(
-                    "remote: task {task_id}: replacement refused (code {:#x}): {}",
-                    result.code, result.message
-                );
-                self.remember(record.result(result.code, &result.message));
-                self.finish(result);
-            }
+        if let Request::Command {
+            service,
+            command,
+            rule: Some(rule),
+            ..
+        } = request
+            && result.code == code::REPEATED_RULE
+        {
+            let wanted = CommandRef::new(service.as_str(), command.as_str());
+            self.rule_runs.widen(rule, &wanted);
         }
-    }
-}
-
-/// Bytes of history one answer carries at most: the newest records that
-/// fit.
-const MAX_HISTORY_ANSWER: usize = 256 * 1024;
-
-/// History records as a result message: one JSON record per line, the
-/// newest that fit in [`MAX_HISTORY_ANSWER`]; an outcome the reader's
-/// `rights` do not cover withheld (`None`: no trusted keys, all of them).
-fn history_answer(records: &[Record], rights: Option<&crate::auth::Rights>) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    let mut size = 0;
-    for record in records.iter().rev() {
-        let mut record = record.clone();
-        if rights.is_some_and(|r| !r.reads_outcome_of(&record.kind, record.command())) {
-            record.outcome = "(withheld: this key reads the outcomes of the commands it may run; history=all reads every outcome)".into();
+        if let Some(record) = refusal_record(request, &result) {
+            self.exec.remember(record);
         }
-        let Ok(line) = serde_json::to_string(&record) else {
-            continue;
-        };
-        size += line.len() + 1;
-        if size > MAX_HISTORY_ANSWER {
-            break;
+        self.reply(result);
+        self.acks.now(p);
+    }
+
+    /// A command to run, unless a pause covers it. A central rule's
+    /// decision is a rule's: every pause of its command holds it, as it
+    /// holds this host's own rules.
+    fn run(
+        &mut self,
+        p: &Publish,
+        task_id: u64,
+        command: Command,
+        who: String,
+        rule: Option<&RuleRef>,
+        now: SystemTime,
+    ) {
+        let wanted = CommandRef::new(command.service.as_str(), command.command.as_str());
+        let file = rule.map(|r| r.name.split("::").next().unwrap_or_default());
+        if let Some(pause) = self
+            .settings
+            .pauses
+            .as_ref()
+            .and_then(|p| p.find(file, &wanted))
+        {
+            let reason = format!(
+                "{wanted} is paused ({}) until {}",
+                pause.reason,
+                crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(pause.until))
+            );
+            let refusal = TaskResult::now(task_id, code::PAUSED, reason);
+            self.exec.remember(
+                crate::history::Record::new("refused", &wanted.to_string(), &who)
+                    .task(task_id)
+                    .result(code::PAUSED, &refusal.message),
+            );
+            warn!(
+                "remote: task {task_id} refused (code {:#x}): {}",
+                code::PAUSED,
+                refusal.message
+            );
+            self.reply(refusal);
+            return self.acks.now(p);
         }
-        lines.push(line);
-    }
-    lines.reverse();
-    lines.join("\n")
-}
-
-/// A result message for the log: its lines joined, at most 300 bytes,
-/// escaped (a history answer is for the sender, not the log).
-fn brief(message: &str) -> String {
-    let joined = message.lines().collect::<Vec<_>>().join(" / ");
-    let mut end = joined.len().min(300);
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    let more = if end < joined.len() { " ..." } else { "" };
-    format!("{}{more}", crate::collectd::loggable(&joined[..end]))
-}
-
-/// What `request` asks for, in a history record's words.
-fn describe(request: &Request) -> String {
-    match request {
-        Request::Command {
-            service, command, ..
-        } => format!("{service}/{command}"),
-        Request::Config { dry_run: true, .. } => "collectd.conf (dry run)".into(),
-        Request::Config { .. } => "collectd.conf".into(),
-        Request::Ask { ask, .. } => ask.describe(),
+        if let Some(rule) = rule {
+            self.rule_runs.ran(rule, &wanted, task_id, now);
+        }
+        let lines = vec![Line::received(task_id, unix_seconds(now)), running(task_id)];
+        self.exec.accept(p, task_id, lines, move |exec| {
+            exec.run(task_id, &command, &who);
+        });
     }
 }
 
-/// Runs one accepted command and turns its outcome into the result message.
-fn execute(
-    runner: &Runner,
-    task_id: u64,
-    service: &str,
-    command: &str,
-    line: &str,
-    timeout: Option<Duration>,
-) -> TaskResult {
-    let started = || info!("remote: task {task_id}: running {service}/{command}");
-    let (code, message) = runner
-        .run_announced(service, command, line, timeout, started)
-        .summary(service, command);
-    TaskResult::now(task_id, code, message)
+fn running(task_id: u64) -> Line {
+    Line::phase(task_id, TaskPhase::Running)
+}
+
+fn unix_seconds(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -1,0 +1,114 @@
+//! The host's presence: what it says on its `StatusTopic` (online, what it
+//! runs, its pauses and key), at every connection and whenever that
+//! changes. Reading the rule files' digests reads files: done off the
+//! event loop.
+
+use super::RemoteSettings;
+use super::presence::Presence;
+use super::publisher::Outgoing;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// How often the presence is looked at for a change (rule files loaded
+/// after the connection, or removed).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+
+/// The host's online status, when it has a `StatusTopic`.
+fn online(settings: &RemoteSettings) -> Option<Outgoing> {
+    let topic = settings.status_topic.as_ref()?;
+    let board = settings.board.as_ref().map(|b| b.started_and_files());
+    let versions = settings.deployer.as_ref().map(|d| d.digest());
+    let online = Presence {
+        hostname: settings.hostname.clone(),
+        state: "online".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        since: board.as_ref().map_or_else(
+            || crate::task::iso8601(SystemTime::now()),
+            |(started, _)| started.clone(),
+        ),
+        rule_files: board.map(|(_, files)| files),
+        config_push: Some(settings.config_push),
+        signed_only: Some(settings.trust.is_some()),
+        result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
+        pauses: pauses_in_force(settings),
+        paused: settings
+            .pauses
+            .as_ref()
+            .map_or_else(Vec::new, |book| book.list()),
+        rule_set: versions.as_ref().map(|v| v.rule_set.clone()),
+        config_json: versions.and_then(|v| v.config_json),
+    };
+    Some(Outgoing::Presence {
+        topic: topic.clone(),
+        payload: online.to_json(),
+    })
+}
+
+/// The pauses in force, as the presence tells them.
+fn pauses_in_force(settings: &RemoteSettings) -> Vec<String> {
+    settings.pauses.as_ref().map_or_else(Vec::new, |book| {
+        book.list()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} until {}: {}",
+                    p.describe(),
+                    crate::task::iso8601(UNIX_EPOCH + Duration::from_secs(p.until)),
+                    p.reason
+                )
+            })
+            .collect()
+    })
+}
+
+/// Publishes the presence now (at a connection), built off the loop.
+pub(super) async fn announce(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
+    if let Ok(Some(outgoing)) = tokio::task::spawn_blocking(move || online(&settings)).await {
+        let _ = results.send(outgoing).await;
+    }
+}
+
+/// The offline presence a clean disconnect sends itself (it suppresses
+/// the last will).
+pub(super) fn offline(settings: &RemoteSettings) -> Option<Outgoing> {
+    let topic = settings.status_topic.as_ref()?;
+    let mut offline = Presence::will(&settings.hostname);
+    offline.since = crate::task::iso8601(SystemTime::now());
+    Some(Outgoing::Presence {
+        topic: topic.clone(),
+        payload: offline.to_json(),
+    })
+}
+
+/// Announces the presence again whenever the number of rule files (they
+/// load after the connection, which announced the count then), the
+/// pauses in force or the rule set change.
+pub(super) async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
+    if settings.board.is_none() {
+        return;
+    }
+    let mut announced = None;
+    let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+    loop {
+        tick.tick().await;
+        let s = settings.clone();
+        let before = announced.take();
+        let looked = tokio::task::spawn_blocking(move || {
+            let said = (
+                s.board.as_ref().map(|b| b.started_and_files().1),
+                pauses_in_force(&s),
+                s.deployer.as_ref().map(|d| d.digest()),
+            );
+            // The first look only learns what the connection announced.
+            let changed = before.is_some_and(|b| b != said);
+            (said, changed.then(|| online(&s)).flatten())
+        });
+        let Ok((said, outgoing)) = looked.await else {
+            continue;
+        };
+        announced = Some(said);
+        if let Some(outgoing) = outgoing {
+            let _ = results.send(outgoing).await;
+        }
+    }
+}
