@@ -983,6 +983,14 @@ fn a_result_waiting_for_the_broker_survives_a_crash() {
     // The broker goes away: the result can only wait in the MQTT client.
     broker.stop();
     collectd.wait_for_log("task 41: hello/slow finished");
+    // Its result journaled (the journal's own thread writes it).
+    let journal = work.dir.path().join("state/tasks.journal");
+    collectd.wait_until("the result journaled", || {
+        std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains(r#"{"id":41,"phase":"done""#)
+            .then_some(())
+    });
     collectd.crash();
     broker.start_again();
     let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
@@ -1080,4 +1088,79 @@ fn send_command_takes_short_flags_and_a_password_from_a_file_or_the_environment(
         "{}",
         text(&out.stderr)
     );
+}
+
+/// While the journal's disk does not answer (a test gate holds every
+/// journal write), a task waits for it, unacknowledged, and nothing else
+/// does: a refusal is answered and acknowledged, and a new presence goes
+/// out. A crash meanwhile loses the task to no one: the broker delivers it
+/// again and it runs once; the refusal, acknowledged, is not delivered
+/// again.
+#[test]
+fn a_stalled_journal_holds_back_only_the_task_waiting_for_it() {
+    let broker = Mosquitto::start();
+    let work = Work::new();
+    let gate = work.dir.path().join("journal-gate");
+    let state = work.dir.path().join("state");
+    let settings = json!({
+        "CleanSession": false, "QoS": 1, "ClientId": "stalled-journal",
+        "StatusTopic": "status/%{hostname}",
+    });
+    let mut collectd = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((remote_config(&broker, &work, settings), 0o600)),
+        env: vec![(
+            "COLLECTD_MONITOR_TEST_JOURNAL_GATE".into(),
+            gate.display().to_string(),
+        )],
+        ..Default::default()
+    });
+    collectd.wait_for_log(&format!("remote: listening for commands on {COMMANDS}"));
+    std::fs::write(&gate, "").unwrap();
+    let stalled = broker.publish(COMMANDS, &command_message(700, "append"), &["-q", "1"]);
+    assert!(stalled.status.success());
+    collectd.wait_for_log("a write waits for the test gate");
+
+    // A refusal is answered meanwhile.
+    let refusal = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    let unknown =
+        json!({"task_id": 701, "timestamp": now(), "service": "nosuch", "command": "x"});
+    assert!(
+        broker
+            .publish(COMMANDS, &unknown.to_string(), &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&refusal.messages()), vec![(701, 0x1002)]);
+
+    // A change of the presence goes out meanwhile (the retained one first).
+    let presence = broker.subscribe("status/testhost", 2, &[]);
+    let paused = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["pause", "--service", "hello/exec", "--reason", "disk-check"])
+        .arg("--socket")
+        .arg(state.join("control.sock"))
+        .output()
+        .unwrap();
+    assert!(paused.status.success(), "{}", text(&paused.stderr));
+    let said = presence.messages();
+    assert!(said[1].contains("disk-check"), "{said:?}");
+    assert_eq!(work.runs(), 0, "task 700 ran before it was recorded");
+
+    // A crash while task 700 waits: it was never acknowledged, so the
+    // broker delivers it again, and it runs once.
+    collectd.crash();
+    std::fs::remove_file(&gate).unwrap();
+    let results = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    collectd.start_again();
+    assert_eq!(codes(&results.messages()), vec![(700, 0)]);
+    assert_eq!(work.runs(), 1);
+    let again = broker.subscribe(RESULTS, 1, &["-q", "1"]);
+    assert!(
+        broker
+            .publish(COMMANDS, &command_message(700, "append"), &["-q", "1"])
+            .status
+            .success()
+    );
+    assert_eq!(codes(&again.messages()), vec![(700, 0x1100)]);
+    assert_eq!(work.runs(), 1);
 }

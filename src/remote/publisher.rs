@@ -93,15 +93,36 @@ pub(super) struct Publisher {
     pub qos: QoS,
     pub journal: JournalWriter,
     pub progress: Arc<Progress>,
+    /// Held from counting a message to handing it to the client, so that
+    /// [`Confirmations`] counts them in the client's order.
+    pub handing: tokio::sync::Mutex<()>,
 }
 
 impl Publisher {
-    /// Publishes what arrives until every sender is gone or the client is.
-    pub(super) async fn run(self, mut queue: mpsc::Receiver<Outgoing>) {
+    /// Publishes what arrives until every sender is gone or the client
+    /// is. An accepted task's result waits for its `done` line in a task
+    /// of its own: a stalled disk holds back that result only.
+    pub(super) async fn run(self: Arc<Self>, mut queue: mpsc::Receiver<Outgoing>) {
         while let Some(outgoing) = queue.recv().await {
             let sent = match outgoing {
-                Outgoing::Result { result, accepted } => self.result(result, accepted).await,
+                Outgoing::Result {
+                    result,
+                    accepted: true,
+                } => {
+                    let me = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        // On disk before it goes out: a crash after
+                        // publishing must not report the task as
+                        // interrupted. A failure is logged by the writer;
+                        // the result still goes out.
+                        let _ = me.journal.write(vec![Line::done(&result)]).await;
+                        me.result(result, true).await
+                    });
+                    true
+                }
+                Outgoing::Result { result, .. } => self.result(result, false).await,
                 Outgoing::Presence { topic, payload } => {
+                    let _handing = self.handing.lock().await;
                     self.queued(None);
                     let publish = self.client.publish(&topic, QoS::AtLeastOnce, true, payload);
                     publish.await.is_ok()
@@ -111,6 +132,7 @@ impl Publisher {
                     payload,
                     expiry,
                 } => {
+                    let _handing = self.handing.lock().await;
                     self.queued(None);
                     let properties = crate::remote::sender::expiring(expiry);
                     let publish = self.client.publish_with_properties(
@@ -135,8 +157,7 @@ impl Publisher {
         }
     }
 
-    /// One result: journaled as done (accepted tasks), then queued; false
-    /// when the client is gone.
+    /// One result, queued for the broker; false when the client is gone.
     async fn result(&self, result: TaskResult, accepted: bool) -> bool {
         let signed = crate::auth::SignedResult::new(
             result.clone(),
@@ -153,12 +174,7 @@ impl Publisher {
                 return true;
             }
         };
-        if accepted {
-            // On disk before it goes out: a crash after publishing must
-            // not report the task as interrupted. A failure is logged by
-            // the writer; the result still goes out.
-            let _ = self.journal.write(vec![Line::done(&result)]).await;
-        }
+        let _handing = self.handing.lock().await;
         // Journaled as published only once the broker confirms it (see
         // `track`): until then it lives in the client's memory only.
         self.queued(accepted.then_some(result.task_id));

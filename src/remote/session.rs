@@ -62,7 +62,7 @@ pub(super) async fn run(
     };
     let progress = Arc::new(Progress::default());
     let publisher = tokio::spawn(
-        Publisher {
+        Arc::new(Publisher {
             client: client.clone(),
             topic: settings.result_topic.clone(),
             signer: Signer {
@@ -72,7 +72,8 @@ pub(super) async fn run(
             qos: settings.qos,
             journal: journal.clone(),
             progress: Arc::clone(&progress),
-        }
+            handing: tokio::sync::Mutex::new(()),
+        })
         .run(results_rx),
     );
     publisher::replay_unfinished(&journal, &results).await;

@@ -18,7 +18,7 @@ const COMPACT_AFTER: u64 = 1024 * 1024;
 const MAX_JOURNAL_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A test hook: while the file this variable names exists, every append
-/// waits before its `fsync`, as on a disk that has stopped answering.
+/// waits before it writes, as on a disk that has stopped answering.
 /// The tests use it to show that nothing else waits with it.
 const TEST_GATE: &str = "COLLECTD_MONITOR_TEST_JOURNAL_GATE";
 
@@ -98,10 +98,11 @@ impl JournalFile {
             text.push(b'\n');
         }
         let before = self.file.metadata()?.len();
-        let written = self.file.write_all(&text).and_then(|()| {
-            self.wait_at_gate();
-            self.file.sync_data()
-        });
+        self.wait_at_gate();
+        let written = self
+            .file
+            .write_all(&text)
+            .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             let _ = self.file.set_len(before);
             let _ = self.file.sync_data();
