@@ -5,30 +5,11 @@
 //! store within `HistoryMaxRecords`.
 
 mod common;
+use common::cli::{PROBE_RULE, cli, text};
 use common::{Collectd, CollectdSpec, Mosquitto, keygen};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
-
-const PROBE_RULE: &str = r#"
-return { probe = function(m)
-  if m.plugin == "probe" then return { service = "hello", command = "exec" } end
-end }"#;
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `history --json` with `extra`: the records.
 fn history(socket: &Path, extra: &[&str]) -> Vec<Value> {

@@ -1123,8 +1123,7 @@ fn a_stalled_journal_holds_back_only_the_task_waiting_for_it() {
 
     // A refusal is answered meanwhile.
     let refusal = broker.subscribe(RESULTS, 1, &["-q", "1"]);
-    let unknown =
-        json!({"task_id": 701, "timestamp": now(), "service": "nosuch", "command": "x"});
+    let unknown = json!({"task_id": 701, "timestamp": now(), "service": "nosuch", "command": "x"});
     assert!(
         broker
             .publish(COMMANDS, &unknown.to_string(), &["-q", "1"])

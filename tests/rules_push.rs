@@ -6,11 +6,12 @@
 //! back by itself; a key without `rules=all` cannot push config.json.
 
 mod common;
+use common::cli::{cli, rule_runs as runs};
 use common::{Collectd, CollectdSpec, Mosquitto};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const NAMES: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -20,13 +21,6 @@ fn rule(plugin: &str) -> String {
   if m.plugin == "{plugin}" then return {{ service = "hello", command = "exec" }} end
 end }}"#
     )
-}
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 struct Fleet {
@@ -168,13 +162,6 @@ fn start() -> Fleet {
         deploy,
         operator,
     }
-}
-
-/// Result notifications of rule-run commands so far.
-fn runs(c: &Collectd) -> usize {
-    c.log_text()
-        .matches("plugin = lua-collectd-monitor-local")
-        .count()
 }
 
 #[test]

@@ -5,10 +5,10 @@
 //! log line, and nothing refused runs.
 
 mod common;
+use common::cli::cli;
 use common::{Collectd, CollectdSpec, Mosquitto, keygen, result_codes as codes};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const COMMANDS: &str = "cmd/testhost";
 const RESULTS: &str = "res/testhost";
@@ -18,13 +18,6 @@ const BAD_SIGNATURE: i64 = 0x1203;
 const WRONG_HOST: i64 = 0x1204;
 const NOT_PERMITTED: i64 = 0x1205;
 const DUPLICATE: i64 = 0x1100;
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-        .args(args)
-        .output()
-        .expect("run collectd-monitor")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

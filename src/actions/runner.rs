@@ -123,7 +123,15 @@ mod tests {
         let runner = Arc::new(Runner::new(RunnerLimits::default()));
         let dir = tempfile::tempdir().unwrap();
         let started = dir.path().join("started");
-        let line = format!("touch {}; sleep 1", started.display());
+        let gate = dir.path().join("gate");
+        std::fs::write(&gate, "").unwrap();
+        // Runs until the test removes the gate: the second call lands
+        // while it runs, however busy the machine.
+        let line = format!(
+            "touch {}; while [ -e {} ]; do sleep 0.05; done",
+            started.display(),
+            gate.display()
+        );
         let first = {
             let runner = Arc::clone(&runner);
             let line = line.clone();
@@ -140,6 +148,7 @@ mod tests {
             runner.run("svc", "other", "true", None).unwrap().ending,
             Ending::Exited(0)
         );
+        std::fs::remove_file(&gate).unwrap();
         assert_eq!(first.join().unwrap().unwrap().ending, Ending::Exited(0));
         assert_eq!(
             runner.run("svc", "cmd", "exit 4", None).unwrap().ending,

@@ -61,6 +61,9 @@ pub struct EventQueue {
     limit: usize,
     accepted: AtomicU64,
     dropped: AtomicU64,
+    /// Consumers asleep in [`EventQueue::take`]: what a test waits for
+    /// before it shows that an event wakes them.
+    waiting: AtomicU64,
 }
 
 thread_local! {
@@ -81,6 +84,7 @@ impl EventQueue {
             limit,
             accepted: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
         }
     }
 
@@ -123,10 +127,12 @@ impl EventQueue {
         let Ok(guard) = self.pending.lock() else {
             return Received::Closed;
         };
-        let Ok((mut pending, _)) = self
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waited = self
             .ready
-            .wait_timeout_while(guard, timeout, |p| p.batch.count == 0 && !p.closed)
-        else {
+            .wait_timeout_while(guard, timeout, |p| p.batch.count == 0 && !p.closed);
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok((mut pending, _)) = waited else {
             return Received::Closed;
         };
         if pending.batch.count > 0 {
@@ -225,11 +231,15 @@ mod tests {
     #[test]
     fn a_waiting_consumer_wakes_up_for_the_first_event() {
         let q = std::sync::Arc::new(EventQueue::new(1 << 20));
+        // A day: a consumer that the event did not wake would hang the test.
         let consumer = {
             let q = std::sync::Arc::clone(&q);
-            std::thread::spawn(move || q.take(Duration::from_secs(30)))
+            std::thread::spawn(move || q.take(Duration::from_secs(86_400)))
         };
-        std::thread::sleep(Duration::from_millis(50));
+        while q.waiting.load(Ordering::Relaxed) == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Asleep (or about to be, under the lock): the event must wake it.
         q.offer_with(|b| push_event(b, &event(7)));
         let Received::Batch(batch) = consumer.join().unwrap() else {
             panic!("woken with a batch")

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod central;
+pub mod cli;
 mod collectd;
 mod mosquitto;
 pub mod netpacket;
