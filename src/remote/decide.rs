@@ -107,29 +107,102 @@ pub fn decide(
     seen: Option<TaskPhase>,
     policy: &RequestPolicy<'_>,
 ) -> Decision {
-    let task_id = request.task_id();
-    let reply = |code: i64, message: String| {
-        Decision::Reply(TaskResult {
-            task_id,
-            timestamp: iso8601(policy.now),
-            message,
-            code,
-        })
+    let sender = match admit(request, redelivered, seen, policy) {
+        Ok(sender) => sender,
+        Err(decision) => return *decision,
     };
-    // Before anything else: an unauthenticated sender learns nothing of
-    // the journal and cannot use up a task id.
-    let (may_change_block, may_push_config_json, who, rights) = match policy
+    let task_id = request.task_id();
+    match request {
+        Request::Ask {
+            ask: Ask::Rules(_) | Ask::Rollback(_),
+            ..
+        } if !policy.rules_push => reply(
+            policy,
+            task_id,
+            code::RULES_PUSH_OFF,
+            "this host does not take pushed rule files (AllowRulesPush false, or no LocalMonitorConfigDir)".into(),
+        ),
+        Request::Ask { ask, .. } => Decision::Ask {
+            task_id,
+            ask: ask.clone(),
+            who: sender.who,
+            rights: sender.rights,
+        },
+        Request::Config { .. } if !policy.config_push => reply(
+            policy,
+            task_id,
+            code::REPLACE_PUSH_OFF,
+            "this host does not take pushed configs (AllowConfigPush false)".into(),
+        ),
+        Request::Config {
+            config, dry_run, ..
+        } => Decision::Replace {
+            task_id,
+            config: config.clone(),
+            may_change_block: sender.may_change_block,
+            dry_run: *dry_run,
+            who: sender.who,
+        },
+        Request::Command {
+            service,
+            command,
+            rule,
+            ..
+        } => decide_command(task_id, service, command, rule.as_ref(), sender.who, policy),
+    }
+}
+
+/// Who sent a request that may go further, and what they may.
+struct Sender {
+    who: String,
+    rights: Option<crate::auth::Rights>,
+    may_change_block: bool,
+}
+
+fn reply(policy: &RequestPolicy<'_>, task_id: u64, code: i64, message: String) -> Decision {
+    Decision::Reply(TaskResult {
+        task_id,
+        timestamp: iso8601(policy.now),
+        message,
+        code,
+    })
+}
+
+/// What every request passes, in this order: its sender proven (before
+/// anything else: an unauthenticated sender learns nothing of the journal
+/// and cannot use up a task id), the right to push config.json, the
+/// journal's memory of its task id, and its age.
+fn admit(
+    request: &Request,
+    redelivered: bool,
+    seen: Option<TaskPhase>,
+    policy: &RequestPolicy<'_>,
+) -> Result<Sender, Box<Decision>> {
+    let task_id = request.task_id();
+    let refuse = |code: i64, message: String| Err(Box::new(reply(policy, task_id, code, message)));
+    let (sender, may_push_config_json) = match policy
         .trust
         .map(|t| t.authorize(&request.presented(), policy.hostname))
     {
-        None => (true, true, "an unsigned request".to_string(), None),
-        Some(Ok((name, rights))) => (
-            rights.config == ConfigRight::All,
-            rights.rules == ConfigRight::All,
-            format!("key {name}"),
-            Some(rights),
-        ),
-        Some(Err(refusal)) => return reply(refusal.code, refusal.message),
+        None => {
+            let who = "an unsigned request".to_string();
+            let sender = Sender {
+                who,
+                rights: None,
+                may_change_block: true,
+            };
+            (sender, true)
+        }
+        Some(Ok((name, rights))) => {
+            let may_push = rights.rules == ConfigRight::All;
+            let sender = Sender {
+                who: format!("key {name}"),
+                may_change_block: rights.config == ConfigRight::All,
+                rights: Some(rights),
+            };
+            (sender, may_push)
+        }
+        Some(Err(refusal)) => return refuse(refusal.code, refusal.message),
     };
     if let Request::Ask {
         ask: Ask::Rules(bundle),
@@ -140,7 +213,8 @@ pub fn decide(
     {
         // config.json defines the commands that run: as strong as
         // collectd.conf's own block.
-        return reply(
+        let who = &sender.who;
+        return refuse(
             code::NOT_PERMITTED,
             format!("{who} may not push config.json (it needs rules=all)"),
         );
@@ -149,86 +223,62 @@ pub fn decide(
         // Accepted before a restart but never started: run it now.
         None | Some(TaskPhase::Received) => {}
         Some(_) if redelivered => {
-            return Decision::Ignore(format!(
+            return Err(Box::new(Decision::Ignore(format!(
                 "task {task_id}: redelivered by the broker, already handled"
-            ));
+            ))));
         }
         Some(_) => {
-            return reply(
+            return refuse(
                 code::DUPLICATE_TASK,
                 format!("task {task_id} already ran or is running; not run again"),
             );
         }
     }
-    let stamp = request.timestamp();
+    match staleness(request.timestamp(), policy) {
+        Some(why) => refuse(code::STALE, why),
+        None => Ok(sender),
+    }
+}
+
+/// Why a request stamped `stamp` is too old or too far ahead, if it is.
+fn staleness(stamp: SystemTime, policy: &RequestPolicy<'_>) -> Option<String> {
     let max = policy.max_age.as_secs();
     if let Ok(age) = policy.now.duration_since(stamp) {
-        if age > policy.max_age {
-            return reply(
-                code::STALE,
-                format!(
-                    "timestamp {} is {} s old, more than CommandMaxAge ({max} s); not run",
-                    iso8601(stamp),
-                    age.as_secs()
-                ),
-            );
-        }
-    } else if let Ok(ahead) = stamp.duration_since(policy.now) {
-        if ahead > policy.max_age {
-            return reply(
-                code::STALE,
-                format!(
-                    "timestamp {} is {} s in the future, more than CommandMaxAge ({max} s); check the clocks; not run",
-                    iso8601(stamp),
-                    ahead.as_secs()
-                ),
-            );
-        }
+        (age > policy.max_age).then(|| {
+            format!(
+                "timestamp {} is {} s old, more than CommandMaxAge ({max} s); not run",
+                iso8601(stamp),
+                age.as_secs()
+            )
+        })
+    } else {
+        let ahead = stamp.duration_since(policy.now).unwrap_or_default();
+        (ahead > policy.max_age).then(|| {
+            format!(
+                "timestamp {} is {} s in the future, more than CommandMaxAge ({max} s); check the clocks; not run",
+                iso8601(stamp),
+                ahead.as_secs()
+            )
+        })
     }
-    let (service, command, rule) = match request {
-        Request::Ask {
-            ask: Ask::Rules(_) | Ask::Rollback(_),
-            ..
-        } if !policy.rules_push => {
-            return reply(
-                code::RULES_PUSH_OFF,
-                "this host does not take pushed rule files (AllowRulesPush false, or no LocalMonitorConfigDir)".into(),
-            );
-        }
-        Request::Ask { ask, .. } => {
-            return Decision::Ask {
-                task_id,
-                ask: ask.clone(),
-                who,
-                rights,
-            };
-        }
-        Request::Command {
-            service,
-            command,
-            rule,
-            ..
-        } => (service, command, rule),
-        Request::Config { .. } if !policy.config_push => {
-            return reply(
-                code::REPLACE_PUSH_OFF,
-                "this host does not take pushed configs (AllowConfigPush false)".into(),
-            );
-        }
-        Request::Config {
-            config, dry_run, ..
-        } => {
-            return Decision::Replace {
-                task_id,
-                config: config.clone(),
-                may_change_block,
-                dry_run: *dry_run,
-                who,
-            };
-        }
-    };
+}
+
+/// A command request: the configured line to run, or why not.
+fn decide_command(
+    task_id: u64,
+    service: &str,
+    command: &str,
+    rule: Option<&RuleRef>,
+    who: String,
+    policy: &RequestPolicy<'_>,
+) -> Decision {
     if policy.services.is_empty() {
-        return reply(code::NO_SERVICES, "no services are configured".into());
+        return reply(
+            policy,
+            task_id,
+            code::NO_SERVICES,
+            "no services are configured".into(),
+        );
     }
     let (svc, line) = match find_command(policy.services, service, command) {
         Ok(found) => found,
@@ -237,26 +287,24 @@ pub fn decide(
                 Missing::Service => code::UNKNOWN_SERVICE,
                 Missing::Command => code::UNKNOWN_COMMAND,
             };
-            return reply(code, missing.message(service, command));
+            return reply(policy, task_id, code, missing.message(service, command));
         }
     };
-    let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+    let wanted = crate::task::CommandRef::new(service, command);
     if let (Some(rule), Some(runs)) = (rule, policy.rule_runs)
         && let Some(earlier) = runs.earlier(rule, &wanted, policy.now)
     {
-        return reply(
-            code::REPEATED_RULE,
-            super::repeat::refusal(rule, &wanted, earlier),
-        );
+        let why = super::repeat::refusal(rule, &wanted, earlier);
+        return reply(policy, task_id, code::REPEATED_RULE, why);
     }
     Decision::Run {
         task_id,
-        service: service.clone(),
-        command: command.clone(),
+        service: service.to_string(),
+        command: command.to_string(),
         line: line.to_string(),
         timeout: svc.timeout.map(Duration::from_secs),
         who,
-        rule: rule.clone(),
+        rule: rule.cloned(),
     }
 }
 

@@ -97,23 +97,6 @@ impl RemoteSettings {
         };
         let command_topic = topic(&s.command_topic, "CommandTopic")?;
         let result_topic = topic(&s.command_result_topic, "CommandResultTopic")?;
-        let credentials = match (&s.user, &s.password) {
-            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-            (Some(u), None) => Some((u.clone(), String::new())),
-            (None, Some(_)) => return Err("Password is set without User".into()),
-            (None, None) => None,
-        };
-        let tls = s.secure.then(|| TlsSettings {
-            ca_file: s.ca_cert.clone(),
-            client_auth: s
-                .certificate_file
-                .clone()
-                .zip(s.certificate_key_file.clone()),
-            skip_verify: !s.verify_peer,
-        });
-        if s.certificate_file.is_some() != s.certificate_key_file.is_some() {
-            return Err("CertificateFile and CertificateKeyFile go together".into());
-        }
         if s.command_max_age == 0 {
             return Err("CommandMaxAge must be at least 1 second".into());
         }
@@ -124,63 +107,10 @@ impl RemoteSettings {
         let state_dir = std::env::current_dir()
             .map(|cwd| cwd.join(&s.state_dir))
             .unwrap_or_else(|_| s.state_dir.clone());
-        let connection = Connection {
-            host,
-            port,
-            client_id: s
-                .client_id
-                .clone()
-                .unwrap_or_else(|| format!("collectd-monitor-{hostname}")),
-            credentials,
-            tls,
-            keep_alive: Duration::from_secs(s.keep_alive),
-            clean_session: s.clean_session,
-            manual_acks: true,
-            last_will: s.status_topic.as_ref().map(|t| {
-                (
-                    t.replace("%{hostname}", hostname),
-                    presence::Presence::will(hostname).to_json(),
-                )
-            }),
-            // The broker drops what MaxPayloadBytes would refuse anyway.
-            max_packet: u32::try_from(s.max_payload_bytes)
-                .unwrap_or(u32::MAX)
-                .saturating_add(crate::mqtt::PUBLISH_OVERHEAD),
-        };
+        let connection = connection(s, host, port, hostname)?;
+        let replace = replace_context(s, hostname, &state_dir, &connection, &result_topic);
         Ok(Some(RemoteSettings {
-            replace: ReplaceContext {
-                hostname: hostname.to_string(),
-                invocation: None,
-                service: s.services.get("collectd").cloned(),
-                pid_file: None,
-                helper: s.helper_path.clone(),
-                state_dir: state_dir.clone(),
-                timeout_secs: s.command_timeout,
-                connection: connection.clone(),
-                result_topic: result_topic.clone(),
-                qos: s.qos.level(),
-                policy: crate::reconfig::PushPolicy {
-                    allowed_plugins: s.push_allowed_plugins.clone(),
-                    include_dirs: s.push_include_dirs.clone(),
-                    plugin_dirs: [PathBuf::from(crate::reconfig::DEFAULT_PLUGIN_DIR)]
-                        .into_iter()
-                        .chain(crate::reconfig::this_library_dir())
-                        .collect(),
-                    writable_dirs: s.push_writable_dirs.clone(),
-                    // The plugin sets it from collectd's configuration.
-                    running_block: None,
-                    running: crate::reconfig::RunningFiles {
-                        state_dir: Some(state_dir.clone()),
-                        protected: [&s.trusted_keys, &s.local_monitor_config_dir]
-                            .into_iter()
-                            .flatten()
-                            .cloned()
-                            .chain([s.helper_path.clone()])
-                            .collect(),
-                        ..Default::default()
-                    },
-                },
-            },
+            replace,
             connection,
             qos,
             command_topic,
@@ -209,6 +139,94 @@ impl RemoteSettings {
                 None => None,
             },
         }))
+    }
+}
+
+/// The broker connection these settings describe.
+fn connection(s: &Settings, host: String, port: u16, hostname: &str) -> Result<Connection, String> {
+    let credentials = match (&s.user, &s.password) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        (None, Some(_)) => return Err("Password is set without User".into()),
+        (None, None) => None,
+    };
+    let tls = s.secure.then(|| TlsSettings {
+        ca_file: s.ca_cert.clone(),
+        client_auth: s
+            .certificate_file
+            .clone()
+            .zip(s.certificate_key_file.clone()),
+        skip_verify: !s.verify_peer,
+    });
+    if s.certificate_file.is_some() != s.certificate_key_file.is_some() {
+        return Err("CertificateFile and CertificateKeyFile go together".into());
+    }
+    Ok(Connection {
+        host,
+        port,
+        client_id: s
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("collectd-monitor-{hostname}")),
+        credentials,
+        tls,
+        keep_alive: Duration::from_secs(s.keep_alive),
+        clean_session: s.clean_session,
+        manual_acks: true,
+        last_will: s.status_topic.as_ref().map(|t| {
+            (
+                t.replace("%{hostname}", hostname),
+                presence::Presence::will(hostname).to_json(),
+            )
+        }),
+        // The broker drops what MaxPayloadBytes would refuse anyway.
+        max_packet: u32::try_from(s.max_payload_bytes)
+            .unwrap_or(u32::MAX)
+            .saturating_add(crate::mqtt::PUBLISH_OVERHEAD),
+    })
+}
+
+/// What a collectd.conf replacement needs to know of these settings (the
+/// plugin adds its command line and PID file).
+fn replace_context(
+    s: &Settings,
+    hostname: &str,
+    state_dir: &std::path::Path,
+    connection: &Connection,
+    result_topic: &str,
+) -> ReplaceContext {
+    ReplaceContext {
+        hostname: hostname.to_string(),
+        invocation: None,
+        service: s.services.get("collectd").cloned(),
+        pid_file: None,
+        helper: s.helper_path.clone(),
+        state_dir: state_dir.to_path_buf(),
+        timeout_secs: s.command_timeout,
+        connection: connection.clone(),
+        result_topic: result_topic.to_string(),
+        qos: s.qos.level(),
+        policy: crate::reconfig::PushPolicy {
+            allowed_plugins: s.push_allowed_plugins.clone(),
+            include_dirs: s.push_include_dirs.clone(),
+            plugin_dirs: [PathBuf::from(crate::reconfig::DEFAULT_PLUGIN_DIR)]
+                .into_iter()
+                .chain(crate::reconfig::this_library_dir())
+                .collect(),
+            writable_dirs: s.push_writable_dirs.clone(),
+            // The plugin sets it from collectd's configuration.
+            running_block: None,
+            running: crate::reconfig::RunningFiles {
+                state_dir: Some(state_dir.to_path_buf()),
+                protected: [&s.trusted_keys, &s.local_monitor_config_dir]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .chain([s.helper_path.clone()])
+                    .collect(),
+                ..Default::default()
+            },
+        },
     }
 }
 
@@ -259,6 +277,74 @@ impl RequestSender {
     }
 }
 
+/// Opens the task journal; tasks older than the accepted window are
+/// forgotten (they are refused as stale anyway).
+fn open_journal(settings: &RemoteSettings) -> Result<Journal, String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Tasks older than the accepted window are refused as stale anyway.
+    let retention = settings
+        .max_age
+        .as_secs()
+        .saturating_mul(2)
+        .saturating_add(3600);
+    let journal = Journal::open(&settings.journal_path, now, retention)
+        .map_err(|e| format!("task journal {}: {e}", settings.journal_path.display()))?;
+    if journal.skipped_lines > 0 {
+        tracing::warn!(
+            "remote: task journal {}: skipped {} unreadable line(s) (torn write after a crash?)",
+            settings.journal_path.display(),
+            journal.skipped_lines
+        );
+    }
+    Ok(journal)
+}
+
+/// Tells `status` where the session goes and logs, once at start, what
+/// protects this host: the broker's certificate check and the keys whose
+/// requests run.
+fn report_start(settings: &RemoteSettings) {
+    if settings
+        .connection
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.skip_verify)
+    {
+        tracing::warn!(
+            "remote: VerifyPeer is false: the broker's certificate is NOT checked; anyone on the path can impersonate it"
+        );
+    }
+    if let Some(board) = &settings.board {
+        board.remote_started(
+            &format!("{}:{}", settings.connection.host, settings.connection.port),
+            &settings.command_topic,
+            settings.trust.is_some(),
+            &settings.journal_path,
+        );
+    }
+    match &settings.trust {
+        None => tracing::warn!(
+            "remote: requests are not authenticated (no TrustedKeys): whoever may publish on {} can run every configured command{}",
+            settings.command_topic,
+            if settings.replace.service.is_some() {
+                " and replace collectd.conf"
+            } else {
+                ""
+            }
+        ),
+        Some(trust) => tracing::info!(
+            "remote: only signed requests run; trusted keys: {}",
+            trust
+                .keys
+                .iter()
+                .map(|(name, k)| format!("{name} ({})", k.rights.describe()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Longest wait at shutdown for the journal's last writes.
 const JOURNAL_GRACE: Duration = Duration::from_secs(5);
 
@@ -286,62 +372,8 @@ impl Remote {
             Ok(key) => settings.result_key = Some(Arc::new(key)),
             Err(e) => tracing::warn!("remote: results go out unsigned: host key {e}"),
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        // Tasks older than the accepted window are refused as stale anyway.
-        let retention = settings
-            .max_age
-            .as_secs()
-            .saturating_mul(2)
-            .saturating_add(3600);
-        let journal = Journal::open(&settings.journal_path, now, retention)
-            .map_err(|e| format!("task journal {}: {e}", settings.journal_path.display()))?;
-        if journal.skipped_lines > 0 {
-            tracing::warn!(
-                "remote: task journal {}: skipped {} unreadable line(s) (torn write after a crash?)",
-                settings.journal_path.display(),
-                journal.skipped_lines
-            );
-        }
-        if settings
-            .connection
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.skip_verify)
-        {
-            tracing::warn!(
-                "remote: VerifyPeer is false: the broker's certificate is NOT checked; anyone on the path can impersonate it"
-            );
-        }
-        if let Some(board) = &settings.board {
-            board.remote_started(
-                &format!("{}:{}", settings.connection.host, settings.connection.port),
-                &settings.command_topic,
-                settings.trust.is_some(),
-                &settings.journal_path,
-            );
-        }
-        match &settings.trust {
-            None => tracing::warn!(
-                "remote: requests are not authenticated (no TrustedKeys): whoever may publish on {} can run every configured command{}",
-                settings.command_topic,
-                if settings.replace.service.is_some() {
-                    " and replace collectd.conf"
-                } else {
-                    ""
-                }
-            ),
-            Some(trust) => tracing::info!(
-                "remote: only signed requests run; trusted keys: {}",
-                trust
-                    .keys
-                    .iter()
-                    .map(|(name, k)| format!("{name} ({})", k.rights.describe()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
+        let journal = open_journal(&settings)?;
+        report_start(&settings);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("monitor-mqtt-cmd")

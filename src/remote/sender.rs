@@ -276,6 +276,35 @@ fn result_filters(template: &str, hosts: &[String]) -> Vec<String> {
     }
 }
 
+/// The host and result `p` carries, when it answers one of `tasks` on its
+/// host's own result topic (which the broker lets only that host write: a
+/// client allowed one result topic cannot answer for the fleet), signed by
+/// the host when its key is known.
+fn proven_result(
+    topics: &FanoutTopics,
+    tasks: &std::collections::HashMap<u64, String>,
+    p: &crate::mqtt::Publish,
+) -> Option<(String, crate::task::TaskResult)> {
+    let signed = serde_json::from_slice::<SignedResult>(&p.payload).ok()?;
+    let host = tasks.get(&signed.result.task_id)?;
+    if p.topic != topics.result.replace("%{hostname}", host).as_bytes() {
+        return None;
+    }
+    if let Some(keys) = &topics.host_keys
+        && !keys
+            .keys
+            .get(host)
+            .is_some_and(|k| signed.signed_by(host, &k.public))
+    {
+        eprintln!(
+            "warning: a result for {host} (task {}) without {host}'s signature is ignored",
+            signed.result.task_id
+        );
+        return None;
+    }
+    Some((host.clone(), signed.result))
+}
+
 /// Sends one request to many hosts as `fanout` decides (concurrency,
 /// error budget, per-host timeout) over one connection, and gathers their
 /// results by task id. `request(host, task_id)` builds each host's
@@ -348,27 +377,7 @@ pub async fn fan_out(
                 subscribed = true;
             }
             Event::Incoming(Packet::Publish(p)) => {
-                // A result counts only on its host's own result topic
-                // (which the broker lets only that host write): a client
-                // allowed one result topic cannot answer for the fleet.
-                if let Ok(signed) = serde_json::from_slice::<SignedResult>(&p.payload)
-                    && let Some(host) = tasks.get(&signed.result.task_id)
-                    && p.topic == topics.result.replace("%{hostname}", host).as_bytes()
-                {
-                    if let Some(keys) = &topics.host_keys
-                        && !keys
-                            .keys
-                            .get(host)
-                            .is_some_and(|k| signed.signed_by(host, &k.public))
-                    {
-                        eprintln!(
-                            "warning: a result for {host} (task {}) without {host}'s signature is ignored",
-                            signed.result.task_id
-                        );
-                        continue;
-                    }
-                    let host = host.clone();
-                    let result = signed.result;
+                if let Some((host, result)) = proven_result(topics, &tasks, &p) {
                     tasks.remove(&result.task_id);
                     fanout.result(&host, result.code, result.message);
                 }
