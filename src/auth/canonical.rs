@@ -41,7 +41,10 @@ pub enum Content<'a> {
     Config { config: &'a str, dry_run: bool },
     /// A request of `kind` whose JSON body (the value of the field named
     /// `kind`) is `body`, as written in the message.
-    Body { kind: &'a str, body: &'a str },
+    Body {
+        kind: super::BodyKind,
+        body: &'a str,
+    },
 }
 
 /// Everything a signature binds.
@@ -92,7 +95,7 @@ impl Signable<'_> {
             }
             Content::Body { kind, body } => {
                 digest = sha256_hex(body.as_bytes());
-                fields.extend([("kind", *kind), ("body_sha256", digest.as_str())]);
+                fields.extend([("kind", kind.name()), ("body_sha256", digest.as_str())]);
             }
         }
         let mut out = format!("{VERSION}\n");
@@ -165,7 +168,7 @@ mod tests {
         );
         let pause = Signable {
             content: Content::Body {
-                kind: "pause",
+                kind: super::super::BodyKind::Pause,
                 body: "abc",
             },
             ..s.clone()

@@ -8,10 +8,12 @@
 
 mod canonical;
 mod keys;
+mod kind;
 mod result;
 mod trust;
 
 pub use canonical::{Content, Signable};
 pub use keys::{KeyError, SigningKey, generate, valid_key_name, write_pair};
+pub use kind::BodyKind;
 pub use result::{HOST_KEY_FILE, SignedResult};
 pub use trust::{ConfigRight, Presented, Refusal, Rights, TrustedKey, TrustedKeys, glob_matches};

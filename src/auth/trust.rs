@@ -93,12 +93,12 @@ impl Rights {
     }
 
     /// Whether a request of `kind` with a JSON body is within these rights.
-    pub fn allows_kind(&self, kind: &str) -> bool {
+    pub fn allows_kind(&self, kind: super::BodyKind) -> bool {
+        use super::BodyKind;
         match kind {
-            "pause" | "resume" => self.pause,
-            "rules" | "rollback" => self.rules != ConfigRight::No,
-            "history" => self.history != ConfigRight::No,
-            _ => false,
+            BodyKind::Pause | BodyKind::Resume => self.pause,
+            BodyKind::Rules | BodyKind::Rollback => self.rules != ConfigRight::No,
+            BodyKind::History => self.history != ConfigRight::No,
         }
     }
 }
@@ -534,7 +534,7 @@ mod tests {
         assert!(trusted("config=yes").authorize(&push, "web1").is_ok());
         // A pause needs `pause=yes`; `config=all` or `commands=*` is not it.
         let pause = Content::Body {
-            kind: "pause",
+            kind: crate::auth::BodyKind::Pause,
             body: "{}",
         };
         let sig = signature("web1", pause.clone());

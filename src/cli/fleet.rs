@@ -34,7 +34,7 @@ pub fn ask(
     signing: &SigningArgs,
     targets: &TargetArgs,
     stages: Option<(usize, usize)>,
-    kind: &str,
+    kind: crate::auth::BodyKind,
     body: serde_json::Value,
 ) -> Result<ExitCode, CliError> {
     if !targets.given() {

@@ -85,7 +85,7 @@ pub fn remote(
     }
     let body = serde_json::to_value(args.query()?).unwrap_or_default();
     let outcomes = super::fleet::gather(broker, signing, targets, None, |_, task_id| {
-        crate::remote::sender::ask_message(task_id, "history", body.clone())
+        crate::remote::sender::ask_message(task_id, crate::auth::BodyKind::History, body.clone())
     })?;
     let mut all_answered = true;
     for (host, outcome) in &outcomes {

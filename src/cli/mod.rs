@@ -37,6 +37,7 @@ mod status;
 
 pub use args::{BrokerArgs, ConnectArgs, LimitArgs, RolloutArgs, SigningArgs, TargetArgs};
 
+use crate::auth::BodyKind;
 use crate::lua::VmLimits;
 use crate::sandbox::WorkerArgs;
 use clap::{Parser, Subcommand};
@@ -539,7 +540,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             broker,
             signing,
             targets,
-        } => fleet::ask(&broker, &signing, &targets, None, "pause", pause.body()?),
+        } => fleet::ask(
+            &broker,
+            &signing,
+            &targets,
+            None,
+            BodyKind::Pause,
+            pause.body()?,
+        ),
         Action::History {
             query,
             json,
@@ -561,10 +569,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             rollout,
         } => {
             let (kind, body) = if rollback {
-                ("rollback", serde_json::json!({}))
+                (BodyKind::Rollback, serde_json::json!({}))
             } else {
                 (
-                    "rules",
+                    BodyKind::Rules,
                     push::body(&push::bundle(&paths, config.as_deref())?),
                 )
             };
@@ -578,14 +586,28 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             rollout,
         } => {
             let body = push::body(&push::bundle(&[], Some(&file))?);
-            fleet::ask(&broker, &signing, &targets, rollout.stages(), "rules", body)
+            fleet::ask(
+                &broker,
+                &signing,
+                &targets,
+                rollout.stages(),
+                BodyKind::Rules,
+                body,
+            )
         }
         Action::SendResume {
             resume,
             broker,
             signing,
             targets,
-        } => fleet::ask(&broker, &signing, &targets, None, "resume", resume.body()),
+        } => fleet::ask(
+            &broker,
+            &signing,
+            &targets,
+            None,
+            BodyKind::Resume,
+            resume.body(),
+        ),
         Action::Central(CentralCommand::Resume { resume, socket }) => {
             pause::local(&socket, "central-resume", resume.body())
         }

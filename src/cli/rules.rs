@@ -152,7 +152,7 @@ pub fn examples(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
     let files = expand_paths(paths).map_err(CliError::Usage)?;
     let (verdicts, load_errors) = check_examples(&files);
     for e in &load_errors {
-        eprintln!("{e}");
+        eprintln!("{}", e.message);
     }
     let shown = |v: &[String]| {
         if v.is_empty() {
@@ -187,9 +187,7 @@ pub fn examples(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
     // A file without examples is not tested: say so rather than pass it
     // in silence (a file that did not load is reported above).
     for file in &files {
-        let loaded = !load_errors
-            .iter()
-            .any(|e| e.starts_with(&file.display().to_string()));
+        let loaded = !load_errors.iter().any(|e| e.file == *file);
         if loaded && !verdicts.iter().any(|v| v.file == *file) {
             say!(
                 "{}: no examples (its third return value), not tested; give --input to test it",

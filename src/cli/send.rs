@@ -38,7 +38,7 @@ pub fn config(
 pub fn ask(
     broker: &BrokerArgs,
     signing: &SigningArgs,
-    kind: &str,
+    kind: crate::auth::BodyKind,
     body: serde_json::Value,
 ) -> Result<ExitCode, CliError> {
     send(broker, signing, |task_id| {

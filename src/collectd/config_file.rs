@@ -71,33 +71,63 @@ pub fn parse_config_file(path: &Path) -> Result<ConfigItem, String> {
 
 /// Runs `f` with file descriptor 2 pointing into a pipe, and returns what
 /// was written there. Anything else collectd prints on stderr meanwhile is
-/// captured too; the parse takes microseconds.
+/// captured too; the parse takes microseconds. The pipe is made
+/// close-on-exec, and the drain ends once `f` has returned and the pipe
+/// is empty, not at end of file: a child another thread forked meanwhile
+/// inherits descriptor 2 and may hold the pipe open for as long as it
+/// lives.
 fn capture_stderr<T>(f: impl FnOnce() -> T) -> (T, String) {
     let setup = (|| {
         let saved = nix::unistd::dup(std::io::stderr()).ok()?;
-        let (reader, writer) = nix::unistd::pipe().ok()?;
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         Some((saved, reader, writer))
     })();
     let Some((saved, reader, writer)) = setup else {
         return (f(), String::new());
     };
-    let drain = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::fs::File::from(reader)
-            .take(64 * 1024)
-            .read_to_string(&mut text);
-        text
-    });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drain = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || drain_until_done(std::fs::File::from(reader), &done))
+    };
     let redirected = nix::unistd::dup2_stderr(&writer).is_ok();
     drop(writer);
     let value = f();
     let _ = nix::unistd::dup2_stderr(&saved);
-    let text = if redirected {
-        drain.join().unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (value, text)
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let text = drain.join().unwrap_or_default();
+    (value, if redirected { text } else { String::new() })
+}
+
+/// Reads `pipe` (at most 64 KiB kept) until its end, or until `done` and
+/// nothing more is waiting in it.
+fn drain_until_done(mut pipe: std::fs::File, done: &std::sync::atomic::AtomicBool) -> String {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    const KEPT: usize = 64 * 1024;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        let ready = {
+            let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(20u8)).unwrap_or(0)
+        };
+        if ready == 0 {
+            if finished {
+                break;
+            }
+            continue;
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = KEPT.saturating_sub(text.len());
+                text.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// A collectd global option (`PIDFile`, `BaseDir`, `Hostname`, ...) as

@@ -168,19 +168,18 @@ impl Deployer {
             Ok(Some(_)) => {
                 let back = self.restore(task_id);
                 tracing::warn!("rules: rolled back by {who} (task {task_id}): {back}");
-                let ok = back.starts_with("rule set ");
-                TaskResult::now(
-                    task_id,
-                    if ok { 0 } else { code::RULES_SWAP_FAILED },
-                    format!("rolled back: {back}"),
-                )
+                let code = match back {
+                    Restored::Back(_) => 0,
+                    Restored::Failed(_) => code::RULES_SWAP_FAILED,
+                };
+                TaskResult::now(task_id, code, format!("rolled back: {back}"))
             }
         }
     }
 
     /// Puts the kept set in place of the running one; what happened, in
     /// words (`rule set abc...` when it worked).
-    fn restore(&self, task_id: u64) -> String {
+    fn restore(&self, task_id: u64) -> Restored {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let swapped = install::previous_bundle(&self.places).and_then(|previous| {
             let previous = previous.ok_or("no previous set is kept")?;
@@ -190,10 +189,10 @@ impl Deployer {
                 .inspect_err(|_| install::discard(&staged))
         });
         match swapped {
-            Ok(()) => format!("rule set {}", self.places.digest().rule_set),
+            Ok(()) => Restored::Back(self.places.digest().rule_set),
             Err(why) => {
                 tracing::error!("rules: the previous set could not be put back: {why}");
-                format!("the previous set could not be put back: {why}")
+                Restored::Failed(why)
             }
         }
     }
@@ -292,4 +291,21 @@ fn busy(task_id: u64) -> TaskResult {
         code::RULES_BUSY,
         "another rule push or rollback is under way; try again when it has answered",
     )
+}
+
+/// What putting the kept set back gave.
+enum Restored {
+    /// It runs: its digest.
+    Back(String),
+    /// It could not be put back: why.
+    Failed(String),
+}
+
+impl std::fmt::Display for Restored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Restored::Back(digest) => write!(f, "rule set {digest}"),
+            Restored::Failed(why) => write!(f, "the previous set could not be put back: {why}"),
+        }
+    }
 }

@@ -440,7 +440,7 @@ fn error_value<'gc>(ctx: Context<'gc>, error: piccolo::Error<'gc>) -> Value<'gc>
     match error {
         piccolo::Error::Lua(e) => e.0,
         piccolo::Error::Runtime(e) => {
-            let text = super::vm::lua_wording(&e.to_string());
+            let text = super::vm::runtime_wording(&e);
             Value::String(ctx.intern(text.as_bytes()))
         }
     }

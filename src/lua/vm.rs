@@ -385,7 +385,7 @@ impl Vm {
                 executor.restart(ctx, f, Value::Table(table));
                 Ok(())
             },
-            |e| CallError::Runtime(plain_message(&e)),
+            |e| CallError::Runtime(library_wording(&e)),
         );
         self.series = series;
         result
@@ -443,7 +443,7 @@ impl Vm {
                 let executor = ctx.fetch(&self.executor);
                 if let Some((start, start_error)) = start.take() {
                     super::coroutine::reset(ctx);
-                    start(ctx, executor).map_err(|e| start_error(e.to_string()))?;
+                    start(ctx, executor).map_err(|e| start_error(message_of(&e)))?;
                 }
                 Ok(executor
                     .step(ctx, &mut fuel)
@@ -483,7 +483,7 @@ fn result_of<'gc>(ctx: Context<'gc>, executor: Executor<'gc>) -> Result<Vec<LuaV
     }
     match executor.take_result::<Variadic<Vec<Value>>>(ctx) {
         Ok(Ok(Variadic(values))) => Ok(values.into_iter().map(|v| owned(ctx, v, 4)).collect()),
-        Ok(Err(e)) => Err(CallError::Runtime(plain_message(&e.to_string()))),
+        Ok(Err(e)) => Err(CallError::Runtime(library_wording(&message_of(&e)))),
         Err(e) => Err(CallError::Runtime(e.to_string())),
     }
 }
@@ -555,48 +555,67 @@ impl CallError {
     }
 }
 
-/// An error's text without piccolo's "lua error: " / "runtime error: "
-/// prefixes, so messages read as Lua's do.
-fn plain_message(text: &str) -> String {
-    let plain = text
-        .strip_prefix("lua error: ")
-        .or_else(|| text.strip_prefix("runtime error: "))
-        .unwrap_or(text);
-    lua_wording(plain)
+/// A finished run's error as Lua's message: a value Lua code raised as
+/// Lua prints it, the VM's own errors (piccolo raises them as typed Rust
+/// values) in Lua 5.4's words.
+fn message_of(error: &piccolo::Error<'_>) -> String {
+    match error {
+        piccolo::Error::Lua(value) => value.to_string(),
+        piccolo::Error::Runtime(e) => runtime_wording(e),
+    }
 }
 
-/// piccolo's type errors in Lua 5.4's words (as the prelude's `pcall`
-/// gives them): `type error, expected table, found nil` is Lua's `attempt
-/// to index a nil value`.
-pub(super) fn lua_wording(text: &str) -> String {
-    match text {
-        "table key is Nil" => return "table index is nil".into(),
-        "table key is NaN" => return "table index is NaN".into(),
-        // piccolo's `next` of a key the table does not hold.
-        "invalid table key" => return "invalid key to 'next'".into(),
+/// The VM's own errors in Lua 5.4's words (as the prelude's `pcall` gives
+/// them): piccolo's `TypeError { expected: "table", found: "nil" }` is
+/// Lua's `attempt to index a nil value`.
+pub(super) fn runtime_wording(error: &piccolo::RuntimeError) -> String {
+    let type_error = error.downcast::<piccolo::TypeError>().copied().or_else(|| {
+        match error.downcast::<piccolo::VMError>() {
+            Some(piccolo::VMError::BadType(t)) => Some(*t),
+            _ => None,
+        }
+    });
+    if let Some(piccolo::TypeError { expected, found }) = type_error {
+        return match expected {
+            "table" => format!("attempt to index a {found} value"),
+            "string or table" => format!("attempt to get length of a {found} value"),
+            "function" => format!("attempt to call a {found} value"),
+            _ => error.to_string(),
+        };
+    }
+    if let Some(key) = error.downcast::<piccolo::InvalidTableKey>() {
+        return match key {
+            piccolo::InvalidTableKey::IsNil => "table index is nil".into(),
+            piccolo::InvalidTableKey::IsNaN => "table index is NaN".into(),
+        };
+    }
+    if let Some(op) = error.downcast::<piccolo::thread::BinaryOperatorError>() {
+        use piccolo::thread::BinaryOperatorError as Op;
         // The VM's own arithmetic runs only where both operands are
         // numbers whatever happens (`front/numeric.rs`) but for an event's
         // `values[i]` beyond the last value: nil.
-        "cannot add values"
-        | "cannot subtract values"
-        | "cannot multiply values"
-        | "cannot float divide values"
-        | "cannot floor divide values"
-        | "cannot modulo values"
-        | "cannot exponentiate values"
-        | "cannot negate value" => return "attempt to perform arithmetic on a nil value".into(),
-        _ => {}
+        if matches!(
+            op,
+            Op::Add
+                | Op::Subtract
+                | Op::Multiply
+                | Op::FloatDivide
+                | Op::FloorDivide
+                | Op::Modulo
+                | Op::Exponentiate
+                | Op::UnaryNegate
+        ) {
+            return "attempt to perform arithmetic on a nil value".into();
+        }
     }
-    let Some((expected, found)) = text
-        .strip_prefix("type error, expected ")
-        .and_then(|rest| rest.split_once(", found "))
-    else {
-        return text.to_string();
-    };
-    match expected {
-        "table" => format!("attempt to index a {found} value"),
-        "string or table" => format!("attempt to get length of a {found} value"),
-        "function" => format!("attempt to call a {found} value"),
+    error.to_string()
+}
+
+/// A Lua-level error string of piccolo's library in Lua's words.
+pub(super) fn library_wording(text: &str) -> String {
+    match text {
+        // piccolo's `next` of a key the table does not hold.
+        "invalid table key" => "invalid key to 'next'".into(),
         _ => text.to_string(),
     }
 }

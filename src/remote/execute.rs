@@ -120,9 +120,9 @@ impl Executor {
             brief(&result.message)
         );
         // Reading the history changes nothing worth recording.
-        if kind != "history" {
+        if kind != crate::auth::BodyKind::History {
             self.remember(
-                Record::new(kind, &what, who)
+                Record::new(kind.name(), &what, who)
                     .task(task_id)
                     .result(result.code, &result.message)
                     .took(started.elapsed()),

@@ -2,6 +2,7 @@
 //! parsed strictly: a task id must be a JSON integer, a timestamp ISO-8601
 //! UTC, and nothing else may hide in the message.
 
+use crate::auth::BodyKind;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::SystemTime;
@@ -72,18 +73,15 @@ pub enum Ask {
     Rollback(crate::deploy::Rollback),
 }
 
-/// The kinds of [`Ask`], by the field that carries their body.
-const ASK_KINDS: &[&str] = &["pause", "resume", "history", "rules", "rollback"];
-
 impl Ask {
     /// The field name, which is also the kind a signature covers.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> BodyKind {
         match self {
-            Ask::Pause(_) => "pause",
-            Ask::Resume(_) => "resume",
-            Ask::History(_) => "history",
-            Ask::Rules(_) => "rules",
-            Ask::Rollback(_) => "rollback",
+            Ask::Pause(_) => BodyKind::Pause,
+            Ask::Resume(_) => BodyKind::Resume,
+            Ask::History(_) => BodyKind::History,
+            Ask::Rules(_) => BodyKind::Rules,
+            Ask::Rollback(_) => BodyKind::Rollback,
         }
     }
 
@@ -97,18 +95,20 @@ impl Ask {
         }
     }
 
-    fn parse(kind: &str, body: &str) -> Result<Ask, String> {
-        fn body_of<T: serde::de::DeserializeOwned>(kind: &str, body: &str) -> Result<T, String> {
+    fn parse(kind: BodyKind, body: &str) -> Result<Ask, String> {
+        fn body_of<T: serde::de::DeserializeOwned>(
+            kind: BodyKind,
+            body: &str,
+        ) -> Result<T, String> {
             serde_json::from_str(body).map_err(|e| format!("{kind}: {e}"))
         }
-        match kind {
-            "pause" => Ok(Ask::Pause(body_of(kind, body)?)),
-            "resume" => Ok(Ask::Resume(body_of(kind, body)?)),
-            "history" => Ok(Ask::History(body_of(kind, body)?)),
-            "rules" => Ok(Ask::Rules(body_of(kind, body)?)),
-            "rollback" => Ok(Ask::Rollback(body_of(kind, body)?)),
-            other => Err(format!("unknown request kind {other:?}")),
-        }
+        Ok(match kind {
+            BodyKind::Pause => Ask::Pause(body_of(kind, body)?),
+            BodyKind::Resume => Ask::Resume(body_of(kind, body)?),
+            BodyKind::History => Ask::History(body_of(kind, body)?),
+            BodyKind::Rules => Ask::Rules(body_of(kind, body)?),
+            BodyKind::Rollback => Ask::Rollback(body_of(kind, body)?),
+        })
     }
 }
 
@@ -258,10 +258,9 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
     // A JSON object keeps the last of two equal keys: a signature checked
     // over one `service` must not stand for a request with another.
     crate::config::no_duplicate_keys(payload).map_err(invalid)?;
-    let kinds: Vec<&str> = ASK_KINDS
-        .iter()
-        .copied()
-        .filter(|k| map.contains_key(*k))
+    let kinds: Vec<BodyKind> = BodyKind::ALL
+        .into_iter()
+        .filter(|k| map.contains_key(k.name()))
         .collect();
     if !kinds.is_empty() {
         return parse_ask(payload, task_id, &kinds).map_err(invalid);
@@ -301,18 +300,19 @@ pub fn parse(payload: &[u8]) -> Result<Request, Malformed> {
 
 /// A request with a JSON body: exactly one kind, and besides it only the
 /// fields every request has.
-fn parse_ask(payload: &[u8], task_id: u64, kinds: &[&str]) -> Result<Request, String> {
+fn parse_ask(payload: &[u8], task_id: u64, kinds: &[BodyKind]) -> Result<Request, String> {
     use serde_json::value::RawValue;
-    let [kind] = kinds else {
+    let [kind] = *kinds else {
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
         return Err(format!(
             "one request asks for one thing, not {}",
-            kinds.join(" and ")
+            names.join(" and ")
         ));
     };
     let mut fields: std::collections::BTreeMap<String, Box<RawValue>> =
         serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     let body = fields
-        .remove(*kind)
+        .remove(kind.name())
         .map(|b| b.get().to_string())
         .unwrap_or_default();
     let ask = Ask::parse(kind, &body)?;

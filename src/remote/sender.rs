@@ -51,12 +51,12 @@ pub fn config_message(task_id: u64, config: &str, dry_run: bool) -> Vec<u8> {
 
 /// A request whose body is `body` under the field `kind` (`pause`,
 /// `resume`, `rules`, `rollback`, `history`).
-pub fn ask_message(task_id: u64, kind: &str, body: serde_json::Value) -> Vec<u8> {
+pub fn ask_message(task_id: u64, kind: crate::auth::BodyKind, body: serde_json::Value) -> Vec<u8> {
     let mut message = serde_json::json!({
         "task_id": task_id,
         "timestamp": iso8601(SystemTime::now()),
     });
-    message[kind] = body;
+    message[kind.name()] = body;
     message.to_string().into_bytes()
 }
 

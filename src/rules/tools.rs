@@ -178,9 +178,16 @@ impl ExampleVerdict {
     }
 }
 
+/// A rule file that did not load, and why (the message names the file).
+#[derive(Clone, Debug)]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
 /// Runs each file's golden examples in order, each file on a fresh state;
 /// returns the verdicts and the files that failed to load.
-pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
+pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<LoadError>) {
     let mut verdicts = Vec::new();
     let mut load_errors = Vec::new();
     for path in files {
@@ -188,7 +195,10 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<String>) {
             RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
         let (mut every, _) = RuleSet::load_files(std::slice::from_ref(path), VmLimits::default());
         every.set_indexed(false);
-        load_errors.extend(errors);
+        load_errors.extend(errors.into_iter().map(|message| LoadError {
+            file: path.clone(),
+            message,
+        }));
         let examples = set
             .files()
             .first()
