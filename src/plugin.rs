@@ -418,6 +418,7 @@ impl Plugin for Monitor {
         running.responder.stop();
         if let Some(central) = &running.central {
             central.stop();
+            info!("central: stopped: {}", central.summary());
         }
         drop(running.control.lock().ok().and_then(|mut c| c.take()));
         running.queue.close();

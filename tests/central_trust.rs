@@ -609,6 +609,21 @@ fn the_controllers_status_shows_its_rule_files_and_a_held_host_is_logged_once() 
     );
     assert!(text.contains("2 hosts known (2 online"), "{text}");
     fleet.release("web1");
+    // As it stops, the controller says what central rules took.
+    assert!(central.stop().success());
+    let line = central
+        .log_text()
+        .lines()
+        .find(|l| l.contains("central: stopped: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no central summary\n{}", central.log_text()));
+    let taken: u64 = line
+        .split("central: stopped: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(taken >= 6, "{line}");
 }
 
 #[test]

@@ -99,11 +99,29 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// Publishes what arrives until every sender is gone or the client
-    /// is. An accepted task's result waits for its `done` line in a task
-    /// of its own: a stalled disk holds back that result only.
-    pub(super) async fn run(self: Arc<Self>, mut queue: mpsc::Receiver<Outgoing>) {
-        while let Some(outgoing) = queue.recv().await {
+    /// Publishes what arrives until every sender is gone, `closing` turns
+    /// true and what was queued is handed over, or the client is gone. An
+    /// accepted task's result waits for its `done` line in a task of its
+    /// own: a stalled disk holds back that result only.
+    pub(super) async fn run(
+        self: Arc<Self>,
+        mut queue: mpsc::Receiver<Outgoing>,
+        mut closing: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut closed = false;
+        loop {
+            let next = tokio::select! {
+                biased;
+                next = queue.recv() => next,
+                _ = closing.wait_for(|c| *c), if !closed => {
+                    // Senders elsewhere (central rules) live on: take what
+                    // is queued, then end.
+                    queue.close();
+                    closed = true;
+                    continue;
+                }
+            };
+            let Some(outgoing) = next else { return };
             let sent = match outgoing {
                 Outgoing::Result {
                     result,

@@ -61,6 +61,7 @@ pub(super) async fn run(
         }
     };
     let progress = Arc::new(Progress::default());
+    let (closing, closing_rx) = watch::channel(false);
     let publisher = tokio::spawn(
         Arc::new(Publisher {
             client: client.clone(),
@@ -74,7 +75,7 @@ pub(super) async fn run(
             progress: Arc::clone(&progress),
             handing: tokio::sync::Mutex::new(()),
         })
-        .run(results_rx),
+        .run(results_rx, closing_rx),
     );
     publisher::replay_unfinished(&journal, &results).await;
     let helpers = [
@@ -111,6 +112,7 @@ pub(super) async fn run(
     // ends once every sender is gone (commands still running keep theirs,
     // hence the time limit).
     drop(session);
+    let _ = closing.send(true);
     drain(publisher, &progress, &journal, &mut eventloop).await;
     crate::mqtt::disconnect(&client, &mut eventloop, DISCONNECT_GRACE).await;
     info!("remote: disconnected from the broker");
