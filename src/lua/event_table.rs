@@ -164,13 +164,19 @@ pub(super) fn notification_table<'gc>(
     Ok(t)
 }
 
-/// Series whose tables a file keeps at most; past this many they are all
-/// dropped and built again as value lists come (a stream of ever new
-/// series cannot grow a worker's memory without bound). A kept series
-/// holds about 2.7 KiB of the VM's memory: at most a sixteenth of the
-/// memory limit goes to them.
-const MAX_SERIES: usize = 1024;
-const SERIES_BYTES: usize = 4096;
+/// Series whose tables a file keeps at most, whatever its memory limit. A
+/// kept series holds about 2.7 KiB of the VM's memory: at most an eighth
+/// of the memory limit goes to them (64 MiB: 2 730 series). Past that,
+/// the tables of a new series are built for the call and not kept, so a
+/// fleet with more series than fit keeps a fixed part of them warm
+/// rather than clearing all and missing every one; a stream of ever new
+/// series cannot grow a worker's memory.
+const MAX_SERIES: usize = 65_536;
+const SERIES_BYTES: usize = 3072;
+/// A kept table unused this long gives its place to a new series when
+/// all places are taken (collectd itself forgets a series after twice its
+/// interval).
+const IDLE_SECS: u32 = 600;
 
 /// One table per series, for a file whose handlers only read their table
 /// and keep nothing of it past the call (the rule index's analysis says
@@ -181,6 +187,10 @@ pub(super) struct SeriesTables {
     /// By a hash of the identity; the entry says which series it holds.
     entries: HashMap<u64, SeriesEntry>,
     max: usize,
+    /// Times are seconds since this, in the entries.
+    epoch: std::time::Instant,
+    /// When the entries were last looked through for idle ones.
+    swept: u32,
 }
 
 struct SeriesEntry {
@@ -192,6 +202,8 @@ struct SeriesEntry {
     dstypes: Vec<DsType>,
     table: StashedTable,
     values: StashedTable,
+    /// When a value list of the series last came.
+    used: u32,
 }
 
 impl SeriesEntry {
@@ -210,8 +222,28 @@ impl SeriesTables {
     pub(super) fn within(memory: usize) -> SeriesTables {
         SeriesTables {
             entries: HashMap::new(),
-            max: (memory / 16 / SERIES_BYTES).clamp(16, MAX_SERIES),
+            max: (memory / 8 / SERIES_BYTES).clamp(16, MAX_SERIES),
+            epoch: std::time::Instant::now(),
+            swept: 0,
         }
+    }
+
+    fn now(&self) -> u32 {
+        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether a new series may be kept: there is room, or a kept one has
+    /// been idle for [`IDLE_SECS`] (looked for at most once a second).
+    fn room(&mut self, now: u32) -> bool {
+        if self.entries.len() < self.max {
+            return true;
+        }
+        if now > self.swept {
+            self.swept = now;
+            self.entries
+                .retain(|_, e| now.saturating_sub(e.used) < IDLE_SECS);
+        }
+        self.entries.len() < self.max
     }
 
     /// The table of `m`'s series, refilled with `m`'s time and values, and
@@ -226,7 +258,9 @@ impl SeriesTables {
         let mut hasher = rustc_hash::FxHasher::default();
         m.identity().hash(&mut hasher);
         let hash = hasher.finish();
-        if let Some(entry) = self.entries.get(&hash).filter(|e| e.holds(m)) {
+        let now = self.now();
+        if let Some(entry) = self.entries.get_mut(&hash).filter(|e| e.holds(m)) {
+            entry.used = now;
             let k = Keys::of(ctx);
             let table = ctx.fetch(&entry.table);
             set(ctx, table, k.time, Value::Number(m.time))?;
@@ -234,11 +268,11 @@ impl SeriesTables {
             fill_values(ctx, ctx.fetch(&entry.values), m)?;
             return Ok((table, entry.table.clone()));
         }
-        if self.entries.len() >= self.max {
-            self.entries.clear();
-        }
         let (table, values) = metric_tables(ctx, m)?;
         let stashed = ctx.stash(table);
+        if !self.room(now) {
+            return Ok((table, stashed));
+        }
         self.entries.insert(
             hash,
             SeriesEntry {
@@ -247,9 +281,28 @@ impl SeriesTables {
                 dstypes: m.dstypes.clone(),
                 table: stashed.clone(),
                 values: ctx.stash(values),
+                used: now,
             },
         );
         Ok((table, stashed))
+    }
+
+    /// How many series' tables may be kept.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.max
+    }
+
+    /// How many are kept.
+    #[cfg(test)]
+    pub(super) fn kept(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether `m`'s series has its tables kept.
+    #[cfg(test)]
+    pub(super) fn keeps(&self, m: &Metric) -> bool {
+        self.entries.values().any(|e| e.holds(m))
     }
 
     /// Drops every kept table (the VM is short of memory).
@@ -262,6 +315,8 @@ impl SeriesTables {
         SeriesTables {
             entries: std::mem::take(&mut self.entries),
             max: self.max,
+            epoch: self.epoch,
+            swept: self.swept,
         }
     }
 }
