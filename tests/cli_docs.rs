@@ -101,3 +101,71 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
         assert!(conf.contains(&format!(".TP\n\\fB{key}\\fR")), "{key}");
     }
 }
+
+/// What bash offers after `collectd-monitor WORDS... <TAB>`, with the
+/// generated script sourced (the function bash's `complete` would call).
+fn bash_completes(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(script).unwrap();
+    let function = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_suffix("() {"))
+        .unwrap_or_else(|| panic!("no function first in the script:\n{text}"))
+        .to_string();
+    let all: Vec<String> = std::iter::once("collectd-monitor")
+        .chain(words.iter().copied())
+        .map(|w| format!("'{w}'"))
+        .collect();
+    let current = words.last().copied().unwrap_or("");
+    let previous = if words.len() >= 2 {
+        words[words.len() - 2]
+    } else {
+        "collectd-monitor"
+    };
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; {function} collectd-monitor '{current}' '{previous}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        all.join(" "),
+        words.len(),
+    );
+    let out = Command::new("bash")
+        .args(["-c", &program])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Options complete after every public subcommand (clap_complete's bash
+/// script for a hyphenated program name matched none); the internal
+/// subcommands are not offered.
+#[test]
+fn bash_completes_every_subcommands_options_and_hides_the_internal_ones() {
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("collectd-monitor.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    for sub in subcommands() {
+        let offered = bash_completes(&script, &[&sub, "--"]);
+        assert!(
+            offered.iter().any(|o| o == "--help"),
+            "{sub} --<TAB>: {offered:?}"
+        );
+    }
+    assert!(bash_completes(&script, &["status", "--"]).contains(&"--socket".to_string()));
+    let rules = bash_completes(&script, &["send-rules", "--"]);
+    assert!(rules.contains(&"--canary".to_string()), "{rules:?}");
+    let top = bash_completes(&script, &[""]);
+    assert!(top.contains(&"send-rules".to_string()), "{top:?}");
+    for internal in ["rule-worker", "replace-config", "man"] {
+        assert!(!top.contains(&internal.to_string()), "{top:?}");
+    }
+}
