@@ -82,7 +82,11 @@ fn state_dir(s: &Settings) -> std::path::PathBuf {
 
 /// The maintenance pauses, kept in `StateDir/pauses.json`, answered on
 /// the control socket and shown in `status`.
-fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook> {
+fn open_pauses(
+    s: &Settings,
+    board: &Arc<Board>,
+    history: Option<Arc<crate::history::History>>,
+) -> Arc<crate::pause::PauseBook> {
     let dir = state_dir(s);
     let (book, problem) = crate::pause::PauseBook::open(
         dir.join("pauses.json"),
@@ -103,9 +107,29 @@ fn open_pauses(s: &Settings, board: &Arc<Board>) -> Arc<crate::pause::PauseBook>
                 .map(crate::pause::Pause::status)
                 .collect()
         }),
-        Box::new(move |request| controlled.control(request)),
+        Box::new(move |request| {
+            let answer = controlled.control(request)?;
+            if let Some(history) = &history {
+                record_local_pause(history, request, &answer);
+            }
+            Some(answer)
+        }),
     );
     book
+}
+
+/// A pause or resume asked for on the control socket, in the history as
+/// one asked for over MQTT is (a refused one too, with its reason).
+fn record_local_pause(history: &crate::history::History, request: &str, answer: &str) {
+    let (verb, change) = request.split_once(' ').unwrap_or((request, "{}"));
+    let (code, outcome) = match answer.strip_prefix("error: ") {
+        Some(why) => (crate::task::code::INVALID_REQUEST, why),
+        None => (0, answer),
+    };
+    history.record(
+        crate::history::Record::new(verb, change, "an operator (control socket)")
+            .result(code, outcome),
+    );
 }
 
 /// The history of repairs and requests (`StateDir/history.redb`),
@@ -273,8 +297,8 @@ impl Plugin for Monitor {
             },
         );
         let control = start_control(&loaded.settings, &board);
-        let pauses = open_pauses(&loaded.settings, &board);
         let history = open_history(&loaded.settings, &board);
+        let pauses = open_pauses(&loaded.settings, &board, history.clone());
         let responder = Arc::new(
             Responder::new(
                 Arc::clone(&services),

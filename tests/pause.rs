@@ -141,6 +141,33 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
     let out = cli(&socket, &["pause", "--for", "400d"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("at most 86400 s"), "{}", text(&out));
+
+    // Local pauses and resumes are in the history, as remote ones are
+    // (written by the history's own thread: waited for).
+    let history = |kind: &str| -> Vec<Value> {
+        let out = cli(&socket, &["history", "--json", "--kind", kind]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    c.wait_until("the local pauses recorded", || {
+        let paused = history("pause");
+        let ok = paused
+            .iter()
+            .any(|r| r["who"] == "an operator (control socket)" && r["code"] == 0);
+        let refused = paused
+            .iter()
+            .any(|r| r["code"] != 0 && r["outcome"].as_str().unwrap().contains("at most 86400 s"));
+        (ok && refused).then_some(())
+    });
+    c.wait_until("the local resume recorded", || {
+        history("resume")
+            .iter()
+            .any(|r| r["outcome"].as_str().unwrap().contains("1 pause(s) ended"))
+            .then_some(())
+    });
 }
 
 #[test]
