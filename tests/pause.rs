@@ -65,6 +65,12 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
         serde_json::from_slice(&cli(&socket, &["status", "--json"]).stdout).unwrap();
     assert_eq!(status["pauses"][0]["what"], "hello/*", "{status}");
     assert_eq!(status["pauses"][0]["reason"], "upgrade", "{status}");
+    // The text status shows it too.
+    let shown = text(&cli(&socket, &["status"]));
+    assert!(
+        shown.contains("paused: hello/* until ") && shown.contains(": upgrade"),
+        "{shown}"
+    );
     // The host's presence says so too, and `hosts` shows it.
     c.wait_until("the pause in the presence", || {
         let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))

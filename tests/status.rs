@@ -248,7 +248,17 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             && text.contains("remote commands: broker 127.0.0.1:")
             && text.contains("requests NOT authenticated")
             && text.contains("no series matched its conditions yet (it waits for plugin df)")
-            && text.contains("collectd does send: testhost/df-root/df_complex-free"),
+            && text.contains("collectd does send: testhost/df-root/df_complex-free")
+            && text.contains("pauses: none"),
+        "{text}"
+    );
+    // A file that does not run is not said to receive anything.
+    let broken_block = text
+        .split("rule file ")
+        .find(|b| b.contains("broken.lua: not loaded"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        !broken_block.contains("receives every value list"),
         "{text}"
     );
 

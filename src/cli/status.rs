@@ -150,7 +150,10 @@ fn render_files(out: &mut String, files: &[crate::status::FileStatus], label: &s
         if let Some(note) = &f.note {
             let _ = writeln!(out, "  last said: {note}");
         }
-        if !f.routed {
+        if f.state != "active" {
+            // Nothing reaches a file that does not run: what it would
+            // receive is beside the point.
+        } else if !f.routed {
             let _ = writeln!(
                 out,
                 "  receives every value list (its handlers are not indexed)"
@@ -248,6 +251,12 @@ pub fn render(s: &Status) -> String {
                 r.journal_bytes
             );
         }
+    }
+    if s.pauses.is_empty() {
+        let _ = writeln!(out, "pauses: none");
+    }
+    for p in &s.pauses {
+        let _ = writeln!(out, "paused: {} until {}: {}", p.what, p.until, p.reason);
     }
     if s.running.is_empty() {
         let _ = writeln!(out, "commands running: none");
