@@ -24,7 +24,7 @@ fn a_fault_on_one_host_is_repaired_on_that_host_and_reported_centrally() {
     web2.putval("web2/app/gauge-up N:0");
     let line = central.wait_for_log("Notification: severity = OKAY");
     assert!(
-        line.contains("host = web2") && line.contains("lua-collectd-monitor-local"),
+        line.contains("host = web2") && line.contains("plugin = monitor-central,"),
         "{line}"
     );
     assert!(line.contains("app.lua::metric::app_down"), "{line}");

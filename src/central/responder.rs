@@ -570,13 +570,16 @@ impl Central {
                     "central: {} on {host} (task {}) finished with code {}",
                     pending.command, result.task_id, result.code
                 );
-                let notification = crate::local::result_notification(
-                    &host,
-                    &pending.handler,
-                    result.task_id,
-                    result.code,
-                    &result.message,
-                );
+                let notification = crate::events::Notification {
+                    plugin: crate::local::CENTRAL_RESULT_PLUGIN.into(),
+                    ..crate::local::result_notification(
+                        &host,
+                        &pending.handler,
+                        result.task_id,
+                        result.code,
+                        &result.message,
+                    )
+                };
                 if let Err(status) = (self.notify)(&notification) {
                     warn!(
                         "central: could not dispatch the result of task {} (status {status})",

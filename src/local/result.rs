@@ -8,6 +8,10 @@ use serde::Serialize;
 /// Kept for existing consumers of the old project's notifications.
 pub const RESULT_PLUGIN: &str = "lua-collectd-monitor-local";
 
+/// The plugin name of a central repair's result notification on the
+/// controller: told apart from the host's own repairs.
+pub const CENTRAL_RESULT_PLUGIN: &str = "monitor-central";
+
 /// Marks a message cut to fit collectd's notification size.
 const CUT_MARK: &str = " [truncated]";
 
