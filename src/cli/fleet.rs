@@ -86,18 +86,37 @@ fn fan_out(
     })
 }
 
-/// A host's outcome other than a result, in words.
+/// A host's outcome in words, on one line: a result's code and its whole
+/// message (lines joined, bounded, escaped: a refusal's cause often
+/// follows its first line).
 pub fn describe(outcome: &HostOutcome) -> String {
     match outcome {
         HostOutcome::Result { code, message } => {
-            format!(
-                "code {code} ({code:#x}) {}",
-                message.lines().next().unwrap_or("")
-            )
+            format!("code {code} ({code:#x}) {}", one_line(message))
         }
         HostOutcome::TimedOut => "timed out, no answer in time".into(),
         HostOutcome::NotSent => "not sent: the error budget was spent".into(),
     }
+}
+
+/// Longest message shown on a summary line.
+const LINE_MAX: usize = 400;
+
+/// `message` on one line: its non-empty lines joined by ` / `, at most
+/// [`LINE_MAX`] bytes, escaped for a terminal.
+fn one_line(message: &str) -> String {
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let mut end = joined.len().min(LINE_MAX);
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < joined.len() { " ..." } else { "" };
+    format!("{}{more}", crate::collectd::loggable(&joined[..end]))
 }
 
 /// The fan-out itself: every targeted host's outcome.
@@ -205,6 +224,53 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
         }
         return;
     }
+    for line in summary(outcomes) {
+        say!("{line}");
+    }
+}
+
+/// The summary by outcome: each section only when some host is in it;
+/// hosts that succeeded grouped by what they answered (a dry run's
+/// changes, a pause's words), those that failed each with its reason.
+fn summary(outcomes: &BTreeMap<String, HostOutcome>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut answers: BTreeMap<String, Vec<&String>> = BTreeMap::new();
+    for (host, outcome) in outcomes {
+        if let HostOutcome::Result { code: 0, message } = outcome {
+            answers.entry(one_line(message)).or_default().push(host);
+        }
+    }
+    let ok: usize = answers.values().map(Vec::len).sum();
+    if ok > 0 {
+        let hosts: Vec<&String> = answers.values().flatten().copied().collect();
+        match answers.len() {
+            1 => {
+                let said = answers.keys().next().map(String::as_str).unwrap_or("");
+                let said = if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                };
+                lines.push(format!("ok ({ok}): {}{said}", join(&hosts)));
+            }
+            _ => {
+                lines.push(format!("ok ({ok}):"));
+                for (said, hosts) in &answers {
+                    lines.push(format!("  {}: {said}", join(hosts)));
+                }
+            }
+        }
+    }
+    let failed: Vec<(&String, &HostOutcome)> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, HostOutcome::Result { code, .. } if *code != 0))
+        .collect();
+    if !failed.is_empty() {
+        lines.push(format!("failed ({}):", failed.len()));
+        for (host, outcome) in failed {
+            lines.push(format!("  {host}: {}", describe(outcome)));
+        }
+    }
     let group = |keep: &dyn Fn(&HostOutcome) -> bool| -> Vec<&String> {
         outcomes
             .iter()
@@ -212,33 +278,26 @@ fn print_outcomes(outcomes: &BTreeMap<String, HostOutcome>, json: bool) {
             .map(|(h, _)| h)
             .collect()
     };
-    let ok = group(&HostOutcome::succeeded);
-    say!("ok ({}): {}", ok.len(), join(&ok));
-    let failed: Vec<(&String, &HostOutcome)> = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, HostOutcome::Result { code, .. } if *code != 0))
-        .collect();
-    say!("failed ({}):", failed.len());
-    for (host, outcome) in failed {
-        say!("  {host}: {}", describe(outcome));
-    }
     let timed_out = group(&|o| *o == HostOutcome::TimedOut);
-    say!(
-        "timed out, no answer in time ({}): {}",
-        timed_out.len(),
-        join(&timed_out)
-    );
     if !timed_out.is_empty() {
-        say!(
-            "  (a request the broker had not delivered by then expires there and never runs; one delivered may still run)"
+        lines.push(format!(
+            "timed out, no answer in time ({}): {}",
+            timed_out.len(),
+            join(&timed_out)
+        ));
+        lines.push(
+            "  (a request the broker had not delivered by then expires there and never runs; one delivered may still run)".into(),
         );
     }
     let not_sent = group(&|o| *o == HostOutcome::NotSent);
-    say!(
-        "not sent: the error budget was spent or a canary failed ({}): {}",
-        not_sent.len(),
-        join(&not_sent)
-    );
+    if !not_sent.is_empty() {
+        lines.push(format!(
+            "not sent: the error budget was spent or a canary failed ({}): {}",
+            not_sent.len(),
+            join(&not_sent)
+        ));
+    }
+    lines
 }
 
 fn join(hosts: &[&String]) -> String {
@@ -247,4 +306,46 @@ fn join(hosts: &[&String]) -> String {
         .map(|h| h.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(code: i64, message: &str) -> HostOutcome {
+        HostOutcome::Result {
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_summary_gives_each_failure_its_cause_and_groups_the_answers() {
+        let outcomes = BTreeMap::from([
+            (
+                "h1".to_string(),
+                result(0x3001, "nothing changed:\nsyntax.lua:4: 'then' expected"),
+            ),
+            ("h2".to_string(), result(0, "would change: LoadPlugin df")),
+            ("h3".to_string(), result(0, "would change: LoadPlugin df")),
+            ("h4".to_string(), result(0, "nothing would change")),
+        ]);
+        let lines = summary(&outcomes);
+        assert_eq!(
+            lines,
+            vec![
+                "ok (3):".to_string(),
+                "  h4: nothing would change".into(),
+                "  h2, h3: would change: LoadPlugin df".into(),
+                "failed (1):".into(),
+                "  h1: code 12289 (0x3001) nothing changed: / syntax.lua:4: 'then' expected".into(),
+            ]
+        );
+        // No empty sections; one answer for all on the ok line.
+        let all = BTreeMap::from([("h1".to_string(), result(0, "paused hello/* for 3600 s"))]);
+        assert_eq!(
+            summary(&all),
+            vec!["ok (1): h1: paused hello/* for 3600 s".to_string()]
+        );
+    }
 }
