@@ -548,8 +548,16 @@ fn check_mode(request: &ConfigItem) -> ! {
         .collect();
     let code = match strings.as_slice() {
         [file, report_path] => {
+            let parse = |p: &std::path::Path| collectd::parse_config_file(p);
             let report = match collectd::parse_config_file(std::path::Path::new(file)) {
-                Ok(tree) => config::BlockReport::of(&tree),
+                // What collectd reads: the file with its includes.
+                Ok(tree) => match crate::reconfig::expand_as_collectd(tree.clone(), &parse) {
+                    Ok(whole) => config::BlockReport::of(&whole),
+                    Err(why) => config::BlockReport {
+                        include_error: Some(why),
+                        ..config::BlockReport::of(&tree)
+                    },
+                },
                 Err(e) => config::BlockReport {
                     parse_error: Some(e),
                     ..Default::default()

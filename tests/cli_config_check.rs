@@ -224,7 +224,7 @@ fn a_collectd_conf_is_read_by_collectds_parser_and_its_block_checked() {
             .expect("run collectd-monitor")
     };
     let good = format!(
-        "Hostname \"web1\"\nLoadPlugin cpu\nLoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}\"\n  LogLevel \"info\"\n  <Service \"hello\">\n    Command \"exec\" \"echo hi\"\n  </Service>\n</Plugin>\nInclude \"/etc/collectd/collectd.conf.d\"\n",
+        "Hostname \"web1\"\nLoadPlugin cpu\nLoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}\"\n  LogLevel \"info\"\n  <Service \"hello\">\n    Command \"exec\" \"echo hi\"\n  </Service>\n</Plugin>\n",
         json.display()
     );
     let out = run(&good, &[]);
@@ -236,11 +236,54 @@ fn a_collectd_conf_is_read_by_collectds_parser_and_its_block_checked() {
     assert!(
         stdout.contains(&format!("config.json: {}", json.display()))
             && stdout.contains("MQTT broker: broker:1883")
+            // `%{hostname}` as collectd will expand it: the file's Hostname.
+            && stdout.contains("client id collectd-monitor-web1)")
             && stdout.contains("service hello: exec"),
         "{stdout}"
     );
+    assert!(!stderr.contains("no `LoadPlugin monitor`"), "{stderr}");
+
+    // The packaged layout: collectd.conf only includes a directory, whose
+    // file loads the plugin; the plugin found through `PluginDir`.
+    let conf_d = dir.path().join("collectd.conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    std::fs::write(
+        conf_d.join("monitor.conf"),
+        format!(
+            "LoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}\"\n</Plugin>\n",
+            json.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf_d.join("other.txt"), "this is not read\n").unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(common::plugin_library(), plugins.join("monitor.so")).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "PluginDir \"{}\"\nLoadPlugin cpu\n<Include \"{}\">\n  Filter \"*.conf\"\n</Include>\n",
+            plugins.display(),
+            conf_d.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
+        .args(["config", "check"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stderr.contains("Include \"/etc/collectd/collectd.conf.d\" is not followed"),
+        stdout.contains("MQTT broker: broker:1883"),
+        "the included block: {stdout}"
+    );
+    assert!(
+        !stderr.contains("no `LoadPlugin monitor`") && !stderr.contains("Include"),
         "{stderr}"
     );
 

@@ -32,12 +32,19 @@ pub fn check(
     file: &Path,
     json: bool,
     collectd: &Path,
-    plugin: &Path,
+    plugin: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
     let report = if is_json(file) {
         check_json(file)
     } else {
-        check_collectd_conf(file, collectd, plugin)?
+        // Unless named: the file's own `PluginDir` when it holds the
+        // plugin (an install outside /usr/lib/collectd), else the
+        // packaged path.
+        let plugin = match plugin {
+            Some(p) => p.to_path_buf(),
+            None => plugin_in_plugin_dir(file).unwrap_or_else(|| PathBuf::from(DEFAULT_PLUGIN)),
+        };
+        check_collectd_conf(file, collectd, &plugin)?
     };
     if json {
         say!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -59,6 +66,32 @@ pub fn check(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The host name `%{hostname}` stands for: collectd.conf's `Hostname`, else
+/// this machine's (collectd's `FQDNLookup` may lengthen it).
+fn this_host(configured: Option<&str>) -> String {
+    configured.map(str::to_string).unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "%{hostname}".into())
+    })
+}
+
+/// `monitor.so` in the `PluginDir` a collectd.conf names at its top level,
+/// when it is there.
+fn plugin_in_plugin_dir(file: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let line = line.trim();
+        let (key, rest) = line.split_once(char::is_whitespace)?;
+        if !key.eq_ignore_ascii_case("PluginDir") {
+            return None;
+        }
+        let dir = rest.trim().trim_matches('"');
+        let plugin = Path::new(dir).join("monitor.so");
+        plugin.is_file().then_some(plugin)
     })
 }
 
@@ -85,7 +118,7 @@ fn check_json(file: &Path) -> ConfigCheck {
         ..ConfigCheck::default()
     };
     match config::load_json_file(file) {
-        Ok(loaded) => summarise(&loaded, &mut report),
+        Ok(loaded) => summarise(&loaded, &this_host(None), &mut report),
         Err(e) => report.errors.push(e.to_string()),
     }
     report
@@ -118,11 +151,13 @@ fn check_collectd_conf(
         report.errors.push(format!("{}: {e}", file.display()));
         return Ok(report);
     }
-    for include in &found.includes {
-        report.warnings.push(format!(
-            "{}: Include {include:?} is not followed by this check: a <Plugin monitor> block there is not seen",
-            file.display()
-        ));
+    if let Some(why) = &found.include_error {
+        for include in &found.includes {
+            report.warnings.push(format!(
+                "{}: Include {include:?} could not be read as collectd reads it ({why}): a <Plugin monitor> block there is not seen",
+                file.display()
+            ));
+        }
     }
     if !found.loads_monitor {
         report.warnings.push(format!(
@@ -131,7 +166,7 @@ fn check_collectd_conf(
         ));
     }
     match config::load(&found.block()) {
-        Ok(loaded) => summarise(&loaded, &mut report),
+        Ok(loaded) => summarise(&loaded, &this_host(found.hostname.as_deref()), &mut report),
         Err(e) => report.errors.push(format!("{}: {e}", file.display())),
     }
     Ok(report)
@@ -221,7 +256,7 @@ fn parse_with_collectd(
 
 /// What the loaded settings set up, and the checks the plugin makes
 /// before connecting (with a placeholder for collectd's hostname).
-fn summarise(loaded: &Loaded, report: &mut ConfigCheck) {
+fn summarise(loaded: &Loaded, hostname: &str, report: &mut ConfigCheck) {
     report.warnings.extend(loaded.warnings.iter().cloned());
     let s = &loaded.settings;
     if let Some(path) = &loaded.config_path {
@@ -229,7 +264,7 @@ fn summarise(loaded: &Loaded, report: &mut ConfigCheck) {
             .summary
             .push(format!("config.json: {}", path.display()));
     }
-    let remote = RemoteSettings::from_settings(s, "%{hostname}").and_then(|r| match r {
+    let remote = RemoteSettings::from_settings(s, hostname).and_then(|r| match r {
         Some(r) => r.connection.mqtt_options().map(|_| Some(r)),
         None => Ok(None),
     });

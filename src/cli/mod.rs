@@ -365,9 +365,11 @@ enum ConfigCommand {
         /// The collectd program that parses a collectd.conf.
         #[arg(long, default_value = config::DEFAULT_COLLECTD)]
         collectd: PathBuf,
-        /// This plugin's monitor.so (collectd loads it to parse).
-        #[arg(long, default_value = config::DEFAULT_PLUGIN)]
-        plugin: PathBuf,
+        /// This plugin's monitor.so (collectd loads it to parse); by
+        /// default the one in the file's `PluginDir`, else
+        /// /usr/lib/collectd/monitor.so.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
     },
 }
 
@@ -470,7 +472,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             json,
             collectd,
             plugin,
-        }) => config::check(&file, json, &collectd, &plugin),
+        }) => config::check(&file, json, &collectd, plugin.as_deref()),
         Action::SendCommand {
             service,
             command,

@@ -27,8 +27,14 @@ pub struct BlockReport {
     pub monitor_config_path: Option<PathBuf>,
     /// The block's settings, in config.json's shape.
     pub settings: Map<String, Value>,
-    /// `Include`s of the file, which this check does not follow.
+    /// `Include`s of the file left unread (when expanding them failed).
     pub includes: Vec<String>,
+    /// Why the file's `Include`s could not be read as collectd reads them.
+    #[serde(default)]
+    pub include_error: Option<String>,
+    /// The file's `Hostname`, if it sets one.
+    #[serde(default)]
+    pub hostname: Option<String>,
 }
 
 impl BlockReport {
@@ -45,6 +51,7 @@ impl BlockReport {
                 ("loadplugin", Some("monitor")) => report.loads_monitor = true,
                 ("plugin", Some("monitor")) => items.extend(item.children.iter().cloned()),
                 ("include", Some(path)) => report.includes.push(path.to_string()),
+                ("hostname", Some(name)) => report.hostname = Some(name.to_string()),
                 _ => {}
             }
         }

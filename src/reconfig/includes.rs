@@ -35,6 +35,21 @@ pub fn expand(root: ConfigItem, reader: &Reader) -> Result<ConfigItem, Refused> 
     expand_at(root, reader, 0, &mut files)
 }
 
+/// Expands every `Include` of `root` as collectd will, reading whatever
+/// it names (no policy: for `config check`, which shows what collectd
+/// reads); `parse` is collectd's parser.
+pub fn expand_as_collectd(
+    root: ConfigItem,
+    parse: &dyn Fn(&Path) -> Result<ConfigItem, String>,
+) -> Result<ConfigItem, String> {
+    let allow = |p: &str| Ok(PathBuf::from(p));
+    let reader = Reader {
+        allow: &allow,
+        parse,
+    };
+    expand(root, &reader).map_err(|r| r.message)
+}
+
 fn invalid(message: String) -> Refused {
     Refused {
         code: code::REPLACE_INVALID,
