@@ -6,7 +6,7 @@
 //! a stalled client does not stop it.
 
 mod common;
-use common::{Collectd, CollectdSpec, Mosquitto};
+use common::{Collectd, CollectdSpec, Mosquitto, wait_for};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -46,6 +46,12 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
     )
     .unwrap();
     std::fs::write(rules.join("broken.lua"), "return {\n").unwrap();
+    // A file that loads but would not do what its author meant.
+    std::fs::write(
+        rules.join("typo.lua"),
+        "return { a = function(m) if m.plugn == 'x' then return {service = 'hello', command = 'exec'} end end }",
+    )
+    .unwrap();
     // Waits for df/percent_bytes; collectd's df plugin without
     // ValuesPercentage sends df_complex.
     std::fs::copy(
@@ -94,14 +100,15 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
 
     // Once the files are loaded (values sent before would go to every
     // worker unrouted and not be counted against their conditions):
-    collectd.wait_until("three rule files active", || {
+    collectd.wait_until("four rule files active", || {
         let s = status_json(&socket);
         let active = s["rule_files"]
             .as_array()?
             .iter()
             .filter(|f| f["state"] == "active")
             .count();
-        (active == 3).then_some(())
+        // example, disk, crash (until it crashes) and typo.
+        (active == 4).then_some(())
     });
     // A sandbox that dies with RuleCrashLimit 1: quarantined, and said so.
     let crash = status_json(&socket)["rule_files"]
@@ -200,6 +207,27 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
         "{crash}"
     );
     assert_eq!(crash["worker_pid"], Value::Null, "{crash}");
+    // What `rules check` would say of typo.lua, said as it loaded: in the
+    // log once, and in `status`.
+    let typo = wait_for("typo.lua's warning in status", || {
+        let status = status_json(&socket);
+        status["rule_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with("typo.lua"))
+            .filter(|f| !f["warnings"].as_array().unwrap().is_empty())
+            .cloned()
+    });
+    assert!(
+        typo["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("reads `m.plugn`, which a value list's table never has"),
+        "{typo}"
+    );
+    let log = collectd.log_text();
+    assert_eq!(log.matches("reads `m.plugn`").count(), 1, "{log}");
     let broken = file("broken.lua");
     assert_eq!(broken["state"], "not loaded", "{broken}");
     assert!(
@@ -249,7 +277,9 @@ fn status_shows_rule_files_handlers_the_session_and_counters() {
             && text.contains("requests NOT authenticated")
             && text.contains("no series matched its conditions yet (it waits for plugin df)")
             && text.contains("collectd does send: testhost/df-root/df_complex-free")
-            && text.contains("pauses: none"),
+            && text.contains("pauses: none")
+            && text.contains("  warning: ")
+            && text.contains("reads `m.plugn`"),
         "{text}"
     );
     // A file that does not run is not said to receive anything.

@@ -150,6 +150,9 @@ fn render_files(out: &mut String, files: &[crate::status::FileStatus], label: &s
         if let Some(note) = &f.note {
             let _ = writeln!(out, "  last said: {note}");
         }
+        for warning in &f.warnings {
+            let _ = writeln!(out, "  warning: {warning}");
+        }
         if f.state != "active" {
             // Nothing reaches a file that does not run: what it would
             // receive is beside the point.

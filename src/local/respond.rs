@@ -148,7 +148,10 @@ impl Responder {
                 self.board.handler(&path, &handler, HandlerEvent::Held);
                 debug!("rule {handler}: held back: {reason}")
             }
-            Report::Warning { message } => warn!("{}: {message}", file.display()),
+            Report::Warning { message } => {
+                warn!("{}: {message}", file.display());
+                self.board.file_warning(&path, &message);
+            }
             // A `host` a local rule names is not ours to act on: local
             // rules repair this host.
             Report::Fired {

@@ -71,6 +71,19 @@ pub fn read_sources(files: &[PathBuf]) -> Vec<SourceFile> {
         .collect()
 }
 
+/// What `rules check` warns of in a file that loaded (unsupported
+/// features, misspelt fields, a decision built and never returned, a
+/// comparison that may raise): also what a worker logs once when it loads
+/// the file, and `status` shows.
+pub fn load_warnings(file: &super::RuleFile, source: &[u8]) -> Vec<String> {
+    let source = String::from_utf8_lossy(source);
+    crate::lua::unsupported_features(&source)
+        .into_iter()
+        .chain(file.typos().iter().cloned())
+        .chain(crate::lua::comparison_warnings(&source))
+        .collect()
+}
+
 /// Loads `files` as the plugin would and reports on each; with
 /// `services`, every service/command a handler spells out must be there.
 pub fn check_files(files: &[PathBuf], services: Option<&BTreeMap<String, Service>>) -> CheckReport {
@@ -112,11 +125,7 @@ pub fn check_sources(
             continue;
         }
         let source = String::from_utf8_lossy(bytes);
-        let warnings = crate::lua::unsupported_features(&source)
-            .into_iter()
-            .chain(file.typos().iter().cloned())
-            .chain(crate::lua::comparison_warnings(&source))
-            .collect();
+        let warnings = load_warnings(file, bytes);
         if let Some(services) = services {
             for r in super::guard::requested_commands(&source) {
                 let missing = match services.get(&r.service) {

@@ -86,6 +86,7 @@ pub fn serve<W: Write>(
             return EXIT_LOAD_FAILED;
         }
     };
+    let warnings = crate::rules::load_warnings(&file, &source);
     let ready = Report::Ready {
         metric: file.handler_names(crate::rules::HandlerKind::Metric).len(),
         notification: file
@@ -100,6 +101,12 @@ pub fn serve<W: Write>(
     let mut slot = Event::Metric(crate::events::Metric::default());
     if !send(out, ready) {
         return 0;
+    }
+    // What `rules check` would warn of, said once as the file loads.
+    for message in warnings {
+        if !send(out, Report::Warning { message }) {
+            return 0;
+        }
     }
     loop {
         let frame = match read_frame(input) {

@@ -44,6 +44,9 @@ type Source<T> = Box<dyn Fn() -> T + Send + Sync>;
 /// The self-monitoring figures by name.
 type Counters = Vec<(String, f64)>;
 
+/// Load warnings kept per file, at most.
+const MAX_WARNINGS: usize = 16;
+
 /// The shared record.
 pub struct Board {
     version: String,
@@ -234,6 +237,17 @@ impl Board {
             file.series_matched_count += 1;
             if file.series_matched.len() < SERIES_KEPT {
                 file.series_matched.push(series.to_string());
+            }
+        });
+    }
+
+    /// A warning a file's worker gave as it loaded it (as `rules check`
+    /// gives them), kept once and at most [`MAX_WARNINGS`] of them.
+    pub fn file_warning(&self, path: &str, warning: &str) {
+        self.with(|inner| {
+            let warnings = &mut Self::file(inner, path).warnings;
+            if warnings.len() < MAX_WARNINGS && !warnings.iter().any(|w| w == warning) {
+                warnings.push(warning.to_string());
             }
         });
     }

@@ -198,6 +198,9 @@ pub struct FileStatus {
     /// plugins (`df_complex` where the rule waits for `percent_bytes`).
     pub sent_for_its_plugins: Vec<String>,
     pub handlers: Vec<HandlerStatus>,
+    /// What `rules check` would warn of, given as the file loaded.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One handler, from what its file's worker reported.
