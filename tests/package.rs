@@ -241,12 +241,19 @@ fn the_package_is_clean_installs_fires_a_rule_and_goes_away() {
             "{}",
             text(&status.stdout)
         );
+        // Removed while collectd runs the plugin (and no init system runs
+        // this collectd): the removal says so.
+        let remove = run("dpkg", &["-r", "collectd-monitor"]);
+        assert!(remove.status.success(), "{}", text(&remove.stderr));
+        assert!(
+            text(&remove.stderr).contains("still runs the removed plugin"),
+            "{}",
+            text(&remove.stderr)
+        );
     }
     std::fs::remove_file("/etc/collectd/monitor/local/example.lua").unwrap();
 
     // Removed: the conffiles stay, and collectd still starts with them.
-    let remove = run("dpkg", &["-r", "collectd-monitor"]);
-    assert!(remove.status.success(), "{}", text(&remove.stderr));
     assert!(!Path::new("/usr/bin/collectd-monitor").exists());
     assert!(!Path::new("/usr/lib/collectd/monitor.so").exists());
     assert!(Path::new("/etc/collectd/collectd.conf.d/monitor.conf").exists());
