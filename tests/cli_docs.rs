@@ -100,6 +100,28 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
     ] {
         assert!(conf.contains(&format!(".TP\n\\fB{key}\\fR")), "{key}");
     }
+    // The rule files' page: the README's "Rule files" and "The sandbox".
+    let rules_page = dir.path().join("collectd-monitor-rules.5");
+    let rules = std::fs::read_to_string(&rules_page).unwrap();
+    assert!(
+        rules.contains(".SS Handler options")
+            && rules.contains(".SH THE SANDBOX")
+            && rules.contains("memory_free_is_under_10GB"),
+        "{rules}"
+    );
+    for page in [&rules_page, &dir.path().join("collectd-monitor.conf.5")] {
+        let checked = Command::new("groff")
+            .args(["-man", "-ww", "-z"])
+            .arg(page)
+            .output()
+            .unwrap();
+        assert!(
+            checked.status.success() && checked.stderr.is_empty(),
+            "{}: {}",
+            page.display(),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
 }
 
 /// What bash offers after `collectd-monitor WORDS... <TAB>`, with the

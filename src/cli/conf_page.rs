@@ -1,23 +1,65 @@
-//! The configuration man page, `collectd-monitor.conf(5)`, made from the
-//! README's "Configuration" section (the one description of every key, so
-//! the page cannot drift from it): paragraphs, lists, code blocks and the
-//! key table, turned into roff.
+//! The man pages made from the README's sections, so they cannot drift
+//! from it: `collectd-monitor.conf(5)` from "Configuration" (the one
+//! description of every key) and `collectd-monitor-rules(5)` from "Rule
+//! files" (the rule API: handlers, the event tables, the return table,
+//! options, the Lua library and the sandbox). Paragraphs, lists, code
+//! blocks and tables, turned into roff.
 
 /// The README, whose "Configuration" section the page is made from.
 const README: &str = include_str!("../../README.md");
 
-/// The page's roff text.
+/// The configuration page's roff text.
 pub fn render(version: &str) -> String {
-    let section = README
-        .split("\n## Configuration\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .unwrap_or("");
+    page(
+        &["Configuration"],
+        "COLLECTD\\-MONITOR.CONF",
+        "collectd\\-monitor.conf \\- settings of the collectd\\-monitor plugin",
+        version,
+    )
+}
+
+/// The rule files' page, `collectd-monitor-rules(5)`.
+pub fn render_rules(version: &str) -> String {
+    page(
+        &["Rule files", "The sandbox"],
+        "COLLECTD\\-MONITOR\\-RULES",
+        "collectd\\-monitor\\-rules \\- Lua rule files of the collectd\\-monitor plugin",
+        version,
+    )
+}
+
+/// The README's `## ` sections named `headings` as a page of section 5:
+/// the first is its description, the others sections of their own.
+fn page(headings: &[&str], title: &str, name: &str, version: &str) -> String {
     let mut out = format!(
-        ".TH COLLECTD\\-MONITOR.CONF 5 \"\" \"collectd-monitor {version}\" \"collectd-monitor\"\n\
-         .SH NAME\ncollectd\\-monitor.conf \\- settings of the collectd\\-monitor plugin\n\
-         .SH DESCRIPTION\n"
+        ".TH {title} 5 \"\" \"collectd-monitor {version}\" \"collectd-monitor\"\n\
+         .SH NAME\n{name}\n"
     );
+    for (i, heading) in headings.iter().enumerate() {
+        let section = README
+            .split(&format!("\n## {heading}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .unwrap_or("");
+        let title = if i == 0 {
+            "DESCRIPTION".to_string()
+        } else {
+            escape(&heading.to_uppercase())
+        };
+        out.push_str(&format!(".SH {title}\n"));
+        section_roff(heading, section, &mut out);
+    }
+    out.push_str(
+        ".SH SEE ALSO\n.BR collectd\\-monitor (1),\n.BR collectd\\-monitor.conf (5),\n.BR collectd\\-monitor\\-rules (5),\n.BR collectd.conf (5)\n",
+    );
+    out
+}
+
+/// One README section's markdown as roff, appended to `out`.
+fn section_roff(heading: &str, section: &str, out: &mut String) {
+    // Whether the last line was a table row (the first row of a table is
+    // its header).
+    let mut in_table = false;
     let mut in_code = false;
     // The text being gathered, and its macro (`.PP`, or `.IP` of a list
     // item).
@@ -35,7 +77,7 @@ pub fn render(version: &str) -> String {
     };
     for line in section.lines() {
         if line.starts_with("```") {
-            flush(&mut paragraph, &mut head, &mut out);
+            flush(&mut paragraph, &mut head, out);
             out.push_str(if in_code {
                 ".fi\n.RE\n"
             } else {
@@ -50,9 +92,15 @@ pub fn render(version: &str) -> String {
             continue;
         }
         if let Some(cells) = table_row(line) {
-            flush(&mut paragraph, &mut head, &mut out);
-            // The header and the separator row carry no key.
-            if cells.len() == 4 && cells[0] != "key" && !cells[0].starts_with("---") {
+            flush(&mut paragraph, &mut head, out);
+            let header = !in_table;
+            in_table = true;
+            // The header and the separator row are no entry.
+            if header || cells.first().is_some_and(|c| c.starts_with("---")) {
+                continue;
+            }
+            if cells.len() == 4 && heading == "Configuration" {
+                // The key table: key, type, default, meaning.
                 out.push_str(&format!(
                     ".TP\n{}\n{}; default: {}.\n{}\n",
                     inline(&cells[0]),
@@ -60,16 +108,20 @@ pub fn render(version: &str) -> String {
                     inline(&cells[2]),
                     inline(&cells[3])
                 ));
+            } else if let Some((first, rest)) = cells.split_first() {
+                let rest: Vec<String> = rest.iter().map(|c| inline(c)).collect();
+                out.push_str(&format!(".TP\n{}\n{}\n", inline(first), rest.join("; ")));
             }
             continue;
         }
+        in_table = false;
         if let Some(heading) = line.strip_prefix("### ") {
-            flush(&mut paragraph, &mut head, &mut out);
+            flush(&mut paragraph, &mut head, out);
             out.push_str(&format!(".SS {}\n", escape(heading)));
             continue;
         }
         if line.trim().is_empty() {
-            flush(&mut paragraph, &mut head, &mut out);
+            flush(&mut paragraph, &mut head, out);
             continue;
         }
         // A list item (`- ...`, `1. ...`) starts a paragraph of its own.
@@ -83,7 +135,7 @@ pub fn render(version: &str) -> String {
             _ => None,
         };
         if let Some((macro_line, item)) = item {
-            flush(&mut paragraph, &mut head, &mut out);
+            flush(&mut paragraph, &mut head, out);
             head = macro_line;
             paragraph.push_str(item);
             paragraph.push(' ');
@@ -92,9 +144,7 @@ pub fn render(version: &str) -> String {
         paragraph.push_str(line.trim());
         paragraph.push(' ');
     }
-    flush(&mut paragraph, &mut head, &mut out);
-    out.push_str(".SH SEE ALSO\n.BR collectd\\-monitor (1),\n.BR collectd.conf (5)\n");
-    out
+    flush(&mut paragraph, &mut head, out);
 }
 
 /// The cells of a markdown table row.

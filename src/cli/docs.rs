@@ -58,15 +58,21 @@ fn bash_fixed(script: &str, hidden: &[String]) -> String {
 }
 
 /// Writes `collectd-monitor.1`, one page per subcommand
-/// (`collectd-monitor-status.1`, ...) and `collectd-monitor.conf.5` into
-/// `dir`.
+/// (`collectd-monitor-status.1`, ...), `collectd-monitor.conf.5` and
+/// `collectd-monitor-rules.5` into `dir`.
 pub fn man(dir: &Path) -> Result<ExitCode, CliError> {
     let failed = |e: std::io::Error| CliError::Failed(format!("{}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
     clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
+    let version = env!("CARGO_PKG_VERSION");
     std::fs::write(
         dir.join("collectd-monitor.conf.5"),
-        super::conf_page::render(env!("CARGO_PKG_VERSION")),
+        super::conf_page::render(version),
+    )
+    .map_err(failed)?;
+    std::fs::write(
+        dir.join("collectd-monitor-rules.5"),
+        super::conf_page::render_rules(version),
     )
     .map_err(failed)?;
     Ok(ExitCode::SUCCESS)

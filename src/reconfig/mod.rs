@@ -17,8 +17,8 @@ mod trusted;
 mod validate;
 
 pub use helper::run_helper;
-pub use invocation::{Invocation, this_library_dir};
 pub use includes::expand_as_collectd;
+pub use invocation::{Invocation, this_library_dir};
 pub use launch::{Push, ReplaceContext, launch, pending_reports};
 pub use policy::{
     CODE_RUNNING_PLUGINS, PushPolicy, READ_PATHS, Refused, RunningFiles, WRITTEN_PATHS,

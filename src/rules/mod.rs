@@ -21,7 +21,7 @@ pub use file::{
 pub use input::{InputError, parse_input_line};
 pub use set::{Evaluation, Held, RuleSet, lua_files};
 pub use tools::{
-    CheckReport, ExampleVerdict, FileCheck, HandlerCheck, LineOutcome, SourceFile, Unknown,
-    LoadError, check_examples, check_files, check_sources, difference, dry_run, expand_paths,
+    CheckReport, ExampleVerdict, FileCheck, HandlerCheck, LineOutcome, LoadError, SourceFile,
+    Unknown, check_examples, check_files, check_sources, difference, dry_run, expand_paths,
     load_warnings, read_sources,
 };
