@@ -119,11 +119,26 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
         });
         (decided && over).then_some(())
     });
+    // `status` as the demo's hint says to run it.
+    let shown = Command::new(prefix.join("bin/collectd-monitor"))
+        .arg("status")
+        .arg("--socket")
+        .arg(prefix.join("var/monitor/control.sock"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("example.lua: active"),
+        "{}{}",
+        String::from_utf8_lossy(&shown.stdout),
+        String::from_utf8_lossy(&shown.stderr)
+    );
     let status = c.stop();
     assert!(status.success(), "{status}");
     let log = c.log_text();
     assert!(log.contains("monitor: stopped: "), "{log}");
     assert_eq!(our_complaints(&log), Vec::<String>::new());
+    // The demo's unixsock socket belongs to a group that exists.
+    assert!(!log.contains("No such group"), "{log}");
 }
 
 /// Installs a snippet and the config.json files it names under a temp
