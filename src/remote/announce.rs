@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 /// after the connection, or removed).
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 
-/// The host's online status, when it has a `StatusTopic`.
-fn online(settings: &RemoteSettings) -> Option<Outgoing> {
+/// The host's online status, when it has a `StatusTopic` (reads the rule
+/// files' digests: not on the event loop).
+pub(super) fn online(settings: &RemoteSettings) -> Option<Outgoing> {
     let topic = settings.status_topic.as_ref()?;
     let board = settings.board.as_ref().map(|b| b.started_and_files());
     let versions = settings.deployer.as_ref().map(|d| d.digest());
@@ -82,7 +83,8 @@ pub(super) fn offline(settings: &RemoteSettings) -> Option<Outgoing> {
 
 /// Announces the presence again whenever the number of rule files (they
 /// load after the connection, which announced the count then), the
-/// pauses in force or the rule set change.
+/// pauses in force or the rule set change (a request that changes them
+/// sends it itself, before its answer: see `execute.rs`).
 pub(super) async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
     if settings.board.is_none() {
         return;

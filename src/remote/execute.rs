@@ -29,6 +29,10 @@ pub(super) struct Executor {
     pub pauses: Option<Arc<crate::pause::PauseBook>>,
     pub deployer: Option<Arc<crate::deploy::Deployer>>,
     pub replace: ReplaceContext,
+    /// The host's presence as it is now, sent after a request that may
+    /// have changed it (pauses, the rule set) and before its answer: who
+    /// reads the answer finds the presence up to date.
+    pub presence: Arc<dyn Fn() -> Option<Outgoing> + Send + Sync>,
 }
 
 /// A collectd.conf push to carry out.
@@ -119,7 +123,8 @@ impl Executor {
             result.code,
             brief(&result.message)
         );
-        // Reading the history changes nothing worth recording.
+        // Reading the history changes nothing worth recording, nor the
+        // presence; every other kind may change what the presence says.
         if kind != crate::auth::BodyKind::History {
             self.remember(
                 Record::new(kind.name(), &what, who)
@@ -127,6 +132,9 @@ impl Executor {
                     .result(result.code, &result.message)
                     .took(started.elapsed()),
             );
+            if let Some(presence) = (self.presence)() {
+                let _ = self.results.blocking_send(presence);
+            }
         }
         self.finish(result);
     }

@@ -90,8 +90,7 @@ pub(super) async fn run(
     ];
     let mut session = Session::new(
         settings,
-        services,
-        runner,
+        (services, runner),
         journal.clone(),
         results,
         &client,
@@ -169,8 +168,7 @@ const UNSOLICITED_LIMIT: u32 = 3;
 impl Session {
     fn new(
         settings: RemoteSettings,
-        services: Arc<LiveServices>,
-        runner: Arc<Runner>,
+        (services, runner): (Arc<LiveServices>, Arc<Runner>),
         journal: JournalWriter,
         results: mpsc::Sender<Outgoing>,
         client: &AsyncClient,
@@ -186,6 +184,10 @@ impl Session {
             pauses: settings.pauses.clone(),
             deployer: settings.deployer.clone(),
             replace: settings.replace.clone(),
+            presence: {
+                let settings = settings.clone();
+                Arc::new(move || announce::online(&settings))
+            },
         };
         Session {
             backoff: Backoff::new(
