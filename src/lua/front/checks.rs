@@ -8,12 +8,7 @@
 use super::*;
 use full_moon::ast::Index;
 
-/// One scope: the locals declared in it so far, and whether it is a
-/// function's own (its parameters), past which locals are upvalues.
-struct Scope {
-    names: HashSet<String>,
-    function: bool,
-}
+use super::describe::{Scope, describe_name};
 
 struct Checks {
     scopes: Vec<Scope>,
@@ -51,19 +46,8 @@ fn call_arguments(args: &FunctionArgs) -> Vec<Expression> {
 }
 
 impl Checks {
-    /// `local 'x'`, `upvalue 'x'` or `global 'x'`, as Lua describes a name.
     fn describe_name(&self, name: &str) -> String {
-        let mut crossed = false;
-        for scope in self.scopes.iter().rev() {
-            if scope.names.contains(name) {
-                let kind = if crossed { "upvalue" } else { "local" };
-                return format!("{kind} '{name}'");
-            }
-            if scope.function {
-                crossed = true;
-            }
-        }
-        format!("global '{name}'")
+        describe_name(&self.scopes, name)
     }
 
     /// How Lua would describe the value of `e` (already rewritten).

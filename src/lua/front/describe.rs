@@ -16,10 +16,27 @@ fn span(e: &Expression) -> Option<Span> {
     Some((e.start_position()?.bytes(), e.end_position()?.bytes()))
 }
 
-/// One scope: its locals, and whether it is a function's own.
-struct Scope {
-    names: HashSet<String>,
-    function: bool,
+/// One scope: the locals declared in it so far, and whether it is a
+/// function's own (its parameters), past which locals are upvalues.
+pub(super) struct Scope {
+    pub(super) names: HashSet<String>,
+    pub(super) function: bool,
+}
+
+/// `local 'x'`, `upvalue 'x'` or `global 'x'`, as Lua describes a name
+/// seen from the innermost of `scopes`.
+pub(super) fn describe_name(scopes: &[Scope], name: &str) -> String {
+    let mut crossed = false;
+    for scope in scopes.iter().rev() {
+        if scope.names.contains(name) {
+            let kind = if crossed { "upvalue" } else { "local" };
+            return format!("{kind} '{name}'");
+        }
+        if scope.function {
+            crossed = true;
+        }
+    }
+    format!("global '{name}'")
 }
 
 /// The descriptions of one file's operands, by where they stand.
@@ -60,19 +77,8 @@ struct Reader {
 }
 
 impl Reader {
-    /// `local 'x'`, `upvalue 'x'` or `global 'x'`, as Lua describes a name.
     fn name(&self, name: &str) -> String {
-        let mut crossed = false;
-        for scope in self.scopes.iter().rev() {
-            if scope.names.contains(name) {
-                let kind = if crossed { "upvalue" } else { "local" };
-                return format!("{kind} '{name}'");
-            }
-            if scope.function {
-                crossed = true;
-            }
-        }
-        format!("global '{name}'")
+        describe_name(&self.scopes, name)
     }
 
     fn declare(&mut self, names: impl IntoIterator<Item = String>) {
