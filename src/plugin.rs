@@ -534,6 +534,34 @@ fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board
     }
 }
 
+/// What the running collectd.conf has collectd write (its logfile, ...),
+/// read with its includes as collectd read it: a push may keep writing
+/// those. Nothing when the file cannot be read (the push policy then
+/// allows only its writable directories).
+fn running_written_paths(
+    invocation: Option<&crate::reconfig::Invocation>,
+    base_dir: Option<&std::path::Path>,
+) -> Vec<std::path::PathBuf> {
+    let Some(invocation) = invocation else {
+        return Vec::new();
+    };
+    let parse = |p: &std::path::Path| collectd::parse_config_file(p);
+    let tree = collectd::parse_config_file(&invocation.config)
+        .and_then(|tree| crate::reconfig::expand_as_collectd(tree, &parse));
+    match tree {
+        Ok(tree) => crate::reconfig::written_paths(
+            &tree,
+            base_dir.unwrap_or_else(|| std::path::Path::new("/")),
+        ),
+        Err(e) => {
+            warn!(
+                "collectd.conf pushes: what the running config writes is not known ({e}); only PushWritableDirs may be written"
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// `config check` of a collectd.conf started this collectd only to have
 /// collectd's parser read the file: report what it found of our block and
 /// end the process before any plugin starts.
@@ -684,6 +712,10 @@ fn start_remote(
             running.base_dir = collectd::global_option("BaseDir")
                 .map(|d| invocation_dir(remote.replace.invocation.as_ref()).join(d));
             running.pid_file = remote.replace.pid_file.clone();
+            running.written = running_written_paths(
+                remote.replace.invocation.as_ref(),
+                running.base_dir.as_deref(),
+            );
             running.protected.extend(config_json.clone());
             running
                 .protected

@@ -22,6 +22,7 @@ pub use invocation::{Invocation, this_library_dir};
 pub use launch::{Push, ReplaceContext, launch, pending_reports};
 pub use policy::{
     CODE_RUNNING_PLUGINS, PushPolicy, READ_PATHS, Refused, RunningFiles, WRITTEN_PATHS,
+    written_paths,
 };
 pub use procedure::{Host, ReplaceOutcome, Started, replace};
 pub use validate::{Checked, DEFAULT_PLUGIN_DIR, validate};

@@ -86,6 +86,40 @@ pub struct RunningFiles {
     /// This plugin's other files and directories (collectd.conf,
     /// config.json, rule files, trusted keys, the helper): never written.
     pub protected: Vec<PathBuf>,
+    /// What the running collectd.conf already has plugins write (its
+    /// logfile, say, from [`written_paths`]): a push may keep writing
+    /// them, which gives no new power.
+    pub written: Vec<PathBuf>,
+}
+
+/// The files and directories `root` (a collectd.conf with its includes
+/// expanded) has collectd write: its `PIDFile` and the options of
+/// [`WRITTEN_PATHS`], relative ones taken from `base`.
+pub fn written_paths(root: &ConfigItem, base: &Path) -> Vec<PathBuf> {
+    fn walk(plugin: &str, item: &ConfigItem, base: &Path, out: &mut Vec<PathBuf>) {
+        for child in &item.children {
+            let written = WRITTEN_PATHS
+                .iter()
+                .any(|(p, k)| *p == plugin && child.key.eq_ignore_ascii_case(k));
+            if written {
+                out.extend(strings(child).map(|v| base.join(v)));
+            }
+            walk(plugin, child, base, out);
+        }
+    }
+    let mut out = Vec::new();
+    for item in &root.children {
+        match item.key.to_ascii_lowercase().as_str() {
+            "pidfile" => out.extend(strings(item).map(|v| base.join(v))),
+            "plugin" => {
+                if let Some(name) = strings(item).next() {
+                    walk(&plugin_name(name), item, base, &mut out);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A config the policy refuses: the result code and why.
@@ -390,7 +424,8 @@ impl PushPolicy {
             .pid_file
             .as_ref()
             .is_some_and(|p| same(&real, p, resolve));
-        if !the_pid_file && !under_any(&real, &self.writable_dirs, resolve) {
+        let already_written = self.running.written.iter().any(|p| same(&real, p, resolve));
+        if !the_pid_file && !already_written && !under_any(&real, &self.writable_dirs, resolve) {
             return Err(refuse(format!(
                 "a pushed config may write only under {}",
                 list(&self.writable_dirs)
@@ -525,8 +560,41 @@ mod tests {
                 pid_file: Some("/run/collectd.pid".into()),
                 state_dir: Some("/var/lib/collectd/monitor".into()),
                 protected: vec!["/etc/collectd/collectd.conf".into()],
+                written: Vec::new(),
             },
         }
+    }
+
+    #[test]
+    fn a_push_may_keep_writing_what_the_running_config_writes() {
+        let logfile = |path: &str| item("Plugin", "logfile", vec![item("File", path, vec![])]);
+        let running = root(vec![
+            item("LoadPlugin", "logfile", vec![]),
+            logfile("/var/log/collectd.log"),
+        ]);
+        let written = written_paths(&running, Path::new("/var/lib/collectd"));
+        assert_eq!(written, vec![PathBuf::from("/var/log/collectd.log")]);
+        let keeps = with_monitor(
+            vec![
+                item("LoadPlugin", "logfile", vec![]),
+                logfile("/var/log/collectd.log"),
+            ],
+            "broker",
+        );
+        // Refused without knowing what runs; taken once it does.
+        assert_eq!(check(&policy(), &keeps, false), code::REPLACE_PATH_REFUSED);
+        let mut p = policy();
+        p.running.written = written;
+        assert_eq!(check(&p, &keeps, false), 0);
+        // Another file outside the writable directories is still refused.
+        let other = with_monitor(
+            vec![
+                item("LoadPlugin", "logfile", vec![]),
+                logfile("/var/log/other.log"),
+            ],
+            "broker",
+        );
+        assert_eq!(check(&p, &other, false), code::REPLACE_PATH_REFUSED);
     }
 
     /// The host's file system in these tests: `/link` leads to
