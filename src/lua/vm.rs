@@ -807,24 +807,34 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_fleet_larger_than_the_kept_tables_keeps_the_first_ones_warm() {
+    /// A VM with a handler reading its event's first value, whose tables
+    /// may be kept per series, and a call of it for `m`.
+    fn first_value_handler() -> (Vm, impl Fn(&mut Vm, &crate::events::Metric)) {
         let mut vm = vm();
         let out = vm
             .run_chunk("t", b"return function(m) return m.values[1] end")
             .unwrap();
-        let LuaValue::Function(f) = &out[0] else {
-            panic!()
+        let LuaValue::Function(f) = out[0].clone() else {
+            panic!("not a function: {:?}", out[0])
         };
+        let call = move |vm: &mut Vm, m: &crate::events::Metric| {
+            let mut cache = EventTableCache::kept_per_series();
+            vm.call_with_event(&f, &mut cache, EventRef::Metric(m))
+                .unwrap();
+        };
+        (vm, call)
+    }
+
+    #[test]
+    fn a_fleet_larger_than_the_kept_tables_keeps_the_first_ones_warm() {
+        let (mut vm, call) = first_value_handler();
         let capacity = vm.series.capacity();
         let series: Vec<_> = (0..capacity * 2)
             .map(|i| gauge(&format!("host-{i}"), &[1.0], &["value"]))
             .collect();
         for _ in 0..2 {
             for m in &series {
-                let mut cache = EventTableCache::kept_per_series();
-                vm.call_with_event(f, &mut cache, EventRef::Metric(m))
-                    .unwrap();
+                call(&mut vm, m);
             }
         }
         // Those that came first stay (none is idle yet); the others get
@@ -838,20 +848,12 @@ mod tests {
 
     #[test]
     fn a_stream_of_ever_new_series_keeps_the_kept_tables_bounded() {
-        let mut vm = vm();
-        let out = vm
-            .run_chunk("t", b"return function(m) return m.values[1] end")
-            .unwrap();
-        let LuaValue::Function(f) = &out[0] else {
-            panic!()
-        };
+        let (mut vm, call) = first_value_handler();
         let mut peak = 0;
         let base = vm.memory_in_use();
         for i in 0..20_000 {
             let m = gauge(&format!("series-{i}"), &[1.0, 2.0], &["rx", "tx"]);
-            let mut cache = EventTableCache::kept_per_series();
-            vm.call_with_event(f, &mut cache, EventRef::Metric(&m))
-                .unwrap();
+            call(&mut vm, &m);
             peak = peak.max(vm.memory_in_use());
         }
         // Twice: a collection caught mid-sweep only finishes that cycle,
