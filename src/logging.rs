@@ -23,6 +23,51 @@ static MAX_LEVEL: AtomicU8 = AtomicU8::new(LEVEL_INFO);
 const DEVICE_COLLECTD: u8 = 0;
 const DEVICE_STDOUT: u8 = 1;
 const DEVICE_SYSLOG: u8 = 2;
+/// collectd's log, and a file of the plugin's own beside it.
+const DEVICE_ALSO_FILE: u8 = 3;
+
+/// The file of [`DEVICE_ALSO_FILE`].
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// collectd's log plugins: one of them makes collectd's log go somewhere.
+const LOG_PLUGINS: &[&str] = &["logfile", "syslog", "log_logstash", "write_log"];
+
+/// Whether collectd's log goes nowhere when nothing listens on
+/// `/dev/log`: the configuration (includes expanded) loads `syslog` and
+/// no other log plugin. (With no log plugin at all collectd prints to its
+/// standard error itself.)
+pub fn logs_nowhere(root: &crate::config::ConfigItem) -> bool {
+    let loaded: Vec<String> = root
+        .children
+        .iter()
+        .filter(|i| i.key.eq_ignore_ascii_case("LoadPlugin"))
+        .filter_map(|i| match i.values.first() {
+            Some(crate::config::ConfigValue::String(s)) => Some(s.to_ascii_lowercase()),
+            _ => None,
+        })
+        .filter(|name| LOG_PLUGINS.contains(&name.as_str()))
+        .collect();
+    loaded.iter().all(|n| n == "syslog") && !loaded.is_empty()
+}
+
+/// Sends the plugin's lines to `path` too (appended, mode 0600), beside
+/// collectd's log.
+pub fn also_to_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    *FILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(file);
+    DEVICE.store(DEVICE_ALSO_FILE, Ordering::Relaxed);
+    Ok(())
+}
 
 const LEVEL_ERROR: u8 = 1;
 const LEVEL_WARN: u8 = 2;
@@ -111,7 +156,10 @@ fn emit(level: &Level, message: &str) {
     match DEVICE.load(Ordering::Relaxed) {
         DEVICE_STDOUT => println!("[{}] monitor: {message}", level.as_str().to_lowercase()),
         DEVICE_SYSLOG if send_syslog(level, message) => {}
-        _ => {
+        device => {
+            if device == DEVICE_ALSO_FILE {
+                write_file(level, message);
+            }
             let collectd_level = match *level {
                 Level::ERROR => LogLevel::Error,
                 Level::WARN => LogLevel::Warning,
@@ -120,6 +168,22 @@ fn emit(level: &Level, message: &str) {
             };
             plugin_log(collectd_level, &format!("monitor: {message}"));
         }
+    }
+}
+
+/// Appends one line to the file of [`also_to_file`].
+fn write_file(level: &Level, message: &str) {
+    use std::io::Write as _;
+    let mut file = FILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(file) = file.as_mut() {
+        let now = crate::task::iso8601(std::time::SystemTime::now());
+        let _ = writeln!(
+            file,
+            "[{now}] [{}] monitor: {message}",
+            level.as_str().to_lowercase()
+        );
     }
 }
 
@@ -155,4 +219,26 @@ fn send_syslog(level: &Level, message: &str) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigItem;
+
+    fn loads(plugins: &[&str]) -> ConfigItem {
+        ConfigItem::root(
+            plugins
+                .iter()
+                .map(|p| ConfigItem::string("LoadPlugin", p, vec![]))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn only_syslog_logs_nowhere_without_its_socket() {
+        assert!(logs_nowhere(&loads(&["cpu", "syslog", "monitor"])));
+        assert!(!logs_nowhere(&loads(&["syslog", "logfile"])));
+        assert!(!logs_nowhere(&loads(&["cpu"])), "collectd prints to stderr");
+    }
 }

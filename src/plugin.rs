@@ -252,6 +252,7 @@ impl Plugin for Monitor {
         };
         let (block, loaded) = loaded;
         logging::configure(loaded.settings.log_device, loaded.settings.log_level);
+        log_somewhere(&loaded.settings, self.invocation.as_ref());
         for warning in &loaded.warnings {
             warn!("{warning}");
         }
@@ -534,6 +535,40 @@ fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board
     }
 }
 
+/// The running collectd.conf as collectd read it (includes expanded).
+fn running_config(invocation: &crate::reconfig::Invocation) -> Result<ConfigItem, String> {
+    let parse = |p: &std::path::Path| collectd::parse_config_file(p);
+    collectd::parse_config_file(&invocation.config)
+        .and_then(|tree| crate::reconfig::expand_as_collectd(tree, &parse))
+}
+
+/// When collectd's only log plugin is `syslog` and nothing listens on
+/// `/dev/log` (a container), collectd's log goes nowhere: the plugin's
+/// lines then also go to `StateDir/monitor.log`, and collectd's log says
+/// so (for whoever looks there later).
+fn log_somewhere(settings: &Settings, invocation: Option<&crate::reconfig::Invocation>) {
+    // The tests name a socket that is not there.
+    let dev_log = std::env::var_os("COLLECTD_MONITOR_TEST_DEV_LOG")
+        .map_or_else(|| std::path::PathBuf::from("/dev/log"), Into::into);
+    if settings.log_device != crate::config::LogDevice::Collectd || dev_log.exists() {
+        return;
+    }
+    let Some(tree) = invocation.and_then(|i| running_config(i).ok()) else {
+        return;
+    };
+    if !logging::logs_nowhere(&tree) {
+        return;
+    }
+    let path = state_dir(settings).join("monitor.log");
+    match logging::also_to_file(&path) {
+        Ok(()) => warn!(
+            "collectd logs only to syslog and nothing listens on /dev/log: this plugin's lines also go to {}",
+            path.display()
+        ),
+        Err(e) => warn!("collectd's log goes nowhere, and {}: {e}", path.display()),
+    }
+}
+
 /// What the running collectd.conf has collectd write (its logfile, ...),
 /// read with its includes as collectd read it: a push may keep writing
 /// those. Nothing when the file cannot be read (the push policy then
@@ -545,10 +580,7 @@ fn running_written_paths(
     let Some(invocation) = invocation else {
         return Vec::new();
     };
-    let parse = |p: &std::path::Path| collectd::parse_config_file(p);
-    let tree = collectd::parse_config_file(&invocation.config)
-        .and_then(|tree| crate::reconfig::expand_as_collectd(tree, &parse));
-    match tree {
+    match running_config(invocation) {
         Ok(tree) => crate::reconfig::written_paths(
             &tree,
             base_dir.unwrap_or_else(|| std::path::Path::new("/")),

@@ -194,3 +194,54 @@ fn collectd_stops_when_the_state_directory_was_removed_under_it() {
     let status = c.stop();
     assert!(status.success(), "collectd exit status {status}");
 }
+
+/// A collectd whose only log plugin is syslog, with nothing listening on
+/// the syslog socket (a container): the plugin's lines go to
+/// `StateDir/monitor.log` too, rather than nowhere.
+#[test]
+fn with_syslog_and_no_syslog_socket_the_plugin_logs_to_a_file_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(common::plugin_library(), plugins.join("monitor.so")).unwrap();
+    let state = dir.path().join("state");
+    let conf = dir.path().join("collectd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Hostname \"testhost\"\nBaseDir \"{base}\"\nPIDFile \"{base}/collectd.pid\"\nInterval 10\nLoadPlugin syslog\nPluginDir \"{plugins}\"\nLoadPlugin monitor\n<Plugin monitor>\n  StateDir \"{state}\"\n</Plugin>\n",
+            base = dir.path().display(),
+            plugins = plugins.display(),
+            state = state.display(),
+        ),
+    )
+    .unwrap();
+    /// collectd, stopped however the test ends.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _collectd = Running(
+        std::process::Command::new("/usr/sbin/collectd")
+            .args(["-f", "-C"])
+            .arg(&conf)
+            .env(
+                "COLLECTD_MONITOR_TEST_DEV_LOG",
+                dir.path().join("no-such-socket"),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("collectd"),
+    );
+    let log = state.join("monitor.log");
+    let text = common::wait_for("the plugin's own log", || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("monitor: collectd-monitor ") && t.contains(" ready"))
+    });
+    assert!(text.contains("nothing listens on /dev/log"), "{text}");
+}
