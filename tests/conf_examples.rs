@@ -119,19 +119,19 @@ fn readme_demo_starts_answers_a_command_and_stops_without_complaints() {
         });
         (decided && over).then_some(())
     });
-    // `status` as the demo's hint says to run it.
-    let shown = Command::new(prefix.join("bin/collectd-monitor"))
-        .arg("status")
-        .arg("--socket")
-        .arg(prefix.join("var/monitor/control.sock"))
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&shown.stdout).contains("example.lua: active"),
-        "{}{}",
-        String::from_utf8_lossy(&shown.stdout),
-        String::from_utf8_lossy(&shown.stderr)
-    );
+    // `status` as the demo's hint says to run it (the file's state is
+    // published by the engine as it goes: waited for).
+    c.wait_until("status to show example.lua active", || {
+        let shown = Command::new(prefix.join("bin/collectd-monitor"))
+            .arg("status")
+            .arg("--socket")
+            .arg(prefix.join("var/monitor/control.sock"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&shown.stdout)
+            .contains("example.lua: active")
+            .then_some(())
+    });
     let status = c.stop();
     assert!(status.success(), "{status}");
     let log = c.log_text();
