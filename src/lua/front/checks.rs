@@ -192,18 +192,7 @@ impl VisitorMut for Checks {
     }
 
     fn visit_function_body(&mut self, body: FunctionBody) -> FunctionBody {
-        let names = body
-            .parameters()
-            .iter()
-            .filter_map(|p| match p {
-                Parameter::Name(n) => Some(n.token().to_string()),
-                _ => None,
-            })
-            .collect();
-        self.scopes.push(Scope {
-            names,
-            function: true,
-        });
+        self.scopes.push(Scope::of_function(&body));
         body
     }
 

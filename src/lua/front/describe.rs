@@ -23,6 +23,24 @@ pub(super) struct Scope {
     pub(super) function: bool,
 }
 
+impl Scope {
+    /// The scope a function body opens: its named parameters.
+    pub(super) fn of_function(body: &FunctionBody) -> Scope {
+        let names = body
+            .parameters()
+            .iter()
+            .filter_map(|p| match p {
+                Parameter::Name(n) => Some(n.token().to_string()),
+                _ => None,
+            })
+            .collect();
+        Scope {
+            names,
+            function: true,
+        }
+    }
+}
+
 /// `local 'x'`, `upvalue 'x'` or `global 'x'`, as Lua describes a name
 /// seen from the innermost of `scopes`.
 pub(super) fn describe_name(scopes: &[Scope], name: &str) -> String {
@@ -123,18 +141,7 @@ impl Visitor for Reader {
     }
 
     fn visit_function_body(&mut self, body: &FunctionBody) {
-        let names = body
-            .parameters()
-            .iter()
-            .filter_map(|p| match p {
-                Parameter::Name(n) => Some(n.token().to_string()),
-                _ => None,
-            })
-            .collect();
-        self.scopes.push(Scope {
-            names,
-            function: true,
-        });
+        self.scopes.push(Scope::of_function(body));
     }
 
     fn visit_function_body_end(&mut self, _: &FunctionBody) {
