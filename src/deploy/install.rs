@@ -413,11 +413,12 @@ pub fn sweep(places: &Places) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn places(root: &Path) -> Places {
+    /// A host's places under `root`, for the deploy tests.
+    pub(in crate::deploy) fn places(root: &Path) -> Places {
         Places {
             rules_dir: root.join("rules"),
             config_json: Some(root.join("config.json")),

@@ -59,20 +59,8 @@ fn exchange(a: &Path, b: &Path) -> Result<(), String> {
 /// Puts `staged` in place: the intent first, then the rule directory,
 /// then config.json, then the intent goes.
 pub fn install(places: &Places, staged: &Staged, task_id: u64) -> Result<(), String> {
-    let intent = Intent {
-        task_id,
-        files: staged.files.as_ref().map(|dir| FilesMove {
-            staged: dir.clone(),
-            target: places.rules_dir.clone(),
-            existed: places.rules_dir.exists(),
-            digest: digest_of_dir(dir),
-        }),
-        config: staged.config.clone().zip(places.config_json.clone()),
-    };
-    let path = places.state_dir.join(INTENT);
-    std::fs::create_dir_all(&places.state_dir).map_err(io(&places.state_dir))?;
-    let text = serde_json::to_vec(&intent).map_err(|e| e.to_string())?;
-    crate::files::replace_private(&path, &text).map_err(io(&path))?;
+    let intent = Intent::of(places, staged, task_id);
+    let path = write_intent(places, &intent)?;
     crash_point("after-intent");
     if let Some(f) = &intent.files {
         if f.existed {
@@ -88,6 +76,32 @@ pub fn install(places: &Places, staged: &Staged, task_id: u64) -> Result<(), Str
     crash_point("after-config");
     finish(&intent, &path);
     Ok(())
+}
+
+impl Intent {
+    /// What putting `staged` in place will move.
+    fn of(places: &Places, staged: &Staged, task_id: u64) -> Intent {
+        Intent {
+            task_id,
+            files: staged.files.as_ref().map(|dir| FilesMove {
+                staged: dir.clone(),
+                target: places.rules_dir.clone(),
+                existed: places.rules_dir.exists(),
+                digest: digest_of_dir(dir),
+            }),
+            config: staged.config.clone().zip(places.config_json.clone()),
+        }
+    }
+}
+
+/// Records `intent` in the state directory (replaced in one step); its
+/// path.
+fn write_intent(places: &Places, intent: &Intent) -> Result<PathBuf, String> {
+    let path = places.state_dir.join(INTENT);
+    std::fs::create_dir_all(&places.state_dir).map_err(io(&places.state_dir))?;
+    let text = serde_json::to_vec(intent).map_err(|e| e.to_string())?;
+    crate::files::replace_private(&path, &text).map_err(io(&path))?;
+    Ok(path)
 }
 
 /// A swap that moved everything: the old set (at the staged path) and the
@@ -178,15 +192,7 @@ mod tests {
     use crate::deploy::Bundle;
     use std::collections::BTreeMap;
 
-    fn places(root: &Path) -> Places {
-        Places {
-            rules_dir: root.join("rules"),
-            config_json: Some(root.join("config.json")),
-            state_dir: root.join("state"),
-            helper: PathBuf::from("/nonexistent"),
-            sandbox_user: None,
-        }
-    }
+    use crate::deploy::install::tests::places;
 
     fn setup() -> (tempfile::TempDir, Places, Staged) {
         let dir = tempfile::tempdir().unwrap();
@@ -224,22 +230,8 @@ mod tests {
     #[test]
     fn a_half_done_swap_is_undone_and_a_done_one_kept() {
         let (_dir, p, staged) = setup();
-        let intent = Intent {
-            task_id: 7,
-            files: staged.files.as_ref().map(|d| FilesMove {
-                staged: d.clone(),
-                target: p.rules_dir.clone(),
-                existed: true,
-                digest: digest_of_dir(d),
-            }),
-            config: staged.config.clone().zip(p.config_json.clone()),
-        };
-        std::fs::create_dir_all(&p.state_dir).unwrap();
-        std::fs::write(
-            p.state_dir.join(INTENT),
-            serde_json::to_vec(&intent).unwrap(),
-        )
-        .unwrap();
+        let intent = Intent::of(&p, &staged, 7);
+        write_intent(&p, &intent).unwrap();
         let f = intent.files.as_ref().unwrap();
         exchange(&f.staged, &f.target).unwrap();
         assert_eq!(state(&p), (false, true, "{\"old\": 1}".into()));
@@ -249,24 +241,9 @@ mod tests {
         assert!(!f.staged.exists() && !intent.config.as_ref().unwrap().0.exists());
         // Interrupted after both moved: kept.
         let (_dir, p, staged) = setup();
-        let digest = digest_of_dir(staged.files.as_ref().unwrap());
         let staged_dir = staged.files.clone().unwrap();
-        let intent = Intent {
-            task_id: 8,
-            files: Some(FilesMove {
-                staged: staged_dir.clone(),
-                target: p.rules_dir.clone(),
-                existed: true,
-                digest,
-            }),
-            config: staged.config.clone().zip(p.config_json.clone()),
-        };
-        std::fs::create_dir_all(&p.state_dir).unwrap();
-        std::fs::write(
-            p.state_dir.join(INTENT),
-            serde_json::to_vec(&intent).unwrap(),
-        )
-        .unwrap();
+        let intent = Intent::of(&p, &staged, 8);
+        write_intent(&p, &intent).unwrap();
         exchange(&staged_dir, &p.rules_dir).unwrap();
         let (new, target) = intent.config.as_ref().unwrap();
         std::fs::rename(new, target).unwrap();
