@@ -102,21 +102,9 @@ pub fn describe(outcome: &HostOutcome) -> String {
 /// Longest message shown on a summary line.
 const LINE_MAX: usize = 400;
 
-/// `message` on one line: its non-empty lines joined by ` / `, at most
-/// [`LINE_MAX`] bytes, escaped for a terminal.
+/// `message` on one line (see [`crate::collectd::one_line`]).
 fn one_line(message: &str) -> String {
-    let joined = message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" / ");
-    let mut end = joined.len().min(LINE_MAX);
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    let more = if end < joined.len() { " ..." } else { "" };
-    format!("{}{more}", crate::collectd::loggable(&joined[..end]))
+    crate::collectd::one_line(message, LINE_MAX)
 }
 
 /// The fan-out itself: every targeted host's outcome.

@@ -18,6 +18,24 @@ pub enum LogLevel {
 /// a field name in an MQTT message, can be megabytes).
 pub const MAX_LOG_LINE: usize = 4096;
 
+/// A message of several lines (a command's output, a refusal and its
+/// cause) on one escaped line: its non-empty lines trimmed and joined by
+/// ` / `, at most `max` bytes (cut on a character boundary, marked ` ...`).
+pub fn one_line(message: &str, max: usize) -> String {
+    let joined = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let mut end = joined.len().min(max);
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < joined.len() { " ..." } else { "" };
+    format!("{}{more}", loggable(&joined[..end]))
+}
+
 /// `text` as one log line: control characters (newlines above all, which
 /// would let untrusted text forge log lines) escaped as `\n`, `\r`,
 /// `\t`, `\xNN`, and the line cut at [`MAX_LOG_LINE`] bytes.

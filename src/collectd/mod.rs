@@ -21,7 +21,7 @@ mod time;
 pub use config_file::{global_option, parse_config_file};
 pub use dispatch::dispatch_values;
 pub use globals::hostname;
-pub use log::{LogLevel, MAX_LOG_LINE, loggable, plugin_log};
+pub use log::{LogLevel, MAX_LOG_LINE, loggable, one_line, plugin_log};
 pub use metric::{ValueListRef, push_value_list};
 pub use notification::{MESSAGE_MAX_BYTES, NAME_MAX_BYTES, dispatch_notification, truncate_utf8};
 pub use process::{close_inherited_fds, release_free_memory, restore_default_sigchld};

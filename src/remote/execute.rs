@@ -249,14 +249,8 @@ pub(super) struct Command {
     pub timeout: Option<Duration>,
 }
 
-/// A result message for the log: its lines joined, at most 300 bytes,
-/// escaped (a history answer is for the sender, not the log).
+/// A result message for the log, on one line of at most 300 bytes
+/// (a history answer is for the sender, not the log).
 pub(super) fn brief(message: &str) -> String {
-    let joined = message.lines().collect::<Vec<_>>().join(" / ");
-    let mut end = joined.len().min(300);
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    let more = if end < joined.len() { " ..." } else { "" };
-    format!("{}{more}", crate::collectd::loggable(&joined[..end]))
+    crate::collectd::one_line(message, 300)
 }
