@@ -5,7 +5,7 @@
 //! store within `HistoryMaxRecords`.
 
 mod common;
-use common::cli::{PROBE_RULE, cli, text};
+use common::cli::{PROBE_RULE, cli, json_lines, text};
 use common::{Collectd, CollectdSpec, Mosquitto, keygen};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -19,11 +19,7 @@ fn history(socket: &Path, extra: &[&str]) -> Vec<Value> {
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    json_lines(&out)
 }
 
 #[test]
@@ -305,15 +301,7 @@ impl Host {
             self.keys[key].display().to_string(),
         ];
         args.extend(self.broker_args());
-        let out = Command::new(env!("CARGO_BIN_EXE_collectd-monitor"))
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&cli(&args.iter().map(String::as_str).collect::<Vec<_>>()))
     }
 }
 

@@ -4,7 +4,7 @@
 //! `--remote` refuses remote commands too.
 
 mod common;
-use common::cli::{PROBE_RULE, rule_runs as runs, text};
+use common::cli::{PROBE_RULE, json_lines, rule_runs as runs, text};
 use common::{Collectd, CollectdSpec, Mosquitto, keygen};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -151,12 +151,7 @@ fn a_pause_holds_rules_back_across_a_restart_until_resumed_or_over() {
     // Local pauses and resumes are in the history, as remote ones are
     // (written by the history's own thread: waited for).
     let history = |kind: &str| -> Vec<Value> {
-        let out = cli(&socket, &["history", "--json", "--kind", kind]);
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        json_lines(&cli(&socket, &["history", "--json", "--kind", kind]))
     };
     c.wait_until("the local pauses recorded", || {
         let paused = history("pause");

@@ -31,3 +31,13 @@ pub fn rule_runs(c: &super::Collectd) -> usize {
         .matches("plugin = lua-collectd-monitor-local")
         .count()
 }
+
+/// What a command that printed one JSON document per line printed (it
+/// must have succeeded).
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(out.status.success(), "{}", text(out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
