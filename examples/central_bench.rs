@@ -1,41 +1,87 @@
-//! The central-rules benchmark (`scripts/bench`): a simulated fleet sends
-//! value lists to a central collectd over the network plugin (UDP on
-//! loopback, collectd's binary protocol, each host's packets signed as
-//! that host: `SecurityLevel Sign` with an `AuthFile` of every host),
-//! about 50 000 a second for 1 000 and for 10 000 hosts; the central
-//! collectd runs 5 rule files over them (`FleetMonitorConfigDir`), knowing
-//! the hosts from `FleetHostKeys`. Midway, 50 hosts report a fault; their
-//! repairs go out as signed requests through a local mosquitto to one
-//! process answering for every host, its results signed.
-//! `CENTRAL_BENCH_UNSIGNED=1` sends unsigned datagrams instead, taken
-//! without proof (`FleetAcceptUnprovenValues`), for comparison. Measured: the central collectd's
-//! CPU per value list (collectd and its rule workers), the time from the
-//! faulty value to the request reaching its host (p50, p99), how many
-//! decisions the guards held back, and the UDP datagrams the kernel
-//! dropped.
+//! The central-rules benchmark (`scripts/bench`), side by side: a
+//! simulated fleet sends value lists to a central collectd over the
+//! network plugin (UDP on loopback, collectd's binary protocol, each
+//! host's datagrams signed as that host: `SecurityLevel Sign` with an
+//! `AuthFile` of every host), shaped like a fleet: every host sends its
+//! series (load with its three values, per-CPU states, interfaces with
+//! two values each, file systems, memory, disks, an application's health)
+//! once a second, 1 000 hosts × 50 series and 10 000 hosts × 5 series,
+//! 50 000 value lists a second either way. The same central collectd runs,
+//! each on a fresh start, in turn:
 //!
-//! `cargo build --release --lib --bins --example central_bench && target/release/examples/central_bench`
+//! - `baseline`: a trivial C write plugin that only counts
+//!   (`benches/null_writer.c`): collectd's own receive, HMAC, dispatch and
+//!   cache cost, the floor;
+//! - `monitor`: our plugin with six central rule files
+//!   (`FleetMonitorConfigDir`), one of them stateful per host (load above
+//!   4 for 3 readings on the same host); midway 50 hosts report a fault,
+//!   whose repairs go out as signed requests through a local mosquitto to
+//!   one process answering for every host;
+//! - `lua`: collectd's stock `lua` plugin (C Lua) running the same six
+//!   files' handlers from `collectd.register_write`;
+//! - `threshold`: collectd's `threshold` plugin with the equivalent
+//!   thresholds (`Hits 3` for the stateful rule).
+//!
+//! Rounds interleave the configurations (the order turns each round), and
+//! the summary gives, per shape, the median over rounds of each
+//! configuration's added CPU per value list over the round's baseline
+//! (collectd and its rule workers, from `/proc`), the kernel's UDP drops,
+//! the time collectd took to stop, and for ours the rule workers' CPU per
+//! evaluation and the repairs' reaction.
+//!
+//! `cargo build --release --lib --bins --example central_bench &&
+//! target/release/examples/central_bench [--rounds 5] [--seconds 10]
+//! [--rate 50000] [--only NAME]`
 
+#[path = "common/mod.rs"]
 mod common;
 
-use common::{part_str, part_u64};
 use std::collections::HashMap;
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Value lists per second the fleet sends.
-const RATE: u64 = 50_000;
-/// Seconds of load per run.
-const SECONDS: u64 = 10;
-/// Hosts that report a fault.
+/// Hosts that report a fault, midway.
 const FAULTS: usize = 50;
-/// Value lists of one host in a row, in one signed datagram.
-const PER_PACKET: u64 = 15;
+/// The fleet shapes: hosts × series per host.
+const SHAPES: [(usize, usize); 2] = [(1_000, 50), (10_000, 5)];
+/// The configurations, in the first round's order.
+const CONFIGS: [&str; 4] = ["baseline", "monitor", "lua", "threshold"];
 
-/// Five central rule files; `app.lua` repairs the faults.
+struct Args {
+    rounds: usize,
+    seconds: u64,
+    rate: u64,
+    only: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rounds: 5,
+        seconds: 10,
+        rate: 50_000,
+        only: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().expect("a value after the flag");
+        match flag.as_str() {
+            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
+            "--seconds" => a.seconds = value().parse().expect("--seconds N"),
+            "--rate" => a.rate = value().parse().expect("--rate N"),
+            "--only" => a.only = Some(value()),
+            other => {
+                panic!("unknown flag {other} (--rounds N, --seconds N, --rate N, --only NAME)")
+            }
+        }
+    }
+    a
+}
+
+/// Six central rule files; `app.lua` repairs the faults, `load_streak.lua`
+/// keeps a count per host.
 const RULES: &[(&str, &str)] = &[
     (
         "app.lua",
@@ -56,6 +102,18 @@ end }"#,
 end }"#,
     ),
     (
+        "load_streak.lua",
+        r#"-- Load above 4 for 3 readings in a row on the same host.
+local streak = {}
+return { load_streak = function(m)
+  if m.plugin ~= "load" then return end
+  local n = 0
+  if m.values[1] > 4 then n = (streak[m.host] or 0) + 1 end
+  streak[m.host] = n
+  if n >= 3 then return { service = "load", command = "shed" } end
+end }"#,
+    ),
+    (
         "cpu.lua",
         r#"return { cpu_stuck = function(m)
   if m.plugin == "cpu" and m.type_instance == "steal" and m.values[1] < 0 then return { service = "cpu", command = "alert" } end
@@ -69,59 +127,123 @@ end }"#,
     ),
 ];
 
-/// When each host received its request.
-type Arrivals = Arc<Mutex<HashMap<String, SystemTime>>>;
+/// collectd's `threshold` plugin doing what the six files do.
+const THRESHOLDS: &str = r#"LoadPlugin threshold
+<Plugin threshold>
+  <Plugin "app">
+    <Type "gauge">
+      FailureMin 0.5
+    </Type>
+  </Plugin>
+  <Plugin "df">
+    <Type "df_complex">
+      Instance "used"
+      FailureMax 1000000000000000
+    </Type>
+  </Plugin>
+  <Plugin "load">
+    <Type "load">
+      DataSource "shortterm"
+      FailureMax 4
+      Hits 3
+    </Type>
+  </Plugin>
+  <Plugin "cpu">
+    <Type "cpu">
+      Instance "steal"
+      FailureMin 0
+    </Type>
+  </Plugin>
+  <Plugin "interface">
+    <Type "if_errors">
+      FailureMax 1000000000000000
+    </Type>
+  </Plugin>
+</Plugin>
+"#;
 
-/// One value list of `host` in collectd's binary protocol.
-fn push_value_list(buf: &mut Vec<u8>, host: &str, i: u64, time: u64, fault: bool) {
-    let (plugin, pinst, type_, tinst, value): (&str, &str, &str, &str, (u8, u64)) = if fault {
-        ("app", "", "gauge", "up", (1, 0f64.to_bits()))
-    } else {
-        match i % 10 {
-            0..=3 => ("cpu", "0", "cpu", "user", (2, i)),
-            4..=5 => ("interface", "eth0", "if_octets", "", (2, i)),
-            6..=7 => (
-                "df",
-                "root",
-                "df_complex",
-                "used",
-                (1, (i as f64).to_bits()),
-            ),
-            8 => ("load", "", "load", "", (1, 0.5f64.to_bits())),
-            _ => ("app", "", "gauge", "up", (1, 1f64.to_bits())),
-        }
+/// One series of a host: identity (plugin, plugin instance, type, type
+/// instance) and its number of values with their kind (1 gauge, 2 derive).
+type Series = ([String; 4], usize, u8);
+
+/// A host's series, the first `n` of a realistic host's 50: the five a
+/// 10 000-host fleet sends first (load, the application, one CPU state, a
+/// file system, an interface), then the rest.
+fn series(n: usize) -> Vec<Series> {
+    let s = |p: &str, pi: &str, t: &str, ti: &str, count: usize, kind: u8| {
+        ([p, pi, t, ti].map(String::from), count, kind)
     };
-    part_str(buf, 0x0000, host);
-    part_u64(buf, 0x0008, time);
-    part_u64(buf, 0x0009, 10 << 30);
-    part_str(buf, 0x0002, plugin);
-    part_str(buf, 0x0003, pinst);
-    part_str(buf, 0x0004, type_);
-    part_str(buf, 0x0005, tinst);
-    buf.extend_from_slice(&0x0006u16.to_be_bytes());
-    buf.extend_from_slice(&15u16.to_be_bytes());
-    buf.extend_from_slice(&1u16.to_be_bytes());
-    buf.push(value.0);
-    if value.0 == 1 {
-        buf.extend_from_slice(&value.1.to_le_bytes());
-    } else {
-        buf.extend_from_slice(&value.1.to_be_bytes());
+    let mut all = vec![
+        s("load", "", "load", "", 3, 1),
+        s("app", "", "gauge", "up", 1, 1),
+        s("cpu", "0", "cpu", "user", 1, 2),
+        s("df", "root", "df_complex", "used", 1, 1),
+        s("interface", "eth0", "if_octets", "", 2, 2),
+    ];
+    for cpu in 0..4 {
+        for state in [
+            "user",
+            "system",
+            "idle",
+            "wait",
+            "steal",
+            "nice",
+            "interrupt",
+        ] {
+            if (cpu, state) != (0, "user") {
+                all.push(s("cpu", &cpu.to_string(), "cpu", state, 1, 2));
+            }
+        }
     }
+    for t in ["if_packets", "if_errors", "if_dropped"] {
+        all.push(s("interface", "eth0", t, "", 2, 2));
+    }
+    for (fs, states) in [
+        ("root", &["free", "reserved"][..]),
+        ("var", &["used", "free", "reserved"][..]),
+    ] {
+        for state in states {
+            all.push(s("df", fs, "df_complex", state, 1, 1));
+        }
+    }
+    for state in [
+        "used",
+        "free",
+        "cached",
+        "buffered",
+        "slab_recl",
+        "slab_unrecl",
+    ] {
+        all.push(s("memory", "", "memory", state, 1, 1));
+    }
+    for t in ["disk_octets", "disk_ops", "disk_time"] {
+        all.push(s("disk", "sda", t, "", 2, 2));
+    }
+    all.push(s("processes", "", "ps_state", "running", 1, 1));
+    assert_eq!(all.len(), 50);
+    all.truncate(n);
+    all
 }
 
-/// `CENTRAL_BENCH_UNSIGNED=1`: the fleet sends unsigned datagrams and the
-/// central collectd takes them all (`FleetAcceptUnprovenValues`), for the
-/// cost of the proof.
-fn unsigned() -> bool {
-    std::env::var_os("CENTRAL_BENCH_UNSIGNED").is_some()
+/// The values of `series` at reading `reading`: plausible and never a
+/// fault (load 0.5, the application up, counters rising, disks half full),
+/// or the application down.
+fn values(series: &Series, reading: u64, fault: bool) -> Vec<common::WireValue> {
+    let ([plugin, ..], count, kind) = series;
+    let gauge = |v: f64| (1, v.to_bits());
+    (0..*count)
+        .map(|_| match (plugin.as_str(), kind) {
+            ("app", _) => gauge(if fault { 0.0 } else { 1.0 }),
+            ("load", _) => gauge(0.5),
+            (_, 2) => (2, reading * 1000),
+            _ => gauge(5e9),
+        })
+        .collect()
 }
 
 /// `payload` signed as `host` (its password is `pw-<host>`), as the
 /// host's network plugin signs it.
 fn signed(payload: &[u8], host: &str) -> Vec<u8> {
-    if unsigned() {
-        return payload.to_vec();
-    }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, format!("pw-{host}").as_bytes());
     let mut ctx = ring::hmac::Context::with_key(&key);
     ctx.update(host.as_bytes());
@@ -136,14 +258,21 @@ fn signed(payload: &[u8], host: &str) -> Vec<u8> {
     out
 }
 
-/// Sends the load for `hosts` hosts, each host's value lists in datagrams
-/// of its own, signed; the faults midway. Returns when each faulty host's
-/// value went out.
-fn send(port: u16, hosts: usize) -> HashMap<String, SystemTime> {
+fn host_name(h: usize) -> String {
+    format!("host{h:05}")
+}
+
+/// Sends `rate` value lists a second for `seconds` s: every host's series
+/// in turn, each host's in datagrams of its own (at most 1 300 bytes),
+/// signed; midway, the application of [`FAULTS`] hosts reports down, each
+/// in a datagram of its own. Returns when each faulty host's value went out.
+fn send(port: u16, shape: (usize, usize), rate: u64, seconds: u64) -> HashMap<String, SystemTime> {
+    let (hosts, per_host) = shape;
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(("127.0.0.1", port)).unwrap();
-    let names: Vec<String> = (0..hosts).map(|h| format!("host{h:05}")).collect();
-    let total = RATE * SECONDS;
+    let names: Vec<String> = (0..hosts).map(host_name).collect();
+    let all = series(per_host);
+    let total = rate * seconds;
     let fault_at = total / 2;
     let started = Instant::now();
     let mut packet = Vec::with_capacity(1452);
@@ -154,52 +283,89 @@ fn send(port: u16, hosts: usize) -> HashMap<String, SystemTime> {
             packet.clear();
         }
     };
+    let per_reading = (hosts * per_host) as u64;
     for i in 0..total {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let time = (now.as_secs() << 30) + ((u64::from(now.subsec_nanos()) << 30) / 1_000_000_000);
-        let host = &names[((i / PER_PACKET) as usize) % hosts];
+        let reading = i / per_reading;
+        let host = ((i % per_reading) as usize) / per_host;
+        let s = &all[(i % per_reading) as usize % per_host];
+        let time = common::cdtime_now();
         if i == fault_at {
-            flush(&mut packet, host);
-            // Each fault in a datagram of its own, sent at a known time.
+            flush(&mut packet, &names[host]);
             for faulty in names.iter().step_by((hosts / FAULTS).max(1)).take(FAULTS) {
                 let mut one = Vec::new();
-                push_value_list(&mut one, faulty, i, time, true);
+                let identity = s_ref(&all[1]);
+                common::push_value_list(
+                    &mut one,
+                    faulty,
+                    time,
+                    identity,
+                    &values(&all[1], reading, true),
+                );
                 faults.insert(faulty.clone(), SystemTime::now());
                 let _ = socket.send(&signed(&one, faulty));
             }
         }
-        push_value_list(&mut packet, host, i, time, false);
-        if i % PER_PACKET == PER_PACKET - 1 {
-            flush(&mut packet, host);
+        common::push_value_list(
+            &mut packet,
+            &names[host],
+            time,
+            s_ref(s),
+            &values(s, reading, false),
+        );
+        let last_of_host = (i + 1) % per_host as u64 == 0;
+        if last_of_host || packet.len() > 1300 {
+            flush(&mut packet, &names[host]);
         }
         if i % 1000 == 999 {
-            let due = Duration::from_secs_f64((i + 1) as f64 / RATE as f64);
+            let due = Duration::from_secs_f64((i + 1) as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
     }
-    let last = &names[((total / PER_PACKET) as usize) % hosts];
-    flush(&mut packet, last);
     faults
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+fn s_ref(s: &Series) -> [&str; 4] {
+    let [a, b, c, d] = &s.0;
+    [a, b, c, d]
 }
 
-/// One run with `hosts` simulated hosts; prints a table row.
-fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals, fleet_key: &str) {
-    let dir = work.join(format!("central-{hosts}"));
+/// When each host received its request.
+type Arrivals = Arc<Mutex<HashMap<String, SystemTime>>>;
+
+/// What one run measured.
+struct Run {
+    /// CPU of collectd and its rule workers, in µs per value list sent.
+    cpu_us: f64,
+    /// CPU of the rule workers alone, in µs.
+    workers_us: f64,
+    udp_drops: u64,
+    stop: Duration,
+    /// Our plugin's line at stop, and its evaluations.
+    summary: String,
+    evaluations: u64,
+    reactions: Vec<Duration>,
+}
+
+/// The directory of one shape: the hosts' network users and keys, the
+/// rule files, the lua plugin's script, the compiled plugins.
+struct Shape {
+    dir: PathBuf,
+    plugins: PathBuf,
+    hosts: usize,
+    per_host: usize,
+}
+
+fn prepare(work: &Path, (hosts, per_host): (usize, usize), fleet_key: &str) -> Shape {
+    let dir = work.join(format!("central-{hosts}x{per_host}"));
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     for (name, text) in RULES {
         std::fs::write(rules.join(name), text).unwrap();
     }
     let plugins = common::install_plugin(&dir);
+    common::compile_null_writer(&plugins);
     let release = common::release();
     let keygen = Command::new(release.join("collectd-monitor"))
         .args(["keygen", "controller", "--dir"])
@@ -207,34 +373,72 @@ fn run(work: &Path, broker: u16, hosts: usize, arrivals: &Arrivals, fleet_key: &
         .output()
         .unwrap();
     assert!(keygen.status.success());
-    // Every host's network user and result key.
-    let names = (0..hosts).map(|h| format!("host{h:05}"));
+    let names = (0..hosts).map(host_name);
     let auth: String = names.clone().map(|h| format!("{h}: pw-{h}\n")).collect();
     std::fs::write(dir.join("network-users"), auth).unwrap();
     let keys: String = names
         .map(|h| format!("{h} ed25519 {fleet_key}\n"))
         .collect();
     std::fs::write(dir.join("host-keys"), keys).unwrap();
+    // The stock lua plugin: every handler of every file, on every value list.
+    let mut script = String::from("local handlers = {}\n");
+    for (name, _) in RULES {
+        script.push_str(&format!(
+            "for _, h in pairs(dofile(\"{}\")) do handlers[#handlers + 1] = h end\n",
+            rules.join(name).display()
+        ));
+    }
+    script.push_str(
+        "collectd.register_write(function(vl)\n  for i = 1, #handlers do handlers[i](vl) end\n  return 0\nend)\n",
+    );
+    std::fs::write(dir.join("central_rules.lua"), script).unwrap();
+    Shape {
+        dir,
+        plugins,
+        hosts,
+        per_host,
+    }
+}
+
+/// One run of `config` on `shape`.
+fn run(shape: &Shape, config: &str, broker: u16, arrivals: &Arrivals, a: &Args) -> Run {
+    let dir = shape.dir.join(config);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let release = common::release();
+    let extra = match config {
+        "baseline" => "LoadPlugin null_writer\n".to_string(),
+        "lua" => format!(
+            "LoadPlugin lua\n<Plugin lua>\n  BasePath \"{}\"\n  Script \"central_rules.lua\"\n</Plugin>\n",
+            shape.dir.display()
+        ),
+        "threshold" => THRESHOLDS.to_string(),
+        _ => {
+            let config = serde_json::json!({
+                "Host": format!("127.0.0.1:{broker}"),
+                "CommandTopic": "collectd/central/command",
+                "CommandResultTopic": "collectd/central/result",
+                "StateDir": dir.join("state"),
+                "HelperPath": release.join("collectd-monitor"),
+                "FleetMonitorConfigDir": shape.dir.join("rules"),
+                "FleetCommandTopic": "collectd/%{hostname}/command",
+                "FleetResultTopic": "collectd/%{hostname}/result",
+                "SigningKey": shape.dir.join("keys/controller.key"),
+                "FleetHostKeys": shape.dir.join("host-keys"),
+                "FleetMaxInFlight": "20",
+            });
+            std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+            format!(
+                "LoadPlugin monitor\n<Plugin monitor>\n  MonitorConfigPath \"{}/config.json\"\n</Plugin>\n",
+                dir.display()
+            )
+        }
+    };
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let config = serde_json::json!({
-        "Host": format!("127.0.0.1:{broker}"),
-        "CommandTopic": "collectd/central/command",
-        "CommandResultTopic": "collectd/central/result",
-        "StateDir": dir.join("state"),
-        "HelperPath": release.join("collectd-monitor"),
-        "FleetMonitorConfigDir": rules,
-        "FleetCommandTopic": "collectd/%{hostname}/command",
-        "FleetResultTopic": "collectd/%{hostname}/result",
-        "SigningKey": dir.join("keys/controller.key"),
-        "FleetHostKeys": dir.join("host-keys"),
-        "FleetAcceptUnprovenValues": unsigned(),
-        "FleetMaxInFlight": "20",
-    });
-    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let log = dir.join("collectd.log");
     let conf = format!(
         r#"Hostname "central"
@@ -252,20 +456,19 @@ LoadPlugin logfile
 LoadPlugin network
 <Plugin network>
   <Listen "127.0.0.1" "{port}">
-    SecurityLevel {level}
-    AuthFile "{dir}/network-users"
+    SecurityLevel Sign
+    AuthFile "{shape}/network-users"
   </Listen>
 </Plugin>
-PluginDir "{plugins}"
-LoadPlugin monitor
-<Plugin monitor>
-  MonitorConfigPath "{dir}/config.json"
-</Plugin>
-"#,
-        plugins = plugins.display(),
+{plugin_dir}{extra}"#,
+        plugin_dir = if matches!(config, "baseline" | "monitor") {
+            format!("PluginDir \"{}\"\n", shape.plugins.display())
+        } else {
+            String::new()
+        },
         dir = dir.display(),
+        shape = shape.dir.display(),
         log = log.display(),
-        level = if unsigned() { "None" } else { "Sign" },
     );
     std::fs::write(dir.join("collectd.conf"), conf).unwrap();
     let mut collectd = Command::new("/usr/sbin/collectd")
@@ -275,41 +478,51 @@ LoadPlugin monitor
         .stderr(Stdio::null())
         .spawn()
         .expect("collectd");
-    common::wait_for_line(&log, "central: listening for the hosts");
-    common::wait_for_line(&log, "if.lua: loaded");
+    common::wait_for_line(&log, "Initialization complete");
+    if config == "monitor" {
+        common::wait_for_line(&log, "central: listening for the hosts");
+        common::wait_for_line(&log, "if.lua: loaded");
+    }
     arrivals.lock().unwrap().clear();
     let pid = collectd.id();
-    let cpu = |pid: u32| {
-        common::ticks(&format!("/proc/{pid}/stat"))
-            + common::children(pid)
-                .iter()
-                .map(|c| common::ticks(&format!("/proc/{c}/stat")))
-                .sum::<u64>()
+    let workers = || -> u64 {
+        common::children(pid)
+            .iter()
+            .map(|c| common::ticks(&format!("/proc/{c}/stat")))
+            .sum()
     };
-    let (cpu_before, drops_before) = (cpu(pid), common::udp_rcvbuf_errors());
-    let faults = send(port, hosts);
-    // Repairs still on their way.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while arrivals.lock().unwrap().len() < FAULTS && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    let own = || common::ticks(&format!("/proc/{pid}/stat"));
+    let (own0, workers0, drops0) = (own(), workers(), common::udp_rcvbuf_errors());
+    let faults = send(port, (shape.hosts, shape.per_host), a.rate, a.seconds);
+    if config == "monitor" {
+        // Repairs still on their way.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while arrivals.lock().unwrap().len() < FAULTS && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
-    std::thread::sleep(Duration::from_secs(1));
-    let cpu_ticks = cpu(pid) - cpu_before;
-    let drops = common::udp_rcvbuf_errors() - drops_before;
-    let status = Command::new(release.join("collectd-monitor"))
-        .args(["status", "--json", "--socket"])
-        .arg(dir.join("state/control.sock"))
-        .output()
-        .unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
-    let held: u64 = status["central"]["commands"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .flat_map(|c| c["held"].as_array().cloned().unwrap_or_default())
-                .filter_map(|h| h[1].as_u64())
-                .sum()
-        })
+    // Until collectd and the workers are idle again.
+    let mut last = (own(), workers());
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = (own(), workers());
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let (own1, workers1, drops1) = (own(), workers(), common::udp_rcvbuf_errors());
+    let stop = common::stop(&mut collectd);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let summary = text
+        .lines()
+        .find_map(|l| l.split("central: stopped: ").nth(1))
+        .unwrap_or("")
+        .to_string();
+    let evaluations = summary
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" evaluations by central rule files"))
+        .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let arrived = arrivals.lock().unwrap().clone();
     let mut reactions: Vec<Duration> = faults
@@ -317,21 +530,30 @@ LoadPlugin monitor
         .filter_map(|(host, sent)| arrived.get(host)?.duration_since(*sent).ok())
         .collect();
     reactions.sort();
-    let ticks_per_second = 100.0;
-    let sent = (RATE * SECONDS) as f64;
-    println!(
-        "| {hosts} | {:.2} µs | {:.0} ms | {:.0} ms | {} of {FAULTS} | {held} | {drops} |",
-        cpu_ticks as f64 / ticks_per_second * 1e6 / sent,
-        percentile(&reactions, 0.5).as_secs_f64() * 1000.0,
-        percentile(&reactions, 0.99).as_secs_f64() * 1000.0,
-        reactions.len(),
-    );
-    let _ = collectd.kill();
-    let _ = collectd.wait();
+    let sent = (a.rate * a.seconds) as f64;
+    let tick_us = 1e6 / 100.0;
+    Run {
+        cpu_us: (own1 - own0 + workers1 - workers0) as f64 * tick_us / sent,
+        workers_us: (workers1 - workers0) as f64 * tick_us,
+        udp_drops: drops1 - drops0,
+        stop,
+        summary,
+        evaluations,
+        reactions,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() {
+    let a = args();
     let work = tempfile::Builder::new()
+        .disable_cleanup(std::env::var_os("KEEP").is_some())
         .prefix("cm-central-bench")
         .tempdir()
         .unwrap();
@@ -360,15 +582,118 @@ fn main() {
     is_ready
         .recv_timeout(Duration::from_secs(10))
         .expect("the fleet simulator subscribed");
+    let shapes: Vec<Shape> = SHAPES
+        .iter()
+        .map(|s| prepare(work.path(), *s, &public))
+        .collect();
+    let configs: Vec<&str> = CONFIGS
+        .iter()
+        .copied()
+        .filter(|c| *c == "baseline" || a.only.as_deref().is_none_or(|o| c.contains(o)))
+        .collect();
     println!(
-        "{RATE} value lists/s for {SECONDS} s, each host's datagrams signed (SecurityLevel Sign), 5 central rule files, a fault on {FAULTS} hosts, FleetMaxInFlight 20"
+        "{} value lists/s for {} s per run, signed (SecurityLevel Sign), {} rounds; CPU of collectd and its rule workers per value list",
+        a.rate, a.seconds, a.rounds
     );
     println!(
-        "| hosts | central CPU per value list | fault to request at the host, p50 | p99 | repairs requested | decisions held back | UDP datagrams dropped |"
+        "| round | shape | configuration | CPU µs per value list | UDP drops | stop | our line at stop |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for hosts in [1_000, 10_000] {
-        run(work.path(), broker, hosts, &arrivals, &public);
+    // (shape, config) -> the runs, in round order.
+    let mut runs: HashMap<(usize, &str), Vec<Run>> = HashMap::new();
+    for round in 0..a.rounds {
+        for (s, shape) in shapes.iter().enumerate() {
+            let mut order = configs.clone();
+            let turn = round % order.len();
+            order.rotate_left(turn);
+            for config in order {
+                let r = run(shape, config, broker, &arrivals, &a);
+                println!(
+                    "| {} | {}×{} | {config} | {:.2} | {} | {:.2} s | {} |",
+                    round + 1,
+                    shape.hosts,
+                    shape.per_host,
+                    r.cpu_us,
+                    r.udp_drops,
+                    r.stop.as_secs_f64(),
+                    if r.summary.is_empty() {
+                        "-"
+                    } else {
+                        &r.summary
+                    },
+                );
+                runs.entry((s, config)).or_default().push(r);
+            }
+        }
+    }
+    println!();
+    println!(
+        "Medians over {} rounds (min–max), added CPU per value list over the round's baseline:",
+        a.rounds
+    );
+    println!(
+        "| shape | configuration | added µs per value list | of the lua plugin's | UDP drops (all rounds) | stop, median | worker µs per evaluation | repairs requested, reaction p50 / p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (s, shape) in shapes.iter().enumerate() {
+        let base = &runs[&(s, "baseline")];
+        let added = |config: &str| -> Vec<f64> {
+            runs.get(&(s, config))
+                .map(|rs| {
+                    rs.iter()
+                        .zip(base)
+                        .map(|(r, b)| r.cpu_us - b.cpu_us)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let lua = common::median(&mut added("lua"));
+        for config in &configs {
+            let rs = &runs[&(s, *config)];
+            let mut add = added(config);
+            let med = common::median(&mut add);
+            let (lo, hi) = (
+                add.first().copied().unwrap_or(0.0),
+                add.last().copied().unwrap_or(0.0),
+            );
+            let mut stops: Vec<f64> = rs.iter().map(|r| r.stop.as_secs_f64()).collect();
+            let mut per_eval: Vec<f64> = rs
+                .iter()
+                .filter(|r| r.evaluations > 0)
+                .map(|r| r.workers_us / r.evaluations as f64)
+                .collect();
+            let mut reactions: Vec<Duration> =
+                rs.iter().flat_map(|r| r.reactions.clone()).collect();
+            reactions.sort();
+            let repairs: Vec<String> = rs.iter().map(|r| r.reactions.len().to_string()).collect();
+            println!(
+                "| {}×{} | {config} | {med:+.2} ({lo:+.2} to {hi:+.2}) | {} | {} | {:.2} s | {} | {} |",
+                shape.hosts,
+                shape.per_host,
+                if *config == "baseline" || lua == 0.0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", med / lua)
+                },
+                rs.iter().map(|r| r.udp_drops).sum::<u64>(),
+                common::median(&mut stops),
+                if per_eval.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", common::median(&mut per_eval))
+                },
+                if *config == "monitor" {
+                    format!(
+                        "{} of {FAULTS}, {:.0} / {:.0} ms",
+                        repairs.join(", "),
+                        percentile(&reactions, 0.5).as_secs_f64() * 1e3,
+                        percentile(&reactions, 0.99).as_secs_f64() * 1e3
+                    )
+                } else {
+                    "-".to_string()
+                },
+            );
+        }
     }
     let _ = mosquitto.kill();
     let _ = mosquitto.wait();

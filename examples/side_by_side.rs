@@ -34,6 +34,7 @@ struct Args {
     values: u64,
     rate: u64,
     only: Option<String>,
+    rounds: usize,
 }
 
 /// `--worst`: every value list is a `memory/free` value of NaN, so every
@@ -46,6 +47,7 @@ fn args() -> Args {
         values: 1_000_000,
         rate: 200_000,
         only: None,
+        rounds: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,8 +56,11 @@ fn args() -> Args {
             "--values" => a.values = value().parse().expect("--values N"),
             "--rate" => a.rate = value().parse().expect("--rate N"),
             "--only" => a.only = Some(value()),
+            "--rounds" => a.rounds = value().parse().expect("--rounds N"),
             "--worst" => WORST.store(true, std::sync::atomic::Ordering::Relaxed),
-            other => panic!("unknown flag {other} (--values N, --rate N, --only NAME, --worst)"),
+            other => panic!(
+                "unknown flag {other} (--values N, --rate N, --only NAME, --rounds N, --worst)"
+            ),
         }
     }
     a
@@ -75,19 +80,7 @@ struct Setup {
 fn setups(work: &Path) -> Vec<Setup> {
     let release = common::release();
     let plugins = common::install_plugin(work);
-    let compiled = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-O2", "-DHAVE_CONFIG_H"])
-        .args([
-            "-I/usr/include/collectd/core/daemon",
-            "-I/usr/include/collectd/core",
-            "-I/usr/include/collectd",
-        ])
-        .arg("-o")
-        .arg(plugins.join("null_writer.so"))
-        .arg(repo().join("benches/null_writer.c"))
-        .status()
-        .expect("gcc");
-    assert!(compiled.success(), "cannot compile benches/null_writer.c");
+    common::compile_null_writer(&plugins);
     let monitor = |name: &str, files: &[(String, PathBuf)]| {
         let dir = work.join(name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -218,7 +211,6 @@ fn writer_ticks(pid: u32) -> u64 {
 
 /// collectd's binary protocol: one value list, all parts written out.
 fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
-    use common::{part_str, part_u64};
     // A realistic mix; 1 % are memory/free values that the example rules
     // act on.
     let series = i % 500;
@@ -258,27 +250,7 @@ fn push_value_list(buf: &mut Vec<u8>, i: u64, time: u64) {
                 vec![(1, 0.5f64.to_bits()); 3],
             ),
         };
-    part_str(buf, 0x0000, HOST);
-    part_u64(buf, 0x0008, time);
-    part_u64(buf, 0x0009, 10 << 30);
-    part_str(buf, 0x0002, plugin);
-    part_str(buf, 0x0003, &pinst);
-    part_str(buf, 0x0004, type_);
-    part_str(buf, 0x0005, tinst);
-    buf.extend_from_slice(&0x0006u16.to_be_bytes());
-    buf.extend_from_slice(&((6 + 9 * values.len()) as u16).to_be_bytes());
-    buf.extend_from_slice(&(values.len() as u16).to_be_bytes());
-    for (kind, _) in &values {
-        buf.push(*kind);
-    }
-    for (kind, bits) in &values {
-        if *kind == 1 {
-            // Gauges are little-endian doubles in this protocol.
-            buf.extend_from_slice(&bits.to_le_bytes());
-        } else {
-            buf.extend_from_slice(&bits.to_be_bytes());
-        }
-    }
+    common::push_value_list(buf, HOST, time, [plugin, &pinst, type_, tinst], &values);
 }
 
 /// A value list only the reaction rule acts on, in a packet of its own.
@@ -496,70 +468,106 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut totals = Vec::new();
     let mut reaction_line = String::new();
-    for setup in setups(work.path()) {
-        if a.only.as_deref().is_some_and(|o| !setup.name.contains(o)) {
-            continue;
-        }
-        let r = run(&setup, work.path(), &a);
-        let total = per_vl(r.collectd_cpu + r.workers_cpu);
-        let stamps = work.path().join("b-stamps");
-        if setup.name.starts_with("(b)") {
-            let mut times = reactions(&r.markers, &stamps);
-            times.sort();
-            if !times.is_empty() {
-                let pick = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-                reaction_line = format!(
-                    "reaction, (b): a marker value list to its command writing the time: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} markers answered)",
-                    pick(0.5).as_secs_f64() * 1e3,
-                    pick(0.99).as_secs_f64() * 1e3,
-                    times.last().unwrap().as_secs_f64() * 1e3,
-                    times.len(),
-                    r.markers.len()
-                );
+    let all: Vec<Setup> = setups(work.path())
+        .into_iter()
+        .filter(|s| a.only.as_deref().is_none_or(|o| s.name.contains(o)))
+        .collect();
+    for round in 0..a.rounds {
+        // Interleaved: each round starts with the next configuration.
+        for i in 0..all.len() {
+            let setup = &all[(i + round) % all.len()];
+            let r = run(setup, work.path(), &a);
+            let total = per_vl(r.collectd_cpu + r.workers_cpu);
+            let stamps = work.path().join("b-stamps");
+            if setup.name.starts_with("(b)") {
+                let mut times = reactions(&r.markers, &stamps);
+                times.sort();
+                if !times.is_empty() {
+                    let pick = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+                    reaction_line = format!(
+                        "reaction, (b): a marker value list to its command writing the time: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} markers answered)",
+                        pick(0.5).as_secs_f64() * 1e3,
+                        pick(0.99).as_secs_f64() * 1e3,
+                        times.last().unwrap().as_secs_f64() * 1e3,
+                        times.len(),
+                        r.markers.len()
+                    );
+                }
             }
+            totals.push((round, setup.name, total, per_vl(r.writer_cpu)));
+            println!(
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} MiB | {} MiB | {} | {} ({:.1} s) |",
+                setup.name,
+                per_vl(r.collectd_cpu),
+                per_vl(r.writer_cpu),
+                per_vl(r.workers_cpu),
+                total,
+                r.collectd_hwm / 1024,
+                r.workers_rss / 1024,
+                r.udp_drops,
+                if r.ours.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.ours
+                },
+                r.seconds
+            );
         }
-        totals.push((setup.name, total, per_vl(r.writer_cpu)));
-        println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {} MiB | {} MiB | {} | {} ({:.1} s) |",
-            setup.name,
-            per_vl(r.collectd_cpu),
-            per_vl(r.writer_cpu),
-            per_vl(r.workers_cpu),
-            total,
-            r.collectd_hwm / 1024,
-            r.workers_rss / 1024,
-            r.udp_drops,
-            if r.ours.is_empty() {
-                "-".to_string()
-            } else {
-                r.ours
-            },
-            r.seconds
-        );
     }
     if !reaction_line.is_empty() {
         println!();
         println!("{reaction_line}");
     }
-    let find = |prefix: &str| {
-        totals
-            .iter()
-            .find(|(n, _, _)| n.starts_with(prefix))
-            .copied()
+    // Per round, each configuration's figure less the baseline's; their
+    // medians over the rounds (the machine drifts between runs).
+    let added = |prefix: &str, total: bool| -> Vec<f64> {
+        (0..a.rounds)
+            .filter_map(|round| {
+                let get = |p: &str| {
+                    totals
+                        .iter()
+                        .find(|(r, n, _, _)| *r == round && n.starts_with(p))
+                        .map(|(_, _, t, w)| if total { *t } else { *w })
+                };
+                Some(get(prefix)? - get("baseline")?)
+            })
+            .collect()
     };
-    if let (Some(base), Some(a_), Some(b), Some(d)) =
-        (find("baseline"), find("(a)"), find("(b)"), find("(d)"))
-    {
+    let describe = |v: &mut Vec<f64>| {
+        let med = common::median(v);
+        format!(
+            "{med:+.2} µs ({:+.2} to {:+.2})",
+            v.first().copied().unwrap_or(0.0),
+            v.last().copied().unwrap_or(0.0)
+        )
+    };
+    let (mut b, mut d) = (added("(b)", true), added("(d)", true));
+    if !b.is_empty() && !d.is_empty() {
+        // (Before the medians sort them.)
+        let mut ratios: Vec<f64> = b.iter().zip(&d).map(|(b, d)| b / d).collect();
         println!();
         println!(
-            "our write callback (write thread, (a) - baseline): {:+.2} µs per value list",
-            a_.2 - base.2
+            "medians over {} rounds (min to max), per value list over the round's baseline:",
+            a.rounds
         );
         println!(
-            "(b) - (a): {:+.2} µs per value list; (d) - baseline: {:+.2} µs; ratio (b - a) / (d - baseline): {:.2}",
-            b.1 - a_.1,
-            d.1 - base.1,
-            (b.1 - a_.1) / (d.1 - base.1)
+            "our write callback (write thread, (a)): {}",
+            describe(&mut added("(a)", false))
+        );
+        println!(
+            "(a) monitor, no rules: {}",
+            describe(&mut added("(a)", true))
+        );
+        println!("(b) monitor, example rules: {}", describe(&mut b));
+        println!(
+            "(c) monitor, 20 rule files: {}",
+            describe(&mut added("(c)", true))
+        );
+        println!("(d) stock lua plugin: {}", describe(&mut d));
+        println!(
+            "(b) / (d): {:.2} (ratio of the medians), {:.2} (median of the rounds' ratios)",
+            common::median(&mut b) / common::median(&mut d),
+            common::median(&mut ratios)
         );
     }
 }

@@ -209,3 +209,84 @@ pub fn simulate_fleet(
         }
     });
 }
+
+/// Compiles the baseline's trivial write plugin (`benches/null_writer.c`,
+/// which only counts) into `plugins/null_writer.so`.
+pub fn compile_null_writer(plugins: &Path) {
+    let compiled = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O2", "-DHAVE_CONFIG_H"])
+        .args([
+            "-I/usr/include/collectd/core/daemon",
+            "-I/usr/include/collectd/core",
+            "-I/usr/include/collectd",
+        ])
+        .arg("-o")
+        .arg(plugins.join("null_writer.so"))
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/null_writer.c"))
+        .status()
+        .expect("gcc");
+    assert!(compiled.success(), "cannot compile benches/null_writer.c");
+}
+
+/// A value of collectd's network protocol: its kind (0 counter, 1 gauge,
+/// 2 derive, 3 absolute) and its bits.
+pub type WireValue = (u8, u64);
+
+/// One value list in collectd's binary protocol, all parts written out
+/// (`identity`: plugin, plugin instance, type, type instance).
+pub fn push_value_list(
+    buf: &mut Vec<u8>,
+    host: &str,
+    time: u64,
+    identity: [&str; 4],
+    values: &[WireValue],
+) {
+    part_str(buf, 0x0000, host);
+    part_u64(buf, 0x0008, time);
+    part_u64(buf, 0x0009, 10 << 30);
+    for (kind, part) in [0x0002, 0x0003, 0x0004, 0x0005].into_iter().zip(identity) {
+        part_str(buf, kind, part);
+    }
+    buf.extend_from_slice(&0x0006u16.to_be_bytes());
+    buf.extend_from_slice(&((6 + 9 * values.len()) as u16).to_be_bytes());
+    buf.extend_from_slice(&(values.len() as u16).to_be_bytes());
+    for (kind, _) in values {
+        buf.push(*kind);
+    }
+    for (kind, bits) in values {
+        if *kind == 1 {
+            // Gauges are little-endian doubles in this protocol.
+            buf.extend_from_slice(&bits.to_le_bytes());
+        } else {
+            buf.extend_from_slice(&bits.to_be_bytes());
+        }
+    }
+}
+
+/// Now in collectd's time format (2^-30 s).
+pub fn cdtime_now() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (now.as_secs() << 30) + ((u64::from(now.subsec_nanos()) << 30) / 1_000_000_000)
+}
+
+/// Stops `child` with SIGTERM and waits for it: how long it took.
+pub fn stop(child: &mut std::process::Child) -> Duration {
+    let started = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    started.elapsed()
+}
+
+/// The median of `values` (sorted here); 0 when empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}

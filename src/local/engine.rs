@@ -21,7 +21,7 @@ use tracing::{debug, enabled, error, info, warn};
 /// After a batch smaller than this, the engine waits [`LINGER`] before
 /// taking the next one.
 const LINGER_BELOW: u32 = 256;
-const LINGER: Duration = Duration::from_millis(1);
+const LINGER: Duration = Duration::from_millis(3);
 /// How often workers are looked after when no events arrive.
 const TICK: Duration = Duration::from_millis(100);
 /// A worker with batches outstanding and no progress for this long is

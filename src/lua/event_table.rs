@@ -177,6 +177,7 @@ const SERIES_BYTES: usize = 3072;
 /// all places are taken (collectd itself forgets a series after twice its
 /// interval).
 const IDLE_SECS: u32 = 600;
+const CLOCK_EVERY: u32 = 64;
 
 /// One table per series, for a file whose handlers only read their table
 /// and keep nothing of it past the call (the rule index's analysis says
@@ -191,6 +192,82 @@ pub(super) struct SeriesTables {
     epoch: std::time::Instant,
     /// When the entries were last looked through for idle ones.
     swept: u32,
+    /// The clock as last read, and lookups since: it is read once every
+    /// [`CLOCK_EVERY`] lookups, not on each (a table's age only matters in
+    /// minutes).
+    clock: (u32, u32),
+    /// The tables a series without a place of its own is refilled into,
+    /// whole (identity, data sources and all): no table is built for it.
+    spare: Option<Spare>,
+}
+
+/// One value list's tables, refilled whole for each series that has no
+/// kept tables.
+struct Spare {
+    table: StashedTable,
+    values: StashedTable,
+    dsnames_table: StashedTable,
+    dstypes_table: StashedTable,
+    /// What the tables hold now: the identity, how many values (the
+    /// entries past a shorter series' are cleared), the data sources.
+    identity: [String; 5],
+    n: usize,
+    dsnames: Vec<String>,
+    dstypes: Vec<DsType>,
+}
+
+impl Spare {
+    /// Refills the tables with `m`; the fields that are as the last
+    /// series' (most of the identity and the data sources, in a file that
+    /// acts on one kind of value list) are left as they are.
+    fn refill<'gc>(
+        &mut self,
+        ctx: Context<'gc>,
+        m: &Metric,
+    ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+        let k = Keys::of(ctx);
+        let t = ctx.fetch(&self.table);
+        let keys = [
+            k.host,
+            k.plugin,
+            k.plugin_instance,
+            k.type_,
+            k.type_instance,
+        ];
+        for ((key, last), now) in keys.into_iter().zip(&mut self.identity).zip(m.identity()) {
+            if last.as_str() != now {
+                set(ctx, t, key, text(ctx, now))?;
+                last.clear();
+                last.push_str(now);
+            }
+        }
+        set(ctx, t, k.time, Value::Number(m.time))?;
+        set(ctx, t, k.interval, Value::Number(m.interval))?;
+        let values = ctx.fetch(&self.values);
+        fill_values(ctx, values, m)?;
+        let n = m.values.len();
+        for i in n..self.n {
+            values.set(ctx, i as i64 + 1, Value::Nil)?;
+        }
+        self.n = n;
+        if self.dsnames != m.dsnames || self.dstypes != m.dstypes {
+            let (names, types) = (
+                ctx.fetch(&self.dsnames_table),
+                ctx.fetch(&self.dstypes_table),
+            );
+            for i in 0..self.dsnames.len().max(m.dsnames.len()) {
+                let (name, ty) = match (m.dsnames.get(i), m.dstypes.get(i)) {
+                    (Some(name), Some(ty)) => (text(ctx, name), Value::String(k.ds_type(*ty))),
+                    _ => (Value::Nil, Value::Nil),
+                };
+                names.set(ctx, i as i64, name)?;
+                types.set(ctx, i as i64, ty)?;
+            }
+            self.dsnames.clone_from(&m.dsnames);
+            self.dstypes.clone_from(&m.dstypes);
+        }
+        Ok(t)
+    }
 }
 
 struct SeriesEntry {
@@ -225,11 +302,19 @@ impl SeriesTables {
             max: (memory / 8 / SERIES_BYTES).clamp(16, MAX_SERIES),
             epoch: std::time::Instant::now(),
             swept: 0,
+            clock: (0, 0),
+            spare: None,
         }
     }
 
-    fn now(&self) -> u32 {
-        u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX)
+    fn now(&mut self) -> u32 {
+        let (now, since) = &mut self.clock;
+        *since += 1;
+        if *since >= CLOCK_EVERY {
+            *since = 0;
+            *now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
+        }
+        *now
     }
 
     /// Whether a new series may be kept: there is room, or a kept one has
@@ -268,9 +353,29 @@ impl SeriesTables {
             fill_values(ctx, ctx.fetch(&entry.values), m)?;
             return Ok((table, entry.table.clone()));
         }
+        if !self.room(now) {
+            if let Some(spare) = &mut self.spare {
+                return Ok((spare.refill(ctx, m)?, spare.table.clone()));
+            }
+        }
         let (table, values) = metric_tables(ctx, m)?;
         let stashed = ctx.stash(table);
         if !self.room(now) {
+            let k = Keys::of(ctx);
+            let ds = |key| match table.get(ctx, key) {
+                Value::Table(t) => ctx.stash(t),
+                _ => ctx.stash(Table::new(&ctx)),
+            };
+            self.spare = Some(Spare {
+                table: stashed.clone(),
+                values: ctx.stash(values),
+                dsnames_table: ds(k.dsnames),
+                dstypes_table: ds(k.dstypes),
+                identity: m.identity().map(String::from),
+                n: m.values.len(),
+                dsnames: m.dsnames.clone(),
+                dstypes: m.dstypes.clone(),
+            });
             return Ok((table, stashed));
         }
         self.entries.insert(
@@ -308,6 +413,7 @@ impl SeriesTables {
     /// Drops every kept table (the VM is short of memory).
     pub(super) fn clear(&mut self) {
         self.entries.clear();
+        self.spare = None;
     }
 
     /// Moves the tables out, leaving none (while a call borrows the VM).
@@ -317,6 +423,8 @@ impl SeriesTables {
             max: self.max,
             epoch: self.epoch,
             swept: self.swept,
+            clock: self.clock,
+            spare: self.spare.take(),
         }
     }
 }

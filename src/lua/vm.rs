@@ -847,6 +847,55 @@ mod tests {
     }
 
     #[test]
+    fn series_past_the_kept_ones_read_their_own_fields_from_the_one_spare_table() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk(
+                "t",
+                b"return function(m) return m.host, m.plugin_instance, #m.values, m.values[1], m.values[2], m.dsnames[0], m.dsnames[1], m.dstypes[1] end",
+            )
+            .unwrap();
+        let LuaValue::Function(f) = &out[0] else {
+            panic!()
+        };
+        let capacity = vm.series.capacity();
+        let mut call = |m: &crate::events::Metric| {
+            let mut cache = EventTableCache::kept_per_series();
+            let r = vm
+                .call_with_event(f, &mut cache, EventRef::Metric(m))
+                .unwrap();
+            format!("{r:?}")
+        };
+        for i in 0..capacity {
+            call(&gauge(&format!("kept-{i}"), &[1.0], &["value"]));
+        }
+        // Past the kept ones: two values, then one value of another data
+        // source, then another host: nothing of the series before shows.
+        let two = call(&gauge("past-1", &[7.0, 8.0], &["rx", "tx"]));
+        let one = call(&gauge("past-2", &[5.0], &["value"]));
+        let mut other = gauge("past-2", &[6.0], &["value"]);
+        other.host = "h2".into();
+        let other = call(&other);
+        assert!(
+            two.contains(r#"Str("h"), Str("past-1"), Int(2), Num(7.0), Num(8.0), Str("rx"), Str("tx"), Str("gauge")"#),
+            "{two}"
+        );
+        assert!(
+            one.contains(
+                r#"Str("h"), Str("past-2"), Int(1), Num(5.0), Nil, Str("value"), Nil, Nil"#
+            ),
+            "{one}"
+        );
+        assert!(
+            other.contains(
+                r#"Str("h2"), Str("past-2"), Int(1), Num(6.0), Nil, Str("value"), Nil, Nil"#
+            ),
+            "{other}"
+        );
+        assert_eq!(vm.series.kept(), capacity);
+    }
+
+    #[test]
     fn a_stream_of_ever_new_series_keeps_the_kept_tables_bounded() {
         let (mut vm, call) = first_value_handler();
         let mut peak = 0;
