@@ -10,7 +10,7 @@ use std::time::SystemTime;
 macro_rules! result_codes {
     ($($(#[doc = $doc:literal])* $name:ident = $value:literal, $text:literal;)*) => {
         /// Result codes beside a command's own exit status (docs/COMPATIBILITY.md §4,
-        /// §5), and the ones this project adds (documented in the README).
+        /// §5), and the ones this project adds (documented in docs/remote.md).
         pub mod code {
             $($(#[doc = $doc])* pub const $name: i64 = $value;)*
         }

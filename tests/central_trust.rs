@@ -181,7 +181,7 @@ fn a_flood_of_invented_host_names_leaves_limits_memory_and_a_real_repair_intact(
     assert!(lines < 100, "{lines} central lines");
     // Two more floods of other names: what the controller keeps stays
     // bounded (collectd's own value cache holds each series a while,
-    // whoever else is loaded: the README compares the memory with and
+    // whoever else is loaded: docs/performance.md compares the memory with and
     // without the plugin).
     let entries = |status: &serde_json::Value| {
         status["central"]["counters"]

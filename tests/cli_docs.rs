@@ -89,7 +89,7 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
     }
     let status = std::fs::read_to_string(dir.path().join("collectd-monitor-status.1")).unwrap();
     assert!(status.contains("Exit status"), "{status}");
-    // The configuration page: every key of the README's table.
+    // The configuration page: every key of docs/configuration.md's table.
     let conf = std::fs::read_to_string(dir.path().join("collectd-monitor.conf.5")).unwrap();
     for key in [
         "TrustedKeys",
@@ -100,7 +100,7 @@ fn man_pages_cover_every_subcommand_and_render_without_warnings() {
     ] {
         assert!(conf.contains(&format!(".TP\n\\fB{key}\\fR")), "{key}");
     }
-    // The rule files' page: the README's "Rule files" and "The sandbox".
+    // The rule files' page: docs/rules.md's "Rule files" and "The sandbox".
     let rules_page = dir.path().join("collectd-monitor-rules.5");
     let rules = std::fs::read_to_string(&rules_page).unwrap();
     assert!(

@@ -181,7 +181,7 @@ fn the_package_is_clean_installs_fires_a_rule_and_goes_away() {
         "{listing}"
     );
 
-    // lintian: no errors (the remaining warnings are listed in the README).
+    // lintian: no errors (the remaining warnings are listed in docs/install.md).
     let lint = run("lintian", &["--tag-display-limit", "0", &deb]);
     let report = text(&lint.stdout);
     assert!(

@@ -1,5 +1,5 @@
 //! The bytes a signature covers. Plain text, one `name=value` line each,
-//! so a controller in any language can build them (the README gives the
+//! so a controller in any language can build them (docs/security.md gives the
 //! exact form and a test vector):
 //!
 //! ```text

@@ -401,7 +401,7 @@ mod tests {
     use super::*;
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
-    /// The README's test vector: the key made from the seed 00 01 .. 1f.
+    /// The test vector of docs/security.md: the key made from the seed 00 01 .. 1f.
     fn vector_key() -> Ed25519KeyPair {
         let seed: Vec<u8> = (0u8..32).collect();
         Ed25519KeyPair::from_seed_unchecked(&seed).unwrap()

@@ -1,16 +1,19 @@
-//! The man pages made from the README's sections, so they cannot drift
-//! from it: `collectd-monitor.conf(5)` from "Configuration" (the one
-//! description of every key) and `collectd-monitor-rules(5)` from "Rule
-//! files" (the rule API: handlers, the event tables, the return table,
-//! options, the Lua library and the sandbox). Paragraphs, lists, code
-//! blocks and tables, turned into roff.
+//! The man pages made from the documentation's pages, so they cannot
+//! drift from them: `collectd-monitor.conf(5)` from `docs/configuration.md`
+//! (the one description of every key) and `collectd-monitor-rules(5)` from
+//! `docs/rules.md` (the rule API: handlers, the event tables, the return
+//! table, options, the Lua library and the sandbox). Paragraphs, lists,
+//! code blocks and tables, turned into roff.
 
-/// The README, whose "Configuration" section the page is made from.
-const README: &str = include_str!("../../README.md");
+/// The page of every setting.
+const CONFIGURATION: &str = include_str!("../../docs/configuration.md");
+/// The page of the rule API and the sandbox.
+const RULES: &str = include_str!("../../docs/rules.md");
 
 /// The configuration page's roff text.
 pub fn render(version: &str) -> String {
     page(
+        CONFIGURATION,
         &["Configuration"],
         "COLLECTD\\-MONITOR.CONF",
         "collectd\\-monitor.conf \\- settings of the collectd\\-monitor plugin",
@@ -21,6 +24,7 @@ pub fn render(version: &str) -> String {
 /// The rule files' page, `collectd-monitor-rules(5)`.
 pub fn render_rules(version: &str) -> String {
     page(
+        RULES,
         &["Rule files", "The sandbox"],
         "COLLECTD\\-MONITOR\\-RULES",
         "collectd\\-monitor\\-rules \\- Lua rule files of the collectd\\-monitor plugin",
@@ -28,15 +32,16 @@ pub fn render_rules(version: &str) -> String {
     )
 }
 
-/// The README's `## ` sections named `headings` as a page of section 5:
-/// the first is its description, the others sections of their own.
-fn page(headings: &[&str], title: &str, name: &str, version: &str) -> String {
+/// The `## ` sections of the markdown `source` named `headings` as a page
+/// of section 5: the first is its description, the others sections of
+/// their own.
+fn page(source: &str, headings: &[&str], title: &str, name: &str, version: &str) -> String {
     let mut out = format!(
         ".TH {title} 5 \"\" \"collectd-monitor {version}\" \"collectd-monitor\"\n\
          .SH NAME\n{name}\n"
     );
     for (i, heading) in headings.iter().enumerate() {
-        let section = README
+        let section = source
             .split(&format!("\n## {heading}\n"))
             .nth(1)
             .and_then(|rest| rest.split("\n## ").next())
@@ -55,7 +60,7 @@ fn page(headings: &[&str], title: &str, name: &str, version: &str) -> String {
     out
 }
 
-/// One README section's markdown as roff, appended to `out`.
+/// One section's markdown as roff, appended to `out`.
 fn section_roff(heading: &str, section: &str, out: &mut String) {
     // Whether the last line was a table row (the first row of a table is
     // its header).
@@ -229,7 +234,7 @@ mod tests {
             let shown = format!("\\fB{}\\fR", key.replace('-', "\\-"));
             assert!(
                 entries.iter().any(|e| e.contains(&shown)),
-                "{key} has no entry in the README's configuration table"
+                "{key} has no entry in docs/configuration.md's table"
             );
         }
     }

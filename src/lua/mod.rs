@@ -51,7 +51,7 @@ const UNSUPPORTED_METAMETHODS: &[&str] = &[
 ];
 
 /// Warnings for features a rule file uses that this VM does not provide,
-/// for `rules check` (the README lists the same gaps).
+/// for `rules check` (docs/rules.md lists the same gaps).
 pub fn unsupported_features(source: &str) -> Vec<String> {
     UNSUPPORTED_METAMETHODS
         .iter()

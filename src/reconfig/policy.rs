@@ -5,7 +5,7 @@
 //! files its plugins may write or read, whether it may move collectd's
 //! `BaseDir` or this plugin's state, and whether it may change this
 //! plugin's own block. Pure: a tree and the host's answers about paths in
-//! (`trusted.rs` gives the real ones), a verdict out. The README's
+//! (`trusted.rs` gives the real ones), a verdict out. docs/remote.md's
 //! "Push policy" table lists every setting decided here.
 
 use crate::config::{ConfigItem, ConfigValue};
