@@ -40,6 +40,7 @@ fn main() {
         .allowlist_function("plugin_register_init")
         .allowlist_function("plugin_register_write")
         .allowlist_function("plugin_register_notification")
+        .allowlist_function("plugin_register_missing")
         .allowlist_function("plugin_register_shutdown")
         .allowlist_function("plugin_dispatch_notification")
         .allowlist_function("plugin_dispatch_values")

@@ -246,7 +246,7 @@ fn route(c: &mut Criterion) {
     c.bench_function("write_path/route_batch_of_100_to_20_files", |b| {
         b.iter(|| {
             let spans = wire::scan(black_box(&frame[4..])).unwrap();
-            black_box(router.route(&spans, &routings))
+            black_box(router.route(&spans, &routings, false))
         })
     });
 }

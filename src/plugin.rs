@@ -395,6 +395,22 @@ impl Plugin for Monitor {
         }
     }
 
+    fn missing(&self, missing: crate::events::Missing) {
+        let Some(running) = self.running.get() else {
+            return;
+        };
+        let event = crate::events::Event::Missing(missing);
+        if running.wants_events() {
+            running
+                .queue
+                .offer_with(|buf| wire::push_event(buf, &event));
+        }
+        if let (Some(central), crate::events::Event::Missing(missing)) = (&running.central, &event)
+        {
+            central.missing(missing);
+        }
+    }
+
     fn read(&self) {
         let Some(running) = self.running.get() else {
             return;
@@ -512,6 +528,7 @@ fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board
     let per_file = s.rule_files.clone();
     EngineConfig {
         dir,
+        missing_seen_only: false,
         program: s.helper_path.clone(),
         policy: RestartPolicy {
             crash_limit: usize::try_from(s.rule_crash_limit).unwrap_or(usize::MAX),

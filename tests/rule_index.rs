@@ -151,6 +151,7 @@ fn compare(dir: &Path, name: &str, source: &str, events: &[Event]) {
         let (a, b) = match event {
             Event::Metric(m) => (indexed.on_metric(m), every.on_metric(m)),
             Event::Notification(n) => (indexed.on_notification(n), every.on_notification(n)),
+            Event::Missing(m) => (indexed.on_missing(m), every.on_missing(m)),
         };
         if let Some(diff) = difference(&a, &b) {
             panic!("{name}, event {i} ({event:?}):\n{diff}\nsource:\n{source}");

@@ -219,6 +219,15 @@ impl Central {
         self.admit(origin, host)
     }
 
+    /// Whether a silent series of `host` goes to central rules: only for a
+    /// host central rules know (from presence or `FleetHostKeys`, or any
+    /// with `FleetAcceptUnprovenValues`); invented names are not counted
+    /// one by one, as they cost nothing to make up.
+    pub fn admit_missing(&self, host: &str) -> bool {
+        self.config.origins.accepts_unproven()
+            || self.fleet.lock().is_ok_and(|f| f.roster.known(host))
+    }
+
     /// Whether the origin's source address matters (a `network` line).
     pub fn reads_addresses(&self) -> bool {
         self.config.origins.reads_addresses()

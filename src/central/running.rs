@@ -153,7 +153,8 @@ impl CentralRunning {
             Arc::clone(&board),
         ));
         let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
-        let engine_config = (start.engine)(dir.clone(), Arc::clone(&board));
+        let mut engine_config = (start.engine)(dir.clone(), Arc::clone(&board));
+        engine_config.missing_seen_only = true;
         let (engine_queue, engine_stats) = (Arc::clone(&queue), Arc::clone(&stats));
         let decide = Arc::clone(&central);
         let engine = std::thread::Builder::new()
@@ -298,6 +299,20 @@ impl CentralRunning {
         {
             self.queue
                 .offer_with(|buf| crate::events::batch::push_notification(buf, notification));
+        }
+    }
+
+    /// A series that went silent: queued for central rules when its host
+    /// is a known one (the engine then passes it on only for a series
+    /// whose proven value lists it saw, see `EngineConfig::missing_seen_only`).
+    pub fn missing(&self, missing: &crate::events::Missing) {
+        if self.central.admit_missing(&missing.series.host) {
+            self.queue.offer_with(|buf| {
+                crate::events::batch::push_event(
+                    buf,
+                    &crate::events::Event::Missing(missing.clone()),
+                )
+            });
         }
     }
 

@@ -225,6 +225,29 @@ impl<'a> ValueListRef<'a> {
     }
 }
 
+/// The series of a value list collectd passed to our missing callback
+/// (only its identity, the time of its last value and its interval are
+/// set), and how long it has been silent now.
+pub(super) fn missing_from_raw(vl: &sys::value_list_t) -> crate::events::Missing {
+    let series = Metric {
+        host: fixed_str(&vl.host).into_owned(),
+        plugin: fixed_str(&vl.plugin).into_owned(),
+        plugin_instance: fixed_str(&vl.plugin_instance).into_owned(),
+        type_: fixed_str(&vl.type_).into_owned(),
+        type_instance: fixed_str(&vl.type_instance).into_owned(),
+        time: cdtime_to_secs(vl.time),
+        interval: cdtime_to_secs(vl.interval),
+        ..Metric::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    crate::events::Missing {
+        silent_for: (now - series.time).max(0.0),
+        series,
+    }
+}
+
 /// Reads a fixed-size C char array up to its first NUL (or its end, if a
 /// buggy writer left none), replacing invalid UTF-8.
 pub(super) fn fixed_str(field: &[c_char]) -> Cow<'_, str> {

@@ -30,6 +30,9 @@ pub trait Plugin: Send + Sync + 'static {
     fn write(&self, values: &ValueListRef<'_>);
     /// One notification that did not come from us. Must not block.
     fn notification(&self, notification: Notification);
+    /// A series collectd stopped hearing from (its missing callback, from
+    /// collectd's main loop). Must not block.
+    fn missing(&self, missing: crate::events::Missing);
     /// Every interval, on a read thread: dispatch our own figures.
     fn read(&self);
     /// Last call: stop threads and release resources.
@@ -94,7 +97,7 @@ pub fn register(create: fn() -> Box<dyn Plugin>) {
         // `extern "C"` functions with exactly the signatures collectd
         // declares; collectd copies the name and keeps the function pointers,
         // which live as long as this library stays loaded. A null user_data
-        // is accepted by plugin_register_write/notification.
+        // is accepted by plugin_register_write/notification/missing.
         unsafe {
             sys::plugin_register_complex_config(PLUGIN_NAME.as_ptr(), Some(config_cb));
             sys::plugin_register_init(PLUGIN_NAME.as_ptr(), Some(init_cb));
@@ -104,6 +107,7 @@ pub fn register(create: fn() -> Box<dyn Plugin>) {
                 Some(notification_cb),
                 std::ptr::null(),
             );
+            sys::plugin_register_missing(PLUGIN_NAME.as_ptr(), Some(missing_cb), std::ptr::null());
             sys::plugin_register_read(PLUGIN_NAME.as_ptr(), Some(read_cb));
             sys::plugin_register_shutdown(PLUGIN_NAME.as_ptr(), Some(shutdown_cb));
         }
@@ -199,6 +203,23 @@ unsafe extern "C" fn notification_cb(
         if let Some(p) = plugin() {
             p.notification(notification);
         }
+        0
+    })
+}
+
+unsafe extern "C" fn missing_cb(vl: *const sys::value_list_t, _ud: *mut sys::user_data_t) -> i32 {
+    guard("missing", 0, || {
+        // SAFETY: collectd passes a valid value list (identity, time and
+        // interval set; no values) for the duration of the call, or null,
+        // handled by as_ref.
+        let Some(raw) = (unsafe { vl.as_ref() }) else {
+            return 0;
+        };
+        if let Some(p) = plugin() {
+            p.missing(super::metric::missing_from_raw(raw));
+        }
+        // Zero: the other plugins' missing callbacks run too (a positive
+        // status would stop them).
         0
     })
 }

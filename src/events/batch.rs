@@ -4,7 +4,7 @@
 //! time into a reused [`Event`].
 
 use super::Event;
-use super::{MetaValue, Metric, Notification, Severity, Value};
+use super::{MetaValue, Metric, Missing, Notification, Severity, Value};
 
 /// Bytes at the start of a batch frame before its first event: length
 /// prefix, sequence number, event count (filled in by [`seal_batch`]).
@@ -51,7 +51,42 @@ pub fn push_event(buf: &mut Vec<u8>, event: &Event) {
             );
         }
         Event::Notification(n) => push_notification(buf, n),
+        Event::Missing(m) => {
+            let s = &m.series;
+            put_missing(
+                buf,
+                [
+                    &s.host,
+                    &s.plugin,
+                    &s.plugin_instance,
+                    &s.type_,
+                    &s.type_instance,
+                ],
+                s.time,
+                s.interval,
+                m.silent_for,
+            );
+        }
     }
+}
+
+/// The one encoding of a silent series (kind 3): its identity, encoded as
+/// a value list's (so its routing key is the series'), the time of its
+/// last value, its interval, and how long it has been silent.
+pub fn put_missing<S: AsRef<str>>(
+    buf: &mut Vec<u8>,
+    ids: [S; 5],
+    time: f64,
+    interval: f64,
+    silent_for: f64,
+) {
+    buf.push(3);
+    for s in &ids {
+        put_str(buf, s.as_ref());
+    }
+    put_f64(buf, time);
+    put_f64(buf, interval);
+    put_f64(buf, silent_for);
 }
 
 /// The one encoding of a metric, whichever side it comes from (an owned
@@ -214,6 +249,8 @@ pub struct Span<'a> {
     pub key: &'a [u8],
     /// A notification's severity; `None` for a value list.
     pub severity: Option<i64>,
+    /// A silent series (collectd's missing callback), not a value list.
+    pub missing: bool,
 }
 
 /// The events of a batch payload (a frame without its length prefix) as
@@ -228,8 +265,9 @@ pub fn scan(payload: &[u8]) -> Result<Vec<Span<'_>>, String> {
     let mut spans = Vec::with_capacity(count.min(65_536) as usize);
     for _ in 0..count {
         let start = r.at;
-        let (key_start, severity) = match r.u8()? {
-            1 => (r.at, None),
+        let kind = r.u8()?;
+        let (key_start, severity) = match kind {
+            1 | 3 => (r.at, None),
             2 => {
                 let severity = i64::from(r.u8()?);
                 r.f64()?;
@@ -245,7 +283,9 @@ pub fn scan(payload: &[u8]) -> Result<Vec<Span<'_>>, String> {
             *field = std::str::from_utf8(r.take(len)?).unwrap_or("");
         }
         let key = &payload[key_start..r.at];
-        if severity.is_none() {
+        if kind == 3 {
+            r.take(24)?;
+        } else if severity.is_none() {
             r.f64()?;
             r.f64()?;
             for _ in 0..r.u32()? {
@@ -277,6 +317,7 @@ pub fn scan(payload: &[u8]) -> Result<Vec<Span<'_>>, String> {
             identity,
             key,
             severity,
+            missing: kind == 3,
         });
     }
     if r.at != payload.len() {
@@ -439,6 +480,29 @@ impl<'a> Reader<'a> {
                 self.metric_into(&mut m)?;
                 Ok(Event::Metric(m))
             }
+            3 => {
+                let (host, plugin, plugin_instance, type_, type_instance) = (
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                    self.str()?,
+                );
+                let (time, interval, silent_for) = (self.f64()?, self.f64()?, self.f64()?);
+                Ok(Event::Missing(Missing {
+                    series: Metric {
+                        host,
+                        plugin,
+                        plugin_instance,
+                        type_,
+                        type_instance,
+                        time,
+                        interval,
+                        ..Metric::default()
+                    },
+                    silent_for,
+                }))
+            }
             2 => {
                 let severity = Severity::try_from(i32::from(self.u8()?))?;
                 let time = self.f64()?;
@@ -530,12 +594,21 @@ mod tests {
                 ("b".into(), MetaValue::Boolean(true)),
             ],
         };
-        let events = vec![Event::Metric(metric()), Event::Notification(note)];
+        let silent = Event::Missing(Missing {
+            series: Metric {
+                values: Vec::new(),
+                dsnames: Vec::new(),
+                dstypes: Vec::new(),
+                ..metric()
+            },
+            silent_for: 21.5,
+        });
+        let events = vec![Event::Metric(metric()), Event::Notification(note), silent];
         let mut enc = BatchEncoder::new(42);
         for e in &events {
             enc.push(e);
         }
-        assert_eq!(enc.len(), 2);
+        assert_eq!(enc.len(), 3);
         let frame = enc.finish();
         // A frame: the payload's length, then the payload.
         let (len, payload) = frame.split_at(4);
@@ -563,10 +636,20 @@ mod tests {
                 ("d".into(), MetaValue::Double(1.5)),
             ],
         };
+        let silent = Event::Missing(Missing {
+            series: Metric {
+                values: Vec::new(),
+                dsnames: Vec::new(),
+                dstypes: Vec::new(),
+                ..metric()
+            },
+            silent_for: 20.0,
+        });
         let events = vec![
             Event::Metric(metric()),
             Event::Notification(note),
             Event::Metric(metric()),
+            silent,
         ];
         let mut enc = BatchEncoder::new(3);
         for e in &events {
@@ -575,7 +658,10 @@ mod tests {
         let frame = enc.finish();
         let payload = &frame[4..];
         let spans = scan(payload).unwrap();
-        assert_eq!(spans.len(), 3);
+        assert_eq!(spans.len(), 4);
+        // A silent series is keyed as its value lists are.
+        assert!(spans[3].missing && !spans[0].missing);
+        assert_eq!(spans[3].key, spans[0].key);
         let m = metric();
         assert_eq!(
             spans[0].identity,

@@ -126,3 +126,16 @@ impl Metric {
         ]
     }
 }
+
+/// A series collectd stopped hearing from: no value list within its
+/// `Timeout` × interval (collectd's missing callback). Only the identity,
+/// the time of its last value and its interval are known; `values`,
+/// `dsnames` and `dstypes` stay empty.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Missing {
+    #[serde(flatten)]
+    pub series: Metric,
+    /// Seconds from the series' last value to when collectd found it
+    /// silent.
+    pub silent_for: f64,
+}

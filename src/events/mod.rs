@@ -14,7 +14,7 @@ mod metric;
 mod notification;
 
 use batch::new_batch;
-pub use metric::{DsType, Metric, Value, non_finite_name, non_finite_value};
+pub use metric::{DsType, Metric, Missing, Value, non_finite_name, non_finite_value};
 pub use notification::{MetaValue, Notification, Severity};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -28,6 +28,8 @@ use std::time::Duration;
 pub enum Event {
     Metric(Metric),
     Notification(Notification),
+    /// A series went silent.
+    Missing(Missing),
 }
 
 /// Encoded events waiting for the engine, as the body of a batch frame.

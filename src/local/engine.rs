@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub board: Arc<Board>,
     /// `SandboxUser`: whom workers run as; `None`: collectd's user.
     pub user: Option<String>,
+    /// A silent series reaches the files only when the engine saw value
+    /// lists of it (central rules: its queue takes only value lists that
+    /// proved their host, so silence is believed of those series alone).
+    pub missing_seen_only: bool,
 }
 
 /// A worker and what the engine sent it.
@@ -161,20 +165,27 @@ impl Engine {
         // worker whole).
         // (Nothing to read when no worker routes: no rule files, or none
         // ready yet.)
-        let spans = routings
-            .iter()
-            .any(Option::is_some)
+        let seen_only = self.config.missing_seen_only;
+        let spans = (seen_only || routings.iter().any(Option::is_some))
             .then(|| scan(&frame[4..]).ok())
             .flatten();
         let wants = spans
             .as_deref()
-            .map(|spans| self.router.route(spans, &routings));
+            .map(|spans| self.router.route(spans, &routings, seen_only));
+        let (silences, unseen) = self.router.take_silences();
+        Stats::add(&self.stats.silences, silences);
+        Stats::add(&self.stats.silences_unseen, unseen);
         self.note_fresh_series(&routings);
         for (i, slot) in self.slots.values_mut().enumerate() {
             match &mut slot.active {
                 Some(running) => {
                     let (routed, n) = match (&spans, &wants, &routings[i]) {
-                        (Some(spans), Some(wants), Some(_)) => select(&frame, spans, wants, i, seq),
+                        // (With `missing_seen_only`, a file that has not said
+                        // what it acts on yet still gets no unseen series'
+                        // silence.)
+                        (Some(spans), Some(wants), r) if r.is_some() || seen_only => {
+                            select(&frame, spans, wants, i, seq)
+                        }
                         _ => (Arc::clone(&frame), batch.count),
                     };
                     if n == 0 {

@@ -25,6 +25,9 @@ pub struct Router {
     /// Value-list series decided since the last take, with their verdicts
     /// (what `status` shows of which series each file gets).
     fresh: Vec<(String, String, Arc<[bool]>)>,
+    /// Silent series routed, and of those the ones kept from every file
+    /// (never seen), since the last take.
+    silences: (u64, u64),
 }
 
 impl Router {
@@ -34,6 +37,12 @@ impl Router {
         self.verdicts.clear();
     }
 
+    /// Silent series routed since the last call, and how many of them
+    /// went to no file because their value lists were never seen.
+    pub fn take_silences(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.silences)
+    }
+
     /// The value-list series decided for the first time since the last
     /// call: `(plugin, series, which files want it)`.
     pub fn take_fresh(&mut self) -> Vec<(String, String, Arc<[bool]>)> {
@@ -41,15 +50,25 @@ impl Router {
     }
 
     /// For each span, which of the files (by their position in
-    /// `routings`; `None`: a file that takes every event) want it.
+    /// `routings`; `None`: a file that takes every event) want it. A
+    /// silent series goes to every file (it is rare, and only files with
+    /// `missing` handlers look at it); with `seen_only`, only when value
+    /// lists of the series were routed here before.
     pub fn route(
         &mut self,
         spans: &[Span<'_>],
         routings: &[Option<Arc<Routing>>],
+        seen_only: bool,
     ) -> Vec<Arc<[bool]>> {
         spans
             .iter()
             .map(|span| {
+                if span.missing {
+                    let seen = !seen_only || self.verdicts.contains_key(span.key);
+                    self.silences.0 += 1;
+                    self.silences.1 += u64::from(!seen);
+                    return routings.iter().map(|_| seen).collect();
+                }
                 if span.severity.is_some() {
                     // Notifications are rare, and their severity is not
                     // part of the series: decided each time.
@@ -104,6 +123,7 @@ mod tests {
             identity: ["h", plugin, "", "", ""],
             key,
             severity,
+            missing: false,
         }
     }
 
@@ -122,7 +142,7 @@ mod tests {
             span("memory", b"m", Some(1)),
         ];
         let wants: Vec<Vec<bool>> = router
-            .route(&spans, &routings)
+            .route(&spans, &routings, false)
             .iter()
             .map(|w| w.to_vec())
             .collect();
@@ -137,10 +157,32 @@ mod tests {
         );
         // Remembered per series: a second batch is a lookup.
         assert_eq!(router.verdicts.len(), 2);
-        router.route(&spans[..1], &routings);
+        router.route(&spans[..1], &routings, false);
         assert_eq!(router.verdicts.len(), 2);
         router.clear();
         assert!(router.verdicts.is_empty());
+    }
+
+    #[test]
+    fn a_silent_series_goes_to_every_file_and_with_seen_only_only_when_seen() {
+        let memory = Some(Arc::new(Routing {
+            metric: Some(Guard::Eq(Field::Plugin, "memory".into())),
+            notification: None,
+        }));
+        let routings = vec![memory, None];
+        let mut router = Router::default();
+        let mut silent = span("cpu", b"c", None);
+        silent.missing = true;
+        let wants = |router: &mut Router, seen_only| {
+            router.route(std::slice::from_ref(&silent), &routings, seen_only)[0].to_vec()
+        };
+        assert_eq!(wants(&mut router, false), vec![true, true]);
+        // Never seen: a name anyone could have made up.
+        assert_eq!(wants(&mut router, true), vec![false, false]);
+        router.route(&[span("cpu", b"c", None)], &routings, true);
+        assert_eq!(wants(&mut router, true), vec![true, true]);
+        assert_eq!(router.take_silences(), (3, 1));
+        assert_eq!(router.take_silences(), (0, 0));
     }
 
     #[test]
@@ -151,7 +193,7 @@ mod tests {
             .map(|i| i.to_le_bytes().to_vec())
             .collect();
         for k in &keys {
-            router.route(&[span("p", k, None)], &routings);
+            router.route(&[span("p", k, None)], &routings, false);
         }
         assert!(router.verdicts.len() <= MAX_SERIES);
     }

@@ -22,6 +22,12 @@ pub struct Stats {
     /// Rule decisions a maintenance pause held back.
     pub commands_paused: AtomicU64,
     pub sandbox_restarts: AtomicU64,
+    /// Series collectd found silent.
+    pub silences: AtomicU64,
+    /// Of those, series no rule file was told about: central rules saw no
+    /// value list of theirs that proved its host (anyone could have sent
+    /// the series once and stopped).
+    pub silences_unseen: AtomicU64,
     pub files_active: AtomicU64,
     pub files_quarantined: AtomicU64,
 }
@@ -54,6 +60,8 @@ impl Stats {
             ("commands_suppressed", get(&self.commands_suppressed)),
             ("commands_paused", get(&self.commands_paused)),
             ("sandbox_restarts", get(&self.sandbox_restarts)),
+            ("silences", get(&self.silences)),
+            ("silences_unseen", get(&self.silences_unseen)),
             ("queue_depth", level(depth)),
             (
                 "rule_files_active",

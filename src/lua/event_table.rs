@@ -10,7 +10,7 @@
 //! series is kept and refilled with each value list's time and values
 //! ([`SeriesTables`]).
 
-use crate::events::{DsType, MetaValue, Metric, Notification, Value as DsValue};
+use crate::events::{DsType, MetaValue, Metric, Missing, Notification, Value as DsValue};
 use gc_arena::{Collect, Rootable};
 use piccolo::table::RawTable;
 use piccolo::{Context, Singleton, StashedTable, String as LuaString, Table, Value};
@@ -35,6 +35,7 @@ struct Keys<'gc> {
     severity: LuaString<'gc>,
     message: LuaString<'gc>,
     meta: LuaString<'gc>,
+    silent_for: LuaString<'gc>,
     /// `dstypes` entries, in [`DsType`]'s order.
     ds_types: [LuaString<'gc>; 4],
 }
@@ -56,6 +57,7 @@ impl<'gc> Singleton<'gc> for Keys<'gc> {
             severity: s("severity"),
             message: s("message"),
             meta: s("meta"),
+            silent_for: s("silent_for"),
             ds_types: [
                 DsType::Counter,
                 DsType::Gauge,
@@ -82,6 +84,22 @@ pub(super) fn metric_table<'gc>(
     m: &Metric,
 ) -> Result<Table<'gc>, piccolo::Error<'gc>> {
     Ok(metric_tables(ctx, m)?.0)
+}
+
+/// A silent series' table: a value list's fields with no values (`time`
+/// is its last value's), and `silent_for`, the seconds since then.
+pub(super) fn missing_table<'gc>(
+    ctx: Context<'gc>,
+    m: &Missing,
+) -> Result<Table<'gc>, piccolo::Error<'gc>> {
+    let (t, _) = metric_tables(ctx, &m.series)?;
+    set(
+        ctx,
+        t,
+        Keys::of(ctx).silent_for,
+        Value::Number(m.silent_for),
+    )?;
+    Ok(t)
 }
 
 /// A value list's table and its `values` table.

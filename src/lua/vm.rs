@@ -87,6 +87,7 @@ pub type LuaFunction = StashedFunction;
 pub enum EventRef<'a> {
     Metric(&'a crate::events::Metric),
     Notification(&'a crate::events::Notification),
+    Missing(&'a crate::events::Missing),
 }
 
 /// One event's table, built for the first handler that needs it and
@@ -374,6 +375,10 @@ impl Vm {
                             }
                             EventRef::Notification(n) => {
                                 let t = super::event_table::notification_table(ctx, n)?;
+                                (t, ctx.stash(t))
+                            }
+                            EventRef::Missing(m) => {
+                                let t = super::event_table::missing_table(ctx, m)?;
                                 (t, ctx.stash(t))
                             }
                         };

@@ -10,7 +10,7 @@
 //! ```
 
 use crate::events::Event;
-use crate::events::{DsType, Metric, Notification, Severity, Value as DsValue};
+use crate::events::{DsType, Metric, Missing, Notification, Severity, Value as DsValue};
 use crate::lua::LuaValue;
 use crate::task::CommandRef;
 use std::collections::BTreeMap;
@@ -94,6 +94,26 @@ fn metric(fields: &BTreeMap<String, LuaValue>) -> Result<Metric, String> {
     })
 }
 
+/// A silent series: its identity, `time` (its last value), `interval`
+/// and `silent_for` (twice the interval when absent, collectd's default
+/// `Timeout`).
+fn missing(fields: &BTreeMap<String, LuaValue>) -> Missing {
+    let interval = number(fields, "interval", 10.0);
+    Missing {
+        series: Metric {
+            host: text(fields, "host"),
+            plugin: text(fields, "plugin"),
+            plugin_instance: text(fields, "plugin_instance"),
+            type_: text(fields, "type"),
+            type_instance: text(fields, "type_instance"),
+            time: number(fields, "time", 0.0),
+            interval,
+            ..Metric::default()
+        },
+        silent_for: number(fields, "silent_for", 2.0 * interval),
+    }
+}
+
 fn notification(fields: &BTreeMap<String, LuaValue>) -> Result<Notification, String> {
     let severity = match fields.get("severity") {
         Some(LuaValue::Int(s)) => Severity::try_from(*s as i32)?,
@@ -131,16 +151,21 @@ pub fn parse(value: Option<&LuaValue>, file: &str) -> Result<Vec<Example>, Strin
             let LuaValue::Table(_, fields) = ex else {
                 return Err(format!("{file}: example {n} is not a table"));
             };
-            let event = match (fields.get("metric"), fields.get("notification")) {
-                (Some(LuaValue::Table(_, m)), None) => {
+            let event = match (
+                fields.get("metric"),
+                fields.get("notification"),
+                fields.get("missing"),
+            ) {
+                (Some(LuaValue::Table(_, m)), None, None) => {
                     Event::Metric(metric(m).map_err(|e| format!("{file}: example {n}: {e}"))?)
                 }
-                (None, Some(LuaValue::Table(_, m))) => Event::Notification(
+                (None, Some(LuaValue::Table(_, m)), None) => Event::Notification(
                     notification(m).map_err(|e| format!("{file}: example {n}: {e}"))?,
                 ),
+                (None, None, Some(LuaValue::Table(_, m))) => Event::Missing(missing(m)),
                 _ => {
                     return Err(format!(
-                        "{file}: example {n} needs exactly one of `metric` or `notification`"
+                        "{file}: example {n} needs exactly one of `metric`, `notification` or `missing`"
                     ));
                 }
             };

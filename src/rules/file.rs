@@ -3,7 +3,7 @@
 
 use super::debounce::DebouncePolicy;
 use super::guard::{self, Derived, Guard, Subject};
-use crate::events::{Metric, Notification};
+use crate::events::{Metric, Missing, Notification};
 use crate::lua::CallError;
 use crate::lua::{
     EventRef, EventTableCache, Limit, LuaFunction, LuaValue, Vm, VmLimits, pattern_matches,
@@ -19,12 +19,16 @@ use std::sync::Arc;
 pub enum HandlerKind {
     Metric,
     Notification,
+    /// A handler of the metric table with `on = "missing"`: called when a
+    /// series goes silent, with the series' identity.
+    Missing,
 }
 
 impl HandlerKind {
     fn guard_kind(self) -> guard::Kind {
         match self {
-            HandlerKind::Metric => guard::Kind::Metric,
+            // A silent series has a value list's identity.
+            HandlerKind::Metric | HandlerKind::Missing => guard::Kind::Metric,
             HandlerKind::Notification => guard::Kind::Notification,
         }
     }
@@ -33,6 +37,7 @@ impl HandlerKind {
         match self {
             HandlerKind::Metric => "metric",
             HandlerKind::Notification => "notification",
+            HandlerKind::Missing => "missing",
         }
     }
 }
@@ -57,6 +62,9 @@ struct Handler {
     function: LuaFunction,
     filter: Vec<(String, FieldMatch)>,
     policy: DebouncePolicy,
+    /// `on = "missing"`: called when a series goes silent, not for its
+    /// value lists.
+    on_missing: bool,
 }
 
 impl Handler {
@@ -178,6 +186,7 @@ pub fn event_series(event: &crate::events::Event) -> String {
     match event {
         crate::events::Event::Metric(m) => m.series(),
         crate::events::Event::Notification(n) => n.series(),
+        crate::events::Event::Missing(m) => m.series.series(),
     }
 }
 
@@ -200,6 +209,7 @@ pub struct RuleFile {
     vm: Vm,
     metric: Vec<Handler>,
     notification: Vec<Handler>,
+    missing: Vec<Handler>,
     examples: Vec<super::examples::Example>,
     /// Skip handlers whose guard rules the event out (on unless a tool
     /// compares both ways).
@@ -243,9 +253,19 @@ impl RuleFile {
             .map_err(|e| e.located(&label))?;
         let mut metric = handlers(returned.first(), &label, "first (metric handlers)")?;
         let mut notification = handlers(returned.get(1), &label, "second (notification handlers)")?;
+        if let Some(h) = notification.iter().find(|h| h.on_missing) {
+            return Err(format!(
+                "{label}: the second (notification handlers) return value has `{}` with on = \"missing\": missing handlers go with the metric handlers",
+                h.name.as_deref().unwrap_or("")
+            ));
+        }
+        let (mut missing, mut metric): (Vec<Handler>, Vec<Handler>) = std::mem::take(&mut metric)
+            .into_iter()
+            .partition(|h| h.on_missing);
         for (kind, list) in [
             (HandlerKind::Metric, &mut metric),
             (HandlerKind::Notification, &mut notification),
+            (HandlerKind::Missing, &mut missing),
         ] {
             for h in list.iter_mut() {
                 h.guard = index.guard(kind.guard_kind(), h.name.as_deref());
@@ -271,6 +291,7 @@ impl RuleFile {
             vm,
             metric,
             notification,
+            missing,
             examples,
             indexed: true,
             typos: index.typos,
@@ -349,7 +370,7 @@ impl RuleFile {
         let mut vm = Vm::diagnosing(self.limits).ok()?;
         let returned = vm.run_chunk(&label, &self.source).ok()?;
         let which = match kind {
-            HandlerKind::Metric => returned.first(),
+            HandlerKind::Metric | HandlerKind::Missing => returned.first(),
             HandlerKind::Notification => returned.get(1),
         };
         let function = handlers(which, &label, "")
@@ -453,6 +474,7 @@ impl RuleFile {
         match kind {
             HandlerKind::Metric => &self.metric,
             HandlerKind::Notification => &self.notification,
+            HandlerKind::Missing => &self.missing,
         }
     }
 
@@ -464,6 +486,15 @@ impl RuleFile {
     /// Offers a notification to every notification handler.
     pub fn on_notification(&mut self, n: &Notification) -> Vec<HandlerOutcome> {
         self.offer(HandlerKind::Notification, n, EventRef::Notification(n))
+    }
+
+    /// Offers a silent series to every `missing` handler whose filter
+    /// admits it.
+    pub fn on_missing(&mut self, m: &Missing) -> Vec<HandlerOutcome> {
+        if self.missing.is_empty() {
+            return Vec::new();
+        }
+        self.offer(HandlerKind::Missing, &m.series, EventRef::Missing(m))
     }
 
     /// Bytes the file's Lua instance holds after a full collection, when
@@ -552,6 +583,7 @@ fn handlers(value: Option<&LuaValue>, file: &str, which: &str) -> Result<Vec<Han
             guard: Err(String::new()),
             filter: Vec::new(),
             policy: DebouncePolicy::default(),
+            on_missing: false,
         }]),
         Some(LuaValue::Table(_, fields)) => fields
             .iter()
@@ -576,6 +608,7 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
         guard: Err(String::new()),
         filter: Vec::new(),
         policy: DebouncePolicy::default(),
+        on_missing: false,
     };
     let fields = match value {
         LuaValue::Function(f) => return Ok(named(f.clone())),
@@ -594,6 +627,14 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
     for (key, value) in fields {
         match (key.as_str(), value) {
             ("handler", _) => {}
+            ("on", LuaValue::Str(on)) if on == "missing" || on == "value" => {
+                h.on_missing = on == "missing"
+            }
+            ("on", _) => {
+                return Err(
+                    "a table whose `on` is neither \"value\" (the default) nor \"missing\"".into(),
+                );
+            }
             ("match", LuaValue::Table(_, conditions)) => h.filter = filter(conditions)?,
             ("hits", LuaValue::Int(n)) if *n >= 1 => h.policy.hits = *n as u32,
             ("repeat_interval", LuaValue::Int(_) | LuaValue::Num(_)) => {
@@ -619,7 +660,7 @@ fn handler(name: &str, value: &LuaValue) -> Result<Handler, String> {
             },
             (other, v) => {
                 return Err(format!(
-                    "a table with an invalid option `{other}` (a {}); options: handler, match, hits, repeat_interval, give_up, cooldown",
+                    "a table with an invalid option `{other}` (a {}); options: handler, on, match, hits, repeat_interval, give_up, cooldown",
                     v.type_name()
                 ));
             }

@@ -1,12 +1,13 @@
 //! Sample events for `collectd-monitor rules test`: one JSON object per
 //! line, with the fields of the handler tables. An object with `severity`
-//! (or `"kind": "notification"`) is a notification; anything else a value
-//! list, whose `values` are read according to `dstypes` (gauge when
+//! (or `"kind": "notification"`) is a notification; one with
+//! `"kind": "missing"` a silent series (its identity, `time`, `interval`
+//! and `silent_for`); anything else a value list, whose `values` are read according to `dstypes` (gauge when
 //! absent). The plugin's debug lines (`... monitor: event {...}`) are
 //! accepted as they are: copy one from the log into a test.
 
 use crate::events::Event;
-use crate::events::{DsType, MetaValue, Metric, Notification, Severity, Value as DsValue};
+use crate::events::{DsType, MetaValue, Metric, Missing, Notification, Severity, Value as DsValue};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -37,6 +38,34 @@ struct MetricInput {
     dsnames: Vec<String>,
     #[serde(default)]
     dstypes: Vec<DsType>,
+}
+
+/// A silent series; the empty `values`, `dsnames` and `dstypes` of the
+/// plugin's debug line are accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MissingInput {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    plugin: String,
+    #[serde(default)]
+    plugin_instance: String,
+    #[serde(rename = "type", default)]
+    type_: String,
+    #[serde(default)]
+    type_instance: String,
+    #[serde(default)]
+    time: f64,
+    #[serde(default = "ten")]
+    interval: f64,
+    silent_for: Option<f64>,
+    #[serde(default)]
+    values: [(); 0],
+    #[serde(default)]
+    dsnames: [(); 0],
+    #[serde(default)]
+    dstypes: [(); 0],
 }
 
 fn ten() -> f64 {
@@ -80,9 +109,27 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
         .map(|k| k.as_str().unwrap_or_default().to_string());
     match kind.as_deref() {
         None | Some("metric" | "notification") => {}
+        Some("missing") => {
+            let m: MissingInput =
+                serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
+            let _ = (m.values, m.dsnames, m.dstypes);
+            return Ok(Event::Missing(Missing {
+                silent_for: m.silent_for.unwrap_or(2.0 * m.interval),
+                series: Metric {
+                    host: m.host,
+                    plugin: m.plugin,
+                    plugin_instance: m.plugin_instance,
+                    type_: m.type_,
+                    type_instance: m.type_instance,
+                    time: m.time,
+                    interval: m.interval,
+                    ..Metric::default()
+                },
+            }));
+        }
         Some(other) => {
             return Err(InputError(format!(
-                "kind {other:?}: expected \"metric\" or \"notification\""
+                "kind {other:?}: expected \"metric\", \"notification\" or \"missing\""
             )));
         }
     }
@@ -153,6 +200,30 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A silent series, as written by hand and as the plugin's debug line
+    /// shows it (with its empty values), reads back the same.
+    #[test]
+    fn missing_lines_read_back_as_silent_series() {
+        let by_hand = parse_input_line(
+            r#"{"kind":"missing","host":"web1","plugin":"load","type":"load","time":100,"interval":10}"#,
+        )
+        .unwrap();
+        let Event::Missing(m) = &by_hand else {
+            panic!("{by_hand:?}")
+        };
+        assert_eq!(m.series.identity(), ["web1", "load", "", "load", ""]);
+        assert_eq!((m.series.time, m.silent_for), (100.0, 20.0));
+        let debug = format!(
+            "monitor: event {}",
+            serde_json::to_string(&by_hand).unwrap()
+        );
+        assert_eq!(parse_input_line(&debug).unwrap(), by_hand);
+        assert!(
+            parse_input_line(r#"{"kind":"missing","host":"h","values":[1]}"#).is_err(),
+            "a silent series has no values"
+        );
+    }
 
     /// A debug line of the plugin's log reads back as the event it shows.
     #[test]

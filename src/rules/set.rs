@@ -4,7 +4,7 @@
 
 use super::debounce::{State, Verdict};
 use super::file::{Decision, Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
-use crate::events::{Metric, Notification};
+use crate::events::{Metric, Missing, Notification};
 use crate::lua::VmLimits;
 use crate::task::CommandRef;
 use std::collections::HashMap;
@@ -112,6 +112,12 @@ impl RuleSet {
 
     pub fn on_notification(&mut self, n: &Notification) -> Evaluation {
         self.each(|| n.series(), n.time, |f| f.on_notification(n))
+    }
+
+    /// A silent series, to the files' `missing` handlers.
+    pub fn on_missing(&mut self, m: &Missing) -> Evaluation {
+        let when = m.series.time + m.silent_for;
+        self.each(|| m.series.series(), when, |f| f.on_missing(m))
     }
 
     /// `identity` is computed only when a handler with debounce options

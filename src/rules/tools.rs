@@ -114,10 +114,14 @@ pub fn check_sources(
     };
     for (file, bytes) in &loaded {
         let path = file.path().display();
-        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
-            .iter()
-            .map(|k| file.handler_names(*k).len())
-            .sum::<usize>();
+        let handlers = [
+            HandlerKind::Metric,
+            HandlerKind::Notification,
+            HandlerKind::Missing,
+        ]
+        .iter()
+        .map(|k| file.handler_names(*k).len())
+        .sum::<usize>();
         if handlers == 0 {
             report.errors.push(format!(
                 "{path}: returns no handlers (a table of metric handlers, a table of notification handlers, or functions)"
@@ -140,15 +144,19 @@ pub fn check_sources(
                 }
             }
         }
-        let handlers = [HandlerKind::Metric, HandlerKind::Notification]
-            .into_iter()
-            .flat_map(|kind| file.index_notes(kind))
-            .map(|(name, index)| HandlerCheck {
-                name,
-                indexed: index.as_ref().ok().cloned(),
-                not_indexed: index.err(),
-            })
-            .collect();
+        let handlers = [
+            HandlerKind::Metric,
+            HandlerKind::Notification,
+            HandlerKind::Missing,
+        ]
+        .into_iter()
+        .flat_map(|kind| file.index_notes(kind))
+        .map(|(name, index)| HandlerCheck {
+            name,
+            indexed: index.as_ref().ok().cloned(),
+            not_indexed: index.err(),
+        })
+        .collect();
         report.files.push(FileCheck {
             path: file.path().to_path_buf(),
             warnings,
@@ -242,6 +250,7 @@ fn evaluate(set: &mut RuleSet, event: &Event) -> Evaluation {
     match event {
         Event::Metric(m) => set.on_metric(m),
         Event::Notification(n) => set.on_notification(n),
+        Event::Missing(m) => set.on_missing(m),
     }
 }
 

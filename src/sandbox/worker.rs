@@ -88,7 +88,9 @@ pub fn serve<W: Write>(
     };
     let warnings = crate::rules::load_warnings(&file, &source);
     let ready = Report::Ready {
-        metric: file.handler_names(crate::rules::HandlerKind::Metric).len(),
+        // The metric table's handlers, `missing` ones included.
+        metric: file.handler_names(crate::rules::HandlerKind::Metric).len()
+            + file.handler_names(crate::rules::HandlerKind::Missing).len(),
         notification: file
             .handler_names(crate::rules::HandlerKind::Notification)
             .len(),
@@ -140,6 +142,7 @@ pub fn serve<W: Write>(
             let evaluation = match &slot {
                 Event::Metric(m) => set.on_metric(m),
                 Event::Notification(n) => set.on_notification(n),
+                Event::Missing(m) => set.on_missing(m),
             };
             for report in reports(evaluation, &slot) {
                 hit_memory_limit |= matches!(
@@ -227,6 +230,9 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
             time: Some(match event {
                 Event::Metric(m) => m.time,
                 Event::Notification(n) => n.time,
+                // The last value's: the same on every controller that
+                // finds the series silent.
+                Event::Missing(m) => m.series.time,
             })
             .filter(|t| t.is_finite() && *t > 0.0),
         }

@@ -53,6 +53,8 @@ pub struct HostOpts {
     pub user: Option<String>,
     /// Environment of its collectd (a faked clock).
     pub env: Vec<(String, String)>,
+    /// More collectd.conf lines (`Interval 1`).
+    pub conf: String,
 }
 
 impl HostOpts {
@@ -144,7 +146,8 @@ impl Fleet {
             config_json: Some((config.to_string(), 0o600)),
             // The network plugin sends what it buffered at each flush.
             extra_conf: format!(
-                "<LoadPlugin network>\n  FlushInterval 1\n</LoadPlugin>\n<Plugin network>\n{servers}</Plugin>\n"
+                "{}<LoadPlugin network>\n  FlushInterval 1\n</LoadPlugin>\n<Plugin network>\n{servers}</Plugin>\n",
+                opts.conf
             ),
             env: opts.env,
             ..Default::default()
@@ -168,6 +171,18 @@ impl Fleet {
         port: u16,
         extra: Value,
         env: Vec<(String, String)>,
+    ) -> Collectd {
+        self.central_conf(name, port, extra, env, "")
+    }
+
+    /// The same, with more collectd.conf lines (`Interval 1`).
+    pub fn central_conf(
+        &self,
+        name: &str,
+        port: u16,
+        extra: Value,
+        env: Vec<(String, String)>,
+        conf: &str,
     ) -> Collectd {
         let rules = self.work.path().join(format!("{name}-rules"));
         std::fs::create_dir_all(&rules).unwrap();
@@ -195,7 +210,7 @@ impl Fleet {
             // SecurityLevel None with an AuthFile: signed packets are
             // verified and carry their user, unsigned ones pass without.
             extra_conf: format!(
-                "LoadPlugin network\n<Plugin network>\n  <Listen \"127.0.0.1\" \"{port}\">\n    SecurityLevel None\n    AuthFile \"{}\"\n  </Listen>\n</Plugin>\n",
+                "{conf}LoadPlugin network\n<Plugin network>\n  <Listen \"127.0.0.1\" \"{port}\">\n    SecurityLevel None\n    AuthFile \"{}\"\n  </Listen>\n</Plugin>\n",
                 self.auth.display()
             ),
             env,

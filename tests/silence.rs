@@ -1,0 +1,183 @@
+//! Silence: a series collectd stops hearing from (collectd's missing
+//! callback, after `Timeout` × its interval) reaches the rule files'
+//! `missing` handlers, on a host and on a central collectd, against real
+//! collectd and mosquitto.
+
+mod common;
+use common::central::{Fleet, HostOpts, count};
+use common::netpacket::{Gauge, now, packets, send};
+use common::{Collectd, CollectdSpec, free_port, wait_for};
+use serde_json::json;
+
+/// collectd's main loop, which looks for silent series, every second;
+/// value lists every second.
+const FAST: &str = "Interval 1\n";
+
+/// A host rule: a silent `nginx` series runs `note/<its instance>`; the
+/// value handler beside it never fires (its values are never negative).
+const NGINX_SILENT: &str = r#"
+return {
+  nginx_silent = {
+    on = "missing",
+    match = { plugin = "nginx" },
+    handler = function(m)
+      if m.silent_for >= 2 and m.interval == 1 and #m.values == 0 then
+        return { service = "note", command = m.plugin_instance }
+      end
+    end,
+  },
+  nginx_value = function(m)
+    if m.plugin == "nginx" and m.values[1] < 0 then
+      return { service = "note", command = "a" }
+    end
+  end,
+}
+"#;
+
+#[test]
+fn a_series_that_stops_fires_the_hosts_missing_handler_once() {
+    let rules = tempfile::Builder::new()
+        .prefix("cm-rules")
+        .tempdir()
+        .unwrap();
+    std::fs::write(rules.path().join("silent.lua"), NGINX_SILENT).unwrap();
+    let marker = rules.path().join("ran");
+    let note = |what: &str| format!("echo {what} >> {}", marker.display());
+    let json = json!({
+        "LocalMonitorConfigDir": rules.path(),
+        "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+        "Services": {"note": {"commands": {"a": note("a"), "b": note("b")}}},
+    });
+    let mut c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((json.to_string(), 0o600)),
+        extra_conf: FAST.into(),
+        ..CollectdSpec::default()
+    });
+    c.wait_for_log("silent.lua: loaded");
+    let ran = || std::fs::read_to_string(&marker).unwrap_or_default();
+    // Series a reports three times, then stops: it goes silent.
+    for _ in 0..3 {
+        c.putval("testhost/nginx-a/nginx_requests interval=1 N:5");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    c.wait_until("the handler to run note/a", || {
+        (ran() == "a\n").then_some(())
+    });
+    // Then series b: by the time it is found silent, a has been silent
+    // for longer and was not reported again.
+    for _ in 0..3 {
+        c.putval("testhost/nginx-b/nginx_requests interval=1 N:5");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    c.wait_until("the handler to run note/b", || {
+        ran().contains('b').then_some(())
+    });
+    assert_eq!(ran(), "a\nb\n");
+    let log = c.log_text();
+    let results: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugin = lua-collectd-monitor-local"))
+        .collect();
+    assert_eq!(results.len(), 2, "{log}");
+    assert!(
+        results
+            .iter()
+            .all(|l| l.contains("silent.lua::missing::nginx_silent")),
+        "{results:?}"
+    );
+}
+
+/// A central rule: web1's `rule_files_active` series (one of the plugin's
+/// own figures, which every host with the plugin sends) falling silent
+/// asks web1's caretaker, web2, to run `app/restart`.
+const WEB1_SILENT: &str = r#"
+return {
+  web1_silent = {
+    on = "missing",
+    match = { host = "web1", type_instance = "rule_files_active" },
+    handler = function(m)
+      return { service = "app", command = "restart", host = "web2" }
+    end,
+  },
+}
+"#;
+
+#[test]
+fn a_silent_host_is_repaired_by_its_caretaker_once_and_an_unproven_series_fires_nothing() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let rules = fleet.work.path().join("central-rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("silent.lua"), WEB1_SILENT).unwrap();
+    // A decision on web1's silence may name web2.
+    let origins = fleet.work.path().join("origins");
+    std::fs::write(&origins, "asks web1 web2\n").unwrap();
+    let mut central = fleet.central_conf(
+        "central",
+        port,
+        json!({"FleetValueOrigins": origins}),
+        Vec::new(),
+        FAST,
+    );
+    central.wait_for_log("silent.lua: loaded");
+    let mut web1 = fleet.host_with(
+        "web1",
+        &[port],
+        0,
+        HostOpts {
+            conf: FAST.into(),
+            ..HostOpts::signed_as("web1")
+        },
+    );
+    let web2 = fleet.host("web2", &[port], 0);
+    fleet.release("web2");
+    fleet.wait_known("central", 2);
+    // A series of web1 that web1 never sent, unsigned (anyone can send
+    // one, once), that the rule's filter admits: collectd finds it silent
+    // after twice its 10 s interval, and no rule file hears of it.
+    send(
+        port,
+        &packets(
+            &[Gauge {
+                host: "web1",
+                plugin: "spoof",
+                type_instance: "rule_files_active",
+                value: 1.0,
+                time: now(),
+            }],
+            None,
+        ),
+    );
+    let counter = |name: &str| {
+        let status = fleet.status("central");
+        status["central"]["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|p| p[0] == name))
+            .and_then(|p| p[1].as_f64())
+            .unwrap_or(0.0)
+    };
+    wait_for(
+        "the spoofed series to be found silent and kept from the rules",
+        || (counter("silences_unseen") >= 1.0).then_some(()),
+    );
+    assert_eq!(fleet.runs("web2"), 0);
+    assert_eq!(count(&central, "requested on collectd/web2/command"), 0);
+    // web1 dies without a word: its series fall silent, web2 repairs it.
+    web1.crash();
+    let line = central.wait_for_log("Notification: severity = OKAY");
+    assert!(
+        line.contains("host = web2") && line.contains("silent.lua::missing::web1_silent"),
+        "{line}"
+    );
+    assert_eq!(fleet.runs("web2"), 1);
+    assert_eq!(fleet.runs("web1"), 0);
+    assert_eq!(
+        count(&central, "requested on collectd/web2/command"),
+        1,
+        "{}",
+        central.log_text()
+    );
+    assert!(counter("silences") >= 2.0);
+    drop(web2);
+}
