@@ -341,6 +341,9 @@ struct Run {
 
 fn run(setup: &Setup, work: &Path, a: &Args) -> Run {
     let dir = work.join(setup.name.replace(|c: char| !c.is_alphanumeric(), "_"));
+    // A fresh directory each round: its log must not say "Initialization
+    // complete" before this collectd does.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -476,6 +479,8 @@ fn main() {
         // Interleaved: each round starts with the next configuration.
         for i in 0..all.len() {
             let setup = &all[(i + round) % all.len()];
+            // Each round's reaction times from its own stamps.
+            let _ = std::fs::remove_file(work.path().join("b-stamps"));
             let r = run(setup, work.path(), &a);
             let total = per_vl(r.collectd_cpu + r.workers_cpu);
             let stamps = work.path().join("b-stamps");

@@ -58,6 +58,9 @@ pub enum HeldBack {
     UnknownHost,
     /// A maintenance pause covers it: the host's own, or the controller's.
     Paused,
+    /// The rule held it itself while another condition holds (its
+    /// decision's `inhibited` field: the database the app needs is down).
+    Inhibited,
     /// The host's presence says offline.
     Offline,
     /// The command's error budget is spent; an operator resumes it.
@@ -77,6 +80,7 @@ impl HeldBack {
             HeldBack::Unproven => "unproven",
             HeldBack::UnknownHost => "unknown_host",
             HeldBack::Paused => "paused",
+            HeldBack::Inhibited => "inhibited",
             HeldBack::Offline => "offline",
             HeldBack::Stopped => "stopped",
             HeldBack::InFlight => "in_flight",
@@ -95,6 +99,8 @@ pub struct HostFacts {
     pub known: bool,
     /// A pause covers the decision.
     pub paused: bool,
+    /// The rule said the decision is inhibited.
+    pub inhibited: bool,
     /// Its presence says offline.
     pub offline: bool,
     /// Known hosts: the base of share-based limits.
@@ -299,6 +305,9 @@ impl Guards {
         if facts.paused {
             return held(HeldBack::Paused);
         }
+        if facts.inhibited {
+            return held(HeldBack::Inhibited);
+        }
         if facts.offline {
             return held(HeldBack::Offline);
         }
@@ -497,6 +506,7 @@ mod tests {
             proven: true,
             known: true,
             paused: false,
+            inhibited: false,
             offline: false,
             fleet,
         }
@@ -539,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn unproven_unknown_paused_and_offline_hosts_get_nothing_in_that_order() {
+    fn unproven_unknown_paused_inhibited_and_offline_hosts_get_nothing_in_that_order() {
         let now = Instant::now();
         let mut g = guards(GuardPolicy::default());
         let f = fine(3);
@@ -567,6 +577,14 @@ mod tests {
                     ..f
                 },
                 HeldBack::Paused,
+            ),
+            (
+                HostFacts {
+                    inhibited: true,
+                    offline: true,
+                    ..f
+                },
+                HeldBack::Inhibited,
             ),
             (HostFacts { offline: true, ..f }, HeldBack::Offline),
         ];

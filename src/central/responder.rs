@@ -9,7 +9,7 @@
 //! the guards; presence and the other controllers' announcements keep the
 //! roster and the peers current.
 
-use super::guards::{GuardPolicy, Guards, HostFacts, Outcome, Refusal, Verdict};
+use super::guards::{GuardPolicy, Guards, HeldBack, HostFacts, Outcome, Refusal, Verdict};
 use super::origins::{Origin, Origins, Unproven};
 use super::peers::{Announcement, Peers};
 use super::quiet::OncePer;
@@ -107,6 +107,22 @@ pub(super) struct Pending {
     pub(super) sent: Instant,
     /// Another controller requested the same task (0x1100 seen).
     pub(super) duplicate: bool,
+}
+
+/// What a central rule decided, as its worker reported it.
+pub struct CentralDecision<'a> {
+    /// `<file>::metric::<name>`.
+    pub handler: &'a str,
+    pub command: CommandRef,
+    /// The event's series (`host/plugin-instance/type-instance`); its host
+    /// is the proven one.
+    pub series: &'a str,
+    /// The host the handler named; `None`: the series' host.
+    pub host: Option<&'a str>,
+    /// The event's own time.
+    pub time: Option<f64>,
+    /// Why the rule holds the decision back itself, if it does.
+    pub inhibited: Option<&'a str>,
 }
 
 /// The decisions' state: guards, the known hosts, the other
@@ -339,19 +355,16 @@ impl Central {
         let _ = self.requests.set(requests);
     }
 
-    /// A central rule in `file` decided on an event of `series`
-    /// (`host/plugin-instance/type-instance`, the host proven), for
-    /// `host` when the handler named one, else for the series' host;
-    /// `time` is the event's own.
-    pub fn fire(
-        &self,
-        file: &Path,
-        handler: &str,
-        command: CommandRef,
-        series: &str,
-        host: Option<&str>,
-        time: Option<f64>,
-    ) {
+    /// A central rule in `file` decided (`decision`).
+    pub fn fire(&self, file: &Path, decision: CentralDecision<'_>) {
+        let CentralDecision {
+            handler,
+            command,
+            series,
+            host,
+            time,
+            inhibited,
+        } = decision;
         let path = file.display().to_string();
         self.board.handler(
             &path,
@@ -395,6 +408,7 @@ impl Central {
                         .find_for_host(&rule_file, &command, host)
                         .is_some(),
                 offline: fleet.roster.online(host) == Some(false),
+                inhibited: inhibited.is_some(),
                 fleet: fleet.roster.size(),
             };
             fleet.guards.decide(now, host, &command, facts)
@@ -405,8 +419,12 @@ impl Central {
                 &format!("held {host} {command} {}", why.as_str()),
                 &format!("held-back decisions of {command} ({})", why.as_str()),
                 || {
+                    let because = inhibited
+                        .filter(|_| why == HeldBack::Inhibited)
+                        .map(|r| format!(": {}", crate::collectd::one_line(r, 200)))
+                        .unwrap_or_default();
                     format!(
-                        "central: rule {handler}: {command} for {host} held back ({}); said once a minute per host, command and reason, counted in status",
+                        "central: rule {handler}: {command} for {host} held back ({}{because}); said once a minute per host, command and reason, counted in status",
                         why.as_str()
                     )
                 },

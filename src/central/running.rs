@@ -6,7 +6,7 @@
 
 use super::guards::GuardPolicy;
 use super::origins::{Origin, Origins};
-use super::responder::{Central, CentralConfig};
+use super::responder::{Central, CentralConfig, CentralDecision};
 use crate::collectd::ValueListRef;
 use crate::config::{LiveServices, Settings};
 use crate::events::{EventQueue, Notification};
@@ -168,14 +168,18 @@ impl CentralRunning {
                         series,
                         host,
                         time,
+                        inhibited,
                         ..
                     } => decide.fire(
                         file,
-                        &handler,
-                        CommandRef::new(service, command),
-                        &series,
-                        host.as_deref(),
-                        time,
+                        CentralDecision {
+                            handler: &handler,
+                            command: CommandRef::new(service, command),
+                            series: &series,
+                            host: host.as_deref(),
+                            time,
+                            inhibited: inhibited.as_deref(),
+                        },
                     ),
                     other => account.handle(file, other),
                 });

@@ -124,8 +124,13 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
                 Some(Unknown::Command) => " (config.json has no such command)",
                 None => "",
             };
+            let held = f
+                .inhibited
+                .as_ref()
+                .map(|why| format!(" (inhibited: {why}; not run)"))
+                .unwrap_or_default();
             say!(
-                "line {n}: {} -> {}/{}{note}",
+                "line {n}: {} -> {}/{}{note}{held}",
                 f.handler,
                 f.service,
                 f.command

@@ -159,9 +159,37 @@ impl Responder {
                 service,
                 command,
                 series,
+                inhibited: Some(why),
+                ..
+            } => {
+                // The rule holds its decision back itself: counted, in the
+                // history, and logged at most once a minute per handler.
+                Stats::add(&self.stats.commands_inhibited, 1);
+                self.board.handler(&path, &handler, HandlerEvent::Held);
+                let why = crate::collectd::one_line(&why, 200);
+                let outcome = format!("inhibited ({why}): not run");
+                if let Some(skipped) = admit(&self.failures, &handler) {
+                    info!(
+                        "rule {handler} on {series}: {service}/{command} {outcome}{}",
+                        skipped_note(skipped)
+                    );
+                }
+                let wanted = crate::task::CommandRef::new(service.as_str(), command.as_str());
+                self.record(
+                    Record::new("rule", &wanted.to_string(), &handler)
+                        .on_series(&series)
+                        .outcome(&outcome),
+                );
+            }
+            Report::Fired {
+                handler,
+                service,
+                command,
+                series,
                 host: _,
                 cooldown,
                 time: _,
+                inhibited: None,
             } => {
                 self.board.handler(
                     &path,

@@ -21,6 +21,8 @@ pub struct Stats {
     pub commands_suppressed: AtomicU64,
     /// Rule decisions a maintenance pause held back.
     pub commands_paused: AtomicU64,
+    /// Rule decisions their rule held back itself (`inhibited`).
+    pub commands_inhibited: AtomicU64,
     pub sandbox_restarts: AtomicU64,
     /// Series collectd found silent.
     pub silences: AtomicU64,
@@ -58,6 +60,7 @@ impl Stats {
             ("commands_failed", get(&self.commands_failed)),
             ("commands_timed_out", get(&self.commands_timed_out)),
             ("commands_suppressed", get(&self.commands_suppressed)),
+            ("commands_inhibited", get(&self.commands_inhibited)),
             ("commands_paused", get(&self.commands_paused)),
             ("sandbox_restarts", get(&self.sandbox_restarts)),
             ("silences", get(&self.silences)),

@@ -432,3 +432,172 @@ do
     return print(unpack(args, 1, args.n))
   end
 end
+
+-- monitor: conditions over time and over many hosts (docs/rules.md,
+-- "Conditions over time and over the fleet"). Each helper is an object
+-- made once in the file and called per event; it keeps its state in the
+-- file's own VM, per key, at most `keys` keys (10 000 unless given): past
+-- that, the older half of the keys (by last update) is forgotten. No key
+-- is ever set to nil here: piccolo 0.3.3 fails to grow a table that holds
+-- a removed string key, so forgetting builds fresh tables instead.
+do
+  local type, error, next, sort = type, error, next, table.sort
+  local math_huge, string_find = math.huge, string.find
+
+  -- `store` holds `stamp` (key -> last update) and the per-key tables
+  -- named in `names`; `touch(key, now)` stamps the key, first making room
+  -- for a new one when `limit` keys are kept.
+  local function bounded(limit, names)
+    local store = { stamp = {}, kept = 0 }
+    for i = 1, #names do store[names[i]] = {} end
+    local function forget_older_half()
+      local stamps, n = {}, 0
+      for _, t in next, store.stamp do n = n + 1; stamps[n] = t end
+      sort(stamps)
+      local cut = stamps[n // 2 + 1]
+      local old, kept, count = store.stamp, {}, 0
+      local fresh = {}
+      for i = 1, #names do fresh[i] = {} end
+      for k, t in next, old do
+        if t >= cut then
+          kept[k] = t
+          count = count + 1
+          for i = 1, #names do fresh[i][k] = store[names[i]][k] end
+        end
+      end
+      store.stamp, store.kept = kept, count
+      for i = 1, #names do store[names[i]] = fresh[i] end
+    end
+    local function touch(key, now)
+      if store.stamp[key] == nil then
+        if store.kept >= limit then forget_older_half() end
+        store.kept = store.kept + 1
+      end
+      store.stamp[key] = now
+    end
+    return store, touch
+  end
+
+  local function options(o, name)
+    if o == nil then return {} end
+    if type(o) ~= "table" then
+      error("bad argument #1 to 'monitor." .. name .. "' (table of options expected, got " .. type(o) .. ")", 3)
+    end
+    return o
+  end
+
+  local function limit_of(o)
+    local keys = o.keys or 10000
+    if type(keys) ~= "number" or keys < 1 then error("monitor: `keys` must be a number of at least 1", 3) end
+    return keys
+  end
+
+  local lib = {}
+
+  -- monitor.stable{readings = N, seconds = S}: f(key, condition, time)
+  -- is true once `condition` has held for the last N calls with `key`
+  -- (default 1) and, with `seconds`, for at least S seconds of the
+  -- events' own time since it first held; false resets.
+  function lib.stable(o)
+    o = options(o, "stable")
+    local readings, seconds = o.readings or 1, o.seconds or 0
+    local store, touch = bounded(limit_of(o), { "count", "since" })
+    local seq = 0
+    return function(key, condition, time)
+      seq = seq + 1
+      if not condition then
+        if store.count[key] ~= nil then store.count[key] = 0; store.since[key] = false end
+        return false
+      end
+      touch(key, seq)
+      local count, since = store.count, store.since
+      local n = (count[key] or 0) + 1
+      count[key] = n
+      if not since[key] then since[key] = time or 0 end
+      return n >= readings and (time or 0) - since[key] >= seconds
+    end
+  end
+
+  -- monitor.rate{wrap = W}: f(key, value, time) is the change per second
+  -- since the key's last call, nil on its first; a counter that went down
+  -- wrapped at W (2^32 or 2^64) when W is given, else restarted (nil).
+  function lib.rate(o)
+    o = options(o, "rate")
+    local wrap = o.wrap
+    local store, touch = bounded(limit_of(o), { "last", "at" })
+    local seq = 0
+    return function(key, value, time)
+      seq = seq + 1
+      touch(key, seq)
+      local last, at = store.last, store.at
+      local before, then_ = last[key], at[key]
+      last[key], at[key] = value, time
+      if before == nil or then_ == nil or time <= then_ then return nil end
+      local delta = value - before
+      if delta < 0 then
+        if wrap == nil then return nil end
+        delta = delta + wrap
+      end
+      return delta / (time - then_)
+    end
+  end
+
+  -- monitor.window{size = N}: f(key, value) adds `value` to the key's
+  -- last N values and returns their min, max and mean.
+  function lib.window(o)
+    o = options(o, "window")
+    local size = o.size or 10
+    if type(size) ~= "number" or size < 1 then error("monitor.window: `size` must be a number of at least 1", 2) end
+    local store, touch = bounded(limit_of(o), { "rings" })
+    local seq = 0
+    return function(key, value)
+      seq = seq + 1
+      touch(key, seq)
+      local rings = store.rings
+      local ring = rings[key]
+      if ring == nil then ring = { n = 0, at = 0 }; rings[key] = ring end
+      ring.at = ring.at % size + 1
+      ring[ring.at] = value
+      if ring.n < size then ring.n = ring.n + 1 end
+      local min, max, sum = math_huge, -math_huge, 0
+      for i = 1, ring.n do
+        local v = ring[i]
+        if v < min then min = v end
+        if v > max then max = v end
+        sum = sum + v
+      end
+      return min, max, sum / ring.n
+    end
+  end
+
+  -- monitor.fleet{expire = S}: the state of many hosts. f:set(host, state,
+  -- time) records whether the host is in the state now; f:count(pattern,
+  -- time) returns how many hosts whose name the Lua pattern finds are in
+  -- the state, how many such hosts there are, and the share (0 when
+  -- none); hosts not set for `expire` seconds of event time (60 unless
+  -- given) count as neither.
+  function lib.fleet(o)
+    o = options(o, "fleet")
+    local expire = o.expire or 60
+    local store, touch = bounded(limit_of(o), { "state" })
+    local fleet = {}
+    function fleet:set(host, on, time)
+      touch(host, time or 0)
+      store.state[host] = on and true or false
+    end
+    function fleet:count(pattern, time)
+      local now = time or -math_huge
+      local seen, yes, all = store.stamp, 0, 0
+      for host, on in next, store.state do
+        if now - seen[host] <= expire and (pattern == nil or string_find(host, pattern)) then
+          all = all + 1
+          if on then yes = yes + 1 end
+        end
+      end
+      return yes, all, all > 0 and yes / all or 0
+    end
+    return fleet
+  end
+
+  monitor = lib
+end

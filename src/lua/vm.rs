@@ -900,6 +900,52 @@ mod tests {
         assert_eq!(vm.series.kept(), capacity);
     }
 
+    /// The `monitor` helpers answer as docs/rules.md says, and forget the
+    /// key updated longest ago past their `keys`.
+    #[test]
+    fn the_monitor_helpers_keep_bounded_state_per_key() {
+        let mut vm = vm();
+        let out = vm
+            .run_chunk(
+                "t",
+                br##"
+local out = {}
+local function put(...) for i = 1, select("#", ...) do out[#out + 1] = tostring((select(i, ...))) end end
+local s = monitor.stable{ readings = 3 }
+put(s("a", true, 1), s("a", true, 2), s("a", true, 3), s("a", false, 4), s("a", true, 5))
+local t = monitor.stable{ seconds = 10 }
+put(t("a", true, 100), t("a", true, 105), t("a", true, 110))
+local r = monitor.rate{ wrap = 2^32 }
+put(r("x", 100, 10), r("x", 300, 20), r("x", 50, 30), r("x", 60, 30))
+local plain = monitor.rate{}
+put(plain("x", 100, 10), plain("x", 50, 20))
+local w = monitor.window{ size = 3 }
+w("k", 5); w("k", 1); w("k", 9)
+put(w("k", 3))
+local f = monitor.fleet{ expire = 60 }
+f:set("web1", true, 100); f:set("web2", false, 100); f:set("web3", true, 100); f:set("db1", true, 100)
+put(f:count("^web", 120))
+f:set("web2", true, 170)
+put(f:count("^web", 170))
+local small = monitor.stable{ readings = 1, keys = 2 }
+small("k1", true, 1); small("k2", true, 2); small("k1", true, 3); small("k3", true, 4)
+local few = monitor.window{ size = 2, keys = 2 }
+few("k1", 1); few("k2", 2); few("k1", 3); few("k3", 4)
+put(select(3, few("k2", 10)), select(3, few("k1", 7)))
+return table.concat(out, " "), pcall(monitor.window, { size = 0 })
+"##,
+            )
+            .unwrap();
+        let LuaValue::Str(answers) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            answers,
+            "false false true false false false false true nil 20.0 429496704.6 nil nil nil 1 9 4.3333333333333 2 3 0.66666666666667 1 1 1.0 10.0 7.0"
+        );
+        assert!(matches!(out[1], LuaValue::Bool(false)), "{out:?}");
+    }
+
     #[test]
     fn a_stream_of_ever_new_series_keeps_the_kept_tables_bounded() {
         let (mut vm, call) = first_value_handler();

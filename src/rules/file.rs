@@ -93,6 +93,8 @@ pub struct Fired {
     pub host: Option<String>,
     /// The handler's own cooldown (its `cooldown` option), in seconds.
     pub cooldown: Option<f64>,
+    /// Why the handler holds its own decision back (`inhibited = "..."`).
+    pub inhibited: Option<String>,
 }
 
 /// What a handler asked for: a command, and the host it is for when it
@@ -102,6 +104,10 @@ pub struct Fired {
 pub struct Decision {
     pub command: CommandRef,
     pub host: Option<String>,
+    /// The handler holds it back itself while another condition holds
+    /// (`inhibited = "database down"`): reported and counted, not carried
+    /// out, and no debounce state is spent on it.
+    pub inhibited: Option<String>,
 }
 
 /// A handler failed or returned something that is not a decision.
@@ -743,7 +749,21 @@ fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
                     ));
                 }
             };
-            Ok(Some(Decision { command, host }))
+            let inhibited = match fields.get("inhibited") {
+                None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => None,
+                Some(LuaValue::Str(why)) => Some(why.clone()),
+                Some(other) => {
+                    return Err(format!(
+                        "returned an `inhibited` that is a {}, not a string (the reason) or nil",
+                        other.type_name()
+                    ));
+                }
+            };
+            Ok(Some(Decision {
+                command,
+                host,
+                inhibited,
+            }))
         }
         Some(other) => Err(format!(
             "returned a {}; expected nil or {{service = \"...\", command = \"...\"}}",

@@ -150,6 +150,25 @@ impl RuleSet {
                         continue;
                     }
                 };
+                // An inhibited decision goes out as such, past the debounce
+                // state: it is not carried out, so it spends no hit and
+                // starts no repeat interval.
+                if let Some(Decision {
+                    command: CommandRef { service, command },
+                    host,
+                    inhibited: Some(why),
+                }) = wants
+                {
+                    out.fired.push(Fired {
+                        handler: outcome.handler.to_string(),
+                        service,
+                        command,
+                        host,
+                        cooldown: outcome.policy.cooldown,
+                        inhibited: Some(why),
+                    });
+                    continue;
+                }
                 // Plain handlers (the old API) act on every request; the
                 // others go through their series' debounce state.
                 let verdict = if outcome.policy.is_plain() {
@@ -172,6 +191,7 @@ impl RuleSet {
                         if let Some(Decision {
                             command: CommandRef { service, command },
                             host,
+                            ..
                         }) = wants
                         {
                             out.fired.push(Fired {
@@ -180,6 +200,7 @@ impl RuleSet {
                                 command,
                                 host,
                                 cooldown: outcome.policy.cooldown,
+                                inhibited: None,
                             });
                         }
                         continue;

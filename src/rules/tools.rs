@@ -234,9 +234,12 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<LoadError>
                 file: path.clone(),
                 number: i + 1,
                 expected: example.expect.as_ref().map(ToString::to_string),
+                // An inhibited decision is not what an example expects to
+                // run.
                 got: evaluation
                     .fired
                     .iter()
+                    .filter(|f| f.inhibited.is_none())
                     .map(|f| format!("{}/{}", f.service, f.command))
                     .collect(),
                 errors,

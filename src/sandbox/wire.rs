@@ -80,6 +80,10 @@ pub enum Report {
         /// from it, the same at every controller.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         time: Option<f64>,
+        /// Why the rule itself holds the decision back (its `inhibited`
+        /// field): counted and logged, not carried out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inhibited: Option<String>,
     },
     /// A handler's request was held back by its debounce options.
     Held { handler: String, reason: String },

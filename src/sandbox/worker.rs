@@ -227,6 +227,7 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
             series: series.clone(),
             host: f.host,
             cooldown: f.cooldown,
+            inhibited: f.inhibited,
             time: Some(match event {
                 Event::Metric(m) => m.time,
                 Event::Notification(n) => n.time,

@@ -184,9 +184,25 @@ impl Fleet {
         env: Vec<(String, String)>,
         conf: &str,
     ) -> Collectd {
+        self.central_rules(name, port, extra, env, conf, &[("app.lua", APP_RULE)])
+    }
+
+    /// The same, with `rules` (name, text) as its rule files instead of
+    /// `APP_RULE`.
+    pub fn central_rules(
+        &self,
+        name: &str,
+        port: u16,
+        extra: Value,
+        env: Vec<(String, String)>,
+        conf: &str,
+        files: &[(&str, &str)],
+    ) -> Collectd {
         let rules = self.work.path().join(format!("{name}-rules"));
         std::fs::create_dir_all(&rules).unwrap();
-        std::fs::write(rules.join("app.lua"), APP_RULE).unwrap();
+        for (file, text) in files {
+            std::fs::write(rules.join(file), text).unwrap();
+        }
         let mut config = json!({
             "Host": format!("127.0.0.1:{}", self.broker.port),
             "CommandTopic": "collectd/%{hostname}/command",
@@ -217,7 +233,9 @@ impl Fleet {
             ..Default::default()
         });
         c.wait_for_log("central: listening for the hosts on collectd/+/result");
-        c.wait_for_log("app.lua: loaded");
+        for (file, _) in files {
+            c.wait_for_log(&format!("{file}: loaded"));
+        }
         c
     }
 

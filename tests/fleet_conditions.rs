@@ -1,10 +1,12 @@
-//! Silence: a series collectd stops hearing from (collectd's missing
-//! callback, after `Timeout` × its interval) reaches the rule files'
-//! `missing` handlers, on a host and on a central collectd, against real
-//! collectd and mosquitto.
+//! Fleet conditions against real collectd and mosquitto. Silence: a
+//! series collectd stops hearing from (collectd's missing callback, after
+//! `Timeout` times its interval) reaches the rule files' `missing`
+//! handlers, on a host and on a central collectd. Inhibition: a decision
+//! its rule holds back while another condition holds is counted, not
+//! carried out, and the repair follows once the condition is gone.
 
 mod common;
-use common::central::{Fleet, HostOpts, count};
+use common::central::{Fleet, HostOpts, count, guard};
 use common::netpacket::{Gauge, now, packets, send};
 use common::{Collectd, CollectdSpec, free_port, wait_for};
 use serde_json::json;
@@ -180,4 +182,86 @@ fn a_silent_host_is_repaired_by_its_caretaker_once_and_an_unproven_series_fires_
     );
     assert!(counter("silences") >= 2.0);
     drop(web2);
+}
+
+/// The shipped example: the app is restarted unless its database is down.
+const APP_INHIBITED: &str = include_str!("../rules/app_inhibited.lua");
+
+#[test]
+fn a_local_repair_is_held_while_the_database_is_down_and_runs_once_it_is_back() {
+    let rules = tempfile::Builder::new()
+        .prefix("cm-rules")
+        .tempdir()
+        .unwrap();
+    std::fs::write(rules.path().join("app_inhibited.lua"), APP_INHIBITED).unwrap();
+    let marker = rules.path().join("ran");
+    let json = json!({
+        "LocalMonitorConfigDir": rules.path(),
+        "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+        "Services": {"app": {"commands": {"restart": format!("echo restarted >> {}", marker.display())}}},
+    });
+    let mut c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((json.to_string(), 0o600)),
+        ..CollectdSpec::default()
+    });
+    c.wait_for_log("app_inhibited.lua: loaded");
+    c.putval("testhost/postgresql/gauge-up N:0");
+    c.putval("testhost/app/gauge-up N:0");
+    c.wait_for_log("app/restart inhibited (database down): not run");
+    c.putval("testhost/postgresql/gauge-up N:1");
+    c.putval("testhost/app/gauge-up N:0");
+    c.wait_until("the repair once the database is back", || {
+        std::fs::read_to_string(&marker)
+            .is_ok_and(|t| t == "restarted\n")
+            .then_some(())
+    });
+    assert_eq!(
+        count(&c, "inhibited (database down)"),
+        1,
+        "{}",
+        c.log_text()
+    );
+}
+
+#[test]
+fn a_central_repair_is_held_while_the_hosts_database_is_down_and_sent_once_it_is_back() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    let central = fleet.central_rules(
+        "central",
+        port,
+        json!({}),
+        Vec::new(),
+        "",
+        &[("app_inhibited.lua", APP_INHIBITED)],
+    );
+    let web1 = fleet.host("web1", &[port], 0);
+    fleet.release("web1");
+    fleet.wait_known("central", 1);
+    web1.putval("web1/postgresql/gauge-up N:0");
+    web1.putval("web1/app/gauge-up N:0");
+    let inhibited = || {
+        guard(&fleet.status("central"), "app/restart")["held"]
+            .as_array()
+            .and_then(|h| h.iter().find(|p| p[0] == "inhibited"))
+            .and_then(|p| p[1].as_u64())
+            .unwrap_or(0)
+    };
+    wait_for("the repair to be held back as inhibited", || {
+        (inhibited() >= 1).then_some(())
+    });
+    assert_eq!(fleet.runs("web1"), 0);
+    assert_eq!(count(&central, "requested on collectd/web1/command"), 0);
+    assert!(
+        count(&central, "held back (inhibited: database down)") >= 1,
+        "{}",
+        central.log_text()
+    );
+    web1.putval("web1/postgresql/gauge-up N:1");
+    web1.putval("web1/app/gauge-up N:0");
+    wait_for("web1 to be repaired", || {
+        (fleet.runs("web1") == 1).then_some(())
+    });
+    assert_eq!(count(&central, "requested on collectd/web1/command"), 1);
 }
