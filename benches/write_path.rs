@@ -179,10 +179,26 @@ return { load_streak = function(m)
 end }"#,
     )
     .unwrap();
-    let (mut set, errors) = RuleSet::load_files(&[path], VmLimits::default());
-    assert!(errors.is_empty(), "{errors:?}");
+    // The same condition with the `monitor` helpers: a per-host streak
+    // (monitor.stable) and the pool's share (monitor.fleet), as
+    // rules/pool_load.lua.
+    let pool = dir.path().join("pool_load.lua");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/rules/pool_load.lua"),
+        &pool,
+    )
+    .unwrap();
+    let load = |file: &std::path::Path| {
+        let (set, errors) = RuleSet::load_files(&[file.to_path_buf()], VmLimits::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        set
+    };
     let mut group = c.benchmark_group("write_path/worker_fleet_load_streak_10000_evaluations");
-    for hosts in [100, 10_000] {
+    for (name, mut set, hosts) in [
+        ("hand_written", load(&path), 100),
+        ("hand_written", load(&path), 10_000),
+        ("monitor_helpers", load(&pool), 10_000),
+    ] {
         let frames: Vec<Vec<u8>> = (0..10)
             .map(|b| {
                 let mut batch = wire::BatchEncoder::new(0);
@@ -198,7 +214,7 @@ end }"#,
             })
             .collect();
         group.bench_with_input(
-            BenchmarkId::from_parameter(format!("{hosts}_hosts")),
+            BenchmarkId::from_parameter(format!("{name}_{hosts}_hosts")),
             &frames,
             |b, frames| {
                 let mut slot = Event::Metric(metric("", "", 0.0));
