@@ -550,6 +550,19 @@ mod tests {
     use super::*;
     use crate::events::DsType;
 
+    /// `metric()`'s series gone silent for `seconds`.
+    fn silent(seconds: f64) -> Event {
+        Event::Missing(Missing {
+            series: Metric {
+                values: Vec::new(),
+                dsnames: Vec::new(),
+                dstypes: Vec::new(),
+                ..metric()
+            },
+            silent_for: seconds,
+        })
+    }
+
     fn metric() -> Metric {
         Metric {
             host: "h".into(),
@@ -594,15 +607,7 @@ mod tests {
                 ("b".into(), MetaValue::Boolean(true)),
             ],
         };
-        let silent = Event::Missing(Missing {
-            series: Metric {
-                values: Vec::new(),
-                dsnames: Vec::new(),
-                dstypes: Vec::new(),
-                ..metric()
-            },
-            silent_for: 21.5,
-        });
+        let silent = silent(21.5);
         let events = vec![Event::Metric(metric()), Event::Notification(note), silent];
         let mut enc = BatchEncoder::new(42);
         for e in &events {
@@ -636,15 +641,7 @@ mod tests {
                 ("d".into(), MetaValue::Double(1.5)),
             ],
         };
-        let silent = Event::Missing(Missing {
-            series: Metric {
-                values: Vec::new(),
-                dsnames: Vec::new(),
-                dstypes: Vec::new(),
-                ..metric()
-            },
-            silent_for: 20.0,
-        });
+        let silent = silent(20.0);
         let events = vec![
             Event::Metric(metric()),
             Event::Notification(note),

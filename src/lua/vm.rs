@@ -755,6 +755,14 @@ mod tests {
         assert!(matches!(out[4], LuaValue::Num(n) if n == 2.5) && matches!(out[5], LuaValue::Nil));
     }
 
+    /// The function the chunk `source` returns.
+    fn function_of(vm: &mut Vm, source: &[u8]) -> LuaFunction {
+        match vm.run_chunk("t", source).unwrap().first() {
+            Some(LuaValue::Function(f)) => f.clone(),
+            other => panic!("not a function: {other:?}"),
+        }
+    }
+
     fn gauge(plugin_instance: &str, values: &[f64], dsnames: &[&str]) -> crate::events::Metric {
         use crate::events::{DsType, Value as V};
         crate::events::Metric {
@@ -774,15 +782,10 @@ mod tests {
     #[test]
     fn a_series_table_is_refilled_with_each_value_list_and_rebuilt_when_its_data_sources_change() {
         let mut vm = vm();
-        let out = vm
-            .run_chunk(
-                "t",
-                b"return function(m) return m.time, #m.values, m.values[1], m.values[2], m.dsnames[1], m.plugin_instance end",
-            )
-            .unwrap();
-        let LuaValue::Function(f) = &out[0] else {
-            panic!()
-        };
+        let f = &function_of(
+            &mut vm,
+            b"return function(m) return m.time, #m.values, m.values[1], m.values[2], m.dsnames[1], m.plugin_instance end",
+        );
         let mut call = |m: &crate::events::Metric| {
             let mut cache = EventTableCache::kept_per_series();
             let r = vm
@@ -854,15 +857,10 @@ mod tests {
     #[test]
     fn series_past_the_kept_ones_read_their_own_fields_from_the_one_spare_table() {
         let mut vm = vm();
-        let out = vm
-            .run_chunk(
-                "t",
-                b"return function(m) return m.host, m.plugin_instance, #m.values, m.values[1], m.values[2], m.dsnames[0], m.dsnames[1], m.dstypes[1] end",
-            )
-            .unwrap();
-        let LuaValue::Function(f) = &out[0] else {
-            panic!()
-        };
+        let f = &function_of(
+            &mut vm,
+            b"return function(m) return m.host, m.plugin_instance, #m.values, m.values[1], m.values[2], m.dsnames[0], m.dsnames[1], m.dstypes[1] end",
+        );
         let capacity = vm.series.capacity();
         let mut call = |m: &crate::events::Metric| {
             let mut cache = EventTableCache::kept_per_series();

@@ -81,6 +81,16 @@ fn metric(fields: &BTreeMap<String, LuaValue>) -> Result<Metric, String> {
         .collect();
     dsnames.resize_with(values.len(), || "value".to_string());
     Ok(Metric {
+        values,
+        dsnames,
+        dstypes,
+        ..series(fields)
+    })
+}
+
+/// A series' identity, `time` and `interval` (10 s when absent), no values.
+fn series(fields: &BTreeMap<String, LuaValue>) -> Metric {
+    Metric {
         host: text(fields, "host"),
         plugin: text(fields, "plugin"),
         plugin_instance: text(fields, "plugin_instance"),
@@ -88,29 +98,18 @@ fn metric(fields: &BTreeMap<String, LuaValue>) -> Result<Metric, String> {
         type_instance: text(fields, "type_instance"),
         time: number(fields, "time", 0.0),
         interval: number(fields, "interval", 10.0),
-        values,
-        dsnames,
-        dstypes,
-    })
+        ..Metric::default()
+    }
 }
 
 /// A silent series: its identity, `time` (its last value), `interval`
 /// and `silent_for` (twice the interval when absent, collectd's default
 /// `Timeout`).
 fn missing(fields: &BTreeMap<String, LuaValue>) -> Missing {
-    let interval = number(fields, "interval", 10.0);
+    let series = series(fields);
     Missing {
-        series: Metric {
-            host: text(fields, "host"),
-            plugin: text(fields, "plugin"),
-            plugin_instance: text(fields, "plugin_instance"),
-            type_: text(fields, "type"),
-            type_instance: text(fields, "type_instance"),
-            time: number(fields, "time", 0.0),
-            interval,
-            ..Metric::default()
-        },
-        silent_for: number(fields, "silent_for", 2.0 * interval),
+        silent_for: number(fields, "silent_for", 2.0 * series.interval),
+        series,
     }
 }
 

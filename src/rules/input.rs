@@ -16,9 +16,11 @@ use serde_json::Value;
 #[error("{0}")]
 pub struct InputError(String);
 
+/// A value list, or with `"kind": "missing"` a silent series (no values,
+/// and its `silent_for`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MetricInput {
+struct SeriesInput {
     #[serde(default)]
     host: String,
     #[serde(default)]
@@ -33,39 +35,29 @@ struct MetricInput {
     time: f64,
     #[serde(default = "ten")]
     interval: f64,
+    #[serde(default)]
     values: Vec<Value>,
     #[serde(default)]
     dsnames: Vec<String>,
     #[serde(default)]
     dstypes: Vec<DsType>,
+    silent_for: Option<f64>,
 }
 
-/// A silent series; the empty `values`, `dsnames` and `dstypes` of the
-/// plugin's debug line are accepted.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MissingInput {
-    #[serde(default)]
-    host: String,
-    #[serde(default)]
-    plugin: String,
-    #[serde(default)]
-    plugin_instance: String,
-    #[serde(rename = "type", default)]
-    type_: String,
-    #[serde(default)]
-    type_instance: String,
-    #[serde(default)]
-    time: f64,
-    #[serde(default = "ten")]
-    interval: f64,
-    silent_for: Option<f64>,
-    #[serde(default)]
-    values: [(); 0],
-    #[serde(default)]
-    dsnames: [(); 0],
-    #[serde(default)]
-    dstypes: [(); 0],
+impl SeriesInput {
+    /// The identity, time and interval, no values.
+    fn series(&self) -> Metric {
+        Metric {
+            host: self.host.clone(),
+            plugin: self.plugin.clone(),
+            plugin_instance: self.plugin_instance.clone(),
+            type_: self.type_.clone(),
+            type_instance: self.type_instance.clone(),
+            time: self.time,
+            interval: self.interval,
+            ..Metric::default()
+        }
+    }
 }
 
 fn ten() -> f64 {
@@ -110,21 +102,14 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
     match kind.as_deref() {
         None | Some("metric" | "notification") => {}
         Some("missing") => {
-            let m: MissingInput =
+            let m: SeriesInput =
                 serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
-            let _ = (m.values, m.dsnames, m.dstypes);
+            if !m.values.is_empty() {
+                return Err(InputError("a silent series has no `values`".into()));
+            }
             return Ok(Event::Missing(Missing {
                 silent_for: m.silent_for.unwrap_or(2.0 * m.interval),
-                series: Metric {
-                    host: m.host,
-                    plugin: m.plugin,
-                    plugin_instance: m.plugin_instance,
-                    type_: m.type_,
-                    type_instance: m.type_instance,
-                    time: m.time,
-                    interval: m.interval,
-                    ..Metric::default()
-                },
+                series: m.series(),
             }));
         }
         Some(other) => {
@@ -148,7 +133,15 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
             meta: n.meta,
         }));
     }
-    let m: MetricInput = serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
+    let m: SeriesInput = serde_json::from_value(value).map_err(|e| InputError(e.to_string()))?;
+    if m.values.is_empty() {
+        return Err(InputError("missing field `values`".into()));
+    }
+    if m.silent_for.is_some() {
+        return Err(InputError(
+            "`silent_for` belongs to a silent series (\"kind\": \"missing\")".into(),
+        ));
+    }
     let mut values = Vec::with_capacity(m.values.len());
     let mut dstypes = Vec::with_capacity(m.values.len());
     for (i, raw) in m.values.iter().enumerate() {
@@ -184,16 +177,10 @@ pub fn parse_input_line(line: &str) -> Result<Event, InputError> {
         })
         .collect();
     Ok(Event::Metric(Metric {
-        host: m.host,
-        plugin: m.plugin,
-        plugin_instance: m.plugin_instance,
-        type_: m.type_,
-        type_instance: m.type_instance,
-        time: m.time,
-        interval: m.interval,
         values,
         dsnames,
         dstypes,
+        ..m.series()
     }))
 }
 

@@ -6,7 +6,6 @@ use super::debounce::{State, Verdict};
 use super::file::{Decision, Fired, HandlerError, HandlerOutcome, Identity, RuleFile};
 use crate::events::{Metric, Missing, Notification};
 use crate::lua::VmLimits;
-use crate::task::CommandRef;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,7 +138,7 @@ impl RuleSet {
                     Some((_, n)) => *n += 1,
                     None => self.calls.push((Arc::clone(&outcome.handler), 1)),
                 }
-                let wants = match outcome.result {
+                let mut wants = match outcome.result {
                     Ok(w) => w,
                     Err((reason, limit)) => {
                         out.errors.push(HandlerError {
@@ -153,20 +152,16 @@ impl RuleSet {
                 // An inhibited decision goes out as such, past the debounce
                 // state: it is not carried out, so it spends no hit and
                 // starts no repeat interval.
-                if let Some(Decision {
-                    command: CommandRef { service, command },
-                    host,
-                    inhibited: Some(why),
-                }) = wants
-                {
-                    out.fired.push(Fired {
-                        handler: outcome.handler.to_string(),
-                        service,
-                        command,
-                        host,
-                        cooldown: outcome.policy.cooldown,
-                        inhibited: Some(why),
-                    });
+                let fired = |d: Decision| Fired {
+                    handler: outcome.handler.to_string(),
+                    service: d.command.service,
+                    command: d.command.command,
+                    host: d.host,
+                    cooldown: outcome.policy.cooldown,
+                    inhibited: d.inhibited,
+                };
+                if let Some(d) = wants.take_if(|d| d.inhibited.is_some()) {
+                    out.fired.push(fired(d));
                     continue;
                 }
                 // Plain handlers (the old API) act on every request; the
@@ -188,20 +183,8 @@ impl RuleSet {
                 let reason = match verdict {
                     Verdict::Clear => continue,
                     Verdict::Fire => {
-                        if let Some(Decision {
-                            command: CommandRef { service, command },
-                            host,
-                            ..
-                        }) = wants
-                        {
-                            out.fired.push(Fired {
-                                handler: outcome.handler.to_string(),
-                                service,
-                                command,
-                                host,
-                                cooldown: outcome.policy.cooldown,
-                                inhibited: None,
-                            });
+                        if let Some(d) = wants {
+                            out.fired.push(fired(d));
                         }
                         continue;
                     }
