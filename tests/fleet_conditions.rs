@@ -265,3 +265,114 @@ fn a_central_repair_is_held_while_the_hosts_database_is_down_and_sent_once_it_is
     });
     assert_eq!(count(&central, "requested on collectd/web1/command"), 1);
 }
+
+#[test]
+fn a_load_rise_on_three_of_four_hosts_gives_one_notification_and_no_command() {
+    let fleet = Fleet::new();
+    let port = free_port();
+    // The four web hosts are known from a host-key file (their values
+    // come from this test, signed as each host).
+    let public = std::fs::read_to_string(&fleet.trusted).unwrap();
+    let public = public.split_whitespace().nth(2).unwrap();
+    let keys = fleet.work.path().join("host-keys");
+    let lines: String = (1..=4)
+        .map(|i| format!("web{i} ed25519 {public}\n"))
+        .collect();
+    std::fs::write(&keys, lines).unwrap();
+    let mut central = fleet.central_rules(
+        "central",
+        port,
+        json!({"FleetHostKeys": keys}),
+        Vec::new(),
+        "",
+        &[("pool_load.lua", include_str!("../rules/pool_load.lua"))],
+    );
+    fleet.wait_known("central", 4);
+    let start = now() - 30.0;
+    for reading in 0..3 {
+        for i in 1..=4 {
+            let host = format!("web{i}");
+            let value = if i == 4 { 1.0 } else { 9.5 };
+            let password = common::central::password(&host);
+            send(
+                port,
+                &packets(
+                    &[Gauge {
+                        host: &host,
+                        plugin: "load",
+                        type_instance: "",
+                        value,
+                        time: start + f64::from(reading) * 10.0,
+                    }],
+                    Some((&host, &password)),
+                ),
+            );
+        }
+    }
+    let counter = |name: &str| {
+        fleet.status("central")["central"]["counters"]
+            .as_array()
+            .and_then(|c| c.iter().find(|p| p[0] == name))
+            .and_then(|p| p[1].as_f64())
+            .unwrap_or(0.0)
+    };
+    wait_for("the twelve value lists to be evaluated", || {
+        (counter("evaluations") >= 12.0).then_some(())
+    });
+    let line = central.wait_for_log("Notification: severity = WARNING");
+    assert!(
+        line.contains("pool_load.lua::metric::load_high")
+            && line.contains("web pool: 3 of 4 hosts loaded"),
+        "{line}"
+    );
+    // One notification for the three hosts that asked, and no request.
+    assert_eq!(
+        count(&central, "Notification: severity = WARNING"),
+        1,
+        "{}",
+        central.log_text()
+    );
+    assert_eq!(count(&central, "requested on collectd/"), 0);
+}
+
+#[test]
+fn a_local_notify_decision_dispatches_one_warning_a_minute_and_runs_nothing() {
+    let rules = tempfile::Builder::new()
+        .prefix("cm-rules")
+        .tempdir()
+        .unwrap();
+    std::fs::write(
+        rules.path().join("note.lua"),
+        r#"return { app_slow = function(m)
+  if m.plugin == "app" then
+    print("seen " .. m.values[1])
+    return { notify = "app slow: " .. m.values[1] }
+  end
+end }"#,
+    )
+    .unwrap();
+    let json = json!({
+        "LocalMonitorConfigDir": rules.path(),
+        "HelperPath": env!("CARGO_BIN_EXE_collectd-monitor"),
+        "Services": {},
+    });
+    let mut c = Collectd::start(CollectdSpec {
+        monitor_block: "MonitorConfigPath \"@CONFIG_JSON@\"".into(),
+        config_json: Some((json.to_string(), 0o600)),
+        ..CollectdSpec::default()
+    });
+    c.wait_for_log("note.lua: loaded");
+    c.putval("testhost/app/gauge-latency N:5");
+    let line = c.wait_for_log("Notification: severity = WARNING");
+    assert!(
+        line.contains("note.lua::metric::app_slow") && line.contains("app slow: 5"),
+        "{line}"
+    );
+    // A second request within the minute: evaluated, no second warning.
+    c.putval("testhost/app/gauge-latency N:6");
+    // A third value's print is reported after the second's decision.
+    c.putval("testhost/app/gauge-latency N:7");
+    c.wait_for_log("seen 7");
+    assert_eq!(count(&c, "notification: app slow"), 1);
+    assert_eq!(count(&c, "Notification: severity = WARNING"), 1);
+}

@@ -123,6 +123,8 @@ pub struct CentralDecision<'a> {
     pub time: Option<f64>,
     /// Why the rule holds the decision back itself, if it does.
     pub inhibited: Option<&'a str>,
+    /// A notification the rule asked for instead of a command.
+    pub notify: Option<&'a str>,
 }
 
 /// The decisions' state: guards, the known hosts, the other
@@ -364,8 +366,12 @@ impl Central {
             host,
             time,
             inhibited,
+            notify,
         } = decision;
         let path = file.display().to_string();
+        if let Some(text) = notify {
+            return self.notice(&path, handler, series, host, text);
+        }
         self.board.handler(
             &path,
             handler,
@@ -811,6 +817,42 @@ impl Central {
             type_instance: stopped.command.to_string(),
             meta: vec![],
         };
+        let _ = (self.notify)(&notification);
+    }
+
+    /// A rule asked for a notification instead of a command: dispatched
+    /// on this collectd, one a minute per handler (a storm across a pool
+    /// makes one, not one per host); no request goes out.
+    fn notice(&self, path: &str, handler: &str, series: &str, host: Option<&str>, text: &str) {
+        self.board.handler(
+            path,
+            handler,
+            HandlerEvent::Decision {
+                series: series.to_string(),
+                command: "notify".into(),
+            },
+        );
+        let admitted = self.fleet.lock().is_ok_and(|mut f| {
+            f.quiet.admit(
+                &format!("notify {handler}"),
+                "rule notifications",
+                Instant::now(),
+            )
+        });
+        if !admitted {
+            return;
+        }
+        let host = host.unwrap_or_else(|| series.split('/').next().unwrap_or_default());
+        info!(
+            "central: rule {handler} on {series}: notification: {}",
+            crate::collectd::one_line(text, 200)
+        );
+        let notification = crate::local::rule_notification(
+            host,
+            crate::local::CENTRAL_RESULT_PLUGIN,
+            handler,
+            text,
+        );
         let _ = (self.notify)(&notification);
     }
 

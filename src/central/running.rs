@@ -169,6 +169,7 @@ impl CentralRunning {
                         host,
                         time,
                         inhibited,
+                        notify,
                         ..
                     } => decide.fire(
                         file,
@@ -179,6 +180,7 @@ impl CentralRunning {
                             host: host.as_deref(),
                             time,
                             inhibited: inhibited.as_deref(),
+                            notify: notify.as_deref(),
                         },
                     ),
                     other => account.handle(file, other),

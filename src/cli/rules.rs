@@ -119,6 +119,10 @@ pub fn test(paths: &[PathBuf], input: &Path, config: Option<&Path>) -> Result<Ex
             say!("line {n}: {}: print: {printed}", file.display());
         }
         for (f, unknown) in e.fired.iter().zip(&o.unknown) {
+            if let Some(text) = &f.notify {
+                say!("line {n}: {} -> notify: {text}", f.handler);
+                continue;
+            }
             let note = match unknown {
                 Some(Unknown::Service) => " (config.json has no such service)",
                 Some(Unknown::Command) => " (config.json has no such command)",

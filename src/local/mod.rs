@@ -20,6 +20,6 @@ mod throttle;
 
 pub use engine::{Engine, EngineConfig};
 pub use respond::{NotificationSink, Responder};
-pub use result::{CENTRAL_RESULT_PLUGIN, result_notification};
+pub use result::{CENTRAL_RESULT_PLUGIN, result_notification, rule_notification};
 pub use routing::Router;
 pub use stats::{Figure, Stats};

@@ -5,7 +5,7 @@
 //! on threads of their own, so a hanging command blocks nothing else.
 
 use super::cooldown::{Cooldowns, Gate};
-use super::result::result_notification;
+use super::result::{RESULT_PLUGIN, result_notification, rule_notification};
 use super::stats::Stats;
 use super::throttle::Throttle;
 use crate::actions::{Ending, Runner, Summary};
@@ -43,6 +43,8 @@ pub struct Responder {
     cooldowns: Mutex<Cooldowns>,
     failures: Mutex<Throttle>,
     prints: Mutex<Throttle>,
+    /// Notifications rules asked for: one a minute per handler.
+    notices: Mutex<Throttle>,
     /// Set at collectd's shutdown: no new commands, no more notifications
     /// into a collectd that is tearing its plugins down.
     stopped: AtomicBool,
@@ -76,6 +78,7 @@ impl Responder {
             cooldowns: Mutex::new(Cooldowns::default()),
             failures: Mutex::new(Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60))),
             prints: Mutex::new(Throttle::new(PRINTS_PER_WINDOW, Duration::from_secs(10))),
+            notices: Mutex::new(Throttle::new(1, Duration::from_secs(60))),
             stopped: AtomicBool::new(false),
             pauses: None,
             history: None,
@@ -156,6 +159,35 @@ impl Responder {
             // rules repair this host.
             Report::Fired {
                 handler,
+                series,
+                notify: Some(text),
+                ..
+            } => {
+                // A notification instead of a command: one a minute per
+                // handler (a storm makes one, not one per host).
+                self.board.handler(
+                    &path,
+                    &handler,
+                    HandlerEvent::Decision {
+                        series: series.clone(),
+                        command: "notify".into(),
+                    },
+                );
+                if self.stopped.load(Ordering::SeqCst) || admit(&self.notices, &handler).is_none() {
+                    return;
+                }
+                let notification =
+                    rule_notification(&self.hostname, RESULT_PLUGIN, &handler, &text);
+                info!(
+                    "rule {handler} on {series}: notification: {}",
+                    crate::collectd::one_line(&text, 200)
+                );
+                if let Err(status) = (self.notify)(&notification) {
+                    error!("could not dispatch rule {handler}'s notification (status {status})");
+                }
+            }
+            Report::Fired {
+                handler,
                 service,
                 command,
                 series,
@@ -190,6 +222,7 @@ impl Responder {
                 cooldown,
                 time: _,
                 inhibited: None,
+                notify: None,
             } => {
                 self.board.handler(
                     &path,

@@ -48,6 +48,24 @@ pub fn result_notification(
     }
 }
 
+/// The notification a rule asked for instead of a command
+/// (`{notify = "text"}`): a warning from `handler` (its label as the
+/// type, as result notifications have it), the text as the message, cut
+/// to fit.
+pub fn rule_notification(host: &str, plugin: &str, handler: &str, text: &str) -> Notification {
+    Notification {
+        severity: Severity::Warning,
+        time: 0.0,
+        message: crate::collectd::truncate_utf8(text, MESSAGE_MAX_BYTES - 1).to_string(),
+        host: host.to_string(),
+        plugin: plugin.into(),
+        plugin_instance: String::new(),
+        type_: fit_type(handler, NAME_MAX_BYTES),
+        type_instance: String::new(),
+        meta: vec![],
+    }
+}
+
 /// The JSON message, with the output cut (on a character boundary, marked)
 /// so the whole text fits in `max` bytes and stays valid JSON.
 pub fn fit_message(task_id: u64, code: i64, output: &str, max: usize) -> String {

@@ -95,6 +95,8 @@ pub struct Fired {
     pub cooldown: Option<f64>,
     /// Why the handler holds its own decision back (`inhibited = "..."`).
     pub inhibited: Option<String>,
+    /// The text of a notification asked for instead of a command.
+    pub notify: Option<String>,
 }
 
 /// What a handler asked for: a command, and the host it is for when it
@@ -108,6 +110,10 @@ pub struct Decision {
     /// (`inhibited = "database down"`): reported and counted, not carried
     /// out, and no debounce state is spent on it.
     pub inhibited: Option<String>,
+    /// A notification instead of a command (`{notify = "text"}`; the
+    /// command is then empty): a storm across a pool alerts rather than
+    /// repairs.
+    pub notify: Option<String>,
 }
 
 /// A handler failed or returned something that is not a decision.
@@ -729,13 +735,29 @@ fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
     match returned.first() {
         None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => Ok(None),
         Some(LuaValue::Table(_, fields)) => {
-            let command = match (fields.get("service"), fields.get("command")) {
-                (Some(LuaValue::Str(service)), Some(LuaValue::Str(command))) => {
+            let notify = match fields.get("notify") {
+                None | Some(LuaValue::Nil) => None,
+                Some(LuaValue::Str(text)) => Some(text.clone()),
+                Some(other) => {
+                    return Err(format!(
+                        "returned a `notify` that is a {}, not a string",
+                        other.type_name()
+                    ));
+                }
+            };
+            let command = match (fields.get("service"), fields.get("command"), &notify) {
+                (Some(LuaValue::Str(service)), Some(LuaValue::Str(command)), None) => {
                     CommandRef::new(service, command)
+                }
+                (None, None, Some(_)) => CommandRef::new("", ""),
+                (_, _, Some(_)) => {
+                    return Err(
+                        "returned a table with both `notify` and `service`/`command`: a decision is a notification or a command".into(),
+                    );
                 }
                 _ => {
                     return Err(
-                        "returned a table without string fields `service` and `command`".into(),
+                        "returned a table without string fields `service` and `command` (or `notify`)".into(),
                     );
                 }
             };
@@ -763,11 +785,86 @@ fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
                 command,
                 host,
                 inhibited,
+                notify,
             }))
         }
         Some(other) => Err(format!(
             "returned a {}; expected nil or {{service = \"...\", command = \"...\"}}",
             other.type_name()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(fields: &[(&str, LuaValue)]) -> Vec<LuaValue> {
+        let map: BTreeMap<String, LuaValue> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let mut vm = Vm::new(VmLimits::default()).unwrap();
+        // Any table handle will do: `decision` reads the fields.
+        let LuaValue::Table(handle, _) = vm.run_chunk("t", b"return {}").unwrap().remove(0) else {
+            panic!()
+        };
+        vec![LuaValue::Table(handle, map)]
+    }
+
+    fn text(s: &str) -> LuaValue {
+        LuaValue::Str(s.into())
+    }
+
+    /// A decision is a command or a notification, never both; `inhibited`
+    /// and `notify` are strings.
+    #[test]
+    fn decisions_are_a_command_or_a_notification() {
+        let d = decision(&table(&[
+            ("service", text("app")),
+            ("command", text("restart")),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (d.command.to_string(), d.notify),
+            ("app/restart".into(), None)
+        );
+        let d = decision(&table(&[("notify", text("pool loaded"))]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.notify.as_deref(), Some("pool loaded"));
+        let d = decision(&table(&[
+            ("service", text("app")),
+            ("command", text("restart")),
+            ("inhibited", text("database down")),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(d.inhibited.as_deref(), Some("database down"));
+        let d = decision(&table(&[
+            ("service", text("app")),
+            ("command", text("restart")),
+            ("inhibited", LuaValue::Bool(false)),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(d.inhibited, None);
+        for bad in [
+            table(&[
+                ("notify", text("x")),
+                ("service", text("a")),
+                ("command", text("b")),
+            ]),
+            table(&[("notify", LuaValue::Int(1))]),
+            table(&[
+                ("service", text("a")),
+                ("command", text("b")),
+                ("inhibited", LuaValue::Int(1)),
+            ]),
+            table(&[("service", text("a"))]),
+        ] {
+            assert!(decision(&bad).is_err(), "{bad:?}");
+        }
     }
 }

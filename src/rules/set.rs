@@ -159,6 +159,7 @@ impl RuleSet {
                     host: d.host,
                     cooldown: outcome.policy.cooldown,
                     inhibited: d.inhibited,
+                    notify: d.notify,
                 };
                 if let Some(d) = wants.take_if(|d| d.inhibited.is_some()) {
                     out.fired.push(fired(d));

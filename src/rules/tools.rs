@@ -239,7 +239,7 @@ pub fn check_examples(files: &[PathBuf]) -> (Vec<ExampleVerdict>, Vec<LoadError>
                 got: evaluation
                     .fired
                     .iter()
-                    .filter(|f| f.inhibited.is_none())
+                    .filter(|f| f.inhibited.is_none() && f.notify.is_none())
                     .map(|f| format!("{}/{}", f.service, f.command))
                     .collect(),
                 errors,
@@ -354,6 +354,7 @@ pub fn dry_run(
             .fired
             .iter()
             .map(|f| {
+                f.notify.is_none().then_some(())?;
                 let service = services?.get(&f.service);
                 match service {
                     None => Some(Unknown::Service),

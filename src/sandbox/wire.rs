@@ -84,6 +84,10 @@ pub enum Report {
         /// field): counted and logged, not carried out.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         inhibited: Option<String>,
+        /// A notification asked for instead of a command (`service` and
+        /// `command` are then empty).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notify: Option<String>,
     },
     /// A handler's request was held back by its debounce options.
     Held { handler: String, reason: String },

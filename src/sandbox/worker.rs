@@ -228,6 +228,7 @@ fn reports(evaluation: Evaluation, event: &Event) -> Vec<Report> {
             host: f.host,
             cooldown: f.cooldown,
             inhibited: f.inhibited,
+            notify: f.notify,
             time: Some(match event {
                 Event::Metric(m) => m.time,
                 Event::Notification(n) => n.time,
