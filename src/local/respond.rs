@@ -165,14 +165,7 @@ impl Responder {
             } => {
                 // A notification instead of a command: one a minute per
                 // handler (a storm makes one, not one per host).
-                self.board.handler(
-                    &path,
-                    &handler,
-                    HandlerEvent::Decision {
-                        series: series.clone(),
-                        command: "notify".into(),
-                    },
-                );
+                self.decided(&path, &handler, &series, "notify".into());
                 if self.stopped.load(Ordering::SeqCst) || admit(&self.notices, &handler).is_none() {
                     return;
                 }
@@ -224,18 +217,23 @@ impl Responder {
                 inhibited: None,
                 notify: None,
             } => {
-                self.board.handler(
-                    &path,
-                    &handler,
-                    HandlerEvent::Decision {
-                        series: series.clone(),
-                        command: format!("{service}/{command}"),
-                    },
-                );
+                self.decided(&path, &handler, &series, format!("{service}/{command}"));
                 self.fire(&path, handler, service, command, &series, cooldown)
             }
             Report::Ready { .. } | Report::LoadFailed { .. } | Report::Fatal { .. } => {}
         }
+    }
+
+    /// `status`: the handler decided `command` on `series`.
+    fn decided(&self, path: &str, handler: &str, series: &str, command: String) {
+        self.board.handler(
+            path,
+            handler,
+            HandlerEvent::Decision {
+                series: series.to_string(),
+                command,
+            },
+        );
     }
 
     fn fire(

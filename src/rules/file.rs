@@ -729,22 +729,31 @@ fn filter(conditions: &BTreeMap<String, LuaValue>) -> Result<Vec<(String, FieldM
         .collect()
 }
 
+/// An optional string field of a decision: absent or nil is none, and
+/// `false` too where `false_is_none` (`inhibited = cond and "reason"`).
+fn optional_text(
+    fields: &BTreeMap<String, LuaValue>,
+    name: &str,
+    false_is_none: bool,
+) -> Result<Option<String>, String> {
+    match fields.get(name) {
+        None | Some(LuaValue::Nil) => Ok(None),
+        Some(LuaValue::Bool(false)) if false_is_none => Ok(None),
+        Some(LuaValue::Str(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!(
+            "returned a `{name}` that is a {}, not a string",
+            other.type_name()
+        )),
+    }
+}
+
 /// What a handler's return values mean: nil/false/nothing is "no action",
 /// `{service = "...", command = "..."}` a request.
 fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
     match returned.first() {
         None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => Ok(None),
         Some(LuaValue::Table(_, fields)) => {
-            let notify = match fields.get("notify") {
-                None | Some(LuaValue::Nil) => None,
-                Some(LuaValue::Str(text)) => Some(text.clone()),
-                Some(other) => {
-                    return Err(format!(
-                        "returned a `notify` that is a {}, not a string",
-                        other.type_name()
-                    ));
-                }
-            };
+            let notify = optional_text(fields, "notify", false)?;
             let command = match (fields.get("service"), fields.get("command"), &notify) {
                 (Some(LuaValue::Str(service)), Some(LuaValue::Str(command)), None) => {
                     CommandRef::new(service, command)
@@ -761,26 +770,8 @@ fn decision(returned: &[LuaValue]) -> Result<Option<Decision>, String> {
                     );
                 }
             };
-            let host = match fields.get("host") {
-                None | Some(LuaValue::Nil) => None,
-                Some(LuaValue::Str(host)) => Some(host.clone()),
-                Some(other) => {
-                    return Err(format!(
-                        "returned a `host` that is a {}, not a string",
-                        other.type_name()
-                    ));
-                }
-            };
-            let inhibited = match fields.get("inhibited") {
-                None | Some(LuaValue::Nil) | Some(LuaValue::Bool(false)) => None,
-                Some(LuaValue::Str(why)) => Some(why.clone()),
-                Some(other) => {
-                    return Err(format!(
-                        "returned an `inhibited` that is a {}, not a string (the reason) or nil",
-                        other.type_name()
-                    ));
-                }
-            };
+            let host = optional_text(fields, "host", false)?;
+            let inhibited = optional_text(fields, "inhibited", true)?;
             Ok(Some(Decision {
                 command,
                 host,
