@@ -16,6 +16,7 @@ mod math;
 mod numeral;
 mod ops;
 mod os;
+mod setindex;
 mod string;
 mod table;
 mod utf8;

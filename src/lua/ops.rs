@@ -612,6 +612,7 @@ pub(super) fn install<'gc>(ctx: Context<'gc>) -> Result<(), piccolo::Error<'gc>>
     g.set(ctx, h::POW, arithmetic(ctx, Arith::Pow))?;
     g.set(ctx, h::UNM, arithmetic(ctx, Arith::Unm))?;
     g.set(ctx, h::FOR_PREP, for_prep_callback(ctx))?;
+    g.set(ctx, h::SETINDEX, super::setindex::callback(ctx))?;
     Ok(())
 }
 

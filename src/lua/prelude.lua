@@ -433,6 +433,11 @@ do
   end
 end
 
+-- `t[k] = v` as the VM does it, for the cases `__setindex` (a file that
+-- removes keys, src/lua/setindex.rs) leaves to the VM: a `__newindex`
+-- for a new key, a value that is not a table.
+function __setindex_slow(t, k, v) t[k] = v end
+
 -- monitor: conditions over time and over many hosts (docs/rules.md,
 -- "Conditions over time and over the fleet"). Each helper is an object
 -- made once in the file and called per event; it keeps its state in the

@@ -36,6 +36,7 @@ mod literals;
 mod markers;
 mod methods;
 mod numeric;
+mod setindex;
 mod statements;
 
 use build::*;
@@ -111,6 +112,8 @@ pub mod helpers {
     pub const UNM: &str = "__op_unm";
     /// The three control values of a numeric `for`.
     pub const FOR_PREP: &str = "__for_prep";
+    /// `t[k] = v` in a file that removes keys (see `lua/setindex.rs`).
+    pub const SETINDEX: &str = "__setindex";
 }
 
 /// Why the front end refused a source: a syntax error, or a construct the
@@ -174,6 +177,7 @@ fn rewrite(source: &str, chunk: &str, library: bool) -> Result<String, FrontErro
         })?;
     let mut constants = Constants::default();
     constants.visit_ast(&ast);
+    let sets_through_helper = !library && setindex::removes_keys(&ast);
     let mut rewrites = Rewrites {
         chunk: chunk.to_string(),
         small_constants: constants.small(),
@@ -184,6 +188,7 @@ fn rewrite(source: &str, chunk: &str, library: bool) -> Result<String, FrontErro
             describe::Descriptions::of(&ast)
         },
         library,
+        sets_through_helper,
         error: None,
     };
     let out = rewrites.visit_ast(ast).to_string();
@@ -218,6 +223,9 @@ struct Rewrites {
     descriptions: describe::Descriptions,
     /// The library's own code (see [`rewrite_library`]).
     library: bool,
+    /// Index assignments go through `__setindex`: the file may remove
+    /// keys (see `setindex.rs`).
+    sets_through_helper: bool,
     /// The first construct the VM cannot run correctly.
     error: Option<FrontError>,
 }
@@ -556,8 +564,14 @@ impl VisitorMut for Rewrites {
     fn visit_stmt_end(&mut self, stmt: Stmt) -> Stmt {
         match stmt {
             Stmt::Assignment(a) if a.variables().len() > 1 => {
-                Stmt::Do(Box::new(split_assignment(a)))
+                let split = split_assignment(a);
+                Stmt::Do(Box::new(if self.sets_through_helper {
+                    setindex::through_helper_in(split)
+                } else {
+                    split
+                }))
             }
+            Stmt::Assignment(a) if self.sets_through_helper => setindex::through_helper(a),
             Stmt::NumericFor(f) if !has_integer_literal_controls(&f) => {
                 let at = self.position(f.for_token());
                 Stmt::Do(Box::new(prepared_for(*f, at)))
@@ -741,6 +755,36 @@ mod tests {
 
     fn rw(s: &str) -> String {
         rewrite_source(s, "t.lua").unwrap_or_else(|e| panic!("{s}: {e:?}"))
+    }
+
+    /// A file that may remove keys sends its index assignments through
+    /// `__setindex`; one that never does keeps the VM's assignments.
+    #[test]
+    fn index_assignments_go_through_the_helper_only_where_keys_are_removed() {
+        assert_eq!(rw("t.x = 1\nt[k] = 2"), "t.x = 1\nt[k] = 2");
+        assert_eq!(rw("t[1] = {}"), "t[1] = {}");
+        let out = rw("t.x = nil\nt[k] = 1\nf().y.z = 2\nx = nil");
+        for call in [
+            "__setindex(t, \"x\", nil",
+            "__setindex(t, k, 1",
+            "__setindex(f().y, \"z\", 2",
+        ] {
+            assert!(out.contains(call), "{out}");
+        }
+        assert!(
+            out.ends_with("x = nil") && out.matches('\n').count() == 3,
+            "{out}"
+        );
+        assert!(rw("t.x = v").contains("__setindex(t, \"x\", v)"));
+        assert!(rw("rawset(t, k, nil) t.y = 1").contains("__setindex(t, \"y\", 1)"));
+        // Line breaks after `=` are kept: the lines below keep their numbers.
+        assert_eq!(rw("t.x =\n nil\ny = 1").matches('\n').count(), 2);
+        let split = rw("a.x, a.y = a.y, nil");
+        assert!(
+            split.contains("__setindex(a, \"x\", __a1)")
+                && split.contains("__setindex(a, \"y\", __a2)"),
+            "{split}"
+        );
     }
 
     #[test]
