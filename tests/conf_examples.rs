@@ -196,7 +196,7 @@ fn run_snippet(snippet: &str) -> String {
 fn local_snippet_loads_cleanly() {
     let ready = run_snippet("conf/monitor-local.conf");
     assert!(
-        ready.contains("monitor/config.json") && ready.contains("3 services"),
+        ready.contains("monitor/config.json") && ready.contains("5 services"),
         "{ready}"
     );
 }
