@@ -13,12 +13,32 @@ use tokio::sync::mpsc;
 /// after the connection, or removed).
 const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
 
+/// What a presence says that may change while the host runs: its rule
+/// files, the pauses in force, its versions.
+pub(crate) type Said = (Option<u64>, Vec<String>, Option<crate::deploy::Versions>);
+
+fn said(settings: &RemoteSettings) -> Said {
+    (
+        settings.board.as_ref().map(|b| b.started_and_files().1),
+        pauses_in_force(settings),
+        settings.deployer.as_ref().map(|d| d.digest()),
+    )
+}
+
 /// The host's online status, when it has a `StatusTopic` (reads the rule
-/// files' digests: not on the event loop).
+/// files' digests: not on the event loop); what it says is remembered as
+/// the last announced.
 pub(super) fn online(settings: &RemoteSettings) -> Option<Outgoing> {
     let topic = settings.status_topic.as_ref()?;
     let board = settings.board.as_ref().map(|b| b.started_and_files());
     let versions = settings.deployer.as_ref().map(|d| d.digest());
+    if let Ok(mut announced) = settings.announced.lock() {
+        *announced = Some((
+            board.as_ref().map(|(_, files)| *files),
+            pauses_in_force(settings),
+            versions.clone(),
+        ));
+    }
     let online = Presence {
         hostname: settings.hostname.clone(),
         state: "online".into(),
@@ -83,33 +103,27 @@ pub(super) fn offline(settings: &RemoteSettings) -> Option<Outgoing> {
 
 /// Announces the presence again whenever the number of rule files (they
 /// load after the connection, which announced the count then), the
-/// pauses in force or the rule set change (a request that changes them
-/// sends it itself, before its answer: see `execute.rs`).
+/// pauses in force or the rule set differ from what the last presence
+/// said, whoever sent it (a request that changes them sends it itself,
+/// before its answer: see `execute.rs`; a rule set that rolls back by
+/// itself is seen here).
 pub(super) async fn refresh_presence(settings: RemoteSettings, results: mpsc::Sender<Outgoing>) {
     if settings.board.is_none() {
         return;
     }
-    let mut announced = None;
     let mut tick = tokio::time::interval(PRESENCE_REFRESH);
     loop {
         tick.tick().await;
         let s = settings.clone();
-        let before = announced.take();
         let looked = tokio::task::spawn_blocking(move || {
-            let said = (
-                s.board.as_ref().map(|b| b.started_and_files().1),
-                pauses_in_force(&s),
-                s.deployer.as_ref().map(|d| d.digest()),
-            );
-            // The first look only learns what the connection announced.
-            let changed = before.is_some_and(|b| b != said);
-            (said, changed.then(|| online(&s)).flatten())
+            let now = said(&s);
+            let last = s.announced.lock().ok().and_then(|a| a.clone());
+            // Before the connection's own presence, there is nothing to
+            // correct.
+            let changed = last.is_some_and(|last| last != now);
+            changed.then(|| online(&s)).flatten()
         });
-        let Ok((said, outgoing)) = looked.await else {
-            continue;
-        };
-        announced = Some(said);
-        if let Some(outgoing) = outgoing {
+        if let Ok(Some(outgoing)) = looked.await {
             let _ = results.send(outgoing).await;
         }
     }

@@ -73,6 +73,9 @@ pub struct RemoteSettings {
     /// For collectd.conf replacement; the plugin adds what only collectd
     /// knows (its command line, its PID file).
     pub replace: ReplaceContext,
+    /// What the last presence said of what may change (see
+    /// `announce.rs`), shared by everything that announces it.
+    pub(crate) announced: Arc<std::sync::Mutex<Option<announce::Said>>>,
 }
 
 impl RemoteSettings {
@@ -131,6 +134,7 @@ impl RemoteSettings {
             pauses: None,
             history: None,
             deployer: None,
+            announced: Arc::default(),
             trust: match &s.trusted_keys {
                 Some(path) => Some(Arc::new(
                     crate::auth::TrustedKeys::load(path)
