@@ -755,6 +755,15 @@ mod tests {
         assert!(matches!(out[4], LuaValue::Num(n) if n == 2.5) && matches!(out[5], LuaValue::Nil));
     }
 
+    /// `f` called with `m`'s table kept per series, its answers as text.
+    fn kept_call(vm: &mut Vm, f: &LuaFunction, m: &crate::events::Metric) -> String {
+        let mut cache = EventTableCache::kept_per_series();
+        let r = vm
+            .call_with_event(f, &mut cache, EventRef::Metric(m))
+            .unwrap();
+        format!("{r:?}")
+    }
+
     /// The function the chunk `source` returns.
     fn function_of(vm: &mut Vm, source: &[u8]) -> LuaFunction {
         match vm.run_chunk("t", source).unwrap().first() {
@@ -786,13 +795,7 @@ mod tests {
             &mut vm,
             b"return function(m) return m.time, #m.values, m.values[1], m.values[2], m.dsnames[1], m.plugin_instance end",
         );
-        let mut call = |m: &crate::events::Metric| {
-            let mut cache = EventTableCache::kept_per_series();
-            let r = vm
-                .call_with_event(f, &mut cache, EventRef::Metric(m))
-                .unwrap();
-            format!("{r:?}")
-        };
+        let mut call = |m: &crate::events::Metric| kept_call(&mut vm, f, m);
         let first = call(&gauge("a", &[1.0, 2.0], &["rx", "tx"]));
         let other_series = call(&gauge("b", &[7.0, 8.0], &["rx", "tx"]));
         let again = call(&gauge("a", &[3.0, 4.0], &["rx", "tx"]));
@@ -862,13 +865,7 @@ mod tests {
             b"return function(m) return m.host, m.plugin_instance, #m.values, m.values[1], m.values[2], m.dsnames[0], m.dsnames[1], m.dstypes[1] end",
         );
         let capacity = vm.series.capacity();
-        let mut call = |m: &crate::events::Metric| {
-            let mut cache = EventTableCache::kept_per_series();
-            let r = vm
-                .call_with_event(f, &mut cache, EventRef::Metric(m))
-                .unwrap();
-            format!("{r:?}")
-        };
+        let mut call = |m: &crate::events::Metric| kept_call(&mut vm, f, m);
         for i in 0..capacity {
             call(&gauge(&format!("kept-{i}"), &[1.0], &["value"]));
         }

@@ -32,10 +32,11 @@ pub(super) fn online(settings: &RemoteSettings) -> Option<Outgoing> {
     let topic = settings.status_topic.as_ref()?;
     let board = settings.board.as_ref().map(|b| b.started_and_files());
     let versions = settings.deployer.as_ref().map(|d| d.digest());
+    let pauses = pauses_in_force(settings);
     if let Ok(mut announced) = settings.announced.lock() {
         *announced = Some((
             board.as_ref().map(|(_, files)| *files),
-            pauses_in_force(settings),
+            pauses.clone(),
             versions.clone(),
         ));
     }
@@ -51,7 +52,7 @@ pub(super) fn online(settings: &RemoteSettings) -> Option<Outgoing> {
         config_push: Some(settings.config_push),
         signed_only: Some(settings.trust.is_some()),
         result_key: settings.result_key.as_ref().map(|k| k.public_base64()),
-        pauses: pauses_in_force(settings),
+        pauses,
         paused: settings
             .pauses
             .as_ref()
