@@ -282,10 +282,22 @@ mod tests {
         // A directory is no record either: moved aside, not warned about
         // at every scan.
         std::fs::create_dir(inbox(dir.path()).join("dir.json")).unwrap();
+        // The writer stores a record before it removes its file: wait for
+        // both, not for the first one seen.
+        let rest = || -> Vec<String> {
+            let mut left: Vec<String> = std::fs::read_dir(inbox(dir.path()))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.sort();
+            left
+        };
         let mut got = Vec::new();
-        for _ in 0..200 {
+        let mut left = Vec::new();
+        for _ in 0..600 {
             got = h.query(&Query::default()).unwrap();
-            if got.len() == 2 {
+            left = rest();
+            if got.len() == 2 && left.len() == 2 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -296,12 +308,6 @@ mod tests {
             kinds.contains(&"rule") && kinds.contains(&"config"),
             "{got:?}"
         );
-        let left: Vec<String> = std::fs::read_dir(inbox(dir.path()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        let mut left = left;
-        left.sort();
         assert_eq!(left, [".rejected-dir.json", ".rejected-junk.json"]);
         h.record(Record::new("remote", "a/b", "key ops"));
         assert!(h.flush(Duration::from_secs(10)));
