@@ -1,13 +1,15 @@
-//! The engine thread: takes events off the queue in batches, encodes each
-//! batch once and offers it to every rule file's worker; between batches it
+//! The engine thread: takes events off the queue in batches, gives each
+//! rule file the events it acts on (held until a frame is worth sending,
+//! see [`super::hold`]) and sends them to its worker; between batches it
 //! supervises the workers (readiness, deaths, hangs, restarts, quarantine)
 //! and picks up new, changed and removed rule files.
 
 use super::catalog::{self, Catalog, Change};
+use super::hold::Hold;
 use super::lifecycle::{Action, Input, Lifecycle, State};
 use super::routing::Router;
 use super::stats::Stats;
-use crate::events::batch::{Span, decode_batch, new_batch, scan, seal_batch};
+use crate::events::batch::{BATCH_HEADER, decode_batch, scan, seal_batch};
 use crate::events::{Batch, EventQueue, Received};
 use crate::lua::VmLimits;
 use crate::sandbox::{ReportSink, RestartPolicy, Routing, Worker, WorkerPhase, WorkerSpec};
@@ -68,6 +70,8 @@ struct Slot {
     active: Option<Running>,
     /// A new version loading beside the active one.
     candidate: Option<Worker>,
+    /// Events owed to the active worker, sent a frame at a time.
+    hold: Hold,
 }
 
 /// The engine thread's state: every rule file's worker, the directory as
@@ -108,7 +112,10 @@ impl Engine {
     pub fn run(mut self, events: &EventQueue) {
         let mut next_tick = Instant::now() + TICK;
         loop {
-            match events.take(TICK) {
+            let wait = self.next_due().map_or(TICK, |due| {
+                due.saturating_duration_since(Instant::now()).min(TICK)
+            });
+            match events.take(wait) {
                 Received::Batch(batch) => {
                     let small = batch.count < LINGER_BELOW;
                     self.fan_out(batch);
@@ -122,11 +129,15 @@ impl Engine {
                 Received::Closed => break,
             }
             let now = Instant::now();
+            self.send_due(Some(now));
             if now >= next_tick {
                 self.look_after(now);
                 next_tick = now + TICK;
             }
         }
+        // What is held still goes out: the workers finish it before they
+        // exit.
+        self.send_due(None);
         for slot in self.slots.values_mut() {
             if let Some(running) = &mut slot.active {
                 running.worker.stop();
@@ -134,14 +145,29 @@ impl Engine {
         }
     }
 
+    /// When the first file's held events are due.
+    fn next_due(&self) -> Option<Instant> {
+        self.slots.values().filter_map(|s| s.hold.due()).min()
+    }
+
+    /// Sends every file's held events that are due at `now` (`None`: all).
+    fn send_due(&mut self, now: Option<Instant>) {
+        for slot in self.slots.values_mut() {
+            if slot
+                .hold
+                .due()
+                .is_some_and(|due| now.is_none_or(|now| due <= now))
+            {
+                slot.send_held(&mut self.next_seq, &self.stats);
+            }
+        }
+    }
+
     fn fan_out(&mut self, batch: Batch) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let count = u64::from(batch.count);
         let mut frame = batch.frame;
-        seal_batch(&mut frame, seq, batch.count);
+        seal_batch(&mut frame, 0, batch.count);
         trace_events(&frame);
-        let frame = Arc::new(frame);
         // What each file acts on, as far as its worker said so.
         let mut changed = false;
         let routings: Vec<Option<Arc<Routing>>> = self
@@ -161,14 +187,20 @@ impl Engine {
             self.config.board.forget_matches();
         }
         // Where each event lies and whose it is, read once; then which
-        // files want it, once per series (a damaged batch goes to every
-        // worker whole).
-        // (Nothing to read when no worker routes: no rule files, or none
-        // ready yet.)
+        // files want it, once per series. (Nothing to read when no worker
+        // routes: no rule files, or none ready yet.)
         let seen_only = self.config.missing_seen_only;
-        let spans = (seen_only || routings.iter().any(Option::is_some))
-            .then(|| scan(&frame[4..]).ok())
-            .flatten();
+        let spans =
+            match (seen_only || routings.iter().any(Option::is_some)).then(|| scan(&frame[4..])) {
+                Some(Ok(spans)) => Some(spans),
+                Some(Err(e)) => {
+                    // Never seen: the plugin encodes every batch itself.
+                    error!("a batch of {count} events could not be read ({e}); dropped");
+                    Stats::add(&self.stats.sandbox_dropped, count);
+                    return;
+                }
+                None => None,
+            };
         let wants = spans
             .as_deref()
             .map(|spans| self.router.route(spans, &routings, seen_only));
@@ -176,31 +208,33 @@ impl Engine {
         Stats::add(&self.stats.silences, silences);
         Stats::add(&self.stats.silences_unseen, unseen);
         self.note_fresh_series(&routings);
+        let now = Instant::now();
+        let payload = &frame[4..];
         for (i, slot) in self.slots.values_mut().enumerate() {
-            match &mut slot.active {
-                Some(running) => {
-                    let (routed, n) = match (&spans, &wants, &routings[i]) {
-                        // (With `missing_seen_only`, a file that has not said
-                        // what it acts on yet still gets no unseen series'
-                        // silence.)
-                        (Some(spans), Some(wants), r) if r.is_some() || seen_only => {
-                            select(&frame, spans, wants, i, seq)
-                        }
-                        _ => (Arc::clone(&frame), batch.count),
-                    };
-                    if n == 0 {
-                        continue;
-                    }
-                    if running.worker.offer(&routed) {
-                        running.sent = seq + 1;
-                    } else {
-                        Stats::add(&self.stats.sandbox_dropped, u64::from(n));
-                    }
-                }
-                None if slot.lifecycle.expects_events() => {
+            if slot.active.is_none() {
+                if slot.lifecycle.expects_events() {
                     Stats::add(&self.stats.sandbox_dropped, count);
                 }
-                None => {}
+                continue;
+            }
+            match (&spans, &wants) {
+                // (With `missing_seen_only`, a file that has not said what
+                // it acts on yet still gets no unseen series' silence.)
+                (Some(spans), Some(wants)) if routings[i].is_some() || seen_only => {
+                    for (span, want) in spans.iter().zip(wants) {
+                        if want.get(i).copied().unwrap_or(true)
+                            && slot.hold.push(&payload[span.bytes.clone()], 1, now)
+                        {
+                            slot.send_held(&mut self.next_seq, &self.stats);
+                        }
+                    }
+                }
+                _ => {
+                    let events = &frame[BATCH_HEADER..];
+                    if slot.hold.push(events, batch.count, now) {
+                        slot.send_held(&mut self.next_seq, &self.stats);
+                    }
+                }
             }
         }
     }
@@ -417,6 +451,7 @@ impl Engine {
                             lifecycle,
                             active: None,
                             candidate: None,
+                            hold: Hold::default(),
                         },
                     );
                     self.carry_out(&path, actions, Instant::now());
@@ -441,6 +476,22 @@ impl Engine {
             file: path.to_path_buf(),
             limits: (self.config.limits)(path),
             user: self.config.user.clone(),
+        }
+    }
+}
+
+impl Slot {
+    /// Sends the held events to the active worker as one frame (counted
+    /// as dropped when it has none, or is behind).
+    fn send_held(&mut self, next_seq: &mut u64, stats: &Stats) {
+        let Some((frame, n)) = self.hold.take(*next_seq) else {
+            return;
+        };
+        let seq = *next_seq;
+        *next_seq += 1;
+        match &mut self.active {
+            Some(running) if running.worker.offer(&Arc::new(frame)) => running.sent = seq + 1,
+            _ => Stats::add(&stats.sandbox_dropped, u64::from(n)),
         }
     }
 }
@@ -478,28 +529,6 @@ impl Running {
             _ => self.stalled_since = Some((done, now)),
         }
     }
-}
-
-/// The events of a batch that file `i` wants, as a frame of their own,
-/// and how many.
-fn select(
-    frame: &[u8],
-    spans: &[Span<'_>],
-    wants: &[Arc<[bool]>],
-    i: usize,
-    seq: u64,
-) -> (Arc<Vec<u8>>, u32) {
-    let payload = &frame[4..];
-    let mut out = new_batch(payload.len() / 4);
-    let mut n = 0u32;
-    for (span, want) in spans.iter().zip(wants) {
-        if want.get(i).copied().unwrap_or(true) {
-            out.extend_from_slice(&payload[span.bytes.clone()]);
-            n += 1;
-        }
-    }
-    seal_batch(&mut out, seq, n);
-    (Arc::new(out), n)
 }
 
 /// The write path's debug trace (also how tests observe it); costs nothing

@@ -4,13 +4,15 @@
 //! recovery command from the config, and the result goes out as a collectd
 //! notification.
 //!
-//! collectd -> [`crate::events`] queue -> engine thread (batches, one frame
-//! per batch for all workers) -> workers -> report threads -> responder
-//! (cooldown, command runner) -> result notification.
+//! collectd -> [`crate::events`] queue -> engine thread (batches, routed
+//! and held per file, sent a frame per few dozen events) -> workers ->
+//! report threads -> responder (cooldown, command runner) -> result
+//! notification.
 
 mod catalog;
 mod cooldown;
 mod engine;
+mod hold;
 mod lifecycle;
 mod respond;
 mod result;
