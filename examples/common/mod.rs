@@ -53,6 +53,22 @@ pub fn ticks(stat_path: &str) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// CPU ticks of the threads of process `pid` whose name starts with
+/// `prefix` (the plugin's own threads inside collectd: `monitor-...`).
+pub fn thread_ticks(pid: u32, prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .map(|e| ticks(&e.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
 /// The processes whose parent is `pid`.
 pub fn children(pid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
