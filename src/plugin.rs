@@ -529,6 +529,7 @@ fn engine_config(s: &Settings, dir: Option<std::path::PathBuf>, board: Arc<Board
     EngineConfig {
         dir,
         missing_seen_only: false,
+        hold_for: Duration::ZERO,
         program: s.helper_path.clone(),
         policy: RestartPolicy {
             crash_limit: usize::try_from(s.rule_crash_limit).unwrap_or(usize::MAX),

@@ -155,6 +155,8 @@ impl CentralRunning {
         let queue = Arc::new(EventQueue::new(QUEUE_BYTES));
         let mut engine_config = (start.engine)(dir.clone(), Arc::clone(&board));
         engine_config.missing_seen_only = true;
+        // Central files each want a few of a batch's events: fill frames.
+        engine_config.hold_for = crate::local::CENTRAL_HOLD_FOR;
         let (engine_queue, engine_stats) = (Arc::clone(&queue), Arc::clone(&stats));
         let decide = Arc::clone(&central);
         let engine = std::thread::Builder::new()

@@ -1,8 +1,8 @@
 //! The engine thread: takes events off the queue in batches, gives each
-//! rule file the events it acts on (held until a frame is worth sending,
-//! see [`super::hold`]) and sends them to its worker; between batches it
-//! supervises the workers (readiness, deaths, hangs, restarts, quarantine)
-//! and picks up new, changed and removed rule files.
+//! rule file the events it acts on (centrally held until a frame is worth
+//! sending, see [`super::hold`]) and sends them to its worker; between
+//! batches it supervises the workers (readiness, deaths, hangs, restarts,
+//! quarantine) and picks up new, changed and removed rule files.
 
 use super::catalog::{self, Catalog, Change};
 use super::hold::Hold;
@@ -50,6 +50,9 @@ pub struct EngineConfig {
     /// lists of it (central rules: its queue takes only value lists that
     /// proved their host, so silence is believed of those series alone).
     pub missing_seen_only: bool,
+    /// How long a file's events may be held to fill a frame (see
+    /// [`super::hold`]; zero: each batch's are sent at once).
+    pub hold_for: Duration,
 }
 
 /// A worker and what the engine sent it.
@@ -451,7 +454,7 @@ impl Engine {
                             lifecycle,
                             active: None,
                             candidate: None,
-                            hold: Hold::default(),
+                            hold: Hold::new(self.config.hold_for),
                         },
                     );
                     self.carry_out(&path, actions, Instant::now());

@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 pub const HOLD_EVENTS: u32 = 1024;
 /// Bytes of events held at most before they are sent.
 pub const HOLD_BYTES: usize = 256 * 1024;
-/// How long the first of the held events waits at most: far below any
-/// collectd interval, so no rule reacts noticeably later.
-pub const HOLD_FOR: Duration = Duration::from_millis(20);
+/// How long a central engine holds a file's first event at most: far
+/// below any collectd interval. (A host's engine sends each batch at once:
+/// its files see few events, and its repairs react in milliseconds.)
+pub const CENTRAL_HOLD_FOR: Duration = Duration::from_millis(20);
 
 /// One file's held events.
-#[derive(Default)]
 pub struct Hold {
+    /// How long the first held event may wait.
+    hold_for: Duration,
     /// A frame from [`new_batch`] with the events appended; empty when
     /// nothing is held.
     frame: Vec<u8>,
@@ -28,6 +30,17 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// Holds events for at most `hold_for` (zero: until the engine's next
+    /// look, right after the batch that brought them).
+    pub fn new(hold_for: Duration) -> Hold {
+        Hold {
+            hold_for,
+            frame: Vec::new(),
+            count: 0,
+            since: None,
+        }
+    }
+
     /// Holds `count` encoded events (bytes as
     /// [`crate::events::batch::scan`] delimits them, one after the other).
     /// True when the hold is now full and should be sent.
@@ -48,7 +61,7 @@ impl Hold {
 
     /// When the held events are due to be sent (`None`: nothing held).
     pub fn due(&self) -> Option<Instant> {
-        self.since.map(|since| since + HOLD_FOR)
+        self.since.map(|since| since + self.hold_for)
     }
 
     /// The held events as a whole frame numbered `seq`, and how many;
@@ -97,13 +110,13 @@ mod tests {
     #[test]
     fn held_events_come_out_as_one_frame_in_order_when_due_or_full() {
         let t0 = Instant::now();
-        let mut hold = Hold::default();
+        let mut hold = Hold::new(CENTRAL_HOLD_FOR);
         assert_eq!(hold.due(), None);
         assert!(hold.take(7).is_none());
         assert!(!hold.push(&encoded(0), 1, t0));
         assert!(!hold.push(&encoded(1), 1, t0 + Duration::from_millis(5)));
         // Due counted from the first event, not the last.
-        assert_eq!(hold.due(), Some(t0 + HOLD_FOR));
+        assert_eq!(hold.due(), Some(t0 + CENTRAL_HOLD_FOR));
         let (frame, count) = hold.take(7).unwrap();
         assert_eq!(count, 2);
         assert_eq!(hold.due(), None);
@@ -126,8 +139,9 @@ mod tests {
             assert_eq!(full, i + 1 == HOLD_EVENTS);
         }
         assert!(full);
-        // Full by bytes.
-        let mut hold = Hold::default();
+        // Full by bytes; with no time to hold, due at once.
+        let mut hold = Hold::new(Duration::ZERO);
         assert!(hold.push(&vec![0u8; HOLD_BYTES], 1, t0));
+        assert_eq!(hold.due(), Some(t0));
     }
 }

@@ -5,9 +5,9 @@
 //! notification.
 //!
 //! collectd -> [`crate::events`] queue -> engine thread (batches, routed
-//! and held per file, sent a frame per few dozen events) -> workers ->
-//! report threads -> responder (cooldown, command runner) -> result
-//! notification.
+//! per file, a frame per file per batch; centrally held to fill frames)
+//! -> workers -> report threads -> responder (cooldown, command runner)
+//! -> result notification.
 
 mod catalog;
 mod cooldown;
@@ -21,6 +21,7 @@ mod stats;
 mod throttle;
 
 pub use engine::{Engine, EngineConfig};
+pub use hold::CENTRAL_HOLD_FOR;
 pub use respond::{NotificationSink, Responder};
 pub use result::{CENTRAL_RESULT_PLUGIN, result_notification, rule_notification};
 pub use routing::Router;
