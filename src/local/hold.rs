@@ -45,6 +45,10 @@ impl Hold {
     /// [`crate::events::batch::scan`] delimits them, one after the other).
     /// True when the hold is now full and should be sent.
     pub fn push(&mut self, events: &[u8], count: u32, now: Instant) -> bool {
+        if count == 0 {
+            // Nothing to hold (and nothing to wait for).
+            return self.full();
+        }
         if self.count == 0 {
             self.frame = new_batch(HOLD_BYTES.min(events.len() * 64));
             self.since = Some(now);
@@ -113,6 +117,8 @@ mod tests {
         let mut hold = Hold::new(CENTRAL_HOLD_FOR);
         assert_eq!(hold.due(), None);
         assert!(hold.take(7).is_none());
+        assert!(!hold.push(&[], 0, t0));
+        assert_eq!(hold.due(), None);
         assert!(!hold.push(&encoded(0), 1, t0));
         assert!(!hold.push(&encoded(1), 1, t0 + Duration::from_millis(5)));
         // Due counted from the first event, not the last.
