@@ -352,9 +352,25 @@ fn an_unreadable_new_pid_is_reported() {
 #[test]
 fn two_pushes_at_once_get_one_busy_answer() {
     let s = Setup::start(Value::Null, json!({}));
+    // The first push's stop waits for this file: the second push arrives
+    // while the first is under way, however busy the machine (without it,
+    // a slow machine could take the second after the first had finished).
+    let marker = s.work.path().join("hold-stop");
+    std::fs::write(&marker, "").unwrap();
+    let json_path = s.collectd.config_json.clone();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let pid_file = s.collectd.pid_file().display().to_string();
+    config["Services"]["collectd"] = json!({"commands": {
+        "stop": format!("while [ -e {} ]; do sleep 0.1; done; kill $(cat {pid_file})", marker.display()),
+    }});
+    std::fs::write(&json_path, config.to_string()).unwrap();
+    let mut s = s;
+    s.collectd.restart();
+    s.collectd.wait_for_log("listening for commands");
     let results = s.broker.subscribe(RESULTS, 100, &["-q", "1"]);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    for id in [501, 502] {
+    let publish = |id: u64| {
         let m = json!({"task_id": id, "timestamp": now, "config": s.good_config()}).to_string();
         assert!(
             s.broker
@@ -362,12 +378,23 @@ fn two_pushes_at_once_get_one_busy_answer() {
                 .status
                 .success()
         );
-    }
+    };
+    publish(501);
+    let lock = s.work.path().join("state/replace.lock");
+    wait_for("the helper to claim the lock", || {
+        let l: Value = serde_json::from_str(&std::fs::read_to_string(&lock).ok()?).ok()?;
+        l["helper_pid"].as_u64()
+    });
+    publish(502);
     // A result the broker had not confirmed when collectd stopped for the
     // restart is sent again after it (at least once): read until both tasks
-    // answered, and count each answer once.
+    // answered, and count each answer once. Once the second is answered,
+    // the first may go on.
     let both = |m: &[String]| {
         let ids: Vec<u64> = common::result_codes(m).iter().map(|(id, _)| *id).collect();
+        if ids.contains(&502) {
+            let _ = std::fs::remove_file(&marker);
+        }
         ids.contains(&501) && ids.contains(&502)
     };
     let mut codes = common::result_codes(&results.until(both));
