@@ -273,8 +273,15 @@ fn ghosts_stale_clocks_and_paused_hosts_spend_no_error_budget() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    web2.putval("web2/app/gauge-up N:0");
+    // Sent again every few seconds: on a loaded machine a decision may
+    // first be held for another passing reason (web2's presence said
+    // offline after a missed keep-alive, say); the pause must show.
+    let mut polls = 0;
     let status = wait_for("web2's decision held or refused", || {
+        if polls % 100 == 0 {
+            web2.putval("web2/app/gauge-up N:0");
+        }
+        polls += 1;
         let status = fleet.status("central");
         let g = guard(&status, "app/restart");
         let said = |list: &str| {
