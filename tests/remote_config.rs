@@ -58,6 +58,47 @@ impl Setup {
         }
     }
 
+    /// The same, with a `Services.collectd` stop command that waits while
+    /// the returned file exists (the test decides when a push goes on).
+    fn start_with_held_stop() -> (Setup, PathBuf) {
+        let mut s = Setup::start(Value::Null, json!({}));
+        let marker = s.work.path().join("hold-stop");
+        std::fs::write(&marker, "").unwrap();
+        let json_path = s.collectd.config_json.clone();
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        let pid_file = s.collectd.pid_file().display().to_string();
+        config["Services"]["collectd"] = json!({"commands": {
+            "stop": format!("while [ -e {} ]; do sleep 0.1; done; kill $(cat {pid_file})", marker.display()),
+        }});
+        std::fs::write(&json_path, config.to_string()).unwrap();
+        s.collectd.restart();
+        s.collectd.wait_for_log("listening for commands");
+        (s, marker)
+    }
+
+    /// Publishes a push of the good config as task `id`, without waiting
+    /// for its result.
+    fn publish_push(&self, id: u64) {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let m = json!({"task_id": id, "timestamp": now, "config": self.good_config()}).to_string();
+        assert!(
+            self.broker
+                .publish(COMMANDS, &m, &["-q", "1"])
+                .status
+                .success()
+        );
+    }
+
+    /// The pid of the replacement helper once it holds the lock.
+    fn helper_with_lock(&self) -> u64 {
+        let lock = self.work.path().join("state/replace.lock");
+        wait_for("the helper to claim the lock", || {
+            let l: Value = serde_json::from_str(&std::fs::read_to_string(&lock).ok()?).ok()?;
+            l["helper_pid"].as_u64()
+        })
+    }
+
     fn conf_text(&self) -> String {
         std::fs::read_to_string(self.collectd.conf_path()).unwrap()
     }
@@ -351,41 +392,14 @@ fn an_unreadable_new_pid_is_reported() {
 
 #[test]
 fn two_pushes_at_once_get_one_busy_answer() {
-    let s = Setup::start(Value::Null, json!({}));
-    // The first push's stop waits for this file: the second push arrives
+    // The first push's stop waits for the marker: the second push arrives
     // while the first is under way, however busy the machine (without it,
     // a slow machine could take the second after the first had finished).
-    let marker = s.work.path().join("hold-stop");
-    std::fs::write(&marker, "").unwrap();
-    let json_path = s.collectd.config_json.clone();
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    let pid_file = s.collectd.pid_file().display().to_string();
-    config["Services"]["collectd"] = json!({"commands": {
-        "stop": format!("while [ -e {} ]; do sleep 0.1; done; kill $(cat {pid_file})", marker.display()),
-    }});
-    std::fs::write(&json_path, config.to_string()).unwrap();
-    let mut s = s;
-    s.collectd.restart();
-    s.collectd.wait_for_log("listening for commands");
+    let (s, marker) = Setup::start_with_held_stop();
     let results = s.broker.subscribe(RESULTS, 100, &["-q", "1"]);
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let publish = |id: u64| {
-        let m = json!({"task_id": id, "timestamp": now, "config": s.good_config()}).to_string();
-        assert!(
-            s.broker
-                .publish(COMMANDS, &m, &["-q", "1"])
-                .status
-                .success()
-        );
-    };
-    publish(501);
-    let lock = s.work.path().join("state/replace.lock");
-    wait_for("the helper to claim the lock", || {
-        let l: Value = serde_json::from_str(&std::fs::read_to_string(&lock).ok()?).ok()?;
-        l["helper_pid"].as_u64()
-    });
-    publish(502);
+    s.publish_push(501);
+    s.helper_with_lock();
+    s.publish_push(502);
     // A result the broker had not confirmed when collectd stopped for the
     // restart is sent again after it (at least once): read until both tasks
     // answered, and count each answer once. Once the second is answered,
@@ -405,33 +419,9 @@ fn two_pushes_at_once_get_one_busy_answer() {
 
 #[test]
 fn a_killed_helper_does_not_block_the_next_push() {
-    let s = Setup::start(Value::Null, json!({}));
-    let marker = s.work.path().join("hang");
-    std::fs::write(&marker, "").unwrap();
-    let json_path = s.collectd.config_json.clone();
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    let pid_file = s.collectd.pid_file().display().to_string();
-    config["Services"]["collectd"] = json!({"commands": {
-        "stop": format!("while [ -e {} ]; do sleep 0.1; done; kill $(cat {pid_file})", marker.display()),
-    }});
-    std::fs::write(&json_path, config.to_string()).unwrap();
-    let mut s = s;
-    s.collectd.restart();
-    s.collectd.wait_for_log("listening for commands");
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let m = json!({"task_id": 601, "timestamp": now, "config": s.good_config()}).to_string();
-    assert!(
-        s.broker
-            .publish(COMMANDS, &m, &["-q", "1"])
-            .status
-            .success()
-    );
-    let lock = s.work.path().join("state/replace.lock");
-    let helper = wait_for("the helper to claim the lock", || {
-        let l: Value = serde_json::from_str(&std::fs::read_to_string(&lock).ok()?).ok()?;
-        l["helper_pid"].as_u64()
-    });
+    let (mut s, marker) = Setup::start_with_held_stop();
+    s.publish_push(601);
+    let helper = s.helper_with_lock();
     Command::new("kill")
         .args(["-9", &helper.to_string()])
         .status()
